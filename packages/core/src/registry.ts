@@ -1,0 +1,65 @@
+import type { Observable } from 'rxjs';
+import type { Service } from './service.js';
+
+/** An entry this node owns in a registry, as last written. */
+export interface RegistryEntry {
+  readonly id: string;
+  readonly name: string;
+  /**
+   * The stored state in the adapter's own canonical form: equal to `fingerprint(service)` exactly when writing
+   * `service` again would change nothing (same bytes, same lease/session). Lets the reconciler write nothing
+   * on a resync when the registry already matches.
+   */
+  readonly fingerprint: string;
+}
+
+/** Why an adapter's entries are gone and must all be registered again. */
+export interface LivenessLoss {
+  readonly reason: string;
+}
+
+/**
+ * The contract every registry adapter implements. An adapter knows nothing of Docker: it stores services,
+ * keeps them alive (lease, session, TTL check) and reports when that liveness was lost.
+ *
+ * All methods may reject with a `RegistryError`; the caller retries. `register` is an idempotent upsert and
+ * `deregister` of an unknown id succeeds.
+ */
+export interface Registry {
+  /** `etcd`, `zookeeper` or `consul`. */
+  readonly backend: string;
+  /** Where it writes, for logs and metrics; never contains credentials. */
+  readonly target: string;
+  /** The node id whose entries this adapter reads and writes; nothing else is ever touched. */
+  readonly nodeId: string;
+  /**
+   * True when the registry can present unhealthy services as such (Consul's checks). When false the caller
+   * registers only `passing` services and removes the others.
+   */
+  readonly mirrorsHealth: boolean;
+  /** Emits whenever every entry was lost at once (etcd lease, ZooKeeper session, Consul agent state). */
+  readonly lost$: Observable<LivenessLoss>;
+
+  fingerprint(service: Service): string;
+  register(service: Service): Promise<void>;
+  deregister(id: string): Promise<void>;
+  /** Every entry owned by `nodeId`, read from the registry itself. */
+  list(): Promise<RegistryEntry[]>;
+  /**
+   * Stop liveness and release resources the adapter owns. With `deregister: true` remove every entry first;
+   * otherwise entries stay until their TTL runs out.
+   */
+  close(options?: { deregister?: boolean }): Promise<void>;
+}
+
+/** What the CLI hands an adapter's URI factory besides the URI itself. */
+export interface RegistryUriContext {
+  readonly nodeId: string;
+  /** Liveness TTL in seconds (`--ttl`). */
+  readonly ttl: number;
+  /** Heartbeat interval in seconds (`--ttl-refresh`); adapters default to ttl/3. */
+  readonly ttlRefresh?: number;
+  readonly logger: import('./logger.js').Logger;
+  /** Where credentials come from (`process.env` in the CLI); never argv. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
