@@ -8,7 +8,22 @@ export const TEST_IMAGE = 'registrar-test:busybox';
 
 export const docker = new Docker();
 
-const APPLETS = ['sh', 'sleep', 'httpd', 'wget', 'cat', 'echo', 'ls', 'nc', 'true', 'false', 'touch', 'rm', 'kill', 'test'];
+const APPLETS = [
+  'sh',
+  'sleep',
+  'httpd',
+  'wget',
+  'cat',
+  'echo',
+  'ls',
+  'nc',
+  'true',
+  'false',
+  'touch',
+  'rm',
+  'kill',
+  'test',
+];
 
 /** Build the test image unless it exists. Needs `/bin/busybox` from Debian's busybox-static. */
 export async function ensureTestImage(): Promise<string> {
@@ -19,7 +34,8 @@ export async function ensureTestImage(): Promise<string> {
     // build below
   }
   const busybox = '/bin/busybox';
-  if (!existsSync(busybox)) throw new Error('busybox-static is not installed (apt-get install busybox-static)');
+  if (!existsSync(busybox))
+    throw new Error('busybox-static is not installed (apt-get install busybox-static)');
   const dir = tempDir('image');
   try {
     mkdirSync(`${dir}/bin`, { recursive: true });
@@ -38,5 +54,12 @@ export async function ensureTestImage(): Promise<string> {
 /** Remove every container carrying `label` (test clean-up). */
 export async function removeLabelled(label: string) {
   const list = await docker.listContainers({ all: true, filters: { label: [label] } });
-  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  await Promise.all(
+    list.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
 }

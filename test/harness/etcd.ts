@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:tls';
 import { freePort, until } from './net.js';
 import { removeDir, startProcess, tempDir, type ServerProcess } from './process.js';
 
@@ -13,11 +15,27 @@ export interface EtcdServer {
   close(): Promise<void>;
 }
 
-export async function startEtcd(): Promise<EtcdServer> {
+/** Serve clients over TLS with these PEM files; `clientCertAuth` also demands client certificates signed by `ca`. */
+export interface EtcdTlsFiles {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+  readonly clientCertAuth?: boolean;
+}
+
+export async function startEtcd(options: { tls?: EtcdTlsFiles } = {}): Promise<EtcdServer> {
   const dir = tempDir('etcd');
   const port = await freePort();
   const peerPort = await freePort();
-  const endpoint = `http://127.0.0.1:${port}`;
+  const { tls } = options;
+  const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const tlsArgs = tls
+    ? [
+        `--cert-file=${tls.cert}`,
+        `--key-file=${tls.key}`,
+        ...(tls.clientCertAuth ? ['--client-cert-auth', `--trusted-ca-file=${tls.ca}`] : []),
+      ]
+    : [];
   const launch = async () => {
     const proc = startProcess(
       process.env.ETCD_BIN ?? 'etcd',
@@ -31,11 +49,13 @@ export async function startEtcd(): Promise<EtcdServer> {
         `--initial-cluster=t=http://127.0.0.1:${peerPort}`,
         '--logger=zap',
         '--log-level=warn',
+        ...tlsArgs,
       ],
       { dir, name: 'etcd' },
     );
     await until(`etcd on ${endpoint}`, async () => {
       if (proc.child.exitCode !== null) throw new Error(`etcd exited; see ${proc.logFile}`);
+      if (tls) return tlsHandshake(port, tls);
       const res = await fetch(`${endpoint}/health`);
       return res.ok;
     });
@@ -61,4 +81,22 @@ export async function startEtcd(): Promise<EtcdServer> {
     },
   };
   return server;
+}
+
+/** Ready means a TLS handshake with the server's CA succeeds (fetch cannot trust a private CA). */
+function tlsHandshake(port: number, tls: EtcdTlsFiles): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({
+      host: '127.0.0.1',
+      port,
+      ca: readFileSync(tls.ca),
+      ...(tls.clientCertAuth && { cert: readFileSync(tls.cert), key: readFileSync(tls.key) }),
+      ALPNProtocols: ['h2'],
+    });
+    socket.once('secureConnect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }

@@ -10,3 +10,29 @@ export {
   RegistrySessionLostError,
 } from './errors.js';
 export type { Derivation, DeriveOptions } from './derive.js';
+export { COMPOSE_SERVICE_LABEL, containerName, deriveServices, imageBaseName } from './derive.js';
+export type { LabelScope, PortSettings, ServiceLabels } from './labels.js';
+export {
+  MAX_LABEL_VALUE_BYTES,
+  MAX_SERVICE_NAME_LENGTH,
+  collectSettings,
+  isTruthy,
+  isValidServiceName,
+  namesAnyService,
+  parseServiceLabels,
+  parseTags,
+  settingsFor,
+} from './labels.js';
+export type { HostPort, RegistryUri } from './uri.js';
+export { formatHostPort, parseRegistryUri } from './uri.js';
+export type { BackoffOptions } from './backoff.js';
+export { backoffDelay, defaultBackoff } from './backoff.js';
+export type { ReconcilePlan } from './diff.js';
+export { planReconcile } from './diff.js';
+export { coalesceWhileBusy } from './operators.js';
+export type { DockerApi, DockerHint, DockerSourceOptions } from './docker-source.js';
+export { dockerHints } from './docker-source.js';
+export type { ReconcilerObserver, ReconcilerOptions, RegistryOp } from './reconciler.js';
+export { Reconciler } from './reconciler.js';
+export type { BridgeObserver, BridgeOptions, BridgeStatus, DeregisterMode } from './bridge.js';
+export { Bridge, createBridge } from './bridge.js';

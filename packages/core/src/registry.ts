@@ -1,4 +1,5 @@
 import type { Observable } from 'rxjs';
+import type { Logger } from './logger.js';
 import type { Service } from './service.js';
 
 /** An entry this node owns in a registry, as last written. */
@@ -59,7 +60,7 @@ export interface RegistryUriContext {
   readonly ttl: number;
   /** Heartbeat interval in seconds (`--ttl-refresh`); adapters default to ttl/3. */
   readonly ttlRefresh?: number;
-  readonly logger: import('./logger.js').Logger;
+  readonly logger: Logger;
   /** Where credentials come from (`process.env` in the CLI); never argv. */
   readonly env: Readonly<Record<string, string | undefined>>;
 }

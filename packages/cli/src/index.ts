@@ -1,0 +1,3 @@
+export type { CliConfig, LogFormat } from './options.js';
+export { buildProgram, parseCli } from './options.js';
+export { run } from './run.js';

@@ -1,0 +1,173 @@
+import { createServer, type Server } from 'node:http';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
+import type { Bridge, BridgeObserver, Registry } from '@registrar/core';
+
+/** Prometheus metrics fed by the bridge's observer hooks. */
+export class Metrics {
+  readonly registry = new PromRegistry();
+  private readonly reachable = new Map<string, boolean>();
+  private dockerConnected = false;
+
+  private readonly ops = new Counter({
+    name: 'registrar_registry_operations_total',
+    help: 'Registry writes by backend, target, operation and outcome',
+    labelNames: ['backend', 'target', 'op', 'outcome'],
+    registers: [this.registry],
+  });
+  private readonly opSeconds = new Histogram({
+    name: 'registrar_registry_operation_seconds',
+    help: 'Latency of registry writes',
+    labelNames: ['backend', 'target', 'op'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  private readonly passes = new Counter({
+    name: 'registrar_reconcile_runs_total',
+    help: 'Reconcile passes per registry',
+    labelNames: ['backend', 'target'],
+    registers: [this.registry],
+  });
+  private readonly drift = new Counter({
+    name: 'registrar_reconcile_drift_total',
+    help: 'Writes planned by reconcile passes (registry differed from the desired set)',
+    labelNames: ['backend', 'target'],
+    registers: [this.registry],
+  });
+  private readonly losses = new Counter({
+    name: 'registrar_liveness_losses_total',
+    help: 'Lease / session / agent state losses that forced a full re-registration',
+    labelNames: ['backend', 'target'],
+    registers: [this.registry],
+  });
+  private readonly events = new Counter({
+    name: 'registrar_docker_events_total',
+    help: 'Docker events received, by action',
+    labelNames: ['action'],
+    registers: [this.registry],
+  });
+  private readonly eventLag = new Histogram({
+    name: 'registrar_docker_event_lag_seconds',
+    help: 'Delay between a Docker event and its arrival at the bridge',
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+  private readonly reconnects = new Counter({
+    name: 'registrar_docker_reconnects_total',
+    help: 'Times the Docker event stream was lost and had to be reopened',
+    registers: [this.registry],
+  });
+
+  constructor(bridge: () => Bridge | undefined, registries: readonly Registry[]) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'registrar_' });
+    new Gauge({
+      name: 'registrar_services',
+      help: 'Services this node wants registered (desired set)',
+      registers: [this.registry],
+      collect() {
+        this.set(bridge()?.status().services ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'registrar_containers',
+      help: 'Running containers the bridge tracks',
+      registers: [this.registry],
+      collect() {
+        this.set(bridge()?.status().containers ?? 0);
+      },
+    });
+    const reachable = this.reachable;
+    new Gauge({
+      name: 'registrar_registry_up',
+      help: '1 when the last call to the registry succeeded',
+      labelNames: ['backend', 'target'],
+      registers: [this.registry],
+      collect() {
+        for (const r of registries) {
+          this.set({ backend: r.backend, target: r.target }, reachable.get(r.target) ? 1 : 0);
+        }
+      },
+    });
+  }
+
+  readonly observer: BridgeObserver = {
+    onPass: (r, drift) => {
+      this.passes.inc(labels(r));
+      this.drift.inc(labels(r), drift);
+    },
+    onOp: (r, op, outcome, seconds) => {
+      this.ops.inc({ ...labels(r), op: op.type, outcome });
+      if (outcome !== 'dry-run') this.opSeconds.observe({ ...labels(r), op: op.type }, seconds);
+    },
+    onLost: (r) => this.losses.inc(labels(r)),
+    onReachable: (r, up) => this.reachable.set(r.target, up),
+    onDockerConnection: (connected) => {
+      if (this.dockerConnected && !connected) this.reconnects.inc();
+      this.dockerConnected = connected;
+    },
+    onDockerEvent: (action, lag) => {
+      this.events.inc({ action: action.split(':')[0] ?? action });
+      this.eventLag.observe(lag);
+    },
+  };
+
+  /** Ready: the Docker stream is connected, the first inventory is in and every registry answered. */
+  ready(bridge: Bridge | undefined, registries: readonly Registry[]): { ok: boolean; detail: object } {
+    const status = bridge?.status();
+    const backends = Object.fromEntries(
+      registries.map((r) => [r.target, this.reachable.get(r.target) === true]),
+    );
+    const ok =
+      status !== undefined &&
+      status.dockerConnected &&
+      status.inventoryComplete &&
+      Object.values(backends).every(Boolean);
+    return {
+      ok,
+      detail: {
+        docker: status?.dockerConnected ?? false,
+        inventory: status?.inventoryComplete ?? false,
+        backends,
+      },
+    };
+  }
+}
+
+const labels = (r: Registry) => ({ backend: r.backend, target: r.target });
+
+/** `/metrics`, `/healthz` (process alive), `/readyz` (see `Metrics.ready`). */
+export async function serveMetrics(
+  address: { host: string; port: number },
+  metrics: Metrics,
+  readiness: () => { ok: boolean; detail: object },
+): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (body) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(body);
+        },
+        (error: unknown) => {
+          res.writeHead(500);
+          res.end(String(error));
+        },
+      );
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok\n');
+    } else if (path === '/readyz') {
+      const { ok, detail } = readiness();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(`${JSON.stringify({ ready: ok, ...detail })}\n`);
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found: try /metrics, /healthz or /readyz\n');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address.port, address.host, () => resolve());
+  });
+  return server;
+}

@@ -1,0 +1,194 @@
+import { Command, CommanderError, Option } from 'commander';
+import { isIP } from 'node:net';
+import { ConfigError, type DeregisterMode } from '@registrar/core';
+
+export type LogFormat = 'json' | 'pretty';
+
+/** Everything the daemon was asked to do, validated. */
+export interface CliConfig {
+  readonly uris: readonly string[];
+  readonly ip?: string;
+  readonly internal: boolean;
+  readonly network?: string;
+  readonly tags: readonly string[];
+  readonly ttl: number;
+  readonly ttlRefresh?: number;
+  readonly resync: number;
+  readonly cleanup: boolean;
+  readonly explicit: boolean;
+  readonly deregister: DeregisterMode;
+  readonly deregisterOnExit: boolean;
+  readonly nodeId?: string;
+  readonly dryRun: boolean;
+  readonly metricsAddr?: { host: string; port: number };
+  readonly logLevel: string;
+  readonly logFormat: LogFormat;
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+const envName = (long: string) => `REGISTRAR_${long.replace(/-/g, '_').toUpperCase()}`;
+
+/**
+ * `--name <v>` ↔ `REGISTRAR_NAME`: every option is also read from the environment. Boolean flags are read
+ * from it by `envFlag` instead, because commander treats any value, even `false`, as set.
+ */
+const opt = (flags: string, description: string) => {
+  const long = /--([a-z-]+)/.exec(flags)?.[1] ?? '';
+  const option = new Option(flags, description);
+  return flags.includes('<') ? option.env(envName(long)) : option;
+};
+
+function envFlag(long: string, env: NodeJS.ProcessEnv): boolean | undefined {
+  const value = env[envName(long)]?.trim().toLowerCase();
+  if (value === undefined || value === '') return undefined;
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  return fail(`invalid ${envName(long)} "${value}": expected true or false`);
+}
+
+export function buildProgram(): Command {
+  return new Command('registrar')
+    .description('Mirror the services of Docker containers into Consul, etcd or ZooKeeper.')
+    .argument(
+      '<registry-uri...>',
+      'etcd://host:port[,host:port]/prefix | zookeeper://hosts/base | consul://host:port',
+    )
+    .addOption(opt('--ip <addr>', 'address to advertise for published ports'))
+    .addOption(opt('--internal', "advertise the container's own IP and exposed port"))
+    .addOption(opt('--network <name>', "which container network's IP to use"))
+    .addOption(opt('--tags <list>', 'comma-separated tags added to every service'))
+    .addOption(opt('--ttl <seconds>', 'liveness TTL of every registration').default('15'))
+    .addOption(opt('--ttl-refresh <seconds>', 'heartbeat interval (default: ttl/3)'))
+    .addOption(opt('--resync <seconds>', 'periodic full reconcile; 0 disables').default('300'))
+    .addOption(opt('--cleanup', "remove this node's registrations whose container is gone"))
+    .addOption(opt('--explicit', 'only register containers that name a service (SERVICE_NAME)'))
+    .addOption(
+      opt('--deregister <mode>', 'always | on-success (keep services of failed containers)').default(
+        'always',
+      ),
+    )
+    .addOption(
+      opt(
+        '--deregister-on-exit',
+        "remove this node's registrations on shutdown instead of letting them expire",
+      ),
+    )
+    .addOption(opt('--node-id <id>', "owner id of this bridge's registrations (default: Docker's host name)"))
+    .addOption(opt('--dry-run', 'print the registry changes instead of writing them'))
+    .addOption(opt('--metrics-addr <host:port>', 'serve Prometheus /metrics, /healthz and /readyz'))
+    .addOption(opt('--log-level <level>', LOG_LEVELS.join(' | ')).default('info'))
+    .addOption(opt('--log-format <format>', 'json | pretty (default: pretty on a terminal, else json)'))
+    .showHelpAfterError(false)
+    .allowExcessArguments(false);
+}
+
+const fail = (message: string): never => {
+  throw new ConfigError(message);
+};
+
+function seconds(name: string, value: string, min: number): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < min) {
+    fail(
+      `invalid --${name} "${value}": expected a number of seconds${min > 0 ? ` >= ${min}` : ' (0 or more)'}`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Parse argv and environment into a validated config. Bad usage throws a ConfigError whose message is one
+ * line; `--help`/`--version` throw CommanderError with exitCode 0.
+ */
+export function parseCli(
+  argv: readonly string[],
+  write: (text: string) => void = () => undefined,
+): CliConfig {
+  const program = buildProgram()
+    .exitOverride()
+    .configureOutput({ writeOut: write, writeErr: () => undefined });
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError && error.exitCode !== 0) {
+      throw new ConfigError(`${error.message.replace(/^error: /, '')} (see registrar --help)`);
+    }
+    throw error;
+  }
+  const o = program.opts<Record<string, string | boolean | undefined>>();
+  const str = (key: string) => (typeof o[key] === 'string' ? o[key] : undefined);
+  const flag = (key: string) =>
+    o[key] === true ||
+    (envFlag(
+      key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`),
+      process.env,
+    ) ??
+      false);
+
+  const ttl = seconds('ttl', str('ttl') ?? '15', 1);
+  const refreshText = str('ttlRefresh');
+  const ttlRefresh = refreshText === undefined ? undefined : seconds('ttl-refresh', refreshText, 0.1);
+  if (ttlRefresh !== undefined && ttlRefresh >= ttl) {
+    fail(`invalid --ttl-refresh ${ttlRefresh}: must be less than --ttl ${ttl} (default ttl/3)`);
+  }
+  const ip = str('ip');
+  if (ip !== undefined && isIP(ip) === 0) fail(`invalid --ip "${ip}": expected an IPv4 or IPv6 address`);
+  const deregisterText = str('deregister') ?? 'always';
+  if (deregisterText !== 'always' && deregisterText !== 'on-success') {
+    fail(`invalid --deregister "${deregisterText}": expected always or on-success`);
+  }
+  const deregister = deregisterText as DeregisterMode;
+  const nodeId = str('nodeId');
+  if (nodeId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(nodeId)) {
+    fail(
+      `invalid --node-id "${nodeId}": use letters, digits, '.', '_' and '-' (it is the first part of every service ID)`,
+    );
+  }
+  const logLevel = str('logLevel') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel))
+    fail(`invalid --log-level "${logLevel}": expected one of ${LOG_LEVELS.join(', ')}`);
+  const logFormatText = str('logFormat') ?? (process.stderr.isTTY ? 'pretty' : 'json');
+  if (logFormatText !== 'json' && logFormatText !== 'pretty') {
+    fail(`invalid --log-format "${logFormatText}": expected json or pretty`);
+  }
+  const tagsText = str('tags');
+  const tags =
+    tagsText === undefined
+      ? []
+      : tagsText
+          .split(',')
+          .map((t) => t.trim())
+          .filter((t) => t !== '');
+  const metricsText = str('metricsAddr');
+  const network = str('network');
+
+  return {
+    uris: program.args,
+    ...(ip !== undefined && { ip }),
+    internal: flag('internal'),
+    ...(network !== undefined && network !== '' && { network }),
+    tags,
+    ttl,
+    ...(ttlRefresh !== undefined && { ttlRefresh }),
+    resync: seconds('resync', str('resync') ?? '300', 0),
+    cleanup: flag('cleanup'),
+    explicit: flag('explicit'),
+    deregister,
+    deregisterOnExit: flag('deregisterOnExit'),
+    ...(nodeId !== undefined && { nodeId }),
+    dryRun: flag('dryRun'),
+    ...(metricsText !== undefined && { metricsAddr: parseListenAddress(metricsText) }),
+    logLevel,
+    logFormat: logFormatText as LogFormat,
+  };
+}
+
+function parseListenAddress(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535)
+    fail(`invalid --metrics-addr "${text}": expected host:port, e.g. 127.0.0.1:9105`);
+  const host = match?.[1] ?? match?.[2] ?? '';
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}

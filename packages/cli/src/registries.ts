@@ -1,0 +1,30 @@
+import { ConfigError, parseRegistryUri, type Registry, type RegistryUriContext } from '@registrar/core';
+import { etcdRegistryFromUri } from '@registrar/etcd';
+
+type Factory = (uri: string, ctx: RegistryUriContext) => Registry;
+
+/** URI scheme → adapter. Each adapter parses its own URI (layouts, query options, credentials from env). */
+const factories: Record<string, Factory> = {
+  etcd: etcdRegistryFromUri,
+  etcds: etcdRegistryFromUri,
+  'etcd-tls': etcdRegistryFromUri,
+};
+
+export const SCHEMES = Object.keys(factories);
+
+/** Fail fast on a URI whose scheme or shape is wrong, before anything connects. */
+export function checkRegistryUri(text: string): void {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text)?.[1]?.toLowerCase();
+  if (scheme === undefined || factories[scheme] === undefined) {
+    throw new ConfigError(
+      `unknown registry URI "${text}": expected one of ${SCHEMES.map((s) => `${s}://`).join(', ')}`,
+    );
+  }
+  parseRegistryUri(text, { port: 1, host: 'localhost', form: `${scheme}://host:port/path` });
+}
+
+export function createRegistry(text: string, ctx: RegistryUriContext): Registry {
+  checkRegistryUri(text);
+  const scheme = text.slice(0, text.indexOf(':')).toLowerCase();
+  return factories[scheme](text, ctx);
+}

@@ -1,0 +1,160 @@
+import Docker from 'dockerode';
+import {
+  backoffDelay,
+  ConfigError,
+  createBridge,
+  defaultBackoff,
+  type Bridge,
+  type Logger,
+  type Registry,
+  type RegistryOp,
+} from '@registrar/core';
+import { createLogger } from './logging.js';
+import { Metrics, serveMetrics } from './metrics.js';
+import { parseCli, type CliConfig } from './options.js';
+import { checkRegistryUri, createRegistry } from './registries.js';
+
+/** How long a graceful shutdown may take before we give up on the registries and exit anyway. */
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+/** The daemon. Resolves with the exit code after a signal; throws ConfigError for bad usage. */
+export async function run(argv: readonly string[]): Promise<number> {
+  const config = parseCli(argv, (text) => process.stdout.write(text));
+  for (const uri of config.uris) checkRegistryUri(uri);
+  const docker = createDocker();
+  const logger = createLogger(config.logLevel, config.logFormat) as unknown as Logger;
+
+  const stopping = new AbortController();
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping.signal.aborted) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      stopping.abort();
+      resolve(signal);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+
+  const nodeId = config.nodeId ?? (await dockerHostName(docker, logger, stopping.signal));
+  if (nodeId === undefined) return 0; // signalled while waiting for Docker
+  const log = logger.child({ node: nodeId });
+
+  const registries: Registry[] = config.uris.map((uri) =>
+    createRegistry(uri, {
+      nodeId,
+      ttl: config.ttl,
+      ...(config.ttlRefresh !== undefined && { ttlRefresh: config.ttlRefresh }),
+      logger: log,
+      env: process.env,
+    }),
+  );
+  log.info(
+    { registries: registries.map((r) => r.target), ttl: config.ttl, dryRun: config.dryRun },
+    'registrar starting',
+  );
+
+  // The metrics server starts before the bridge so a port clash is reported before anything is written.
+  const current: { bridge?: Bridge } = {};
+  const metrics = new Metrics(() => current.bridge, registries);
+  const server = config.metricsAddr
+    ? await serveMetrics(config.metricsAddr, metrics, () => metrics.ready(current.bridge, registries)).catch(
+        (error: unknown) => {
+          throw new ConfigError(
+            `cannot listen on --metrics-addr ${config.metricsAddr?.host}:${config.metricsAddr?.port}: ${(error as Error).message}`,
+          );
+        },
+      )
+    : undefined;
+
+  const bridge = createBridge({
+    docker,
+    registries,
+    logger: log,
+    nodeId,
+    ...(config.ip !== undefined && { hostIp: config.ip }),
+    internal: config.internal,
+    ...(config.network !== undefined && { network: config.network }),
+    tags: config.tags,
+    explicit: config.explicit,
+    resync: config.resync,
+    cleanup: config.cleanup,
+    deregister: config.deregister,
+    dryRun: config.dryRun,
+    observer: {
+      ...metrics.observer,
+      onOp: (registry, op, outcome, seconds) => {
+        metrics.observer.onOp?.(registry, op, outcome, seconds);
+        if (outcome === 'dry-run') process.stdout.write(`${registry.target} ${describeOp(op)}\n`);
+      },
+    },
+  });
+
+  current.bridge = bridge;
+
+  const signal = await signalled;
+  log.info({ signal, deregister: config.deregisterOnExit }, 'shutting down');
+  const timedOut = new Promise<'timeout'>((resolve) =>
+    setTimeout(() => resolve('timeout'), SHUTDOWN_TIMEOUT_MS).unref(),
+  );
+  const outcome = await Promise.race([bridge.stop({ deregister: config.deregisterOnExit }), timedOut]);
+  if (outcome === 'timeout') {
+    log.warn(
+      { timeoutMs: SHUTDOWN_TIMEOUT_MS },
+      'shutdown timed out; exiting with registrations left to expire',
+    );
+  }
+  server?.close();
+  log.info('stopped');
+  return 0;
+}
+
+/** One dry-run line: `+ id name address:port` or `- id`. */
+function describeOp(op: RegistryOp): string {
+  if (op.type === 'deregister') return `- ${op.entry.id} (${op.entry.name})`;
+  const s = op.service;
+  const address = s.address.includes(':') ? `[${s.address}]` : s.address;
+  return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address}:${s.port} tags=${s.tags.join(',')} health=${s.health}`;
+}
+
+/** Docker from DOCKER_HOST / DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, like every Docker tool. */
+function createDocker(): Docker {
+  const host = process.env.DOCKER_HOST;
+  if (host !== undefined && host !== '' && !/^(unix|tcp|http|https|npipe|ssh):\/\//.test(host)) {
+    throw new ConfigError(
+      `invalid DOCKER_HOST "${host}": expected unix:///var/run/docker.sock or tcp://host:port`,
+    );
+  }
+  return new Docker();
+}
+
+/** The engine's host name (the default node id); waits for Docker with backoff rather than exiting. */
+async function dockerHostName(
+  docker: Docker,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  for (let attempt = 1; !signal.aborted; attempt++) {
+    try {
+      const info = (await docker.info()) as { Name?: string };
+      if (info.Name) return info.Name;
+      throw new Error('docker info has no Name');
+    } catch (error) {
+      const delay = backoffDelay(attempt, defaultBackoff);
+      if (attempt === 1)
+        logger.warn({ err: (error as Error).message }, 'docker not reachable; waiting for it');
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          resolve(undefined);
+        });
+      });
+    }
+  }
+  return undefined;
+}
+
+export type { CliConfig };

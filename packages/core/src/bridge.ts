@@ -1,0 +1,289 @@
+import type { ContainerInspectInfo } from 'dockerode';
+import { defer, groupBy, mergeMap, Observable, Subscription, timer } from 'rxjs';
+import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
+import { deriveServices, type DeriveOptions } from './derive.js';
+import { dockerHints, type DockerApi, type DockerHint } from './docker-source.js';
+import { silentLogger, type Logger } from './logger.js';
+import { coalesceWhileBusy } from './operators.js';
+import { Reconciler, type ReconcilerObserver } from './reconciler.js';
+import type { Registry } from './registry.js';
+import type { Service } from './service.js';
+
+export type DeregisterMode = 'always' | 'on-success';
+
+export interface BridgeOptions extends DeriveOptions {
+  readonly docker: DockerApi;
+  readonly registries: readonly Registry[];
+  readonly logger?: Logger;
+  /** `--resync`: seconds between full reconciles against Docker and every registry; 0 = never. */
+  readonly resync?: number;
+  /** `--cleanup`: remove this node's entries whose container is gone, including ones from earlier runs. */
+  readonly cleanup?: boolean;
+  /** `--deregister on-success`: keep the services of a container that exited with a non-zero code. */
+  readonly deregister?: DeregisterMode;
+  readonly dryRun?: boolean;
+  /** Docker event stream stall check interval (ms); 0 disables. */
+  readonly stallCheckMs?: number;
+  readonly backoff?: BackoffOptions;
+  readonly observer?: BridgeObserver;
+}
+
+export interface BridgeObserver extends ReconcilerObserver {
+  onDockerConnection?(connected: boolean): void;
+  /** Docker event received, with its lag (now − event time) in seconds. */
+  onDockerEvent?(action: string, lagSeconds: number): void;
+}
+
+export interface BridgeStatus {
+  readonly dockerConnected: boolean;
+  readonly inventoryComplete: boolean;
+  readonly containers: number;
+  readonly services: number;
+}
+
+interface Tracked {
+  readonly name: string;
+  readonly services: readonly Service[];
+  /** Signature of the last warnings logged, so a re-inspect does not repeat them. */
+  readonly warned: string;
+}
+
+type Inspection = { readonly id: string } & (
+  | { readonly state: 'found'; readonly info: ContainerInspectInfo }
+  | { readonly state: 'gone' }
+  | { readonly state: 'error'; readonly error: unknown }
+);
+
+const isNotFound = (error: unknown) => (error as { statusCode?: number } | undefined)?.statusCode === 404;
+
+/**
+ * The bridge: Docker hints → per-container inspect (coalesced) → derived services → one reconciler per
+ * registry. State is level-triggered: events only say which container to look at.
+ */
+export class Bridge {
+  private readonly containers = new Map<string, Tracked>();
+  private readonly reconcilers: Reconciler[];
+  private readonly log: Logger;
+  private readonly subscription = new Subscription();
+  private desiredCache: Map<string, Service> | undefined;
+  private dockerConnected = false;
+  private firstInventoryDone = false;
+  /** Ids of the inventory being confirmed; the first completed one unlocks removals. */
+  private inventoryPending: Set<string> | undefined;
+  private readonly retryAttempts = new Map<string, number>();
+  private readonly inspectRequests$ = new Subscription();
+  private requestInspect: (id: string) => void = () => undefined;
+
+  constructor(private readonly options: BridgeOptions) {
+    this.log = options.logger ?? silentLogger;
+    this.reconcilers = options.registries.map(
+      (registry) =>
+        new Reconciler({
+          registry,
+          desired: () => this.desired(),
+          inventoryComplete: () => this.firstInventoryDone,
+          cleanup: options.cleanup ?? false,
+          dryRun: options.dryRun ?? false,
+          logger: this.log,
+          ...(options.backoff && { backoff: options.backoff }),
+          ...(options.observer && { observer: options.observer }),
+        }),
+    );
+  }
+
+  start(): void {
+    const hints$ = dockerHints({
+      docker: this.options.docker,
+      logger: this.log,
+      ...(this.options.backoff && { backoff: this.options.backoff }),
+      ...(this.options.stallCheckMs !== undefined && { stallCheckMs: this.options.stallCheckMs }),
+    });
+    const containerIds$ = new Observable<string>((subscriber) => {
+      this.requestInspect = (id) => subscriber.next(id);
+    });
+    this.subscription.add(this.inspectRequests$);
+    this.subscription.add(
+      this.inspections(containerIds$).subscribe((inspection) => this.onInspection(inspection)),
+    );
+    this.subscription.add(hints$.subscribe((hint) => this.onHint(hint)));
+    for (const reconciler of this.reconcilers) {
+      this.subscription.add(reconciler.registry.lost$.subscribe((loss) => reconciler.lost(loss.reason)));
+      // Read what this node already owns, so adoption needs no writes when nothing changed.
+      reconciler.poke();
+    }
+    const resync = this.options.resync ?? 0;
+    if (resync > 0) {
+      this.subscription.add(timer(resync * 1000, resync * 1000).subscribe(() => this.resync()));
+    }
+  }
+
+  /** Re-read Docker and every registry and converge; writes only the drift. */
+  resync(): void {
+    void this.inventory();
+    for (const reconciler of this.reconcilers) reconciler.resync();
+  }
+
+  status(): BridgeStatus {
+    return {
+      dockerConnected: this.dockerConnected,
+      inventoryComplete: this.firstInventoryDone,
+      containers: this.containers.size,
+      services: this.desired().size,
+    };
+  }
+
+  /** Stop watching Docker, let passes in flight finish, then close every registry. */
+  async stop(options: { deregister?: boolean } = {}): Promise<void> {
+    this.subscription.unsubscribe();
+    await Promise.all(this.reconcilers.map((r) => r.stop()));
+    await Promise.all(
+      this.options.registries.map((registry) =>
+        registry.close(options).catch((error: unknown) => {
+          this.log.warn(
+            { target: registry.target, err: (error as Error).message },
+            'closing registry failed',
+          );
+        }),
+      ),
+    );
+  }
+
+  /** Desired services of this node, all containers together. */
+  desired(): ReadonlyMap<string, Service> {
+    if (this.desiredCache) return this.desiredCache;
+    const desired = new Map<string, Service>();
+    for (const tracked of this.containers.values()) {
+      for (const service of tracked.services) desired.set(service.id, service);
+    }
+    this.desiredCache = desired;
+    return desired;
+  }
+
+  /** Per container: inspect at once, coalesce what arrives meanwhile into one more inspect. */
+  private inspections(ids$: Observable<string>): Observable<Inspection> {
+    return ids$.pipe(
+      groupBy((id) => id, { duration: (group$) => group$.pipe(mergeMap(() => timer(60_000))) }),
+      mergeMap((group$) => group$.pipe(coalesceWhileBusy((id) => defer(() => this.inspect(id))))),
+    );
+  }
+
+  private async inspect(id: string): Promise<Inspection> {
+    try {
+      return { id, state: 'found', info: await this.options.docker.getContainer(id).inspect() };
+    } catch (error) {
+      return isNotFound(error) ? { id, state: 'gone' } : { id, state: 'error', error };
+    }
+  }
+
+  private onHint(hint: DockerHint) {
+    switch (hint.kind) {
+      case 'connection':
+        this.dockerConnected = hint.connected;
+        this.options.observer?.onDockerConnection?.(hint.connected);
+        return;
+      case 'event':
+        this.options.observer?.onDockerEvent?.(
+          hint.action,
+          Math.max(0, Date.now() / 1000 - hint.timeNano / 1e9),
+        );
+        this.requestInspect(hint.id);
+        return;
+      case 'inventory':
+        this.startInventory(hint.ids);
+        return;
+    }
+  }
+
+  /** Re-list Docker's running containers (periodic resync). */
+  private async inventory() {
+    try {
+      const list = await this.options.docker.listContainers();
+      this.startInventory(list.map((c) => c.Id));
+    } catch (error) {
+      this.log.warn(
+        { err: (error as Error).message },
+        'docker container list failed; will retry on next resync',
+      );
+    }
+  }
+
+  /**
+   * Inspect every listed container, and every tracked one the list left out: a container only stops being
+   * served when Docker itself says it is gone or stopped, so a list that comes back empty by mistake can
+   * never wipe the registry.
+   */
+  private startInventory(ids: readonly string[]) {
+    const all = new Set([...ids, ...this.containers.keys()]);
+    if (!this.firstInventoryDone) {
+      this.inventoryPending = new Set(all);
+      if (all.size === 0) this.completeInventory();
+    }
+    for (const id of all) this.requestInspect(id);
+  }
+
+  private completeInventory() {
+    this.inventoryPending = undefined;
+    this.firstInventoryDone = true;
+    this.log.info(
+      { containers: this.containers.size, services: this.desired().size },
+      'docker inventory complete',
+    );
+    for (const reconciler of this.reconcilers) reconciler.poke();
+  }
+
+  private onInspection(inspection: Inspection) {
+    const { id } = inspection;
+    if (inspection.state === 'error') {
+      // Docker did not answer: keep what we know and look again later.
+      const attempt = (this.retryAttempts.get(id) ?? 0) + 1;
+      this.retryAttempts.set(id, attempt);
+      const delay = backoffDelay(attempt, this.options.backoff ?? defaultBackoff);
+      this.log.debug({ containerId: id, err: String(inspection.error), retryInMs: delay }, 'inspect failed');
+      this.inspectRequests$.add(timer(delay).subscribe(() => this.requestInspect(id)));
+      return;
+    }
+    this.retryAttempts.delete(id);
+    const changed =
+      inspection.state === 'gone' ? this.containers.delete(id) : this.update(id, inspection.info);
+    if (this.inventoryPending?.delete(id) && this.inventoryPending.size === 0) this.completeInventory();
+    if (changed) {
+      this.desiredCache = undefined;
+      for (const reconciler of this.reconcilers) reconciler.poke();
+    }
+  }
+
+  /** Apply a fresh inspect; returns whether the container's services changed. */
+  private update(id: string, info: ContainerInspectInfo): boolean {
+    const previous = this.containers.get(id);
+    const state = info.State;
+    if (!state?.Running) {
+      const keep =
+        this.options.deregister === 'on-success' &&
+        previous !== undefined &&
+        state?.ExitCode !== 0 &&
+        !state?.Dead;
+      if (keep) return false;
+      return this.containers.delete(id);
+    }
+    const { services, warnings } = deriveServices(info, this.options);
+    const warned = warnings.map((w) => `${w.key}:${w.message}`).join('\n');
+    if (warned !== '' && warned !== previous?.warned) {
+      for (const w of warnings) this.log.warn({ container: w.container, label: w.key }, w.message);
+    }
+    const name = (info.Name ?? '').replace(/^\//, '');
+    this.containers.set(id, { name, services, warned });
+    return !sameServices(previous?.services, services);
+  }
+}
+
+function sameServices(a: readonly Service[] | undefined, b: readonly Service[]): boolean {
+  if (a === undefined) return b.length === 0;
+  return a.length === b.length && JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Start a bridge; `stop()` it to shut down. */
+export function createBridge(options: BridgeOptions): Bridge {
+  const bridge = new Bridge(options);
+  bridge.start();
+  return bridge;
+}

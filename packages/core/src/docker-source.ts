@@ -1,0 +1,245 @@
+import type { ContainerInfo, ContainerInspectInfo, GetEventsOptions } from 'dockerode';
+import type { Readable } from 'node:stream';
+import { Observable } from 'rxjs';
+import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
+import { silentLogger, type Logger } from './logger.js';
+
+/** The part of dockerode the bridge uses; a test can hand in anything shaped like it. */
+export interface DockerApi {
+  getEvents(options?: GetEventsOptions): Promise<NodeJS.ReadableStream>;
+  listContainers(options?: { all?: boolean }): Promise<ContainerInfo[]>;
+  getContainer(id: string): { inspect(): Promise<ContainerInspectInfo> };
+}
+
+/** What the Docker side tells the bridge. Events are only hints: the bridge inspects to learn the state. */
+export type DockerHint =
+  /** Something about this container may have changed. */
+  | { readonly kind: 'event'; readonly id: string; readonly action: string; readonly timeNano: number }
+  /** The complete list of running containers, sent after every (re)connect of the event stream. */
+  | { readonly kind: 'inventory'; readonly ids: readonly string[] }
+  /** The event stream is open (true) or lost (false). */
+  | { readonly kind: 'connection'; readonly connected: boolean };
+
+/** Container actions that can change what a container offers. `health_status` arrives as `health_status: x`. */
+export const CONTAINER_ACTIONS = [
+  'start',
+  'restart',
+  'die',
+  'stop',
+  'kill',
+  'pause',
+  'unpause',
+  'health_status',
+  'rename',
+  'destroy',
+  'update',
+] as const;
+const NETWORK_ACTIONS = ['connect', 'disconnect'] as const;
+
+export interface DockerSourceOptions {
+  readonly docker: DockerApi;
+  readonly logger?: Logger;
+  readonly backoff?: BackoffOptions;
+  /**
+   * How often to check that the open event stream is still delivering: a bounded query for the events of the
+   * last interval is compared with what the stream delivered. 0 disables the check.
+   */
+  readonly stallCheckMs?: number;
+}
+
+interface RawEvent {
+  Type?: string;
+  Action?: string;
+  id?: string;
+  Actor?: { ID?: string; Attributes?: Record<string, string> };
+  time?: number;
+  timeNano?: number;
+}
+
+/** Container id an event concerns, or undefined for events we do not care about. */
+export function eventContainerId(event: RawEvent): string | undefined {
+  if (event.Type === 'container') return event.Actor?.ID ?? event.id;
+  if (event.Type === 'network') return event.Actor?.Attributes?.container;
+  return undefined;
+}
+
+const eventFilters: GetEventsOptions['filters'] = {
+  type: ['container', 'network'],
+  event: [...CONTAINER_ACTIONS, ...NETWORK_ACTIONS],
+};
+
+/** Split a byte stream of concatenated JSON lines into objects; bad lines are reported, not thrown. */
+function jsonLines(onObject: (value: RawEvent) => void, onBadLine: (line: string) => void) {
+  let buffer = '';
+  return (chunk: Buffer | string) => {
+    buffer += chunk.toString();
+    let newline: number;
+    while ((newline = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, newline).trim();
+      buffer = buffer.slice(newline + 1);
+      if (line === '') continue;
+      try {
+        onObject(JSON.parse(line) as RawEvent);
+      } catch {
+        onBadLine(line.slice(0, 200));
+      }
+    }
+  };
+}
+
+/** dockerode hands out the HTTP response, a Readable, typed as the narrower ReadableStream. */
+const destroy = (stream: NodeJS.ReadableStream) => (stream as Readable).destroy();
+
+const eventKey = (e: RawEvent) => `${e.timeNano ?? 0}|${eventContainerId(e) ?? ''}|${e.Action ?? ''}`;
+
+/**
+ * Docker's event stream as hints, kept open forever: subscribes to events first, then lists the running
+ * containers (so nothing that happens in between is lost); when the stream ends, errors or stalls it
+ * reconnects with backoff and replays from the last event seen. It never completes or errors.
+ */
+export function dockerHints(options: DockerSourceOptions): Observable<DockerHint> {
+  const { docker } = options;
+  const logger = options.logger ?? silentLogger;
+  const backoff = options.backoff ?? defaultBackoff;
+  const stallCheckMs = options.stallCheckMs ?? 15_000;
+
+  return new Observable<DockerHint>((subscriber) => {
+    let closed = false;
+    let attempt = 0;
+    let stream: NodeJS.ReadableStream | undefined;
+    let retryTimer: NodeJS.Timeout | undefined;
+    let stallTimer: NodeJS.Timeout | undefined;
+    // Unix seconds to replay from; Docker's `since` is inclusive, so a replayed event is simply seen twice.
+    let since: number | undefined;
+    let outageLogged = false;
+    // Events delivered by the live stream recently, to compare against the stall check's bounded query.
+    const delivered = new Map<string, number>();
+
+    const drop = () => {
+      clearInterval(stallTimer);
+      stallTimer = undefined;
+      const s = stream;
+      stream = undefined;
+      s?.removeAllListeners();
+      s?.on('error', () => undefined);
+      if (s) destroy(s);
+    };
+
+    const reconnectLater = (why: string, error?: unknown) => {
+      if (closed || retryTimer !== undefined) return;
+      const wasConnected = stream !== undefined;
+      drop();
+      if (wasConnected) subscriber.next({ kind: 'connection', connected: false });
+      attempt += 1;
+      const delay = backoffDelay(attempt, backoff);
+      const fields = { err: error instanceof Error ? error.message : error, retryInMs: delay };
+      if (!outageLogged) {
+        logger.warn(fields, `docker event stream ${why}; reconnecting`);
+        outageLogged = true;
+      } else logger.debug(fields, `docker event stream ${why}; reconnecting`);
+      retryTimer = setTimeout(() => {
+        retryTimer = undefined;
+        void connect();
+      }, delay);
+    };
+
+    const onEvent = (event: RawEvent) => {
+      const id = eventContainerId(event);
+      if (id === undefined) return;
+      const timeNano = event.timeNano ?? (event.time ?? 0) * 1e9;
+      since = Math.floor(timeNano / 1e9);
+      delivered.set(eventKey(event), Date.now());
+      subscriber.next({ kind: 'event', id, action: event.Action ?? '', timeNano });
+    };
+
+    const checkStall = async (from: number, until: number) => {
+      const s = stream;
+      if (s === undefined) return;
+      const missed: RawEvent[] = [];
+      try {
+        const past = await docker.getEvents({ since: from, until, filters: eventFilters });
+        await new Promise<void>((resolve, reject) => {
+          past.on(
+            'data',
+            jsonLines(
+              (e) => {
+                if (eventContainerId(e) !== undefined && !delivered.has(eventKey(e))) missed.push(e);
+              },
+              () => undefined,
+            ),
+          );
+          past.on('end', resolve);
+          past.on('close', resolve);
+          past.on('error', reject);
+        });
+      } catch (error) {
+        logger.debug({ err: (error as Error).message }, 'docker stall check failed');
+        return;
+      }
+      const horizon = Date.now() - 3 * stallCheckMs;
+      for (const [key, at] of delivered) if (at < horizon) delivered.delete(key);
+      if (missed.length > 0 && stream === s) {
+        logger.warn({ missed: missed.length }, 'docker event stream stalled: events were not delivered');
+        reconnectLater('stalled');
+      }
+    };
+
+    const connect = async () => {
+      if (closed) return;
+      const connectedAt = Math.floor(Date.now() / 1000);
+      let s: NodeJS.ReadableStream;
+      try {
+        s = await docker.getEvents({ ...(since !== undefined && { since }), filters: eventFilters });
+      } catch (error) {
+        reconnectLater('unavailable', error);
+        return;
+      }
+      if (closed) {
+        destroy(s);
+        return;
+      }
+      stream = s;
+      since ??= connectedAt;
+      s.on(
+        'data',
+        jsonLines(onEvent, (line) => logger.warn({ line }, 'unparseable docker event skipped')),
+      );
+      s.on('end', () => reconnectLater('ended'));
+      s.on('close', () => reconnectLater('closed'));
+      s.on('error', (error) => reconnectLater('failed', error));
+      subscriber.next({ kind: 'connection', connected: true });
+
+      let containers: ContainerInfo[];
+      try {
+        containers = await docker.listContainers();
+      } catch (error) {
+        reconnectLater('inventory failed', error);
+        return;
+      }
+      if (stream !== s) return;
+      if (outageLogged) logger.info('docker event stream connected again');
+      outageLogged = false;
+      attempt = 0;
+      subscriber.next({ kind: 'inventory', ids: containers.map((c) => c.Id) });
+
+      if (stallCheckMs > 0) {
+        // Query windows end a few seconds in the past: anything older must have reached the live stream.
+        let checkedUntil = Math.max(connectedAt, since ?? connectedAt);
+        stallTimer = setInterval(() => {
+          const until = Math.floor(Date.now() / 1000) - 2;
+          if (until <= checkedUntil) return;
+          const from = checkedUntil;
+          checkedUntil = until;
+          void checkStall(from, until);
+        }, stallCheckMs);
+      }
+    };
+
+    void connect();
+    return () => {
+      closed = true;
+      clearTimeout(retryTimer);
+      drop();
+    };
+  });
+}

@@ -1,0 +1,66 @@
+import {
+  RegistryConnectionError,
+  RegistryError,
+  RegistryRejectedError,
+  RegistrySessionLostError,
+} from '@registrar/core';
+import {
+  ClientClosedError,
+  EtcdAuthenticationFailedError,
+  EtcdLeaseInvalidError,
+  EtcdPermissionDeniedError,
+  EtcdRoleNotFoundError,
+  EtcdUserNotFoundError,
+  GRPCFailedPreconditionError,
+  GRPCInvalidArgumentError,
+  GRPCUnauthenticatedError,
+} from 'etcd3';
+
+export const backend = 'etcd';
+
+/** etcd3's errors that retrying the same request cannot fix. */
+const rejected = [
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  EtcdUserNotFoundError,
+  EtcdRoleNotFoundError,
+  GRPCUnauthenticatedError,
+  GRPCInvalidArgumentError,
+  GRPCFailedPreconditionError,
+  ClientClosedError,
+];
+
+/**
+ * Maps etcd3's error classes onto core's hierarchy. Everything not known to be permanent (unavailable,
+ * deadline exceeded, an open circuit breaker, no leader...) is a connection error: the caller retries.
+ */
+export function toRegistryError(error: unknown, what: string): RegistryError {
+  if (error instanceof RegistryError) return error;
+  const detail = error instanceof Error ? error.message : String(error);
+  if (error instanceof EtcdLeaseInvalidError) {
+    return new RegistrySessionLostError(`etcd ${what}: lease lost (${detail})`, backend, { cause: error });
+  }
+  if (rejected.some((type) => error instanceof type)) {
+    return new RegistryRejectedError(`etcd ${what}: ${detail}`, backend, { cause: error });
+  }
+  return new RegistryConnectionError(`etcd ${what}: ${detail}`, backend, { cause: error });
+}
+
+/**
+ * Rejects with a connection error when `promise` has not settled within `ms`: a backstop for the gRPC
+ * deadline, which does not cover every step (auth token exchange, stream set-up).
+ */
+export async function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new RegistryConnectionError(`etcd ${what}: no answer within ${ms} ms`, backend)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { createCodec, decodeLabel, domainPath, encodeLabel, hostPort, normalisePrefix } from './layout.js';
+import { service } from './test-support/helpers.js';
+
+describe('skydns id labels', () => {
+  it.each([
+    ['host1:web-1:80', 'host1--web-2d1--80'],
+    ['node.example.com:proj_web_1:53:udp', 'node-2eexample-2ecom--proj-5fweb-5f1--53--udp'],
+    ['MyHost:x:1', '-4dy-48ost--x--1'],
+    ['h:caf\u00e9:1', 'h--caf-c3-a9--1'],
+  ])('%s ↔ %s', (id, label) => {
+    expect(encodeLabel(id)).toBe(label);
+    expect(label).toMatch(/^[a-z0-9-]+$/);
+    expect(decodeLabel(label)).toBe(id);
+  });
+
+  it('rejects labels it would not have produced', () => {
+    expect(decodeLabel('a-61')).toBeUndefined(); // non-canonical `a`
+    expect(decodeLabel('a-')).toBeUndefined();
+    expect(decodeLabel('a-zz')).toBeUndefined();
+    expect(decodeLabel('A')).toBeUndefined();
+    expect(decodeLabel('-ff')).toBeUndefined(); // invalid UTF-8
+  });
+
+  it('is prefix-safe: node "a" never decodes node "ab" or "a-b" entries as its own', () => {
+    for (const other of ['ab:web:80', 'a-b:web:80', 'a.b:web:80']) {
+      expect(decodeLabel(encodeLabel(other))!.startsWith('a:')).toBe(false);
+    }
+  });
+});
+
+describe('codecs', () => {
+  const base = { prefix: '/services', nodeId: 'n1', domain: 'skydns.local', ttl: 15 };
+  const svc = service('n1');
+
+  it('json: fixed key order, sorted metadata', () => {
+    const codec = createCodec({ ...base, layout: 'json' });
+    expect(codec.key(svc)).toBe('/services/web/n1:web-1:80');
+    expect(codec.value(svc)).toBe(
+      '{"id":"n1:web-1:80","name":"web","address":"10.0.0.5","port":8080,"protocol":"tcp","tags":["a","b"],' +
+        '"meta":{"env":"prod","zone":"z1"},"node":"n1","container":{"id":"c0ffee","name":"web-1"}}',
+    );
+    expect(codec.parse(codec.key(svc), codec.value(svc))).toEqual({ id: svc.id, name: 'web' });
+    // Another node's record, or something that is not our JSON, is not ours.
+    const other = service('n2');
+    expect(codec.parse(codec.key(other), codec.value(other))).toBeUndefined();
+    expect(codec.parse('/services/web/n1:x:1', 'not json')).toBeUndefined();
+    expect(codec.parse('/services2/web/n1:x:1', codec.value(svc))).toBeUndefined();
+  });
+
+  it('hostport: registrator layout, IPv6 bracketed, ownership from the id', () => {
+    const codec = createCodec({ ...base, layout: 'hostport' });
+    expect(codec.value(svc)).toBe('10.0.0.5:8080');
+    expect(hostPort('fd00::5', 8080)).toBe('[fd00::5]:8080');
+    expect(codec.parse('/services/web/n1:web-1:80', '10.0.0.5:8080')).toEqual({
+      id: 'n1:web-1:80',
+      name: 'web',
+    });
+    expect(codec.parse('/services/a/b/n1:web-1:80', 'x')).toEqual({ id: 'n1:web-1:80', name: 'a/b' });
+    expect(codec.parse('/services/web/n11:web-1:80', 'x')).toBeUndefined();
+    expect(codec.parse('/services/web/n1', 'x')).toBeUndefined();
+  });
+
+  it('skydns: reversed domain, dotted names nest, value readable by CoreDNS', () => {
+    const codec = createCodec({ ...base, prefix: '/skydns', layout: 'skydns' });
+    expect(domainPath('skydns.local')).toBe('/local/skydns');
+    expect(codec.key(svc)).toBe('/skydns/local/skydns/web/n1--web-2d1--80');
+    expect(codec.value(svc)).toBe('{"host":"10.0.0.5","port":8080,"ttl":15}');
+    const dotted = { ...svc, name: 'API.v1' };
+    expect(codec.key(dotted)).toBe('/skydns/local/skydns/v1/api/n1--web-2d1--80');
+    expect(codec.parse(codec.key(dotted), '')).toEqual({ id: svc.id, name: 'api.v1' });
+    expect(codec.check({ ...svc, name: 'a..b' })).toBeDefined();
+    expect(codec.parse('/skydns/local/skydns/web/n11--web--80', '')).toBeUndefined();
+  });
+
+  it('normalises prefixes', () => {
+    expect(normalisePrefix('services/')).toBe('/services');
+    expect(normalisePrefix('/a/b//')).toBe('/a/b');
+    expect(normalisePrefix('/')).toBe('');
+  });
+});

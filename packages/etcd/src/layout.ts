@@ -1,0 +1,209 @@
+import type { Service } from '@registrar/core';
+
+/**
+ * How services are laid out in etcd:
+ * - `json` (default): `<prefix>/<name>/<id>` = the JSON record of DESIGN §2;
+ * - `hostport`: `<prefix>/<name>/<id>` = `ip:port` (registrator's etcd layout);
+ * - `skydns`: `<prefix>/<reversed domain>/<name>/<label(id)>` = `{"host","port","ttl"}`, read by CoreDNS.
+ */
+export type EtcdLayout = 'json' | 'hostport' | 'skydns';
+
+export const layouts: readonly EtcdLayout[] = ['json', 'hostport', 'skydns'];
+
+/** A stored key this node owns, parsed back into the id and name it was written for. */
+export interface ParsedEntry {
+  readonly id: string;
+  readonly name: string;
+}
+
+/** Pure encoding and parsing of one layout: no I/O, so it is tested without a server. */
+export interface LayoutCodec {
+  /** Root every key of this layout lives under, without a trailing slash (`''` for the key space root). */
+  readonly root: string;
+  key(service: Service): string;
+  /** Why the service's name or id cannot be stored in this layout, if it cannot. */
+  check(service: Service): string | undefined;
+  value(service: Service): string;
+  /** The id and name a stored key/value belongs to, or undefined when it is not owned by `nodeId`. */
+  parse(key: string, value: string): ParsedEntry | undefined;
+}
+
+export interface LayoutOptions {
+  readonly layout: EtcdLayout;
+  /** Normalised prefix: leading slash, no trailing slash, `''` for the root. */
+  readonly prefix: string;
+  readonly nodeId: string;
+  /** skydns only. */
+  readonly domain: string;
+  /** skydns only: the record TTL in seconds (the lease TTL). */
+  readonly ttl: number;
+}
+
+/** `services/`, `/services/` and `/services` all become `/services`; `/` becomes the root `''`. */
+export function normalisePrefix(prefix: string): string {
+  const trimmed = prefix.replace(/\/+$/, '');
+  if (trimmed === '') return '';
+  return trimmed.startsWith('/') ? trimmed : `/${trimmed}`;
+}
+
+/** `ip:port`, with IPv6 literals in brackets so the port stays unambiguous. */
+export function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** Ids are `<node-id>:...`; the exact `node:` prefix keeps node `a` away from node `ab`'s entries. */
+export function ownedId(id: string, nodeId: string): boolean {
+  return id.startsWith(`${nodeId}:`) && id.length > nodeId.length + 1;
+}
+
+/** The JSON record, keys in a fixed order and metadata sorted, so equal services give equal bytes. */
+export function jsonRecord(service: Service): string {
+  const meta: Record<string, string> = {};
+  for (const key of Object.keys(service.meta).sort()) meta[key] = service.meta[key]!;
+  return JSON.stringify({
+    id: service.id,
+    name: service.name,
+    address: service.address,
+    port: service.port,
+    protocol: service.protocol,
+    tags: [...service.tags],
+    meta,
+    node: service.node,
+    container: { id: service.container.id, name: service.container.name },
+  });
+}
+
+const labelSafe = /^[a-z0-9]$/;
+
+/**
+ * Encodes an id as one DNS-label-safe key segment (`[a-z0-9-]` only, so CoreDNS can turn the key into a
+ * SRV target name and answer lookups of it): `a-z` and `0-9` stay, `:` becomes `--`, and every other
+ * character becomes `-` plus two lower-case hex digits per UTF-8 byte (`-` → `-2d`, `.` → `-2e`,
+ * `_` → `-5f`, `A` → `-41`). `host1:web-1:80` → `host1--web-2d1--80`. The code is prefix-free, so decoding
+ * is exact and `<node>:` can never be confused with a longer node id.
+ */
+export function encodeLabel(id: string): string {
+  let out = '';
+  for (const char of id) {
+    if (labelSafe.test(char)) out += char;
+    else if (char === ':') out += '--';
+    else for (const byte of Buffer.from(char, 'utf8')) out += `-${byte.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** Inverse of `encodeLabel`; undefined for anything `encodeLabel` would not have produced. */
+export function decodeLabel(label: string): string | undefined {
+  const bytes: number[] = [];
+  for (let i = 0; i < label.length;) {
+    const char = label[i];
+    if (labelSafe.test(char)) {
+      bytes.push(char.charCodeAt(0));
+      i += 1;
+    } else if (char === '-' && label[i + 1] === '-') {
+      bytes.push(0x3a);
+      i += 2;
+    } else if (char === '-' && /^[0-9a-f]{2}$/.test(label.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(label.slice(i + 1, i + 3), 16));
+      i += 3;
+    } else {
+      return undefined;
+    }
+  }
+  const id = Buffer.from(bytes).toString('utf8');
+  // Canonical form only: `-61` for `a`, or invalid UTF-8, would make two segments decode to one id.
+  return encodeLabel(id) === label ? id : undefined;
+}
+
+/** `skydns.local` → `/local/skydns` (CoreDNS reads domains right to left). */
+export function domainPath(domain: string): string {
+  return domain
+    .split('.')
+    .filter((label) => label !== '')
+    .reverse()
+    .map((label) => `/${label.toLowerCase()}`)
+    .join('');
+}
+
+export function createCodec(options: LayoutOptions): LayoutCodec {
+  const { prefix, nodeId } = options;
+  if (options.layout === 'skydns') return skydnsCodec(options);
+  const root = prefix;
+  const check = (service: Service) =>
+    service.id.includes('/')
+      ? 'an id must not contain "/"'
+      : service.name === ''
+        ? 'the name is empty'
+        : undefined;
+  const key = (service: Service) => `${root}/${service.name}/${service.id}`;
+  /** `<root>/<name...>/<id>`: ids never contain `/`, so the last segment is the id, the rest the name. */
+  const split = (storedKey: string): ParsedEntry | undefined => {
+    if (!storedKey.startsWith(`${root}/`)) return undefined;
+    const rest = storedKey.slice(root.length + 1);
+    const slash = rest.lastIndexOf('/');
+    if (slash <= 0) return undefined;
+    return { name: rest.slice(0, slash), id: rest.slice(slash + 1) };
+  };
+  if (options.layout === 'hostport') {
+    return {
+      root,
+      key,
+      check,
+      value: (service) => hostPort(service.address, service.port),
+      parse: (storedKey) => {
+        const entry = split(storedKey);
+        return entry && ownedId(entry.id, nodeId) ? entry : undefined;
+      },
+    };
+  }
+  return {
+    root,
+    key,
+    check,
+    value: jsonRecord,
+    parse: (storedKey, value) => {
+      const entry = split(storedKey);
+      if (!entry) return undefined;
+      // The record's `node` is the owner; anything unparsable is someone else's and left alone.
+      let record: unknown;
+      try {
+        record = JSON.parse(value);
+      } catch {
+        return undefined;
+      }
+      if (typeof record !== 'object' || record === null) return undefined;
+      const { node, id } = record as { node?: unknown; id?: unknown };
+      if (node !== nodeId || typeof id !== 'string') return undefined;
+      return { id, name: entry.name };
+    },
+  };
+}
+
+function skydnsCodec(options: LayoutOptions): LayoutCodec {
+  const root = `${options.prefix}${domainPath(options.domain)}`;
+  /** Dotted names nest like domains: `api.v1` is `<root>/v1/api`, queried as `api.v1.<domain>`. */
+  const namePath = (name: string) =>
+    name
+      .toLowerCase()
+      .split('.')
+      .reverse()
+      .map((label) => `/${label}`)
+      .join('');
+  return {
+    root,
+    check: (service) =>
+      service.name.includes('/') || service.name.split('.').some((label) => label === '')
+        ? 'a skydns name must be dot-separated DNS labels without "/"'
+        : undefined,
+    key: (service) => `${root}${namePath(service.name)}/${encodeLabel(service.id)}`,
+    value: (service) => JSON.stringify({ host: service.address, port: service.port, ttl: options.ttl }),
+    parse: (storedKey) => {
+      if (!storedKey.startsWith(`${root}/`)) return undefined;
+      const segments = storedKey.slice(root.length + 1).split('/');
+      if (segments.length < 2) return undefined;
+      const id = decodeLabel(segments.pop()!);
+      if (id === undefined || !ownedId(id, options.nodeId)) return undefined;
+      return { id, name: segments.reverse().join('.') };
+    },
+  };
+}

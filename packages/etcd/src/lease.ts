@@ -1,0 +1,169 @@
+import type { LivenessLoss, Logger } from '@registrar/core';
+import { RegistryRejectedError } from '@registrar/core';
+import type { Etcd3, ILeaseKeepAliveResponse } from 'etcd3';
+import { castGrpcError, EtcdLeaseInvalidError } from 'etcd3';
+import { Subject } from 'rxjs';
+import { backend, bounded, toRegistryError } from './errors.js';
+
+interface HeldLease {
+  readonly id: string;
+  /** TTL etcd granted (it raises grants below its minimum). */
+  readonly ttlMs: number;
+  keepaliveTimer?: NodeJS.Timeout;
+  /** Fires when no keepalive succeeded for a whole TTL: etcd has dropped the lease by then. */
+  deadlineTimer?: NodeJS.Timeout;
+}
+
+export interface LeaseKeeperOptions {
+  readonly client: Etcd3;
+  /** Seconds. */
+  readonly ttl: number;
+  /** Milliseconds between keepalives. */
+  readonly keepaliveMs: number;
+  /** Milliseconds any one call may take. */
+  readonly timeoutMs: number;
+  readonly logger: Logger;
+}
+
+/**
+ * One etcd lease, granted lazily and kept alive by our own timer rather than etcd3's `Lease` class: its
+ * keepalive interval is fixed at TTL/3, it survives `client.close()`, and it reports a loss only after 2×TTL
+ * without contact, while we must know after one TTL. A single keepalive per interval, whatever the number of
+ * keys attached.
+ */
+export class LeaseKeeper {
+  readonly lost$ = new Subject<LivenessLoss>();
+  private held: HeldLease | undefined;
+  private granting: Promise<HeldLease> | undefined;
+  private closed = false;
+
+  constructor(private readonly options: LeaseKeeperOptions) {}
+
+  /** The lease keys are put with right now, if any. */
+  get id(): string | undefined {
+    return this.held?.id;
+  }
+
+  /** The current lease, granting one when there is none. Concurrent callers share one grant. */
+  async acquire(): Promise<string> {
+    if (this.closed) throw new RegistryRejectedError('etcd adapter is closed', backend);
+    if (this.held) return this.held.id;
+    this.granting ??= this.grant().finally(() => (this.granting = undefined));
+    return (await this.granting).id;
+  }
+
+  /** Declares `id` lost (unless it already was): the next `acquire` grants a fresh lease. */
+  lose(id: string, reason: string): void {
+    const lease = this.held;
+    if (!lease || lease.id !== id) return;
+    this.stop(lease);
+    this.held = undefined;
+    this.options.logger.warn({ lease: id, reason }, 'etcd lease lost; entries must be registered again');
+    this.lost$.next({ reason });
+  }
+
+  /** Stops the keepalive; with `revoke` also deletes the lease and with it every key attached. */
+  async close(revoke: boolean): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // A grant still in flight finishes into `held` or fails; either way nothing is left running after it.
+    await this.granting?.catch(() => undefined);
+    const lease = this.held;
+    this.held = undefined;
+    if (lease) this.stop(lease);
+    this.lost$.complete();
+    if (revoke && lease) await this.revoke(lease.id);
+  }
+
+  private async grant(): Promise<HeldLease> {
+    const { client, ttl, timeoutMs } = this.options;
+    let response;
+    try {
+      response = await bounded(
+        client.leaseClient.leaseGrant({ TTL: ttl }, { deadline: Date.now() + timeoutMs }),
+        timeoutMs + 500,
+        'lease grant',
+      );
+    } catch (error) {
+      throw toRegistryError(error, 'lease grant');
+    }
+    const lease: HeldLease = { id: response.ID, ttlMs: Number(response.TTL) * 1000 };
+    if (this.closed) {
+      // close() ran while we waited: do not leave a lease nobody keeps.
+      await this.revoke(lease.id).catch(() => undefined);
+      throw new RegistryRejectedError('etcd adapter is closed', backend);
+    }
+    this.held = lease;
+    this.options.logger.debug({ lease: lease.id, ttl: response.TTL }, 'etcd lease granted');
+    this.armDeadline(lease);
+    this.scheduleKeepalive(lease);
+    return lease;
+  }
+
+  private async revoke(id: string): Promise<void> {
+    const { client, timeoutMs } = this.options;
+    try {
+      await bounded(
+        client.leaseClient.leaseRevoke({ ID: id }, { deadline: Date.now() + timeoutMs }),
+        timeoutMs + 500,
+        'lease revoke',
+      );
+    } catch (error) {
+      if (error instanceof EtcdLeaseInvalidError) return; // already gone, keys with it
+      throw toRegistryError(error, 'lease revoke');
+    }
+  }
+
+  private stop(lease: HeldLease) {
+    clearTimeout(lease.keepaliveTimer);
+    clearTimeout(lease.deadlineTimer);
+  }
+
+  private armDeadline(lease: HeldLease) {
+    clearTimeout(lease.deadlineTimer);
+    lease.deadlineTimer = setTimeout(
+      () => this.lose(lease.id, `no successful keepalive for ${lease.ttlMs / 1000} s (the lease TTL)`),
+      lease.ttlMs,
+    );
+  }
+
+  private scheduleKeepalive(lease: HeldLease) {
+    lease.keepaliveTimer = setTimeout(() => void this.keepalive(lease), this.options.keepaliveMs);
+  }
+
+  private async keepalive(lease: HeldLease) {
+    if (this.held !== lease) return;
+    try {
+      const response = await this.keepaliveOnce(lease.id);
+      if (this.held !== lease) return;
+      // etcd answers TTL 0 for a lease it no longer knows (expired or revoked behind our back).
+      if (response.TTL === '0') return this.lose(lease.id, 'etcd no longer knows the lease');
+      this.armDeadline(lease);
+    } catch (error) {
+      if (this.held !== lease) return;
+      if (error instanceof EtcdLeaseInvalidError)
+        return this.lose(lease.id, 'etcd no longer knows the lease');
+      // Unreachable etcd: keep trying; the deadline timer decides when the lease must be considered gone.
+      this.options.logger.debug({ lease: lease.id, err: error }, 'etcd keepalive failed');
+    }
+    this.scheduleKeepalive(lease);
+  }
+
+  /** One request on a short-lived keepalive stream, bounded by the call timeout. */
+  private async keepaliveOnce(id: string): Promise<ILeaseKeepAliveResponse> {
+    const { client, timeoutMs } = this.options;
+    const limit = Math.min(timeoutMs, this.options.keepaliveMs);
+    const exchange = async () => {
+      const stream = await client.leaseClient.leaseKeepAlive({ deadline: Date.now() + limit });
+      return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
+        stream.on('data', (response) => {
+          stream.end();
+          resolve(response);
+        });
+        stream.on('error', (error) => reject(castGrpcError(error)));
+        stream.write({ ID: id });
+      });
+    };
+    return bounded(exchange(), limit + 200, 'lease keepalive');
+  }
+}

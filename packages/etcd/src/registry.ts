@@ -1,0 +1,310 @@
+import type { Logger, Registry, RegistryEntry, Service } from '@registrar/core';
+import { ConfigError, RegistryRejectedError, silentLogger } from '@registrar/core';
+import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
+import { Etcd3, EtcdLeaseInvalidError, isRecoverableError } from 'etcd3';
+import { backend, bounded, toRegistryError } from './errors.js';
+import type { EtcdLayout, LayoutCodec } from './layout.js';
+import { createCodec, layouts, normalisePrefix, ownedId } from './layout.js';
+import { LeaseKeeper } from './lease.js';
+
+/** Connection settings for a client the adapter creates, owns and closes. */
+export interface EtcdConnectionOptions {
+  /** `host:port` or `http(s)://host:port`; several for a cluster. */
+  readonly hosts: readonly string[];
+  readonly auth?: { readonly username: string; readonly password: string };
+  /** PEM contents (not paths). Any of them switches the connection to TLS. */
+  readonly tls?: {
+    readonly ca?: string | Buffer;
+    readonly cert?: string | Buffer;
+    readonly key?: string | Buffer;
+  };
+  readonly client?: undefined;
+}
+
+/** A ready client the caller owns: the adapter never closes it. */
+export interface EtcdClientOptions {
+  readonly client: Etcd3;
+}
+
+export interface EtcdCommonOptions {
+  /** Whose entries this adapter reads and writes. No `:` or `/`: ids are `<node-id>:...`. */
+  readonly nodeId: string;
+  /** Key prefix; default `/services` (`/skydns` for the skydns layout, CoreDNS's `path`). */
+  readonly prefix?: string;
+  /** Lease TTL in seconds; default 15, at least 2 (etcd raises smaller grants). */
+  readonly ttl?: number;
+  /** Seconds between keepalives; default ttl/3. */
+  readonly keepaliveInterval?: number;
+  readonly layout?: EtcdLayout;
+  /** skydns only: the DNS zone; default `skydns.local`. */
+  readonly skydnsDomain?: string;
+  /**
+   * Milliseconds any one etcd call (connecting included) may take before it fails with a
+   * RegistryConnectionError; default 5000. (etcd3 1.1.2 ignores its own `dialTimeout`.)
+   */
+  readonly requestTimeout?: number;
+  readonly logger?: Logger;
+}
+
+export type EtcdRegistryOptions = EtcdCommonOptions & (EtcdConnectionOptions | EtcdClientOptions);
+
+const toBuffer = (value: string | Buffer | undefined) =>
+  value === undefined ? undefined : Buffer.isBuffer(value) ? value : Buffer.from(value);
+
+/** Our client: every call bounded, and a dead host retried after 1 s instead of etcd3's 5 s. */
+function createClient(options: EtcdConnectionOptions, timeoutMs: number): Etcd3 {
+  const tls = options.tls;
+  const secure = tls !== undefined;
+  const hosts = options.hosts.map((host) => {
+    const bare = host.replace(/^https?:\/\//, '');
+    return `${secure ? 'https' : 'http'}://${bare}`;
+  });
+  const ca = toBuffer(tls?.ca);
+  const cert = toBuffer(tls?.cert);
+  return new Etcd3({
+    hosts,
+    ...(options.auth && {
+      auth: {
+        ...options.auth,
+        callOptions: () => ({ deadline: Date.now() + timeoutMs }),
+      },
+    }),
+    // Without files the `https://` hosts alone make etcd3 use the system roots; grpc does the same for a
+    // missing CA next to a client certificate.
+    ...((ca || cert) && {
+      credentials: { rootCertificate: ca as Buffer, privateKey: toBuffer(tls?.key), certChain: cert },
+    }),
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeoutMs }),
+    grpcOptions: { 'grpc.max_reconnect_backoff_ms': 2000, 'grpc.initial_reconnect_backoff_ms': 200 },
+    faultHandling: {
+      host: () =>
+        circuitBreaker(handleWhen(isRecoverableError), {
+          halfOpenAfter: 1000,
+          breaker: new ConsecutiveBreaker(3),
+        }),
+      global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(2, hosts.length) }),
+    },
+  });
+}
+
+function validate(options: EtcdRegistryOptions) {
+  const fail = (message: string) => {
+    throw new ConfigError(message);
+  };
+  if (!options.nodeId || /[:/]/.test(options.nodeId)) {
+    fail(`invalid etcd node id "${options.nodeId}": it must be non-empty without ":" or "/"`);
+  }
+  const ttl = options.ttl ?? 15;
+  if (!Number.isFinite(ttl) || ttl < 2) fail(`invalid etcd ttl ${ttl}: use at least 2 seconds`);
+  const interval = options.keepaliveInterval ?? ttl / 3;
+  if (!Number.isFinite(interval) || interval <= 0 || interval >= ttl) {
+    fail(`invalid etcd keepalive interval ${interval}: it must be above 0 and below the ttl (${ttl} s)`);
+  }
+  if (options.layout !== undefined && !layouts.includes(options.layout)) {
+    fail(`invalid etcd layout "${String(options.layout)}": use one of ${layouts.join(', ')}`);
+  }
+  if (!options.client && (!options.hosts || options.hosts.length === 0)) {
+    fail('no etcd hosts given: pass `hosts` or a ready `client`');
+  }
+  return { ttl: Math.ceil(ttl), interval };
+}
+
+/**
+ * An etcd v3 registry: every key put with this adapter's one lease, kept alive every `keepaliveInterval`.
+ * Usable on its own: `createEtcdRegistry({ hosts: ['127.0.0.1:2379'], nodeId: 'host1' })`, then
+ * `register` / `deregister` / `list` / `close`.
+ */
+export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
+  const { ttl, interval } = validate(options);
+  const layout = options.layout ?? 'json';
+  const timeoutMs = options.requestTimeout ?? 5000;
+  const logger = (options.logger ?? silentLogger).child({ backend });
+  const ownsClient = !options.client;
+  const client = options.client ?? createClient(options, timeoutMs);
+  const prefix = normalisePrefix(options.prefix ?? (layout === 'skydns' ? '/skydns' : '/services'));
+  const codec = createCodec({
+    layout,
+    prefix,
+    nodeId: options.nodeId,
+    domain: options.skydnsDomain ?? 'skydns.local',
+    ttl,
+  });
+  const lease = new LeaseKeeper({ client, ttl, keepaliveMs: interval * 1000, timeoutMs, logger });
+  const hosts = options.client ? ['(client)'] : options.hosts.map((host) => host.replace(/^https?:\/\//, ''));
+  return new EtcdRegistry(client, ownsClient, codec, lease, options.nodeId, {
+    target: `${!options.client && options.tls ? 'etcds' : 'etcd'}://${hosts.join(',')}${codec.root || '/'}`,
+    timeoutMs,
+    logger,
+  });
+}
+
+interface StoredEntry {
+  readonly id: string;
+  readonly name: string;
+  readonly key: string;
+  readonly fingerprint: string;
+}
+
+const fingerprintOf = (key: string, value: string, lease: string) => `${key}\n${value}\nlease=${lease}`;
+
+class EtcdRegistry implements Registry {
+  readonly backend = backend;
+  readonly mirrorsHealth = false;
+  readonly target: string;
+  /** id → keys it is stored under (more than one only after a rename or a hand edit). */
+  private readonly index = new Map<string, string[]>();
+  private readonly timeoutMs: number;
+  private readonly logger: Logger;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly ownsClient: boolean,
+    private readonly codec: LayoutCodec,
+    private readonly lease: LeaseKeeper,
+    readonly nodeId: string,
+    settings: { target: string; timeoutMs: number; logger: Logger },
+  ) {
+    this.target = settings.target;
+    this.timeoutMs = settings.timeoutMs;
+    this.logger = settings.logger;
+  }
+
+  get lost$() {
+    return this.lease.lost$.asObservable();
+  }
+
+  fingerprint(service: Service): string {
+    return fingerprintOf(this.codec.key(service), this.codec.value(service), this.lease.id ?? 'none');
+  }
+
+  async register(service: Service): Promise<void> {
+    this.assertOpen();
+    if (service.node !== this.nodeId || !ownedId(service.id, this.nodeId)) {
+      throw new RegistryRejectedError(
+        `service ${service.id} belongs to node "${service.node}", this adapter writes for "${this.nodeId}"`,
+        backend,
+      );
+    }
+    const unusable = this.codec.check(service);
+    if (unusable) throw new RegistryRejectedError(`service ${service.id}: ${unusable}`, backend);
+    const key = this.codec.key(service);
+    const value = this.codec.value(service);
+    const leaseId = await this.lease.acquire();
+    const stale = (this.index.get(service.id) ?? []).filter((old) => old !== key);
+    const put = { key: Buffer.from(key), value: Buffer.from(value), lease: leaseId };
+    await this.call('put', async (options) => {
+      try {
+        if (stale.length === 0) {
+          await this.client.kv.put(put, options);
+        } else {
+          // Renamed service: the new key and the removal of the old one land together.
+          await this.client.kv.txn(
+            {
+              compare: [],
+              success: [
+                { request_put: put },
+                ...stale.map((old) => ({ request_delete_range: { key: Buffer.from(old) } })),
+              ],
+              failure: [],
+            },
+            options,
+          );
+        }
+      } catch (error) {
+        if (error instanceof EtcdLeaseInvalidError)
+          this.lease.lose(leaseId, 'etcd refused a put: lease not found');
+        throw error;
+      }
+    });
+    this.index.set(service.id, [key]);
+    this.logger.debug({ id: service.id, key }, 'registered');
+  }
+
+  async deregister(id: string): Promise<void> {
+    this.assertOpen();
+    if (!ownedId(id, this.nodeId)) return; // never ours: nothing of ours to remove
+    let keys = this.index.get(id);
+    if (!keys) keys = (await this.scan()).filter((entry) => entry.id === id).map((entry) => entry.key);
+    for (const key of keys) {
+      await this.call('delete', (options) => this.client.kv.deleteRange({ key: Buffer.from(key) }, options));
+    }
+    this.index.delete(id);
+    if (keys.length > 0) this.logger.debug({ id, keys }, 'deregistered');
+  }
+
+  async list(): Promise<RegistryEntry[]> {
+    this.assertOpen();
+    const stored = await this.scan();
+    const byId = new Map<string, StoredEntry[]>();
+    for (const entry of stored) byId.set(entry.id, [...(byId.get(entry.id) ?? []), entry]);
+    this.index.clear();
+    const entries: RegistryEntry[] = [];
+    for (const [id, copies] of byId) {
+      this.index.set(
+        id,
+        copies.map((copy) => copy.key),
+      );
+      const first = copies[0];
+      // Duplicates never match a fingerprint, so the next register rewrites the id and removes the extras.
+      const fingerprint = copies.length === 1 ? first.fingerprint : `duplicate:${copies.length}`;
+      entries.push({ id, name: first.name, fingerprint });
+    }
+    return entries;
+  }
+
+  close(options?: { deregister?: boolean }): Promise<void> {
+    this.closing ??= this.shutdown(options?.deregister === true);
+    return this.closing;
+  }
+
+  private async shutdown(deregister: boolean) {
+    try {
+      // Revoking deletes every key attached at once; releasing lets them expire after the TTL.
+      await this.lease.close(deregister);
+    } finally {
+      if (this.ownsClient) this.client.close();
+    }
+  }
+
+  /** Every key under the layout's root that this node owns. */
+  private async scan(): Promise<StoredEntry[]> {
+    const root = Buffer.from(`${this.codec.root}/`);
+    const rangeEnd = prefixEnd(root);
+    const response = await this.call('range', (options) =>
+      this.client.kv.range({ key: root, range_end: rangeEnd }, options),
+    );
+    const entries: StoredEntry[] = [];
+    for (const kv of response.kvs) {
+      const key = kv.key.toString();
+      const value = kv.value.toString();
+      const parsed = this.codec.parse(key, value);
+      if (parsed) entries.push({ ...parsed, key, fingerprint: fingerprintOf(key, value, kv.lease) });
+    }
+    return entries;
+  }
+
+  private async call<T>(what: string, fn: (options: { deadline: number }) => Promise<T>): Promise<T> {
+    try {
+      return await bounded(fn({ deadline: Date.now() + this.timeoutMs }), this.timeoutMs + 500, what);
+    } catch (error) {
+      throw toRegistryError(error, what);
+    }
+  }
+
+  private assertOpen() {
+    if (this.closing) throw new RegistryRejectedError('etcd adapter is closed', backend);
+  }
+}
+
+/** The smallest key greater than every key starting with `prefix` (etcd's range_end for a prefix). */
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i] = end[i] + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}

@@ -1,0 +1,49 @@
+import type { Service } from '@registrar/core';
+import { Etcd3 } from 'etcd3';
+
+/** A service as core would derive it, owned by `node`. */
+export function service(node: string, overrides: Partial<Service> & { port?: number } = {}): Service {
+  const port = overrides.port ?? 8080;
+  const container = overrides.container ?? { id: 'c0ffee', name: 'web-1' };
+  return {
+    id: `${node}:${container.name}:80`,
+    name: 'web',
+    address: '10.0.0.5',
+    port,
+    protocol: 'tcp',
+    containerPort: 80,
+    tags: ['a', 'b'],
+    meta: { zone: 'z1', env: 'prod' },
+    node,
+    container,
+    health: 'passing',
+    healthOutput: '',
+    checks: {},
+    ...overrides,
+  };
+}
+
+/** A plain client for reading what the adapter wrote, bypassing the adapter. */
+export function plainClient(endpoint: string): Etcd3 {
+  return new Etcd3({ hosts: [endpoint] });
+}
+
+export interface StoredKey {
+  readonly key: string;
+  readonly value: string;
+  readonly lease: string;
+}
+
+/** Every key under `prefix` with its raw value and lease id, plus the store's revision (moves on any write). */
+export async function dump(client: Etcd3, prefix: string): Promise<{ keys: StoredKey[]; revision: string }> {
+  const response = await client.getAll().prefix(prefix).exec();
+  return {
+    keys: response.kvs.map((kv) => ({ key: kv.key.toString(), value: kv.value.toString(), lease: kv.lease })),
+    revision: response.header.revision,
+  };
+}
+
+/** The lease id a fingerprint was computed with (`lease=<id>` is its last line). */
+export function leaseOf(fingerprint: string): string {
+  return /lease=(\S+)$/.exec(fingerprint)?.[1] ?? '';
+}

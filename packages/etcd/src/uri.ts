@@ -1,0 +1,159 @@
+import { readFileSync } from 'node:fs';
+import type { Registry, RegistryUriContext } from '@registrar/core';
+import { ConfigError } from '@registrar/core';
+import type { EtcdLayout } from './layout.js';
+import { layouts } from './layout.js';
+import type { EtcdConnectionOptions } from './registry.js';
+import { createEtcdRegistry } from './registry.js';
+
+/** `etcd://` is plain gRPC; `etcds://` (alias `etcd-tls://`, like `consul-tls://`) is TLS. */
+const schemes: Record<string, boolean> = { etcd: false, etcds: true, 'etcd-tls': true };
+const usage = 'expected etcd://host:port[,host:port...]/prefix';
+const queryKeys = ['layout', 'domain', 'timeout'];
+
+export interface ParsedEtcdUri {
+  readonly hosts: string[];
+  readonly tls: boolean;
+  /** Undefined when the URI has no path: the layout's default applies. */
+  readonly prefix: string | undefined;
+  readonly layout: EtcdLayout | undefined;
+  readonly domain: string | undefined;
+  /** Milliseconds. */
+  readonly requestTimeout: number | undefined;
+}
+
+/**
+ * Parses `etcd://host:port[,host:port...]/prefix[?layout=json|hostport|skydns&domain=...&timeout=<s>]`
+ * by hand: WHATWG `URL` rejects the comma-separated host list, so a string is the reliable input.
+ */
+export function parseEtcdUri(input: string | URL): ParsedEtcdUri {
+  const uri = String(input);
+  const shown = uri.replace(/\/\/[^/@]*@/, '//***@');
+  const fail = (problem: string, fix = usage): never => {
+    throw new ConfigError(`invalid etcd URI "${shown}": ${problem}; ${fix}`);
+  };
+  const match = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?(?:#.*)?$/i.exec(uri);
+  if (!match) return fail('not a URI');
+  const [, rawScheme, authority, path, query] = match as unknown as [string, string, string, string, string?];
+  const scheme = rawScheme.toLowerCase();
+  if (!(scheme in schemes)) return fail(`unknown scheme "${scheme}:"`, 'use etcd:// or etcds:// (TLS)');
+  if (authority.includes('@')) {
+    return fail('credentials in the URI are not allowed', 'set ETCD_USERNAME and ETCD_PASSWORD instead');
+  }
+  if (authority === '') return fail('no host given');
+  const hosts = authority.split(',').map((host) => parseHost(host, fail));
+
+  const params = new URLSearchParams(query ?? '');
+  for (const key of params.keys()) {
+    if (!queryKeys.includes(key)) fail(`unknown parameter "${key}"`, `known: ${queryKeys.join(', ')}`);
+  }
+  const layout = params.get('layout') ?? undefined;
+  if (layout !== undefined && !layouts.includes(layout as EtcdLayout)) {
+    fail(`unknown layout "${layout}"`, `use layout=${layouts.join('|')}`);
+  }
+  const domain = params.get('domain') ?? undefined;
+  if (domain !== undefined && !/^[a-z0-9-]+(\.[a-z0-9-]+)*\.?$/i.test(domain)) {
+    fail(`invalid domain "${domain}"`, 'use a DNS name such as skydns.local');
+  }
+  if (domain !== undefined && layout !== 'skydns') fail('domain is only used with layout=skydns');
+  const timeout = params.get('timeout');
+  const seconds = timeout === null ? undefined : Number(timeout);
+  if (seconds !== undefined && !(seconds > 0 && Number.isFinite(seconds))) {
+    fail(`timeout "${timeout}" is not a positive number of seconds`, 'e.g. timeout=5');
+  }
+
+  let prefix: string | undefined = decodeURIComponent(path);
+  if (prefix === '' || prefix === '/') prefix = undefined;
+  return {
+    hosts,
+    tls: schemes[scheme],
+    prefix,
+    layout: layout as EtcdLayout | undefined,
+    domain,
+    requestTimeout: seconds === undefined ? undefined : seconds * 1000,
+  };
+}
+
+function parseHost(host: string, fail: (problem: string) => never): string {
+  const match = /^(\[[0-9a-f:.]+\]|[^:[\]]*)(?::(.*))?$/i.exec(host);
+  if (!match) return fail(`host "${host}" is not host:port`);
+  const [, name = '', port] = match;
+  if (port !== undefined && !/^\d+$/.test(port)) return fail(`port "${port}" is not a number`);
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+    return fail(`port ${port} is out of range 1-65535`);
+  }
+  if (name === '')
+    return fail(host === '' ? 'empty host in the host list' : `no host name before ":${port}"`);
+  if (!/^(\[[0-9a-f:.]+\]|[a-z0-9._-]+)$/i.test(name)) return fail(`host "${name}" is not a valid host name`);
+  return `${name}:${port ?? 2379}`;
+}
+
+/**
+ * Credentials and TLS files come from the environment only, never from the URI or argv:
+ * `ETCD_USERNAME` + `ETCD_PASSWORD` (or `ETCD_PASSWORD_FILE`); `ETCD_CACERT`, `ETCD_CERT`, `ETCD_KEY`
+ * (PEM file paths, named after etcdctl's `ETCDCTL_CACERT`...; they need `etcds://`).
+ */
+function fromEnv(env: RegistryUriContext['env'], tls: boolean): Pick<EtcdConnectionOptions, 'auth' | 'tls'> {
+  const set = (name: string) => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
+  const read = (variable: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+      throw new ConfigError(`cannot read ${variable}="${path}" (${reason}); point it at a readable file`);
+    }
+  };
+  const username = set('ETCD_USERNAME');
+  const passwordFile = set('ETCD_PASSWORD_FILE');
+  let password = set('ETCD_PASSWORD');
+  if (password !== undefined && passwordFile !== undefined) {
+    throw new ConfigError('both ETCD_PASSWORD and ETCD_PASSWORD_FILE are set; set only one of them');
+  }
+  if (passwordFile !== undefined)
+    password = read('ETCD_PASSWORD_FILE', passwordFile)
+      .toString()
+      .replace(/\r?\n$/, '');
+  if ((username === undefined) !== (password === undefined)) {
+    throw new ConfigError(
+      username === undefined
+        ? 'an etcd password is set but ETCD_USERNAME is not; set both or neither'
+        : 'ETCD_USERNAME is set but no password; set ETCD_PASSWORD or ETCD_PASSWORD_FILE',
+    );
+  }
+  const files = { ca: set('ETCD_CACERT'), cert: set('ETCD_CERT'), key: set('ETCD_KEY') };
+  if (!tls && (files.ca || files.cert || files.key)) {
+    throw new ConfigError(
+      'ETCD_CACERT/ETCD_CERT/ETCD_KEY are set but the URI is etcd://; use etcds:// for TLS',
+    );
+  }
+  if ((files.cert === undefined) !== (files.key === undefined)) {
+    throw new ConfigError('a client certificate needs both ETCD_CERT and ETCD_KEY; set both or neither');
+  }
+  return {
+    ...(username !== undefined && password !== undefined && { auth: { username, password } }),
+    ...(tls && {
+      tls: {
+        ...(files.ca && { ca: read('ETCD_CACERT', files.ca) }),
+        ...(files.cert && { cert: read('ETCD_CERT', files.cert) }),
+        ...(files.key && { key: read('ETCD_KEY', files.key) }),
+      },
+    }),
+  };
+}
+
+/** The CLI's entry point: an adapter from `etcd[s]://host:port[,...]/prefix?...` and the CLI's settings. */
+export function etcdRegistryFromUri(uri: string | URL, ctx: RegistryUriContext): Registry {
+  const parsed = parseEtcdUri(uri);
+  return createEtcdRegistry({
+    hosts: parsed.hosts,
+    ...fromEnv(ctx.env, parsed.tls),
+    nodeId: ctx.nodeId,
+    ttl: ctx.ttl,
+    ...(ctx.ttlRefresh !== undefined && { keepaliveInterval: ctx.ttlRefresh }),
+    ...(parsed.prefix !== undefined && { prefix: parsed.prefix }),
+    ...(parsed.layout !== undefined && { layout: parsed.layout }),
+    ...(parsed.domain !== undefined && { skydnsDomain: parsed.domain }),
+    ...(parsed.requestTimeout !== undefined && { requestTimeout: parsed.requestTimeout }),
+    logger: ctx.logger,
+  });
+}

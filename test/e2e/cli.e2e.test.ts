@@ -1,0 +1,42 @@
+// The binary's contract for bad usage: exit code 2 and exactly one line saying what and how to fix it.
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../harness/bridge.js';
+
+describe('registrar usage errors', () => {
+  it.each([
+    [['bogus://x'], 'unknown registry URI "bogus://x"'],
+    [['etcd://:notaport'], 'host missing'],
+    [['etcd://127.0.0.1:notaport'], 'port "notaport" is not a number'],
+    [['--ttl', '-5', 'etcd://127.0.0.1:2379'], 'invalid --ttl "-5"'],
+    [['--ttl', '10', '--ttl-refresh', '10', 'etcd://127.0.0.1:2379'], 'must be less than --ttl'],
+    [['--ip', 'not-an-ip', 'etcd://127.0.0.1:2379'], 'invalid --ip'],
+    [['--deregister', 'sometimes', 'etcd://127.0.0.1:2379'], 'invalid --deregister'],
+    [[], "missing required argument 'registry-uri'"],
+    [['--no-such-flag', 'etcd://x'], "unknown option '--no-such-flag'"],
+  ])('registrar %j exits 2 with one line', async (args, message) => {
+    const { code, stderr, logs } = await runCli(args, { DOCKER_HOST: 'unix:///nonexistent.sock' });
+    expect(code).toBe(2);
+    expect(stderr).toHaveLength(1);
+    expect(stderr[0]).toContain(message);
+    expect(stderr[0]).toMatch(/^registrar: /);
+    expect(logs).toEqual([]);
+  });
+
+  it('reads options from REGISTRAR_* environment variables', async () => {
+    const { code, stderr } = await runCli(['etcd://127.0.0.1:2379'], { REGISTRAR_TTL: 'abc' });
+    expect(code).toBe(2);
+    expect(stderr[0]).toContain('invalid --ttl "abc"');
+  });
+
+  it('rejects a malformed DOCKER_HOST with exit 2', async () => {
+    const { code, stderr } = await runCli(['etcd://127.0.0.1:2379'], { DOCKER_HOST: 'bogus' });
+    expect(code).toBe(2);
+    expect(stderr[0]).toContain('invalid DOCKER_HOST "bogus"');
+  });
+
+  it('prints help and exits 0', async () => {
+    const { code, stdout } = await runCli(['--help']);
+    expect(code).toBe(0);
+    expect(stdout.join('\n')).toContain('--ttl-refresh');
+  });
+});

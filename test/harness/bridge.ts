@@ -1,0 +1,93 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { until } from './net.js';
+
+/** The built CLI, run exactly as users run it. */
+export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+/** A `registrar` child process whose JSON log lines are collected for assertions. */
+export interface BridgeProcess {
+  readonly child: ChildProcess;
+  readonly logs: LogLine[];
+  readonly stdout: string[];
+  /** Everything written to stderr that was not a JSON log line. */
+  readonly stderr: string[];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  waitForLog(what: string, predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export function spawnBridge(args: string[], env: NodeJS.ProcessEnv = {}): BridgeProcess {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, REGISTRAR_LOG_FORMAT: 'json', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const lines = (sink: (line: string) => void) => {
+    let buffer = '';
+    return (chunk: Buffer) => {
+      buffer += chunk.toString();
+      const parts = buffer.split('\n');
+      buffer = parts.pop() ?? '';
+      for (const part of parts) if (part.trim() !== '') sink(part);
+    };
+  };
+  child.stdout.on(
+    'data',
+    lines((line) => stdout.push(line)),
+  );
+  child.stderr.on(
+    'data',
+    lines((line) => {
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        stderr.push(line);
+      }
+    }),
+  );
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    logs,
+    stdout,
+    stderr,
+    exited,
+    async waitForLog(what, predicate, timeoutMs = 20_000) {
+      let found: LogLine | undefined;
+      await until(
+        `bridge log: ${what}`,
+        () => {
+          if (child.exitCode !== null) throw new Error(`bridge exited: ${stderr.join('\n')}`);
+          found = logs.find(predicate);
+          return found !== undefined;
+        },
+        timeoutMs,
+      );
+      return found!;
+    },
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        await exited;
+      }
+    },
+  };
+}
+
+/** Run the CLI to completion (for usage errors). */
+export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const bridge = spawnBridge(args, env);
+  const { code } = await bridge.exited;
+  return { code, stderr: bridge.stderr, logs: bridge.logs, stdout: bridge.stdout };
+}

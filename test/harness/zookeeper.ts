@@ -1,0 +1,104 @@
+import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { freePort, until } from './net.js';
+import { removeDir, startProcess, tempDir, type ServerProcess } from './process.js';
+
+/**
+ * Debian's zookeeper.jar names its dependencies (jute, netty, slf4j-api, ...) in its manifest Class-Path, so
+ * the jar plus an slf4j binding is enough.
+ */
+const CLASSPATH =
+  process.env.ZOOKEEPER_CLASSPATH ?? '/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar';
+
+/** A real standalone ZooKeeper (Debian's `zookeeper` package) on loopback with a throw-away data dir. */
+export interface ZookeeperServer {
+  /** `127.0.0.1:<port>` */
+  readonly connectString: string;
+  readonly port: number;
+  /** tickTime in ms: negotiated session timeouts are clamped to 2–20 × this. */
+  readonly tickTime: number;
+  process: ServerProcess;
+  /** SIGKILL, keeping the data dir. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Stop and start again on the same port with the same data (sessions survive if quick enough). */
+  restart(): Promise<void>;
+  /** SIGSTOP: sockets stay open but nothing answers, so clients see neither data nor a disconnect. */
+  pause(): void;
+  resume(): void;
+  close(): Promise<void>;
+}
+
+/** Send a four-letter command and return the whole answer. */
+export async function fourLetter(port: number, command: string, timeoutMs = 2_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let answer = '';
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`${command}: no answer`)));
+    socket.on('connect', () => socket.write(command));
+    socket.on('data', (chunk) => (answer += chunk.toString('utf8')));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(answer));
+  });
+}
+
+export async function startZookeeper(options: { tickTime?: number } = {}): Promise<ZookeeperServer> {
+  const dir = tempDir('zookeeper');
+  const port = await freePort();
+  const tickTime = options.tickTime ?? 500;
+  const config = join(dir, 'zoo.cfg');
+  writeFileSync(
+    config,
+    [
+      `tickTime=${tickTime}`,
+      'minSessionTimeout=1000',
+      'maxSessionTimeout=30000',
+      `dataDir=${join(dir, 'data')}`,
+      `clientPort=${port}`,
+      'clientPortAddress=127.0.0.1',
+      'admin.enableServer=false',
+      '4lw.commands.whitelist=ruok,srvr,stat,mntr,cons',
+      '',
+    ].join('\n'),
+  );
+  const launch = async () => {
+    const proc = startProcess(
+      process.env.JAVA_BIN ?? 'java',
+      ['-Xmx256m', '-cp', CLASSPATH, 'org.apache.zookeeper.server.quorum.QuorumPeerMain', config],
+      { dir, name: 'zookeeper' },
+    );
+    await until(`zookeeper on 127.0.0.1:${port}`, async () => {
+      if (proc.child.exitCode !== null) throw new Error(`zookeeper exited; see ${proc.logFile}`);
+      return (await fourLetter(port, 'ruok', 500)) === 'imok';
+    });
+    return proc;
+  };
+  const server: ZookeeperServer = {
+    connectString: `127.0.0.1:${port}`,
+    port,
+    tickTime,
+    process: await launch(),
+    async stop() {
+      await server.process.kill('SIGKILL');
+    },
+    async start() {
+      server.process = await launch();
+    },
+    async restart() {
+      await server.stop();
+      await server.start();
+    },
+    pause() {
+      server.process.pause();
+    },
+    resume() {
+      server.process.resume();
+    },
+    async close() {
+      await server.process.kill('SIGKILL');
+      removeDir(dir);
+    },
+  };
+  return server;
+}
