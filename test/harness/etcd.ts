@@ -91,6 +91,7 @@ function tlsHandshake(port: number, tls: EtcdTlsFiles): Promise<boolean> {
       port,
       ca: readFileSync(tls.ca),
       ...(tls.clientCertAuth && { cert: readFileSync(tls.cert), key: readFileSync(tls.key) }),
+      servername: '', // no SNI for an IP address (RFC 6066)
       ALPNProtocols: ['h2'],
     });
     socket.once('secureConnect', () => {

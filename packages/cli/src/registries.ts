@@ -1,5 +1,7 @@
 import { ConfigError, parseRegistryUri, type Registry, type RegistryUriContext } from '@registrar/core';
+import { consulRegistryFromUri } from '@registrar/consul';
 import { etcdRegistryFromUri } from '@registrar/etcd';
+import { zookeeperRegistryFromUri } from '@registrar/zookeeper';
 
 type Factory = (uri: string, ctx: RegistryUriContext) => Registry;
 
@@ -8,6 +10,10 @@ const factories: Record<string, Factory> = {
   etcd: etcdRegistryFromUri,
   etcds: etcdRegistryFromUri,
   'etcd-tls': etcdRegistryFromUri,
+  zookeeper: zookeeperRegistryFromUri,
+  zk: zookeeperRegistryFromUri,
+  consul: consulRegistryFromUri,
+  'consul-tls': consulRegistryFromUri,
 };
 
 export const SCHEMES = Object.keys(factories);

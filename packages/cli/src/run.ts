@@ -55,6 +55,11 @@ export async function run(argv: readonly string[]): Promise<number> {
     { registries: registries.map((r) => r.target), ttl: config.ttl, dryRun: config.dryRun },
     'registrar starting',
   );
+  if (config.ip === undefined && !config.internal) {
+    log.warn(
+      'no --ip given: ports published on all interfaces (0.0.0.0/::) are skipped; pass --ip <host address>',
+    );
+  }
 
   // The metrics server starts before the bridge so a port clash is reported before anything is written.
   const current: { bridge?: Bridge } = {};

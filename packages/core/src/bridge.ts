@@ -1,5 +1,5 @@
 import type { ContainerInspectInfo } from 'dockerode';
-import { defer, groupBy, mergeMap, Observable, Subscription, timer } from 'rxjs';
+import { defer, groupBy, mergeMap, Observable, of, Subscription, timer } from 'rxjs';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
 import { deriveServices, type DeriveOptions } from './derive.js';
 import { dockerHints, type DockerApi, type DockerHint } from './docker-source.js';
@@ -50,6 +50,8 @@ interface Tracked {
 
 type Inspection = { readonly id: string } & (
   | { readonly state: 'found'; readonly info: ContainerInspectInfo }
+  /** Known stopped from a `die` event, without an inspect. */
+  | { readonly state: 'stopped'; readonly exitCode: number }
   | { readonly state: 'gone' }
   | { readonly state: 'error'; readonly error: unknown }
 );
@@ -71,8 +73,9 @@ export class Bridge {
   /** Ids of the inventory being confirmed; the first completed one unlocks removals. */
   private inventoryPending: Set<string> | undefined;
   private readonly retryAttempts = new Map<string, number>();
+  private readonly duplicatesWarned = new Set<string>();
   private readonly inspectRequests$ = new Subscription();
-  private requestInspect: (id: string) => void = () => undefined;
+  private requestInspect: (id: string, exitedWith?: number) => void = () => undefined;
 
   constructor(private readonly options: BridgeOptions) {
     this.log = options.logger ?? silentLogger;
@@ -98,8 +101,8 @@ export class Bridge {
       ...(this.options.backoff && { backoff: this.options.backoff }),
       ...(this.options.stallCheckMs !== undefined && { stallCheckMs: this.options.stallCheckMs }),
     });
-    const containerIds$ = new Observable<string>((subscriber) => {
-      this.requestInspect = (id) => subscriber.next(id);
+    const containerIds$ = new Observable<Look>((subscriber) => {
+      this.requestInspect = (id, exitCode) => subscriber.next({ id, exitCode });
     });
     this.subscription.add(this.inspectRequests$);
     this.subscription.add(
@@ -153,17 +156,40 @@ export class Bridge {
     if (this.desiredCache) return this.desiredCache;
     const desired = new Map<string, Service>();
     for (const tracked of this.containers.values()) {
-      for (const service of tracked.services) desired.set(service.id, service);
+      for (const service of tracked.services) {
+        const holder = desired.get(service.id);
+        if (holder === undefined) desired.set(service.id, service);
+        else if (!this.duplicatesWarned.has(service.id)) {
+          // Two containers claiming one id (e.g. the same SERVICE_ID): the first keeps it.
+          this.duplicatesWarned.add(service.id);
+          this.log.warn(
+            { serviceId: service.id, container: service.container.name, holder: holder.container.name },
+            'duplicate service id: already registered for another container; check SERVICE_ID',
+          );
+        }
+      }
     }
     this.desiredCache = desired;
     return desired;
   }
 
-  /** Per container: inspect at once, coalesce what arrives meanwhile into one more inspect. */
-  private inspections(ids$: Observable<string>): Observable<Inspection> {
-    return ids$.pipe(
-      groupBy((id) => id, { duration: (group$) => group$.pipe(mergeMap(() => timer(60_000))) }),
-      mergeMap((group$) => group$.pipe(coalesceWhileBusy((id) => defer(() => this.inspect(id))))),
+  /**
+   * Per container: inspect at once, coalesce what arrives meanwhile into one more look. A `die` needs no
+   * inspect: the event says the process exited (and with which code), and an inspect at that moment blocks
+   * for a few hundred ms while the engine tears the container down.
+   */
+  private inspections(looks$: Observable<Look>): Observable<Inspection> {
+    return looks$.pipe(
+      groupBy((look) => look.id, { duration: (group$) => group$.pipe(mergeMap(() => timer(60_000))) }),
+      mergeMap((group$) =>
+        group$.pipe(
+          coalesceWhileBusy(({ id, exitCode }) =>
+            exitCode === undefined
+              ? defer(() => this.inspect(id))
+              : of<Inspection>({ id, state: 'stopped', exitCode }),
+          ),
+        ),
+      ),
     );
   }
 
@@ -186,7 +212,9 @@ export class Bridge {
           hint.action,
           Math.max(0, Date.now() / 1000 - hint.timeNano / 1e9),
         );
-        this.requestInspect(hint.id);
+        // `kill` only announces a signal; a `die` follows if the process exits.
+        if (hint.action === 'kill') return;
+        this.requestInspect(hint.id, hint.action === 'die' ? (hint.exitCode ?? 0) : undefined);
         return;
       case 'inventory':
         this.startInventory(hint.ids);
@@ -244,7 +272,11 @@ export class Bridge {
     }
     this.retryAttempts.delete(id);
     const changed =
-      inspection.state === 'gone' ? this.containers.delete(id) : this.update(id, inspection.info);
+      inspection.state === 'gone'
+        ? this.containers.delete(id)
+        : inspection.state === 'stopped'
+          ? this.stopped(id, inspection.exitCode)
+          : this.update(id, inspection.info);
     if (this.inventoryPending?.delete(id) && this.inventoryPending.size === 0) this.completeInventory();
     if (changed) {
       this.desiredCache = undefined;
@@ -252,19 +284,17 @@ export class Bridge {
     }
   }
 
+  /** The container is not running. `--deregister on-success` keeps a failed container's services. */
+  private stopped(id: string, exitCode: number): boolean {
+    if (this.options.deregister === 'on-success' && exitCode !== 0 && this.containers.has(id)) return false;
+    return this.containers.delete(id);
+  }
+
   /** Apply a fresh inspect; returns whether the container's services changed. */
   private update(id: string, info: ContainerInspectInfo): boolean {
     const previous = this.containers.get(id);
     const state = info.State;
-    if (!state?.Running) {
-      const keep =
-        this.options.deregister === 'on-success' &&
-        previous !== undefined &&
-        state?.ExitCode !== 0 &&
-        !state?.Dead;
-      if (keep) return false;
-      return this.containers.delete(id);
-    }
+    if (!state?.Running) return this.stopped(id, state?.Dead ? 0 : (state?.ExitCode ?? 0));
     const { services, warnings } = deriveServices(info, this.options);
     const warned = warnings.map((w) => `${w.key}:${w.message}`).join('\n');
     if (warned !== '' && warned !== previous?.warned) {
@@ -274,6 +304,13 @@ export class Bridge {
     this.containers.set(id, { name, services, warned });
     return !sameServices(previous?.services, services);
   }
+}
+
+/** A request to look at one container. */
+interface Look {
+  readonly id: string;
+  /** Set when a `die` event already told us the container stopped, with its exit code. */
+  readonly exitCode: number | undefined;
 }
 
 function sameServices(a: readonly Service[] | undefined, b: readonly Service[]): boolean {

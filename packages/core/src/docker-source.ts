@@ -14,7 +14,14 @@ export interface DockerApi {
 /** What the Docker side tells the bridge. Events are only hints: the bridge inspects to learn the state. */
 export type DockerHint =
   /** Something about this container may have changed. */
-  | { readonly kind: 'event'; readonly id: string; readonly action: string; readonly timeNano: number }
+  | {
+      readonly kind: 'event';
+      readonly id: string;
+      readonly action: string;
+      readonly timeNano: number;
+      /** For `die`: the exit code the engine reported. */
+      readonly exitCode?: number;
+    }
   /** The complete list of running containers, sent after every (re)connect of the event stream. */
   | { readonly kind: 'inventory'; readonly ids: readonly string[] }
   /** The event stream is open (true) or lost (false). */
@@ -149,7 +156,14 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       const timeNano = event.timeNano ?? (event.time ?? 0) * 1e9;
       since = Math.floor(timeNano / 1e9);
       delivered.set(eventKey(event), Date.now());
-      subscriber.next({ kind: 'event', id, action: event.Action ?? '', timeNano });
+      const exitCode = Number(event.Actor?.Attributes?.exitCode);
+      subscriber.next({
+        kind: 'event',
+        id,
+        action: event.Action ?? '',
+        timeNano,
+        ...(Number.isInteger(exitCode) && { exitCode }),
+      });
     };
 
     const checkStall = async (from: number, until: number) => {

@@ -180,9 +180,15 @@ class EtcdRegistry implements Registry {
 
   async register(service: Service): Promise<void> {
     this.assertOpen();
-    if (service.node !== this.nodeId || !ownedId(service.id, this.nodeId)) {
+    if (service.node !== this.nodeId) {
       throw new RegistryRejectedError(
         `service ${service.id} belongs to node "${service.node}", this adapter writes for "${this.nodeId}"`,
+        backend,
+      );
+    }
+    if (!ownedId(service.id, this.nodeId)) {
+      throw new RegistryRejectedError(
+        `service id ${service.id} does not start with "${this.nodeId}:"`,
         backend,
       );
     }

@@ -1,0 +1,251 @@
+import type { CheckDefinition, ServiceDefinition } from './agent.js';
+import { parseGoDuration } from './duration.js';
+
+/** A 400 answer: Consul writes these as plain text. */
+export class BadRequest extends Error {}
+
+type Json = Record<string, unknown>;
+
+// Consul decodes with Go's case-insensitive field matching and also accepts snake_case aliases.
+const norm = (key: string): string => key.toLowerCase().replace(/_/g, '');
+
+function field(obj: Json, ...names: string[]): unknown {
+  const wanted = new Set(names.map(norm));
+  for (const [key, value] of Object.entries(obj)) {
+    if (wanted.has(norm(key))) return value;
+  }
+  return undefined;
+}
+
+function goType(value: unknown): string {
+  if (Array.isArray(value)) return 'array';
+  if (value === null) return 'null';
+  return typeof value === 'object' ? 'object' : typeof value;
+}
+
+function decodeError(value: unknown, where: string, type: string): BadRequest {
+  return new BadRequest(
+    `Request decode failed: json: cannot unmarshal ${goType(value)} into Go struct field ${where} of type ${type}`,
+  );
+}
+
+function str(obj: Json, where: string, ...names: string[]): string | undefined {
+  const v = field(obj, ...names);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw decodeError(v, where, 'string');
+  return v;
+}
+
+function bool(obj: Json, where: string, ...names: string[]): boolean | undefined {
+  const v = field(obj, ...names);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw decodeError(v, where, 'bool');
+  return v;
+}
+
+function int(obj: Json, where: string, ...names: string[]): number | undefined {
+  const v = field(obj, ...names);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw decodeError(v, where, 'int');
+  return v;
+}
+
+function duration(obj: Json, ...names: string[]): number | undefined {
+  const v = field(obj, ...names);
+  if (v === undefined || v === null || v === '') return undefined;
+  // Go's api accepts either a duration string or nanoseconds.
+  if (typeof v === 'number') return v / 1e6;
+  if (typeof v !== 'string')
+    throw new BadRequest(`Request decode failed: invalid duration: ${JSON.stringify(v)}`);
+  try {
+    return parseGoDuration(v);
+  } catch (err) {
+    throw new BadRequest(`Request decode failed: ${(err as Error).message}`);
+  }
+}
+
+function stringList(obj: Json, where: string, ...names: string[]): string[] | undefined {
+  const v = field(obj, ...names);
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw decodeError(v, where, '[]string');
+  return v.map((item) => {
+    if (typeof item !== 'string') throw decodeError(item, where, 'string');
+    return item;
+  });
+}
+
+function stringMap(obj: Json, where: string, ...names: string[]): Record<string, string> | undefined {
+  const v = field(obj, ...names);
+  if (v === undefined || v === null) return undefined;
+  if (goType(v) !== 'object') throw decodeError(v, where, 'map[string]string');
+  const out: Record<string, string> = {};
+  for (const [k, item] of Object.entries(v as Json)) {
+    if (typeof item !== 'string') throw decodeError(item, where, 'string');
+    out[k] = item;
+  }
+  return out;
+}
+
+function decodeCheck(raw: unknown): CheckDefinition | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (goType(raw) !== 'object') throw decodeError(raw, 'ServiceDefinition.Check', 'structs.CheckType');
+  const obj = raw as Json;
+  const w = 'CheckType';
+  const def: CheckDefinition = {};
+  const set = <K extends keyof CheckDefinition>(key: K, value: CheckDefinition[K] | undefined): void => {
+    if (value !== undefined) def[key] = value;
+  };
+  set('checkId', str(obj, `${w}.CheckID`, 'CheckID', 'ID'));
+  set('name', str(obj, `${w}.Name`, 'Name'));
+  set('notes', str(obj, `${w}.Notes`, 'Notes'));
+  set('status', str(obj, `${w}.Status`, 'Status'));
+  set('ttlMs', duration(obj, 'TTL'));
+  set('intervalMs', duration(obj, 'Interval'));
+  set('timeoutMs', duration(obj, 'Timeout'));
+  set('deregisterAfterMs', duration(obj, 'DeregisterCriticalServiceAfter'));
+  set('http', str(obj, `${w}.HTTP`, 'HTTP'));
+  set('method', str(obj, `${w}.Method`, 'Method'));
+  set('body', str(obj, `${w}.Body`, 'Body'));
+  set('tlsSkipVerify', bool(obj, `${w}.TLSSkipVerify`, 'TLSSkipVerify'));
+  set('tcp', str(obj, `${w}.TCP`, 'TCP'));
+  set('grpc', str(obj, `${w}.GRPC`, 'GRPC'));
+  set('grpcUseTls', bool(obj, `${w}.GRPCUseTLS`, 'GRPCUseTLS'));
+  set('args', stringList(obj, `${w}.ScriptArgs`, 'Args', 'ScriptArgs'));
+  set('dockerContainerId', str(obj, `${w}.DockerContainerID`, 'DockerContainerID'));
+  set('shell', str(obj, `${w}.Shell`, 'Shell'));
+  set('aliasService', str(obj, `${w}.AliasService`, 'AliasService'));
+  set('aliasNode', str(obj, `${w}.AliasNode`, 'AliasNode'));
+  const header = field(obj, 'Header');
+  if (header !== undefined && header !== null) {
+    if (goType(header) !== 'object') throw decodeError(header, `${w}.Header`, 'map[string][]string');
+    def.header = Object.fromEntries(
+      Object.entries(header as Json).map(([k, v]) => [
+        k,
+        Array.isArray(v) ? v.map(String) : [String(v as string)],
+      ]),
+    );
+  }
+  // An empty check block is dropped by the agent, not rejected.
+  return Object.keys(def).length === 0 ? undefined : def;
+}
+
+/** Consul's CheckType.Validate, reworded from its documented rules. */
+export function validateCheck(def: CheckDefinition): string | undefined {
+  const intervalCheck = !!(def.args?.length || def.http || def.tcp || def.grpc);
+  const alias = def.aliasService !== undefined || def.aliasNode !== undefined;
+  const interval = def.intervalMs ?? 0;
+  const ttl = def.ttlMs ?? 0;
+  if (interval > 0 && ttl > 0) return 'Interval and TTL cannot both be specified';
+  if (intervalCheck && interval <= 0)
+    return 'Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks';
+  if (intervalCheck && alias) return 'Interval cannot be set for Alias checks';
+  if (alias && ttl > 0) return 'TTL must be not be set for Alias checks';
+  if (!intervalCheck && !alias && ttl <= 0) return 'TTL must be > 0 for TTL checks';
+  return undefined;
+}
+
+const META_KEY = /^[A-Za-z0-9_-]+$/;
+
+/** Consul's service meta rules: ≤ 64 pairs, keys [A-Za-z0-9_-]{1,128} not starting `consul-`, values ≤ 512. */
+export function validateMeta(meta: Record<string, string>): string | undefined {
+  const entries = Object.entries(meta);
+  if (entries.length > 64) return 'Node metadata cannot contain more than 64 key/value pairs';
+  for (const [key, value] of entries) {
+    let problem: string | undefined;
+    if (key === '') problem = 'Key cannot be blank';
+    else if (!META_KEY.test(key)) problem = 'Key contains invalid characters';
+    else if (key.length > 128) problem = 'Key is too long (limit: 128 characters)';
+    else if (key.startsWith('consul-')) problem = "Key prefix 'consul-' is reserved for internal use";
+    else if (value.length > 512) problem = 'Value is too long (limit: 512 characters)';
+    if (problem) return `Couldn't load metadata pair ('${key}', '${value}'): ${problem}`;
+  }
+  return undefined;
+}
+
+/** Decode and validate a `/v1/agent/service/register` body the way the agent does, in its order. */
+export function decodeServiceRegistration(text: string): ServiceDefinition {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new BadRequest(`Request decode failed: ${(err as Error).message}`);
+  }
+  if (goType(raw) !== 'object') throw decodeError(raw, 'ServiceDefinition', 'structs.ServiceDefinition');
+  const obj = raw as Json;
+  const w = 'ServiceDefinition';
+  const name = str(obj, `${w}.Name`, 'Name') ?? '';
+  const id = str(obj, `${w}.ID`, 'ID') || name;
+  const tags = stringList(obj, `${w}.Tags`, 'Tags') ?? [];
+  const address = str(obj, `${w}.Address`, 'Address') ?? '';
+  const port = int(obj, `${w}.Port`, 'Port') ?? 0;
+  const meta = stringMap(obj, `${w}.Meta`, 'Meta') ?? {};
+  const enableTagOverride = bool(obj, `${w}.EnableTagOverride`, 'EnableTagOverride') ?? false;
+  const weightsRaw = field(obj, 'Weights');
+  const weights = { Passing: 1, Warning: 1 };
+  if (weightsRaw !== undefined && weightsRaw !== null) {
+    if (goType(weightsRaw) !== 'object') throw decodeError(weightsRaw, `${w}.Weights`, 'structs.Weights');
+    weights.Passing = int(weightsRaw as Json, 'Weights.Passing', 'Passing') ?? 1;
+    weights.Warning = int(weightsRaw as Json, 'Weights.Warning', 'Warning') ?? 1;
+  }
+  const namespace = str(obj, `${w}.Namespace`, 'Namespace');
+  const partition = str(obj, `${w}.Partition`, 'Partition');
+  const checks: CheckDefinition[] = [];
+  const single = decodeCheck(field(obj, 'Check'));
+  if (single) checks.push(single);
+  const many = field(obj, 'Checks');
+  if (many !== undefined && many !== null) {
+    if (!Array.isArray(many)) throw decodeError(many, `${w}.Checks`, 'structs.CheckTypes');
+    for (const item of many) {
+      const def = decodeCheck(item);
+      if (def) checks.push(def);
+    }
+  }
+
+  if (name === '') throw new BadRequest('Missing service name');
+  if (address === '0.0.0.0' || address === '::' || address === '[::]')
+    throw new BadRequest('Invalid service address');
+  if (weights.Passing < 1) throw new BadRequest('Invalid Weights: Passing must be greater than 0');
+  const metaProblem = validateMeta(meta);
+  if (metaProblem) throw new BadRequest(`Invalid Service Meta: ${metaProblem}`);
+  if (port < 0 || port > 65535) throw new BadRequest(`Validation failed: invalid port ${port}`);
+  for (const check of checks) {
+    const problem = validateCheck(check);
+    if (problem) throw new BadRequest(`Invalid check: ${problem}`);
+  }
+  for (const check of checks) {
+    if (check.status && !['passing', 'warning', 'critical'].includes(check.status)) {
+      throw new BadRequest("Status for checks must 'passing', 'warning', 'critical'");
+    }
+  }
+  return {
+    id,
+    name,
+    tags,
+    address,
+    port,
+    meta,
+    enableTagOverride,
+    weights,
+    checks,
+    ...(namespace !== undefined && { namespace }),
+    ...(partition !== undefined && { partition }),
+  };
+}
+
+/** Body of `/v1/agent/check/update/:id`. */
+export function decodeCheckUpdate(text: string): { status: string; output: string } {
+  let raw: unknown = {};
+  if (text.trim() !== '') {
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new BadRequest(`Request decode failed: ${(err as Error).message}`);
+    }
+  }
+  if (goType(raw) !== 'object') throw decodeError(raw, 'checkUpdate', 'agent.checkUpdate');
+  const obj = raw as Json;
+  return {
+    status: str(obj, 'checkUpdate.Status', 'Status') ?? '',
+    output: str(obj, 'checkUpdate.Output', 'Output') ?? '',
+  };
+}

@@ -1,0 +1,348 @@
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-call -- tests read untyped agent JSON */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { formatGoDuration, parseGoDuration, startConsulDouble } from './index.js';
+import type { ConsulDouble, ConsulDoubleOptions } from './index.js';
+
+let double: ConsulDouble | undefined;
+afterEach(async () => {
+  await double?.close();
+  double = undefined;
+});
+
+async function start(options: ConsulDoubleOptions = {}): Promise<ConsulDouble> {
+  double = await startConsulDouble(options);
+  return double;
+}
+
+async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; type: string; text: string; json: any; index: string | null }> {
+  const res = await fetch(`${double!.url}${path}`, {
+    method,
+    headers,
+    ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return {
+    status: res.status,
+    type: res.headers.get('content-type') ?? '',
+    text,
+    json,
+    index: res.headers.get('x-consul-index'),
+  };
+}
+
+const register = (body: unknown, query = '') => call('PUT', `/v1/agent/service/register${query}`, body);
+const checks = async () => (await call('GET', '/v1/agent/checks')).json as Record<string, any>;
+
+describe('Go durations', () => {
+  it('parses and formats like Go', () => {
+    expect(parseGoDuration('10s')).toBe(10_000);
+    expect(parseGoDuration('1m30s')).toBe(90_000);
+    expect(parseGoDuration('500ms')).toBe(500);
+    expect(parseGoDuration('1.5h')).toBe(5_400_000);
+    expect(() => parseGoDuration('10')).toThrow('time: missing unit in duration "10"');
+    expect(() => parseGoDuration('abc')).toThrow('time: invalid duration "abc"');
+    expect(formatGoDuration(90_000)).toBe('1m30s');
+    expect(formatGoDuration(500)).toBe('500ms');
+    expect(formatGoDuration(3_600_000)).toBe('1h0m0s');
+  });
+});
+
+describe('service registration', () => {
+  it('accepts Go-style case-insensitive and snake_case keys and numbers checks from 1', async () => {
+    await start();
+    expect(
+      (
+        await register({
+          name: 'web',
+          id: 'web-1',
+          PORT: 80,
+          tags: ['a'],
+          meta: { version: '1' },
+          checks: [{ ttl: '10s' }, { Ttl: '1m', status: 'passing' }, { alias_service: 'other' }],
+        })
+      ).status,
+    ).toBe(200);
+    const all = await checks();
+    expect(Object.keys(all).sort()).toEqual(['service:web-1:1', 'service:web-1:2', 'service:web-1:3']);
+    expect(all['service:web-1:1'].Status).toBe('critical');
+    expect(all['service:web-1:2'].Status).toBe('passing');
+    expect(all['service:web-1:3']).toMatchObject({ Type: 'alias', Status: 'critical' });
+    expect(all['service:web-1:3'].Output).toContain('Service other could not be found');
+    const services = (await call('GET', '/v1/agent/services')).json;
+    expect(services['web-1']).toMatchObject({
+      ID: 'web-1',
+      Service: 'web',
+      Port: 80,
+      Tags: ['a'],
+      Meta: { version: '1' },
+    });
+    expect((await call('GET', '/v1/agent/service/web-1')).json).toMatchObject({ Service: 'web' });
+  });
+
+  it('names a single check service:<id> and defaults the id to the name', async () => {
+    await start();
+    await register({ Name: 'db', Check: { TTL: '5s' } });
+    expect(Object.keys(await checks())).toEqual(['service:db']);
+  });
+
+  it('answers validation errors as text/plain 400s with Consul wording', async () => {
+    await start();
+    const cases: [unknown, string][] = [
+      [{ Port: 80 }, 'Missing service name'],
+      [{ Name: 'x', Check: { HTTP: 'http://x/' } }, 'Invalid check: Interval must be > 0'],
+      [{ Name: 'x', Check: { Status: 'passing' } }, 'Invalid check: TTL must be > 0 for TTL checks'],
+      [{ Name: 'x', Check: { TTL: '10' } }, 'Request decode failed: time: missing unit in duration "10"'],
+      [
+        { Name: 'x', Check: { TTL: '1s', Interval: '1s' } },
+        'Invalid check: Interval and TTL cannot both be specified',
+      ],
+      [
+        { Name: 'x', Check: { AliasService: 'y', TTL: '1s' } },
+        'Invalid check: TTL must be not be set for Alias checks',
+      ],
+      [
+        { Name: 'x', Check: { TTL: '1s', Status: 'ok' } },
+        "Status for checks must 'passing', 'warning', 'critical'",
+      ],
+      [
+        { Name: 'x', Port: '80' },
+        'Request decode failed: json: cannot unmarshal string into Go struct field',
+      ],
+      [
+        { Name: 'x', Meta: { 'a.b': 'c' } },
+        "Invalid Service Meta: Couldn't load metadata pair ('a.b', 'c'): Key contains invalid characters",
+      ],
+      [{ Name: 'x', Meta: { 'consul-x': 'c' } }, "Key prefix 'consul-' is reserved for internal use"],
+      [{ Name: 'x', Meta: { k: 'v'.repeat(513) } }, 'Value is too long (limit: 512 characters)'],
+      ['{not json', 'Request decode failed'],
+    ];
+    for (const [body, message] of cases) {
+      const res = await register(body);
+      expect(res.status, message).toBe(400);
+      expect(res.type).toContain('text/plain');
+      expect(res.text).toContain(message);
+    }
+  });
+
+  it('keeps check status and output across re-registration, and drops missing checks with replace-existing-checks', async () => {
+    await start();
+    await register({ Name: 'web', Checks: [{ TTL: '1m', Status: 'passing' }, { TTL: '1m' }, { TTL: '1m' }] });
+    await call('PUT', '/v1/agent/check/fail/service:web:1?note=down');
+    await register({ Name: 'web', Checks: [{ TTL: '1m', Status: 'passing' }, { TTL: '1m' }] });
+    let all = await checks();
+    expect(all['service:web:1']).toMatchObject({ Status: 'critical', Output: 'down' });
+    expect(all['service:web:3']).toBeDefined();
+    await register({ Name: 'web', Checks: [{ TTL: '1m' }, { TTL: '1m' }] }, '?replace-existing-checks=true');
+    all = await checks();
+    expect(Object.keys(all).sort()).toEqual(['service:web:1', 'service:web:2']);
+  });
+});
+
+describe('checks', () => {
+  it('turns a TTL check critical with "TTL expired" when not updated', async () => {
+    await start();
+    await register({ Name: 'web', Check: { TTL: '200ms', Status: 'passing' } });
+    await vi.waitFor(
+      async () =>
+        expect((await checks())['service:web']).toMatchObject({ Status: 'critical', Output: 'TTL expired' }),
+      {
+        timeout: 3000,
+        interval: 50,
+      },
+    );
+  });
+
+  it('updates TTL checks with pass/warn/fail?note= and update {Status, Output}; 404 for unknown ids', async () => {
+    await start();
+    await register({ Name: 'web', Check: { TTL: '1m' } });
+    expect((await call('PUT', '/v1/agent/check/pass/service:web?note=ok')).status).toBe(200);
+    expect((await checks())['service:web']).toMatchObject({ Status: 'passing', Output: 'ok' });
+    await call('PUT', '/v1/agent/check/warn/service:web');
+    expect((await checks())['service:web'].Status).toBe('warning');
+    await call('PUT', '/v1/agent/check/update/service:web', { Status: 'critical', Output: 'probe failed' });
+    expect((await checks())['service:web']).toMatchObject({ Status: 'critical', Output: 'probe failed' });
+    const bad = await call('PUT', '/v1/agent/check/update/service:web', { Status: 'sick' });
+    expect([bad.status, bad.text]).toEqual([400, "Invalid check status: 'sick'"]);
+    const unknown = await call('PUT', '/v1/agent/check/pass/nope');
+    expect(unknown.status).toBe(404);
+    expect(unknown.text).toBe(
+      'Unknown check ID "nope". Ensure that the check ID is passed, not the check name.',
+    );
+    const dereg = await call('PUT', '/v1/agent/service/deregister/nope');
+    expect(dereg.status).toBe(404);
+    expect(dereg.text).toContain('Unknown service ID "nope"');
+    expect((await call('PUT', '/v1/agent/service/deregister/web')).status).toBe(200);
+    expect(await checks()).toEqual({});
+  });
+
+  it('mirrors the aliased service in alias checks, critical once it is gone', async () => {
+    await start();
+    await register({ Name: 'bridge', Check: { TTL: '1m', Status: 'passing' } });
+    await register({ Name: 'web', Check: { AliasService: 'bridge' } });
+    expect((await checks())['service:web']).toMatchObject({
+      Status: 'passing',
+      Output: 'All checks passing.',
+    });
+    await call('PUT', '/v1/agent/check/warn/service:bridge?note=slow');
+    expect((await checks())['service:web']).toMatchObject({ Status: 'warning' });
+    await call('PUT', '/v1/agent/check/fail/service:bridge?note=dead');
+    expect((await checks())['service:web'].Output).toBe(
+      'Aliased check "Service \'bridge\' check" failing: dead',
+    );
+    await call('PUT', '/v1/agent/service/deregister/bridge');
+    expect((await checks())['service:web']).toMatchObject({ Status: 'critical' });
+  });
+
+  it('reaps services whose check stayed critical past DeregisterCriticalServiceAfter (clamped to the minimum)', async () => {
+    await start({ reapIntervalMs: 50, minDeregisterAfterMs: 400 });
+    const t0 = Date.now();
+    await register({ Name: 'web', Check: { TTL: '1m', DeregisterCriticalServiceAfter: '1ms' } });
+    await register({ Name: 'keep', Check: { TTL: '1m' } });
+    await vi.waitFor(
+      async () => expect((await call('GET', '/v1/agent/services')).json).not.toHaveProperty('web'),
+      {
+        timeout: 3000,
+        interval: 25,
+      },
+    );
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+    expect((await call('GET', '/v1/agent/services')).json).toHaveProperty('keep');
+  });
+
+  it('runs HTTP and TCP checks', async () => {
+    const target = createServer((req, res) => res.writeHead(req.url === '/ok' ? 200 : 500).end('body'));
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const port = (target.address() as AddressInfo).port;
+    try {
+      await start();
+      await register({
+        Name: 'web',
+        Checks: [
+          { HTTP: `http://127.0.0.1:${port}/ok`, Interval: '1s' },
+          { HTTP: `http://127.0.0.1:${port}/bad`, Interval: '1s' },
+          { TCP: `127.0.0.1:${port}`, Interval: '1s' },
+        ],
+      });
+      await vi.waitFor(
+        async () => {
+          const all = await checks();
+          expect(all['service:web:1'].Status).toBe('passing');
+          expect(all['service:web:2'].Status).toBe('critical');
+          expect(all['service:web:3'].Status).toBe('passing');
+        },
+        { timeout: 5000, interval: 50 },
+      );
+    } finally {
+      target.close();
+    }
+  });
+});
+
+describe('health, catalog and blocking queries', () => {
+  it('lists entries with the node serfHealth check and filters ?passing', async () => {
+    await start();
+    await register({
+      Name: 'web',
+      ID: 'a',
+      Address: '10.0.0.1',
+      Port: 80,
+      Check: { TTL: '1m', Status: 'passing' },
+    });
+    await register({ Name: 'web', ID: 'b', Port: 81, Check: { TTL: '1m' } });
+    const all = (await call('GET', '/v1/health/service/web')).json as any[];
+    expect(all.map((e) => e.Service.ID)).toEqual(['a', 'b']);
+    expect(all[0].Checks.map((c: any) => c.CheckID)).toEqual(['serfHealth', 'service:a']);
+    expect(all[0].Node.Node).toBe('consul-double');
+    const passing = (await call('GET', '/v1/health/service/web?passing')).json as any[];
+    expect(passing.map((e) => e.Service.ID)).toEqual(['a']);
+    expect((await call('GET', '/v1/catalog/services')).json).toEqual({ consul: [], web: [] });
+    expect(((await call('GET', '/v1/catalog/service/web')).json as any[]).map((s) => s.ServiceID)).toEqual([
+      'a',
+      'b',
+    ]);
+    expect((await call('GET', '/v1/status/leader')).json).toBe('127.0.0.1:8300');
+    expect((await call('GET', '/v1/agent/self')).json.Config.NodeName).toBe('consul-double');
+  });
+
+  it('holds ?index= queries until the state changes or ?wait= runs out', async () => {
+    await start();
+    await register({ Name: 'web', Check: { TTL: '1m', Status: 'passing' } });
+    const first = await call('GET', '/v1/health/service/web');
+    const index = Number(first.index);
+    expect(index).toBeGreaterThan(0);
+
+    const t0 = Date.now();
+    const timedOut = await call('GET', `/v1/health/service/web?index=${index}&wait=300ms`);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    expect(timedOut.index).toBe(String(index));
+
+    // A heartbeat that changes nothing does not wake watchers.
+    const pending = call('GET', `/v1/health/service/web?index=${index}&wait=5s`);
+    await call('PUT', '/v1/agent/check/pass/service:web');
+    await call('PUT', '/v1/agent/check/fail/service:web?note=x');
+    const woke = await pending;
+    expect(Number(woke.index)).toBeGreaterThan(index);
+    expect(woke.json[0].Checks[1].Status).toBe('critical');
+  });
+
+  it('keeps namespace and partition from the query and scopes reads by them', async () => {
+    await start();
+    await register({ Name: 'web', Check: { TTL: '1m' } }, '?ns=team&partition=p1');
+    expect((await call('GET', '/v1/agent/services')).json).toEqual({});
+    const scoped = (await call('GET', '/v1/agent/services?ns=team&partition=p1')).json;
+    expect(scoped.web).toMatchObject({ Namespace: 'team', Partition: 'p1' });
+  });
+});
+
+describe('ACLs, restarts and request log', () => {
+  it('answers 403 for unknown or missing tokens and accepts the header, ?token= and Bearer', async () => {
+    await start({ aclToken: 'secret' });
+    const body = { Name: 'web', Check: { TTL: '1m' } };
+    const unknown = await call('PUT', '/v1/agent/service/register', body, { 'X-Consul-Token': 'nope' });
+    expect([unknown.status, unknown.text]).toEqual([403, 'ACL not found']);
+    const anonymous = await call('PUT', '/v1/agent/service/register', body);
+    expect(anonymous.status).toBe(403);
+    expect(anonymous.text).toMatch(
+      /^Permission denied: anonymous token lacks permission 'service:write' on "web"/,
+    );
+    expect((await call('GET', '/v1/agent/services')).json).toEqual({});
+    expect(
+      (await call('PUT', '/v1/agent/service/register', body, { 'X-Consul-Token': 'secret' })).status,
+    ).toBe(200);
+    expect((await call('PUT', '/v1/agent/check/pass/service:web?token=secret')).status).toBe(200);
+    expect(
+      (await call('GET', '/v1/agent/services', undefined, { Authorization: 'Bearer secret' })).json,
+    ).toHaveProperty('web');
+  });
+
+  it('restarts on the same port, with or without its state', async () => {
+    const d = await start();
+    await register({ Name: 'web', Check: { TTL: '1m' } });
+    await d.restart();
+    expect((await call('GET', '/v1/agent/services')).json).toHaveProperty('web');
+    await d.restart({ loseState: true });
+    expect((await call('GET', '/v1/agent/services')).json).toEqual({});
+    expect((await call('PUT', '/v1/agent/check/pass/service:web')).status).toBe(404);
+    expect(d.countRequests((r) => r.path === '/v1/agent/check/pass/service:web')).toBe(1);
+  });
+
+  it('lets tests force a check status', async () => {
+    const d = await start();
+    await register({ Name: 'web', Check: { TTL: '1m', Status: 'passing' } });
+    d.setCheckStatus('service:web', 'warning', 'forced');
+    expect((await checks())['service:web']).toMatchObject({ Status: 'warning', Output: 'forced' });
+  });
+});

@@ -1,0 +1,507 @@
+import { randomUUID } from 'node:crypto';
+import { createServer as createHttpServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { AgentState, STATUSES } from './agent.js';
+import type { CheckRecord, CheckStatus, ServiceRecord } from './agent.js';
+import { BadRequest, decodeCheckUpdate, decodeServiceRegistration } from './decode.js';
+import { formatGoDuration, parseGoDuration } from './duration.js';
+
+export interface ConsulDoubleOptions {
+  /** TCP port; 0 (the default) picks a free one. */
+  port?: number;
+  /** Listen address, default 127.0.0.1. */
+  host?: string;
+  /** When set, ACLs are enforced with default deny and this is the only (management) token. */
+  aclToken?: string;
+  /** How often the reaper runs (Consul: 30s). */
+  reapIntervalMs?: number;
+  /** Lower clamp of DeregisterCriticalServiceAfter (Consul: 1m). */
+  minDeregisterAfterMs?: number;
+  nodeName?: string;
+  datacenter?: string;
+  /** Serve HTTPS; with `ca` and `requestCert` clients must present a certificate signed by it. */
+  tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer; requestCert?: boolean };
+}
+
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  readonly at: number;
+}
+
+export interface ConsulDouble {
+  /** Base URL, e.g. `http://127.0.0.1:8500`. */
+  readonly url: string;
+  readonly port: number;
+  /** Every request received, in order (tests count heartbeats with it). */
+  readonly requests: RecordedRequest[];
+  countRequests(filter?: (request: RecordedRequest) => boolean): number;
+  clearRequests(): void;
+  /** Force a check's status, as a failing probe would. Throws for an unknown check. */
+  setCheckStatus(checkId: string, status: CheckStatus, output?: string): void;
+  /** Run the reaper now instead of waiting for its period. */
+  reap(): void;
+  /** Stop and start again on the same port; with `loseState` every service and check is forgotten. */
+  restart(options?: { loseState?: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+
+const MAX_WAIT = 600_000;
+const DEFAULT_WAIT = 300_000;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Ctx {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  /** `management`, `anonymous` (ACLs on, no token) or `open` (ACLs off). */
+  identity: 'management' | 'anonymous' | 'open';
+}
+
+export async function startConsulDouble(options: ConsulDoubleOptions = {}): Promise<ConsulDouble> {
+  const host = options.host ?? '127.0.0.1';
+  const nodeName = options.nodeName ?? 'consul-double';
+  const datacenter = options.datacenter ?? 'dc1';
+  const nodeId = randomUUID();
+  const agent = new AgentState({
+    nodeName,
+    reapIntervalMs: options.reapIntervalMs ?? 30_000,
+    minDeregisterAfterMs: options.minDeregisterAfterMs ?? 60_000,
+  });
+  const requests: RecordedRequest[] = [];
+
+  const nodeJson = () => ({
+    ID: nodeId,
+    Node: nodeName,
+    Address: host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host,
+    Datacenter: datacenter,
+    TaggedAddresses: { lan: host, wan: host },
+    Meta: { 'consul-network-segment': '' },
+    CreateIndex: 5,
+    ModifyIndex: 5,
+  });
+
+  const scope = (r: { namespace?: string; partition?: string }) => ({
+    ...(r.namespace !== undefined && { Namespace: r.namespace }),
+    ...(r.partition !== undefined && { Partition: r.partition }),
+  });
+  const inScope = (ctx: Ctx, r: { namespace?: string; partition?: string }): boolean =>
+    (r.namespace ?? 'default') === (ctx.url.searchParams.get('ns') || 'default') &&
+    (r.partition ?? 'default') === (ctx.url.searchParams.get('partition') || 'default');
+
+  const agentServiceJson = (s: ServiceRecord) => ({
+    ID: s.id,
+    Service: s.name,
+    Tags: s.tags,
+    Meta: s.meta,
+    Port: s.port,
+    Address: s.address,
+    Weights: s.weights,
+    EnableTagOverride: s.enableTagOverride,
+    Datacenter: datacenter,
+    ...scope(s),
+  });
+  const checkJson = (c: CheckRecord) => ({
+    Node: nodeName,
+    CheckID: c.id,
+    Name: c.name,
+    Status: c.status,
+    Notes: c.notes,
+    Output: c.output,
+    ServiceID: c.serviceId,
+    ServiceName: c.serviceName,
+    ServiceTags: c.serviceTags,
+    Type: c.type,
+    Interval: c.def.intervalMs !== undefined ? formatGoDuration(c.def.intervalMs) : '',
+    Timeout: c.def.timeoutMs !== undefined ? formatGoDuration(c.def.timeoutMs) : '',
+    ExposedPort: 0,
+    Definition: {},
+    CreateIndex: c.createIndex,
+    ModifyIndex: c.modifyIndex,
+    ...scope(c),
+  });
+  const serfHealth = () => ({
+    Node: nodeName,
+    CheckID: 'serfHealth',
+    Name: 'Serf Health Status',
+    Status: 'passing',
+    Notes: '',
+    Output: 'Agent alive and reachable',
+    ServiceID: '',
+    ServiceName: '',
+    ServiceTags: [],
+    Type: '',
+    Definition: {},
+    CreateIndex: 5,
+    ModifyIndex: 5,
+  });
+  const healthServiceJson = (s: ServiceRecord) => ({
+    Kind: '',
+    ID: s.id,
+    Service: s.name,
+    Tags: s.tags,
+    Address: s.address,
+    Meta: s.meta,
+    Port: s.port,
+    Weights: s.weights,
+    EnableTagOverride: s.enableTagOverride,
+    CreateIndex: s.createIndex,
+    ModifyIndex: s.modifyIndex,
+    ...scope(s),
+  });
+  const checksOf = (serviceId: string) => [...agent.checks.values()].filter((c) => c.serviceId === serviceId);
+
+  const send = (ctx: Ctx, status: number, body: unknown, index?: number): void => {
+    const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+    if (index !== undefined) {
+      headers['X-Consul-Index'] = String(Math.max(index, 1));
+      headers['X-Consul-KnownLeader'] = 'true';
+      headers['X-Consul-LastContact'] = '0';
+    }
+    ctx.res.writeHead(status, headers);
+    ctx.res.end(body === undefined ? '' : JSON.stringify(body));
+  };
+
+  const readBody = (req: IncomingMessage): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      req.on('error', reject);
+    });
+
+  /** Blocking query: hold the request until `indexOf()` passes `?index=` or `?wait=` runs out. */
+  const block = async (ctx: Ctx, indexOf: () => number): Promise<number> => {
+    const wanted = Number(ctx.url.searchParams.get('index') ?? '0');
+    if (!Number.isFinite(wanted) || wanted <= 0 || indexOf() > wanted) return indexOf();
+    let waitMs = DEFAULT_WAIT;
+    const waitParam = ctx.url.searchParams.get('wait');
+    if (waitParam) {
+      try {
+        waitMs = parseGoDuration(waitParam);
+      } catch (err) {
+        throw new HttpError(400, `Invalid wait time: ${(err as Error).message}`);
+      }
+    }
+    waitMs = Math.min(Math.max(waitMs, 0), MAX_WAIT);
+    const deadline = Date.now() + waitMs;
+    let closed = false;
+    ctx.res.once('close', () => (closed = true));
+    while (!closed && indexOf() <= wanted && Date.now() < deadline) {
+      const change = agent.waitForChange();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadline - Date.now())));
+      const onClose = () => change.cancel();
+      ctx.res.once('close', onClose);
+      await Promise.race([change.promise, timeout]);
+      clearTimeout(timer);
+      change.cancel();
+      ctx.res.off('close', onClose);
+    }
+    return indexOf();
+  };
+
+  const requireWrite = (ctx: Ctx, serviceName: string): void => {
+    if (ctx.identity === 'anonymous') {
+      throw new HttpError(
+        403,
+        `Permission denied: anonymous token lacks permission 'service:write' on ${JSON.stringify(serviceName)}. The anonymous token is used implicitly when a request does not specify a token.`,
+      );
+    }
+  };
+  // Default-deny ACLs filter reads down to nothing for the anonymous token.
+  const canRead = (ctx: Ctx): boolean => ctx.identity !== 'anonymous';
+
+  const ttlUpdate = (ctx: Ctx, checkId: string, status: CheckStatus, output: string): void => {
+    const check = agent.checks.get(checkId);
+    if (!check) {
+      throw new HttpError(
+        404,
+        `Unknown check ID ${JSON.stringify(checkId)}. Ensure that the check ID is passed, not the check name.`,
+      );
+    }
+    requireWrite(ctx, check.serviceName);
+    const result = agent.updateTtl(checkId, status, output);
+    if (result === 'not-ttl')
+      throw new HttpError(500, `CheckID ${JSON.stringify(checkId)} does not have associated TTL`);
+    send(ctx, 200, undefined);
+  };
+
+  const route = async (ctx: Ctx): Promise<void> => {
+    const { req, url } = ctx;
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    const rest = (prefix: string): string | undefined =>
+      path.startsWith(prefix) && path.length > prefix.length
+        ? decodeURIComponent(path.slice(prefix.length))
+        : undefined;
+    const only = (...methods: string[]): void => {
+      if (!methods.includes(method)) throw new HttpError(405, `method ${method} not allowed`);
+    };
+
+    if (path === '/v1/status/leader') {
+      only('GET');
+      return send(ctx, 200, `${nodeJson().Address}:8300`);
+    }
+    if (path === '/v1/status/peers') {
+      only('GET');
+      return send(ctx, 200, [`${nodeJson().Address}:8300`]);
+    }
+    if (path === '/v1/agent/self') {
+      only('GET');
+      if (!canRead(ctx))
+        throw new HttpError(403, "Permission denied: anonymous token lacks permission 'agent:read'");
+      return send(ctx, 200, {
+        Config: {
+          Datacenter: datacenter,
+          NodeName: nodeName,
+          NodeID: nodeId,
+          Server: true,
+          Version: '1.19.0-double',
+        },
+        Member: { Name: nodeName, Addr: nodeJson().Address, Port: 8301, Status: 1 },
+        Meta: {},
+        Stats: {},
+      });
+    }
+    if (path === '/v1/agent/services') {
+      only('GET');
+      const out: Record<string, unknown> = {};
+      if (canRead(ctx)) {
+        for (const s of agent.services.values()) if (inScope(ctx, s)) out[s.id] = agentServiceJson(s);
+      }
+      return send(ctx, 200, out);
+    }
+    if (path === '/v1/agent/checks') {
+      only('GET');
+      const out: Record<string, unknown> = {};
+      if (canRead(ctx)) {
+        for (const c of agent.checks.values()) if (inScope(ctx, c)) out[c.id] = checkJson(c);
+      }
+      return send(ctx, 200, out);
+    }
+    if (path === '/v1/agent/service/register') {
+      only('PUT');
+      const def = decodeServiceRegistration(await readBody(req));
+      const ns = url.searchParams.get('ns');
+      const partition = url.searchParams.get('partition');
+      if (ns && def.namespace === undefined) def.namespace = ns;
+      if (partition && def.partition === undefined) def.partition = partition;
+      requireWrite(ctx, def.name);
+      const replace = url.searchParams.get('replace-existing-checks');
+      agent.registerService(def, replace !== null && replace !== 'false' && replace !== '0');
+      return send(ctx, 200, undefined);
+    }
+    const deregisterId = rest('/v1/agent/service/deregister/');
+    if (deregisterId !== undefined) {
+      only('PUT');
+      const service = agent.services.get(deregisterId);
+      if (!service) {
+        throw new HttpError(
+          404,
+          `Unknown service ID ${JSON.stringify(deregisterId)}. Ensure that the service ID is passed, not the service name.`,
+        );
+      }
+      requireWrite(ctx, service.name);
+      agent.deregisterService(deregisterId);
+      return send(ctx, 200, undefined);
+    }
+    const serviceId = rest('/v1/agent/service/');
+    if (serviceId !== undefined) {
+      only('GET');
+      const s = agent.services.get(serviceId);
+      if (!s || !canRead(ctx) || !inScope(ctx, s))
+        throw new HttpError(404, `unknown service ID: ${serviceId}`);
+      return send(ctx, 200, { ...agentServiceJson(s), ContentHash: String(s.modifyIndex) });
+    }
+    for (const [verb, status] of [
+      ['pass', 'passing'],
+      ['warn', 'warning'],
+      ['fail', 'critical'],
+    ] as const) {
+      const checkId = rest(`/v1/agent/check/${verb}/`);
+      if (checkId !== undefined) {
+        only('PUT');
+        return ttlUpdate(ctx, checkId, status, url.searchParams.get('note') ?? '');
+      }
+    }
+    const updateId = rest('/v1/agent/check/update/');
+    if (updateId !== undefined) {
+      only('PUT');
+      const update = decodeCheckUpdate(await readBody(req));
+      if (!STATUSES.includes(update.status as CheckStatus)) {
+        throw new HttpError(400, `Invalid check status: '${update.status}'`);
+      }
+      return ttlUpdate(ctx, updateId, update.status as CheckStatus, update.output);
+    }
+    const healthName = rest('/v1/health/service/');
+    if (healthName !== undefined) {
+      only('GET');
+      const index = await block(ctx, () => agent.indexForName(healthName));
+      const passingOnly = url.searchParams.has('passing') && url.searchParams.get('passing') !== 'false';
+      const tags = url.searchParams.getAll('tag');
+      const entries = !canRead(ctx)
+        ? []
+        : [...agent.services.values()]
+            .filter((s) => s.name === healthName && inScope(ctx, s) && tags.every((t) => s.tags.includes(t)))
+            .map((s) => ({
+              Node: nodeJson(),
+              Service: healthServiceJson(s),
+              Checks: [serfHealth(), ...checksOf(s.id).map(checkJson)],
+            }))
+            .filter((e) => !passingOnly || e.Checks.every((c) => c.Status === 'passing'));
+      return send(ctx, 200, entries, index);
+    }
+    const healthChecksName = rest('/v1/health/checks/');
+    if (healthChecksName !== undefined) {
+      only('GET');
+      const index = await block(ctx, () => agent.indexForName(healthChecksName));
+      const checks = !canRead(ctx)
+        ? []
+        : [...agent.checks.values()]
+            .filter((c) => c.serviceName === healthChecksName && inScope(ctx, c))
+            .map(checkJson);
+      return send(ctx, 200, checks, index);
+    }
+    if (path === '/v1/catalog/services') {
+      only('GET');
+      const index = await block(ctx, () => agent.indexForCatalog());
+      const out: Record<string, string[]> = { consul: [] };
+      if (canRead(ctx)) {
+        for (const s of agent.services.values()) {
+          if (!inScope(ctx, s)) continue;
+          out[s.name] = [...new Set([...(out[s.name] ?? []), ...s.tags])];
+        }
+      }
+      return send(ctx, 200, out, index);
+    }
+    const catalogName = rest('/v1/catalog/service/');
+    if (catalogName !== undefined) {
+      only('GET');
+      const index = await block(ctx, () => agent.indexForName(catalogName));
+      const node = nodeJson();
+      const out = !canRead(ctx)
+        ? []
+        : [...agent.services.values()]
+            .filter((s) => s.name === catalogName && inScope(ctx, s))
+            .map((s) => ({
+              ID: node.ID,
+              Node: node.Node,
+              Address: node.Address,
+              Datacenter: datacenter,
+              TaggedAddresses: node.TaggedAddresses,
+              NodeMeta: node.Meta,
+              ServiceKind: '',
+              ServiceID: s.id,
+              ServiceName: s.name,
+              ServiceTags: s.tags,
+              ServiceAddress: s.address,
+              ServiceWeights: s.weights,
+              ServiceMeta: s.meta,
+              ServicePort: s.port,
+              ServiceEnableTagOverride: s.enableTagOverride,
+              CreateIndex: s.createIndex,
+              ModifyIndex: s.modifyIndex,
+              ...scope(s),
+            }));
+      return send(ctx, 200, out, index);
+    }
+    throw new HttpError(404, '');
+  };
+
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = new URL(req.url ?? '/', 'http://double');
+    let path = url.pathname;
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      // Keep the raw path; routing answers 404 for it anyway.
+    }
+    requests.push({ method: req.method ?? 'GET', path, query: url.search, at: Date.now() });
+    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const header = req.headers['x-consul-token'];
+    const token =
+      (typeof header === 'string' ? header : undefined) || url.searchParams.get('token') || bearer || '';
+    let identity: Ctx['identity'] = 'open';
+    if (options.aclToken !== undefined) {
+      identity = token === '' ? 'anonymous' : token === options.aclToken ? 'management' : 'anonymous';
+    }
+    const ctx: Ctx = { req, res, url, identity };
+    const fail = (err: unknown): void => {
+      const status = err instanceof HttpError ? err.status : err instanceof BadRequest ? 400 : 500;
+      const message = err instanceof Error ? err.message : String(err);
+      if (!res.headersSent) res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end(message);
+    };
+    // An unknown token is rejected outright, before anything else is looked at.
+    if (options.aclToken !== undefined && token !== '' && token !== options.aclToken) {
+      fail(new HttpError(403, 'ACL not found'));
+      return;
+    }
+    route(ctx).catch(fail);
+  };
+
+  let server: Server;
+  let port = options.port ?? 0;
+  const listen = async (): Promise<void> => {
+    server = options.tls
+      ? createHttpsServer(
+          {
+            key: options.tls.key,
+            cert: options.tls.cert,
+            ...(options.tls.ca !== undefined && { ca: options.tls.ca }),
+            requestCert: options.tls.requestCert ?? false,
+            rejectUnauthorized: options.tls.requestCert ?? false,
+          },
+          handler,
+        )
+      : createHttpServer(handler);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    port = (server.address() as AddressInfo).port;
+  };
+  const stop = (): Promise<void> =>
+    new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+
+  await listen();
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  return {
+    url: `${options.tls ? 'https' : 'http'}://${urlHost}:${port}`,
+    port,
+    requests,
+    countRequests: (filter) => (filter ? requests.filter(filter).length : requests.length),
+    clearRequests: () => void requests.splice(0),
+    setCheckStatus: (checkId, status, output = '') => {
+      if (!agent.setStatus(checkId, status, output)) throw new Error(`unknown check ${checkId}`);
+    },
+    reap: () => agent.reap(),
+    restart: async ({ loseState = false } = {}) => {
+      await stop();
+      if (loseState) agent.clear();
+      await listen();
+    },
+    close: async () => {
+      agent.close();
+      await stop();
+    },
+  };
+}

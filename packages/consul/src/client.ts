@@ -1,0 +1,134 @@
+import { RegistryConnectionError, RegistryError, RegistryRejectedError } from '@registrar/core';
+import { Agent, fetch as undiciFetch } from 'undici';
+
+const BACKEND = 'consul';
+
+export interface ConsulTlsOptions {
+  /** PEM CA bundle that signed the agent's certificate. */
+  ca?: string | Buffer;
+  /** PEM client certificate and key, when the agent verifies incoming connections. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Default true; false accepts any agent certificate (CONSUL_HTTP_SSL_VERIFY=false). */
+  rejectUnauthorized?: boolean;
+  servername?: string;
+}
+
+export interface ConsulResponse {
+  status: number;
+  text: string;
+}
+
+type Fetcher = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal },
+) => Promise<{ status: number; text(): Promise<string> }>;
+
+export interface ClientOptions {
+  baseUrl: URL;
+  token?: string;
+  namespace?: string;
+  partition?: string;
+  tls?: ConsulTlsOptions;
+  timeoutMs: number;
+  fetch?: Fetcher;
+}
+
+/** Thin agent API client: one place for the token, ns/partition, timeouts and error mapping. */
+export class ConsulClient {
+  private readonly fetcher: Fetcher;
+  private readonly dispatcher: Agent | undefined;
+
+  constructor(private readonly options: ClientOptions) {
+    if (options.fetch) {
+      this.fetcher = options.fetch;
+    } else if (options.tls) {
+      const { ca, cert, key, rejectUnauthorized, servername } = options.tls;
+      this.dispatcher = new Agent({
+        connect: {
+          ...(ca !== undefined && { ca }),
+          ...(cert !== undefined && { cert }),
+          ...(key !== undefined && { key }),
+          ...(rejectUnauthorized !== undefined && { rejectUnauthorized }),
+          ...(servername !== undefined && { servername }),
+        },
+      });
+      const dispatcher = this.dispatcher;
+      this.fetcher = (url, init) => undiciFetch(url, { ...init, dispatcher });
+    } else {
+      this.fetcher = (url, init) => fetch(url, init);
+    }
+  }
+
+  /** Where requests go, for logs: never includes the token. */
+  get target(): string {
+    return this.options.baseUrl.origin;
+  }
+
+  get hasToken(): boolean {
+    return !!this.options.token;
+  }
+
+  /**
+   * One request. Resolves with 2xx and, when `allow404`, with 404; maps everything else onto core's errors.
+   */
+  async request(
+    method: 'GET' | 'PUT',
+    path: string,
+    options: { body?: unknown; query?: Record<string, string>; allow404?: boolean; what?: string } = {},
+  ): Promise<ConsulResponse> {
+    const url = new URL(path, this.options.baseUrl);
+    for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
+    if (this.options.namespace) url.searchParams.set('ns', this.options.namespace);
+    if (this.options.partition) url.searchParams.set('partition', this.options.partition);
+    const headers: Record<string, string> = {};
+    if (this.options.token) headers['X-Consul-Token'] = this.options.token;
+    if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+    const what = options.what ?? `${method} ${url.pathname}`;
+    let response: { status: number; text(): Promise<string> };
+    let text: string;
+    try {
+      response = await this.fetcher(url.toString(), {
+        method,
+        headers,
+        ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+      });
+      text = await response.text();
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      const reason =
+        e.name === 'TimeoutError' || e.name === 'AbortError'
+          ? `no answer within ${this.options.timeoutMs} ms`
+          : (e.cause?.code ?? e.cause?.message ?? e.message);
+      throw new RegistryConnectionError(
+        `Consul agent at ${this.target} unreachable (${what}): ${reason}`,
+        BACKEND,
+        {
+          cause: err,
+        },
+      );
+    }
+    const { status } = response;
+    if (status >= 200 && status < 300) return { status, text };
+    if (status === 404 && options.allow404) return { status, text };
+    const reason = text.trim().split('\n')[0]?.slice(0, 300) ?? '';
+    if (status === 403) {
+      const hint = this.hasToken
+        ? 'set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to a token with service:write (and agent:read) on this agent'
+        : 'no token is configured; set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to a token with service:write (and agent:read)';
+      throw new RegistryRejectedError(`Consul ACL token rejected (403: ${reason}): ${hint}`, BACKEND);
+    }
+    if (status === 400) {
+      throw new RegistryRejectedError(`Consul rejected ${what} (400): ${reason}`, BACKEND);
+    }
+    throw new RegistryError(
+      `Consul agent at ${this.target} answered ${status} to ${what}: ${reason}`,
+      BACKEND,
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher?.close();
+  }
+}

@@ -1,0 +1,366 @@
+import { createHash } from 'node:crypto';
+import type { HealthStatus, Service } from '@registrar/core';
+import { goDuration, parseGoDuration } from './duration.js';
+
+/** A check block of `/v1/agent/service/register`, in Consul's field names. */
+export interface ConsulCheck {
+  Name: string;
+  Notes?: string;
+  Status?: HealthStatus;
+  TTL?: string;
+  Interval?: string;
+  Timeout?: string;
+  HTTP?: string;
+  Method?: string;
+  TLSSkipVerify?: boolean;
+  TCP?: string;
+  GRPC?: string;
+  GRPCUseTLS?: boolean;
+  Args?: string[];
+  DockerContainerID?: string;
+  Shell?: string;
+  AliasService?: string;
+  DeregisterCriticalServiceAfter?: string;
+}
+
+export interface ConsulRegistration {
+  ID: string;
+  Name: string;
+  Address: string;
+  Port: number;
+  Tags: string[];
+  Meta: Record<string, string>;
+  Checks: ConsulCheck[];
+}
+
+export interface DefinitionWarning {
+  /** The label at fault, e.g. `SERVICE_CHECK_INTERVAL`. */
+  readonly key: string;
+  readonly message: string;
+}
+
+/** Meta keys the adapter owns; a service's own metadata cannot override them. */
+export const META_NODE = 'registrar-node';
+export const META_CONTAINER_ID = 'registrar-container-id';
+export const META_CONTAINER_NAME = 'registrar-container-name';
+/** Hash of the check definitions, which the agent API does not return, so `list()` can compare them. */
+export const META_DEF = 'registrar-def';
+export const META_ROLE = 'registrar-role';
+
+// Consul's limits (structs.validateMetaPair): 64 pairs, keys [A-Za-z0-9_-]{1,128} not `consul-`, values ≤ 512.
+const META_MAX_PAIRS = 64;
+const META_KEY_MAX = 128;
+const META_VALUE_MAX = 512;
+// Health output is capped well below Consul's 4 KiB so what we send is exactly what the agent stores.
+export const OUTPUT_MAX = 1000;
+
+export interface DefinitionSettings {
+  nodeId: string;
+  bridgeId: string;
+  /** Seconds. */
+  deregisterAfter: number;
+  /** Seconds: TTL of the health-mirroring check, refreshed long before it runs out. */
+  healthTtl: number;
+}
+
+export interface BuiltDefinition {
+  registration: ConsulRegistration;
+  /** Canonical form of everything but health: equal means re-registering would change nothing. */
+  defKey: string;
+  health: { status: HealthStatus; output: string };
+  warnings: DefinitionWarning[];
+}
+
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function normalizeOutput(output: string): string {
+  return output.length > OUTPUT_MAX ? `${output.slice(0, OUTPUT_MAX - 3)}...` : output;
+}
+
+/** The identity part both `fingerprint()` and `list()` compute: from a Service, or from the agent's answer. */
+export function defKeyOf(s: {
+  id: string;
+  name: string;
+  address: string;
+  port: number;
+  tags: readonly string[];
+  meta: Readonly<Record<string, string>>;
+}): string {
+  return canonicalJson({
+    id: s.id,
+    name: s.name,
+    address: s.address,
+    port: s.port,
+    tags: s.tags,
+    meta: s.meta,
+  });
+}
+
+export function fingerprintOf(defKey: string, health: { status: string; output: string }): string {
+  return `${defKey}|${canonicalJson(health)}`;
+}
+
+/** Everything `register()` sends for one service, plus the warnings its labels deserve. */
+export function buildDefinition(service: Service, settings: DefinitionSettings): BuiltDefinition {
+  const warnings: DefinitionWarning[] = [];
+  const extra = buildExtraChecks(service, warnings);
+  const checks: ConsulCheck[] = [
+    {
+      // Mirrors the bridge's heartbeat: one pass per interval keeps every service of this node alive.
+      Name: 'registrar liveness',
+      Notes: `Alias of ${settings.bridgeId}, the TTL check the registrar bridge on this node heartbeats`,
+      AliasService: settings.bridgeId,
+      DeregisterCriticalServiceAfter: goDuration(settings.deregisterAfter),
+    },
+    {
+      // Docker health, set through /v1/agent/check/update on each transition only.
+      Name: 'container health',
+      Notes: `Docker health of container ${service.container.name}, set by registrar`,
+      TTL: goDuration(settings.healthTtl),
+      Status: service.health,
+    },
+    ...extra,
+  ];
+  const meta = buildMeta(service, settings.nodeId, warnings);
+  // The hash covers the check definitions without the health status, which lives in the agent's state.
+  meta[META_DEF] = createHash('sha256')
+    .update(canonicalJson(checks.map((c) => ({ ...c, Status: c === checks[1] ? undefined : c.Status }))))
+    .digest('base64url')
+    .slice(0, 16);
+  const registration: ConsulRegistration = {
+    ID: service.id,
+    Name: service.name,
+    Address: service.address,
+    Port: service.port,
+    Tags: [...service.tags],
+    Meta: meta,
+    Checks: checks,
+  };
+  return {
+    registration,
+    defKey: defKeyOf({ ...service, meta }),
+    health: {
+      status: service.health,
+      output: normalizeOutput(service.health === 'passing' ? '' : service.healthOutput),
+    },
+    warnings,
+  };
+}
+
+function buildMeta(service: Service, nodeId: string, warnings: DefinitionWarning[]): Record<string, string> {
+  const meta: Record<string, string> = {
+    [META_NODE]: nodeId,
+    [META_CONTAINER_ID]: service.container.id,
+    [META_CONTAINER_NAME]: service.container.name,
+  };
+  for (const [rawKey, rawValue] of Object.entries(service.meta)) {
+    const label = `SERVICE_${rawKey.toUpperCase()}`;
+    let key = rawKey.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, META_KEY_MAX);
+    if (key.startsWith('consul-')) key = `x-${key}`.slice(0, META_KEY_MAX);
+    if (key === '' || key.startsWith('registrar-')) {
+      warnings.push({
+        key: label,
+        message: `metadata key "${rawKey}" is reserved or empty in Consul; it was dropped`,
+      });
+      continue;
+    }
+    if (key !== rawKey) {
+      warnings.push({
+        key: label,
+        message: `metadata key "${rawKey}" is not valid in Consul (allowed: A-Z a-z 0-9 _ -, ≤ ${META_KEY_MAX}); registered as "${key}"`,
+      });
+    }
+    // One pair stays free for META_DEF.
+    if (Object.keys(meta).length + 1 >= META_MAX_PAIRS) {
+      warnings.push({
+        key: label,
+        message: `Consul allows at most ${META_MAX_PAIRS} metadata pairs; "${rawKey}" was dropped`,
+      });
+      continue;
+    }
+    let value = rawValue;
+    if (value.length > META_VALUE_MAX) {
+      warnings.push({
+        key: label,
+        message: `metadata value longer than ${META_VALUE_MAX} characters; it was truncated`,
+      });
+      value = value.slice(0, META_VALUE_MAX);
+    }
+    meta[key] = value;
+  }
+  return meta;
+}
+
+const KNOWN_OPTIONS = new Set([
+  'http',
+  'https',
+  'tcp',
+  'grpc',
+  'grpc_use_tls',
+  'script',
+  'cmd',
+  'ttl',
+  'interval',
+  'timeout',
+  'deregister_after',
+  'initial_status',
+  'tls_skip_verify',
+  'method',
+  'http_method',
+]);
+
+const label = (key: string): string => `SERVICE_CHECK_${key.toUpperCase()}`;
+
+function parseBool(value: string): boolean | undefined {
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return undefined;
+}
+
+/** registrator's SERVICE_CHECK_* conventions, each present kind becoming one Consul check. */
+function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): ConsulCheck[] {
+  const opts = service.checks;
+  if (Object.keys(opts).length === 0) return [];
+  const warn = (key: string, message: string): void => void warnings.push({ key: label(key), message });
+  for (const key of Object.keys(opts)) {
+    if (!KNOWN_OPTIONS.has(key)) {
+      warn(key, `unknown check option (known: ${[...KNOWN_OPTIONS].map(label).join(', ')}); ignored`);
+    }
+  }
+
+  const duration = (key: string, what: string): string | null | undefined => {
+    const raw = opts[key]?.trim();
+    if (raw === undefined || raw === '') return undefined;
+    const ms = parseGoDuration(raw);
+    if (ms === undefined || ms <= 0) {
+      warn(key, `"${raw}" is not a positive Go duration such as 10s or 1m30s; ${what} skipped`);
+      return null;
+    }
+    return raw;
+  };
+  const flag = (key: string, what: string): boolean | null | undefined => {
+    const raw = opts[key];
+    if (raw === undefined || raw.trim() === '') return undefined;
+    const value = parseBool(raw);
+    if (value === undefined) {
+      warn(key, `"${raw}" is not a boolean (true/false); ${what} skipped`);
+      return null;
+    }
+    return value;
+  };
+
+  // Options shared by every kind: a bad one skips all the checks it applies to.
+  const deregister = duration('deregister_after', 'the container checks were');
+  const initialRaw = opts.initial_status?.trim();
+  let initial: HealthStatus | null | undefined;
+  if (initialRaw) {
+    if (['passing', 'warning', 'critical'].includes(initialRaw)) initial = initialRaw as HealthStatus;
+    else {
+      warn(
+        'initial_status',
+        `"${initialRaw}" is not one of passing, warning, critical; the container checks were skipped`,
+      );
+      initial = null;
+    }
+  }
+  if (deregister === null || initial === null) return [];
+  const interval = duration('interval', 'the interval checks were');
+  const timeout = duration('timeout', 'the interval checks were');
+  const intervalOk = interval !== null && timeout !== null;
+
+  const host = service.address.includes(':') ? `[${service.address}]` : service.address;
+  const hostPort = `${host}:${service.port}`;
+  const common = (kind: string): ConsulCheck => ({
+    Name: `${service.name} ${kind} check`,
+    Notes: `From ${label(kind)} on container ${service.container.name}`,
+    ...(initial && { Status: initial }),
+    ...(deregister && { DeregisterCriticalServiceAfter: deregister }),
+  });
+  const timed = (kind: string, check: Partial<ConsulCheck>): ConsulCheck => ({
+    ...common(kind),
+    ...check,
+    Interval: interval ?? '10s',
+    ...(timeout && { Timeout: timeout }),
+  });
+  const checks: ConsulCheck[] = [];
+  // The interval/timeout warning already said these were skipped.
+  const needsInterval = (_kind: string): boolean => intervalOk;
+
+  for (const scheme of ['http', 'https'] as const) {
+    const path = opts[scheme]?.trim();
+    if (!path) continue;
+    const method = (opts.method ?? opts.http_method)?.trim();
+    const methodKey = opts.method !== undefined ? 'method' : 'http_method';
+    const skipVerify = flag('tls_skip_verify', `the ${scheme} check was`);
+    if (method !== undefined && method !== '' && !/^[A-Za-z]+$/.test(method)) {
+      warn(methodKey, `"${method}" is not an HTTP method; the ${scheme} check was skipped`);
+      continue;
+    }
+    if (skipVerify === null) continue;
+    let url: string;
+    try {
+      url = new URL(`${scheme}://${hostPort}${path.startsWith('/') ? path : `/${path}`}`).toString();
+    } catch {
+      warn(scheme, `"${path}" is not a URL path; the ${scheme} check was skipped`);
+      continue;
+    }
+    if (!needsInterval(scheme)) continue;
+    checks.push(
+      timed(scheme, {
+        HTTP: url,
+        ...(method && { Method: method.toUpperCase() }),
+        ...(skipVerify !== undefined && { TLSSkipVerify: skipVerify }),
+      }),
+    );
+  }
+
+  const target = (key: 'tcp' | 'grpc', pattern: RegExp): string | undefined => {
+    const raw = opts[key]?.trim();
+    if (!raw) return undefined;
+    const on = parseBool(raw);
+    if (on === true) return hostPort;
+    if (on === false) return undefined;
+    if (pattern.test(raw)) return raw;
+    warn(key, `"${raw}" is neither true/false nor host:port; the ${key} check was skipped`);
+    return undefined;
+  };
+  const tcp = target('tcp', /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/);
+  if (tcp && needsInterval('tcp')) checks.push(timed('tcp', { TCP: tcp }));
+  const grpc = target('grpc', /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}(\/\S+)?$/);
+  const grpcTls = flag('grpc_use_tls', 'the grpc check was');
+  if (grpc && grpcTls !== null && needsInterval('grpc')) {
+    checks.push(timed('grpc', { GRPC: grpc, ...(grpcTls !== undefined && { GRPCUseTLS: grpcTls }) }));
+  }
+
+  const script = opts.script?.trim();
+  if (script && needsInterval('script')) {
+    const command = script
+      .replace(/\$SERVICE_IP/g, service.address)
+      .replace(/\$SERVICE_PORT/g, String(service.port));
+    checks.push(timed('script', { Args: ['/bin/sh', '-c', command] }));
+  }
+  const cmd = opts.cmd?.trim();
+  if (cmd && needsInterval('cmd')) {
+    // Consul's Docker check runs the command inside the container, which is what registrator's check_cmd meant.
+    checks.push(
+      timed('cmd', {
+        DockerContainerID: service.container.id,
+        Shell: '/bin/sh',
+        Args: ['/bin/sh', '-c', cmd],
+      }),
+    );
+  }
+  const ttl = duration('ttl', 'the ttl check was');
+  if (ttl) checks.push({ ...common('ttl'), TTL: ttl });
+  return checks;
+}

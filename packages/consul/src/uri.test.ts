@@ -1,0 +1,75 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startConsulDouble } from '@registrar/consul-double';
+import { ConfigError, RegistryRejectedError, silentLogger } from '@registrar/core';
+import type { RegistryUriContext } from '@registrar/core';
+import { describe, expect, it } from 'vitest';
+import { consulRegistryFromUri } from './index.js';
+
+const ctx = (env: Record<string, string> = {}): RegistryUriContext => ({
+  nodeId: 'node-a',
+  ttl: 15,
+  logger: silentLogger,
+  env,
+});
+
+describe('consulRegistryFromUri', () => {
+  it('defaults to 127.0.0.1:8500 and uses https for consul-tls (default port 8501)', async () => {
+    const plain = consulRegistryFromUri(new URL('consul://'), ctx());
+    expect(plain.target).toBe('http://127.0.0.1:8500');
+    const tls = consulRegistryFromUri(new URL('consul-tls://consul.local'), ctx());
+    expect(tls.target).toBe('https://consul.local:8501');
+    await plain.close();
+    await tls.close();
+  });
+
+  it('rejects bad URIs with one line naming the problem and the fix', () => {
+    const cases: [string, RegExp][] = [
+      ['etcd://x:1', /not a Consul URI; use consul:\/\/host:port/],
+      ['consul://u:p@x:1', /credentials do not belong in the URI; set CONSUL_HTTP_TOKEN/],
+      ['consul://x:1/prefix', /takes no path/],
+      ['consul://x:1?dc=eu', /unknown option \?dc=/],
+      ['consul://x:1?deregister-after=10', /not a positive Go duration/],
+    ];
+    for (const [uri, message] of cases) {
+      const err = (() => {
+        try {
+          consulRegistryFromUri(new URL(uri), ctx());
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(err, uri).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(message);
+      expect((err as Error).message).not.toContain('\n');
+    }
+  });
+
+  it('reads the token from CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE', async () => {
+    const double = await startConsulDouble({ aclToken: 'from-file' });
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'consul-token-'));
+      writeFileSync(join(dir, 'token'), 'from-file\n');
+      const uri = new URL(double.url.replace('http:', 'consul:'));
+      const r = consulRegistryFromUri(uri, ctx({ CONSUL_HTTP_TOKEN_FILE: join(dir, 'token') }));
+      expect(await r.list()).toEqual([]);
+      await r.close();
+      const wrong = consulRegistryFromUri(uri, ctx({ CONSUL_HTTP_TOKEN: 'nope' }));
+      await expect(wrong.list()).rejects.toBeInstanceOf(RegistryRejectedError);
+      await wrong.close();
+      expect(() => consulRegistryFromUri(uri, ctx({ CONSUL_HTTP_TOKEN_FILE: join(dir, 'missing') }))).toThrow(
+        /CONSUL_HTTP_TOKEN_FILE=.*missing cannot be read \(ENOENT\)/,
+      );
+    } finally {
+      await double.close();
+    }
+  });
+
+  it('requires client certificate and key together for consul-tls', () => {
+    expect(() =>
+      consulRegistryFromUri(new URL('consul-tls://x'), ctx({ CONSUL_CLIENT_CERT: '/a.pem' })),
+    ).toThrow(ConfigError);
+  });
+});

@@ -1,0 +1,128 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '@registrar/core';
+import type { Registry, RegistryUriContext } from '@registrar/core';
+import type { ConsulTlsOptions } from './client.js';
+import { parseGoDuration } from './duration.js';
+import { createConsulRegistry } from './registry.js';
+import type { ConsulRegistryOptions } from './registry.js';
+
+const QUERY_KEYS = ['ns', 'partition', 'deregister-after'];
+
+function readFile(variable: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(
+      `${variable}=${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); point it at a readable file`,
+    );
+  }
+}
+
+function toUrl(input: URL | string): URL {
+  if (typeof input !== 'string') return input;
+  try {
+    return new URL(input);
+  } catch {
+    throw new ConfigError(
+      `invalid Consul URI "${input}"; expected consul://host:port or consul-tls://host:port`,
+    );
+  }
+}
+
+/**
+ * `consul://host:port` or `consul-tls://host:port` (default 127.0.0.1:8500 / :8501), optional `?ns=`,
+ * `?partition=`, `?deregister-after=<Go duration>`. Credentials come from `ctx.env` only:
+ * CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE, CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY,
+ * CONSUL_HTTP_SSL_VERIFY=false, CONSUL_TLS_SERVER_NAME.
+ */
+export function consulRegistryFromUri(input: URL | string, ctx: RegistryUriContext): Registry {
+  const uri = toUrl(input);
+  const shown = `${uri.protocol}//${uri.host}${uri.pathname}`;
+  const tls = uri.protocol === 'consul-tls:';
+  if (!tls && uri.protocol !== 'consul:') {
+    throw new ConfigError(`${shown}: not a Consul URI; use consul://host:port or consul-tls://host:port`);
+  }
+  if (uri.username || uri.password) {
+    throw new ConfigError(
+      `${uri.protocol}//…@${uri.host}: credentials do not belong in the URI; set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE`,
+    );
+  }
+  if (uri.pathname !== '' && uri.pathname !== '/') {
+    throw new ConfigError(
+      `${shown}: a Consul URI takes no path; use ${uri.protocol}//${uri.host || '127.0.0.1:8500'}`,
+    );
+  }
+  for (const key of uri.searchParams.keys()) {
+    if (!QUERY_KEYS.includes(key)) {
+      throw new ConfigError(
+        `${shown}: unknown option ?${key}=; supported: ${QUERY_KEYS.map((k) => `?${k}=`).join(', ')}`,
+      );
+    }
+  }
+  const host = uri.hostname || '127.0.0.1';
+  const port = uri.port || (tls ? '8501' : '8500');
+  const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
+  const env = ctx.env;
+
+  let token = env.CONSUL_HTTP_TOKEN?.trim() || undefined;
+  const tokenFile = env.CONSUL_HTTP_TOKEN_FILE?.trim();
+  if (!token && tokenFile) {
+    token = readFile('CONSUL_HTTP_TOKEN_FILE', tokenFile).toString('utf8').trim() || undefined;
+    if (!token)
+      throw new ConfigError(`CONSUL_HTTP_TOKEN_FILE=${tokenFile} is empty; write the ACL token into it`);
+  }
+
+  let tlsOptions: ConsulTlsOptions | undefined;
+  const cert = env.CONSUL_CLIENT_CERT?.trim();
+  const key = env.CONSUL_CLIENT_KEY?.trim();
+  const ca = env.CONSUL_CACERT?.trim();
+  if (tls) {
+    if (!!cert !== !!key) {
+      throw new ConfigError(
+        'CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY must be set together (client certificate and its key)',
+      );
+    }
+    const verify = env.CONSUL_HTTP_SSL_VERIFY?.trim().toLowerCase();
+    const servername = env.CONSUL_TLS_SERVER_NAME?.trim();
+    tlsOptions = {
+      ...(ca && { ca: readFile('CONSUL_CACERT', ca) }),
+      ...(cert && { cert: readFile('CONSUL_CLIENT_CERT', cert) }),
+      ...(key && { key: readFile('CONSUL_CLIENT_KEY', key) }),
+      ...((verify === 'false' || verify === '0') && { rejectUnauthorized: false }),
+      ...(servername && { servername }),
+    };
+  } else if (cert || ca) {
+    ctx.logger.warn(
+      { uri: shown },
+      'CONSUL_CACERT/CONSUL_CLIENT_CERT are set but the URI is consul:// (plain HTTP); use consul-tls:// to use them',
+    );
+  }
+
+  let deregisterAfter: number | undefined;
+  const deregisterRaw = uri.searchParams.get('deregister-after');
+  if (deregisterRaw !== null) {
+    const ms = parseGoDuration(deregisterRaw);
+    if (ms === undefined || ms <= 0) {
+      throw new ConfigError(
+        `${shown}: ?deregister-after=${deregisterRaw} is not a positive Go duration; use e.g. 1m or 90s`,
+      );
+    }
+    deregisterAfter = ms / 1000;
+  }
+  const ns = uri.searchParams.get('ns');
+  const partition = uri.searchParams.get('partition');
+
+  const options: ConsulRegistryOptions = {
+    nodeId: ctx.nodeId,
+    url,
+    ttl: ctx.ttl,
+    logger: ctx.logger,
+    ...(ctx.ttlRefresh !== undefined && { ttlRefresh: ctx.ttlRefresh }),
+    ...(token !== undefined && { token }),
+    ...(tlsOptions !== undefined && { tls: tlsOptions }),
+    ...(ns && { namespace: ns }),
+    ...(partition && { partition }),
+    ...(deregisterAfter !== undefined && { deregisterAfter }),
+  };
+  return createConsulRegistry(options);
+}

@@ -1,0 +1,427 @@
+import type { LivenessLoss, Logger, Registry, RegistryEntry, Service } from '@registrar/core';
+import { ConfigError, RegistryError, RegistryRejectedError, silentLogger } from '@registrar/core';
+import { createHash } from 'node:crypto';
+import zookeeper from 'node-zookeeper-client';
+import type { ACL, Client, Stat } from 'node-zookeeper-client';
+import { Subject, type Observable } from 'rxjs';
+import { codecFor, type LayoutCodec, type ZookeeperLayout } from './layout.js';
+import { isCode, Session, toRegistryError } from './session.js';
+
+const BACKEND = 'zookeeper';
+const E = zookeeper.Exception;
+
+export interface ZookeeperRegistryOptions {
+  /** `host:port[,host:port...]` (port defaults to 2181). Needed unless `client` is a factory. */
+  readonly connectString?: string;
+  /**
+   * A ready client (not owned: never closed by the adapter; it cannot be replaced when its session expires,
+   * so later operations fail with `RegistrySessionLostError`), or a factory the adapter calls for every new
+   * session (those clients are owned and closed).
+   */
+  readonly client?: Client | (() => Client);
+  /** The node id whose entries this adapter writes and lists. */
+  readonly nodeId: string;
+  /** Where services live, default `/services` (Curator's and Spring Cloud Zookeeper's default). */
+  readonly basePath?: string;
+  /** Liveness TTL in seconds, requested as the session timeout (the server clamps it to 2–20 × tickTime). */
+  readonly ttl?: number;
+  /** Bound on each operation and on waiting for a session, default min(session timeout, 5 s). */
+  readonly operationTimeoutMs?: number;
+  /** Default `curator`. */
+  readonly layout?: ZookeeperLayout;
+  /** Digest credentials: sent on every session, and created nodes get `digest:user:<hash>` all permissions. */
+  readonly auth?: { readonly scheme: 'digest'; readonly credentials: string };
+  /** With `auth`, also give `world:anyone` read so consumers without credentials can discover services. */
+  readonly worldReadable?: boolean;
+  /** Jackson `@class` of the curator payload, default Spring Cloud Zookeeper's `ZookeeperInstance`. */
+  readonly payloadClass?: string;
+  readonly logger?: Logger;
+}
+
+/** Where a node of ours was found and what it holds. */
+interface OwnedNode {
+  readonly path: string;
+  readonly id: string;
+  readonly name: string;
+  readonly data: string;
+  readonly stat: Stat;
+}
+
+/** `/services` → `/services`, `/` → `` (so `${base}/${name}` never doubles the slash). */
+export function normaliseBase(path: string): string {
+  const trimmed = path.replace(/\/+$/, '');
+  if (trimmed !== '' && !trimmed.startsWith('/'))
+    throw new ConfigError(`base path "${path}" must start with /`);
+  if (
+    trimmed
+      .split('/')
+      .slice(1)
+      .some((segment) => segment === '' || segment === '.' || segment === '..')
+  ) {
+    throw new ConfigError(`base path "${path}" has an empty, "." or ".." segment; use e.g. /services`);
+  }
+  return trimmed;
+}
+
+export function digestAcls(auth: ZookeeperRegistryOptions['auth'], worldReadable: boolean): ACL[] {
+  const { ACL, Id, Permission } = zookeeper;
+  if (!auth) return [new ACL(Permission.ALL, new Id('world', 'anyone'))];
+  const user = auth.credentials.slice(0, auth.credentials.indexOf(':'));
+  const hash = createHash('sha1').update(auth.credentials).digest('base64');
+  const acls = [new ACL(Permission.ALL, new Id('digest', `${user}:${hash}`))];
+  if (worldReadable) acls.push(new ACL(Permission.READ, new Id('world', 'anyone')));
+  return acls;
+}
+
+function checkSegment(what: string, value: string) {
+  // ZooKeeper path rules: no '/', no '.'/'..', no NUL or control characters.
+  // eslint-disable-next-line no-control-regex
+  if (value === '' || value === '.' || value === '..' || /[/\u0000-\u001f\u007f]/.test(value)) {
+    throw new RegistryRejectedError(`${what} "${value}" cannot be a ZooKeeper node name`, BACKEND);
+  }
+}
+
+function parentOf(path: string): string {
+  return path.slice(0, path.lastIndexOf('/')) || '/';
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+class ZookeeperRegistry implements Registry {
+  readonly backend = BACKEND;
+  readonly mirrorsHealth = false;
+  readonly nodeId: string;
+  readonly target: string;
+  readonly lost$: Observable<LivenessLoss>;
+
+  private readonly lost = new Subject<LivenessLoss>();
+  private readonly codec: LayoutCodec;
+  private readonly base: string;
+  private readonly acls: ACL[];
+  private readonly logger: Logger;
+  private readonly requestedTimeoutMs: number;
+  private readonly operationTimeoutMs: number;
+  /** Where each id was last written: deregister(id) needs the path, which the id alone does not give. */
+  private readonly paths = new Map<string, string>();
+  private session: Session;
+  private closed = false;
+
+  constructor(private readonly options: ZookeeperRegistryOptions) {
+    if (!options.nodeId) throw new ConfigError('zookeeper registry: nodeId is required');
+    if (!options.connectString && !options.client) {
+      throw new ConfigError('zookeeper registry: give connectString (host:port[,host:port]) or client');
+    }
+    if (options.auth && !/^[^:]+:.+$/s.test(options.auth.credentials)) {
+      throw new ConfigError('zookeeper digest credentials must look like user:password');
+    }
+    const ttl = options.ttl ?? 15;
+    if (!(ttl > 0)) throw new ConfigError(`zookeeper registry: ttl must be a positive number of seconds`);
+    this.nodeId = options.nodeId;
+    this.base = normaliseBase(options.basePath ?? '/services');
+    this.codec = codecFor(options.layout ?? 'curator', options.payloadClass);
+    this.acls = digestAcls(options.auth, options.worldReadable ?? false);
+    this.logger = (options.logger ?? silentLogger).child({ registry: BACKEND });
+    this.requestedTimeoutMs = Math.round(ttl * 1000);
+    this.operationTimeoutMs = options.operationTimeoutMs ?? Math.min(this.requestedTimeoutMs, 5000);
+    const hosts = options.connectString ?? 'client';
+    this.target = `zookeeper://${hosts}${this.base || '/'}`;
+    this.lost$ = this.lost.asObservable();
+    this.session = this.openSession(true);
+  }
+
+  private openSession(first: boolean): Session {
+    const { client, connectString, auth } = this.options;
+    let instance: Client;
+    let owned: boolean;
+    if (typeof client === 'function') {
+      instance = client();
+      owned = true;
+    } else if (client && first) {
+      instance = client;
+      owned = false;
+    } else if (connectString) {
+      instance = zookeeper.createClient(connectString, {
+        sessionTimeout: this.requestedTimeoutMs,
+        spinDelay: 200,
+        retries: 0,
+      });
+      owned = true;
+    } else {
+      // An injected client whose session is gone cannot be replaced by us.
+      const dead = new Session({
+        client: client!,
+        owned: false,
+        requestedTimeoutMs: this.requestedTimeoutMs,
+        operationTimeoutMs: this.operationTimeoutMs,
+        logger: this.logger,
+        onLost: () => undefined,
+      });
+      dead.markLost();
+      return dead;
+    }
+    if (auth) instance.addAuthInfo(auth.scheme, Buffer.from(auth.credentials));
+    return new Session({
+      client: instance,
+      owned,
+      requestedTimeoutMs: this.requestedTimeoutMs,
+      operationTimeoutMs: this.operationTimeoutMs,
+      logger: this.logger,
+      onLost: (reason) => this.onSessionLost(reason),
+    });
+  }
+
+  private onSessionLost(reason: string) {
+    if (this.closed) return;
+    this.logger.warn({ reason }, 'zookeeper session lost; opening a new one, every entry must be re-created');
+    this.session = this.openSession(false);
+    this.lost.next({ reason });
+  }
+
+  fingerprint(service: Service): string {
+    const path = this.codec.path(this.base, service);
+    return this.fingerprintOf(this.session.sessionId, path, this.codec.encode(service, this.nodeId, 0));
+  }
+
+  /** The owning session is part of it: a node left by an earlier session must be re-created, so it differs. */
+  private fingerprintOf(sessionId: string, path: string, data: string): string {
+    const digest = createHash('sha256')
+      .update(`${path}\n${this.codec.canonical(data)}`)
+      .digest('hex');
+    return `${sessionId || 'nosession'}/${digest.slice(0, 32)}`;
+  }
+
+  async register(service: Service): Promise<void> {
+    checkSegment('service name', service.name);
+    checkSegment('service id', service.id);
+    if (this.codec.layout === 'registrator') checkSegment('address', service.address);
+    const session = this.session;
+    const path = this.codec.path(this.base, service);
+    try {
+      await this.upsert(session, path, service);
+      const previous = this.paths.get(service.id);
+      this.paths.set(service.id, path);
+      // Renamed (or moved to another ip:port): the old node would otherwise linger under the old name.
+      if (previous && previous !== path) await this.removeOwned(session, previous, service.id);
+    } catch (error) {
+      throw toRegistryError(error, `register ${service.id} at ${path}`);
+    }
+  }
+
+  private async upsert(session: Session, path: string, service: Service): Promise<void> {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const data = this.codec.encode(service, this.nodeId, Date.now());
+      try {
+        await session.call('create', (c, cb) =>
+          c.create(path, Buffer.from(data), this.acls, zookeeper.CreateMode.EPHEMERAL, cb),
+        );
+        return;
+      } catch (error) {
+        if (isCode(error, E.NO_NODE)) {
+          // The parent is missing, or another bridge's cleanup removed it since: create it and try again.
+          await this.ensureParents(session, parentOf(path));
+          continue;
+        }
+        if (!isCode(error, E.NODE_EXISTS)) throw error;
+      }
+      const existing = await this.read(session, path);
+      if (!existing) continue;
+      const decoded = this.codec.decode(existing.data);
+      if (decoded?.node !== this.nodeId) {
+        throw new RegistryRejectedError(
+          `${path} exists and belongs to ${decoded ? `node ${decoded.node}` : 'something else'}; leaving it alone`,
+          BACKEND,
+        );
+      }
+      if (decoded.id !== service.id) {
+        throw new RegistryRejectedError(
+          `${path} already holds service ${decoded.id}; the ${this.codec.layout} layout cannot hold two services at one path`,
+          BACKEND,
+        );
+      }
+      const owner = existing.stat.ephemeralOwner.toString('hex');
+      try {
+        if (owner === session.sessionId) {
+          const wanted = this.codec.encode(service, this.nodeId, decoded.registrationTimeUTC ?? Date.now());
+          if (wanted === existing.data) return;
+          await session.call('setData', (c, cb) =>
+            c.setData(path, Buffer.from(wanted), existing.stat.version, cb),
+          );
+          return;
+        }
+        // Left by an earlier session of this node: it dies with that session, so replace it with ours.
+        this.logger.debug({ path, ephemeralOwner: owner }, 'replacing node of an earlier session');
+        await session.call('remove', (c, cb) => c.remove(path, existing.stat.version, cb));
+      } catch (error) {
+        if (!isCode(error, E.NO_NODE, E.BAD_VERSION)) throw error;
+      }
+    }
+    throw new RegistryError(`${path} kept changing under us; giving up for now`, BACKEND);
+  }
+
+  private async read(session: Session, path: string): Promise<{ data: string; stat: Stat } | undefined> {
+    try {
+      const [data, stat] = await session.call<[Buffer | undefined, Stat]>('getData', (c, cb) =>
+        c.getData(path, cb),
+      );
+      return { data: data?.toString('utf8') ?? '', stat };
+    } catch (error) {
+      if (isCode(error, E.NO_NODE)) return undefined;
+      throw error;
+    }
+  }
+
+  private async ensureParents(session: Session, path: string): Promise<void> {
+    let current = '';
+    for (const segment of path.split('/').slice(1)) {
+      current += `/${segment}`;
+      const node = current;
+      const stat = await session.call<Stat | null>('exists', (c, cb) => c.exists(node, cb));
+      if (stat) continue;
+      try {
+        await session.call('create', (c, cb) =>
+          c.create(node, this.acls, zookeeper.CreateMode.PERSISTENT, cb),
+        );
+      } catch (error) {
+        if (!isCode(error, E.NODE_EXISTS)) throw error;
+      }
+    }
+  }
+
+  async deregister(id: string): Promise<void> {
+    const session = this.session;
+    try {
+      const known = this.paths.get(id);
+      const paths = known
+        ? [known]
+        : (await this.scan(session)).filter((n) => n.id === id).map((n) => n.path);
+      for (const path of paths) await this.removeOwned(session, path, id);
+      this.paths.delete(id);
+    } catch (error) {
+      throw toRegistryError(error, `deregister ${id}`);
+    }
+  }
+
+  /** Delete `path` if it is still ours and still `id`; then drop its parent if that became empty. */
+  private async removeOwned(session: Session, path: string, id: string): Promise<void> {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const existing = await this.read(session, path);
+      if (!existing) break;
+      const decoded = this.codec.decode(existing.data);
+      if (decoded?.node !== this.nodeId || decoded.id !== id) return;
+      try {
+        await session.call('remove', (c, cb) => c.remove(path, existing.stat.version, cb));
+        break;
+      } catch (error) {
+        if (isCode(error, E.NO_NODE)) break;
+        if (!isCode(error, E.BAD_VERSION)) throw error;
+      }
+    }
+    await this.removeParentIfEmpty(session, parentOf(path));
+  }
+
+  /**
+   * Remove `<base>/<name>` once empty. ZooKeeper refuses to delete a node with children (NOT_EMPTY) and the
+   * delete is versioned (BAD_VERSION if it changed since we looked), so a child another bridge creates at
+   * the same moment wins; that bridge retries its create after re-creating the parent if we got there first.
+   */
+  private async removeParentIfEmpty(session: Session, parent: string): Promise<void> {
+    if (parent === this.base || parent === '/' || !parent.startsWith(`${this.base}/`)) return;
+    try {
+      const stat = await session.call<Stat | null>('exists', (c, cb) => c.exists(parent, cb));
+      if (!stat || stat.numChildren > 0) return;
+      await session.call('remove', (c, cb) => c.remove(parent, stat.version, cb));
+      this.logger.debug({ path: parent }, 'removed empty service node');
+    } catch (error) {
+      if (!isCode(error, E.NO_NODE, E.NOT_EMPTY, E.BAD_VERSION, E.NO_AUTH)) throw error;
+    }
+  }
+
+  async list(): Promise<RegistryEntry[]> {
+    const session = this.session;
+    try {
+      const nodes = await this.scan(session);
+      for (const node of nodes) if (!this.paths.has(node.id)) this.paths.set(node.id, node.path);
+      return nodes.map((node) => ({
+        id: node.id,
+        name: node.name,
+        fingerprint: this.fingerprintOf(node.stat.ephemeralOwner.toString('hex'), node.path, node.data),
+      }));
+    } catch (error) {
+      throw toRegistryError(error, 'list');
+    }
+  }
+
+  private async children(session: Session, path: string): Promise<string[]> {
+    try {
+      const [children] = await session.call<[string[], Stat]>('getChildren', (c, cb) =>
+        c.getChildren(path, cb),
+      );
+      return children;
+    } catch (error) {
+      if (isCode(error, E.NO_NODE, E.NO_AUTH)) return [];
+      throw error;
+    }
+  }
+
+  /** Every node under the base whose record names this node as owner. Reads only, pipelined. */
+  private async scan(session: Session): Promise<OwnedNode[]> {
+    const names = await this.children(session, this.base || '/');
+    const perName = await mapLimit(names, 16, async (name) => {
+      const dir = `${this.base}/${name}`;
+      const kids = await this.children(session, dir);
+      const found = await mapLimit(kids, 32, async (kid) => {
+        const path = `${dir}/${kid}`;
+        let existing: { data: string; stat: Stat } | undefined;
+        try {
+          existing = await this.read(session, path);
+        } catch (error) {
+          if (isCode(error, E.NO_AUTH)) return undefined;
+          throw error;
+        }
+        const decoded = existing && this.codec.decode(existing.data);
+        if (!existing || decoded?.node !== this.nodeId) return undefined;
+        return { path, id: decoded.id, name: decoded.name, data: existing.data, stat: existing.stat };
+      });
+      return found.filter((node) => node !== undefined);
+    });
+    return perName.flat();
+  }
+
+  async close(options: { deregister?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const session = this.session;
+    if (options.deregister && session.state === 'connected') {
+      try {
+        const nodes = await this.scan(session);
+        await mapLimit(nodes, 32, (node) => this.removeOwned(session, node.path, node.id));
+      } catch (error) {
+        // The clean close below still removes every ephemeral of this session.
+        this.logger.warn(
+          { err: toRegistryError(error, 'deregister on close') },
+          'deregister on close failed',
+        );
+      }
+    }
+    // Without deregister the session is abandoned rather than closed, so the nodes outlive us by the
+    // session timeout (the Registry contract: entries stay until their TTL runs out).
+    await session.close(options.deregister === true);
+    this.lost.complete();
+  }
+}
+
+/** A registry adapter keeping `<base>/<name>/<id>` ephemeral nodes alive with one ZooKeeper session. */
+export function createZookeeperRegistry(options: ZookeeperRegistryOptions): Registry {
+  return new ZookeeperRegistry(options);
+}

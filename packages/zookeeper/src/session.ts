@@ -1,0 +1,318 @@
+import type { Logger } from '@registrar/core';
+import { RegistryConnectionError, RegistryRejectedError, RegistrySessionLostError } from '@registrar/core';
+import type { Socket } from 'node:net';
+import zookeeper from 'node-zookeeper-client';
+import type { Client, Exception } from 'node-zookeeper-client';
+
+const BACKEND = 'zookeeper';
+
+/** A native error code the caller handles itself (NO_NODE, NODE_EXISTS, BAD_VERSION, NOT_EMPTY). */
+export class ZkCodeError extends Error {
+  override readonly name = 'ZkCodeError';
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function isCode(error: unknown, ...codes: number[]): error is ZkCodeError {
+  return error instanceof ZkCodeError && codes.includes(error.code);
+}
+
+/** Map anything an operation threw onto core's error hierarchy. */
+export function toRegistryError(error: unknown, what: string): Error {
+  if (error instanceof RegistryConnectionError || error instanceof RegistryRejectedError) return error;
+  if (error instanceof RegistrySessionLostError) return error;
+  if (error instanceof ZkCodeError) {
+    const E = zookeeper.Exception;
+    const message = `${what}: ${error.message}`;
+    switch (error.code) {
+      case E.CONNECTION_LOSS:
+      case E.OPERATION_TIMEOUT:
+        return new RegistryConnectionError(message, BACKEND, { cause: error });
+      case E.SESSION_EXPIRED:
+        return new RegistrySessionLostError(message, BACKEND, { cause: error });
+      case E.NO_AUTH:
+      case E.AUTH_FAILED:
+      case E.INVALID_ACL:
+      case E.BAD_ARGUMENTS:
+        return new RegistryRejectedError(message, BACKEND, { cause: error });
+    }
+  }
+  return new RegistryConnectionError(`${what}: ${String(error)}`, BACKEND, { cause: error });
+}
+
+type Callback = (error: Error | Exception | null, ...results: unknown[]) => void;
+
+/** The parts of the client's connection manager we reach into; guarded, since they are not public API. */
+interface ConnectionInternals {
+  state?: number;
+  socket?: Socket;
+  setState?(state: number): void;
+}
+const CM_CONNECTING = 1;
+const CM_CLOSING = -1;
+
+function internals(client: Client): ConnectionInternals | undefined {
+  return (client as unknown as { connectionManager?: ConnectionInternals }).connectionManager;
+}
+
+export type SessionState = 'connecting' | 'connected' | 'disconnected' | 'lost' | 'closed';
+
+export interface SessionOptions {
+  readonly client: Client;
+  /** Whether we opened this client (then we connect and close it). */
+  readonly owned: boolean;
+  readonly requestedTimeoutMs: number;
+  /** Bound on every operation and on waiting for a first connection. */
+  readonly operationTimeoutMs: number;
+  readonly logger: Logger;
+  /** Called once when the session is gone for good (expired, silent too long, auth failed). */
+  readonly onLost: (reason: string) => void;
+}
+
+/**
+ * One ZooKeeper session and its liveness bookkeeping. node-zookeeper-client has no read timeout (a paused or
+ * partitioned server is never noticed) and only reports `expired` after reconnecting, so we heartbeat
+ * ourselves: no answer for 2/3 of the session timeout → drop the socket and reconnect (the Java client's
+ * rule); no answer for the whole session timeout → the server has expired us, declare the session lost.
+ */
+export class Session {
+  state: SessionState = 'connecting';
+  /** Hex session id once connected; ephemeral nodes carry it as `ephemeralOwner`. */
+  sessionId = '';
+  private lastHeard = 0;
+  private lastKick = Date.now();
+  private heartbeatInFlight = false;
+  private lastHeartbeat = 0;
+  private readonly watchdog: NodeJS.Timeout;
+  private readonly waiters = new Set<() => void>();
+  private readonly client: Client;
+  private readonly listeners: [string, () => void][];
+
+  constructor(private readonly options: SessionOptions) {
+    this.client = options.client;
+    this.listeners = [
+      ['connected', () => this.onConnected()],
+      ['connectedReadOnly', () => this.onDisconnected()],
+      ['disconnected', () => this.onDisconnected()],
+      ['expired', () => this.lose('session expired')],
+      ['authenticationFailed', () => this.lose('authentication failed')],
+    ];
+    for (const [event, listener] of this.listeners) this.client.on(event, listener);
+    this.watchdog = setInterval(() => this.tick(), Math.max(50, Math.floor(this.timeoutMs / 6)));
+    this.watchdog.unref();
+    if (this.client.getState() === zookeeper.State.SYNC_CONNECTED) this.onConnected();
+    else if (options.owned || internals(this.client)?.state === 0) this.client.connect();
+  }
+
+  /** The negotiated timeout once connected, the requested one before. */
+  get timeoutMs(): number {
+    return this.sessionId ? this.client.getSessionTimeout() : this.options.requestedTimeoutMs;
+  }
+
+  private onConnected() {
+    if (this.state === 'lost' || this.state === 'closed') return;
+    const id = this.client.getSessionId().toString('hex');
+    if (this.sessionId && id !== this.sessionId) {
+      // Cannot happen with this client (it never renews a session by itself), but a new id means new nodes.
+      this.lose('session replaced');
+      return;
+    }
+    const first = !this.sessionId;
+    this.sessionId = id;
+    this.state = 'connected';
+    this.lastHeard = Date.now();
+    if (first) {
+      this.options.logger.info(
+        { sessionId: id, requestedMs: this.options.requestedTimeoutMs, negotiatedMs: this.timeoutMs },
+        'zookeeper session established',
+      );
+    } else {
+      this.options.logger.info({ sessionId: id }, 'zookeeper reconnected, session kept');
+    }
+    for (const wake of this.waiters) wake();
+  }
+
+  private onDisconnected() {
+    if (this.state !== 'connected') return;
+    this.state = 'disconnected';
+    this.lastKick = Date.now();
+    this.options.logger.warn({ sessionId: this.sessionId }, 'zookeeper disconnected, reconnecting');
+  }
+
+  private tick() {
+    const now = Date.now();
+    const timeout = this.timeoutMs;
+    if (this.state === 'connected' || this.state === 'disconnected') {
+      const silent = now - this.lastHeard;
+      if (silent > timeout) {
+        this.lose(`no answer from ZooKeeper for ${silent} ms (session timeout ${timeout} ms)`);
+        return;
+      }
+      if (this.state === 'connected') {
+        if (silent > (timeout * 2) / 3) {
+          this.options.logger.warn({ silentMs: silent }, 'zookeeper server silent, reconnecting');
+          this.kick();
+        } else if (!this.heartbeatInFlight && now - this.lastHeartbeat >= timeout / 3) {
+          this.heartbeat();
+        }
+        return;
+      }
+    }
+    // Connecting: the client times out only the TCP connect, not a server that accepts and never answers.
+    if (
+      this.state !== 'lost' &&
+      this.state !== 'closed' &&
+      now - this.lastKick > Math.max(1000, timeout / 2)
+    ) {
+      const cm = internals(this.client);
+      if (cm?.state === CM_CONNECTING) this.kick();
+      this.lastKick = now;
+    }
+  }
+
+  /** O(1) per interval whatever the number of nodes. */
+  private heartbeat() {
+    this.heartbeatInFlight = true;
+    this.lastHeartbeat = Date.now();
+    this.client.exists('/', (error) => {
+      this.heartbeatInFlight = false;
+      if (!error || (error as Exception).getCode?.() !== zookeeper.Exception.CONNECTION_LOSS) {
+        this.lastHeard = Date.now();
+      }
+    });
+  }
+
+  /** Drop the socket; the client then reconnects (to the next server) with the same session. */
+  private kick() {
+    this.lastKick = Date.now();
+    internals(this.client)?.socket?.destroy();
+  }
+
+  private lose(reason: string) {
+    if (this.state === 'lost' || this.state === 'closed') return;
+    this.state = 'lost';
+    this.stop();
+    // Abandon the old session for good: if it still lives on the server it expires on its own, and it must
+    // never come back to life behind the new one.
+    if (this.options.owned) closeClient(this.client, false);
+    this.options.onLost(reason);
+  }
+
+  /** For an injected client whose session is gone and which we cannot replace. */
+  markLost() {
+    this.state = 'lost';
+    this.stop();
+  }
+
+  private stop() {
+    clearInterval(this.watchdog);
+    for (const [event, listener] of this.listeners) this.client.removeListener(event, listener);
+    for (const wake of this.waiters) wake();
+  }
+
+  /**
+   * Resolve when operations can be sent. Rejects at once while disconnected (the caller retries later rather
+   * than queueing behind a dead socket) and after `operationTimeoutMs` while a new session is being opened.
+   */
+  async ready(): Promise<void> {
+    if (this.state === 'connecting') {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.waiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, this.options.operationTimeoutMs);
+        this.waiters.add(wake);
+      });
+    }
+    switch (this.state) {
+      case 'connected':
+        return;
+      case 'connecting':
+        throw new RegistryConnectionError(
+          `no ZooKeeper session within ${this.options.operationTimeoutMs} ms`,
+          BACKEND,
+        );
+      case 'disconnected':
+        throw new RegistryConnectionError('disconnected from ZooKeeper, reconnecting', BACKEND);
+      case 'lost':
+        throw new RegistrySessionLostError('ZooKeeper session lost', BACKEND);
+      case 'closed':
+        throw new RegistryConnectionError('ZooKeeper registry is closed', BACKEND);
+    }
+  }
+
+  /** Run one client call, bounded by the operation timeout; native error codes become `ZkCodeError`. */
+  async call<T>(what: string, invoke: (client: Client, callback: Callback) => void): Promise<T> {
+    await this.ready();
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new RegistryConnectionError(
+              `${what}: no answer within ${this.options.operationTimeoutMs} ms`,
+              BACKEND,
+            ),
+          ),
+        this.options.operationTimeoutMs,
+      );
+      invoke(this.client, (error: Error | Exception | null, ...results: unknown[]) => {
+        clearTimeout(timer);
+        if (error) {
+          const code = (error as Exception).getCode?.();
+          if (typeof code === 'number') {
+            if (code !== zookeeper.Exception.CONNECTION_LOSS) this.lastHeard = Date.now();
+            reject(new ZkCodeError(code, error.toString()));
+          } else reject(error instanceof Error ? error : new Error(String(error)));
+          return;
+        }
+        this.lastHeard = Date.now();
+        resolve((results.length > 1 ? results : results[0]) as T);
+      });
+    });
+  }
+
+  /**
+   * `graceful`: send closeSession (the server deletes our ephemerals at once) and wait briefly for the answer.
+   * Otherwise abandon: drop the socket without closeSession so the server keeps the nodes until the session
+   * times out.
+   */
+  async close(graceful: boolean): Promise<void> {
+    if (this.state === 'closed') return;
+    const wasConnected = this.state === 'connected';
+    this.state = 'closed';
+    this.stop();
+    if (!this.options.owned) return;
+    if (graceful && wasConnected) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.min(2000, this.options.operationTimeoutMs));
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.client.once('disconnected', done);
+        this.client.close();
+      });
+      internals(this.client)?.socket?.destroy();
+      return;
+    }
+    closeClient(this.client, false);
+  }
+}
+
+/** Stop a client for good without waiting: closeSession only if `graceful`, never a reconnect. */
+export function closeClient(client: Client, graceful: boolean) {
+  const cm = internals(client);
+  if (graceful || !cm?.setState) {
+    client.close();
+  } else {
+    // CLOSING makes the socket's close final (no retry) and keeps closeSession unsent.
+    cm.setState(CM_CLOSING);
+  }
+  cm?.socket?.destroy();
+}

@@ -1,0 +1,172 @@
+import type { Registry, RegistryUriContext } from '@registrar/core';
+import { ConfigError } from '@registrar/core';
+import { readFileSync } from 'node:fs';
+import type { ZookeeperLayout } from './layout.js';
+import { createZookeeperRegistry, normaliseBase, type ZookeeperRegistryOptions } from './registry.js';
+
+/** What a registry URI says, before node id, TTL and logger are added. */
+export type ZookeeperUriOptions = Required<
+  Pick<ZookeeperRegistryOptions, 'connectString' | 'basePath' | 'layout'>
+> &
+  Pick<ZookeeperRegistryOptions, 'auth' | 'worldReadable'>;
+
+const HOST = /^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
+
+function fail(problem: string, fix: string): never {
+  throw new ConfigError(`${problem}; ${fix}`);
+}
+
+function parseHosts(authority: string): string {
+  if (authority.includes('@')) {
+    fail(
+      'zookeeper URI must not carry credentials',
+      'remove user:password@ and set ZOOKEEPER_AUTH=user:password or ZOOKEEPER_AUTH_FILE instead',
+    );
+  }
+  if (authority === '')
+    fail('zookeeper URI has no server', 'write zookeeper://host:2181[,host:2181...]/base');
+  return authority
+    .split(',')
+    .map((entry) => {
+      if (entry.startsWith('[') || entry.split(':').length > 2) {
+        fail(
+          `zookeeper server "${entry}" is an IPv6 literal, which node-zookeeper-client cannot parse`,
+          'use a host name that resolves to it',
+        );
+      }
+      const [host = '', port] = entry.split(':');
+      if (!HOST.test(host))
+        fail(`zookeeper server "${entry}" has no valid host`, 'write host:port, e.g. zk1:2181');
+      if (port !== undefined) {
+        const n = Number(port);
+        if (!/^\d+$/.test(port) || n < 1 || n > 65535) {
+          fail(
+            `zookeeper server "${entry}" has an invalid port`,
+            'use a port between 1 and 65535, e.g. 2181',
+          );
+        }
+        return `${host}:${n}`;
+      }
+      return `${host}:2181`;
+    })
+    .join(',');
+}
+
+function parseBase(rawPath: string): string {
+  let path: string;
+  try {
+    path = decodeURIComponent(rawPath);
+  } catch {
+    fail(
+      `zookeeper base path "${rawPath}" is not valid percent-encoding`,
+      'write a plain path such as /services',
+    );
+  }
+  // No path (or just "/") means the default, as for etcd's prefix.
+  if (path === '' || path === '/') return '/services';
+  try {
+    return normaliseBase(path) || '/';
+  } catch (error) {
+    return fail(
+      `zookeeper base path "${path}" is invalid (${(error as Error).message})`,
+      'use e.g. /services',
+    );
+  }
+}
+
+function parseBool(name: string, value: string): boolean {
+  if (value === 'true' || value === '1' || value === '') return true;
+  if (value === 'false' || value === '0') return false;
+  return fail(
+    `zookeeper URI parameter ${name}=${value} is not a boolean`,
+    `write ${name}=true or ${name}=false`,
+  );
+}
+
+function readAuth(env: RegistryUriContext['env']): ZookeeperRegistryOptions['auth'] {
+  const inline = env.ZOOKEEPER_AUTH;
+  const file = env.ZOOKEEPER_AUTH_FILE;
+  if (inline && file) fail('both ZOOKEEPER_AUTH and ZOOKEEPER_AUTH_FILE are set', 'set only one of them');
+  let credentials: string | undefined = inline;
+  let source = 'ZOOKEEPER_AUTH';
+  if (file) {
+    source = `ZOOKEEPER_AUTH_FILE (${file})`;
+    try {
+      credentials = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      fail(
+        `cannot read ZOOKEEPER_AUTH_FILE ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+        'point it at a readable file containing user:password',
+      );
+    }
+  }
+  if (!credentials) return undefined;
+  // Never echo the value: it is a secret.
+  if (!/^[^:\n]+:[^\n]+$/.test(credentials)) {
+    fail(`${source} is not in the form user:password`, 'write the digest credentials as user:password');
+  }
+  return { scheme: 'digest', credentials };
+}
+
+/**
+ * Parse `zookeeper://h1:2181,h2:2181/base?layout=registrator&world-readable=true` (alias `zk://`). Takes the
+ * raw string too: WHATWG `new URL()` rejects a comma-separated host list with ports.
+ */
+export function parseZookeeperUri(
+  uri: URL | string,
+  env: RegistryUriContext['env'] = {},
+): ZookeeperUriOptions {
+  const raw = typeof uri === 'string' ? uri : uri.href;
+  const match = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$/.exec(raw.trim());
+  if (!match)
+    fail(
+      `"${raw.replace(/\/\/[^@/]*@/, '//***@')}" is not a zookeeper URI`,
+      'write zookeeper://host:2181/base',
+    );
+  const [, scheme = '', authority = '', rawPath = '', query = '', fragment] = match;
+  if (!['zookeeper', 'zk'].includes(scheme.toLowerCase())) {
+    fail(
+      `"${scheme}:" is not a zookeeper URI scheme`,
+      'write zookeeper://host:2181/base or zk://host:2181/base',
+    );
+  }
+  const connectString = parseHosts(authority);
+  if (fragment) fail('zookeeper URI has a #fragment', 'remove it');
+  const basePath = parseBase(rawPath);
+  let layout: ZookeeperLayout = 'curator';
+  let worldReadable: boolean | undefined;
+  for (const [name, value] of new URLSearchParams(query)) {
+    if (name === 'layout') {
+      if (value !== 'curator' && value !== 'registrator') {
+        fail(`unknown zookeeper layout "${value}"`, 'use ?layout=curator (default) or ?layout=registrator');
+      }
+      layout = value;
+    } else if (name === 'world-readable') {
+      worldReadable = parseBool(name, value);
+    } else {
+      fail(
+        `unknown zookeeper URI parameter "${name}"`,
+        'supported: layout=curator|registrator, world-readable=true',
+      );
+    }
+  }
+  const auth = readAuth(env);
+  return {
+    connectString,
+    basePath,
+    layout,
+    ...(auth ? { auth } : {}),
+    ...(worldReadable ? { worldReadable } : {}),
+  };
+}
+
+/** The CLI's entry point: a registry for one `zookeeper://` / `zk://` URI. */
+export function zookeeperRegistryFromUri(uri: URL | string, ctx: RegistryUriContext): Registry {
+  const options = parseZookeeperUri(uri, ctx.env);
+  if (options.worldReadable && !options.auth) {
+    ctx.logger.warn(
+      'zookeeper world-readable=true has no effect without ZOOKEEPER_AUTH: nodes are open to all',
+    );
+  }
+  return createZookeeperRegistry({ ...options, nodeId: ctx.nodeId, ttl: ctx.ttl, logger: ctx.logger });
+}

@@ -1,0 +1,118 @@
+// End to end: the built `registrar` binary against the real Docker engine and the Consul agent double.
+import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
+import { exec, hostPort, runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
+import { removeLabelled } from '../harness/docker.js';
+import { until } from '../harness/net.js';
+
+let consul: ConsulDouble;
+const bridges: BridgeProcess[] = [];
+const runLabel = `${TEST_LABEL}.run=${randomBytes(4).toString('hex')}`;
+const [labelKey, labelValue] = runLabel.split('=') as [string, string];
+const labels = { [labelKey]: labelValue };
+
+beforeAll(async () => {
+  // Shrunk reaper timings so that a dead bridge's services are reaped within seconds.
+  consul = await startConsulDouble({ reapIntervalMs: 200, minDeregisterAfterMs: 1000 });
+});
+
+afterEach(async () => {
+  await Promise.all(bridges.splice(0).map((b) => b.kill()));
+  await removeLabelled(runLabel);
+});
+
+afterAll(async () => {
+  await consul?.close();
+});
+
+interface HealthEntry {
+  Service: { ID: string; Address: string; Port: number; Meta: Record<string, string> };
+  Checks: { CheckID: string; Status: string; Output: string }[];
+}
+
+async function health(name: string, passing: boolean): Promise<HealthEntry[]> {
+  const res = await fetch(`${consul.url}/v1/health/service/${name}${passing ? '?passing' : ''}`);
+  return (await res.json()) as HealthEntry[];
+}
+
+async function agentServices(): Promise<Record<string, unknown>> {
+  return (await (await fetch(`${consul.url}/v1/agent/services`)).json()) as Record<string, unknown>;
+}
+
+function bridge(node: string, extra: string[] = []) {
+  const b = spawnBridge([
+    '--ip',
+    '127.0.0.1',
+    '--node-id',
+    node,
+    '--ttl',
+    '2',
+    ...extra,
+    `consul://127.0.0.1:${consul.port}?deregister-after=1s`,
+  ]);
+  bridges.push(b);
+  return b;
+}
+
+describe('registrar → Consul (agent double), end to end', () => {
+  it('registers a container passing, mirrors its health, and deregisters it on stop', async () => {
+    const node = `c-${randomBytes(2).toString('hex')}`;
+    const service = `web-${randomBytes(2).toString('hex')}`;
+    bridge(node);
+    const name = uniqueName('web');
+    const container = await runContainer({
+      name,
+      publish: ['80/tcp'],
+      env: { SERVICE_NAME: service },
+      labels,
+      cmd: ['sh', '-c', 'touch /tmp/healthy; exec httpd -f -p 80 -h /www'],
+      health: { test: ['CMD-SHELL', 'test -f /tmp/healthy || (echo probe failed; exit 1)'], intervalMs: 500 },
+    });
+    const id = `${node}:${name}:80`;
+    await until('passing in /v1/health/service', async () => (await health(service, true)).length === 1);
+    const [entry] = await health(service, true);
+    expect(entry!.Service).toMatchObject({
+      ID: id,
+      Address: '127.0.0.1',
+      Port: await hostPort(container, '80/tcp'),
+    });
+    expect(Object.values(entry!.Service.Meta)).toContain(node);
+
+    // Unhealthy: still registered, but critical with the probe's output, so ?passing drops it.
+    await exec(container, ['rm', '/tmp/healthy']);
+    await until('dropped from ?passing', async () => (await health(service, true)).length === 0);
+    const [sick] = await health(service, false);
+    const critical = sick!.Checks.find((c) => c.Status === 'critical');
+    expect(critical?.Output).toContain('probe failed');
+
+    await exec(container, ['touch', '/tmp/healthy']);
+    await until('passing again', async () => (await health(service, true)).length === 1);
+
+    await container.stop({ t: 0 });
+    await until('deregistered on stop', async () => !(id in (await agentServices())));
+  });
+
+  it('lets Consul reap every service of a bridge killed with SIGKILL', async () => {
+    const node = `k-${randomBytes(2).toString('hex')}`;
+    const service = `reap-${randomBytes(2).toString('hex')}`;
+    const b = bridge(node);
+    for (let i = 0; i < 3; i++) {
+      await runContainer({
+        name: uniqueName('reap'),
+        publish: ['80/tcp'],
+        env: { SERVICE_NAME: service },
+        labels,
+      });
+    }
+    await until('three passing', async () => (await health(service, true)).length === 3);
+    await b.kill('SIGKILL');
+    await until('critical after the TTL', async () => (await health(service, true)).length === 0, 15_000);
+    await until(
+      'reaped after deregister-after',
+      async () => (await health(service, false)).length === 0,
+      20_000,
+    );
+  });
+});
