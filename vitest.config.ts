@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
-    exclude: ['**/node_modules/**', '**/dist/**', 'test/compose/**'],
+    // test/compose builds its images on first use (test/compose/build-images.sh; cached afterwards).
+    exclude: ['**/node_modules/**', '**/dist/**'],
     // Integration tests start real servers and containers; the machine has two cores.
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { CommanderError } from 'commander';
-import { ConfigError } from '@registrar/core';
+import { ConfigError, oneLine } from '@registrar/core';
 import { run } from './run.js';
 
 /** Exit codes: 0 clean shutdown, 2 bad usage or configuration, 1 fatal runtime error. */
@@ -9,7 +9,8 @@ run(process.argv.slice(2)).then(
   (error: unknown) => {
     if (error instanceof CommanderError) process.exit(error.exitCode);
     if (error instanceof ConfigError) {
-      process.stderr.write(`registrar: ${error.message}\n`);
+      // One line whatever the message echoes (exit 2 promises "one clear line").
+      process.stderr.write(`registrar: ${oneLine(error.message, 600)}\n`);
       process.exit(2);
     }
     process.stderr.write(

@@ -1,11 +1,19 @@
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import type { Bridge, BridgeObserver, Registry } from '@registrar/core';
+import type { Bridge, BridgeObserver, Logger, LogFn, Registry } from '@registrar/core';
+
+/**
+ * Adapter log records that mean a liveness heartbeat failed (etcd keepalive, ZooKeeper ping/reconnect, Consul
+ * TTL pass). The adapters report these through their logger only, so the CLI counts them there.
+ */
+const HEARTBEAT_FAILURE = /heartbeat failed|keepalive failed|disconnected, reconnecting|server silent/i;
 
 /** Prometheus metrics fed by the bridge's observer hooks. */
 export class Metrics {
   readonly registry = new PromRegistry();
   private readonly reachable = new Map<string, boolean>();
+  /** Ids each registry holds as written by this process (register ok → in, deregister ok / loss → out). */
+  private readonly written = new Map<string, Set<string>>();
   private dockerConnected = false;
 
   private readonly ops = new Counter({
@@ -36,6 +44,12 @@ export class Metrics {
   private readonly losses = new Counter({
     name: 'registrar_liveness_losses_total',
     help: 'Lease / session / agent state losses that forced a full re-registration',
+    labelNames: ['backend', 'target'],
+    registers: [this.registry],
+  });
+  private readonly heartbeatFailures = new Counter({
+    name: 'registrar_heartbeat_failures_total',
+    help: 'Liveness heartbeats (etcd keepalive, ZooKeeper ping, Consul TTL pass) that failed',
     labelNames: ['backend', 'target'],
     registers: [this.registry],
   });
@@ -76,6 +90,18 @@ export class Metrics {
       },
     });
     const reachable = this.reachable;
+    const written = this.written;
+    new Gauge({
+      name: 'registrar_registry_services',
+      help: 'Services this process has registered and not removed, per registry',
+      labelNames: ['backend', 'target'],
+      registers: [this.registry],
+      collect() {
+        for (const r of registries) {
+          this.set({ backend: r.backend, target: r.target }, written.get(r.target)?.size ?? 0);
+        }
+      },
+    });
     new Gauge({
       name: 'registrar_registry_up',
       help: '1 when the last call to the registry succeeded',
@@ -97,8 +123,16 @@ export class Metrics {
     onOp: (r, op, outcome, seconds) => {
       this.ops.inc({ ...labels(r), op: op.type, outcome });
       if (outcome !== 'dry-run') this.opSeconds.observe({ ...labels(r), op: op.type }, seconds);
+      if (outcome !== 'ok') return;
+      const ids = this.written.get(r.target) ?? new Set<string>();
+      this.written.set(r.target, ids);
+      if (op.type === 'register') ids.add(op.service.id);
+      else ids.delete(op.entry.id);
     },
-    onLost: (r) => this.losses.inc(labels(r)),
+    onLost: (r) => {
+      this.losses.inc(labels(r));
+      this.written.get(r.target)?.clear();
+    },
     onReachable: (r, up) => this.reachable.set(r.target, up),
     onDockerConnection: (connected) => {
       if (this.dockerConnected && !connected) this.reconnects.inc();
@@ -109,6 +143,35 @@ export class Metrics {
       this.eventLag.observe(lag);
     },
   };
+
+  /**
+   * The logger to hand an adapter: passes everything through and counts heartbeat failures for the registry
+   * that `identify()` names once it exists.
+   */
+  adapterLogger(logger: Logger, identify: () => Registry | undefined): Logger {
+    const counter = this.heartbeatFailures;
+    const wrap = (inner: Logger): Logger => {
+      const counting =
+        (fn: LogFn): LogFn =>
+        (objOrMsg: object | string, msg?: string) => {
+          const text = typeof objOrMsg === 'string' ? objOrMsg : (msg ?? '');
+          const registry = identify();
+          if (registry !== undefined && HEARTBEAT_FAILURE.test(text)) counter.inc(labels(registry));
+          const withObject = fn.bind(inner) as (obj: object, msg?: string) => void;
+          if (typeof objOrMsg === 'string') fn.call(inner, objOrMsg);
+          else withObject(objOrMsg, msg);
+        };
+      return {
+        trace: inner.trace.bind(inner),
+        debug: inner.debug.bind(inner),
+        info: inner.info.bind(inner),
+        warn: counting(inner.warn),
+        error: counting(inner.error),
+        child: (bindings) => wrap(inner.child(bindings)),
+      };
+    };
+    return wrap(logger);
+  }
 
   /** Ready: the Docker stream is connected, the first inventory is in and every registry answered. */
   ready(bridge: Bridge | undefined, registries: readonly Registry[]): { ok: boolean; detail: object } {

@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { isIP } from 'node:net';
-import { ConfigError, type DeregisterMode } from '@registrar/core';
+import { ConfigError, oneLine, quote, type DeregisterMode } from '@registrar/core';
 
 export type LogFormat = 'json' | 'pretty';
 
@@ -14,6 +14,8 @@ export interface CliConfig {
   readonly ttl: number;
   readonly ttlRefresh?: number;
   readonly resync: number;
+  /** Seconds between checks that the Docker event stream still delivers; 0 disables. */
+  readonly stallCheck: number;
   readonly cleanup: boolean;
   readonly explicit: boolean;
   readonly deregister: DeregisterMode;
@@ -44,7 +46,7 @@ function envFlag(long: string, env: NodeJS.ProcessEnv): boolean | undefined {
   if (value === undefined || value === '') return undefined;
   if (['1', 'true', 'yes', 'on'].includes(value)) return true;
   if (['0', 'false', 'no', 'off'].includes(value)) return false;
-  return fail(`invalid ${envName(long)} "${value}": expected true or false`);
+  return fail(`invalid ${envName(long)} ${quote(value, 40)}: expected true or false`);
 }
 
 export function buildProgram(): Command {
@@ -61,6 +63,11 @@ export function buildProgram(): Command {
     .addOption(opt('--ttl <seconds>', 'liveness TTL of every registration').default('15'))
     .addOption(opt('--ttl-refresh <seconds>', 'heartbeat interval (default: ttl/3)'))
     .addOption(opt('--resync <seconds>', 'periodic full reconcile; 0 disables').default('300'))
+    .addOption(
+      opt('--stall-check <seconds>', 'check that the Docker event stream still delivers; 0 disables').default(
+        '15',
+      ),
+    )
     .addOption(opt('--cleanup', "remove this node's registrations whose container is gone"))
     .addOption(opt('--explicit', 'only register containers that name a service (SERVICE_NAME)'))
     .addOption(
@@ -84,14 +91,17 @@ export function buildProgram(): Command {
 }
 
 const fail = (message: string): never => {
-  throw new ConfigError(message);
+  throw new ConfigError(oneLine(message, 600));
 };
+
+/** Node timers overflow above 2^31-1 ms (about 24.8 days) and then fire every millisecond. */
+const MAX_SECONDS = 2_000_000;
 
 function seconds(name: string, value: string, min: number): number {
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < min) {
+  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > MAX_SECONDS) {
     fail(
-      `invalid --${name} "${value}": expected a number of seconds${min > 0 ? ` >= ${min}` : ' (0 or more)'}`,
+      `invalid --${name} ${quote(value, 40)}: expected a number of seconds${min > 0 ? ` >= ${min}` : ' (0 or more)'} and <= ${MAX_SECONDS}`,
     );
   }
   return n;
@@ -112,7 +122,10 @@ export function parseCli(
     program.parse(argv, { from: 'user' });
   } catch (error) {
     if (error instanceof CommanderError && error.exitCode !== 0) {
-      throw new ConfigError(`${error.message.replace(/^error: /, '')} (see registrar --help)`);
+      // Commander echoes the offending argument as given: keep it to one short line.
+      throw new ConfigError(
+        oneLine(`${error.message.replace(/^error: /, '').trim()} (see registrar --help)`, 400),
+      );
     }
     throw error;
   }
@@ -133,24 +146,28 @@ export function parseCli(
     fail(`invalid --ttl-refresh ${ttlRefresh}: must be less than --ttl ${ttl} (default ttl/3)`);
   }
   const ip = str('ip');
-  if (ip !== undefined && isIP(ip) === 0) fail(`invalid --ip "${ip}": expected an IPv4 or IPv6 address`);
+  if (ip !== undefined && isIP(ip) === 0)
+    fail(`invalid --ip ${quote(ip, 60)}: expected an IPv4 or IPv6 address`);
+  if (ip !== undefined && isUnspecified(ip)) {
+    fail(`invalid --ip ${quote(ip, 60)}: an unspecified address cannot be reached; give this host's address`);
+  }
   const deregisterText = str('deregister') ?? 'always';
   if (deregisterText !== 'always' && deregisterText !== 'on-success') {
-    fail(`invalid --deregister "${deregisterText}": expected always or on-success`);
+    fail(`invalid --deregister ${quote(deregisterText, 40)}: expected always or on-success`);
   }
   const deregister = deregisterText as DeregisterMode;
   const nodeId = str('nodeId');
   if (nodeId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(nodeId)) {
     fail(
-      `invalid --node-id "${nodeId}": use letters, digits, '.', '_' and '-' (it is the first part of every service ID)`,
+      `invalid --node-id ${quote(nodeId, 60)}: use letters, digits, '.', '_' and '-' (it is the first part of every service ID)`,
     );
   }
   const logLevel = str('logLevel') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel))
-    fail(`invalid --log-level "${logLevel}": expected one of ${LOG_LEVELS.join(', ')}`);
+    fail(`invalid --log-level ${quote(logLevel, 40)}: expected one of ${LOG_LEVELS.join(', ')}`);
   const logFormatText = str('logFormat') ?? (process.stderr.isTTY ? 'pretty' : 'json');
   if (logFormatText !== 'json' && logFormatText !== 'pretty') {
-    fail(`invalid --log-format "${logFormatText}": expected json or pretty`);
+    fail(`invalid --log-format ${quote(logFormatText, 40)}: expected json or pretty`);
   }
   const tagsText = str('tags');
   const tags =
@@ -160,6 +177,9 @@ export function parseCli(
           .split(',')
           .map((t) => t.trim())
           .filter((t) => t !== '');
+  // eslint-disable-next-line no-control-regex -- control characters are what is refused
+  const badTag = tags.find((t) => /[\u0000-\u001f\u007f]/.test(t));
+  if (badTag !== undefined) fail(`invalid --tags: tag ${quote(badTag, 40)} contains control characters`);
   const metricsText = str('metricsAddr');
   const network = str('network');
 
@@ -172,6 +192,7 @@ export function parseCli(
     ttl,
     ...(ttlRefresh !== undefined && { ttlRefresh }),
     resync: seconds('resync', str('resync') ?? '300', 0),
+    stallCheck: seconds('stall-check', str('stallCheck') ?? '15', 0),
     cleanup: flag('cleanup'),
     explicit: flag('explicit'),
     deregister,
@@ -184,11 +205,18 @@ export function parseCli(
   };
 }
 
+/** `0.0.0.0`, `::` and their spellings: fine to listen on, useless to advertise. */
+function isUnspecified(ip: string): boolean {
+  if (isIP(ip) === 4) return ip.split('.').every((octet) => Number(octet) === 0);
+  const url = `http://[${ip}]`;
+  return URL.canParse(url) && new URL(url).hostname === '[::]';
+}
+
 function parseListenAddress(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
   const port = Number(match?.[3]);
   if (!match || port > 65535)
-    fail(`invalid --metrics-addr "${text}": expected host:port, e.g. 127.0.0.1:9105`);
+    fail(`invalid --metrics-addr ${quote(text, 60)}: expected host:port, e.g. 127.0.0.1:9105`);
   const host = match?.[1] ?? match?.[2] ?? '';
   return { host: host === '' ? '0.0.0.0' : host, port };
 }

@@ -42,15 +42,21 @@ export async function run(argv: readonly string[]): Promise<number> {
   if (nodeId === undefined) return 0; // signalled while waiting for Docker
   const log = logger.child({ node: nodeId });
 
-  const registries: Registry[] = config.uris.map((uri) =>
-    createRegistry(uri, {
-      nodeId,
-      ttl: config.ttl,
-      ...(config.ttlRefresh !== undefined && { ttlRefresh: config.ttlRefresh }),
-      logger: log,
-      env: process.env,
-    }),
-  );
+  // The metrics exist before the registries so that adapters' heartbeat failures are counted from the start.
+  const current: { bridge?: Bridge } = {};
+  const registries: Registry[] = [];
+  const metrics = new Metrics(() => current.bridge, registries);
+  for (const [index, uri] of config.uris.entries()) {
+    registries.push(
+      createRegistry(uri, {
+        nodeId,
+        ttl: config.ttl,
+        ...(config.ttlRefresh !== undefined && { ttlRefresh: config.ttlRefresh }),
+        logger: metrics.adapterLogger(log, () => registries[index]),
+        env: process.env,
+      }),
+    );
+  }
   log.info(
     { registries: registries.map((r) => r.target), ttl: config.ttl, dryRun: config.dryRun },
     'registrar starting',
@@ -62,8 +68,6 @@ export async function run(argv: readonly string[]): Promise<number> {
   }
 
   // The metrics server starts before the bridge so a port clash is reported before anything is written.
-  const current: { bridge?: Bridge } = {};
-  const metrics = new Metrics(() => current.bridge, registries);
   const server = config.metricsAddr
     ? await serveMetrics(config.metricsAddr, metrics, () => metrics.ready(current.bridge, registries)).catch(
         (error: unknown) => {
@@ -85,6 +89,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     tags: config.tags,
     explicit: config.explicit,
     resync: config.resync,
+    stallCheckMs: config.stallCheck * 1000,
     cleanup: config.cleanup,
     deregister: config.deregister,
     dryRun: config.dryRun,

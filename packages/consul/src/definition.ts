@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { HealthStatus, Service } from '@registrar/core';
+import { oneLine, quote } from '@registrar/core';
 import { goDuration, parseGoDuration } from './duration.js';
 
 /** A check block of `/v1/agent/service/register`, in Consul's field names. */
@@ -163,27 +164,27 @@ function buildMeta(service: Service, nodeId: string, warnings: DefinitionWarning
     [META_CONTAINER_NAME]: service.container.name,
   };
   for (const [rawKey, rawValue] of Object.entries(service.meta)) {
-    const label = `SERVICE_${rawKey.toUpperCase()}`;
+    const label = oneLine(`SERVICE_${rawKey.toUpperCase()}`, 120);
     let key = rawKey.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, META_KEY_MAX);
     if (key.startsWith('consul-')) key = `x-${key}`.slice(0, META_KEY_MAX);
     if (key === '' || key.startsWith('registrar-')) {
       warnings.push({
         key: label,
-        message: `metadata key "${rawKey}" is reserved or empty in Consul; it was dropped`,
+        message: `metadata key ${quote(rawKey, 60)} is reserved or empty in Consul; it was dropped`,
       });
       continue;
     }
     if (key !== rawKey) {
       warnings.push({
         key: label,
-        message: `metadata key "${rawKey}" is not valid in Consul (allowed: A-Z a-z 0-9 _ -, ≤ ${META_KEY_MAX}); registered as "${key}"`,
+        message: `metadata key ${quote(rawKey, 60)} is not valid in Consul (allowed: A-Z a-z 0-9 _ -, ≤ ${META_KEY_MAX}); registered as ${quote(key, 60)}`,
       });
     }
     // One pair stays free for META_DEF.
     if (Object.keys(meta).length + 1 >= META_MAX_PAIRS) {
       warnings.push({
         key: label,
-        message: `Consul allows at most ${META_MAX_PAIRS} metadata pairs; "${rawKey}" was dropped`,
+        message: `Consul allows at most ${META_MAX_PAIRS} metadata pairs; ${quote(rawKey, 60)} was dropped`,
       });
       continue;
     }
@@ -218,7 +219,7 @@ const KNOWN_OPTIONS = new Set([
   'http_method',
 ]);
 
-const label = (key: string): string => `SERVICE_CHECK_${key.toUpperCase()}`;
+const label = (key: string): string => oneLine(`SERVICE_CHECK_${key.toUpperCase()}`, 120);
 
 function parseBool(value: string): boolean | undefined {
   const v = value.trim().toLowerCase();
@@ -243,7 +244,7 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
     if (raw === undefined || raw === '') return undefined;
     const ms = parseGoDuration(raw);
     if (ms === undefined || ms <= 0) {
-      warn(key, `"${raw}" is not a positive Go duration such as 10s or 1m30s; ${what} skipped`);
+      warn(key, `${quote(raw, 60)} is not a positive Go duration such as 10s or 1m30s; ${what} skipped`);
       return null;
     }
     return raw;
@@ -253,7 +254,7 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
     if (raw === undefined || raw.trim() === '') return undefined;
     const value = parseBool(raw);
     if (value === undefined) {
-      warn(key, `"${raw}" is not a boolean (true/false); ${what} skipped`);
+      warn(key, `${quote(raw, 60)} is not a boolean (true/false); ${what} skipped`);
       return null;
     }
     return value;
@@ -268,7 +269,7 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
     else {
       warn(
         'initial_status',
-        `"${initialRaw}" is not one of passing, warning, critical; the container checks were skipped`,
+        `${quote(initialRaw, 60)} is not one of passing, warning, critical; the container checks were skipped`,
       );
       initial = null;
     }
@@ -303,7 +304,7 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
     const methodKey = opts.method !== undefined ? 'method' : 'http_method';
     const skipVerify = flag('tls_skip_verify', `the ${scheme} check was`);
     if (method !== undefined && method !== '' && !/^[A-Za-z]+$/.test(method)) {
-      warn(methodKey, `"${method}" is not an HTTP method; the ${scheme} check was skipped`);
+      warn(methodKey, `${quote(method, 60)} is not an HTTP method; the ${scheme} check was skipped`);
       continue;
     }
     if (skipVerify === null) continue;
@@ -311,7 +312,7 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
     try {
       url = new URL(`${scheme}://${hostPort}${path.startsWith('/') ? path : `/${path}`}`).toString();
     } catch {
-      warn(scheme, `"${path}" is not a URL path; the ${scheme} check was skipped`);
+      warn(scheme, `${quote(path, 60)} is not a URL path; the ${scheme} check was skipped`);
       continue;
     }
     if (!needsInterval(scheme)) continue;
@@ -331,7 +332,7 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
     if (on === true) return hostPort;
     if (on === false) return undefined;
     if (pattern.test(raw)) return raw;
-    warn(key, `"${raw}" is neither true/false nor host:port; the ${key} check was skipped`);
+    warn(key, `${quote(raw, 60)} is neither true/false nor host:port; the ${key} check was skipped`);
     return undefined;
   };
   const tcp = target('tcp', /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/);

@@ -1,4 +1,4 @@
 export { createConsulRegistry } from './registry.js';
 export type { ConsulRegistryOptions } from './registry.js';
 export type { ConsulTlsOptions } from './client.js';
-export { consulRegistryFromUri } from './uri.js';
+export { consulRegistryFromUri, parseConsulUri } from './uri.js';

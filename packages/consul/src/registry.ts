@@ -222,15 +222,15 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
     }
   };
 
-  const fullRegister = async (built: BuiltDefinition, fresh: boolean): Promise<void> => {
+  /** `statusSet`: the agent ends up with the wanted health without a check update. */
+  const fullRegister = async (built: BuiltDefinition, statusSet: boolean): Promise<void> => {
     const { registration, health } = built;
     await client.request('PUT', '/v1/agent/service/register', {
       body: registration,
       query: { 'replace-existing-checks': 'true' },
       what: `register ${registration.ID}`,
     });
-    // A new service got its status from the registration; an existing one kept its old status and needs it set.
-    if (!fresh || health.output !== '') await updateHealth(registration.ID, health.status, health.output);
+    if (!statusSet) await updateHealth(registration.ID, health.status, health.output);
   };
 
   const registry: Registry = {
@@ -256,7 +256,11 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
         // Only the health moved: one check update, no re-registration (watches on the service stay quiet).
         done = await updateHealth(service.id, status, output);
       }
-      if (!done) await fullRegister(built, complete && !k);
+      // A new service gets its status from the registration; an existing one keeps the status the agent holds,
+      // which needs an update only when it differs. A registration carries no output, so any output is set.
+      const fresh = complete && !k;
+      const unchanged = k !== undefined && k.status === status && k.output === '';
+      if (!done) await fullRegister(built, (fresh || unchanged) && output === '');
       known.set(service.id, { defKey: built.defKey, status, output, healthWrittenAt: Date.now() });
     },
 

@@ -60,7 +60,7 @@ describe('consulRegistryFromUri', () => {
       await expect(wrong.list()).rejects.toBeInstanceOf(RegistryRejectedError);
       await wrong.close();
       expect(() => consulRegistryFromUri(uri, ctx({ CONSUL_HTTP_TOKEN_FILE: join(dir, 'missing') }))).toThrow(
-        /CONSUL_HTTP_TOKEN_FILE=.*missing cannot be read \(ENOENT\)/,
+        /CONSUL_HTTP_TOKEN_FILE=.*missing" cannot be read \(ENOENT\)/,
       );
     } finally {
       await double.close();

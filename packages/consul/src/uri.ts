@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '@registrar/core';
+import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri } from '@registrar/core';
 import type { Registry, RegistryUriContext } from '@registrar/core';
 import type { ConsulTlsOptions } from './client.js';
 import { parseGoDuration } from './duration.js';
@@ -12,19 +12,25 @@ function readFile(variable: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? oneLine((err as Error).message, 100);
     throw new ConfigError(
-      `${variable}=${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); point it at a readable file`,
+      `${variable}=${quote(path, 120)} cannot be read (${reason}); point it at a readable file`,
     );
   }
 }
 
 function toUrl(input: URL | string): URL {
   if (typeof input !== 'string') return input;
+  if (input.length > MAX_URI_LENGTH) {
+    throw new ConfigError(
+      `Consul URI is longer than ${MAX_URI_LENGTH} characters; expected consul://host:port`,
+    );
+  }
   try {
     return new URL(input);
   } catch {
     throw new ConfigError(
-      `invalid Consul URI "${input}"; expected consul://host:port or consul-tls://host:port`,
+      `invalid Consul URI ${showUri(input)}; expected consul://host:port or consul-tls://host:port`,
     );
   }
 }
@@ -36,32 +42,41 @@ function toUrl(input: URL | string): URL {
  * CONSUL_HTTP_SSL_VERIFY=false, CONSUL_TLS_SERVER_NAME.
  */
 export function consulRegistryFromUri(input: URL | string, ctx: RegistryUriContext): Registry {
+  return createConsulRegistry(parseConsulUri(input, ctx));
+}
+
+/** Everything `consulRegistryFromUri` validates and reads (files included), without creating the registry. */
+export function parseConsulUri(input: URL | string, ctx: RegistryUriContext): ConsulRegistryOptions {
   const uri = toUrl(input);
-  const shown = `${uri.protocol}//${uri.host}${uri.pathname}`;
+  const shown = showUri(`${uri.protocol}//${uri.host}${uri.pathname}`).slice(1, -1);
   const tls = uri.protocol === 'consul-tls:';
   if (!tls && uri.protocol !== 'consul:') {
     throw new ConfigError(`${shown}: not a Consul URI; use consul://host:port or consul-tls://host:port`);
   }
   if (uri.username || uri.password) {
     throw new ConfigError(
-      `${uri.protocol}//…@${uri.host}: credentials do not belong in the URI; set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE`,
+      `${showUri(`${uri.protocol}//${uri.host}`).slice(1, -1)}: credentials do not belong in the URI; set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE`,
     );
   }
   if (uri.pathname !== '' && uri.pathname !== '/') {
     throw new ConfigError(
-      `${shown}: a Consul URI takes no path; use ${uri.protocol}//${uri.host || '127.0.0.1:8500'}`,
+      `${shown}: a Consul URI takes no path; use ${showUri(`${uri.protocol}//${uri.host || '127.0.0.1:8500'}`).slice(1, -1)}`,
     );
   }
   for (const key of uri.searchParams.keys()) {
     if (!QUERY_KEYS.includes(key)) {
       throw new ConfigError(
-        `${shown}: unknown option ?${key}=; supported: ${QUERY_KEYS.map((k) => `?${k}=`).join(', ')}`,
+        `${shown}: unknown option ?${quote(key, 40).slice(1, -1)}=; supported: ${QUERY_KEYS.map((k) => `?${k}=`).join(', ')}`,
       );
     }
   }
   const host = uri.hostname || '127.0.0.1';
   const port = uri.port || (tls ? '8501' : '8500');
   const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
+  // consul:// is not a special scheme to WHATWG URL, so its host is barely checked: check it as http(s).
+  if (!URL.canParse(url)) {
+    throw new ConfigError(`${shown}: ${quote(host, 60)} is not a valid host name or address`);
+  }
   const env = ctx.env;
 
   let token = env.CONSUL_HTTP_TOKEN?.trim() || undefined;
@@ -69,7 +84,9 @@ export function consulRegistryFromUri(input: URL | string, ctx: RegistryUriConte
   if (!token && tokenFile) {
     token = readFile('CONSUL_HTTP_TOKEN_FILE', tokenFile).toString('utf8').trim() || undefined;
     if (!token)
-      throw new ConfigError(`CONSUL_HTTP_TOKEN_FILE=${tokenFile} is empty; write the ACL token into it`);
+      throw new ConfigError(
+        `CONSUL_HTTP_TOKEN_FILE=${quote(tokenFile, 120)} is empty; write the ACL token into it`,
+      );
   }
 
   let tlsOptions: ConsulTlsOptions | undefined;
@@ -104,7 +121,7 @@ export function consulRegistryFromUri(input: URL | string, ctx: RegistryUriConte
     const ms = parseGoDuration(deregisterRaw);
     if (ms === undefined || ms <= 0) {
       throw new ConfigError(
-        `${shown}: ?deregister-after=${deregisterRaw} is not a positive Go duration; use e.g. 1m or 90s`,
+        `${shown}: ?deregister-after=${quote(deregisterRaw, 40)} is not a positive Go duration; use e.g. 1m or 90s`,
       );
     }
     deregisterAfter = ms / 1000;
@@ -124,5 +141,5 @@ export function consulRegistryFromUri(input: URL | string, ctx: RegistryUriConte
     ...(partition && { partition }),
     ...(deregisterAfter !== undefined && { deregisterAfter }),
   };
-  return createConsulRegistry(options);
+  return options;
 }

@@ -644,7 +644,7 @@ describe('deriveServices: never throws', () => {
     const d = deriveServices(hostile as ContainerInspectInfo, opts());
     expect(d.services).toEqual([]);
     expect(d.warnings).toHaveLength(1);
-    expect(d.warnings[0]).toMatchObject({ container: 'evil', key: '' });
+    expect(d.warnings[0]).toMatchObject({ container: 'evil', key: '(inspect)' });
     expect(d.warnings[0].message).toMatch(/cannot derive/);
   });
 

@@ -26,7 +26,15 @@
 import { isIP } from 'node:net';
 import type { ContainerInspectInfo } from 'dockerode';
 import type { PortSettings, ServiceLabels } from './labels.js';
-import { isValidServiceName, parseServiceLabels, settingsFor } from './labels.js';
+import {
+  MAX_SERVICE_NAME_LENGTH,
+  capWarnings,
+  isValidServiceName,
+  labelWarning,
+  parseServiceLabels,
+  settingsFor,
+} from './labels.js';
+import { quote } from './text.js';
 import type { HealthStatus, LabelWarning, Protocol, Service } from './service.js';
 
 /** Bridge-wide options that shape derivation (the CLI flags of DESIGN §2). */
@@ -90,13 +98,19 @@ interface Liveness {
   readonly output: string;
 }
 
-/** Container name without Docker's leading slash; the short id when the name is missing. */
+/** Docker's own rule for container names (daemon/names.RestrictedNamePattern). */
+const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,252}$/;
+
+/**
+ * Container name without Docker's leading slash; the short id when the name is missing or not one Docker
+ * would give (it becomes part of service IDs and log lines); `unknown` when neither is usable.
+ */
 export function containerName(container: ContainerInspectInfo): string {
   const c = obj(container);
   const name = str(c['Name']).replace(/^\/+/, '');
-  if (name !== '') return name;
-  const id = str(c['Id']);
-  return id !== '' ? id.slice(0, 12) : 'unknown';
+  if (CONTAINER_NAME.test(name)) return name;
+  const id = str(c['Id']).slice(0, 12);
+  return /^[0-9a-f]{12}$/i.test(id) ? id : 'unknown';
 }
 
 /**
@@ -203,17 +217,25 @@ function distinctEndpoints(endpoints: Endpoint[]): Endpoint[] {
 function publishedEndpoints(
   bindings: unknown[],
   hostIp: string | undefined,
-): { endpoints: Endpoint[]; wildcardSkipped: boolean } {
+): { endpoints: Endpoint[]; wildcardSkipped: boolean; invalid: string[] } {
+  const invalid: string[] = [];
   let parsed = bindings.flatMap((b) => {
     const binding = obj(b);
     const hostPort = parsePortNumber(str(binding['HostPort']));
-    return hostPort === undefined ? [] : [{ ip: str(binding['HostIp']), hostPort }];
+    if (hostPort === undefined) return [];
+    const ip = str(binding['HostIp']);
+    if (!isWildcard(ip) && isIP(ip) === 0) {
+      invalid.push(ip);
+      return [];
+    }
+    return [{ ip, hostPort }];
   });
   if (hostIp === undefined) {
     const specific = parsed.filter((b) => !isWildcard(b.ip));
     return {
       endpoints: distinctEndpoints(specific.map((b) => ({ address: b.ip, hostPort: b.hostPort }))),
       wildcardSkipped: specific.length < parsed.length,
+      invalid,
     };
   }
   // The IPv4 and IPv6 wildcard bindings of one `-p` are a pair: keep the one --ip's family reaches.
@@ -227,14 +249,15 @@ function publishedEndpoints(
   return {
     endpoints: distinctEndpoints(parsed.map((b) => ({ address: hostIp, hostPort: b.hostPort }))),
     wildcardSkipped: false,
+    invalid,
   };
 }
 
 function networkAddresses(networks: Obj): NetworkAddress[] {
   return Object.entries(networks).flatMap(([name, value]) => {
     const net = obj(value);
-    const address = str(net['IPAddress']) || str(net['GlobalIPv6Address']);
-    return address === '' ? [] : [{ name, address }];
+    const address = [str(net['IPAddress']), str(net['GlobalIPv6Address'])].find((a) => isIP(a) !== 0);
+    return address === undefined ? [] : [{ name, address }];
   });
 }
 
@@ -251,10 +274,16 @@ function chooseNetwork(
   if (labelNetwork !== undefined) {
     const chosen = byName(labelNetwork);
     if (chosen !== undefined) return chosen;
-    const attached = networks.map((n) => n.name).join(', ') || 'none with an address';
+    const names = networks.map((n) => n.name);
+    const attached =
+      names.length === 0
+        ? 'none with an address'
+        : names.length > 5
+          ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more`
+          : names.join(', ');
     warn(
       'SERVICE_NETWORK',
-      `container has no address on network ${JSON.stringify(labelNetwork)} (attached: ${attached}); using the default choice`,
+      `container has no address on network ${quote(labelNetwork, 60)} (attached: ${attached}); using the default choice`,
     );
   }
   const fromOption = byName(optionNetwork);
@@ -270,6 +299,7 @@ function chooseNetwork(
 function defaultServiceName(c: Obj, config: Obj, name: string): string {
   const compose = str(obj(config['Labels'])[COMPOSE_SERVICE_LABEL]).trim();
   if (compose !== '' && isValidServiceName(compose)) return compose;
+  // containerName() only returns names Docker would give, which are valid service names.
   return imageBaseName(str(config['Image']), str(c['Image'])) ?? name;
 }
 
@@ -282,7 +312,9 @@ function serviceName(target: Target, targets: readonly Target[], fallback: strin
   if (target.settings.nameIsPortSpecific || targets.length < 2) return base;
   const tcpTwin =
     target.protocol === 'udp' && targets.some((t) => t.protocol === 'tcp' && t.port === target.port);
-  return `${base}-${target.port}${tcpTwin ? '-udp' : ''}`;
+  const suffix = `-${target.port}${tcpTwin ? '-udp' : ''}`;
+  // A name at the length limit loses its tail, not its validity.
+  return `${base.slice(0, MAX_SERVICE_NAME_LENGTH - suffix.length)}${suffix}`;
 }
 
 /**
@@ -350,6 +382,12 @@ function candidateTargets(ctx: Context): { port: PortKey; endpoints: Endpoint[] 
     if (!Array.isArray(bindings)) return [];
     const result = publishedEndpoints(bindings, options.hostIp);
     wildcardSkipped ||= result.wildcardSkipped;
+    if (result.invalid.length > 0) {
+      warn(
+        `${port.port}/${port.protocol}`,
+        `port binding host IP ${quote(result.invalid[0] ?? '', 60)} is not an IP address; binding skipped`,
+      );
+    }
     return result.endpoints.length > 0 ? [{ port, endpoints: result.endpoints }] : [];
   });
   if (wildcardSkipped) {
@@ -367,7 +405,7 @@ function derive(container: ContainerInspectInfo, options: DeriveOptions, name: s
   const parsed = parseServiceLabels(config['Labels'], config['Env'], name);
   const warnings = parsed.warnings;
   const warn = (key: string, message: string): void => {
-    warnings.push({ container: name, key, message });
+    warnings.push(labelWarning(name, key, message));
   };
   const ctx: Context = { c, name, options, labels: parsed.labels, warn };
 
@@ -403,7 +441,7 @@ function derive(container: ContainerInspectInfo, options: DeriveOptions, name: s
       checks: target.settings.checks,
     }));
   });
-  return { services, warnings };
+  return { services, warnings: capWarnings(warnings, name) };
 }
 
 /**
@@ -419,9 +457,7 @@ export function deriveServices(container: ContainerInspectInfo, options: DeriveO
     const reason = describeError(err);
     return {
       services: [],
-      warnings: [
-        { container: name, key: '', message: `cannot derive services from inspect data: ${reason}` },
-      ],
+      warnings: [labelWarning(name, '(inspect)', `cannot derive services from inspect data: ${reason}`)],
     };
   }
 }

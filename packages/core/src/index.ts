@@ -24,7 +24,8 @@ export {
   settingsFor,
 } from './labels.js';
 export type { HostPort, RegistryUri } from './uri.js';
-export { formatHostPort, parseRegistryUri } from './uri.js';
+export { MAX_URI_LENGTH, formatHostPort, parseRegistryUri, showUri } from './uri.js';
+export { oneLine, quote } from './text.js';
 export type { BackoffOptions } from './backoff.js';
 export { backoffDelay, defaultBackoff } from './backoff.js';
 export type { ReconcilePlan } from './diff.js';

@@ -14,11 +14,46 @@
  * Everything here is pure and total: malformed input yields warnings, never exceptions.
  */
 import type { LabelWarning, Protocol } from './service.js';
+import { oneLine, quote } from './text.js';
 
 const PREFIX = 'SERVICE_';
 
 /** Values larger than this are ignored with a warning, so a hostile label cannot blow up memory downstream. */
 export const MAX_LABEL_VALUE_BYTES = 64 * 1024;
+/** Longer `SERVICE_*` keys are ignored with a warning (Consul caps metadata keys at 128 characters). */
+export const MAX_LABEL_KEY_LENGTH = 256;
+/**
+ * Metadata and check keys kept per container (Consul allows 64 metadata pairs), and the total size of their
+ * values: beyond either, further keys (in sorted order) are ignored with a warning.
+ */
+export const MAX_META_KEYS = 64;
+export const MAX_META_TOTAL_BYTES = MAX_LABEL_VALUE_BYTES;
+/** Warnings kept per container; one more says how many were left out. */
+export const MAX_WARNINGS = 50;
+/** Key and message length in a warning: enough to name the problem, never a whole hostile value. */
+const MAX_WARNING_KEY = 120;
+const MAX_WARNING_MESSAGE = 400;
+
+/**
+ * A warning safe to log on one line: key and message escaped and cut short, whatever the container wrote.
+ */
+export function labelWarning(container: string, key: string, message: string): LabelWarning {
+  return {
+    container: oneLine(container, MAX_WARNING_KEY) || 'unknown',
+    key: oneLine(key, MAX_WARNING_KEY) || '(empty key)',
+    message: oneLine(message, MAX_WARNING_MESSAGE),
+  };
+}
+
+/** Keep the first `MAX_WARNINGS - 1` warnings and a summary of the rest. */
+export function capWarnings(warnings: LabelWarning[], container: string): LabelWarning[] {
+  if (warnings.length <= MAX_WARNINGS) return warnings;
+  const kept = warnings.slice(0, MAX_WARNINGS - 1);
+  const rest = warnings.length - kept.length;
+  const keys = [...new Set(warnings.slice(kept.length).map((w) => w.key))].slice(0, 3).join(', ');
+  kept.push(labelWarning(container, 'SERVICE_*', `${rest} more problems not shown (keys ${keys}, ...)`));
+  return kept;
+}
 
 /** Service names and SERVICE_ID segments: DNS-label-ish, and never ':' or '/' (they separate id/key parts). */
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -112,13 +147,18 @@ export function parseTags(value: string): { tags: string[]; problems: string[] }
     const tag = entry.trim();
     if (tag === '') continue;
     if (CONTROL_CHARS.test(tag)) {
-      problems.push(`tag ${JSON.stringify(tag)} contains control characters; dropped`);
+      problems.push(`tag ${quote(tag, 40)} contains control characters; dropped`);
       continue;
     }
     if (!tags.includes(tag)) tags.push(tag);
   }
   if (tags.length === 0 && problems.length === 0 && value.trim() !== '') {
     problems.push('tag list has no tags after splitting on commas');
+  }
+  // Thousands of bad tags in one value are one problem worth reading, not thousands.
+  if (problems.length > 3) {
+    const more = problems.length - 3;
+    problems.splice(3, more, `and ${more} more tags with control characters dropped`);
   }
   return { tags, problems };
 }
@@ -154,7 +194,7 @@ function parseKey(key: string): ParsedKey {
 
   const [, segment = '', tail = ''] = m;
   if (!/^\d+$/.test(segment)) {
-    return { kind: 'bad', message: `port ${JSON.stringify(segment)} in a port-specific key is not a number` };
+    return { kind: 'bad', message: `port ${quote(segment, 20)} in a port-specific key is not a number` };
   }
   const port = Number(segment);
   if (port < 1 || port > 65535) {
@@ -184,7 +224,7 @@ function applyAttr(scope: MutableScope, attr: string, value: string): string | u
       const name = value.trim();
       if (name === '') return 'service name is empty; falling back to the default name';
       if (!isValidServiceName(name)) {
-        return `service name ${JSON.stringify(name.slice(0, 80))} is not usable: it must match [A-Za-z0-9][A-Za-z0-9._-]* and be at most ${MAX_SERVICE_NAME_LENGTH} characters`;
+        return `service name ${quote(name, 60)} is not usable: it must match [A-Za-z0-9][A-Za-z0-9._-]* and be at most ${MAX_SERVICE_NAME_LENGTH} characters`;
       }
       scope.name = name;
       return undefined;
@@ -198,7 +238,7 @@ function applyAttr(scope: MutableScope, attr: string, value: string): string | u
     case 'id': {
       const id = value.trim();
       if (!isValidServiceName(id)) {
-        return `service id ${JSON.stringify(id.slice(0, 80))} is not usable: it must match [A-Za-z0-9][A-Za-z0-9._-]* and be at most ${MAX_SERVICE_NAME_LENGTH} characters; using the container name`;
+        return `service id ${quote(id, 60)} is not usable: it must match [A-Za-z0-9][A-Za-z0-9._-]* and be at most ${MAX_SERVICE_NAME_LENGTH} characters; using the container name`;
       }
       scope.id = id;
       return undefined;
@@ -232,15 +272,22 @@ export function parseServiceLabels(
   const settings = collectSettings(labels, env);
   const warnings: LabelWarning[] = [];
   const warn = (key: string, message: string): void => {
-    warnings.push({ container, key, message });
+    warnings.push(labelWarning(container, key, message));
   };
   const generic = newScope();
   const ports = new Map<string, MutableScope>();
   let network: string | undefined;
 
   // Sorted so warnings come out in a stable order whatever the engine's map order.
-  for (const key of [...settings.keys()].sort()) {
+  const keys = [...settings.keys()].sort();
+  let metaKeys = 0;
+  let metaBytes = 0;
+  for (const key of keys) {
     const value = settings.get(key)!;
+    if (key.length > MAX_LABEL_KEY_LENGTH) {
+      warn(key, `key is longer than ${MAX_LABEL_KEY_LENGTH} characters; key ignored`);
+      continue;
+    }
     const parsed = parseKey(key);
     if (parsed.kind === 'none') continue;
     if (parsed.kind === 'bad') {
@@ -257,6 +304,18 @@ export function parseServiceLabels(
       else network = value.trim();
       continue;
     }
+    if (!['name', 'tags', 'id', 'ignore', 'check'].includes(parsed.attr)) {
+      // Metadata and checks: bounded per container, whatever the container carries.
+      metaKeys += 1;
+      metaBytes += byteLength(value);
+      if (metaKeys > MAX_META_KEYS || metaBytes > MAX_META_TOTAL_BYTES) {
+        warn(
+          key,
+          `more than ${MAX_META_KEYS} metadata/check keys or ${MAX_META_TOTAL_BYTES} bytes of their values; key ignored`,
+        );
+        continue;
+      }
+    }
     let scope = generic;
     if (parsed.kind === 'port') {
       scope = ports.get(parsed.scope) ?? newScope();
@@ -268,7 +327,7 @@ export function parseServiceLabels(
 
   const result: ServiceLabels =
     network === undefined ? { generic, ports } : { generic, ports, network: network };
-  return { labels: result, warnings };
+  return { labels: result, warnings: capWarnings(warnings, container) };
 }
 
 function mergeMaps(...maps: (ReadonlyMap<string, string> | undefined)[]): Record<string, string> {

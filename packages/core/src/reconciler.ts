@@ -162,7 +162,11 @@ export class Reconciler {
         this.options.observer?.onOp?.(registry, op, 'ok', seconds());
         this.log.debug(
           op.type === 'register'
-            ? { serviceId: op.service.id, container: op.service.container.name }
+            ? {
+                serviceId: op.service.id,
+                container: op.service.container.name,
+                containerId: op.service.container.id,
+              }
             : { serviceId: op.entry.id },
           op.type === 'register' ? 'registered' : 'deregistered',
         );

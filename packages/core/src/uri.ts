@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { ConfigError } from './errors.js';
+import { quote } from './text.js';
 
 export interface HostPort {
   readonly host: string;
@@ -16,11 +17,17 @@ export interface RegistryUri {
   /** Path without trailing slash; '' when absent. */
   readonly path: string;
   readonly params: URLSearchParams;
-  /** The URI as given, for error messages (registry URIs carry no credentials; those come from env/files). */
+  /** The URI as given (registry URIs carry no credentials; those come from env/files). */
   readonly text: string;
 }
 
-const SHAPE = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?$/i;
+/**
+ * Each part starts with a character the previous part cannot contain, so matching is linear: a path that
+ * could also be authority made a 100 KB URI ending in `#` take tens of seconds to reject.
+ */
+const SHAPE = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)(\/[^?#]*)?(?:\?([^#]*))?(#[\s\S]*)?$/i;
+/** Longer registry URIs are refused outright: no real connect string comes near this. */
+export const MAX_URI_LENGTH = 4096;
 
 /**
  * Parse a registry URI; `defaultPort` fills hosts given without a port and `defaultHost` an empty authority.
@@ -31,18 +38,26 @@ export function parseRegistryUri(
   defaults: { port: number; host?: string; form: string },
 ): RegistryUri {
   const fail = (what: string): never => {
-    throw new ConfigError(`invalid registry URI "${text}": ${what}; expected ${defaults.form}`);
+    throw new ConfigError(`invalid registry URI ${showUri(text)}: ${what}; expected ${defaults.form}`);
   };
+  if (text.length > MAX_URI_LENGTH) fail(`longer than ${MAX_URI_LENGTH} characters`);
   const match = SHAPE.exec(text.trim());
   if (!match) return fail('not of the form scheme://host:port/path');
-  const [, scheme = '', authority = '', rawPath = '', query = ''] = match;
+  const [, scheme = '', authority = '', rawPath = '', query = '', fragment] = match;
+  if (fragment !== undefined) fail('a registry URI takes no #fragment');
   if (authority.includes('@')) fail('credentials do not belong in the URI (use the environment or a file)');
   const parts = authority === '' ? (defaults.host ? [defaults.host] : []) : authority.split(',');
   if (parts.length === 0) fail('no host given');
   const hosts = parts.map((part) => parseHostPort(part, defaults.port, fail));
-  const path = decodeURIComponent(rawPath).replace(/\/+$/, '');
+  let decoded = '';
+  try {
+    decoded = decodeURIComponent(rawPath);
+  } catch {
+    fail(`path ${quote(rawPath, 60)} is not valid percent-encoding`);
+  }
+  const path = decoded.replace(/\/+$/, '');
   if (path !== '' && !/^\/[^\s]*$/.test(path))
-    fail(`path "${path}" must start with "/" and contain no spaces`);
+    fail(`path ${quote(path, 60)} must start with "/" and contain no spaces`);
   return { scheme: scheme.toLowerCase(), hosts, path, params: new URLSearchParams(query), text };
 }
 
@@ -54,24 +69,32 @@ function parseHostPort(part: string, defaultPort: number, fail: (what: string) =
   if (bracketed) {
     host = bracketed[1] ?? '';
     portText = bracketed[2];
-    if (isIP(host) !== 6) fail(`"${host}" is not an IPv6 address`);
+    if (isIP(host) !== 6) fail(`${quote(host, 60)} is not an IPv6 address`);
   } else {
     const colon = part.lastIndexOf(':');
     if (colon >= 0 && part.indexOf(':') !== colon)
-      fail(`IPv6 address "${part}" must be in brackets, e.g. [::1]:2379`);
+      fail(`IPv6 address ${quote(part, 60)} must be in brackets, e.g. [::1]:2379`);
     host = colon >= 0 ? part.slice(0, colon) : part;
     portText = colon >= 0 ? part.slice(colon + 1) : undefined;
   }
-  if (host === '') fail(`host missing in "${part}"`);
-  if (!/^[A-Za-z0-9.:_-]+$/.test(host)) fail(`"${host}" is not a valid host name`);
+  if (host === '') fail(`host missing in ${quote(part, 60)}`);
+  if (!/^[A-Za-z0-9.:_-]+$/.test(host)) fail(`${quote(host, 60)} is not a valid host name`);
   if (portText === undefined || portText === '') return { host, port: defaultPort };
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port < 1 || port > 65535)
-    fail(`port "${portText}" is not a number from 1 to 65535`);
+    fail(`port ${quote(portText, 20)} is not a number from 1 to 65535`);
   return { host, port };
 }
 
 /** `host:port` with IPv6 hosts bracketed. */
 export function formatHostPort({ host, port }: HostPort): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * A URI for an error message: any `user:password@` masked (a credential must never reach a log line),
+ * escaped to one line and cut short.
+ */
+export function showUri(text: string): string {
+  return quote(text.replace(/\/\/[^/?#]*@/, '//***@'), 120);
 }

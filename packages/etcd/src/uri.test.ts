@@ -29,7 +29,7 @@ describe('parseEtcdUri', () => {
       'etcd://:notaport',
       'invalid etcd URI "etcd://:notaport": port "notaport" is not a number; expected etcd://host:port[,host:port...]/prefix',
     ],
-    ['etcd://h:70000/', 'port 70000 is out of range 1-65535'],
+    ['etcd://h:70000/', 'port "70000" is out of range 1-65535'],
     ['etcd://:2379/', 'no host name before ":2379"'],
     ['etcd:///services', 'no host given'],
     ['etcd://a:1,,b:2/', 'empty host in the host list'],

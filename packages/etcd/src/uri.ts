@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Registry, RegistryUriContext } from '@registrar/core';
-import { ConfigError } from '@registrar/core';
+import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri } from '@registrar/core';
 import type { EtcdLayout } from './layout.js';
 import { layouts } from './layout.js';
 import type { EtcdConnectionOptions } from './registry.js';
@@ -28,15 +28,19 @@ export interface ParsedEtcdUri {
  */
 export function parseEtcdUri(input: string | URL): ParsedEtcdUri {
   const uri = String(input);
-  const shown = uri.replace(/\/\/[^/@]*@/, '//***@');
+  const shown = showUri(uri);
   const fail = (problem: string, fix = usage): never => {
-    throw new ConfigError(`invalid etcd URI "${shown}": ${problem}; ${fix}`);
+    throw new ConfigError(oneLine(`invalid etcd URI ${shown}: ${problem}; ${fix}`, 600));
   };
-  const match = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?(?:#.*)?$/i.exec(uri);
+  if (uri.length > MAX_URI_LENGTH) return fail(`longer than ${MAX_URI_LENGTH} characters`);
+  // Unambiguous parts (the path starts with "/"), so matching stays linear on hostile input.
+  const match = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)(\/[^?#]*)?(?:\?([^#]*))?(?:#[\s\S]*)?$/i.exec(uri);
   if (!match) return fail('not a URI');
-  const [, rawScheme, authority, path, query] = match as unknown as [string, string, string, string, string?];
+  const [, rawScheme = '', authority = '', path = '', query] = match;
   const scheme = rawScheme.toLowerCase();
-  if (!(scheme in schemes)) return fail(`unknown scheme "${scheme}:"`, 'use etcd:// or etcds:// (TLS)');
+  if (!Object.hasOwn(schemes, scheme)) {
+    return fail(`unknown scheme ${quote(`${scheme}:`, 40)}`, 'use etcd:// or etcds:// (TLS)');
+  }
   if (authority.includes('@')) {
     return fail('credentials in the URI are not allowed', 'set ETCD_USERNAME and ETCD_PASSWORD instead');
   }
@@ -45,24 +49,30 @@ export function parseEtcdUri(input: string | URL): ParsedEtcdUri {
 
   const params = new URLSearchParams(query ?? '');
   for (const key of params.keys()) {
-    if (!queryKeys.includes(key)) fail(`unknown parameter "${key}"`, `known: ${queryKeys.join(', ')}`);
+    if (!queryKeys.includes(key))
+      fail(`unknown parameter ${quote(key, 40)}`, `known: ${queryKeys.join(', ')}`);
   }
   const layout = params.get('layout') ?? undefined;
   if (layout !== undefined && !layouts.includes(layout as EtcdLayout)) {
-    fail(`unknown layout "${layout}"`, `use layout=${layouts.join('|')}`);
+    fail(`unknown layout ${quote(layout, 40)}`, `use layout=${layouts.join('|')}`);
   }
   const domain = params.get('domain') ?? undefined;
   if (domain !== undefined && !/^[a-z0-9-]+(\.[a-z0-9-]+)*\.?$/i.test(domain)) {
-    fail(`invalid domain "${domain}"`, 'use a DNS name such as skydns.local');
+    fail(`invalid domain ${quote(domain, 60)}`, 'use a DNS name such as skydns.local');
   }
   if (domain !== undefined && layout !== 'skydns') fail('domain is only used with layout=skydns');
   const timeout = params.get('timeout');
   const seconds = timeout === null ? undefined : Number(timeout);
   if (seconds !== undefined && !(seconds > 0 && Number.isFinite(seconds))) {
-    fail(`timeout "${timeout}" is not a positive number of seconds`, 'e.g. timeout=5');
+    fail(`timeout ${quote(timeout ?? '', 20)} is not a positive number of seconds`, 'e.g. timeout=5');
   }
 
-  let prefix: string | undefined = decodeURIComponent(path);
+  let prefix: string | undefined;
+  try {
+    prefix = decodeURIComponent(path);
+  } catch {
+    return fail(`prefix ${quote(path, 60)} is not valid percent-encoding`);
+  }
   if (prefix === '' || prefix === '/') prefix = undefined;
   return {
     hosts,
@@ -76,15 +86,16 @@ export function parseEtcdUri(input: string | URL): ParsedEtcdUri {
 
 function parseHost(host: string, fail: (problem: string) => never): string {
   const match = /^(\[[0-9a-f:.]+\]|[^:[\]]*)(?::(.*))?$/i.exec(host);
-  if (!match) return fail(`host "${host}" is not host:port`);
+  if (!match) return fail(`host ${quote(host, 60)} is not host:port`);
   const [, name = '', port] = match;
-  if (port !== undefined && !/^\d+$/.test(port)) return fail(`port "${port}" is not a number`);
+  if (port !== undefined && !/^\d+$/.test(port)) return fail(`port ${quote(port, 20)} is not a number`);
   if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
-    return fail(`port ${port} is out of range 1-65535`);
+    return fail(`port ${quote(port, 20)} is out of range 1-65535`);
   }
   if (name === '')
-    return fail(host === '' ? 'empty host in the host list' : `no host name before ":${port}"`);
-  if (!/^(\[[0-9a-f:.]+\]|[a-z0-9._-]+)$/i.test(name)) return fail(`host "${name}" is not a valid host name`);
+    return fail(host === '' ? 'empty host in the host list' : `no host name before ${quote(`:${port}`, 20)}`);
+  if (!/^(\[[0-9a-f:.]+\]|[a-z0-9._-]+)$/i.test(name))
+    return fail(`host ${quote(name, 60)} is not a valid host name`);
   return `${name}:${port ?? 2379}`;
 }
 
@@ -100,7 +111,9 @@ function fromEnv(env: RegistryUriContext['env'], tls: boolean): Pick<EtcdConnect
       return readFileSync(path);
     } catch (error) {
       const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-      throw new ConfigError(`cannot read ${variable}="${path}" (${reason}); point it at a readable file`);
+      throw new ConfigError(
+        `cannot read ${variable}=${quote(path, 120)} (${reason}); point it at a readable file`,
+      );
     }
   };
   const username = set('ETCD_USERNAME');
@@ -109,10 +122,16 @@ function fromEnv(env: RegistryUriContext['env'], tls: boolean): Pick<EtcdConnect
   if (password !== undefined && passwordFile !== undefined) {
     throw new ConfigError('both ETCD_PASSWORD and ETCD_PASSWORD_FILE are set; set only one of them');
   }
-  if (passwordFile !== undefined)
+  if (passwordFile !== undefined) {
     password = read('ETCD_PASSWORD_FILE', passwordFile)
       .toString()
       .replace(/\r?\n$/, '');
+    if (password === '') {
+      throw new ConfigError(
+        `ETCD_PASSWORD_FILE=${quote(passwordFile, 120)} is empty; write the etcd password into it`,
+      );
+    }
+  }
   if ((username === undefined) !== (password === undefined)) {
     throw new ConfigError(
       username === undefined

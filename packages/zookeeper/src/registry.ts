@@ -114,6 +114,12 @@ class ZookeeperRegistry implements Registry {
   private readonly operationTimeoutMs: number;
   /** Where each id was last written: deregister(id) needs the path, which the id alone does not give. */
   private readonly paths = new Map<string, string>();
+  /**
+   * Nodes this session wrote (or listed as its own), by path: the id they hold and the data version of our
+   * last write. Lets an update skip the create that would fail with NODE_EXISTS, and a removal skip the read
+   * before its versioned delete: a version that still matches means nobody wrote the node since we did.
+   */
+  private readonly written = new Map<string, { session: string; id: string; version: number }>();
   private session: Session;
   private closed = false;
 
@@ -184,6 +190,7 @@ class ZookeeperRegistry implements Registry {
   private onSessionLost(reason: string) {
     if (this.closed) return;
     this.logger.warn({ reason }, 'zookeeper session lost; opening a new one, every entry must be re-created');
+    this.written.clear();
     this.session = this.openSession(false);
     this.lost.next({ reason });
   }
@@ -218,23 +225,40 @@ class ZookeeperRegistry implements Registry {
     }
   }
 
+  /** Remember that `path` holds `id` at data `version`, written (or owned) by the current session. */
+  private wrote(session: Session, path: string, id: string, version: number) {
+    if (session.sessionId) this.written.set(path, { session: session.sessionId, id, version });
+  }
+
+  /** What this session last wrote at `path`, if that session is still the current one. */
+  private ownWrite(session: Session, path: string, id: string) {
+    const known = this.written.get(path);
+    return known && known.session === session.sessionId && known.id === id ? known : undefined;
+  }
+
   private async upsert(session: Session, path: string, service: Service): Promise<void> {
+    // A node this session already holds is read and updated in place: a create would only fail.
+    let create = this.ownWrite(session, path, service.id) === undefined;
     for (let attempt = 0; attempt < 8; attempt++) {
-      const data = this.codec.encode(service, this.nodeId, Date.now());
-      try {
-        await session.call('create', (c, cb) =>
-          c.create(path, Buffer.from(data), this.acls, zookeeper.CreateMode.EPHEMERAL, cb),
-        );
-        return;
-      } catch (error) {
-        if (isCode(error, E.NO_NODE)) {
-          // The parent is missing, or another bridge's cleanup removed it since: create it and try again.
-          await this.ensureParents(session, parentOf(path));
-          continue;
+      if (create) {
+        const data = this.codec.encode(service, this.nodeId, Date.now());
+        try {
+          await session.call('create', (c, cb) =>
+            c.create(path, Buffer.from(data), this.acls, zookeeper.CreateMode.EPHEMERAL, cb),
+          );
+          this.wrote(session, path, service.id, 0);
+          return;
+        } catch (error) {
+          if (isCode(error, E.NO_NODE)) {
+            // The parent is missing, or another bridge's cleanup removed it since: create it and try again.
+            await this.ensureParents(session, parentOf(path));
+            continue;
+          }
+          if (!isCode(error, E.NODE_EXISTS)) throw error;
         }
-        if (!isCode(error, E.NODE_EXISTS)) throw error;
       }
       const existing = await this.read(session, path);
+      create = true;
       if (!existing) continue;
       const decoded = this.codec.decode(existing.data);
       if (decoded?.node !== this.nodeId) {
@@ -253,10 +277,14 @@ class ZookeeperRegistry implements Registry {
       try {
         if (owner === session.sessionId) {
           const wanted = this.codec.encode(service, this.nodeId, decoded.registrationTimeUTC ?? Date.now());
-          if (wanted === existing.data) return;
-          await session.call('setData', (c, cb) =>
+          if (wanted === existing.data) {
+            this.wrote(session, path, service.id, existing.stat.version);
+            return;
+          }
+          const stat = await session.call<Stat>('setData', (c, cb) =>
             c.setData(path, Buffer.from(wanted), existing.stat.version, cb),
           );
+          this.wrote(session, path, service.id, stat.version);
           return;
         }
         // Left by an earlier session of this node: it dies with that session, so replace it with ours.
@@ -314,6 +342,26 @@ class ZookeeperRegistry implements Registry {
 
   /** Delete `path` if it is still ours and still `id`; then drop its parent if that became empty. */
   private async removeOwned(session: Session, path: string, id: string): Promise<void> {
+    const parent = parentOf(path);
+    const own = this.ownWrite(session, path, id);
+    this.written.delete(path);
+    if (own) {
+      // Unchanged since our own write (else the versioned delete fails): no read needed. ZooKeeper answers a
+      // session's requests in order, so the parent check sent with it sees the parent after the removal.
+      const removed = session
+        .call('remove', (c, cb) => c.remove(path, own.version, cb))
+        .then(
+          () => true,
+          (error: unknown) => {
+            if (isCode(error, E.NO_NODE)) return true;
+            if (isCode(error, E.BAD_VERSION)) return false;
+            throw error;
+          },
+        );
+      const parentStat = this.parentStat(session, parent);
+      parentStat?.catch(() => undefined);
+      if (await removed) return this.removeParentIfEmpty(session, parent, parentStat);
+    }
     for (let attempt = 0; attempt < 8; attempt++) {
       const existing = await this.read(session, path);
       if (!existing) break;
@@ -327,7 +375,13 @@ class ZookeeperRegistry implements Registry {
         if (!isCode(error, E.BAD_VERSION)) throw error;
       }
     }
-    await this.removeParentIfEmpty(session, parentOf(path));
+    await this.removeParentIfEmpty(session, parent);
+  }
+
+  /** `exists` of a service node we may remove once empty; undefined for the base and anything above it. */
+  private parentStat(session: Session, parent: string): Promise<Stat | null> | undefined {
+    if (parent === this.base || parent === '/' || !parent.startsWith(`${this.base}/`)) return undefined;
+    return session.call<Stat | null>('exists', (c, cb) => c.exists(parent, cb));
   }
 
   /**
@@ -335,10 +389,14 @@ class ZookeeperRegistry implements Registry {
    * delete is versioned (BAD_VERSION if it changed since we looked), so a child another bridge creates at
    * the same moment wins; that bridge retries its create after re-creating the parent if we got there first.
    */
-  private async removeParentIfEmpty(session: Session, parent: string): Promise<void> {
-    if (parent === this.base || parent === '/' || !parent.startsWith(`${this.base}/`)) return;
+  private async removeParentIfEmpty(
+    session: Session,
+    parent: string,
+    pending: Promise<Stat | null> | undefined = this.parentStat(session, parent),
+  ): Promise<void> {
+    if (pending === undefined) return;
     try {
-      const stat = await session.call<Stat | null>('exists', (c, cb) => c.exists(parent, cb));
+      const stat = await pending;
       if (!stat || stat.numChildren > 0) return;
       await session.call('remove', (c, cb) => c.remove(parent, stat.version, cb));
       this.logger.debug({ path: parent }, 'removed empty service node');
@@ -351,7 +409,12 @@ class ZookeeperRegistry implements Registry {
     const session = this.session;
     try {
       const nodes = await this.scan(session);
-      for (const node of nodes) if (!this.paths.has(node.id)) this.paths.set(node.id, node.path);
+      for (const node of nodes) {
+        if (!this.paths.has(node.id)) this.paths.set(node.id, node.path);
+        if (node.stat.ephemeralOwner.toString('hex') === session.sessionId) {
+          this.wrote(session, node.path, node.id, node.stat.version);
+        }
+      }
       return nodes.map((node) => ({
         id: node.id,
         name: node.name,

@@ -66,7 +66,7 @@ describe('parseZookeeperUri', () => {
     ],
     [
       'zookeeper://h/x?world-readable=maybe',
-      'zookeeper URI parameter world-readable=maybe is not a boolean; write world-readable=true or world-readable=false',
+      'zookeeper URI parameter world-readable="maybe" is not a boolean; write world-readable=true or world-readable=false',
     ],
     [
       'zookeeper://h/a//b',
@@ -108,7 +108,7 @@ describe('parseZookeeperUri', () => {
       'ZOOKEEPER_AUTH is not in the form user:password; write the digest credentials as user:password',
     );
     expect(() => parseZookeeperUri('zk://h/x', { ZOOKEEPER_AUTH_FILE: join(dir, 'missing') })).toThrow(
-      `cannot read ZOOKEEPER_AUTH_FILE ${join(dir, 'missing')}: ENOENT; point it at a readable file containing user:password`,
+      `cannot read ZOOKEEPER_AUTH_FILE="${join(dir, 'missing')}": ENOENT; point it at a readable file containing user:password`,
     );
   });
 });

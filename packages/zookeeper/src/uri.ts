@@ -1,5 +1,5 @@
 import type { Registry, RegistryUriContext } from '@registrar/core';
-import { ConfigError } from '@registrar/core';
+import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri } from '@registrar/core';
 import { readFileSync } from 'node:fs';
 import type { ZookeeperLayout } from './layout.js';
 import { createZookeeperRegistry, normaliseBase, type ZookeeperRegistryOptions } from './registry.js';
@@ -13,7 +13,8 @@ export type ZookeeperUriOptions = Required<
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
 
 function fail(problem: string, fix: string): never {
-  throw new ConfigError(`${problem}; ${fix}`);
+  // Every value echoed in `problem` is quoted already; this keeps the whole message to one short line.
+  throw new ConfigError(oneLine(`${problem}; ${fix}`, 600));
 }
 
 function parseHosts(authority: string): string {
@@ -30,18 +31,18 @@ function parseHosts(authority: string): string {
     .map((entry) => {
       if (entry.startsWith('[') || entry.split(':').length > 2) {
         fail(
-          `zookeeper server "${entry}" is an IPv6 literal, which node-zookeeper-client cannot parse`,
+          `zookeeper server ${quote(entry, 60)} is an IPv6 literal, which node-zookeeper-client cannot parse`,
           'use a host name that resolves to it',
         );
       }
       const [host = '', port] = entry.split(':');
       if (!HOST.test(host))
-        fail(`zookeeper server "${entry}" has no valid host`, 'write host:port, e.g. zk1:2181');
+        fail(`zookeeper server ${quote(entry, 60)} has no valid host`, 'write host:port, e.g. zk1:2181');
       if (port !== undefined) {
         const n = Number(port);
         if (!/^\d+$/.test(port) || n < 1 || n > 65535) {
           fail(
-            `zookeeper server "${entry}" has an invalid port`,
+            `zookeeper server ${quote(entry, 60)} has an invalid port`,
             'use a port between 1 and 65535, e.g. 2181',
           );
         }
@@ -58,7 +59,7 @@ function parseBase(rawPath: string): string {
     path = decodeURIComponent(rawPath);
   } catch {
     fail(
-      `zookeeper base path "${rawPath}" is not valid percent-encoding`,
+      `zookeeper base path ${quote(rawPath, 60)} is not valid percent-encoding`,
       'write a plain path such as /services',
     );
   }
@@ -68,7 +69,7 @@ function parseBase(rawPath: string): string {
     return normaliseBase(path) || '/';
   } catch (error) {
     return fail(
-      `zookeeper base path "${path}" is invalid (${(error as Error).message})`,
+      `zookeeper base path ${quote(path, 60)} is invalid (${oneLine((error as Error).message, 200)})`,
       'use e.g. /services',
     );
   }
@@ -78,7 +79,7 @@ function parseBool(name: string, value: string): boolean {
   if (value === 'true' || value === '1' || value === '') return true;
   if (value === 'false' || value === '0') return false;
   return fail(
-    `zookeeper URI parameter ${name}=${value} is not a boolean`,
+    `zookeeper URI parameter ${name}=${quote(value, 40)} is not a boolean`,
     `write ${name}=true or ${name}=false`,
   );
 }
@@ -90,15 +91,18 @@ function readAuth(env: RegistryUriContext['env']): ZookeeperRegistryOptions['aut
   let credentials: string | undefined = inline;
   let source = 'ZOOKEEPER_AUTH';
   if (file) {
-    source = `ZOOKEEPER_AUTH_FILE (${file})`;
+    source = `ZOOKEEPER_AUTH_FILE (${quote(file, 120)})`;
     try {
       credentials = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
     } catch (error) {
       fail(
-        `cannot read ZOOKEEPER_AUTH_FILE ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+        `cannot read ZOOKEEPER_AUTH_FILE=${quote(file, 120)}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
         'point it at a readable file containing user:password',
       );
     }
+  }
+  if (file && !credentials) {
+    fail(`ZOOKEEPER_AUTH_FILE=${quote(file, 120)} is empty`, 'write the digest credentials as user:password');
   }
   if (!credentials) return undefined;
   // Never echo the value: it is a secret.
@@ -117,16 +121,16 @@ export function parseZookeeperUri(
   env: RegistryUriContext['env'] = {},
 ): ZookeeperUriOptions {
   const raw = typeof uri === 'string' ? uri : uri.href;
-  const match = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$/.exec(raw.trim());
-  if (!match)
-    fail(
-      `"${raw.replace(/\/\/[^@/]*@/, '//***@')}" is not a zookeeper URI`,
-      'write zookeeper://host:2181/base',
-    );
+  if (raw.length > MAX_URI_LENGTH) {
+    fail(`zookeeper URI is longer than ${MAX_URI_LENGTH} characters`, 'write zookeeper://host:2181/base');
+  }
+  // Unambiguous parts (the path starts with "/"), so matching stays linear on hostile input.
+  const match = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?(#[\s\S]*)?$/.exec(raw.trim());
+  if (!match) fail(`${showUri(raw)} is not a zookeeper URI`, 'write zookeeper://host:2181/base');
   const [, scheme = '', authority = '', rawPath = '', query = '', fragment] = match;
   if (!['zookeeper', 'zk'].includes(scheme.toLowerCase())) {
     fail(
-      `"${scheme}:" is not a zookeeper URI scheme`,
+      `${quote(`${scheme}:`, 40)} is not a zookeeper URI scheme`,
       'write zookeeper://host:2181/base or zk://host:2181/base',
     );
   }
@@ -138,14 +142,17 @@ export function parseZookeeperUri(
   for (const [name, value] of new URLSearchParams(query)) {
     if (name === 'layout') {
       if (value !== 'curator' && value !== 'registrator') {
-        fail(`unknown zookeeper layout "${value}"`, 'use ?layout=curator (default) or ?layout=registrator');
+        fail(
+          `unknown zookeeper layout ${quote(value, 60)}`,
+          'use ?layout=curator (default) or ?layout=registrator',
+        );
       }
       layout = value;
     } else if (name === 'world-readable') {
       worldReadable = parseBool(name, value);
     } else {
       fail(
-        `unknown zookeeper URI parameter "${name}"`,
+        `unknown zookeeper URI parameter ${quote(name, 60)}`,
         'supported: layout=curator|registrator, world-readable=true',
       );
     }

@@ -1,0 +1,255 @@
+// The three real backends as the synthetic suites use them: the adapter under test, the backend's own client
+// doing the same kind of write directly (the "raw" limit), and server-side counters of writes and requests.
+import { createConsulRegistry } from '@registrar/consul';
+import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
+import type { Registry } from '@registrar/core';
+import { createEtcdRegistry } from '@registrar/etcd';
+import { createZookeeperRegistry } from '@registrar/zookeeper';
+import { Etcd3 } from 'etcd3';
+import zookeeper, { type Client } from 'node-zookeeper-client';
+import { startEtcd, type EtcdServer } from '../test/harness/etcd.js';
+import { fourLetter, startZookeeper, type ZookeeperServer } from '../test/harness/zookeeper.js';
+
+export type BackendName = 'etcd' | 'zookeeper' | 'consul';
+export const BACKENDS: readonly BackendName[] = ['etcd', 'zookeeper', 'consul'];
+
+export interface AdapterSettings {
+  readonly nodeId: string;
+  /** Liveness TTL, seconds. */
+  readonly ttl?: number;
+  /** Heartbeat interval, seconds. */
+  readonly refresh?: number;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  /** etcd only: the client URL. */
+  readonly endpoint?: string;
+  /** The adapter under test, as the CLI would build it. */
+  registry(settings: AdapterSettings): Registry;
+  /** Writes the server has applied so far (etcd revision, ZooKeeper zxid, Consul agent PUTs). */
+  writes(): Promise<number>;
+  /** Requests the server has received so far (heartbeat cost). */
+  requests(): Promise<number>;
+  /** The backend's own client writing directly: one registration-shaped write and its removal. */
+  raw: RawClient;
+  close(): Promise<void>;
+}
+
+export interface RawClient {
+  put(i: number): Promise<void>;
+  remove(i: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A Consul registration shaped like the adapter's: service, alias liveness check, health TTL check. */
+export function consulRegistration(id: string, name: string, port: number, bridgeId: string) {
+  return {
+    ID: id,
+    Name: name,
+    Address: '127.0.0.1',
+    Port: port,
+    Tags: ['a', 'b,c'],
+    Meta: { 'registrar-node': 'raw', 'container-id': id, 'container-name': id },
+    Checks: [
+      { Name: 'liveness', AliasService: bridgeId, DeregisterCriticalServiceAfter: '1m0s' },
+      { Name: 'container health', TTL: '720h0m0s', Status: 'passing' },
+    ],
+  };
+}
+
+const recordValue = (i: number) =>
+  JSON.stringify({
+    id: `raw:c${i}:80`,
+    name: 'raw',
+    address: '127.0.0.1',
+    port: 20000 + i,
+    protocol: 'tcp',
+    tags: ['a', 'b,c'],
+    meta: { region: 'eu' },
+    node: 'raw',
+    container: { id: `${i}`.padStart(64, 'f'), name: `c${i}` },
+  });
+
+export async function startBackend(name: BackendName): Promise<Backend> {
+  if (name === 'etcd') return startEtcdBackend();
+  if (name === 'zookeeper') return startZookeeperBackend();
+  return startConsulBackend();
+}
+
+async function startEtcdBackend(): Promise<Backend> {
+  const server: EtcdServer = await startEtcd();
+  const client = new Etcd3({ hosts: server.endpoint });
+  const revision = async () => Number((await client.kv.range({ key: Buffer.from('\0') })).header.revision);
+  return {
+    name: 'etcd',
+    endpoint: server.endpoint,
+    registry: ({ nodeId, ttl, refresh }) =>
+      createEtcdRegistry({
+        hosts: [server.endpoint],
+        nodeId,
+        prefix: '/services',
+        ...(ttl !== undefined && { ttl }),
+        ...(refresh !== undefined && { keepaliveInterval: refresh }),
+      }),
+    writes: revision,
+    requests: () => Promise.reject(new Error('etcd requests are counted with an instrumented client')),
+    raw: await rawEtcd(server.endpoint),
+    async close() {
+      client.close();
+      await server.close();
+    },
+  };
+}
+
+async function rawEtcd(endpoint: string): Promise<RawClient> {
+  const client = new Etcd3({ hosts: endpoint });
+  const lease = await client.leaseClient.leaseGrant({ TTL: 60 });
+  const key = (i: number) => Buffer.from(`/raw/raw/raw:c${i}:80`);
+  return {
+    async put(i) {
+      await client.kv.put({ key: key(i), value: Buffer.from(recordValue(i)), lease: lease.ID });
+    },
+    async remove(i) {
+      await client.kv.deleteRange({ key: key(i) });
+    },
+    async close() {
+      await client.leaseClient.leaseRevoke({ ID: lease.ID }).catch(() => undefined);
+      client.close();
+    },
+  };
+}
+
+/** ZooKeeper's last zxid from `srvr`. */
+export async function zxid(port: number): Promise<number> {
+  const match = /Zxid: 0x([0-9a-f]+)/i.exec(await fourLetter(port, 'srvr'));
+  if (!match) throw new Error('srvr: no Zxid');
+  return Number.parseInt(match[1], 16);
+}
+
+/** ZooKeeper's count of packets received from clients, from `mntr`. */
+export async function packetsReceived(port: number): Promise<number> {
+  const match = /zk_packets_received\s+(\d+)/.exec(await fourLetter(port, 'mntr'));
+  if (!match) throw new Error('mntr: no zk_packets_received');
+  return Number(match[1]);
+}
+
+export function connectZookeeper(connectString: string, sessionTimeout = 15_000): Promise<Client> {
+  const client = zookeeper.createClient(connectString, { sessionTimeout, retries: 0 });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('zookeeper: no session')), 10_000);
+    client.once('connected', () => {
+      clearTimeout(timer);
+      resolve(client);
+    });
+    client.connect();
+  });
+}
+
+/** Promise form of node-zookeeper-client's callback API. */
+export function zk<T = unknown>(run: (cb: (error: unknown, result?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) =>
+    run((error, result) => (error ? reject(error as Error) : resolve(result as T))),
+  );
+}
+
+async function startZookeeperBackend(): Promise<Backend> {
+  const server: ZookeeperServer = await startZookeeper();
+  return {
+    name: 'zookeeper',
+    registry: ({ nodeId, ttl }) =>
+      createZookeeperRegistry({
+        connectString: server.connectString,
+        nodeId,
+        basePath: '/services',
+        ...(ttl !== undefined && { ttl }),
+      }),
+    writes: () => zxid(server.port),
+    requests: () => packetsReceived(server.port),
+    raw: await rawZookeeper(server.connectString),
+    async close() {
+      await server.close();
+    },
+  };
+}
+
+async function rawZookeeper(connectString: string): Promise<RawClient> {
+  const client = await connectZookeeper(connectString);
+  await zk((cb) => client.mkdirp('/raw/raw', cb));
+  const path = (i: number) => `/raw/raw/raw:c${i}:80`;
+  const open = [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('world', 'anyone'))];
+  return {
+    put: (i) =>
+      zk<string>((cb) =>
+        client.create(path(i), Buffer.from(recordValue(i)), open, zookeeper.CreateMode.EPHEMERAL, cb),
+      ).then(() => undefined),
+    remove: (i) => zk((cb) => client.remove(path(i), -1, cb)).then(() => undefined),
+    close: () => Promise.resolve(client.close()),
+  };
+}
+
+/** PUTs the agent received, heartbeats of the bridge check excepted: the writes a reconcile made. */
+export const consulWrites = (double: ConsulDouble) =>
+  double.countRequests((r) => r.method === 'PUT' && !r.path.startsWith('/v1/agent/check/pass/'));
+
+async function startConsulBackend(): Promise<Backend> {
+  const double = await startConsulDouble();
+  return {
+    name: 'consul',
+    registry: ({ nodeId, ttl, refresh }) =>
+      createConsulRegistry({
+        url: double.url,
+        nodeId,
+        ...(ttl !== undefined && { ttl }),
+        ...(refresh !== undefined && { ttlRefresh: refresh }),
+      }),
+    writes: () => Promise.resolve(consulWrites(double)),
+    requests: () => Promise.resolve(double.countRequests()),
+    raw: await rawConsul(double.url),
+    async close() {
+      await double.close();
+    },
+  };
+}
+
+async function rawConsul(url: string): Promise<RawClient> {
+  const put = async (path: string, body?: unknown) => {
+    const res = await fetch(`${url}${path}`, {
+      method: 'PUT',
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+    await res.text();
+    if (!res.ok) throw new Error(`consul ${path}: ${res.status}`);
+  };
+  const bridgeId = 'raw-bridge';
+  await put('/v1/agent/service/register', { ID: bridgeId, Name: 'raw-bridge', Check: { TTL: '30s' } });
+  return {
+    put: (i) =>
+      put(
+        '/v1/agent/service/register?replace-existing-checks=true',
+        consulRegistration(`raw:c${i}:80`, 'raw', 20000 + i, bridgeId),
+      ),
+    remove: (i) => put(`/v1/agent/service/deregister/raw:c${i}:80`),
+    close: () => Promise.resolve(),
+  };
+}
+
+/** Run `task(0..count-1)` with `limit` in flight, like the reconciler's pool. */
+export async function pool(count: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Poll `check` every few ms until it holds; throws after `timeoutMs`. */
+export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(2);
+  }
+}

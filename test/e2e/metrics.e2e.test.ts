@@ -1,0 +1,171 @@
+// End to end: `--metrics-addr` on the built binary — Prometheus metrics that move with container events,
+// /healthz, and /readyz following Docker and every backend.
+import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
+import { runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
+import { removeLabelled } from '../harness/docker.js';
+import { startEtcd, type EtcdServer } from '../harness/etcd.js';
+import { freePort, until } from '../harness/net.js';
+
+let etcd: EtcdServer;
+const doubles: ConsulDouble[] = [];
+const bridges: BridgeProcess[] = [];
+const runLabel = `${TEST_LABEL}.run=${randomBytes(4).toString('hex')}`;
+const [labelKey, labelValue] = runLabel.split('=') as [string, string];
+const labels = { [labelKey]: labelValue };
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+
+afterEach(async () => {
+  await Promise.all(bridges.splice(0).map((b) => b.kill()));
+  await removeLabelled(runLabel);
+  await Promise.all(doubles.splice(0).map((d) => d.close()));
+});
+
+afterAll(async () => {
+  await etcd?.close();
+});
+
+/** One sample of a metric: `name{a="b",...}` → value; labels given must all match. */
+function sample(text: string, name: string, want: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (m === null || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    if (Object.entries(want).every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+async function get(port: number, path: string) {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+async function start() {
+  const consul = await startConsulDouble({ reapIntervalMs: 200, minDeregisterAfterMs: 1000 });
+  doubles.push(consul);
+  const port = await freePort();
+  const node = `metrics-${randomBytes(3).toString('hex')}`;
+  const bridge = spawnBridge([
+    '--ip',
+    '127.0.0.1',
+    '--node-id',
+    node,
+    '--ttl',
+    '2',
+    '--explicit',
+    '--metrics-addr',
+    `127.0.0.1:${port}`,
+    `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}/metrics-${node}`,
+    `consul://127.0.0.1:${consul.port}?deregister-after=1s`,
+  ]);
+  bridges.push(bridge);
+  await until('metrics endpoint', async () => (await get(port, '/healthz')).status === 200);
+  return { consul, port, bridge, node };
+}
+
+describe('registrar --metrics-addr', () => {
+  it('counts registry operations, reconcile passes and Docker events, with non-zero values', async () => {
+    const { port } = await start();
+    await until('ready', async () => (await get(port, '/readyz')).status === 200);
+
+    const service = uniqueName('metered');
+    const container = await runContainer({
+      name: uniqueName('m'),
+      publish: ['80/tcp'],
+      env: { SERVICE_NAME: service },
+      labels,
+    });
+    const registered = (text: string, backend: string) =>
+      sample(text, 'registrar_registry_operations_total', { backend, op: 'register', outcome: 'ok' }) ?? 0;
+    await until('registrations counted in both backends', async () => {
+      const { body } = await get(port, '/metrics');
+      return (
+        registered(body, 'etcd') >= 1 &&
+        registered(body, 'consul') >= 1 &&
+        (sample(body, 'registrar_registry_services', { backend: 'consul' }) ?? 0) >= 1
+      );
+    });
+    await container.stop({ t: 1 });
+    let text = '';
+    await until('deregistrations counted', async () => {
+      text = (await get(port, '/metrics')).body;
+      return (
+        (sample(text, 'registrar_registry_operations_total', {
+          backend: 'etcd',
+          op: 'deregister',
+          outcome: 'ok',
+        }) ?? 0) >= 1
+      );
+    });
+
+    for (const backend of ['etcd', 'consul']) {
+      expect(sample(text, 'registrar_registry_up', { backend })).toBe(1);
+      expect(sample(text, 'registrar_reconcile_runs_total', { backend })).toBeGreaterThan(0);
+      expect(sample(text, 'registrar_reconcile_drift_total', { backend })).toBeGreaterThanOrEqual(2);
+      expect(
+        sample(text, 'registrar_registry_operation_seconds_count', { backend, op: 'register' }),
+      ).toBeGreaterThanOrEqual(1);
+      // Other containers on the host may carry SERVICE_NAME too: only the presence is exact here.
+      expect(sample(text, 'registrar_registry_services', { backend })).toBeGreaterThanOrEqual(0);
+    }
+    expect(sample(text, 'registrar_docker_events_total', { action: 'start' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'registrar_docker_events_total', { action: 'die' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'registrar_docker_event_lag_seconds_count')).toBeGreaterThanOrEqual(2);
+    // Declared even while zero, so dashboards and alerts can rely on them.
+    for (const name of [
+      'registrar_liveness_losses_total',
+      'registrar_heartbeat_failures_total',
+      'registrar_docker_reconnects_total',
+    ]) {
+      expect(text).toContain(`# TYPE ${name} counter`);
+    }
+    expect(sample(text, 'registrar_process_cpu_seconds_total')).toBeGreaterThan(0);
+  });
+
+  it('is ready only while Docker and every backend answer: /readyz 503 when Consul is down, /healthz stays 200', async () => {
+    const { consul, port } = await start();
+    await until('ready', async () => (await get(port, '/readyz')).status === 200);
+    const ready = JSON.parse((await get(port, '/readyz')).body) as Record<string, unknown>;
+    expect(ready).toMatchObject({ ready: true, docker: true, inventory: true });
+
+    await consul.close();
+    // A container event makes the bridge write to every registry; Consul's write fails.
+    await runContainer({
+      name: uniqueName('m'),
+      publish: ['80/tcp'],
+      env: { SERVICE_NAME: uniqueName('x') },
+      labels,
+    });
+    let body = '';
+    await until(
+      '/readyz 503',
+      async () => {
+        const res = await get(port, '/readyz');
+        body = res.body;
+        return res.status === 503;
+      },
+      30_000,
+    );
+    const detail = JSON.parse(body) as { ready: boolean; backends: Record<string, boolean> };
+    expect(detail.ready).toBe(false);
+    expect(Object.entries(detail.backends).filter(([, up]) => !up)).toHaveLength(1);
+    expect(Object.keys(detail.backends).find((t) => !detail.backends[t])).toMatch(/127\.0\.0\.1/);
+    expect((await get(port, '/healthz')).status).toBe(200);
+    const metrics = (await get(port, '/metrics')).body;
+    expect(sample(metrics, 'registrar_registry_up', { backend: 'consul' })).toBe(0);
+    expect(sample(metrics, 'registrar_registry_up', { backend: 'etcd' })).toBe(1);
+  });
+
+  it('answers 404 with a hint on other paths', async () => {
+    const { port } = await start();
+    const res = await get(port, '/nope');
+    expect(res.status).toBe(404);
+    expect(res.body).toContain('/metrics');
+  });
+});

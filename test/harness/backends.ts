@@ -1,0 +1,148 @@
+import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
+import { Etcd3 } from 'etcd3';
+import zookeeper from 'node-zookeeper-client';
+import { startEtcd, type EtcdServer } from './etcd.js';
+import { until } from './net.js';
+import { startTcpProxy } from './proxy.js';
+import { startZookeeper, type ZookeeperServer } from './zookeeper.js';
+
+/**
+ * One real backend behind a fault-injection proxy, seen the way the fault tests need it: a URI for the
+ * bridge, the registered service ids under a scope, an outage switch and a way to make it forget us.
+ */
+export interface Backend {
+  readonly name: 'etcd' | 'zookeeper' | 'consul';
+  /** The bridge's registry URI for this scope (through the proxy). */
+  uri(scope: string): string;
+  /** Ids of every `service` entry under `scope` (any node), one element per stored entry. */
+  ids(scope: string, service: string): Promise<string[]>;
+  /** Version stamp of each `service` entry (changes on any write): proves an entry was left untouched. */
+  stamps(scope: string, service: string): Promise<Map<string, string>>;
+  /** Refuse connections and cut open ones, as if the server were gone. */
+  down(): Promise<void>;
+  up(): Promise<void>;
+  /** Make the backend drop this node's liveness state: revoke the lease, expire the session, empty the agent. */
+  loseLiveness(scope: string, service: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const BACKENDS = ['etcd', 'zookeeper', 'consul'] as const;
+
+export async function startBackend(name: Backend['name']): Promise<Backend> {
+  if (name === 'etcd') return etcdBackend(await startEtcd());
+  if (name === 'zookeeper') return zookeeperBackend(await startZookeeper());
+  return consulBackend(await startConsulDouble({ reapIntervalMs: 200, minDeregisterAfterMs: 1000 }));
+}
+
+async function etcdBackend(server: EtcdServer): Promise<Backend> {
+  const proxy = await startTcpProxy(server.port);
+  const client = new Etcd3({ hosts: server.endpoint });
+  return {
+    name: 'etcd',
+    uri: (scope) => `etcd://127.0.0.1:${proxy.port}/${scope}`,
+    async ids(scope, service) {
+      const keys = await client.getAll().prefix(`/${scope}/${service}/`).keys();
+      return keys.map((k) => k.split('/').pop() ?? k);
+    },
+    async stamps(scope, service) {
+      const res = await client.getAll().prefix(`/${scope}/${service}/`).exec();
+      return new Map(
+        res.kvs.map((kv) => [
+          kv.key.toString().split('/').pop() ?? '',
+          `${kv.create_revision}/${kv.mod_revision}`,
+        ]),
+      );
+    },
+    down: () => proxy.down(),
+    up: () => proxy.up(),
+    async loseLiveness(scope) {
+      const res = await client.getAll().prefix(`/${scope}/`).exec();
+      const leases = new Set(res.kvs.map((kv) => kv.lease).filter((l) => l !== '0'));
+      for (const id of leases) await client.leaseClient.leaseRevoke({ ID: id });
+    },
+    async close() {
+      client.close();
+      await proxy.close();
+      await server.close();
+    },
+  };
+}
+
+async function zookeeperBackend(server: ZookeeperServer): Promise<Backend> {
+  const proxy = await startTcpProxy(server.port);
+  const client = zookeeper.createClient(server.connectString);
+  await new Promise<void>((resolve) => {
+    client.once('connected', () => resolve());
+    client.connect();
+  });
+  const children = (path: string) =>
+    new Promise<string[]>((resolve, reject) =>
+      client.getChildren(path, (error, names) => {
+        if (error instanceof zookeeper.Exception && error.getCode() === zookeeper.Exception.NO_NODE)
+          resolve([]);
+        else if (error) reject(new Error(String(error)));
+        else resolve(names);
+      }),
+    );
+  const backend: Backend = {
+    name: 'zookeeper',
+    uri: (scope) => `zookeeper://127.0.0.1:${proxy.port}/${scope}`,
+    ids: (scope, service) => children(`/${scope}/${service}`),
+    async stamps(scope, service) {
+      const stamps = new Map<string, string>();
+      for (const id of await children(`/${scope}/${service}`)) {
+        const stat = await new Promise<zookeeper.Stat>((resolve, reject) =>
+          client.exists(`/${scope}/${service}/${id}`, (error, st) =>
+            error ? reject(new Error(String(error))) : resolve(st),
+          ),
+        );
+        stamps.set(id, `${stat.czxid.toString('hex')}/${stat.mzxid.toString('hex')}`);
+      }
+      return stamps;
+    },
+    down: () => proxy.down(),
+    up: () => proxy.up(),
+    async loseLiveness(scope, service) {
+      // Cut the bridge off until the server has expired its session (its ephemeral nodes are gone).
+      await proxy.down();
+      await until('session expired', async () => (await backend.ids(scope, service)).length === 0, 30_000);
+      await proxy.up();
+    },
+    async close() {
+      client.close();
+      await proxy.close();
+      await server.close();
+    },
+  };
+  return backend;
+}
+
+async function consulBackend(agent: ConsulDouble): Promise<Backend> {
+  const proxy = await startTcpProxy(agent.port);
+  return {
+    name: 'consul',
+    // Consul has no prefix: the scope is the service name prefix the tests use.
+    uri: () => `consul://127.0.0.1:${proxy.port}?deregister-after=1s`,
+    async ids(_scope, service) {
+      const res = await fetch(`${agent.url}/v1/agent/services`);
+      const services = (await res.json()) as Record<string, { Service: string }>;
+      return Object.entries(services)
+        .filter(([, s]) => s.Service === service)
+        .map(([id]) => id);
+    },
+    async stamps(_scope, service) {
+      const res = await fetch(`${agent.url}/v1/health/service/${service}`);
+      const entries = (await res.json()) as {
+        Service: { ID: string; CreateIndex: number; ModifyIndex: number };
+      }[];
+      return new Map(entries.map(({ Service: s }) => [s.ID, `${s.CreateIndex}/${s.ModifyIndex}`]));
+    },
+    down: () => proxy.down(),
+    up: () => proxy.up(),
+    loseLiveness: () => agent.restart({ loseState: true }),
+    async close() {
+      await proxy.close();
+      await agent.close();
+    },
+  };
+}
