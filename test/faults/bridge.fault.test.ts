@@ -56,8 +56,10 @@ describe.each(BACKENDS)('%s', (name) => {
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
+    const restarted = Date.now();
     t.bridge(backend.uri(t.scope), t.node, args);
     await converged('restarted bridge converged', idsOf(t.node, [a.name, b.name, d.name]));
+    console.log(`[measure] ${name}: restarted bridge converged in ${Date.now() - restarted} ms`);
     watching = false;
     await watcher;
     // ZooKeeper ties ephemeral nodes to the dead process's session: a new session must re-create them.

@@ -52,7 +52,9 @@ describe.each(BACKENDS)('%s', (name) => {
     const c = await t.container('c');
     await b.waitForLog('the lost stream noticed', (l) => l.msg.startsWith('docker event stream'));
     await docker.up();
+    const back = Date.now();
     await converged('state after the engine came back', idsOf(t.node, [c.name]));
+    console.log(`[measure] ${name}: converged ${Date.now() - back} ms after the engine came back`);
     expect(b.child.exitCode).toBeNull();
   });
 
@@ -64,6 +66,7 @@ describe.each(BACKENDS)('%s', (name) => {
     const started = Date.now();
     const a = await t.container('a');
     await converged('a registered despite the stall', idsOf(t.node, [a.name]));
+    console.log(`[measure] ${name}: registered ${Date.now() - started} ms after a start on a stalled stream`);
     // Stall check every 1 s, over windows that end 2 s in the past: noticed within a few seconds.
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(b.logs.some((l) => l.msg === 'docker event stream stalled: events were not delivered')).toBe(true);

@@ -55,8 +55,10 @@ describe.each(BACKENDS)('%s', (name) => {
     // The outage lasts its full length: this wait is the fault itself, not a stand-in for an effect.
     await new Promise((r) => setTimeout(r, Math.max(0, outageEnds - Date.now())));
     await backend.up();
+    const back = Date.now();
 
     await converged('the running set after the outage', t.node, [b.name, c.name, e.name]);
+    console.log(`[measure] ${name}: converged ${Date.now() - back} ms after a ${OUTAGE_MS / 1000} s outage`);
     const ids = await backend.ids(t.scope, t.service);
     expect(new Set(ids).size).toBe(ids.length);
     expect(bridge.child.exitCode).toBeNull();
@@ -72,7 +74,9 @@ describe.each(BACKENDS)('%s', (name) => {
     const b = await t.container('b');
     await converged('registered', t.node, [a.name, b.name]);
     await backend.loseLiveness(t.scope, t.service);
+    const lost = Date.now();
     await converged('registered again', t.node, [a.name, b.name], 15_000);
+    console.log(`[measure] ${name}: re-registered ${Date.now() - lost} ms after the liveness loss`);
     expect(bridge.logs.some((l) => l.msg === 'registry liveness lost; registering everything again')).toBe(
       true,
     );
@@ -88,6 +92,7 @@ describe.each(BACKENDS)('%s', (name) => {
     bridge.child.kill('SIGTERM');
     const { code } = await bridge.exited;
     expect(code).toBe(0);
+    console.log(`[measure] ${name}: SIGTERM during an outage exited after ${Date.now() - started} ms`);
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 

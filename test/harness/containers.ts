@@ -40,7 +40,8 @@ export async function runContainer(spec: ContainerSpec): Promise<Docker.Containe
       Healthcheck: {
         Test: spec.health.test,
         Interval: spec.health.intervalMs * 1e6,
-        Timeout: 1e9,
+        // Generous: on a loaded machine a 1 s probe timeout replaces the probe's own output.
+        Timeout: 10e9,
         Retries: 1,
         StartPeriod: 0,
       },
