@@ -6,7 +6,8 @@ export interface BackoffOptions {
   readonly jitter?: number;
 }
 
-export const defaultBackoff: BackoffOptions = { initialMs: 250, maxMs: 30_000, jitter: 0.5 };
+// Capped at 5 s: a retry is one cheap request, and a low cap bounds convergence after an outage ends.
+export const defaultBackoff: BackoffOptions = { initialMs: 250, maxMs: 5_000, jitter: 0.5 };
 
 /** Delay before retry number `attempt` (1-based). */
 export function backoffDelay(attempt: number, options: BackoffOptions = defaultBackoff): number {

@@ -37,7 +37,8 @@ export async function connectRaw(
   });
   if (options.auth) client.addAuthInfo('digest', Buffer.from(options.auth));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('raw client: no connection')), 10_000);
+    // Generous: a JVM on a loaded 2-core machine can take a while to accept its first session.
+    const timer = setTimeout(() => reject(new Error('raw client: no connection')), 30_000);
     client.once('connected', () => {
       clearTimeout(timer);
       resolve();
