@@ -46,7 +46,8 @@ export class FakeDocker implements DockerApi {
       ...(spec.tags && { SERVICE_TAGS: spec.tags }),
     };
     info.NetworkSettings.Ports = {
-      '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(20000 + this.serial) }],
+      // Wraps so a long soak never makes an invalid port (which derivation rightly refuses).
+      '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(20000 + (this.serial % 40000)) }],
     };
     this.containers.set(id, JSON.stringify(info));
     return id;

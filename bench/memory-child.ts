@@ -72,7 +72,7 @@ for (let done = 0; done < SOAK; done += 2 * BATCH) {
 const soakSeconds = (performance.now() - t0) / 1000;
 const afterSoak = await measure();
 
-// The pipeline keeps a per-container group for 60 s after its last event; wait for those to expire.
+// The pipeline keeps a per-container group for 5 s after its last event; wait for those to expire.
 const settleStart = performance.now();
 let settled = afterSoak;
 while (settled.heapUsedMiB > cold.heapUsedMiB * 1.1 + 2 && performance.now() - settleStart < 75_000) {

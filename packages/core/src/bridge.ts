@@ -1,5 +1,5 @@
 import type { ContainerInspectInfo } from 'dockerode';
-import { defer, groupBy, mergeMap, Observable, of, Subscription, timer } from 'rxjs';
+import { defer, groupBy, mergeMap, Observable, of, Subscription, switchMap, timer } from 'rxjs';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
 import { deriveServices, type DeriveOptions } from './derive.js';
 import { dockerHints, type DockerApi, type DockerHint } from './docker-source.js';
@@ -180,7 +180,8 @@ export class Bridge {
    */
   private inspections(looks$: Observable<Look>): Observable<Inspection> {
     return looks$.pipe(
-      groupBy((look) => look.id, { duration: (group$) => group$.pipe(mergeMap(() => timer(60_000))) }),
+      // A container's group lives while it is busy and 5 s beyond, so churn leaves no state behind.
+      groupBy((look) => look.id, { duration: (group$) => group$.pipe(switchMap(() => timer(5_000))) }),
       mergeMap((group$) =>
         group$.pipe(
           coalesceWhileBusy(({ id, exitCode }) =>

@@ -155,7 +155,8 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       if (id === undefined) return;
       const timeNano = event.timeNano ?? (event.time ?? 0) * 1e9;
       since = Math.floor(timeNano / 1e9);
-      delivered.set(eventKey(event), Date.now());
+      // Remembered only for the stall check, which also prunes them.
+      if (stallCheckMs > 0) delivered.set(eventKey(event), Date.now());
       const exitCode = Number(event.Actor?.Attributes?.exitCode);
       subscriber.next({
         kind: 'event',
