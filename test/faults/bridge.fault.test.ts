@@ -22,14 +22,8 @@ describe.each(BACKENDS)('%s', (name) => {
     await backend?.close();
   });
 
-  const same = (a: string[], b: string[]) => JSON.stringify([...a].sort()) === JSON.stringify([...b].sort());
-  const converged = (what: string, expected: string[], timeoutMs = 20_000) =>
-    until(what, async () => same(await backend.ids(t.scope, t.service), expected), timeoutMs).catch(
-      (error: unknown) => {
-        t.dumpLogs();
-        throw error;
-      },
-    );
+  const converged = (what: string, expected: string[], timeoutMs?: number) =>
+    t.converged(backend, what, expected, timeoutMs);
 
   it('kill -9 and restart: adopts surviving entries without flapping and removes what died meanwhile', async () => {
     t = faultScope(name);

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
+import type { Backend } from '../harness/backends.js';
 import { removeLabelled } from '../harness/docker.js';
+import { until } from '../harness/net.js';
 
 /** Every fault test: its own node id, scope (prefix / service-name prefix) and container label. */
 export function faultScope(backend: string) {
@@ -11,9 +13,21 @@ export function faultScope(backend: string) {
   const bridges: BridgeProcess[] = [];
   // Consul has no prefix: scope services by a unique name prefix instead.
   const service = `f${tag}`;
+  const scope = backend === 'consul' ? service : `faults-${tag}`;
+  const dumpLogs = () => {
+    for (const b of bridges) {
+      console.error(
+        b.logs
+          .slice(-40)
+          .map((l) => JSON.stringify(l))
+          .join('\n'),
+        b.stderr.join('\n'),
+      );
+    }
+  };
   return {
     node: `node-${tag}`,
-    scope: backend === 'consul' ? service : `faults-${tag}`,
+    scope,
     service,
     labels: { [key]: value },
     bridges,
@@ -38,16 +52,15 @@ export function faultScope(backend: string) {
       return { name, container };
     },
     /** On failure: the bridges' last log lines, for diagnosis. */
-    dumpLogs() {
-      for (const b of bridges) {
-        console.error(
-          b.logs
-            .slice(-40)
-            .map((l) => JSON.stringify(l))
-            .join('\n'),
-          b.stderr.join('\n'),
-        );
-      }
+    dumpLogs,
+    /** Wait until the backend holds exactly `expected` for this scope's service; dump logs if it never does. */
+    async converged(backend: Backend, what: string, expected: string[], timeoutMs = 20_000) {
+      await until(what, async () => sameIds(await backend.ids(scope, service), expected), timeoutMs).catch(
+        (error: unknown) => {
+          dumpLogs();
+          throw error;
+        },
+      );
     },
     async cleanup() {
       await Promise.all(bridges.splice(0).map((b) => b.kill()));
@@ -62,3 +75,7 @@ export const idsOf = (node: string, names: string[]) => names.map((n) => `${node
 /** Warnings a bridge logged (level 40). */
 export const warnings = (bridge: BridgeProcess, msg?: string) =>
   bridge.logs.filter((l) => l.level === 40 && (msg === undefined || l.msg === msg));
+
+/** The same ids, in any order. */
+export const sameIds = (a: string[], b: string[]) =>
+  JSON.stringify([...a].sort()) === JSON.stringify([...b].sort());

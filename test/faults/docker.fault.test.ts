@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, BACKENDS, type Backend } from '../harness/backends.js';
 import { until } from '../harness/net.js';
 import { startDockerProxy, type DockerProxy } from '../harness/proxy.js';
-import { faultScope, idsOf } from './common.js';
+import { faultScope, idsOf, sameIds } from './common.js';
 
 describe.each(BACKENDS)('%s', (name) => {
   let backend: Backend;
@@ -30,14 +30,8 @@ describe.each(BACKENDS)('%s', (name) => {
     await backend?.close();
   });
 
-  const same = (a: string[], b: string[]) => JSON.stringify([...a].sort()) === JSON.stringify([...b].sort());
-  const converged = (what: string, expected: string[], timeoutMs = 20_000) =>
-    until(what, async () => same(await backend.ids(t.scope, t.service), expected), timeoutMs).catch(
-      (error: unknown) => {
-        t.dumpLogs();
-        throw error;
-      },
-    );
+  const converged = (what: string, expected: string[], timeoutMs?: number) =>
+    t.converged(backend, what, expected, timeoutMs);
   const bridge = (extra: string[] = []) =>
     t.bridge(backend.uri(t.scope), t.node, ['--stall-check', '1', ...extra], { DOCKER_HOST: docker.host });
 
@@ -87,7 +81,7 @@ describe.each(BACKENDS)('%s', (name) => {
     const before = inventories();
     let wiped = false;
     await until('three empty container lists answered', async () => {
-      if (!same(await backend.ids(t.scope, t.service), expected)) wiped = true;
+      if (!sameIds(await backend.ids(t.scope, t.service), expected)) wiped = true;
       return inventories() >= before + 3;
     });
     // And the next reconcile passes after them still hold both services.

@@ -2,7 +2,6 @@
 // agent state, and SIGTERM while the registry is unreachable. Each ends by checking the registry's content.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, BACKENDS, type Backend } from '../harness/backends.js';
-import { until } from '../harness/net.js';
 import { faultScope, idsOf, warnings } from './common.js';
 
 /** How long the registry stays away in the outage scenario (issue: 30 s). */
@@ -25,18 +24,8 @@ describe.each(BACKENDS)('%s', (name) => {
     await backend?.close();
   });
 
-  const converged = (what: string, node: string, names: string[], timeoutMs = 20_000) =>
-    until(
-      what,
-      async () => {
-        const ids = (await backend.ids(t.scope, t.service)).sort();
-        return JSON.stringify(ids) === JSON.stringify(idsOf(node, names));
-      },
-      timeoutMs,
-    ).catch((error: unknown) => {
-      t.dumpLogs();
-      throw error;
-    });
+  const converged = (what: string, node: string, names: string[], timeoutMs?: number) =>
+    t.converged(backend, what, idsOf(node, names), timeoutMs);
 
   it(`outage of ${OUTAGE_MS / 1000} s amid churn: converges exactly, logs the outage once, never exits`, async () => {
     t = faultScope(name);
