@@ -22,6 +22,7 @@ describe.each(BACKENDS)('%s', (name) => {
   });
   afterEach(async () => {
     docker.emptyList = false;
+    docker.holdEventStreams = false;
     await docker.up();
     await t.cleanup();
   });
@@ -50,6 +51,26 @@ describe.each(BACKENDS)('%s', (name) => {
     await converged('state after the engine came back', idsOf(t.node, [c.name]));
     console.log(`[measure] ${name}: converged ${Date.now() - back} ms after the engine came back`);
     expect(b.child.exitCode).toBeNull();
+  });
+
+  it('an /events response held for a long time: running containers are registered, the log says why, and the stream is used once it starts', async () => {
+    t = faultScope(name);
+    docker.holdEventStreams = true;
+    const a = await t.container('a');
+    // --stall-check 1 bounds the stream start to 1 s.
+    const b = bridge();
+    await converged('a registered without an event stream', idsOf(t.node, [a.name]));
+    await b.waitForLog('why the stream is late', (l) =>
+      l.msg.startsWith('docker event stream did not start within 1000 ms'),
+    );
+    docker.holdEventStreams = false;
+    await b.waitForLog('the stream started', (l) => l.msg === 'docker event stream connected again');
+    // Only the live stream can tell the bridge about this stop now (no --resync).
+    await a.container.stop({ t: 0 });
+    await converged('a removed after its stop', []);
+    // Warned once; the retries while it stayed late are debug lines.
+    const late = b.logs.filter((l) => l.msg.startsWith('docker event stream did not start'));
+    expect(late.filter((l) => l.level === 40)).toHaveLength(1);
   });
 
   it('a silently stalled event stream is noticed within a bounded time and the bridge resyncs', async () => {

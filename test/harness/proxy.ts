@@ -60,6 +60,8 @@ export interface DockerProxy {
   readonly host: string;
   /** Answer `GET /containers/json` with `[]` (a Docker API that briefly lists nothing). */
   emptyList: boolean;
+  /** Hold the response to every new live `/events` request: no status line, no headers, nothing. */
+  holdEventStreams: boolean;
   /** Keep the event streams open now, but deliver nothing more on them (a silently stalled stream). */
   stallOpenEventStreams(): number;
   /** Cut every connection and refuse new ones (the engine restarting). */
@@ -82,6 +84,7 @@ export async function startDockerProxy(
   const proxy: DockerProxy = {
     host: `unix://${socketPath}`,
     emptyList: false,
+    holdEventStreams: false,
     stallOpenEventStreams: () => {
       for (const res of responses) stalled.add(res);
       return responses.size;
@@ -106,12 +109,22 @@ export async function startDockerProxy(
       res.end('[]');
       return;
     }
+    // Only live event streams (no `until`) are held or tracked for stalling.
+    const isEvents = /^(\/v[\d.]+)?\/events/.test(path) && !/[?&]until=/.test(path);
+    if (isEvents && proxy.holdEventStreams) {
+      // Answer nothing until the client gives up (its close destroys the socket).
+      req.resume();
+      responses.add(res);
+      res.on('close', () => responses.delete(res));
+      return;
+    }
     const upstream = request(
       { socketPath: dockerSocket, path, method: req.method, headers: req.headers },
       (up) => {
         res.writeHead(up.statusCode ?? 502, up.headers);
-        // Only live event streams (no `until`) are tracked for stalling.
-        const isEvents = /^(\/v[\d.]+)?\/events/.test(path) && !/[?&]until=/.test(path);
+        // Node sends the headers with the first body chunk; an event stream may have none for a long time,
+        // and Docker itself flushes them at once.
+        res.flushHeaders();
         if (isEvents) {
           responses.add(res);
           res.on('close', () => responses.delete(res));

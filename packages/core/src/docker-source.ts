@@ -6,7 +6,8 @@ import { silentLogger, type Logger } from './logger.js';
 
 /** The part of dockerode the bridge uses; a test can hand in anything shaped like it. */
 export interface DockerApi {
-  getEvents(options?: GetEventsOptions): Promise<NodeJS.ReadableStream>;
+  /** dockerode passes `abortSignal` to the HTTP request (its types do not list it). */
+  getEvents(options?: GetEventsOptions & { abortSignal?: AbortSignal }): Promise<NodeJS.ReadableStream>;
   listContainers(options?: { all?: boolean }): Promise<ContainerInfo[]>;
   getContainer(id: string): { inspect(): Promise<ContainerInspectInfo> };
 }
@@ -52,6 +53,12 @@ export interface DockerSourceOptions {
    * last interval is compared with what the stream delivered. 0 disables the check.
    */
   readonly stallCheckMs?: number;
+  /**
+   * How long the `/events` response may take to begin. An engine or socket proxy that holds the response
+   * headers would otherwise leave the bridge waiting forever, registering nothing. Default: the stall check
+   * interval, at most 5 s (5 s when the check is off).
+   */
+  readonly streamStartMs?: number;
 }
 
 interface RawEvent {
@@ -94,6 +101,13 @@ function jsonLines(onObject: (value: RawEvent) => void, onBadLine: (line: string
   };
 }
 
+/** The `/events` response did not begin within the bound. */
+class StreamStartTimeout extends Error {
+  constructor(readonly ms: number) {
+    super(`docker /events response did not begin within ${ms} ms`);
+  }
+}
+
 /** dockerode hands out the HTTP response, a Readable, typed as the narrower ReadableStream. */
 const destroy = (stream: NodeJS.ReadableStream) => (stream as Readable).destroy();
 
@@ -109,6 +123,7 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
   const logger = options.logger ?? silentLogger;
   const backoff = options.backoff ?? defaultBackoff;
   const stallCheckMs = options.stallCheckMs ?? 15_000;
+  const streamStartMs = options.streamStartMs ?? (stallCheckMs > 0 ? Math.min(stallCheckMs, 5_000) : 5_000);
 
   return new Observable<DockerHint>((subscriber) => {
     let closed = false;
@@ -167,12 +182,25 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       });
     };
 
+    /** `getEvents`, but failing with StreamStartTimeout when the response has not begun within the bound. */
+    const openEvents = async (query: GetEventsOptions) => {
+      const abort = new AbortController();
+      const timeout = setTimeout(() => abort.abort(new StreamStartTimeout(streamStartMs)), streamStartMs);
+      try {
+        return await docker.getEvents({ ...query, abortSignal: abort.signal });
+      } catch (error) {
+        throw abort.signal.aborted ? (abort.signal.reason as StreamStartTimeout) : error;
+      } finally {
+        clearTimeout(timeout);
+      }
+    };
+
     const checkStall = async (from: number, until: number) => {
       const s = stream;
       if (s === undefined) return;
       const missed: RawEvent[] = [];
       try {
-        const past = await docker.getEvents({ since: from, until, filters: eventFilters });
+        const past = await openEvents({ since: from, until, filters: eventFilters });
         await new Promise<void>((resolve, reject) => {
           past.on(
             'data',
@@ -199,14 +227,39 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       }
     };
 
+    const listContainers = async (): Promise<ContainerInfo[] | undefined> => {
+      try {
+        return await docker.listContainers();
+      } catch (error) {
+        reconnectLater('inventory failed', error);
+        return undefined;
+      }
+    };
+
+    /** An inventory without a live stream (it is late): running containers are served meanwhile. */
+    const listInventory = async () => {
+      const containers = await listContainers();
+      if (containers !== undefined && !closed) {
+        subscriber.next({ kind: 'inventory', ids: containers.map((c) => c.Id) });
+      }
+    };
+
     const connect = async () => {
       if (closed) return;
       const connectedAt = Math.floor(Date.now() / 1000);
       let s: NodeJS.ReadableStream;
       try {
-        s = await docker.getEvents({ ...(since !== undefined && { since }), filters: eventFilters });
+        s = await openEvents({ ...(since !== undefined && { since }), filters: eventFilters });
       } catch (error) {
-        reconnectLater('unavailable', error);
+        if (error instanceof StreamStartTimeout && !closed) {
+          // Degrade to polling until the stream starts: list now so running containers get registered, and
+          // replay from here once a stream opens.
+          since = connectedAt;
+          reconnectLater(
+            `did not start within ${streamStartMs} ms (the engine or a proxy between holds the /events response); listing containers without it`,
+          );
+          await listInventory();
+        } else reconnectLater('unavailable', error);
         return;
       }
       if (closed) {
@@ -224,14 +277,8 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       s.on('error', (error) => reconnectLater('failed', error));
       subscriber.next({ kind: 'connection', connected: true });
 
-      let containers: ContainerInfo[];
-      try {
-        containers = await docker.listContainers();
-      } catch (error) {
-        reconnectLater('inventory failed', error);
-        return;
-      }
-      if (stream !== s) return;
+      const containers = await listContainers();
+      if (containers === undefined || stream !== s) return;
       if (outageLogged) logger.info('docker event stream connected again');
       outageLogged = false;
       attempt = 0;
