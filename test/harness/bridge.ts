@@ -1,9 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { until } from './net.js';
+import { GiveUp, until } from './net.js';
 
 /** The built CLI, run exactly as users run it. */
 export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
+
+/** The version the CLI must report: its package manifest's. */
+export const CLI_VERSION = (
+  JSON.parse(readFileSync(new URL('../../packages/cli/package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
 
 export interface LogLine {
   level: number;
@@ -68,9 +76,11 @@ export function spawnBridge(args: string[], env: NodeJS.ProcessEnv = {}): Bridge
       await until(
         `bridge log: ${what}`,
         () => {
-          if (child.exitCode !== null) throw new Error(`bridge exited: ${stderr.join('\n')}`);
           found = logs.find(predicate);
-          return found !== undefined;
+          if (found !== undefined) return true;
+          if (child.exitCode !== null || child.signalCode !== null)
+            throw new GiveUp(`bridge exited: ${stderr.join('\n')}`);
+          return false;
         },
         timeoutMs,
       );

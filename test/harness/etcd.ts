@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:tls';
-import { freePort, until } from './net.js';
+import { freePort, GiveUp, until } from './net.js';
 import { removeDir, startProcess, tempDir, type ServerProcess } from './process.js';
 
 /** A real single-member etcd (Debian's `etcd-server`) on loopback with a throw-away data dir. */
@@ -54,10 +54,15 @@ export async function startEtcd(options: { tls?: EtcdTlsFiles } = {}): Promise<E
       { dir, name: 'etcd' },
     );
     await until(`etcd on ${endpoint}`, async () => {
-      if (proc.child.exitCode !== null) throw new Error(`etcd exited; see ${proc.logFile}`);
-      if (tls) return tlsHandshake(port, tls);
-      const res = await fetch(`${endpoint}/health`);
-      return res.ok;
+      const exited = () => {
+        if (proc.child.exitCode !== null || proc.child.signalCode !== null)
+          throw new GiveUp(`etcd exited; see ${proc.logFile}`);
+      };
+      exited();
+      const ready = tls ? await tlsHandshake(port, tls) : (await fetch(`${endpoint}/health`)).ok;
+      // Ready, and still ours: not some other server that took the port after ours died.
+      exited();
+      return ready;
     });
     return proc;
   };

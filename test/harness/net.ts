@@ -1,22 +1,48 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports for test servers come from below the kernel's ephemeral range. A port from `listen(0)` is an
+ * ephemeral one: once its server stops (a restart test), any outgoing connection of any process may take it
+ * as its local port, and the server then cannot bind it again — or another test's server binds it and
+ * answers in its place.
+ */
+const [ephemeralLow] = (() => {
+  try {
+    return readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  } catch {
+    return [32768];
+  }
+})();
+const PORT_LOW = 10_000;
+const PORT_HIGH = Math.max(PORT_LOW + 1_000, (ephemeralLow ?? 32768) - 1);
+
+const listenable = (port: number) =>
+  new Promise<boolean>((resolve) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('no port'));
-      });
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+
+/** A TCP port on 127.0.0.1, outside the ephemeral range, that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW));
+    if (await listenable(port)) return port;
+  }
+  throw new Error(`no free port between ${PORT_LOW} and ${PORT_HIGH}`);
 }
 
-/** Poll `probe` until it returns true; throws with `what` after `timeoutMs`. */
+/** Thrown by a probe when waiting longer cannot help (the server exited): `until` rethrows it at once. */
+export class GiveUp extends Error {
+  override readonly name = 'GiveUp';
+}
+
+/**
+ * Poll `probe` until it returns true; throws with `what` after `timeoutMs`. A probe that throws is retried
+ * (the thing is not ready yet), unless it throws `GiveUp`.
+ */
 export async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 20_000) {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -24,6 +50,7 @@ export async function until(what: string, probe: () => Promise<boolean> | boolea
     try {
       if (await probe()) return;
     } catch (error) {
+      if (error instanceof GiveUp) throw new Error(`gave up waiting for ${what}: ${error.message}`);
       lastError = error;
     }
     await new Promise((r) => setTimeout(r, 50));

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { freePort, until } from './net.js';
+import { freePort, GiveUp, until } from './net.js';
 import { removeDir, startProcess, tempDir, type ServerProcess } from './process.js';
 
 /**
@@ -69,8 +69,14 @@ export async function startZookeeper(options: { tickTime?: number } = {}): Promi
       { dir, name: 'zookeeper' },
     );
     await until(`zookeeper on 127.0.0.1:${port}`, async () => {
-      if (proc.child.exitCode !== null) throw new Error(`zookeeper exited; see ${proc.logFile}`);
-      return (await fourLetter(port, 'ruok', 500)) === 'imok';
+      const exited = () => {
+        if (proc.child.exitCode !== null || proc.child.signalCode !== null)
+          throw new GiveUp(`zookeeper exited; see ${proc.logFile}`);
+      };
+      exited();
+      const ready = (await fourLetter(port, 'ruok', 500)) === 'imok';
+      exited();
+      return ready;
     });
     return proc;
   };
