@@ -52,6 +52,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
 
 # The product image (default target).
 FROM runtime AS registrar
+# The version label: builds pass packages/cli/package.json's version; cli's version.test.ts keeps this default equal.
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="registrar" \

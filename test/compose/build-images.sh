@@ -58,5 +58,6 @@ build "$NODE_IMAGE" --build-arg BASE_IMAGE="$BASE" \
 rm -rf "$ctx"
 trap - EXIT
 build "$SERVERS_IMAGE" --build-arg BASE_IMAGE="$NODE_IMAGE" -f test/compose/images/servers.Dockerfile test/compose/images
-build "$REGISTRAR_IMAGE" --build-arg BASE_IMAGE="$NODE_IMAGE" .
+version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' packages/cli/package.json)
+build "$REGISTRAR_IMAGE" --build-arg BASE_IMAGE="$NODE_IMAGE" --build-arg VERSION="$version" .
 build "$CONSUL_IMAGE" --build-arg BASE_IMAGE="$NODE_IMAGE" --target consul-double .

@@ -5,6 +5,7 @@
 import { Etcd3 } from 'etcd3';
 import zookeeper from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_VERSION } from '../harness/bridge.js';
 import { docker } from '../harness/docker.js';
 import { until } from '../harness/net.js';
 import { buildImages, createStack, leftovers, type Stack } from './compose.js';
@@ -150,6 +151,12 @@ describe('docker-compose.yml demo stack', { timeout: 240_000 }, () => {
     await expectRegistered('api', await endpoints('api'));
     expect((await reachEvery('web', 8080)).size).toBe(3);
     expect((await reachEvery('api', 8081)).size).toBe(2);
+  });
+
+  it("runs an image whose version label is the CLI package's version", async () => {
+    const [registrar] = await stack.containers('registrar');
+    const image = await docker.getImage((await docker.getContainer(registrar!.id).inspect()).Image).inspect();
+    expect(image.Config.Labels?.['org.opencontainers.image.version']).toBe(CLI_VERSION);
   });
 
   it('follows scaling up and down without restarting anything', async () => {

@@ -1,6 +1,6 @@
 // The binary's contract for bad usage: exit code 2 and exactly one line saying what and how to fix it.
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../harness/bridge.js';
+import { CLI_VERSION, runCli } from '../harness/bridge.js';
 
 describe('registrar usage errors', () => {
   it.each([
@@ -33,6 +33,16 @@ describe('registrar usage errors', () => {
     expect(code).toBe(2);
     expect(stderr[0]).toContain('invalid DOCKER_HOST "bogus"');
   });
+
+  it.each([['--version'], ['version']])(
+    'registrar %s prints the package version and exits 0',
+    async (arg) => {
+      const { code, stdout, stderr } = await runCli([arg], { DOCKER_HOST: 'unix:///nonexistent.sock' });
+      expect(code).toBe(0);
+      expect(stdout).toEqual([CLI_VERSION]);
+      expect(stderr).toEqual([]);
+    },
+  );
 
   it('prints help and exits 0', async () => {
     const { code, stdout } = await runCli(['--help']);

@@ -3,7 +3,7 @@
 import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
+import { CLI_VERSION, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { removeLabelled } from '../harness/docker.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
@@ -71,8 +71,10 @@ async function start() {
 
 describe('registrar --metrics-addr', () => {
   it('counts registry operations, reconcile passes and Docker events, with non-zero values', async () => {
-    const { port } = await start();
+    const { port, bridge } = await start();
     await until('ready', async () => (await get(port, '/readyz')).status === 200);
+    const starting = await bridge.waitForLog('start line', (l) => l.msg === 'registrar starting');
+    expect(starting.version).toBe(CLI_VERSION);
 
     const service = uniqueName('metered');
     const container = await runContainer({
@@ -126,6 +128,7 @@ describe('registrar --metrics-addr', () => {
       expect(text).toContain(`# TYPE ${name} counter`);
     }
     expect(sample(text, 'registrar_process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(sample(text, 'registrar_build_info', { version: CLI_VERSION })).toBe(1);
   });
 
   it('is ready only while Docker and every backend answer: /readyz 503 when Consul is down, /healthz stays 200', async () => {

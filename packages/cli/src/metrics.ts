@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
 import type { Bridge, BridgeObserver, Logger, LogFn, Registry } from '@registrar/core';
+import { VERSION } from './version.js';
 
 /**
  * Adapter log records that mean a liveness heartbeat failed (etcd keepalive, ZooKeeper ping/reconnect, Consul
@@ -73,6 +74,12 @@ export class Metrics {
 
   constructor(bridge: () => Bridge | undefined, registries: readonly Registry[]) {
     collectDefaultMetrics({ register: this.registry, prefix: 'registrar_' });
+    new Gauge({
+      name: 'registrar_build_info',
+      help: 'Always 1; the version label says which registrar is running',
+      labelNames: ['version'],
+      registers: [this.registry],
+    }).set({ version: VERSION }, 1);
     new Gauge({
       name: 'registrar_services',
       help: 'Services this node wants registered (desired set)',

@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { isIP } from 'node:net';
 import { ConfigError, oneLine, quote, type DeregisterMode } from '@registrar/core';
+import { VERSION } from './version.js';
 
 export type LogFormat = 'json' | 'pretty';
 
@@ -52,6 +53,7 @@ function envFlag(long: string, env: NodeJS.ProcessEnv): boolean | undefined {
 export function buildProgram(): Command {
   return new Command('registrar')
     .description('Mirror the services of Docker containers into Consul, etcd or ZooKeeper.')
+    .version(VERSION, '--version', 'print the version and exit (also: registrar version)')
     .argument(
       '<registry-uri...>',
       'etcd://host:port[,host:port]/prefix | zookeeper://hosts/base | consul://host:port',

@@ -13,12 +13,17 @@ import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
 import { parseCli, type CliConfig } from './options.js';
 import { checkRegistryUri, createRegistry } from './registries.js';
+import { VERSION } from './version.js';
 
 /** How long a graceful shutdown may take before we give up on the registries and exit anyway. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 /** The daemon. Resolves with the exit code after a signal; throws ConfigError for bad usage. */
 export async function run(argv: readonly string[]): Promise<number> {
+  if (argv.length === 1 && argv[0] === 'version') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
   const config = parseCli(argv, (text) => process.stdout.write(text));
   for (const uri of config.uris) checkRegistryUri(uri);
   const docker = createDocker();
@@ -58,7 +63,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     );
   }
   log.info(
-    { registries: registries.map((r) => r.target), ttl: config.ttl, dryRun: config.dryRun },
+    { version: VERSION, registries: registries.map((r) => r.target), ttl: config.ttl, dryRun: config.dryRun },
     'registrar starting',
   );
   if (config.ip === undefined && !config.internal) {
