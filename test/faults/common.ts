@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
-import { runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
+import { runContainer, TEST_LABEL, uniqueName, type ContainerSpec } from '../harness/containers.js';
 import type { Backend } from '../harness/backends.js';
 import { removeLabelled } from '../harness/docker.js';
 import { until } from '../harness/net.js';
@@ -41,13 +41,14 @@ export function faultScope(backend: string) {
       return b;
     },
     /** Start a published container named `<prefix>-xxxx` offering `service`. */
-    async container(prefix: string) {
+    async container(prefix: string, spec: Pick<ContainerSpec, 'cmd' | 'stopTimeout'> = {}) {
       const name = uniqueName(prefix);
       const container = await runContainer({
         name,
         publish: ['80/tcp'],
         env: { SERVICE_NAME: service },
         labels: { [key]: value },
+        ...spec,
       });
       return { name, container };
     },

@@ -16,6 +16,8 @@ export interface Backend {
   uri(scope: string): string;
   /** Ids of every `service` entry under `scope` (any node), one element per stored entry. */
   ids(scope: string, service: string): Promise<string[]>;
+  /** Ids of the `service` entries a consumer would route to: stored ones, and for Consul only passing ones. */
+  passing(scope: string, service: string): Promise<string[]>;
   /** Version stamp of each `service` entry (changes on any write): proves an entry was left untouched. */
   stamps(scope: string, service: string): Promise<Map<string, string>>;
   /** Refuse connections and cut open ones, as if the server were gone. */
@@ -37,13 +39,15 @@ export async function startBackend(name: Backend['name']): Promise<Backend> {
 async function etcdBackend(server: EtcdServer): Promise<Backend> {
   const proxy = await startTcpProxy(server.port);
   const client = new Etcd3({ hosts: server.endpoint });
+  const ids = async (scope: string, service: string) => {
+    const keys = await client.getAll().prefix(`/${scope}/${service}/`).keys();
+    return keys.map((k) => k.split('/').pop() ?? k);
+  };
   return {
     name: 'etcd',
     uri: (scope) => `etcd://127.0.0.1:${proxy.port}/${scope}`,
-    async ids(scope, service) {
-      const keys = await client.getAll().prefix(`/${scope}/${service}/`).keys();
-      return keys.map((k) => k.split('/').pop() ?? k);
-    },
+    ids,
+    passing: ids,
     async stamps(scope, service) {
       const res = await client.getAll().prefix(`/${scope}/${service}/`).exec();
       return new Map(
@@ -88,6 +92,7 @@ async function zookeeperBackend(server: ZookeeperServer): Promise<Backend> {
     name: 'zookeeper',
     uri: (scope) => `zookeeper://127.0.0.1:${proxy.port}/${scope}`,
     ids: (scope, service) => children(`/${scope}/${service}`),
+    passing: (scope, service) => children(`/${scope}/${service}`),
     async stamps(scope, service) {
       const stamps = new Map<string, string>();
       for (const id of await children(`/${scope}/${service}`)) {
@@ -129,6 +134,10 @@ async function consulBackend(agent: ConsulDouble): Promise<Backend> {
       return Object.entries(services)
         .filter(([, s]) => s.Service === service)
         .map(([id]) => id);
+    },
+    async passing(_scope, service) {
+      const res = await fetch(`${agent.url}/v1/health/service/${service}?passing`);
+      return ((await res.json()) as { Service: { ID: string } }[]).map((e) => e.Service.ID);
     },
     async stamps(_scope, service) {
       const res = await fetch(`${agent.url}/v1/health/service/${service}`);

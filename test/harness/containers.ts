@@ -18,6 +18,9 @@ export interface ContainerSpec {
   cmd?: string[];
   network?: string;
   health?: { test: string[]; intervalMs: number };
+  /** Seconds `docker stop` waits before SIGKILL (Docker's default: 10). */
+  stopTimeout?: number;
+  stopSignal?: string;
 }
 
 /** Create and start a container from the busybox test image. */
@@ -36,6 +39,8 @@ export async function runContainer(spec: ContainerSpec): Promise<Docker.Containe
     Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
     Labels: { [TEST_LABEL]: 'true', ...spec.labels },
     ExposedPorts: exposed,
+    ...(spec.stopTimeout !== undefined && { StopTimeout: spec.stopTimeout }),
+    ...(spec.stopSignal !== undefined && { StopSignal: spec.stopSignal }),
     ...(spec.health && {
       Healthcheck: {
         Test: spec.health.test,

@@ -21,6 +21,8 @@ export interface CliConfig {
   readonly explicit: boolean;
   readonly deregister: DeregisterMode;
   readonly deregisterOnExit: boolean;
+  /** Withdraw a container when Docker starts stopping it (`--no-drain`: only once its process exited). */
+  readonly drain: boolean;
   readonly nodeId?: string;
   readonly dryRun: boolean;
   readonly metricsAddr?: { host: string; port: number };
@@ -81,6 +83,12 @@ export function buildProgram(): Command {
       opt(
         '--deregister-on-exit',
         "remove this node's registrations on shutdown instead of letting them expire",
+      ),
+    )
+    .addOption(
+      opt(
+        '--no-drain',
+        'keep a stopping container registered until its process exits (default: withdraw it at its stop signal)',
       ),
     )
     .addOption(opt('--node-id <id>', "owner id of this bridge's registrations (default: Docker's host name)"))
@@ -199,6 +207,7 @@ export function parseCli(
     explicit: flag('explicit'),
     deregister,
     deregisterOnExit: flag('deregisterOnExit'),
+    drain: o.drain !== false && !(envFlag('no-drain', process.env) ?? false),
     ...(nodeId !== undefined && { nodeId }),
     dryRun: flag('dryRun'),
     ...(metricsText !== undefined && { metricsAddr: parseListenAddress(metricsText) }),

@@ -97,6 +97,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     stallCheckMs: config.stallCheck * 1000,
     cleanup: config.cleanup,
     deregister: config.deregister,
+    drain: config.drain,
     dryRun: config.dryRun,
     observer: {
       ...metrics.observer,

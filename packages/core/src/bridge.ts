@@ -8,6 +8,7 @@ import { coalesceWhileBusy } from './operators.js';
 import { Reconciler, type ReconcilerObserver } from './reconciler.js';
 import type { Registry } from './registry.js';
 import type { Service } from './service.js';
+import { SIGINT, SIGTERM, signalName, signalNumber } from './signals.js';
 
 export type DeregisterMode = 'always' | 'on-success';
 
@@ -26,6 +27,11 @@ export interface BridgeOptions extends DeriveOptions {
   readonly stallCheckMs?: number;
   readonly backoff?: BackoffOptions;
   readonly observer?: BridgeObserver;
+  /**
+   * Withdraw a container's services as soon as Docker sends it SIGTERM, SIGINT or its own StopSignal (the
+   * start of `docker stop`), instead of when its process has exited. Default true (`--no-drain`: false).
+   */
+  readonly drain?: boolean;
 }
 
 export interface BridgeObserver extends ReconcilerObserver {
@@ -43,10 +49,20 @@ export interface BridgeStatus {
 
 interface Tracked {
   readonly name: string;
+  /** As derived from the last inspect; `desired()` presents them critical while the container drains. */
   readonly services: readonly Service[];
   /** Signature of the last warnings logged, so a re-inspect does not repeat them. */
   readonly warned: string;
+  /** The signal `docker stop` sends this container first (its StopSignal, else SIGTERM). */
+  readonly stopSignal: number;
+  /** How long `docker stop` waits for it before SIGKILL (its StopTimeout, else Docker's 10 s). */
+  readonly stopTimeoutMs: number;
+  /** Set while the container is being stopped: its services are withdrawn until it exits or outlives this. */
+  readonly draining?: { readonly signal: number; readonly until: number };
 }
+
+/** Docker's default for `docker stop` without `-t` and without a container StopTimeout. */
+const DEFAULT_STOP_TIMEOUT_S = 10;
 
 type Inspection = { readonly id: string } & (
   | { readonly state: 'found'; readonly info: ContainerInspectInfo }
@@ -156,7 +172,7 @@ export class Bridge {
     if (this.desiredCache) return this.desiredCache;
     const desired = new Map<string, Service>();
     for (const tracked of this.containers.values()) {
-      for (const service of tracked.services) {
+      for (const service of servedAs(tracked)) {
         const holder = desired.get(service.id);
         if (holder === undefined) desired.set(service.id, service);
         else if (!this.duplicatesWarned.has(service.id)) {
@@ -214,7 +230,10 @@ export class Bridge {
           Math.max(0, Date.now() / 1000 - hint.timeNano / 1e9),
         );
         // `kill` only announces a signal; a `die` follows if the process exits.
-        if (hint.action === 'kill') return;
+        if (hint.action === 'kill') {
+          if (hint.signal !== undefined) this.drainOnSignal(hint.id, hint.signal);
+          return;
+        }
         this.requestInspect(hint.id, hint.action === 'die' ? (hint.exitCode ?? 0) : undefined);
         return;
       case 'inventory':
@@ -279,10 +298,42 @@ export class Bridge {
           ? this.stopped(id, inspection.exitCode)
           : this.update(id, inspection.info);
     if (this.inventoryPending?.delete(id) && this.inventoryPending.size === 0) this.completeInventory();
-    if (changed) {
-      this.desiredCache = undefined;
-      for (const reconciler of this.reconcilers) reconciler.poke();
+    if (changed) this.changed();
+  }
+
+  /**
+   * `docker stop` begins with the container's stop signal: withdraw its services now, while the process still
+   * serves what it has, rather than after it exits. Other signals (SIGHUP, SIGUSR1...) change nothing. If the
+   * container outlives its stop timeout it is looked at again and, still running, served again.
+   */
+  private drainOnSignal(id: string, signal: number) {
+    const tracked = this.containers.get(id);
+    if (tracked === undefined || tracked.draining) return;
+    if (
+      this.options.drain === false ||
+      (signal !== SIGTERM && signal !== SIGINT && signal !== tracked.stopSignal)
+    ) {
+      this.log.debug(
+        { container: tracked.name, signal: signalName(signal), drain: this.options.drain !== false },
+        'container signalled; still served',
+      );
+      return;
     }
+    const windowMs = tracked.stopTimeoutMs + 1_000;
+    this.containers.set(id, { ...tracked, draining: { signal, until: Date.now() + windowMs } });
+    if (tracked.services.length > 0) {
+      this.log.info(
+        { container: tracked.name, signal: signalName(signal), services: tracked.services.length },
+        'container stopping: withdrawing its services',
+      );
+      this.changed();
+    }
+    this.inspectRequests$.add(timer(windowMs).subscribe(() => this.requestInspect(id)));
+  }
+
+  private changed() {
+    this.desiredCache = undefined;
+    for (const reconciler of this.reconcilers) reconciler.poke();
   }
 
   /** The container is not running. `--deregister on-success` keeps a failed container's services. */
@@ -302,8 +353,24 @@ export class Bridge {
       for (const w of warnings) this.log.warn({ container: w.container, label: w.key }, w.message);
     }
     const name = (info.Name ?? '').replace(/^\//, '');
-    this.containers.set(id, { name, services, warned });
-    return !sameServices(previous?.services, services);
+    // Both are in Docker's ContainerConfig; @types/dockerode lists neither.
+    const { StopSignal, StopTimeout } = (info.Config ?? {}) as { StopSignal?: string; StopTimeout?: number };
+    // Still within its stop window: keep it withdrawn. Past it and still running: it survived, serve it.
+    const draining =
+      previous?.draining && Date.now() < previous.draining.until ? previous.draining : undefined;
+    const next: Tracked = {
+      name,
+      services,
+      warned,
+      stopSignal: signalNumber(StopSignal) ?? SIGTERM,
+      stopTimeoutMs: (StopTimeout ?? DEFAULT_STOP_TIMEOUT_S) * 1000,
+      ...(draining && { draining }),
+    };
+    this.containers.set(id, next);
+    if (previous?.draining && !draining && services.length > 0) {
+      this.log.info({ container: name }, 'container survived its stop signal: serving it again');
+    }
+    return previous === undefined ? services.length > 0 : !sameServices(servedAs(previous), servedAs(next));
   }
 }
 
@@ -314,9 +381,16 @@ interface Look {
   readonly exitCode: number | undefined;
 }
 
-function sameServices(a: readonly Service[] | undefined, b: readonly Service[]): boolean {
-  if (a === undefined) return b.length === 0;
+function sameServices(a: readonly Service[], b: readonly Service[]): boolean {
   return a.length === b.length && JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** A container's services as the registries should see them: critical, with a note, while it drains. */
+function servedAs(tracked: Tracked): readonly Service[] {
+  const { draining } = tracked;
+  if (draining === undefined) return tracked.services;
+  const healthOutput = `draining: Docker sent ${signalName(draining.signal)} to stop the container`;
+  return tracked.services.map((service) => ({ ...service, health: 'critical', healthOutput }));
 }
 
 /** Start a bridge; `stop()` it to shut down. */

@@ -22,6 +22,8 @@ export type DockerHint =
       readonly timeNano: number;
       /** For `die`: the exit code the engine reported. */
       readonly exitCode?: number;
+      /** For `kill`: the signal number the engine sent. */
+      readonly signal?: number;
     }
   /** The complete list of running containers, sent after every (re)connect of the event stream. */
   | { readonly kind: 'inventory'; readonly ids: readonly string[] }
@@ -172,13 +174,16 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       since = Math.floor(timeNano / 1e9);
       // Remembered only for the stall check, which also prunes them.
       if (stallCheckMs > 0) delivered.set(eventKey(event), Date.now());
-      const exitCode = Number(event.Actor?.Attributes?.exitCode);
+      const attributes = event.Actor?.Attributes;
+      const exitCode = Number(attributes?.exitCode ?? NaN);
+      const signal = Number(attributes?.signal ?? NaN);
       subscriber.next({
         kind: 'event',
         id,
         action: event.Action ?? '',
         timeNano,
         ...(Number.isInteger(exitCode) && { exitCode }),
+        ...(Number.isInteger(signal) && { signal }),
       });
     };
 
