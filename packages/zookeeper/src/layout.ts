@@ -98,8 +98,8 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
     layout: 'curator',
     path: (base, service) => `${base}/${service.name}/${service.id}`,
     encode(service, owner, registrationTimeUTC) {
-      // Field order is Jackson's for ServiceInstance (getter order), so the bytes equal what Curator writes.
-      // No `enabled` field: Curator < 2.10 readers fail on unknown properties and newer ones default it to true.
+      // Field order and the absent `enabled` are what Curator's JsonInstanceSerializer writes by default
+      // (its compatible mode); readers take `enabled` as true. With payload=plain the bytes are Curator's own.
       const ownership: Record<string, string> = {
         [META_NODE]: owner,
         [META_CONTAINER_ID]: service.container.id,
