@@ -76,7 +76,8 @@ describe('registrar → ZooKeeper, end to end', () => {
     await until('ephemeral node', async () => (await children(`${base}/web`)).includes(id));
 
     const { json, ephemeralOwner } = await data(`${base}/web/${id}`);
-    // What Curator's JsonInstanceSerializer reads: every ServiceInstance field, with our address and port.
+    // What Curator's JsonInstanceSerializer reads: every ServiceInstance field, with our address and port, then
+    // (default payload=none) the owner, which it ignores; test/interop/curator.test.ts reads it with Curator.
     expect(Object.keys(json)).toEqual([
       'name',
       'id',
@@ -87,13 +88,19 @@ describe('registrar → ZooKeeper, end to end', () => {
       'registrationTimeUTC',
       'serviceType',
       'uriSpec',
+      'registrar.node',
+      'registrar.container.id',
+      'registrar.container.name',
     ]);
     expect(json).toMatchObject({
       name: 'web',
       id,
       address: '127.0.0.1',
       port: await hostPort(container, '80/tcp'),
+      payload: null,
       serviceType: 'DYNAMIC',
+      'registrar.node': node,
+      'registrar.container.name': name,
     });
     expect(ephemeralOwner.equals(Buffer.alloc(8))).toBe(false);
 

@@ -7,8 +7,27 @@ import type { Service } from '@registrar/core';
  */
 export type ZookeeperLayout = 'curator' | 'registrator';
 
+/**
+ * The `payload` of a curator-layout node, which decides which Curator consumers can read it (each measured
+ * against Curator 5.4 in `test/interop/curator.test.ts`). Curator's `ServiceInstance.payload` carries
+ * `@JsonTypeInfo(use = CLASS, defaultImpl = Object.class)` and `JsonInstanceSerializer` casts the result to the
+ * reader's payload type, so a payload of the wrong class makes the reader's whole query throw:
+ * - `spring`: Spring Cloud Zookeeper's `ZookeeperInstance` (`@class`, id, name, metadata). Readers without that
+ *   class (a generic `ServiceDiscovery<Map>`) throw `InvalidTypeIdException`.
+ * - `plain`: the metadata as a `java.util.LinkedHashMap`, byte for byte what a Curator application with a `Map`
+ *   payload writes. Spring readers throw `ClassCastException`.
+ * - `none` (default): `"payload":null`, which every payload type accepts; no metadata for consumers. The owner
+ *   is kept in extra top-level fields, which Curator's `JsonInstanceSerializer` ignores.
+ */
+export type ZookeeperPayload = 'spring' | 'plain' | 'none';
+
+export const ZOOKEEPER_PAYLOADS: readonly ZookeeperPayload[] = ['spring', 'plain', 'none'];
+
 /** The payload type Spring Cloud Zookeeper registers and expects back (Jackson `@class` type info). */
 export const SPRING_PAYLOAD_CLASS = 'org.springframework.cloud.zookeeper.discovery.ZookeeperInstance';
+
+/** The Jackson type id Curator writes for a `Map` payload (its `LinkedHashMap`, as Jackson deserializes one). */
+export const MAP_PAYLOAD_CLASS = 'java.util.LinkedHashMap';
 
 /** Metadata keys this bridge adds next to the service's own metadata (curator layout). */
 export const META_NODE = 'registrar.node';
@@ -53,38 +72,73 @@ function parseObject(data: string): Record<string, unknown> | undefined {
   }
 }
 
-export function curatorCodec(payloadClass: string = SPRING_PAYLOAD_CLASS): LayoutCodec {
+/** Where the owner node is recorded: top level (payload `none`), in Spring's metadata, or in a `Map` payload. */
+function ownerOf(doc: Record<string, unknown>): string | undefined {
+  const payload = doc.payload;
+  const record =
+    payload !== null && typeof payload === 'object' && !Array.isArray(payload)
+      ? (payload as Record<string, unknown>)
+      : undefined;
+  const metadata = record?.metadata;
+  const candidates = [
+    doc[META_NODE],
+    metadata !== null && typeof metadata === 'object'
+      ? (metadata as Record<string, unknown>)[META_NODE]
+      : undefined,
+    record?.[META_NODE],
+  ];
+  return candidates.find((value): value is string => typeof value === 'string');
+}
+
+export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCodec {
+  if (!ZOOKEEPER_PAYLOADS.includes(payloadMode)) {
+    throw new TypeError(`unknown zookeeper payload ${JSON.stringify(payloadMode)}`);
+  }
   return {
     layout: 'curator',
     path: (base, service) => `${base}/${service.name}/${service.id}`,
     encode(service, owner, registrationTimeUTC) {
-      // Field order is Jackson's for ServiceInstance (getter order), so the bytes equal what Curator writes.
-      // No `enabled` field: Curator < 2.10 readers fail on unknown properties and newer ones default it to true.
-      const metadata: Record<string, string> = {
-        ...sortedRecord(service.meta),
-        tags: service.tags.join(','),
-        protocol: service.protocol,
+      // Field order and the absent `enabled` are what Curator's JsonInstanceSerializer writes by default
+      // (its compatible mode); readers take `enabled` as true. With payload=plain the bytes are Curator's own.
+      const ownership: Record<string, string> = {
         [META_NODE]: owner,
         [META_CONTAINER_ID]: service.container.id,
         [META_CONTAINER_NAME]: service.container.name,
       };
+      const metadata: Record<string, string> = {
+        ...sortedRecord(service.meta),
+        tags: service.tags.join(','),
+        protocol: service.protocol,
+        ...ownership,
+      };
+      let payload: Record<string, unknown> | null = null;
+      if (payloadMode === 'spring') {
+        payload = { '@class': SPRING_PAYLOAD_CLASS, id: service.id, name: service.name, metadata };
+      } else if (payloadMode === 'plain') {
+        // Jackson reads the type id from the first field, as Curator writes it; a metadata key "@class" must
+        // not replace it (assigning keeps the key's position).
+        payload = { '@class': MAP_PAYLOAD_CLASS, ...metadata };
+        payload['@class'] = MAP_PAYLOAD_CLASS;
+      }
       return JSON.stringify({
         name: service.name,
         id: service.id,
         address: service.address,
         port: service.port,
         sslPort: null,
-        payload: { '@class': payloadClass, id: service.id, name: service.name, metadata },
+        payload,
         registrationTimeUTC,
         serviceType: 'DYNAMIC',
         uriSpec: null,
+        // Without a payload the owner goes beside Curator's fields; JsonInstanceSerializer ignores unknown ones.
+        ...(payload === null ? ownership : {}),
       });
     },
     decode(data) {
+      // Any payload mode is recognised, so a bridge restarted with another mode still finds its old nodes.
       const doc = parseObject(data);
-      const payload = doc?.payload as { metadata?: Record<string, unknown> } | null | undefined;
-      const node = payload?.metadata?.[META_NODE];
-      if (!doc || typeof doc.id !== 'string' || typeof doc.name !== 'string' || typeof node !== 'string') {
+      const node = doc && ownerOf(doc);
+      if (!doc || typeof doc.id !== 'string' || typeof doc.name !== 'string' || node === undefined) {
         return undefined;
       }
       const time = doc.registrationTimeUTC;
@@ -133,6 +187,6 @@ export const registratorCodec: LayoutCodec = {
   canonical: (data) => data,
 };
 
-export function codecFor(layout: ZookeeperLayout, payloadClass?: string): LayoutCodec {
-  return layout === 'registrator' ? registratorCodec : curatorCodec(payloadClass);
+export function codecFor(layout: ZookeeperLayout, payload?: ZookeeperPayload): LayoutCodec {
+  return layout === 'registrator' ? registratorCodec : curatorCodec(payload);
 }

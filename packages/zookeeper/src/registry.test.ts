@@ -85,7 +85,7 @@ describe('zookeeper registry', () => {
 
   it('writes Curator ServiceInstance JSON byte for byte, with a Spring Cloud Zookeeper payload', async () => {
     const base = freshBase();
-    const r = registry({ nodeId: 'n1', basePath: base });
+    const r = registry({ nodeId: 'n1', basePath: base, payload: 'spring' });
     const before = Date.now();
     await r.register(service({ node: 'n1' }));
     const { data } = await raw.getData(`${base}/web/n1:web1:80`);
@@ -131,6 +131,44 @@ describe('zookeeper registry', () => {
     expect(Number.isSafeInteger(time)).toBe(true);
   });
 
+  it('writes a null payload by default, with the owner beside it, and lists it as its own', async () => {
+    const base = freshBase();
+    const r = registry({ nodeId: 'n1', basePath: base });
+    const s = service({ node: 'n1' });
+    await r.register(s);
+    const parsed = JSON.parse((await raw.getData(`${base}/web/${s.id}`)).data) as Record<string, unknown>;
+    expect(parsed.payload).toBeNull();
+    expect(parsed['registrar.node']).toBe('n1');
+    expect(await r.list()).toEqual([{ id: s.id, name: 'web', fingerprint: r.fingerprint(s) }]);
+  });
+
+  it('a bridge restarted with another payload mode takes over its nodes and rewrites them', async () => {
+    const base = freshBase();
+    const s = service({ node: 'n1' });
+    const before = registry({ nodeId: 'n1', basePath: base, payload: 'spring' });
+    await before.register(s);
+    await before.close();
+    const after = registry({ nodeId: 'n1', basePath: base, payload: 'plain' });
+    const listed = await after.list();
+    expect(listed.map((e) => e.id)).toEqual([s.id]);
+    expect(listed[0]!.fingerprint).not.toBe(after.fingerprint(s));
+    await after.register(s);
+    const parsed = JSON.parse((await raw.getData(`${base}/web/${s.id}`)).data) as Record<string, unknown>;
+    expect((parsed.payload as Record<string, unknown>)['@class']).toBe('java.util.LinkedHashMap');
+    expect(await after.list()).toEqual([{ id: s.id, name: 'web', fingerprint: after.fingerprint(s) }]);
+  });
+
+  it('refuses a payload with the registrator layout', () => {
+    expect(() =>
+      createZookeeperRegistry({
+        connectString: server.connectString,
+        nodeId: 'n1',
+        layout: 'registrator',
+        payload: 'plain',
+      }),
+    ).toThrow('zookeeper registry: payload applies to the curator layout only');
+  });
+
   it("writes registrator's JSON at <base>/<name>/<ip>:<port> with the registrator layout", async () => {
     const base = freshBase();
     const r = registry({ nodeId: 'n1', basePath: base, layout: 'registrator' });
@@ -170,7 +208,9 @@ describe('zookeeper registry', () => {
     expect(again.stat.version).toBe(first.stat.version);
     expect(again.stat.mzxid.equals(first.stat.mzxid)).toBe(true);
 
-    const changed = { ...s, tags: ['green'] };
+    // The default payload (none) stores no tags or metadata, so only a change of what is stored is drift.
+    expect(r.fingerprint({ ...s, tags: ['green'] })).toBe(r.fingerprint(s));
+    const changed = { ...s, port: 40000 };
     expect(r.fingerprint(changed)).not.toBe(r.fingerprint(s));
     await r.register(changed);
     expect(writes).toEqual([`setData ${path}`]);

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import zookeeper from 'node-zookeeper-client';
 import type { ACL, Client, Stat } from 'node-zookeeper-client';
 import { Subject, type Observable } from 'rxjs';
-import { codecFor, type LayoutCodec, type ZookeeperLayout } from './layout.js';
+import { codecFor, type LayoutCodec, type ZookeeperLayout, type ZookeeperPayload } from './layout.js';
 import { isCode, Session, toRegistryError } from './session.js';
 
 const BACKEND = 'zookeeper';
@@ -33,8 +33,13 @@ export interface ZookeeperRegistryOptions {
   readonly auth?: { readonly scheme: 'digest'; readonly credentials: string };
   /** With `auth`, also give `world:anyone` read so consumers without credentials can discover services. */
   readonly worldReadable?: boolean;
-  /** Jackson `@class` of the curator payload, default Spring Cloud Zookeeper's `ZookeeperInstance`. */
-  readonly payloadClass?: string;
+  /**
+   * The curator layout's `payload`, which decides which Curator consumers can read the nodes: `spring` (Spring
+   * Cloud Zookeeper's `ZookeeperInstance` with the metadata), `plain` (the metadata as a `Map`, for generic
+   * Curator clients) or `none` (default: `null`, readable whatever the consumer's payload type, no metadata).
+   * Not accepted with the registrator layout, whose nodes have no payload.
+   */
+  readonly payload?: ZookeeperPayload;
   readonly logger?: Logger;
 }
 
@@ -135,7 +140,12 @@ class ZookeeperRegistry implements Registry {
     if (!(ttl > 0)) throw new ConfigError(`zookeeper registry: ttl must be a positive number of seconds`);
     this.nodeId = options.nodeId;
     this.base = normaliseBase(options.basePath ?? '/services');
-    this.codec = codecFor(options.layout ?? 'curator', options.payloadClass);
+    if (options.layout === 'registrator' && options.payload !== undefined) {
+      throw new ConfigError(
+        'zookeeper registry: payload applies to the curator layout only; registrator nodes have no payload',
+      );
+    }
+    this.codec = codecFor(options.layout ?? 'curator', options.payload);
     this.acls = digestAcls(options.auth, options.worldReadable ?? false);
     this.logger = (options.logger ?? silentLogger).child({ registry: BACKEND });
     this.requestedTimeoutMs = Math.round(ttl * 1000);

@@ -9,21 +9,39 @@ describe('parseZookeeperUri', () => {
   it.each([
     [
       'zookeeper://h1:2181,h2:2182/base',
-      { connectString: 'h1:2181,h2:2182', basePath: '/base', layout: 'curator' },
+      { connectString: 'h1:2181,h2:2182', basePath: '/base', layout: 'curator', payload: 'none' },
     ],
-    ['zk://h1,h2', { connectString: 'h1:2181,h2:2181', basePath: '/services', layout: 'curator' }],
-    ['zk://127.0.0.1:2181/', { connectString: '127.0.0.1:2181', basePath: '/services', layout: 'curator' }],
+    [
+      'zk://h1,h2',
+      { connectString: 'h1:2181,h2:2181', basePath: '/services', layout: 'curator', payload: 'none' },
+    ],
+    [
+      'zk://127.0.0.1:2181/',
+      { connectString: '127.0.0.1:2181', basePath: '/services', layout: 'curator', payload: 'none' },
+    ],
     [
       'zookeeper://zk:2181/a/b/?layout=registrator',
       { connectString: 'zk:2181', basePath: '/a/b', layout: 'registrator' },
     ],
     [
       'ZK://zk/x?world-readable=true',
-      { connectString: 'zk:2181', basePath: '/x', layout: 'curator', worldReadable: true },
+      { connectString: 'zk:2181', basePath: '/x', layout: 'curator', payload: 'none', worldReadable: true },
     ],
     [
       'zk://zk/x?world-readable=false&layout=curator',
-      { connectString: 'zk:2181', basePath: '/x', layout: 'curator' },
+      { connectString: 'zk:2181', basePath: '/x', layout: 'curator', payload: 'none' },
+    ],
+    [
+      'zk://zk/x?payload=spring',
+      { connectString: 'zk:2181', basePath: '/x', layout: 'curator', payload: 'spring' },
+    ],
+    [
+      'zk://zk/x?layout=curator&payload=plain',
+      { connectString: 'zk:2181', basePath: '/x', layout: 'curator', payload: 'plain' },
+    ],
+    [
+      'zk://zk/x?payload=spring&payload=none',
+      { connectString: 'zk:2181', basePath: '/x', layout: 'curator', payload: 'none' },
     ],
   ])('%s', (uri, expected) => {
     expect(parseZookeeperUri(uri, {})).toEqual(expected);
@@ -62,7 +80,27 @@ describe('parseZookeeperUri', () => {
     ],
     [
       'zookeeper://h/x?ttl=3',
-      'unknown zookeeper URI parameter "ttl"; supported: layout=curator|registrator, world-readable=true',
+      'unknown zookeeper URI parameter "ttl"; supported: layout=curator|registrator, payload=none|spring|plain, world-readable=true',
+    ],
+    [
+      'zookeeper://h/x?payload=map',
+      'unknown zookeeper payload "map"; use ?payload=none (default), ?payload=spring (Spring Cloud Zookeeper) or ?payload=plain (a Curator Map)',
+    ],
+    [
+      'zookeeper://h/x?payload=',
+      'unknown zookeeper payload ""; use ?payload=none (default), ?payload=spring (Spring Cloud Zookeeper) or ?payload=plain (a Curator Map)',
+    ],
+    [
+      'zookeeper://h/x?payload=Spring',
+      'unknown zookeeper payload "Spring"; use ?payload=none (default), ?payload=spring (Spring Cloud Zookeeper) or ?payload=plain (a Curator Map)',
+    ],
+    [
+      'zookeeper://h/x?payload=plain&layout=registrator',
+      'zookeeper payload=plain applies to the curator layout only (registrator nodes have no payload); remove payload= or use layout=curator',
+    ],
+    [
+      'zookeeper://h/x?layout=registrator&payload=none',
+      'zookeeper payload=none applies to the curator layout only (registrator nodes have no payload); remove payload= or use layout=curator',
     ],
     [
       'zookeeper://h/x?world-readable=maybe',

@@ -1,14 +1,14 @@
 import type { Registry, RegistryUriContext } from '@registrar/core';
 import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri } from '@registrar/core';
 import { readFileSync } from 'node:fs';
-import type { ZookeeperLayout } from './layout.js';
+import { ZOOKEEPER_PAYLOADS, type ZookeeperLayout, type ZookeeperPayload } from './layout.js';
 import { createZookeeperRegistry, normaliseBase, type ZookeeperRegistryOptions } from './registry.js';
 
 /** What a registry URI says, before node id, TTL and logger are added. */
 export type ZookeeperUriOptions = Required<
   Pick<ZookeeperRegistryOptions, 'connectString' | 'basePath' | 'layout'>
 > &
-  Pick<ZookeeperRegistryOptions, 'auth' | 'worldReadable'>;
+  Pick<ZookeeperRegistryOptions, 'auth' | 'worldReadable' | 'payload'>;
 
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
 
@@ -112,8 +112,10 @@ function readAuth(env: RegistryUriContext['env']): ZookeeperRegistryOptions['aut
   return { scheme: 'digest', credentials };
 }
 
+const SUPPORTED = 'supported: layout=curator|registrator, payload=none|spring|plain, world-readable=true';
+
 /**
- * Parse `zookeeper://h1:2181,h2:2181/base?layout=registrator&world-readable=true` (alias `zk://`). Takes the
+ * Parse `zookeeper://h1:2181,h2:2181/base?payload=spring&world-readable=true` (alias `zk://`). Takes the
  * raw string too: WHATWG `new URL()` rejects a comma-separated host list with ports.
  */
 export function parseZookeeperUri(
@@ -138,6 +140,7 @@ export function parseZookeeperUri(
   if (fragment) fail('zookeeper URI has a #fragment', 'remove it');
   const basePath = parseBase(rawPath);
   let layout: ZookeeperLayout = 'curator';
+  let payload: ZookeeperPayload | undefined;
   let worldReadable: boolean | undefined;
   for (const [name, value] of new URLSearchParams(query)) {
     if (name === 'layout') {
@@ -148,20 +151,33 @@ export function parseZookeeperUri(
         );
       }
       layout = value;
+    } else if (name === 'payload') {
+      if (!(ZOOKEEPER_PAYLOADS as readonly string[]).includes(value)) {
+        fail(
+          `unknown zookeeper payload ${quote(value, 60)}`,
+          'use ?payload=none (default), ?payload=spring (Spring Cloud Zookeeper) or ?payload=plain (a Curator Map)',
+        );
+      }
+      payload = value as ZookeeperPayload;
     } else if (name === 'world-readable') {
       worldReadable = parseBool(name, value);
     } else {
-      fail(
-        `unknown zookeeper URI parameter ${quote(name, 60)}`,
-        'supported: layout=curator|registrator, world-readable=true',
-      );
+      fail(`unknown zookeeper URI parameter ${quote(name, 60)}`, SUPPORTED);
     }
+  }
+  if (layout === 'registrator' && payload !== undefined) {
+    // Ignoring it would let the user believe registrator's nodes carry a Curator payload.
+    fail(
+      `zookeeper payload=${payload} applies to the curator layout only (registrator nodes have no payload)`,
+      'remove payload= or use layout=curator',
+    );
   }
   const auth = readAuth(env);
   return {
     connectString,
     basePath,
     layout,
+    ...(layout === 'curator' ? { payload: payload ?? 'none' } : {}),
     ...(auth ? { auth } : {}),
     ...(worldReadable ? { worldReadable } : {}),
   };

@@ -1,0 +1,248 @@
+// Interop: real Apache Curator 5.4 (Debian's jars) reading the nodes that the built `registrar` binary writes
+// for a real container, in each `?payload=` mode. Two consumers, both using Curator's own JsonInstanceSerializer:
+// a generic one (`ServiceDiscovery<Map>`, no Spring class on its class path) and a Spring-style one
+// (payload type `org.springframework.cloud.zookeeper.discovery.ZookeeperInstance`, compiled here).
+import type Docker from 'dockerode';
+import { randomBytes } from 'node:crypto';
+import zookeeper from 'node-zookeeper-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
+import { hostPort, runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
+import { docker, removeLabelled } from '../harness/docker.js';
+import { until } from '../harness/net.js';
+import { removeDir, tempDir } from '../harness/process.js';
+import { startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
+import {
+  checkCuratorTools,
+  compileProbe,
+  startProbe,
+  type CuratorInstance,
+  type CuratorProbe,
+  type ProbeAnswer,
+  type ReaderType,
+} from './curator-probe.js';
+
+const SPRING_CLASS = 'org.springframework.cloud.zookeeper.discovery.ZookeeperInstance';
+
+let zk: ZookeeperServer | undefined;
+let raw: zookeeper.Client | undefined;
+let dir: string | undefined;
+let network: Docker.Network | undefined;
+/** A generic Curator consumer (payload type Map) and a Spring-style one (payload type ZookeeperInstance). */
+const probes: Partial<Record<ReaderType, CuratorProbe>> = {};
+const bridges: BridgeProcess[] = [];
+const runLabel = `${TEST_LABEL}.run=${randomBytes(4).toString('hex')}`;
+const [labelKey, labelValue] = runLabel.split('=') as [string, string];
+
+beforeAll(async () => {
+  await checkCuratorTools();
+  dir = tempDir('curator');
+  // A network of its own: nothing here depends on Docker's default bridge or on other tests' containers.
+  network = await docker.createNetwork({
+    Name: `registrar-curator-${labelValue}`,
+    Labels: { [labelKey]: labelValue },
+  });
+  const [classpath, server] = await Promise.all([compileProbe(dir), startZookeeper()]);
+  zk = server;
+  const connectString = zk.connectString;
+  await Promise.all([
+    startProbe({ classpath: classpath.generic, connectString, dir, name: 'curator-map' }).then(
+      (p) => (probes.map = p),
+    ),
+    startProbe({ classpath: classpath.spring, connectString, dir, name: 'curator-spring' }).then(
+      (p) => (probes.spring = p),
+    ),
+  ]);
+  raw = zookeeper.createClient(zk.connectString);
+  const client = raw;
+  await new Promise<void>((resolve) => {
+    client.once('connected', () => resolve());
+    client.connect();
+  });
+});
+
+afterEach(async () => {
+  await Promise.all(bridges.splice(0).map((b) => b.kill()));
+  await removeLabelled(runLabel);
+});
+
+afterAll(async () => {
+  await Promise.all(Object.values(probes).map((p) => p.close()));
+  raw?.close();
+  await zk?.close();
+  await removeLabelled(runLabel);
+  await network?.remove();
+  if (dir) removeDir(dir);
+});
+
+const probe = (type: ReaderType) => probes[type]!;
+
+/** The bytes of a node as registrar stored them. */
+const stored = (path: string) =>
+  new Promise<string>((resolve, reject) =>
+    raw!.getData(path, (error, data) =>
+      error ? reject(new Error(String(error))) : resolve(data.toString()),
+    ),
+  );
+
+function instances(answer: ProbeAnswer): CuratorInstance[] {
+  if (!answer.ok) throw new Error(`Curator failed: ${answer.error}: ${answer.message}`);
+  return answer.instances ?? [];
+}
+
+const ids = (answer: ProbeAnswer) => instances(answer).map((i) => i.id);
+
+/** A bridge writing into `uris`, and one container offering `web` on a published port, with metadata. */
+async function bridgeAndContainer(uris: string[]) {
+  const node = `cur-${randomBytes(2).toString('hex')}`;
+  bridges.push(spawnBridge(['--ip', '127.0.0.1', '--node-id', node, '--ttl', '2', ...uris]));
+  const name = uniqueName('curator');
+  const container = await runContainer({
+    name,
+    publish: ['80/tcp'],
+    env: { SERVICE_NAME: 'web', SERVICE_TAGS: 'blue,green', SERVICE_VERSION: '1.2' },
+    labels: { [labelKey]: labelValue },
+    network: network!.id,
+  });
+  return { node, name, container, id: `${node}:${name}:80`, port: await hostPort(container, '80/tcp') };
+}
+
+/** The metadata registrar derives for that container (the spring and plain payloads carry it). */
+const metadataOf = (node: string, name: string, container: Docker.Container) => ({
+  version: '1.2',
+  tags: 'blue,green',
+  protocol: 'tcp',
+  'registrar.node': node,
+  'registrar.container.id': container.id,
+  'registrar.container.name': name,
+});
+
+describe('Apache Curator 5 reads what the bridge writes', () => {
+  const modes: {
+    mode: 'spring' | 'plain' | 'none';
+    readers: ReaderType[];
+    /** Consumers whose whole query throws, with the exception. */
+    refusedBy: Partial<Record<ReaderType, string>>;
+  }[] = [
+    {
+      mode: 'spring',
+      readers: ['spring'],
+      refusedBy: { map: 'com.fasterxml.jackson.databind.exc.InvalidTypeIdException' },
+    },
+    { mode: 'plain', readers: ['map'], refusedBy: { spring: 'java.lang.ClassCastException' } },
+    { mode: 'none', readers: ['map', 'spring'], refusedBy: {} },
+  ];
+
+  it.each(modes)(
+    'payload=$mode: queryForInstances and a ServiceCache see the container, and see it go on docker stop',
+    async ({ mode, readers, refusedBy }) => {
+      const base = `/curator-${mode}-${randomBytes(3).toString('hex')}`;
+      // Caches started before the container exists, like a consumer that runs all along.
+      for (const type of readers) expect(ids(await probe(type).cache(type, base, 'web'))).toEqual([]);
+
+      const { node, name, container, id, port } = await bridgeAndContainer([
+        `zookeeper://${zk!.connectString}${base}?payload=${mode}`,
+      ]);
+      const metadata = metadataOf(node, name, container);
+
+      for (const type of readers) {
+        let found: CuratorInstance[] = [];
+        await until(`${type} consumer: queryForInstances(web) in ${base}`, async () => {
+          found = instances(await probe(type).query(type, base, 'web'));
+          return found.length > 0;
+        });
+        expect(found).toHaveLength(1);
+        const instance = found[0]!;
+        expect(instance).toMatchObject({
+          id,
+          name: 'web',
+          address: '127.0.0.1',
+          port,
+          sslPort: null,
+          serviceType: 'DYNAMIC',
+          enabled: true,
+        });
+        const bytes = await stored(`${base}/web/${id}`);
+        if (mode === 'spring') {
+          expect(instance.payloadClass).toBe(SPRING_CLASS);
+          expect(instance.payload).toEqual({ id, name: 'web', metadata });
+        } else if (mode === 'plain') {
+          expect(instance.payloadClass).toBe('java.util.LinkedHashMap');
+          expect(instance.payload).toEqual(metadata);
+          // Byte for byte what Curator itself writes for this instance with a Map payload.
+          expect(bytes).toBe(instance.serialized);
+        } else {
+          expect(instance.payloadClass).toBeNull();
+          expect(instance.payload).toBeNull();
+          // Curator's own bytes, then the owner fields its JsonInstanceSerializer ignored.
+          expect(bytes.startsWith(`${instance.serialized.slice(0, -1)},"registrar.node":"${node}",`)).toBe(
+            true,
+          );
+        }
+
+        await until(`${type} consumer: ServiceCache(web) in ${base} has ${id}`, async () =>
+          ids(await probe(type).cache(type, base, 'web')).includes(id),
+        );
+        expect(instances(await probe(type).cache(type, base, 'web'))).toMatchObject([
+          { id, address: '127.0.0.1', port },
+        ]);
+      }
+
+      // A consumer built for the other payload type: its whole query throws.
+      for (const [type, error] of Object.entries(refusedBy) as [ReaderType, string][]) {
+        expect(await probe(type).query(type, base, 'web')).toMatchObject({ ok: false, error });
+      }
+
+      await container.stop({ t: 0 });
+      for (const type of readers) {
+        await until(`${type} consumer: ServiceCache(web) in ${base} loses ${id}`, async () =>
+          ids(await probe(type).cache(type, base, 'web')).every((found) => found !== id),
+        );
+        expect(ids(await probe(type).query(type, base, 'web'))).toEqual([]);
+      }
+    },
+  );
+
+  it("a consumer of the other payload type fails on the whole query, even beside its own application's instance; its ServiceCache skips the node", async () => {
+    const base = `/curator-mixed-${randomBytes(3).toString('hex')}`;
+    const { id } = await bridgeAndContainer(
+      (['spring', 'plain', 'none'] as const).map(
+        (mode) => `zookeeper://${zk!.connectString}${base}-${mode}?payload=${mode}`,
+      ),
+    );
+    for (const mode of ['spring', 'plain', 'none']) {
+      await until(
+        `registrar's node in ${base}-${mode}`,
+        async () => (await stored(`${base}-${mode}/web/${id}`).catch(() => '')) !== '',
+      );
+    }
+    // Each consumer's own application registers an instance of `web` through Curator.
+    expect(await probe('map').register('map', `${base}-spring`, 'web', 'app-map', 1111)).toEqual({
+      ok: true,
+    });
+    expect(await probe('spring').register('spring', `${base}-plain`, 'web', 'app-spring', 2222)).toEqual({
+      ok: true,
+    });
+    expect(await probe('map').register('map', `${base}-none`, 'web', 'app-map', 1111)).toEqual({ ok: true });
+
+    // Spring payload, generic consumer: Jackson cannot resolve the @class, and nothing of `web` comes back.
+    expect(await probe('map').query('map', `${base}-spring`, 'web')).toEqual({
+      ok: false,
+      error: 'com.fasterxml.jackson.databind.exc.InvalidTypeIdException',
+      message: `Could not resolve type id '${SPRING_CLASS}' as a subtype of \`java.lang.Object\`: no such class found`,
+    });
+    // Plain payload, Spring-style consumer: the Map is not a ZookeeperInstance.
+    expect(await probe('spring').query('spring', `${base}-plain`, 'web')).toEqual({
+      ok: false,
+      error: 'java.lang.ClassCastException',
+      message: `Cannot cast java.util.LinkedHashMap to ${SPRING_CLASS}`,
+    });
+    // A ServiceCache started now has loaded every node once start() returns: it keeps the application's
+    // instance and leaves out the node it cannot read (Curator logs the exception).
+    expect(ids(await probe('map').cache('map', `${base}-spring`, 'web'))).toEqual(['app-map']);
+    expect(ids(await probe('spring').cache('spring', `${base}-plain`, 'web'))).toEqual(['app-spring']);
+
+    // No payload: the generic consumer gets its application's instance and registrar's in one query.
+    expect(ids(await probe('map').query('map', `${base}-none`, 'web'))).toEqual(['app-map', id].sort());
+  });
+});
