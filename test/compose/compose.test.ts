@@ -143,7 +143,9 @@ async function reachEvery(service: string, port: number, timeoutMs = 60_000): Pr
   return seen;
 }
 
-describe('docker-compose.yml demo stack', { timeout: 240_000 }, () => {
+// One stack, one scenario: each step starts from the state the previous one left (scaled back, bridge
+// restarted, then `down`), so the order stays fixed even when the suite runs shuffled.
+describe('docker-compose.yml demo stack', { timeout: 240_000, shuffle: false }, () => {
   it('registers every replica in Consul, etcd and ZooKeeper, and HAProxy spreads requests over them', async () => {
     expect(await stack.containers('web')).toHaveLength(3);
     expect(await stack.containers('api')).toHaveLength(2);
