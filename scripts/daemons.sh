@@ -47,6 +47,8 @@ stop_daemon() {
 # is spawned (so an EXIT trap that stops "$DOCKERD" also covers an interrupted start); on success it stays
 # set, with DOCKERD_PID and DOCKERD_DRIVER; returns 1, with DOCKERD empty, if neither driver starts.
 # REGISTRAR_DOCKERD_ARGS adds arguments (word-split), e.g. `-H unix:///run/d.sock --data-root /srv/docker`.
+# Beware: a dockerd given --bridge=none deletes the host's docker0 at start-up, breaking any other engine in
+# the same network namespace; a second engine beside a running one belongs in a network namespace of its own.
 start_dockerd() {
   local log=$1 driver i
   local -a extra
