@@ -1,6 +1,6 @@
 // The binary's contract for bad usage: exit code 2 and exactly one line saying what and how to fix it.
 import { describe, expect, it } from 'vitest';
-import { CLI_VERSION, runCli } from '../harness/bridge.js';
+import { CLI_VERSION, runCli, spawnBridge } from '../harness/bridge.js';
 
 describe('registrar usage errors', () => {
   it.each([
@@ -43,6 +43,30 @@ describe('registrar usage errors', () => {
       expect(stderr).toEqual([]);
     },
   );
+
+  it('rejects a malformed --docker-host with exit 2', async () => {
+    const { code, stderr } = await runCli(['--docker-host', 'bogus', 'etcd://127.0.0.1:2379']);
+    expect(code).toBe(2);
+    expect(stderr).toEqual([
+      'registrar: invalid --docker-host "bogus": expected unix:///var/run/docker.sock or tcp://host:port',
+    ]);
+  });
+
+  it('--docker-host wins over DOCKER_HOST', async () => {
+    const socket = `/nonexistent-${process.pid}.sock`;
+    const bridge = spawnBridge(['--docker-host', `unix://${socket}`, 'etcd://127.0.0.1:2379'], {
+      DOCKER_HOST: 'unix:///var/run/docker.sock',
+    });
+    try {
+      const waiting = await bridge.waitForLog(
+        'waiting for Docker',
+        (l) => l.msg === 'docker not reachable; waiting for it',
+      );
+      expect(String(waiting.err)).toContain(socket);
+    } finally {
+      await bridge.kill();
+    }
+  });
 
   it('prints help and exits 0', async () => {
     const { code, stdout } = await runCli(['--help']);

@@ -1,21 +1,11 @@
 #!/usr/bin/env node
-import { CommanderError } from 'commander';
-import { ConfigError, oneLine } from '@registrar/core';
-import { run } from './run.js';
-
-/** Exit codes: 0 clean shutdown, 2 bad usage or configuration, 1 fatal runtime error. */
-run(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    if (error instanceof CommanderError) process.exit(error.exitCode);
-    if (error instanceof ConfigError) {
-      // One line whatever the message echoes (exit 2 promises "one clear line").
-      process.stderr.write(`registrar: ${oneLine(error.message, 600)}\n`);
-      process.exit(2);
-    }
-    process.stderr.write(
-      `registrar: fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exit(1);
-  },
-);
+// Checked before anything else is loaded: on an older Node the dependencies (undici 8 needs 22.19) would fail
+// at import time with a stack trace instead of one line saying what to do.
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 19)) {
+  process.stderr.write(
+    `registrar: Node ${process.versions.node} is too old: it needs Node 22.19 or later (bash scripts/bootstrap quickstart installs Node 24 into /opt/registrar-ci)\n`,
+  );
+  process.exit(2);
+}
+await import('./start.js');

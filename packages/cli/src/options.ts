@@ -24,6 +24,8 @@ export interface CliConfig {
   /** Withdraw a container when Docker starts stopping it (`--no-drain`: only once its process exited). */
   readonly drain: boolean;
   readonly nodeId?: string;
+  /** `--docker-host`: the engine to watch; wins over `DOCKER_HOST`. */
+  readonly dockerHost?: string;
   readonly dryRun: boolean;
   readonly metricsAddr?: { host: string; port: number };
   readonly logLevel: string;
@@ -92,6 +94,9 @@ export function buildProgram(): Command {
       ),
     )
     .addOption(opt('--node-id <id>', "owner id of this bridge's registrations (default: Docker's host name)"))
+    .addOption(
+      opt('--docker-host <uri>', 'Docker engine to watch (default: DOCKER_HOST, else the local socket)'),
+    )
     .addOption(opt('--dry-run', 'print the registry changes instead of writing them'))
     .addOption(opt('--metrics-addr <host:port>', 'serve Prometheus /metrics, /healthz and /readyz'))
     .addOption(opt('--log-level <level>', LOG_LEVELS.join(' | ')).default('info'))
@@ -191,6 +196,7 @@ export function parseCli(
   const badTag = tags.find((t) => /[\u0000-\u001f\u007f]/.test(t));
   if (badTag !== undefined) fail(`invalid --tags: tag ${quote(badTag, 40)} contains control characters`);
   const metricsText = str('metricsAddr');
+  const dockerHost = str('dockerHost');
   const network = str('network');
 
   return {
@@ -209,6 +215,7 @@ export function parseCli(
     deregisterOnExit: flag('deregisterOnExit'),
     drain: o.drain !== false && !(envFlag('no-drain', process.env) ?? false),
     ...(nodeId !== undefined && { nodeId }),
+    ...(dockerHost !== undefined && dockerHost !== '' && { dockerHost }),
     dryRun: flag('dryRun'),
     ...(metricsText !== undefined && { metricsAddr: parseListenAddress(metricsText) }),
     logLevel,

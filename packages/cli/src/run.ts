@@ -2,6 +2,7 @@ import Docker from 'dockerode';
 import {
   backoffDelay,
   ConfigError,
+  quote,
   createBridge,
   defaultBackoff,
   type Bridge,
@@ -26,7 +27,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   }
   const config = parseCli(argv, (text) => process.stdout.write(text));
   for (const uri of config.uris) checkRegistryUri(uri);
-  const docker = createDocker();
+  const docker = createDocker(config.dockerHost);
   const logger = createLogger(config.logLevel, config.logFormat) as unknown as Logger;
 
   const stopping = new AbortController();
@@ -135,14 +136,19 @@ function describeOp(op: RegistryOp): string {
   return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address}:${s.port} tags=${s.tags.join(',')} health=${s.health}`;
 }
 
-/** Docker from DOCKER_HOST / DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, like every Docker tool. */
-function createDocker(): Docker {
-  const host = process.env.DOCKER_HOST;
+/**
+ * Docker from `--docker-host` or DOCKER_HOST, with DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, like every Docker
+ * tool. The flag is handed to dockerode as DOCKER_HOST, so both go through the same parsing and TLS rules.
+ */
+function createDocker(flag: string | undefined): Docker {
+  const source = flag !== undefined ? '--docker-host' : 'DOCKER_HOST';
+  const host = flag ?? process.env.DOCKER_HOST;
   if (host !== undefined && host !== '' && !/^(unix|tcp|http|https|npipe|ssh):\/\//.test(host)) {
     throw new ConfigError(
-      `invalid DOCKER_HOST "${host}": expected unix:///var/run/docker.sock or tcp://host:port`,
+      `invalid ${source} ${quote(host, 80)}: expected unix:///var/run/docker.sock or tcp://host:port`,
     );
   }
+  if (flag !== undefined) process.env.DOCKER_HOST = flag;
   return new Docker();
 }
 
