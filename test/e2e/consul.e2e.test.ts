@@ -41,7 +41,7 @@ async function agentServices(): Promise<Record<string, unknown>> {
   return (await (await fetch(`${consul.url}/v1/agent/services`)).json()) as Record<string, unknown>;
 }
 
-function bridge(node: string, extra: string[] = []) {
+function bridge(node: string, extra: string[] = [], deregisterAfter = '1s') {
   const b = spawnBridge([
     '--ip',
     '127.0.0.1',
@@ -50,7 +50,7 @@ function bridge(node: string, extra: string[] = []) {
     '--ttl',
     '2',
     ...extra,
-    `consul://127.0.0.1:${consul.port}?deregister-after=1s`,
+    `consul://127.0.0.1:${consul.port}?deregister-after=${deregisterAfter}`,
   ]);
   bridges.push(b);
   return b;
@@ -114,5 +114,28 @@ describe('registrar → Consul (agent double), end to end', () => {
       async () => (await health(service, false)).length === 0,
       20_000,
     );
+  });
+
+  it('a bridge restarted while its services are critical revives them before the agent reaps them', async () => {
+    const node = `r-${randomBytes(2).toString('hex')}`;
+    const service = `revive-${randomBytes(2).toString('hex')}`;
+    const first = bridge(node, [], '6s');
+    await runContainer({
+      name: uniqueName('revive'),
+      publish: ['80/tcp'],
+      env: { SERVICE_NAME: service },
+      labels,
+    });
+    await until('passing', async () => (await health(service, true)).length === 1);
+    await first.kill('SIGKILL');
+    await until('critical after the TTL', async () => (await health(service, true)).length === 0, 15_000);
+    const criticalAt = Date.now();
+    // Nothing changed for the new bridge to write: adoption alone must bring the bridge check back.
+    const second = bridge(node, [], '6s');
+    await second.waitForLog('inventory', (l) => l.msg === 'docker inventory complete');
+    await until('passing again', async () => (await health(service, true)).length === 1, 15_000);
+    // Past the moment the agent would have reaped it (6 s after it went critical, reaper every 200 ms).
+    await until('the reap deadline passed', () => Date.now() > criticalAt + 7_000, 10_000);
+    expect(await health(service, true)).toHaveLength(1);
   });
 });

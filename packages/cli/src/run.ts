@@ -60,6 +60,7 @@ export async function run(argv: readonly string[]): Promise<number> {
         ...(config.ttlRefresh !== undefined && { ttlRefresh: config.ttlRefresh }),
         logger: metrics.adapterLogger(log, () => registries[index]),
         env: process.env,
+        dryRun: config.dryRun,
       }),
     );
   }

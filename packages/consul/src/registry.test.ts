@@ -219,6 +219,18 @@ describe('createConsulRegistry', () => {
       service({ name: 'api', container: { id: 'x', name: 'api-1' }, health: 'critical', healthOutput: 'no' }),
     ];
     for (const s of desired) await r.register(s);
+    const indexes = async () => {
+      const entries = await Promise.all(
+        ['web', 'api'].map(async (name) => {
+          const res = await fetch(`${d.url}/v1/health/service/${name}`);
+          return (await res.json()) as {
+            Service: { ID: string; CreateIndex: number; ModifyIndex: number };
+          }[];
+        }),
+      );
+      return entries.flat().map(({ Service: s }) => `${s.ID} ${s.CreateIndex}/${s.ModifyIndex}`);
+    };
+    const stored = await indexes();
     // A second adapter (a restarted bridge) reconciles from what the agent holds.
     const again = registry();
     const before = d.requests.length;
@@ -227,7 +239,12 @@ describe('createConsulRegistry', () => {
     const writes = d.requests
       .slice(before)
       .filter((q) => q.path !== '/v1/agent/services' && q.path !== '/v1/agent/checks');
-    expect(writes.filter((q) => !q.path.includes('/check/pass/'))).toEqual([]);
+    // The one write revives the bridge service, whose check the adopted services alias; they stay untouched.
+    expect(writes.filter((q) => !q.path.includes('/check/pass/')).map((q) => q.path)).toEqual([
+      '/v1/agent/service/register',
+    ]);
+    expect(await indexes()).toEqual(stored);
+    expect(stored).toHaveLength(2);
   });
 
   it('re-registers the bridge and emits lost$ when the agent forgets its state', async () => {

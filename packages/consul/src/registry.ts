@@ -35,6 +35,11 @@ export interface ConsulRegistryOptions {
   healthTtl?: number;
   /** Name of the per-node bridge service. Default `registrar`. */
   bridgeName?: string;
+  /**
+   * Never write (`--dry-run`): `list()` does not register and pass the bridge service, so services a previous
+   * run left are not kept alive either.
+   */
+  readOnly?: boolean;
   /** Per-request timeout in milliseconds. Default 10000. */
   requestTimeoutMs?: number;
   logger?: Logger;
@@ -274,6 +279,10 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
     },
 
     async list(): Promise<RegistryEntry[]> {
+      // Listing is adopting: the services a previous run left alias our bridge check, which expired with that
+      // run. Revive it before reading, or an adoption with nothing to write leaves them critical until the
+      // agent reaps them, behind the reconciler's back.
+      if (!options.readOnly) await ensureBridge();
       const [servicesRes, checksRes] = await Promise.all([
         client.request('GET', '/v1/agent/services', { what: 'list services' }),
         client.request('GET', '/v1/agent/checks', { what: 'list checks' }),

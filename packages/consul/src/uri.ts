@@ -140,6 +140,7 @@ export function parseConsulUri(input: URL | string, ctx: RegistryUriContext): Co
     ...(ns && { namespace: ns }),
     ...(partition && { partition }),
     ...(deregisterAfter !== undefined && { deregisterAfter }),
+    ...(ctx.dryRun === true && { readOnly: true }),
   };
   return options;
 }

@@ -63,4 +63,6 @@ export interface RegistryUriContext {
   readonly logger: Logger;
   /** Where credentials come from (`process.env` in the CLI); never argv. */
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** `--dry-run`: the adapter must not write, not even to keep liveness. */
+  readonly dryRun?: boolean;
 }
