@@ -46,7 +46,10 @@ describe.each(BACKENDS)('%s', (name) => {
       `[measure] ${name}: docker stop → withdrawn in ${withdrawnMs} ms (container running: ${running})`,
     );
     expect(running).toBe(true);
-    expect(b.logs.some((l) => l.msg === 'container stopping: withdrawing its services')).toBe(true);
+    await b.waitForLog(
+      'the withdrawal logged',
+      (l) => l.msg === 'container stopping: withdrawing its services',
+    );
     await stopped;
     // Gone for good after the exit: from the registry itself, not only from the passing view.
     await until('removed after the exit', async () => (await backend.ids(t.scope, t.service)).length === 0);
@@ -76,7 +79,10 @@ describe.each(BACKENDS)('%s', (name) => {
     await until('withdrawn', async () => (await served()).length === 0);
     await until('served again', async () => sameIds(await served(), expected));
     expect((await c.inspect()).State.Running).toBe(true);
-    expect(b.logs.some((l) => l.msg === 'container survived its stop signal: serving it again')).toBe(true);
+    await b.waitForLog(
+      'the survival logged',
+      (l) => l.msg === 'container survived its stop signal: serving it again',
+    );
   });
 
   it('--no-drain keeps a stopping container served until its process exits', async () => {
