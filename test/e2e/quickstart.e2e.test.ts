@@ -76,7 +76,8 @@ describe('bash scripts/quickstart', () => {
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
+      // 'close': the script's last lines are read by then ('exit' may come first).
+      child.once('close', (code, signal) => resolve({ code, signal })),
     );
 
     // Bootstrap, pnpm install and build are no-ops on a prepared machine, but allow for a loaded one.

@@ -63,7 +63,8 @@ export function spawnBridge(args: string[], env: NodeJS.ProcessEnv = {}): Bridge
     }),
   );
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    // 'close', not 'exit': only then has everything the process wrote to stdout and stderr been read.
+    child.once('close', (code, signal) => resolve({ code, signal })),
   );
   return {
     child,
