@@ -101,6 +101,20 @@ export function buildProgram(): Command {
     .addOption(opt('--metrics-addr <host:port>', 'serve Prometheus /metrics, /healthz and /readyz'))
     .addOption(opt('--log-level <level>', LOG_LEVELS.join(' | ')).default('info'))
     .addOption(opt('--log-format <format>', 'json | pretty (default: pretty on a terminal, else json)'))
+    .addHelpText(
+      'after',
+      `
+Commands:
+  registrar check [options] <registry-uri...>   preflight: Docker answers; each registry accepts a probe entry
+                                                (read, write, delete); exit 0 when all pass, 1 otherwise
+  registrar version                             print the version
+
+Examples:
+  registrar --ip 10.0.0.5 etcd://127.0.0.1:2379/services
+  registrar --internal --network backend zookeeper://zk1:2181,zk2:2181/services
+  CONSUL_HTTP_TOKEN=... registrar --ip 10.0.0.5 --cleanup consul://127.0.0.1:8500
+  registrar check etcd://127.0.0.1:2379/services`,
+    )
     .showHelpAfterError(false)
     .allowExcessArguments(false);
 }

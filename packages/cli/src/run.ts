@@ -10,6 +10,7 @@ import {
   type Registry,
   type RegistryOp,
 } from '@registrar/core';
+import { runCheck } from './check.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
 import { parseCli, type CliConfig } from './options.js';
@@ -25,9 +26,11 @@ export async function run(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  const config = parseCli(argv, (text) => process.stdout.write(text));
+  const checking = argv[0] === 'check';
+  const config = parseCli(checking ? argv.slice(1) : argv, (text) => process.stdout.write(text));
   for (const uri of config.uris) checkRegistryUri(uri);
   const docker = createDocker(config.dockerHost);
+  if (checking) return runCheck(config, docker, (line) => process.stdout.write(line), process.env);
   const logger = createLogger(config.logLevel, config.logFormat) as unknown as Logger;
 
   const stopping = new AbortController();

@@ -245,6 +245,9 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
     mirrorsHealth: true,
     lost$: lost$.asObservable(),
 
+    describeLiveness: () =>
+      `TTL check of ${bridgeId}, ${ttl} s; services deregistered ${deregisterAfter} s after it goes critical (Consul raises this to at least 60 s)`,
+
     fingerprint(service: Service): string {
       const built = build(service, false);
       return fingerprintOf(built.defKey, built.health);

@@ -51,6 +51,11 @@ export interface Registry {
    * otherwise entries stay until their TTL runs out.
    */
   close(options?: { deregister?: boolean }): Promise<void>;
+  /**
+   * What holds the entries alive, as the server agreed to it (e.g. a ZooKeeper session's negotiated timeout),
+   * for `registrar check`; optional.
+   */
+  describeLiveness?(): string;
 }
 
 /** What the CLI hands an adapter's URI factory besides the URI itself. */

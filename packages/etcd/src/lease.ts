@@ -44,6 +44,11 @@ export class LeaseKeeper {
     return this.held?.id;
   }
 
+  /** The TTL etcd granted the current lease (it raises grants below its minimum), in seconds. */
+  get grantedTtl(): number | undefined {
+    return this.held && this.held.ttlMs / 1000;
+  }
+
   /** The current lease, granting one when there is none. Concurrent callers share one grant. */
   async acquire(): Promise<string> {
     if (this.closed) throw new RegistryRejectedError('etcd adapter is closed', backend);

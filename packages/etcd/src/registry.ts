@@ -174,6 +174,10 @@ class EtcdRegistry implements Registry {
     return this.lease.lost$.asObservable();
   }
 
+  describeLiveness(): string {
+    return `lease ${this.lease.id ?? '(none yet)'} with a TTL of ${this.lease.grantedTtl ?? '?'} s`;
+  }
+
   fingerprint(service: Service): string {
     return fingerprintOf(this.codec.key(service), this.codec.value(service), this.lease.id ?? 'none');
   }

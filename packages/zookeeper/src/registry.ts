@@ -205,6 +205,10 @@ class ZookeeperRegistry implements Registry {
     this.lost.next({ reason });
   }
 
+  describeLiveness(): string {
+    return `session timeout ${this.session.timeoutMs} ms as negotiated (requested ${this.requestedTimeoutMs} ms)`;
+  }
+
   fingerprint(service: Service): string {
     const path = this.codec.path(this.base, service);
     return this.fingerprintOf(this.session.sessionId, path, this.codec.encode(service, this.nodeId, 0));

@@ -1,0 +1,143 @@
+// `registrar check <uri...>`: one verdict line per dependency, exit 0 only when all pass; the probe entry is
+// written and removed under `<node>.check`, so a bridge's own entries are never touched.
+import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
+import { createEtcdRegistry } from '@registrar/etcd';
+import type { Service } from '@registrar/core';
+import { Etcd3 } from 'etcd3';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../harness/bridge.js';
+import { startEtcd, type EtcdServer } from '../harness/etcd.js';
+import { freePort } from '../harness/net.js';
+import { startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
+
+let etcd: EtcdServer;
+let zk: ZookeeperServer;
+let consul: ConsulDouble;
+let secured: ConsulDouble;
+let client: Etcd3;
+const tag = randomBytes(3).toString('hex');
+const node = `chk-${tag}`;
+
+beforeAll(async () => {
+  [etcd, zk, consul, secured] = await Promise.all([
+    startEtcd(),
+    startZookeeper(),
+    startConsulDouble(),
+    startConsulDouble({ aclToken: `root-${tag}` }),
+  ]);
+  client = new Etcd3({ hosts: etcd.endpoint });
+});
+
+afterAll(async () => {
+  client?.close();
+  await Promise.all([etcd?.close(), zk?.close(), consul?.close(), secured?.close()]);
+});
+
+const etcdUri = () => `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}/check-${tag}`;
+const zkUri = () => `zookeeper://${zk.connectString}/check-${tag}`;
+const consulUri = (agent: ConsulDouble) => `consul://127.0.0.1:${agent.port}`;
+
+/** A service of the real node, as a running bridge would hold it. */
+const bridgeService = (): Service => ({
+  id: `${node}:web-1:80`,
+  name: 'web',
+  address: '127.0.0.1',
+  port: 8080,
+  protocol: 'tcp',
+  containerPort: 80,
+  tags: [],
+  meta: {},
+  node,
+  container: { id: 'c1', name: 'web-1' },
+  health: 'passing',
+  healthOutput: '',
+  checks: {},
+});
+
+describe('registrar check', () => {
+  it('passes on Docker and every registry, leaves nothing behind and touches no entry of the node', async () => {
+    const bridge = createEtcdRegistry({ hosts: [etcd.endpoint], nodeId: node, prefix: `/check-${tag}` });
+    await bridge.register(bridgeService());
+    const before = await client.getAll().prefix(`/check-${tag}/`).exec();
+    try {
+      const { code, stdout, stderr } = await runCli([
+        'check',
+        '--node-id',
+        node,
+        '--ttl',
+        '5',
+        etcdUri(),
+        zkUri(),
+        consulUri(consul),
+      ]);
+      expect({ code, stderr }).toEqual({ code: 0, stderr: [] });
+      expect(stdout).toHaveLength(4);
+      expect(stdout[0]).toMatch(/^ok {4}docker {2}engine ".+" \S+ at /);
+      for (const line of stdout.slice(1)) {
+        expect(line).toMatch(
+          new RegExp(`^ok {4}\\S+ {2}read, wrote and deleted a probe entry as node "${node}\\.check"`),
+        );
+      }
+      expect(stdout[1]).toMatch(/lease \w+ with a TTL of 5 s$/);
+      expect(stdout[2]).toMatch(/session timeout \d+ ms as negotiated \(requested 5000 ms\)$/);
+      expect(stdout[3]).toContain(`TTL check of registrar:${node}.check, 5 s`);
+
+      // The node's own entry is untouched (same create and mod revision); no probe key is left.
+      const after = await client.getAll().prefix(`/check-${tag}/`).exec();
+      const stamps = (r: typeof before) =>
+        r.kvs.map((kv) => `${kv.key.toString()} ${kv.create_revision}/${kv.mod_revision}`);
+      expect(stamps(after)).toEqual(stamps(before));
+      const services = (await (await fetch(`${consul.url}/v1/agent/services`)).json()) as Record<
+        string,
+        unknown
+      >;
+      expect(Object.keys(services)).toEqual([]);
+    } finally {
+      await bridge.close({ deregister: true });
+    }
+  });
+
+  it('fails with one line naming the registry that does not answer, and exits 1', async () => {
+    const closed = await freePort();
+    const { code, stdout } = await runCli([
+      'check',
+      '--node-id',
+      node,
+      etcdUri(),
+      `etcd://127.0.0.1:${closed}/x`,
+    ]);
+    expect(code).toBe(1);
+    expect(stdout).toHaveLength(3);
+    expect(stdout[1]).toMatch(/^ok /);
+    expect(stdout[2]).toMatch(new RegExp(`^FAIL {2}etcd://127\\.0\\.0\\.1:${closed}/x {2}\\S`));
+  });
+
+  it('reports a rejected Consul token, and passes with the right one', async () => {
+    const without = await runCli(['check', '--node-id', node, consulUri(secured)], { CONSUL_HTTP_TOKEN: '' });
+    expect(without.code).toBe(1);
+    expect(without.stdout[1]).toMatch(
+      /^FAIL {2}http:\/\/127\.0\.0\.1:\d+ {2}Consul ACL token rejected .*set CONSUL_HTTP_TOKEN/,
+    );
+    const withToken = await runCli(['check', '--node-id', node, consulUri(secured)], {
+      CONSUL_HTTP_TOKEN: `root-${tag}`,
+    });
+    expect(withToken.code).toBe(0);
+    expect(withToken.stdout.join('\n')).not.toContain(`root-${tag}`);
+  });
+
+  it('fails on a Docker engine that does not answer', async () => {
+    const socket = `/nonexistent-${tag}.sock`;
+    const { code, stdout } = await runCli([
+      'check',
+      '--docker-host',
+      `unix://${socket}`,
+      '--node-id',
+      node,
+      etcdUri(),
+    ]);
+    expect(code).toBe(1);
+    expect(stdout[0]).toMatch(new RegExp(`^FAIL {2}docker {2}unix://${socket}: .*ENOENT`));
+    expect(stdout[1]).toMatch(/^ok /);
+  });
+});
