@@ -6,6 +6,7 @@ import { ConfigError, RegistryRejectedError, silentLogger } from '@registrar/cor
 import type { RegistryUriContext } from '@registrar/core';
 import { describe, expect, it } from 'vitest';
 import { consulRegistryFromUri } from './index.js';
+import { parseConsulUri } from './uri.js';
 
 const ctx = (env: Record<string, string> = {}): RegistryUriContext => ({
   nodeId: 'node-a',
@@ -22,6 +23,40 @@ describe('consulRegistryFromUri', () => {
     expect(tls.target).toBe('https://consul.local:8501');
     await plain.close();
     await tls.close();
+  });
+
+  it('takes the agent of a host-less consul:// from CONSUL_HTTP_ADDR, and namespace and partition from CONSUL_*', async () => {
+    const cases: [string, Record<string, string>, string][] = [
+      ['consul://', { CONSUL_HTTP_ADDR: '10.1.2.3:8600' }, 'http://10.1.2.3:8600'],
+      ['consul://', { CONSUL_HTTP_ADDR: 'https://consul.local:8501' }, 'https://consul.local:8501'],
+      ['consul://', { CONSUL_HTTP_ADDR: 'consul.local' }, 'http://consul.local:8500'],
+      ['consul-tls://', { CONSUL_HTTP_ADDR: 'consul.local:9501' }, 'https://consul.local:9501'],
+      // A URI that names its agent wins.
+      ['consul://agent:8500', { CONSUL_HTTP_ADDR: '10.1.2.3:8600' }, 'http://agent:8500'],
+    ];
+    for (const [uri, env, target] of cases) {
+      const registry = consulRegistryFromUri(new URL(uri), ctx(env));
+      expect(registry.target).toBe(target);
+      await registry.close();
+    }
+    const options = parseConsulUri(
+      new URL('consul://'),
+      ctx({ CONSUL_NAMESPACE: 'team-a', CONSUL_PARTITION: 'p1' }),
+    );
+    expect({ ns: options.namespace, partition: options.partition }).toEqual({
+      ns: 'team-a',
+      partition: 'p1',
+    });
+    const fromUri = parseConsulUri(new URL('consul://?ns=team-b'), ctx({ CONSUL_NAMESPACE: 'team-a' }));
+    expect(fromUri.namespace).toBe('team-b');
+  });
+
+  it('rejects a CONSUL_HTTP_ADDR it cannot use, in one line', () => {
+    for (const addr of ['unix:///var/run/consul.sock', 'http://', 'http://x:8500/v1']) {
+      expect(() => consulRegistryFromUri(new URL('consul://'), ctx({ CONSUL_HTTP_ADDR: addr }))).toThrow(
+        /^invalid CONSUL_HTTP_ADDR ".*": expected host:port, http:\/\/host:port or https:\/\/host:port/,
+      );
+    }
   });
 
   it('rejects bad URIs with one line naming the problem and the fix', () => {

@@ -45,12 +45,37 @@ export function consulRegistryFromUri(input: URL | string, ctx: RegistryUriConte
   return createConsulRegistry(parseConsulUri(input, ctx));
 }
 
+/**
+ * The agent of a `consul://` URI without a host: Consul's own `CONSUL_HTTP_ADDR` (`host:port`,
+ * `http://host:port` or `https://host:port`), as every Consul tool reads it; undefined when unset.
+ */
+function defaultAgent(
+  env: RegistryUriContext['env'],
+): { host: string; port: string; https: boolean } | undefined {
+  const raw = env.CONSUL_HTTP_ADDR?.trim();
+  if (!raw) return undefined;
+  const withScheme = /^[a-z]+:\/\//i.test(raw) ? raw : `http://${raw}`;
+  const parsed = URL.canParse(withScheme) ? new URL(withScheme) : undefined;
+  if (
+    !parsed ||
+    !['http:', 'https:'].includes(parsed.protocol) ||
+    parsed.hostname === '' ||
+    parsed.pathname.length > 1
+  ) {
+    throw new ConfigError(
+      `invalid CONSUL_HTTP_ADDR ${quote(raw, 80)}: expected host:port, http://host:port or https://host:port (a unix socket is not supported)`,
+    );
+  }
+  return { host: parsed.hostname, port: parsed.port, https: parsed.protocol === 'https:' };
+}
+
 /** Everything `consulRegistryFromUri` validates and reads (files included), without creating the registry. */
 export function parseConsulUri(input: URL | string, ctx: RegistryUriContext): ConsulRegistryOptions {
   const uri = toUrl(input);
   const shown = showUri(`${uri.protocol}//${uri.host}${uri.pathname}`).slice(1, -1);
-  const tls = uri.protocol === 'consul-tls:';
-  if (!tls && uri.protocol !== 'consul:') {
+  const agent = uri.hostname === '' ? defaultAgent(ctx.env) : undefined;
+  const tls = uri.protocol === 'consul-tls:' || agent?.https === true;
+  if (uri.protocol !== 'consul-tls:' && uri.protocol !== 'consul:') {
     throw new ConfigError(`${shown}: not a Consul URI; use consul://host:port or consul-tls://host:port`);
   }
   if (uri.username || uri.password) {
@@ -70,8 +95,8 @@ export function parseConsulUri(input: URL | string, ctx: RegistryUriContext): Co
       );
     }
   }
-  const host = uri.hostname || '127.0.0.1';
-  const port = uri.port || (tls ? '8501' : '8500');
+  const host = uri.hostname || agent?.host || '127.0.0.1';
+  const port = uri.port || agent?.port || (tls ? '8501' : '8500');
   const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
   // consul:// is not a special scheme to WHATWG URL, so its host is barely checked: check it as http(s).
   if (!URL.canParse(url)) {
@@ -126,8 +151,9 @@ export function parseConsulUri(input: URL | string, ctx: RegistryUriContext): Co
     }
     deregisterAfter = ms / 1000;
   }
-  const ns = uri.searchParams.get('ns');
-  const partition = uri.searchParams.get('partition');
+  // Consul's own variables, as its CLI reads them; the URI's options win.
+  const ns = uri.searchParams.get('ns') ?? (env.CONSUL_NAMESPACE?.trim() || null);
+  const partition = uri.searchParams.get('partition') ?? (env.CONSUL_PARTITION?.trim() || null);
 
   const options: ConsulRegistryOptions = {
     nodeId: ctx.nodeId,
