@@ -24,6 +24,8 @@ export interface CliConfig {
   /** Withdraw a container when Docker starts stopping it (`--no-drain`: only once its process exited). */
   readonly drain: boolean;
   readonly nodeId?: string;
+  /** `--state-dir`: where adapters keep what lets a restart resume without rewriting (ZooKeeper's session). */
+  readonly stateDir?: string;
   /** `--docker-host`: the engine to watch; wins over `DOCKER_HOST`. */
   readonly dockerHost?: string;
   readonly dryRun: boolean;
@@ -96,6 +98,12 @@ export function buildProgram(): Command {
     .addOption(opt('--node-id <id>', "owner id of this bridge's registrations (default: Docker's host name)"))
     .addOption(
       opt('--docker-host <uri>', 'Docker engine to watch (default: DOCKER_HOST, else the local socket)'),
+    )
+    .addOption(
+      opt(
+        '--state-dir <dir>',
+        'keep the ZooKeeper session here (mode 0600) so a restart within the session timeout resumes it',
+      ),
     )
     .addOption(opt('--dry-run', 'print the registry changes instead of writing them'))
     .addOption(opt('--metrics-addr <host:port>', 'serve Prometheus /metrics, /healthz and /readyz'))
@@ -211,6 +219,7 @@ export function parseCli(
   if (badTag !== undefined) fail(`invalid --tags: tag ${quote(badTag, 40)} contains control characters`);
   const metricsText = str('metricsAddr');
   const dockerHost = str('dockerHost');
+  const stateDir = str('stateDir');
   const network = str('network');
 
   return {
@@ -230,6 +239,7 @@ export function parseCli(
     drain: o.drain !== false && !(envFlag('no-drain', process.env) ?? false),
     ...(nodeId !== undefined && { nodeId }),
     ...(dockerHost !== undefined && dockerHost !== '' && { dockerHost }),
+    ...(stateDir !== undefined && stateDir !== '' && { stateDir }),
     dryRun: flag('dryRun'),
     ...(metricsText !== undefined && { metricsAddr: parseListenAddress(metricsText) }),
     logLevel,

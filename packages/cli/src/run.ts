@@ -1,4 +1,5 @@
 import Docker from 'dockerode';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import {
   backoffDelay,
   ConfigError,
@@ -31,6 +32,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   for (const uri of config.uris) checkRegistryUri(uri);
   const docker = createDocker(config.dockerHost);
   if (checking) return runCheck(config, docker, (line) => process.stdout.write(line), process.env);
+  const stateDir = config.stateDir === undefined ? undefined : prepareStateDir(config.stateDir);
   const logger = createLogger(config.logLevel, config.logFormat) as unknown as Logger;
 
   const stopping = new AbortController();
@@ -64,6 +66,7 @@ export async function run(argv: readonly string[]): Promise<number> {
         logger: metrics.adapterLogger(log, () => registries[index]),
         env: process.env,
         dryRun: config.dryRun,
+        ...(stateDir !== undefined && { stateDir }),
       }),
     );
   }
@@ -130,6 +133,19 @@ export async function run(argv: readonly string[]): Promise<number> {
   server?.close();
   log.info('stopped');
   return 0;
+}
+
+/** `--state-dir`, created (0700) if missing; a directory we cannot use is a configuration error. */
+function prepareStateDir(dir: string): string {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, constants.W_OK);
+  } catch (error) {
+    throw new ConfigError(
+      `invalid --state-dir ${quote(dir, 120)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; give a writable directory`,
+    );
+  }
+  return dir;
 }
 
 /** One dry-run line: `+ id name address:port` or `- id`. */

@@ -70,4 +70,6 @@ export interface RegistryUriContext {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** `--dry-run`: the adapter must not write, not even to keep liveness. */
   readonly dryRun?: boolean;
+  /** `--state-dir`: where an adapter may keep what lets a restarted bridge resume without rewriting. */
+  readonly stateDir?: string;
 }

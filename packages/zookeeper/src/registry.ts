@@ -6,6 +6,7 @@ import type { ACL, Client, Stat } from 'node-zookeeper-client';
 import { Subject, type Observable } from 'rxjs';
 import { codecFor, type LayoutCodec, type ZookeeperLayout, type ZookeeperPayload } from './layout.js';
 import { isCode, Session, toRegistryError } from './session.js';
+import { forgetSession, loadSession, saveSession } from './session-state.js';
 
 const BACKEND = 'zookeeper';
 const E = zookeeper.Exception;
@@ -41,6 +42,12 @@ export interface ZookeeperRegistryOptions {
    */
   readonly payload?: ZookeeperPayload;
   readonly logger?: Logger;
+  /**
+   * A file (mode 0600) that keeps this adapter's session id and password, so that a restarted process resumes
+   * the session within its timeout: no node is deleted or created again. Without it a restart opens a new
+   * session and re-creates every node. Needs `connectString`.
+   */
+  readonly stateFile?: string;
 }
 
 /** Where a node of ours was found and what it holds. */
@@ -126,6 +133,8 @@ class ZookeeperRegistry implements Registry {
    */
   private readonly written = new Map<string, { session: string; id: string; version: number }>();
   private session: Session;
+  /** The saved session id the current client tries to resume, until it is established. */
+  private resuming: string | undefined;
   private closed = false;
 
   constructor(private readonly options: ZookeeperRegistryOptions) {
@@ -167,10 +176,19 @@ class ZookeeperRegistry implements Registry {
       instance = client;
       owned = false;
     } else if (connectString) {
+      // Only the first session may resume a saved one: after a loss the saved one is gone too.
+      const saved =
+        first && this.options.stateFile ? loadSession(this.options.stateFile, connectString) : undefined;
+      this.resuming = saved?.sessionId;
       instance = zookeeper.createClient(connectString, {
         sessionTimeout: this.requestedTimeoutMs,
         spinDelay: 200,
         retries: 0,
+        // Options the client reads (its typings omit them): resume that session instead of opening one.
+        ...(saved && {
+          sessionId: Buffer.from(saved.sessionId, 'hex'),
+          sessionPassword: Buffer.from(saved.password, 'hex'),
+        }),
       });
       owned = true;
     } else {
@@ -194,7 +212,31 @@ class ZookeeperRegistry implements Registry {
       operationTimeoutMs: this.operationTimeoutMs,
       logger: this.logger,
       onLost: (reason) => this.onSessionLost(reason),
+      onEstablished: (sessionId, password) => this.onSessionEstablished(instance, sessionId, password),
     });
+  }
+
+  /** Remember the session (with `stateFile`), and say whether it is the one a previous process left. */
+  private onSessionEstablished(client: Client, sessionId: string, password: Buffer) {
+    const { stateFile, connectString } = this.options;
+    if (this.resuming !== undefined) {
+      if (sessionId === this.resuming) {
+        this.logger.info(
+          { sessionId },
+          'zookeeper session resumed from the state file: nodes kept as they are',
+        );
+      }
+      this.resuming = undefined;
+    }
+    if (!stateFile || !connectString || client !== this.session?.client) return;
+    try {
+      saveSession(stateFile, { connectString, sessionId, password: password.toString('hex') });
+    } catch (error) {
+      this.logger.warn(
+        { err: (error as Error).message, stateFile },
+        'cannot write the zookeeper state file; a restart will re-create every node',
+      );
+    }
   }
 
   private onSessionLost(reason: string) {
@@ -494,6 +536,8 @@ class ZookeeperRegistry implements Registry {
     // Without deregister the session is abandoned rather than closed, so the nodes outlive us by the
     // session timeout (the Registry contract: entries stay until their TTL runs out).
     await session.close(options.deregister === true);
+    // Closed for good: nothing is left to resume.
+    if (options.deregister === true && this.options.stateFile) forgetSession(this.options.stateFile);
     this.lost.complete();
   }
 }

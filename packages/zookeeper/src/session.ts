@@ -71,6 +71,8 @@ export interface SessionOptions {
   readonly logger: Logger;
   /** Called once when the session is gone for good (expired, silent too long, auth failed). */
   readonly onLost: (reason: string) => void;
+  /** Called when the server first gives this session its id (and password). */
+  readonly onEstablished?: (sessionId: string, password: Buffer) => void;
 }
 
 /**
@@ -89,7 +91,7 @@ export class Session {
   private lastHeartbeat = 0;
   private readonly watchdog: NodeJS.Timeout;
   private readonly waiters = new Set<() => void>();
-  private readonly client: Client;
+  readonly client: Client;
   private readonly listeners: [string, () => void][];
 
   constructor(private readonly options: SessionOptions) {
@@ -130,6 +132,7 @@ export class Session {
         { sessionId: id, requestedMs: this.options.requestedTimeoutMs, negotiatedMs: this.timeoutMs },
         'zookeeper session established',
       );
+      this.options.onEstablished?.(id, this.client.getSessionPassword());
     } else {
       this.options.logger.info({ sessionId: id }, 'zookeeper reconnected, session kept');
     }

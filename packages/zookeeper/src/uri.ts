@@ -1,6 +1,8 @@
 import type { Registry, RegistryUriContext } from '@registrar/core';
 import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri } from '@registrar/core';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ZOOKEEPER_PAYLOADS, type ZookeeperLayout, type ZookeeperPayload } from './layout.js';
 import { createZookeeperRegistry, normaliseBase, type ZookeeperRegistryOptions } from './registry.js';
 
@@ -191,5 +193,20 @@ export function zookeeperRegistryFromUri(uri: URL | string, ctx: RegistryUriCont
       'zookeeper world-readable=true has no effect without ZOOKEEPER_AUTH: nodes are open to all',
     );
   }
-  return createZookeeperRegistry({ ...options, nodeId: ctx.nodeId, ttl: ctx.ttl, logger: ctx.logger });
+  return createZookeeperRegistry({
+    ...options,
+    nodeId: ctx.nodeId,
+    ttl: ctx.ttl,
+    logger: ctx.logger,
+    ...(ctx.stateDir !== undefined && { stateFile: stateFileFor(ctx.stateDir, options, ctx.nodeId) }),
+  });
+}
+
+/** One state file per ensemble, base and node, so bridges or URIs sharing a `--state-dir` never collide. */
+function stateFileFor(dir: string, options: ZookeeperUriOptions, nodeId: string): string {
+  const key = createHash('sha256')
+    .update(`${options.connectString}\n${options.basePath}\n${nodeId}`)
+    .digest('hex')
+    .slice(0, 16);
+  return join(dir, `zookeeper-session-${key}.json`);
 }

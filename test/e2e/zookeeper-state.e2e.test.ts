@@ -1,0 +1,159 @@
+// --state-dir on ZooKeeper, end to end: a bridge restarted within the session timeout resumes its session, so
+// its ephemeral nodes are neither deleted nor created again (czxid, mzxid and ephemeralOwner unchanged).
+import { randomBytes } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import zookeeper from 'node-zookeeper-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
+import { runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
+import { removeLabelled } from '../harness/docker.js';
+import { until } from '../harness/net.js';
+import { removeDir, tempDir } from '../harness/process.js';
+import { startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
+
+let zk: ZookeeperServer;
+let client: zookeeper.Client;
+const bridges: BridgeProcess[] = [];
+const dirs: string[] = [];
+const runLabel = `${TEST_LABEL}.run=${randomBytes(4).toString('hex')}`;
+const [labelKey, labelValue] = runLabel.split('=') as [string, string];
+
+beforeAll(async () => {
+  zk = await startZookeeper();
+  client = zookeeper.createClient(zk.connectString);
+  await new Promise<void>((resolve) => {
+    client.once('connected', () => resolve());
+    client.connect();
+  });
+});
+
+afterEach(async () => {
+  await Promise.all(bridges.splice(0).map((b) => b.kill()));
+  await removeLabelled(runLabel);
+  for (const dir of dirs.splice(0)) removeDir(dir);
+});
+
+afterAll(async () => {
+  client?.close();
+  await zk?.close();
+});
+
+/** czxid/mzxid/ephemeralOwner of a node, or undefined when it does not exist. */
+const stamp = (path: string) =>
+  new Promise<string | undefined>((resolve, reject) =>
+    client.exists(path, (error, stat) => {
+      if (error) reject(new Error(String(error)));
+      else if (!stat) resolve(undefined);
+      else
+        resolve(
+          `${stat.czxid.toString('hex')}/${stat.mzxid.toString('hex')}/${stat.ephemeralOwner.toString('hex')}`,
+        );
+    }),
+  );
+
+function scenario(ttl: number, stateDir: string | undefined) {
+  const tag = randomBytes(3).toString('hex');
+  const node = `st-${tag}`;
+  const service = `state-${tag}`;
+  const uri = `zookeeper://${zk.connectString}/state-${tag}`;
+  const bridge = () => {
+    const b = spawnBridge([
+      '--ip',
+      '127.0.0.1',
+      '--node-id',
+      node,
+      '--ttl',
+      String(ttl),
+      '--log-level',
+      'debug',
+      ...(stateDir ? ['--state-dir', stateDir] : []),
+      uri,
+    ]);
+    bridges.push(b);
+    return b;
+  };
+  /** The first pass that saw the container after Docker's inventory: what the bridge wrote (or not) then. */
+  const adopted = async (b: BridgeProcess) => {
+    await b.waitForLog('inventory', (l) => l.msg === 'docker inventory complete');
+    return b.waitForLog(
+      'a pass over the container',
+      (l) => l.msg === 'reconcile pass' && Number(l.desired) >= 1,
+    );
+  };
+  return {
+    bridge,
+    adopted,
+    async container() {
+      const name = uniqueName('st');
+      await runContainer({
+        name,
+        publish: ['80/tcp'],
+        env: { SERVICE_NAME: service },
+        labels: { [labelKey]: labelValue },
+      });
+      return `/state-${tag}/${service}/${node}:${name}:80`;
+    },
+  };
+}
+
+describe('registrar --state-dir → ZooKeeper', () => {
+  it('a bridge restarted within the session timeout resumes the session: no node deleted or re-created', async () => {
+    const dir = tempDir('state');
+    dirs.push(dir);
+    const s = scenario(10, dir);
+    const first = s.bridge();
+    const path = await s.container();
+    await until('the node', async () => (await stamp(path)) !== undefined);
+    await s.adopted(first);
+    const before = await stamp(path);
+    const [file, ...others] = readdirSync(dir);
+    expect(others).toEqual([]);
+    expect(statSync(join(dir, file!)).mode & 0o777).toBe(0o600);
+
+    // A graceful restart (SIGTERM: the session is left to time out, not closed), then a crash (SIGKILL).
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      await bridges.at(-1)!.kill(signal);
+      const next = s.bridge();
+      await next.waitForLog('resumed', (l) =>
+        l.msg.startsWith('zookeeper session resumed from the state file'),
+      );
+      expect((await s.adopted(next)).drift).toBe(0);
+      expect(await stamp(path)).toBe(before);
+      expect(next.logs.some((l) => l.msg.startsWith('zookeeper session lost'))).toBe(false);
+    }
+  });
+
+  it('without --state-dir a restarted bridge opens a new session and creates the node again', async () => {
+    const s = scenario(10, undefined);
+    const first = s.bridge();
+    const path = await s.container();
+    await until('the node', async () => (await stamp(path)) !== undefined);
+    const before = await stamp(path);
+    await first.kill('SIGKILL');
+    const next = s.bridge();
+    expect((await s.adopted(next)).drift).toBe(1);
+    await until('the node of the new session', async () => {
+      const now = await stamp(path);
+      return now !== undefined && now !== before;
+    });
+  });
+
+  it('a saved session that expired meanwhile: a new session, the node created again', async () => {
+    const dir = tempDir('state');
+    dirs.push(dir);
+    const s = scenario(2, dir);
+    const first = s.bridge();
+    const path = await s.container();
+    await until('the node', async () => (await stamp(path)) !== undefined);
+    await first.kill('SIGKILL');
+    await until(
+      'the node gone with the expired session',
+      async () => (await stamp(path)) === undefined,
+      15_000,
+    );
+    const next = s.bridge();
+    await until('the node back', async () => (await stamp(path)) !== undefined);
+    expect(next.logs.some((l) => l.msg.startsWith('zookeeper session resumed'))).toBe(false);
+  });
+});
