@@ -102,7 +102,7 @@ export function buildProgram(): Command {
     .addOption(
       opt(
         '--state-dir <dir>',
-        'keep the ZooKeeper session here (mode 0600) so a restart within the session timeout resumes it',
+        'keep the ZooKeeper session and etcd lease here (mode 0600) so a restart within the TTL resumes them',
       ),
     )
     .addOption(opt('--dry-run', 'print the registry changes instead of writing them'))

@@ -2,6 +2,8 @@ import type { LivenessLoss, Logger } from '@registrar/core';
 import { RegistryRejectedError } from '@registrar/core';
 import type { Etcd3, ILeaseKeepAliveResponse } from 'etcd3';
 import { castGrpcError, EtcdLeaseInvalidError } from 'etcd3';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Subject } from 'rxjs';
 import { backend, bounded, toRegistryError } from './errors.js';
 
@@ -23,6 +25,11 @@ export interface LeaseKeeperOptions {
   /** Milliseconds any one call may take. */
   readonly timeoutMs: number;
   readonly logger: Logger;
+  /**
+   * Where the lease id is kept between runs: a restarted process keeps that lease alive instead of granting
+   * one, so the keys attached to it need no write. Read once, at the first grant.
+   */
+  readonly stateFile?: string;
 }
 
 /**
@@ -37,7 +44,12 @@ export class LeaseKeeper {
   private granting: Promise<HeldLease> | undefined;
   private closed = false;
 
-  constructor(private readonly options: LeaseKeeperOptions) {}
+  /** Lease id an earlier run saved, tried once at the first grant. */
+  private saved: string | undefined;
+
+  constructor(private readonly options: LeaseKeeperOptions) {
+    if (options.stateFile) this.saved = loadState(options.stateFile);
+  }
 
   /** The lease keys are put with right now, if any. */
   get id(): string | undefined {
@@ -77,10 +89,43 @@ export class LeaseKeeper {
     this.held = undefined;
     if (lease) this.stop(lease);
     this.lost$.complete();
-    if (revoke && lease) await this.revoke(lease.id);
+    if (revoke && lease) {
+      await this.revoke(lease.id);
+      if (this.options.stateFile) rmSync(this.options.stateFile, { force: true });
+    }
+  }
+
+  /** Whether a lease id from an earlier run waits to be resumed at the first `acquire`. */
+  get resumable(): boolean {
+    return this.saved !== undefined;
+  }
+
+  /** The lease an earlier run left, if etcd still holds it with our TTL; it is then ours. */
+  private async resume(id: string): Promise<HeldLease | undefined> {
+    try {
+      const response = await this.keepaliveOnce(id);
+      // TTL 0: expired or revoked. Another TTL: --ttl changed since; keys get the new one instead.
+      if (Number(response.TTL) !== this.options.ttl) return undefined;
+      return { id, ttlMs: Number(response.TTL) * 1000 };
+    } catch (error) {
+      if (error instanceof EtcdLeaseInvalidError) return undefined;
+      throw toRegistryError(error, 'lease keepalive (resume)');
+    }
   }
 
   private async grant(): Promise<HeldLease> {
+    const saved = this.saved;
+    if (saved !== undefined) {
+      const resumed = await this.resume(saved);
+      this.saved = undefined;
+      if (resumed && !this.closed) {
+        this.options.logger.info(
+          { lease: saved },
+          'etcd lease resumed from the state file: keys kept as they are',
+        );
+        return this.hold(resumed);
+      }
+    }
     const { client, ttl, timeoutMs } = this.options;
     let response;
     try {
@@ -98,8 +143,22 @@ export class LeaseKeeper {
       await this.revoke(lease.id).catch(() => undefined);
       throw new RegistryRejectedError('etcd adapter is closed', backend);
     }
-    this.held = lease;
     this.options.logger.debug({ lease: lease.id, ttl: response.TTL }, 'etcd lease granted');
+    if (this.options.stateFile) {
+      try {
+        saveState(this.options.stateFile, { lease: lease.id });
+      } catch (error) {
+        this.options.logger.warn(
+          { err: (error as Error).message, stateFile: this.options.stateFile },
+          'cannot write the etcd state file; a restart will put every key again',
+        );
+      }
+    }
+    return this.hold(lease);
+  }
+
+  private hold(lease: HeldLease): HeldLease {
+    this.held = lease;
     this.armDeadline(lease);
     this.scheduleKeepalive(lease);
     return lease;
@@ -171,4 +230,22 @@ export class LeaseKeeper {
     };
     return bounded(exchange(), limit + 200, 'lease keepalive');
   }
+}
+
+/** The lease id saved in `file`, if it holds a valid one. */
+function loadState(file: string): string | undefined {
+  try {
+    const { lease } = JSON.parse(readFileSync(file, 'utf8')) as { lease?: unknown };
+    return typeof lease === 'string' && /^\d+$/.test(lease) ? lease : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Atomically, mode 0600 (a lease id lets anyone keep our keys alive or revoke them). */
+function saveState(file: string, state: { lease: string }): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(state)}\n`, { mode: 0o600 });
+  renameSync(tmp, file);
 }

@@ -44,6 +44,11 @@ export interface EtcdCommonOptions {
    */
   readonly requestTimeout?: number;
   readonly logger?: Logger;
+  /**
+   * A file (mode 0600) keeping this adapter's lease id, so that a restarted process keeps that lease alive
+   * instead of granting a new one: the keys on it need no write. Without it a restart puts every key again.
+   */
+  readonly stateFile?: string;
 }
 
 export type EtcdRegistryOptions = EtcdCommonOptions & (EtcdConnectionOptions | EtcdClientOptions);
@@ -129,7 +134,14 @@ export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
     domain: options.skydnsDomain ?? 'skydns.local',
     ttl,
   });
-  const lease = new LeaseKeeper({ client, ttl, keepaliveMs: interval * 1000, timeoutMs, logger });
+  const lease = new LeaseKeeper({
+    client,
+    ttl,
+    keepaliveMs: interval * 1000,
+    timeoutMs,
+    logger,
+    ...(options.stateFile !== undefined && { stateFile: options.stateFile }),
+  });
   const hosts = options.client ? ['(client)'] : options.hosts.map((host) => host.replace(/^https?:\/\//, ''));
   return new EtcdRegistry(client, ownsClient, codec, lease, options.nodeId, {
     target: `${!options.client && options.tls ? 'etcds' : 'etcd'}://${hosts.join(',')}${codec.root || '/'}`,
@@ -245,6 +257,8 @@ class EtcdRegistry implements Registry {
 
   async list(): Promise<RegistryEntry[]> {
     this.assertOpen();
+    // A lease an earlier run left is taken over first, so the keys on it match and need no write.
+    if (this.lease.resumable) await this.lease.acquire();
     const stored = await this.scan();
     const byId = new Map<string, StoredEntry[]>();
     for (const entry of stored) byId.set(entry.id, [...(byId.get(entry.id) ?? []), entry]);

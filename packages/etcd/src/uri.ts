@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { Registry, RegistryUriContext } from '@registrar/core';
 import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri } from '@registrar/core';
@@ -174,5 +176,15 @@ export function etcdRegistryFromUri(uri: string | URL, ctx: RegistryUriContext):
     ...(parsed.domain !== undefined && { skydnsDomain: parsed.domain }),
     ...(parsed.requestTimeout !== undefined && { requestTimeout: parsed.requestTimeout }),
     logger: ctx.logger,
+    ...(ctx.stateDir !== undefined && { stateFile: stateFileFor(ctx.stateDir, parsed, ctx.nodeId) }),
   });
+}
+
+/** One state file per cluster, root and node, so bridges or URIs sharing a `--state-dir` never collide. */
+function stateFileFor(dir: string, parsed: ReturnType<typeof parseEtcdUri>, nodeId: string): string {
+  const key = createHash('sha256')
+    .update(`${parsed.hosts.join(',')}\n${parsed.prefix ?? ''}\n${parsed.layout ?? ''}\n${nodeId}`)
+    .digest('hex')
+    .slice(0, 16);
+  return join(dir, `etcd-lease-${key}.json`);
 }

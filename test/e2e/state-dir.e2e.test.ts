@@ -1,8 +1,10 @@
-// --state-dir on ZooKeeper, end to end: a bridge restarted within the session timeout resumes its session, so
-// its ephemeral nodes are neither deleted nor created again (czxid, mzxid and ephemeralOwner unchanged).
+// --state-dir, end to end: a bridge restarted within the TTL resumes its ZooKeeper session or etcd lease, so
+// its entries are neither deleted nor written again (ZooKeeper: czxid, mzxid and ephemeralOwner unchanged;
+// etcd: create and mod revision and lease unchanged).
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
 import zookeeper from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
@@ -10,17 +12,21 @@ import { runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { removeLabelled } from '../harness/docker.js';
 import { until } from '../harness/net.js';
 import { removeDir, tempDir } from '../harness/process.js';
+import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
 
 let zk: ZookeeperServer;
 let client: zookeeper.Client;
+let etcd: EtcdServer;
+let etcdClient: Etcd3;
 const bridges: BridgeProcess[] = [];
 const dirs: string[] = [];
 const runLabel = `${TEST_LABEL}.run=${randomBytes(4).toString('hex')}`;
 const [labelKey, labelValue] = runLabel.split('=') as [string, string];
 
 beforeAll(async () => {
-  zk = await startZookeeper();
+  [zk, etcd] = await Promise.all([startZookeeper(), startEtcd()]);
+  etcdClient = new Etcd3({ hosts: etcd.endpoint });
   client = zookeeper.createClient(zk.connectString);
   await new Promise<void>((resolve) => {
     client.once('connected', () => resolve());
@@ -36,11 +42,12 @@ afterEach(async () => {
 
 afterAll(async () => {
   client?.close();
-  await zk?.close();
+  etcdClient?.close();
+  await Promise.all([zk?.close(), etcd?.close()]);
 });
 
 /** czxid/mzxid/ephemeralOwner of a node, or undefined when it does not exist. */
-const stamp = (path: string) =>
+const zkStamp = (path: string) =>
   new Promise<string | undefined>((resolve, reject) =>
     client.exists(path, (error, stat) => {
       if (error) reject(new Error(String(error)));
@@ -52,11 +59,31 @@ const stamp = (path: string) =>
     }),
   );
 
-function scenario(ttl: number, stateDir: string | undefined) {
+/** create/mod revision and lease of a key, or undefined when it does not exist. */
+async function etcdStamp(key: string): Promise<string | undefined> {
+  const kv = (await etcdClient.get(key).exec()).kvs[0];
+  return kv && `${kv.create_revision}/${kv.mod_revision}/${kv.lease}`;
+}
+
+type Backend = 'zookeeper' | 'etcd';
+const stamps: Record<Backend, (path: string) => Promise<string | undefined>> = {
+  zookeeper: zkStamp,
+  etcd: etcdStamp,
+};
+const resumedLog: Record<Backend, string> = {
+  zookeeper: 'zookeeper session resumed from the state file',
+  etcd: 'etcd lease resumed from the state file',
+};
+const lostLog: Record<Backend, string> = { zookeeper: 'zookeeper session lost', etcd: 'etcd lease lost' };
+
+function scenario(backend: Backend, ttl: number, stateDir: string | undefined) {
   const tag = randomBytes(3).toString('hex');
   const node = `st-${tag}`;
   const service = `state-${tag}`;
-  const uri = `zookeeper://${zk.connectString}/state-${tag}`;
+  const uri =
+    backend === 'zookeeper'
+      ? `zookeeper://${zk.connectString}/state-${tag}`
+      : `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}/state-${tag}`;
   const bridge = () => {
     const b = spawnBridge([
       '--ip',
@@ -97,11 +124,13 @@ function scenario(ttl: number, stateDir: string | undefined) {
   };
 }
 
-describe('registrar --state-dir → ZooKeeper', () => {
-  it('a bridge restarted within the session timeout resumes the session: no node deleted or re-created', async () => {
+describe.each(['zookeeper', 'etcd'] as const)('registrar --state-dir → %s', (backend) => {
+  const stamp = (path: string) => stamps[backend](path);
+
+  it('a bridge restarted within the TTL resumes its session or lease: no entry deleted or written again', async () => {
     const dir = tempDir('state');
     dirs.push(dir);
-    const s = scenario(10, dir);
+    const s = scenario(backend, 10, dir);
     const first = s.bridge();
     const path = await s.container();
     await until('the node', async () => (await stamp(path)) !== undefined);
@@ -115,17 +144,15 @@ describe('registrar --state-dir → ZooKeeper', () => {
     for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
       await bridges.at(-1)!.kill(signal);
       const next = s.bridge();
-      await next.waitForLog('resumed', (l) =>
-        l.msg.startsWith('zookeeper session resumed from the state file'),
-      );
+      await next.waitForLog('resumed', (l) => l.msg.startsWith(resumedLog[backend]));
       expect((await s.adopted(next)).drift).toBe(0);
       expect(await stamp(path)).toBe(before);
-      expect(next.logs.some((l) => l.msg.startsWith('zookeeper session lost'))).toBe(false);
+      expect(next.logs.some((l) => l.msg.startsWith(lostLog[backend]))).toBe(false);
     }
   });
 
-  it('without --state-dir a restarted bridge opens a new session and creates the node again', async () => {
-    const s = scenario(10, undefined);
+  it('without --state-dir a restarted bridge writes the entry again (new session or lease)', async () => {
+    const s = scenario(backend, 10, undefined);
     const first = s.bridge();
     const path = await s.container();
     await until('the node', async () => (await stamp(path)) !== undefined);
@@ -139,10 +166,10 @@ describe('registrar --state-dir → ZooKeeper', () => {
     });
   });
 
-  it('a saved session that expired meanwhile: a new session, the node created again', async () => {
+  it('a saved session or lease that expired meanwhile: a new one, the entry written again', async () => {
     const dir = tempDir('state');
     dirs.push(dir);
-    const s = scenario(2, dir);
+    const s = scenario(backend, 2, dir);
     const first = s.bridge();
     const path = await s.container();
     await until('the node', async () => (await stamp(path)) !== undefined);
@@ -154,6 +181,6 @@ describe('registrar --state-dir → ZooKeeper', () => {
     );
     const next = s.bridge();
     await until('the node back', async () => (await stamp(path)) !== undefined);
-    expect(next.logs.some((l) => l.msg.startsWith('zookeeper session resumed'))).toBe(false);
+    expect(next.logs.some((l) => l.msg.startsWith(resumedLog[backend]))).toBe(false);
   });
 });
