@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import zookeeper from 'node-zookeeper-client';
+import type zookeeper from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
@@ -13,7 +13,7 @@ import { removeLabelled } from '../harness/docker.js';
 import { until } from '../harness/net.js';
 import { removeDir, tempDir } from '../harness/process.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
+import { connectedClient, startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
 
 let zk: ZookeeperServer;
 let client: zookeeper.Client;
@@ -27,11 +27,7 @@ const [labelKey, labelValue] = runLabel.split('=') as [string, string];
 beforeAll(async () => {
   [zk, etcd] = await Promise.all([startZookeeper(), startEtcd()]);
   etcdClient = new Etcd3({ hosts: etcd.endpoint });
-  client = zookeeper.createClient(zk.connectString);
-  await new Promise<void>((resolve) => {
-    client.once('connected', () => resolve());
-    client.connect();
-  });
+  client = await connectedClient(zk.connectString);
 });
 
 afterEach(async () => {
@@ -145,7 +141,11 @@ describe.each(['zookeeper', 'etcd'] as const)('registrar --state-dir → %s', (b
       await bridges.at(-1)!.kill(signal);
       const next = s.bridge();
       await next.waitForLog('resumed', (l) => l.msg.startsWith(resumedLog[backend]));
-      expect((await s.adopted(next)).drift).toBe(0);
+      await s.adopted(next);
+      // Passes run one after another: once a container started now is registered, whatever the adoption
+      // pass was going to write is written. (Its drift counts other tests' containers too: judge by our entry.)
+      const later = await s.container();
+      await until('a later container registered', async () => (await stamp(later)) !== undefined);
       expect(await stamp(path)).toBe(before);
       expect(next.logs.some((l) => l.msg.startsWith(lostLog[backend]))).toBe(false);
     }
@@ -159,7 +159,7 @@ describe.each(['zookeeper', 'etcd'] as const)('registrar --state-dir → %s', (b
     const before = await stamp(path);
     await first.kill('SIGKILL');
     const next = s.bridge();
-    expect((await s.adopted(next)).drift).toBe(1);
+    await s.adopted(next);
     await until('the node of the new session', async () => {
       const now = await stamp(path);
       return now !== undefined && now !== before;

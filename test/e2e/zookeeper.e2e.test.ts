@@ -6,7 +6,7 @@ import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { hostPort, runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { removeLabelled } from '../harness/docker.js';
 import { until } from '../harness/net.js';
-import { startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
+import { connectedClient, startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
 
 let zk: ZookeeperServer;
 let client: zookeeper.Client;
@@ -17,11 +17,7 @@ const labels = { [labelKey]: labelValue };
 
 beforeAll(async () => {
   zk = await startZookeeper();
-  client = zookeeper.createClient(zk.connectString);
-  await new Promise<void>((resolve) => {
-    client.once('connected', () => resolve());
-    client.connect();
-  });
+  client = await connectedClient(zk.connectString);
 });
 
 afterEach(async () => {

@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import zookeeper from 'node-zookeeper-client';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort, GiveUp, until } from './net.js';
@@ -107,4 +108,14 @@ export async function startZookeeper(options: { tickTime?: number } = {}): Promi
     },
   };
   return server;
+}
+
+/** A plain node-zookeeper-client connected to `connectString`, for a test to look at what the bridge wrote. */
+export async function connectedClient(connectString: string): Promise<zookeeper.Client> {
+  const client = zookeeper.createClient(connectString);
+  await new Promise<void>((resolve) => {
+    client.once('connected', () => resolve());
+    client.connect();
+  });
+  return client;
 }

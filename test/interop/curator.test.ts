@@ -4,14 +4,14 @@
 // (payload type `org.springframework.cloud.zookeeper.discovery.ZookeeperInstance`, compiled here).
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
-import zookeeper from 'node-zookeeper-client';
+import type zookeeper from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { hostPort, runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { docker, removeLabelled } from '../harness/docker.js';
 import { until } from '../harness/net.js';
 import { removeDir, tempDir } from '../harness/process.js';
-import { startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
+import { connectedClient, startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
 import {
   checkCuratorTools,
   compileProbe,
@@ -53,12 +53,7 @@ beforeAll(async () => {
       (p) => (probes.spring = p),
     ),
   ]);
-  raw = zookeeper.createClient(zk.connectString);
-  const client = raw;
-  await new Promise<void>((resolve) => {
-    client.once('connected', () => resolve());
-    client.connect();
-  });
+  raw = await connectedClient(zk.connectString);
 });
 
 afterEach(async () => {
