@@ -186,7 +186,7 @@ describe('the library packages, packed and installed with npm outside the worksp
     expect(copies('dockerode')).toEqual([]);
   });
 
-  it('a strict TypeScript program compiles against them, every type from the project', async () => {
+  it('a strict TypeScript program compiles against them (every type from the project) and runs against real servers', async () => {
     copyFileSync(join(root, 'test', 'packaging', 'consumer.ts'), join(project, 'consumer.ts'));
     writeFileSync(
       join(project, 'tsconfig.json'),
@@ -220,11 +220,8 @@ describe('the library packages, packed and installed with npm outside the worksp
     }
     expect(read).toContain(join(project, 'node_modules', '@types', 'dockerode', 'index.d.ts'));
     expect(existsSync(join(project, 'out', 'consumer.js'))).toBe(true);
-  }, 200_000);
 
-  it('the compiled program registers, lists and deregisters in etcd, ZooKeeper and Consul, and bridges into etcd', async () => {
-    expect(existsSync(join(project, 'out', 'consumer.js')), 'compiled by the test before').toBe(true);
-    const started = Date.now();
+    // The compiled program: register, list, deregister in etcd, ZooKeeper and Consul, and a bridge into etcd.
     const program = await run(process.execPath, ['out/consumer.js'], {
       cwd: project,
       timeoutMs: 120_000,
@@ -239,8 +236,7 @@ describe('the library packages, packed and installed with npm outside the worksp
       expect.stringMatching(/^ok consul register list deregister close \(http:\/\/127\.0\.0\.1:\d+\)$/),
       'ok bridge registered pack-bridge:web:80 in etcd',
     ]);
-    // Exiting on its own means close() and bridge.stop() released every socket and timer.
-    expect(Date.now() - started).toBeLessThan(120_000);
+    // It exited on its own (within run()'s bound): close() and bridge.stop() released every socket and timer.
 
     // Read back from etcd itself: the bridge stopped without deregistering, so the key lives until its lease ends.
     const client = new Etcd3({ hosts: etcd!.endpoint });
@@ -257,5 +253,5 @@ describe('the library packages, packed and installed with npm outside the worksp
     } finally {
       client.close();
     }
-  }, 150_000);
+  }, 350_000);
 });
