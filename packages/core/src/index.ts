@@ -26,6 +26,7 @@ export {
 export type { HostPort, RegistryUri } from './uri.js';
 export { MAX_URI_LENGTH, formatHostPort, parseRegistryUri, showUri } from './uri.js';
 export { oneLine, quote } from './text.js';
+export { readStateFile, removeStateFile, stateFilePath, writeStateFile } from './state-file.js';
 export type { BackoffOptions } from './backoff.js';
 export { backoffDelay, defaultBackoff } from './backoff.js';
 export type { ReconcilePlan } from './diff.js';

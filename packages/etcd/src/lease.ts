@@ -1,9 +1,7 @@
 import type { LivenessLoss, Logger } from '@registrar/core';
-import { RegistryRejectedError } from '@registrar/core';
+import { readStateFile, RegistryRejectedError, removeStateFile, writeStateFile } from '@registrar/core';
 import type { Etcd3, ILeaseKeepAliveResponse } from 'etcd3';
 import { castGrpcError, EtcdLeaseInvalidError } from 'etcd3';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { Subject } from 'rxjs';
 import { backend, bounded, toRegistryError } from './errors.js';
 
@@ -91,7 +89,7 @@ export class LeaseKeeper {
     this.lost$.complete();
     if (revoke && lease) {
       await this.revoke(lease.id);
-      if (this.options.stateFile) rmSync(this.options.stateFile, { force: true });
+      if (this.options.stateFile) removeStateFile(this.options.stateFile);
     }
   }
 
@@ -146,7 +144,7 @@ export class LeaseKeeper {
     this.options.logger.debug({ lease: lease.id, ttl: response.TTL }, 'etcd lease granted');
     if (this.options.stateFile) {
       try {
-        saveState(this.options.stateFile, { lease: lease.id });
+        writeStateFile(this.options.stateFile, { lease: lease.id });
       } catch (error) {
         this.options.logger.warn(
           { err: (error as Error).message, stateFile: this.options.stateFile },
@@ -234,18 +232,6 @@ export class LeaseKeeper {
 
 /** The lease id saved in `file`, if it holds a valid one. */
 function loadState(file: string): string | undefined {
-  try {
-    const { lease } = JSON.parse(readFileSync(file, 'utf8')) as { lease?: unknown };
-    return typeof lease === 'string' && /^\d+$/.test(lease) ? lease : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Atomically, mode 0600 (a lease id lets anyone keep our keys alive or revoke them). */
-function saveState(file: string, state: { lease: string }): void {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(state)}\n`, { mode: 0o600 });
-  renameSync(tmp, file);
+  const lease = (readStateFile(file) as { lease?: unknown } | undefined)?.lease;
+  return typeof lease === 'string' && /^\d+$/.test(lease) ? lease : undefined;
 }

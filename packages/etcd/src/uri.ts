@@ -1,8 +1,6 @@
-import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { Registry, RegistryUriContext } from '@registrar/core';
-import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri } from '@registrar/core';
+import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri, stateFilePath } from '@registrar/core';
 import type { EtcdLayout } from './layout.js';
 import { layouts } from './layout.js';
 import type { EtcdConnectionOptions } from './registry.js';
@@ -176,15 +174,15 @@ export function etcdRegistryFromUri(uri: string | URL, ctx: RegistryUriContext):
     ...(parsed.domain !== undefined && { skydnsDomain: parsed.domain }),
     ...(parsed.requestTimeout !== undefined && { requestTimeout: parsed.requestTimeout }),
     logger: ctx.logger,
-    ...(ctx.stateDir !== undefined && { stateFile: stateFileFor(ctx.stateDir, parsed, ctx.nodeId) }),
+    ...(ctx.stateDir !== undefined && {
+      stateFile: stateFilePath(
+        ctx.stateDir,
+        'etcd-lease',
+        parsed.hosts.join(','),
+        parsed.prefix ?? '',
+        parsed.layout ?? '',
+        ctx.nodeId,
+      ),
+    }),
   });
-}
-
-/** One state file per cluster, root and node, so bridges or URIs sharing a `--state-dir` never collide. */
-function stateFileFor(dir: string, parsed: ReturnType<typeof parseEtcdUri>, nodeId: string): string {
-  const key = createHash('sha256')
-    .update(`${parsed.hosts.join(',')}\n${parsed.prefix ?? ''}\n${parsed.layout ?? ''}\n${nodeId}`)
-    .digest('hex')
-    .slice(0, 16);
-  return join(dir, `etcd-lease-${key}.json`);
 }

@@ -1,12 +1,19 @@
 import type { LivenessLoss, Logger, Registry, RegistryEntry, Service } from '@registrar/core';
-import { ConfigError, RegistryError, RegistryRejectedError, silentLogger } from '@registrar/core';
+import {
+  ConfigError,
+  RegistryError,
+  RegistryRejectedError,
+  removeStateFile,
+  silentLogger,
+  writeStateFile,
+} from '@registrar/core';
 import { createHash } from 'node:crypto';
 import zookeeper from 'node-zookeeper-client';
 import type { ACL, Client, Stat } from 'node-zookeeper-client';
 import { Subject, type Observable } from 'rxjs';
 import { codecFor, type LayoutCodec, type ZookeeperLayout, type ZookeeperPayload } from './layout.js';
 import { isCode, Session, toRegistryError } from './session.js';
-import { forgetSession, loadSession, saveSession } from './session-state.js';
+import { loadSession } from './session-state.js';
 
 const BACKEND = 'zookeeper';
 const E = zookeeper.Exception;
@@ -230,7 +237,7 @@ class ZookeeperRegistry implements Registry {
     }
     if (!stateFile || !connectString || client !== this.session?.client) return;
     try {
-      saveSession(stateFile, { connectString, sessionId, password: password.toString('hex') });
+      writeStateFile(stateFile, { connectString, sessionId, password: password.toString('hex') });
     } catch (error) {
       this.logger.warn(
         { err: (error as Error).message, stateFile },
@@ -537,7 +544,7 @@ class ZookeeperRegistry implements Registry {
     // session timeout (the Registry contract: entries stay until their TTL runs out).
     await session.close(options.deregister === true);
     // Closed for good: nothing is left to resume.
-    if (options.deregister === true && this.options.stateFile) forgetSession(this.options.stateFile);
+    if (options.deregister === true && this.options.stateFile) removeStateFile(this.options.stateFile);
     this.lost.complete();
   }
 }

@@ -1,5 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readStateFile } from '@registrar/core';
 
 /** What a restarted bridge needs to resume its ZooKeeper session: the id and the password the server gave. */
 export interface SavedSession {
@@ -16,12 +15,7 @@ export interface SavedSession {
  * it).
  */
 export function loadSession(file: string, connectString: string): SavedSession | undefined {
-  let saved: Partial<SavedSession>;
-  try {
-    saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<SavedSession>;
-  } catch {
-    return undefined;
-  }
+  const saved = (readStateFile(file) ?? {}) as Partial<SavedSession>;
   const { sessionId, password } = saved;
   if (
     saved.connectString !== connectString ||
@@ -33,16 +27,4 @@ export function loadSession(file: string, connectString: string): SavedSession |
     return undefined;
   }
   return { connectString, sessionId, password };
-}
-
-/** Write atomically with mode 0600 (the directory is created 0700 if missing). */
-export function saveSession(file: string, session: SavedSession): void {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(session)}\n`, { mode: 0o600 });
-  renameSync(tmp, file);
-}
-
-export function forgetSession(file: string): void {
-  rmSync(file, { force: true });
 }

@@ -1,8 +1,6 @@
 import type { Registry, RegistryUriContext } from '@registrar/core';
-import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri } from '@registrar/core';
-import { createHash } from 'node:crypto';
+import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri, stateFilePath } from '@registrar/core';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ZOOKEEPER_PAYLOADS, type ZookeeperLayout, type ZookeeperPayload } from './layout.js';
 import { createZookeeperRegistry, normaliseBase, type ZookeeperRegistryOptions } from './registry.js';
 
@@ -198,15 +196,14 @@ export function zookeeperRegistryFromUri(uri: URL | string, ctx: RegistryUriCont
     nodeId: ctx.nodeId,
     ttl: ctx.ttl,
     logger: ctx.logger,
-    ...(ctx.stateDir !== undefined && { stateFile: stateFileFor(ctx.stateDir, options, ctx.nodeId) }),
+    ...(ctx.stateDir !== undefined && {
+      stateFile: stateFilePath(
+        ctx.stateDir,
+        'zookeeper-session',
+        options.connectString,
+        options.basePath,
+        ctx.nodeId,
+      ),
+    }),
   });
-}
-
-/** One state file per ensemble, base and node, so bridges or URIs sharing a `--state-dir` never collide. */
-function stateFileFor(dir: string, options: ZookeeperUriOptions, nodeId: string): string {
-  const key = createHash('sha256')
-    .update(`${options.connectString}\n${options.basePath}\n${nodeId}`)
-    .digest('hex')
-    .slice(0, 16);
-  return join(dir, `zookeeper-session-${key}.json`);
 }
