@@ -16,9 +16,10 @@ import { startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const LIBRARIES = ['core', 'etcd', 'zookeeper', 'consul', 'consul-double'] as const;
-const rootManifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
-  devDependencies: Record<string, string>;
-};
+/** The version of a tool the workspace has installed (its manifest names only `catalog:`). */
+const installedVersion = (name: string): string =>
+  (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string })
+    .version;
 
 interface Result {
   readonly code: number | null;
@@ -114,8 +115,8 @@ beforeAll(async () => {
         private: true,
         type: 'module',
         devDependencies: {
-          '@types/node': rootManifest.devDependencies['@types/node'],
-          typescript: rootManifest.devDependencies.typescript,
+          '@types/node': installedVersion('@types/node'),
+          typescript: installedVersion('typescript'),
         },
       },
       null,
