@@ -35,25 +35,28 @@ export interface CliConfig {
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty'];
+const DEREGISTER_MODES: readonly DeregisterMode[] = ['always', 'on-success'];
 
 const envName = (long: string) => `REGISTRAR_${long.replace(/-/g, '_').toUpperCase()}`;
 
 /**
- * `--name <v>` ↔ `REGISTRAR_NAME`: every option is also read from the environment. Boolean flags are read
- * from it by `envFlag` instead, because commander treats any value, even `false`, as set.
+ * `--name <v>` ↔ `REGISTRAR_NAME`: every option is also read from the environment, and `--help` names the
+ * variable. Commander sets a boolean flag whenever its variable exists, even as `false`, so `parseCli` reads
+ * the value of a flag that came from the environment itself (`envFlag`).
  */
 const opt = (flags: string, description: string) => {
   const long = /--([a-z-]+)/.exec(flags)?.[1] ?? '';
-  const option = new Option(flags, description);
-  return flags.includes('<') ? option.env(envName(long)) : option;
+  return new Option(flags, description).env(envName(long));
 };
 
-function envFlag(long: string, env: NodeJS.ProcessEnv): boolean | undefined {
-  const value = env[envName(long)]?.trim().toLowerCase();
-  if (value === undefined || value === '') return undefined;
+function envFlag(long: string, env: NodeJS.ProcessEnv): boolean {
+  const name = envName(long);
+  const value = env[name]?.trim().toLowerCase() ?? '';
   if (['1', 'true', 'yes', 'on'].includes(value)) return true;
-  if (['0', 'false', 'no', 'off'].includes(value)) return false;
-  return fail(`invalid ${envName(long)} ${quote(value, 40)}: expected true or false`);
+  // Set but empty is "not set", as for the options that take a value.
+  if (['', '0', 'false', 'no', 'off'].includes(value)) return false;
+  return fail(`invalid ${name} ${quote(value, 40)}: expected true or false`);
 }
 
 export function buildProgram(): Command {
@@ -68,20 +71,20 @@ export function buildProgram(): Command {
     .addOption(opt('--internal', "advertise the container's own IP and exposed port"))
     .addOption(opt('--network <name>', "which container network's IP to use"))
     .addOption(opt('--tags <list>', 'comma-separated tags added to every service'))
-    .addOption(opt('--ttl <seconds>', 'liveness TTL of every registration').default('15'))
+    .addOption(opt('--ttl <seconds>', 'liveness TTL of every registration').default(15))
     .addOption(opt('--ttl-refresh <seconds>', 'heartbeat interval (default: ttl/3)'))
-    .addOption(opt('--resync <seconds>', 'periodic full reconcile; 0 disables').default('300'))
+    .addOption(opt('--resync <seconds>', 'periodic full reconcile; 0 disables').default(300))
     .addOption(
       opt('--stall-check <seconds>', 'check that the Docker event stream still delivers; 0 disables').default(
-        '15',
+        15,
       ),
     )
     .addOption(opt('--cleanup', "remove this node's registrations whose container is gone"))
     .addOption(opt('--explicit', 'only register containers that name a service (SERVICE_NAME)'))
     .addOption(
-      opt('--deregister <mode>', 'always | on-success (keep services of failed containers)').default(
-        'always',
-      ),
+      opt('--deregister <mode>', 'on-success keeps the services of containers that failed')
+        .choices(DEREGISTER_MODES)
+        .default('always'),
     )
     .addOption(
       opt(
@@ -107,8 +110,8 @@ export function buildProgram(): Command {
     )
     .addOption(opt('--dry-run', 'print the registry changes instead of writing them'))
     .addOption(opt('--metrics-addr <host:port>', 'serve Prometheus /metrics, /healthz and /readyz'))
-    .addOption(opt('--log-level <level>', LOG_LEVELS.join(' | ')).default('info'))
-    .addOption(opt('--log-format <format>', 'json | pretty (default: pretty on a terminal, else json)'))
+    .addOption(opt('--log-level <level>', 'log lines from this level up').choices(LOG_LEVELS).default('info'))
+    .addOption(opt('--log-format <format>', 'default: pretty on a terminal, else json').choices(LOG_FORMATS))
     .addHelpText(
       'after',
       `
@@ -158,23 +161,23 @@ export function parseCli(
   try {
     program.parse(argv, { from: 'user' });
   } catch (error) {
-    if (error instanceof CommanderError && error.exitCode !== 0) {
-      // Commander echoes the offending argument as given: keep it to one short line.
-      throw new ConfigError(
-        oneLine(`${error.message.replace(/^error: /, '').trim()} (see registrar --help)`, 400),
-      );
-    }
+    if (error instanceof CommanderError && error.exitCode !== 0) throw new ConfigError(usageError(error));
     throw error;
   }
-  const o = program.opts<Record<string, string | boolean | undefined>>();
-  const str = (key: string) => (typeof o[key] === 'string' ? o[key] : undefined);
+  const o = program.opts<Record<string, string | number | boolean | undefined>>();
+  // Numeric defaults are numbers (so `--help` shows `default: 15`); given values are text, checked below.
+  const str = (key: string) => {
+    const value = o[key];
+    return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
+  };
+  const fromEnv = (key: string) => program.getOptionValueSource(key) === 'env';
   const flag = (key: string) =>
-    o[key] === true ||
-    (envFlag(
-      key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`),
-      process.env,
-    ) ??
-      false);
+    fromEnv(key)
+      ? envFlag(
+          key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`),
+          process.env,
+        )
+      : o[key] === true;
 
   const ttl = seconds('ttl', str('ttl') ?? '15', 1);
   const refreshText = str('ttlRefresh');
@@ -188,11 +191,8 @@ export function parseCli(
   if (ip !== undefined && isUnspecified(ip)) {
     fail(`invalid --ip ${quote(ip, 60)}: an unspecified address cannot be reached; give this host's address`);
   }
-  const deregisterText = str('deregister') ?? 'always';
-  if (deregisterText !== 'always' && deregisterText !== 'on-success') {
-    fail(`invalid --deregister ${quote(deregisterText, 40)}: expected always or on-success`);
-  }
-  const deregister = deregisterText as DeregisterMode;
+  // Commander has checked the choices.
+  const deregister = (str('deregister') ?? 'always') as DeregisterMode;
   const nodeId = str('nodeId');
   if (nodeId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(nodeId)) {
     fail(
@@ -200,12 +200,7 @@ export function parseCli(
     );
   }
   const logLevel = str('logLevel') ?? 'info';
-  if (!LOG_LEVELS.includes(logLevel))
-    fail(`invalid --log-level ${quote(logLevel, 40)}: expected one of ${LOG_LEVELS.join(', ')}`);
-  const logFormatText = str('logFormat') ?? (process.stderr.isTTY ? 'pretty' : 'json');
-  if (logFormatText !== 'json' && logFormatText !== 'pretty') {
-    fail(`invalid --log-format ${quote(logFormatText, 40)}: expected json or pretty`);
-  }
+  const logFormat = (str('logFormat') ?? (process.stderr.isTTY ? 'pretty' : 'json')) as LogFormat;
   const tagsText = str('tags');
   const tags =
     tagsText === undefined
@@ -236,15 +231,37 @@ export function parseCli(
     explicit: flag('explicit'),
     deregister,
     deregisterOnExit: flag('deregisterOnExit'),
-    drain: o.drain !== false && !(envFlag('no-drain', process.env) ?? false),
+    // `--no-drain`, or REGISTRAR_NO_DRAIN=true.
+    drain: fromEnv('drain') ? !envFlag('no-drain', process.env) : o.drain !== false,
     ...(nodeId !== undefined && { nodeId }),
     ...(dockerHost !== undefined && dockerHost !== '' && { dockerHost }),
     ...(stateDir !== undefined && stateDir !== '' && { stateDir }),
     dryRun: flag('dryRun'),
     ...(metricsText !== undefined && { metricsAddr: parseListenAddress(metricsText) }),
     logLevel,
-    logFormat: logFormatText as LogFormat,
+    logFormat,
   };
+}
+
+/**
+ * Commander's own usage errors, as one line in this program's words. A value outside an option's choices
+ * reads `invalid --deregister 'sometimes': expected one of always, on-success`, like the checks below.
+ */
+function usageError(error: CommanderError): string {
+  const choice =
+    /^error: option '(--[a-z-]+)[^']*' (?:argument '([\s\S]*)'|value '([\s\S]*)' from env '([A-Z_]+)') is invalid\. Allowed choices are ([\s\S]*)\.$/.exec(
+      error.message.trim(),
+    );
+  if (choice) {
+    const [, option, argument, envValue, envVar, allowed] = choice;
+    const given = envVar === undefined ? `${option}` : `${envVar} (${option})`;
+    return oneLine(
+      `invalid ${given} ${quote(argument ?? envValue ?? '', 40)}: expected one of ${allowed}`,
+      400,
+    );
+  }
+  // Commander echoes the offending argument as given: keep it to one short line.
+  return oneLine(`${error.message.replace(/^error: /, '').trim()} (see registrar --help)`, 400);
 }
 
 /** `0.0.0.0`, `::` and their spellings: fine to listen on, useless to advertise. */
