@@ -62,7 +62,7 @@ describe('registrar usage errors', () => {
         'waiting for Docker',
         (l) => l.msg === 'docker not reachable; waiting for it',
       );
-      expect(String(waiting.err)).toContain(socket);
+      expect(waiting.err).toMatchObject({ message: expect.stringContaining(socket) });
     } finally {
       await bridge.kill();
     }

@@ -185,8 +185,7 @@ async function dockerHostName(
       throw new Error('docker info has no Name');
     } catch (error) {
       const delay = backoffDelay(attempt, defaultBackoff);
-      if (attempt === 1)
-        logger.warn({ err: (error as Error).message }, 'docker not reachable; waiting for it');
+      if (attempt === 1) logger.warn({ err: error }, 'docker not reachable; waiting for it');
       await new Promise((resolve) => {
         const timer = setTimeout(resolve, delay);
         signal.addEventListener('abort', () => {

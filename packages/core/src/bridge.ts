@@ -158,10 +158,7 @@ export class Bridge {
     await Promise.all(
       this.options.registries.map((registry) =>
         registry.close(options).catch((error: unknown) => {
-          this.log.warn(
-            { target: registry.target, err: (error as Error).message },
-            'closing registry failed',
-          );
+          this.log.warn({ target: registry.target, err: error }, 'closing registry failed');
         }),
       ),
     );
@@ -248,10 +245,7 @@ export class Bridge {
       const list = await this.options.docker.listContainers();
       this.startInventory(list.map((c) => c.Id));
     } catch (error) {
-      this.log.warn(
-        { err: (error as Error).message },
-        'docker container list failed; will retry on next resync',
-      );
+      this.log.warn({ err: error }, 'docker container list failed; will retry on next resync');
     }
   }
 
@@ -286,7 +280,7 @@ export class Bridge {
       const attempt = (this.retryAttempts.get(id) ?? 0) + 1;
       this.retryAttempts.set(id, attempt);
       const delay = backoffDelay(attempt, this.options.backoff ?? defaultBackoff);
-      this.log.debug({ containerId: id, err: String(inspection.error), retryInMs: delay }, 'inspect failed');
+      this.log.debug({ containerId: id, err: inspection.error, retryInMs: delay }, 'inspect failed');
       this.inspectRequests$.add(timer(delay).subscribe(() => this.requestInspect(id)));
       return;
     }

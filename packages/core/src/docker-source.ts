@@ -156,7 +156,7 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       if (wasConnected) subscriber.next({ kind: 'connection', connected: false });
       attempt += 1;
       const delay = backoffDelay(attempt, backoff);
-      const fields = { err: error instanceof Error ? error.message : error, retryInMs: delay };
+      const fields = { err: error, retryInMs: delay };
       if (!outageLogged) {
         logger.warn(fields, `docker event stream ${why}; reconnecting`);
         outageLogged = true;
@@ -221,7 +221,7 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
           past.on('error', reject);
         });
       } catch (error) {
-        logger.debug({ err: (error as Error).message }, 'docker stall check failed');
+        logger.debug({ err: error }, 'docker stall check failed');
         return;
       }
       const horizon = Date.now() - 3 * stallCheckMs;

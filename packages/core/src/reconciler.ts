@@ -174,7 +174,7 @@ export class Reconciler {
         this.options.observer?.onOp?.(registry, op, 'error', seconds());
         if (error instanceof RegistryError && !error.retryable) {
           const id = op.type === 'register' ? op.service.id : op.entry.id;
-          this.log.error({ serviceId: id, err: error.message }, `${op.type} rejected by the registry`);
+          this.log.error({ serviceId: id, err: error }, `${op.type} rejected by the registry`);
           if (op.type === 'register') {
             this.rejected.set(id, registry.fingerprint(op.service));
             return;
@@ -220,7 +220,7 @@ export class Reconciler {
   private failed(error: unknown, stage: string) {
     this.failures += 1;
     const delay = backoffDelay(this.failures, this.options.backoff ?? defaultBackoff);
-    const fields = { stage, err: error instanceof Error ? error.message : String(error), retryInMs: delay };
+    const fields = { stage, err: error, retryInMs: delay };
     if (this.failures === 1) this.log.warn(fields, 'registry unavailable; retrying');
     else this.log.debug(fields, 'registry still unavailable');
     this.options.observer?.onReachable?.(this.registry, false);

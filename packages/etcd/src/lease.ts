@@ -147,7 +147,7 @@ export class LeaseKeeper {
         writeStateFile(this.options.stateFile, { lease: lease.id });
       } catch (error) {
         this.options.logger.warn(
-          { err: (error as Error).message, stateFile: this.options.stateFile },
+          { err: error, stateFile: this.options.stateFile },
           'cannot write the etcd state file; a restart will put every key again',
         );
       }

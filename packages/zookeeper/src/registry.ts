@@ -240,7 +240,7 @@ class ZookeeperRegistry implements Registry {
       writeStateFile(stateFile, { connectString, sessionId, password: password.toString('hex') });
     } catch (error) {
       this.logger.warn(
-        { err: (error as Error).message, stateFile },
+        { err: error, stateFile },
         'cannot write the zookeeper state file; a restart will re-create every node',
       );
     }
