@@ -52,7 +52,8 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
 
 # The product image (default target).
 FROM runtime AS registrar
-# The version label: builds pass packages/cli/package.json's version; cli's version.test.ts keeps this default equal.
+# The version label: builds may pass packages/cli/package.json's version; `pnpm version-packages` updates this default
+# (scripts/sync-image-version.ts) and cli's version.test.ts keeps it equal.
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="registrar" \
