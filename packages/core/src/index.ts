@@ -1,5 +1,6 @@
 export type { HealthStatus, LabelWarning, Protocol, Service } from './service.js';
 export type { LivenessLoss, Registry, RegistryEntry, RegistryUriContext } from './registry.js';
+export type { FollowUpdate, Instance, ServiceFollower } from './follow.js';
 export type { LogFn, Logger } from './logger.js';
 export { silentLogger } from './logger.js';
 export {
