@@ -38,10 +38,22 @@ const checkValue = fc.oneof(
     weight: 2,
     arbitrary: fc.constantFrom('db:5432', '[::1]:80', 'host:99999', 'x:1/svc', 'echo $SERVICE_IP'),
   },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      '$SERVICE_IP:$SERVICE_PORT',
+      '${SERVICE_IP}',
+      '/bin/bash',
+      '65535',
+      '65536',
+      '-1',
+    ),
+  },
   { weight: 1, arbitrary: fc.constantFrom('v'.repeat(70_000), `/${'p'.repeat(5000)}`) },
 );
 const checkKey = fc.oneof(
   fc.constantFrom('http', 'https', 'tcp', 'grpc', 'grpc_use_tls', 'script', 'cmd', 'ttl', 'interval'),
+  fc.constantFrom('docker', 'shell'),
   fc.constantFrom(
     'timeout',
     'deregister_after',
@@ -103,6 +115,8 @@ describe('Consul check definitions under hostile SERVICE_CHECK_* values', () => 
           if (check.HTTP === undefined && check.TTL === undefined && check.AliasService === undefined) {
             expect(check.Interval).toBeDefined();
           }
+          if (check.Args !== undefined) expect(check.Args.length).toBeGreaterThan(0);
+          if (check.DockerContainerID !== undefined) expect(check.Args).toBeDefined();
         }
       }),
       { seed: SEED, numRuns: 2000 },

@@ -209,6 +209,8 @@ const KNOWN_OPTIONS = new Set([
   'grpc_use_tls',
   'script',
   'cmd',
+  'docker',
+  'shell',
   'ttl',
   'interval',
   'timeout',
@@ -220,6 +222,32 @@ const KNOWN_OPTIONS = new Set([
 ]);
 
 const label = (key: string): string => oneLine(`SERVICE_CHECK_${key.toUpperCase()}`, 120);
+
+// `$SERVICE_IP` / `${SERVICE_IP}` and the same for PORT; `$SERVICE_IPV6` or `$SERVICE_NAME` are not ours.
+const SERVICE_VAR = /\$(?:\{SERVICE_(IP|PORT)\}|SERVICE_(IP|PORT)(?![A-Za-z0-9_]))/g;
+const FOLLOWED_BY_PORT = /^:(?:\d|\$\{?SERVICE_PORT)/;
+
+/**
+ * registrator's `$SERVICE_IP` and `$SERVICE_PORT` (also written `${SERVICE_IP}`), replaced by the registered
+ * address and port; any other `$SERVICE_*` stays as written. An IPv6 address is bracketed where it forms a
+ * host:port (`$SERVICE_IP:$SERVICE_PORT`, `$SERVICE_IP:8080`), unless the text already brackets it.
+ */
+export function substituteServiceVars(text: string, address: string, port: number): string {
+  if (!text.includes('$')) return text;
+  return text.replace(
+    SERVICE_VAR,
+    (match, braced: string | undefined, bare: string | undefined, at: number) => {
+      if ((braced ?? bare) === 'PORT') return String(port);
+      if (!address.includes(':')) return address;
+      const after = text.slice(at + match.length);
+      if (text[at - 1] === '[' && after.startsWith(']')) return address;
+      return FOLLOWED_BY_PORT.test(after) ? `[${address}]` : address;
+    },
+  );
+}
+
+/** A program for SERVICE_CHECK_SHELL: one word of path characters, e.g. `/bin/bash` or `sh`. */
+const SHELL_PATTERN = /^[A-Za-z0-9_./+-]{1,256}$/;
 
 function parseBool(value: string): boolean | undefined {
   const v = value.trim().toLowerCase();
@@ -297,9 +325,11 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
   // The interval/timeout warning already said these were skipped.
   const needsInterval = (_kind: string): boolean => intervalOk;
 
+  const sub = (text: string): string => substituteServiceVars(text, service.address, service.port);
   for (const scheme of ['http', 'https'] as const) {
-    const path = opts[scheme]?.trim();
-    if (!path) continue;
+    const raw = opts[scheme]?.trim();
+    if (!raw) continue;
+    const path = sub(raw);
     const method = (opts.method ?? opts.http_method)?.trim();
     const methodKey = opts.method !== undefined ? 'method' : 'http_method';
     const skipVerify = flag('tls_skip_verify', `the ${scheme} check was`);
@@ -312,7 +342,7 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
     try {
       url = new URL(`${scheme}://${hostPort}${path.startsWith('/') ? path : `/${path}`}`).toString();
     } catch {
-      warn(scheme, `${quote(path, 60)} is not a URL path; the ${scheme} check was skipped`);
+      warn(scheme, `${quote(raw, 60)} is not a URL path; the ${scheme} check was skipped`);
       continue;
     }
     if (!needsInterval(scheme)) continue;
@@ -331,7 +361,8 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
     const on = parseBool(raw);
     if (on === true) return hostPort;
     if (on === false) return undefined;
-    if (pattern.test(raw)) return raw;
+    const value = sub(raw);
+    if (pattern.test(value)) return value;
     warn(key, `${quote(raw, 60)} is neither true/false nor host:port; the ${key} check was skipped`);
     return undefined;
   };
@@ -345,21 +376,41 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
 
   const script = opts.script?.trim();
   if (script && needsInterval('script')) {
-    const command = script
-      .replace(/\$SERVICE_IP/g, service.address)
-      .replace(/\$SERVICE_PORT/g, String(service.port));
-    checks.push(timed('script', { Args: ['/bin/sh', '-c', command] }));
+    checks.push(timed('script', { Args: ['/bin/sh', '-c', sub(script)] }));
   }
+  // Consul's Docker check runs its Args inside the container (and ignores Shell when Args are given, so a
+  // shell is put in front of the command instead).
   const cmd = opts.cmd?.trim();
-  if (cmd && needsInterval('cmd')) {
-    // Consul's Docker check runs the command inside the container, which is what registrator's check_cmd meant.
+  const docker = opts.docker?.trim();
+  let shell: string | null | undefined;
+  const shellRaw = opts.shell?.trim();
+  if ((cmd || docker) && shellRaw) {
+    if (SHELL_PATTERN.test(shellRaw)) shell = shellRaw;
+    else {
+      const skipped =
+        cmd && docker ? 'the cmd and docker checks were' : `the ${cmd ? 'cmd' : 'docker'} check was`;
+      warn('shell', `${quote(shellRaw, 60)} is not one program path such as /bin/bash; ${skipped} skipped`);
+      shell = null;
+    }
+  }
+  if (cmd && shell !== null && needsInterval('cmd')) {
+    // What registrator's check_cmd meant: the command, through a shell, in the container.
+    const sh = shell ?? '/bin/sh';
     checks.push(
-      timed('cmd', {
-        DockerContainerID: service.container.id,
-        Shell: '/bin/sh',
-        Args: ['/bin/sh', '-c', cmd],
-      }),
+      timed('cmd', { DockerContainerID: service.container.id, Shell: sh, Args: [sh, '-c', sub(cmd)] }),
     );
+  }
+  if (docker && shell !== null && needsInterval('docker')) {
+    const command = sub(docker);
+    const words = command.split(/\s+/).filter((w) => w !== '');
+    if (words.length > 0) {
+      checks.push(
+        timed('docker', {
+          DockerContainerID: service.container.id,
+          ...(shell ? { Shell: shell, Args: [shell, '-c', command] } : { Args: words }),
+        }),
+      );
+    }
   }
   const ttl = duration('ttl', 'the ttl check was');
   if (ttl) checks.push({ ...common('ttl'), TTL: ttl });
