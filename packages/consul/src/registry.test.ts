@@ -211,6 +211,31 @@ describe('createConsulRegistry', () => {
     expect(apiChecks.sort()).toEqual([`service:${bad.id}:1`, `service:${bad.id}:2`]);
   });
 
+  it('refuses Docker checks on an agent without enable_script_checks with one RegistryRejectedError', async () => {
+    await start();
+    const r = registry();
+    const err = await r.register(service({ checks: { docker: '/bin/check.sh' } })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegistryRejectedError);
+    expect((err as Error).message).toContain('Scripts are disabled on this agent from remote calls');
+    expect((err as Error).message).toContain('enable script checks on the agent, or drop the container');
+  });
+
+  it('registers a Docker check the agent would run in the container', async () => {
+    const d = await start({ enableScriptChecks: true });
+    const r = registry();
+    const svc = service({ checks: { docker: '/bin/check.sh $SERVICE_PORT', interval: '30s' } });
+    await r.register(svc);
+    const checks = await get('/v1/agent/checks');
+    expect(checks[`service:${svc.id}:3`]).toMatchObject({ Type: 'docker', Interval: '30s' });
+    expect(d.checkDefinition(`service:${svc.id}:3`)).toMatchObject({
+      dockerContainerId: svc.container.id,
+      args: ['/bin/check.sh', '8080'],
+      intervalMs: 30_000,
+    });
+    const [entry] = await registry().list();
+    expect(entry!.fingerprint).toBe(r.fingerprint(svc));
+  });
+
   it('makes no register calls when a resync finds everything unchanged', async () => {
     const d = await start();
     const r = registry();
