@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Service } from '@registrar/core';
-import { buildDefinition, substituteServiceVars } from './definition.js';
+import { buildDefinition, defKeyOf, substituteServiceVars } from './definition.js';
 import type { ConsulCheck } from './definition.js';
 
 const settings = { nodeId: 'n1', bridgeId: 'registrar:n1', deregisterAfter: 60, healthTtl: 3600 };
@@ -29,6 +29,151 @@ const build = (overrides: Partial<Service>) => buildDefinition(service(overrides
 /** The SERVICE_CHECK_* checks only (the first two are the adapter's own). */
 const extraChecks = (overrides: Partial<Service>): ConsulCheck[] =>
   build(overrides).registration.Checks.slice(2);
+
+describe('SERVICE_ENABLE_TAG_OVERRIDE', () => {
+  it.each([
+    ['true', true],
+    ['TRUE', true],
+    ['1', true],
+    ['yes', true],
+    [' on ', true],
+    ['false', false],
+    ['0', false],
+    ['no', false],
+    ['off', false],
+  ])('%j → EnableTagOverride %s, and not sent as Meta', (value, expected) => {
+    const built = build({ meta: { version: '1.2', enable_tag_override: value } });
+    expect(built.warnings).toEqual([]);
+    expect(built.registration.EnableTagOverride).toBe(expected);
+    expect(built.registration.Meta).not.toHaveProperty('enable_tag_override');
+    expect(built.registration.Meta.version).toBe('1.2');
+  });
+
+  it('is left out when absent or empty', () => {
+    const metas: Record<string, string>[] = [{}, { enable_tag_override: '' }, { enable_tag_override: '  ' }];
+    for (const meta of metas) {
+      const built = build({ meta });
+      expect(built.warnings).toEqual([]);
+      expect(built.registration).not.toHaveProperty('EnableTagOverride');
+    }
+  });
+
+  it.each(['maybe', 'treu', '2', 'enabled'])(
+    'a bad value %j gives one warning naming the label and the fix, and leaves out only that field',
+    (value) => {
+      const built = build({ meta: { enable_tag_override: value, weights_passing: '3' } });
+      expect(built.warnings).toHaveLength(1);
+      expect(built.warnings[0]!.key).toBe('SERVICE_ENABLE_TAG_OVERRIDE');
+      expect(built.warnings[0]!.message).toContain(JSON.stringify(value));
+      expect(built.warnings[0]!.message).toContain('use true or false');
+      expect(built.registration).not.toHaveProperty('EnableTagOverride');
+      expect(built.registration.Meta).not.toHaveProperty('enable_tag_override');
+      expect(built.registration.Weights).toEqual({ Passing: 3, Warning: 1 });
+    },
+  );
+});
+
+describe('SERVICE_WEIGHTS_PASSING / SERVICE_WEIGHTS_WARNING', () => {
+  it.each([
+    [{ weights_passing: '5' }, { Passing: 5, Warning: 1 }],
+    [{ weights_warning: '0' }, { Passing: 1, Warning: 0 }],
+    [{ weights_warning: '3' }, { Passing: 1, Warning: 3 }],
+    [
+      { weights_passing: '10', weights_warning: '2' },
+      { Passing: 10, Warning: 2 },
+    ],
+    [
+      { weights_passing: ' 65535 ', weights_warning: '65535' },
+      { Passing: 65535, Warning: 65535 },
+    ],
+    [{ weights_passing: '007' }, { Passing: 7, Warning: 1 }],
+    [
+      { weights_passing: '5', weights_warning: '' },
+      { Passing: 5, Warning: 1 },
+    ],
+  ])('%j → Weights %j (the one not given is Consul’s default 1)', (meta, weights) => {
+    const built = build({ meta: { version: '1.2', ...meta } });
+    expect(built.warnings).toEqual([]);
+    expect(built.registration.Weights).toEqual(weights);
+    expect(Object.keys(built.registration.Meta).filter((k) => k.startsWith('weights'))).toEqual([]);
+    expect(built.registration.Meta.version).toBe('1.2');
+  });
+
+  it('sends no Weights when neither is given', () => {
+    expect(build({}).registration).not.toHaveProperty('Weights');
+    expect(build({ meta: { weights_passing: '' } }).registration).not.toHaveProperty('Weights');
+  });
+
+  it.each([
+    ['weights_passing', '0', 'SERVICE_WEIGHTS_PASSING', 'from 1 to 65535'],
+    ['weights_passing', '-1', 'SERVICE_WEIGHTS_PASSING', 'from 1 to 65535'],
+    ['weights_passing', '1.5', 'SERVICE_WEIGHTS_PASSING', 'from 1 to 65535'],
+    ['weights_passing', '65536', 'SERVICE_WEIGHTS_PASSING', 'from 1 to 65535'],
+    ['weights_passing', 'ten', 'SERVICE_WEIGHTS_PASSING', 'from 1 to 65535'],
+    ['weights_passing', '+5', 'SERVICE_WEIGHTS_PASSING', 'from 1 to 65535'],
+    ['weights_passing', '1e3', 'SERVICE_WEIGHTS_PASSING', 'from 1 to 65535'],
+    ['weights_warning', '-1', 'SERVICE_WEIGHTS_WARNING', 'from 0 to 65535'],
+    ['weights_warning', '70000', 'SERVICE_WEIGHTS_WARNING', 'from 0 to 65535'],
+    ['weights_warning', 'low', 'SERVICE_WEIGHTS_WARNING', 'from 0 to 65535'],
+  ])(
+    '%s=%j gives one warning naming %s and the range, and leaves out Weights only',
+    (key, value, label, range) => {
+      const other: Record<string, string> =
+        key === 'weights_passing' ? { weights_warning: '2' } : { weights_passing: '4' };
+      const built = build({ meta: { [key]: value, ...other, enable_tag_override: 'true' } });
+      expect(built.warnings).toHaveLength(1);
+      expect(built.warnings[0]!.key).toBe(label);
+      expect(built.warnings[0]!.message).toContain(JSON.stringify(value));
+      expect(built.warnings[0]!.message).toContain(`whole number ${range}`);
+      expect(built.warnings[0]!.message).toContain('Weights were left out');
+      expect(built.registration).not.toHaveProperty('Weights');
+      expect(built.registration.EnableTagOverride).toBe(true);
+      expect(Object.keys(built.registration.Meta).filter((k) => k.startsWith('weights'))).toEqual([]);
+    },
+  );
+
+  it('two bad weights give one warning each', () => {
+    const built = build({ meta: { weights_passing: '0', weights_warning: 'x' } });
+    expect(built.warnings.map((w) => w.key)).toEqual(['SERVICE_WEIGHTS_PASSING', 'SERVICE_WEIGHTS_WARNING']);
+    expect(built.registration).not.toHaveProperty('Weights');
+  });
+});
+
+describe('defKey: what a resync compares with the agent', () => {
+  const agentView = {
+    id: 'a',
+    name: 'web',
+    address: '10.0.0.5',
+    port: 80,
+    tags: ['blue'],
+    meta: { k: 'v' },
+  };
+
+  it('the agent’s defaults (Weights 1/1, EnableTagOverride false) equal a registration without them', () => {
+    const bare = defKeyOf(agentView);
+    expect(defKeyOf({ ...agentView, weights: { Passing: 1, Warning: 1 }, enableTagOverride: false })).toBe(
+      bare,
+    );
+    expect(defKeyOf({ ...agentView, weights: null })).toBe(bare);
+    expect(defKeyOf({ ...agentView, weights: { Passing: 2, Warning: 1 } })).not.toBe(bare);
+    expect(defKeyOf({ ...agentView, weights: { Passing: 1, Warning: 0 } })).not.toBe(bare);
+    expect(defKeyOf({ ...agentView, enableTagOverride: true })).not.toBe(bare);
+  });
+
+  it('with EnableTagOverride the tags are the catalog’s: a tag edit is not drift', () => {
+    const open = { ...agentView, enableTagOverride: true };
+    expect(defKeyOf({ ...open, tags: ['edited'] })).toBe(defKeyOf(open));
+    expect(defKeyOf({ ...agentView, tags: ['edited'] })).not.toBe(defKeyOf(agentView));
+  });
+
+  it('buildDefinition’s key changes with the weights and the override', () => {
+    const base = build({}).defKey;
+    expect(build({ meta: { version: '1.2', weights_passing: '1' } }).defKey).toBe(base);
+    expect(build({ meta: { version: '1.2', weights_passing: '2' } }).defKey).not.toBe(base);
+    expect(build({ meta: { version: '1.2', enable_tag_override: 'false' } }).defKey).toBe(base);
+    expect(build({ meta: { version: '1.2', enable_tag_override: 'true' } }).defKey).not.toBe(base);
+  });
+});
 
 describe('$SERVICE_IP / $SERVICE_PORT', () => {
   it.each([
