@@ -15,7 +15,12 @@ const labels = { [labelKey]: labelValue };
 
 beforeAll(async () => {
   // Shrunk reaper timings so that a dead bridge's services are reaped within seconds.
-  consul = await startConsulDouble({ reapIntervalMs: 200, minDeregisterAfterMs: 1000 });
+  // Script checks on, as `enable_script_checks = true`: SERVICE_CHECK_DOCKER needs them.
+  consul = await startConsulDouble({
+    reapIntervalMs: 200,
+    minDeregisterAfterMs: 1000,
+    enableScriptChecks: true,
+  });
 });
 
 afterEach(async () => {
@@ -92,6 +97,77 @@ describe('registrar → Consul (agent double), end to end', () => {
 
     await container.stop({ t: 0 });
     await until('deregistered on stop', async () => !(id in (await agentServices())));
+  });
+
+  it('sends the Consul options and checks a container asks for; a bad value skips only its field', async () => {
+    const node = `o-${randomBytes(2).toString('hex')}`;
+    const service = `opts-${randomBytes(2).toString('hex')}`;
+    const b = bridge(node);
+    const name = uniqueName('opts');
+    const container = await runContainer({
+      name,
+      publish: ['80/tcp', '81/tcp'],
+      labels: {
+        ...labels,
+        SERVICE_NAME: service,
+        SERVICE_ENABLE_TAG_OVERRIDE: 'true',
+        SERVICE_80_WEIGHTS_PASSING: '5',
+        SERVICE_81_WEIGHTS_PASSING: 'zero',
+        SERVICE_80_CHECK_TCP: '$SERVICE_IP:$SERVICE_PORT',
+        SERVICE_CHECK_DOCKER: '/bin/check.sh $SERVICE_PORT',
+      },
+    });
+    const [port80, port81] = [await hostPort(container, '80/tcp'), await hostPort(container, '81/tcp')];
+    const id80 = `${node}:${name}:80`;
+    const id81 = `${node}:${name}:81`;
+    const agentService = async (id: string) => {
+      const res = await fetch(`${consul.url}/v1/agent/service/${encodeURIComponent(id)}`);
+      return res.ok ? ((await res.json()) as Record<string, unknown>) : undefined;
+    };
+    await until(
+      'both ports registered',
+      async () => !!(await agentService(id80)) && !!(await agentService(id81)),
+    );
+    expect(await agentService(id80)).toMatchObject({
+      Service: `${service}-80`,
+      Port: port80,
+      EnableTagOverride: true,
+      Weights: { Passing: 5, Warning: 1 },
+    });
+    // The bad weight is one warning naming the container and the label; the port is still registered.
+    const warning = await b.waitForLog('weights warning', (l) => l.label === 'SERVICE_WEIGHTS_PASSING');
+    expect(warning.container).toBe(name);
+    expect(warning.msg).toContain('"zero" is not a whole number from 1 to 65535');
+    expect(b.logs.filter((l) => l.label === 'SERVICE_WEIGHTS_PASSING')).toHaveLength(1);
+    expect(await agentService(id81)).toMatchObject({
+      Port: port81,
+      EnableTagOverride: true,
+      Weights: { Passing: 1, Warning: 1 },
+    });
+
+    type Check = { CheckID: string; ServiceID: string; Type: string; Status: string; Output: string };
+    const checksOf = async (id: string) =>
+      Object.values(
+        (await (await fetch(`${consul.url}/v1/agent/checks`)).json()) as Record<string, Check>,
+      ).filter((c) => c.ServiceID === id);
+    // The TCP check reached the published port: $SERVICE_IP:$SERVICE_PORT was the registered address.
+    await until('tcp check passing', async () =>
+      (await checksOf(id80)).some((c) => c.Type === 'tcp' && c.Status === 'passing'),
+    );
+    const tcp = (await checksOf(id80)).find((c) => c.Type === 'tcp');
+    expect(tcp!.Output).toBe(`TCP connect 127.0.0.1:${port80}: Success`);
+    for (const [id, port] of [
+      [id80, port80],
+      [id81, port81],
+    ] as const) {
+      const docker = (await checksOf(id)).filter((c) => c.Type === 'docker');
+      expect(docker).toHaveLength(1);
+      expect(consul.checkDefinition(docker[0]!.CheckID)).toMatchObject({
+        dockerContainerId: container.id,
+        args: ['/bin/check.sh', String(port)],
+        intervalMs: 10_000,
+      });
+    }
   });
 
   it('lets Consul reap every service of a bridge killed with SIGKILL', async () => {

@@ -104,7 +104,8 @@ function longTimeout(fn: () => void, ms: number): () => void {
 
 export function checkType(def: CheckDefinition): string {
   if (def.aliasService !== undefined || def.aliasNode !== undefined) return 'alias';
-  if (def.dockerContainerId) return 'docker';
+  // Consul's IsDocker: a script check with a container to run it in (the interval is validated separately).
+  if (def.dockerContainerId && def.args && def.args.length > 0) return 'docker';
   if (def.args && def.args.length > 0) return 'script';
   if (def.http) return 'http';
   if (def.tcp) return 'tcp';
@@ -223,6 +224,26 @@ export class AgentState {
       if (check.serviceId === id) this.removeCheck(check.id);
     }
     const now = this.nextIndex();
+    this.touch(service.name, now);
+    this.catalogIndex = now;
+    this.afterChange();
+    return true;
+  }
+
+  /**
+   * Tags written to the catalog by someone else, after anti-entropy ran: a service with `EnableTagOverride`
+   * takes them over; any other service keeps its own (anti-entropy writes the agent's tags back). Returns
+   * whether the agent's view changed.
+   */
+  adoptCatalogTags(serviceId: string, tags: readonly string[]): boolean {
+    const service = this.services.get(serviceId);
+    if (!service?.enableTagOverride) return false;
+    const now = this.nextIndex();
+    service.tags = [...tags];
+    service.modifyIndex = now;
+    for (const check of this.checks.values()) {
+      if (check.serviceId === serviceId) check.serviceTags = [...tags];
+    }
     this.touch(service.name, now);
     this.catalogIndex = now;
     this.afterChange();

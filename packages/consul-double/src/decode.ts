@@ -144,6 +144,14 @@ export function validateCheck(def: CheckDefinition): string | undefined {
   return undefined;
 }
 
+/** Consul's ValidateWeights, in its order and words. */
+export function validateWeights(weights: { Passing: number; Warning: number }): string | undefined {
+  if (weights.Passing < 1) return 'Passing must be greater than 0';
+  if (weights.Warning < 0) return 'Warning must be greater or equal than 0';
+  if (weights.Passing > 65535 || weights.Warning > 65535) return 'DNS Weight must be between 0 and 65535';
+  return undefined;
+}
+
 const META_KEY = /^[A-Za-z0-9_-]+$/;
 
 /** Consul's service meta rules: ≤ 64 pairs, keys [A-Za-z0-9_-]{1,128} not starting `consul-`, values ≤ 512. */
@@ -181,11 +189,15 @@ export function decodeServiceRegistration(text: string): ServiceDefinition {
   const meta = stringMap(obj, `${w}.Meta`, 'Meta') ?? {};
   const enableTagOverride = bool(obj, `${w}.EnableTagOverride`, 'EnableTagOverride') ?? false;
   const weightsRaw = field(obj, 'Weights');
-  const weights = { Passing: 1, Warning: 1 };
+  // No Weights: the agent fills in its defaults. A Weights object is decoded like any Go struct, so a field it
+  // leaves out is 0 (`{"Passing": 5}` is stored as Warning 0, `{"Warning": 2}` is rejected for Passing 0).
+  let weights: { Passing: number; Warning: number } | undefined;
   if (weightsRaw !== undefined && weightsRaw !== null) {
     if (goType(weightsRaw) !== 'object') throw decodeError(weightsRaw, `${w}.Weights`, 'structs.Weights');
-    weights.Passing = int(weightsRaw as Json, 'Weights.Passing', 'Passing') ?? 1;
-    weights.Warning = int(weightsRaw as Json, 'Weights.Warning', 'Warning') ?? 1;
+    weights = {
+      Passing: int(weightsRaw as Json, 'Weights.Passing', 'Passing') ?? 0,
+      Warning: int(weightsRaw as Json, 'Weights.Warning', 'Warning') ?? 0,
+    };
   }
   const namespace = str(obj, `${w}.Namespace`, 'Namespace');
   const partition = str(obj, `${w}.Partition`, 'Partition');
@@ -204,7 +216,8 @@ export function decodeServiceRegistration(text: string): ServiceDefinition {
   if (name === '') throw new BadRequest('Missing service name');
   if (address === '0.0.0.0' || address === '::' || address === '[::]')
     throw new BadRequest('Invalid service address');
-  if (weights.Passing < 1) throw new BadRequest('Invalid Weights: Passing must be greater than 0');
+  const weightsProblem = weights && validateWeights(weights);
+  if (weightsProblem) throw new BadRequest(`Invalid Weights: ${weightsProblem}`);
   const metaProblem = validateMeta(meta);
   if (metaProblem) throw new BadRequest(`Invalid Service Meta: ${metaProblem}`);
   if (port < 0 || port > 65535) throw new BadRequest(`Validation failed: invalid port ${port}`);
@@ -225,7 +238,7 @@ export function decodeServiceRegistration(text: string): ServiceDefinition {
     port,
     meta,
     enableTagOverride,
-    weights,
+    weights: weights ?? { Passing: 1, Warning: 1 },
     checks,
     ...(namespace !== undefined && { namespace }),
     ...(partition !== undefined && { partition }),

@@ -149,6 +149,128 @@ describe('service registration', () => {
     all = await checks();
     expect(Object.keys(all).sort()).toEqual(['service:web:1', 'service:web:2']);
   });
+
+  it('stores EnableTagOverride and Weights, filling Go zero values into a partial Weights object', async () => {
+    await start();
+    const cases: [Record<string, unknown>, { Passing: number; Warning: number }, boolean][] = [
+      [{}, { Passing: 1, Warning: 1 }, false],
+      [{ Weights: null, EnableTagOverride: false }, { Passing: 1, Warning: 1 }, false],
+      [{ Weights: { Passing: 5 }, EnableTagOverride: true }, { Passing: 5, Warning: 0 }, true],
+      [{ weights: { passing: 3, warning: 2 }, enable_tag_override: true }, { Passing: 3, Warning: 2 }, true],
+      [{ Weights: { Passing: 65535, Warning: 0 } }, { Passing: 65535, Warning: 0 }, false],
+    ];
+    for (const [i, [fields, weights, eto]] of cases.entries()) {
+      const id = `w${i}`;
+      expect((await register({ Name: 'web', ID: id, ...fields })).status, id).toBe(200);
+      const want = { ID: id, Weights: weights, EnableTagOverride: eto };
+      expect((await call('GET', '/v1/agent/services')).json[id], id).toMatchObject(want);
+      expect((await call('GET', `/v1/agent/service/${id}`)).json, id).toMatchObject(want);
+    }
+  });
+
+  it('rejects weights and EnableTagOverride values the agent rejects, with its wording', async () => {
+    await start();
+    const cases: [unknown, string][] = [
+      [{ Name: 'x', Weights: {} }, 'Invalid Weights: Passing must be greater than 0'],
+      [{ Name: 'x', Weights: { Warning: 2 } }, 'Invalid Weights: Passing must be greater than 0'],
+      [{ Name: 'x', Weights: { Passing: 0, Warning: 1 } }, 'Invalid Weights: Passing must be greater than 0'],
+      [
+        { Name: 'x', Weights: { Passing: 1, Warning: -1 } },
+        'Invalid Weights: Warning must be greater or equal than 0',
+      ],
+      [{ Name: 'x', Weights: { Passing: 65536 } }, 'Invalid Weights: DNS Weight must be between 0 and 65535'],
+      [
+        { Name: 'x', Weights: { Passing: 1, Warning: 65536 } },
+        'Invalid Weights: DNS Weight must be between 0 and 65535',
+      ],
+      [{ Name: 'x', Weights: { Passing: 1.5 } }, 'Request decode failed: json: cannot unmarshal number'],
+      [{ Name: 'x', Weights: [1, 1] }, 'Request decode failed: json: cannot unmarshal array'],
+      [
+        { Name: 'x', EnableTagOverride: 'true' },
+        'Request decode failed: json: cannot unmarshal string into Go struct field ServiceDefinition.EnableTagOverride of type bool',
+      ],
+    ];
+    for (const [body, message] of cases) {
+      const res = await register(body);
+      expect(res.status, message).toBe(400);
+      expect(res.text).toContain(message);
+    }
+    expect((await call('GET', '/v1/agent/services')).json).toEqual({});
+  });
+
+  it('takes catalog tags written by others only for services with EnableTagOverride', async () => {
+    const d = await start();
+    await register({ Name: 'web', ID: 'own', Tags: ['a'], Check: { TTL: '1m' } });
+    await register({ Name: 'web', ID: 'open', Tags: ['a'], EnableTagOverride: true, Check: { TTL: '1m' } });
+    expect(d.overrideCatalogTags('own', ['edited'])).toBe(false);
+    expect(d.overrideCatalogTags('open', ['edited'])).toBe(true);
+    const services = (await call('GET', '/v1/agent/services')).json;
+    expect(services.own.Tags).toEqual(['a']);
+    expect(services.open.Tags).toEqual(['edited']);
+    expect((await checks())['service:open'].ServiceTags).toEqual(['edited']);
+    expect(() => d.overrideCatalogTags('nope', [])).toThrow('unknown service nope');
+  });
+});
+
+describe('script and Docker checks', () => {
+  const dockerCheck = {
+    DockerContainerID: 'f00d',
+    Args: ['/bin/check.sh', 'arg'],
+    Shell: '/bin/bash',
+    Interval: '10s',
+  };
+
+  it('refuses them with a 500, registering nothing, unless enableScriptChecks is set', async () => {
+    await start();
+    for (const check of [dockerCheck, { Args: ['/bin/true'], Interval: '10s' }]) {
+      const res = await register({ Name: 'web', Checks: [{ TTL: '1m' }, check] });
+      expect(res.status).toBe(500);
+      expect(res.text).toBe(
+        "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true",
+      );
+    }
+    expect((await call('GET', '/v1/agent/services')).json).toEqual({});
+    // Validation comes first: an invalid script check is a 400 even where scripts are disabled.
+    const invalid = await register({ Name: 'web', Check: { ...dockerCheck, Interval: undefined } });
+    expect(invalid.status).toBe(400);
+  });
+
+  it('accepts a Docker check with an interval, keeps what it would run, and never runs it', async () => {
+    const d = await start({ enableScriptChecks: true });
+    expect((await register({ Name: 'web', Check: dockerCheck })).status).toBe(200);
+    expect((await checks())['service:web']).toMatchObject({
+      Type: 'docker',
+      Status: 'critical',
+      Interval: '10s',
+    });
+    expect(d.checkDefinition('service:web')).toMatchObject({
+      dockerContainerId: 'f00d',
+      args: ['/bin/check.sh', 'arg'],
+      shell: '/bin/bash',
+      intervalMs: 10_000,
+    });
+    expect(d.checkDefinition('nope')).toBeUndefined();
+    await register({ Name: 'plain', Check: { Args: ['/bin/true'], Interval: '5s' } });
+    expect((await checks())['service:plain'].Type).toBe('script');
+  });
+
+  it('rejects a Docker check without an interval, or without Args, as the agent does', async () => {
+    await start({ enableScriptChecks: true });
+    const cases: [unknown, string][] = [
+      [
+        { ...dockerCheck, Interval: undefined },
+        'Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks',
+      ],
+      [{ ...dockerCheck, Interval: '0s' }, 'Invalid check: Interval must be > 0'],
+      [{ ...dockerCheck, Args: [] }, 'Invalid check: TTL must be > 0 for TTL checks'],
+      [{ ...dockerCheck, TTL: '10s' }, 'Invalid check: Interval and TTL cannot both be specified'],
+    ];
+    for (const [check, message] of cases) {
+      const res = await register({ Name: 'web', Check: check });
+      expect(res.status, message).toBe(400);
+      expect(res.text).toContain(message);
+    }
+  });
 });
 
 describe('checks', () => {

@@ -1,4 +1,4 @@
 export { startConsulDouble } from './server.js';
 export type { ConsulDouble, ConsulDoubleOptions, RecordedRequest } from './server.js';
-export type { CheckStatus } from './agent.js';
+export type { CheckDefinition, CheckStatus } from './agent.js';
 export { formatGoDuration, parseGoDuration } from './duration.js';

@@ -6,8 +6,9 @@ import { startConsulDouble } from './server.js';
 
 const usage = `usage: consul-double [--host 127.0.0.1] [--port 8500] [--acl-token <token>]
                      [--reap-interval 30s] [--min-deregister-after 1m] [--node-name <name>]
-                     [--tls-cert <file> --tls-key <file> [--tls-ca <file>]]
-Every option can also be set as CONSUL_DOUBLE_<OPTION> (e.g. CONSUL_DOUBLE_PORT=8500).`;
+                     [--tls-cert <file> --tls-key <file> [--tls-ca <file>]] [--enable-script-checks]
+Every option can also be set as CONSUL_DOUBLE_<OPTION> (e.g. CONSUL_DOUBLE_PORT=8500,
+CONSUL_DOUBLE_ENABLE_SCRIPT_CHECKS=true).`;
 
 function fail(message: string): never {
   process.stderr.write(`consul-double: ${message}\n${usage}\n`);
@@ -26,12 +27,13 @@ const names = [
   'tls-key',
   'tls-ca',
 ] as const;
-let values: Partial<Record<(typeof names)[number] | 'help', string | boolean>>;
+let values: Partial<Record<(typeof names)[number] | 'help' | 'enable-script-checks', string | boolean>>;
 try {
   values = parseArgs({
     options: {
       ...Object.fromEntries(names.map((n) => [n, { type: 'string' as const }])),
       help: { type: 'boolean', short: 'h' },
+      'enable-script-checks': { type: 'boolean' },
     },
   }).values;
 } catch (err) {
@@ -75,6 +77,11 @@ const cert = file('tls-cert');
 const key = file('tls-key');
 const ca = file('tls-ca');
 if ((cert === undefined) !== (key === undefined)) fail('--tls-cert and --tls-key go together');
+const scriptsEnv = process.env.CONSUL_DOUBLE_ENABLE_SCRIPT_CHECKS?.trim().toLowerCase();
+if (scriptsEnv && !['true', 'false', '1', '0'].includes(scriptsEnv))
+  fail(`CONSUL_DOUBLE_ENABLE_SCRIPT_CHECKS must be true or false, got ${JSON.stringify(scriptsEnv)}`);
+const enableScriptChecks =
+  values['enable-script-checks'] === true || scriptsEnv === 'true' || scriptsEnv === '1';
 
 const double = await startConsulDouble({
   host: opt('host') ?? '127.0.0.1',
@@ -83,6 +90,7 @@ const double = await startConsulDouble({
   ...(reapIntervalMs !== undefined && { reapIntervalMs }),
   ...(minDeregisterAfterMs !== undefined && { minDeregisterAfterMs }),
   ...(nodeName !== undefined && { nodeName }),
+  enableScriptChecks,
   ...(cert && key && { tls: { cert, key, ...(ca && { ca, requestCert: true }) } }),
 }).catch((err: Error) => fail(err.message));
 process.stdout.write(`consul-double listening on ${double.url}\n`);

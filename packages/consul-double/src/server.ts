@@ -4,7 +4,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { AgentState, STATUSES } from './agent.js';
-import type { CheckRecord, CheckStatus, ServiceRecord } from './agent.js';
+import type { CheckDefinition, CheckRecord, CheckStatus, ServiceRecord } from './agent.js';
 import { BadRequest, decodeCheckUpdate, decodeServiceRegistration } from './decode.js';
 import { formatGoDuration, parseGoDuration } from './duration.js';
 
@@ -21,6 +21,12 @@ export interface ConsulDoubleOptions {
   minDeregisterAfterMs?: number;
   nodeName?: string;
   datacenter?: string;
+  /**
+   * Accept script and Docker checks (`Args`) from the HTTP API, as `enable_script_checks = true` does. Off by
+   * default, like Consul: such a registration is answered 500 `Scripts are disabled on this agent from remote
+   * calls; …`.
+   */
+  enableScriptChecks?: boolean;
   /** Serve HTTPS; with `ca` and `requestCert` clients must present a certificate signed by it. */
   tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer; requestCert?: boolean };
 }
@@ -42,6 +48,17 @@ export interface ConsulDouble {
   clearRequests(): void;
   /** Force a check's status, as a failing probe would. Throws for an unknown check. */
   setCheckStatus(checkId: string, status: CheckStatus, output?: string): void;
+  /**
+   * The check as the agent decoded it from the registration (durations in ms): what it would run. The API never
+   * returns this (`Definition` is empty for service checks), so tests read it here. Undefined for unknown ids.
+   */
+  checkDefinition(checkId: string): CheckDefinition | undefined;
+  /**
+   * Someone else wrote these tags to the catalog and anti-entropy ran: a service registered with
+   * `EnableTagOverride: true` now shows them on the agent too; any other keeps its own. Returns whether the
+   * service took them. Throws for an unknown service.
+   */
+  overrideCatalogTags(serviceId: string, tags: readonly string[]): boolean;
   /** Run the reaper now instead of waiting for its period. */
   reap(): void;
   /** Stop and start again on the same port; with `loseState` every service and check is forgotten. */
@@ -299,6 +316,13 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
       if (ns && def.namespace === undefined) def.namespace = ns;
       if (partition && def.partition === undefined) def.partition = partition;
       requireWrite(ctx, def.name);
+      // Consul checks this when it adds the checks, after every validation (a plain error: 500).
+      if (!options.enableScriptChecks && def.checks.some((c) => c.args && c.args.length > 0)) {
+        throw new HttpError(
+          500,
+          "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true",
+        );
+      }
       const replace = url.searchParams.get('replace-existing-checks');
       agent.registerService(def, replace !== null && replace !== 'false' && replace !== '0');
       return send(ctx, 200, undefined);
@@ -492,6 +516,14 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
     clearRequests: () => void requests.splice(0),
     setCheckStatus: (checkId, status, output = '') => {
       if (!agent.setStatus(checkId, status, output)) throw new Error(`unknown check ${checkId}`);
+    },
+    checkDefinition: (checkId) => {
+      const def = agent.checks.get(checkId)?.def;
+      return def && structuredClone(def);
+    },
+    overrideCatalogTags: (serviceId, tags) => {
+      if (!agent.services.has(serviceId)) throw new Error(`unknown service ${serviceId}`);
+      return agent.adoptCatalogTags(serviceId, tags);
     },
     reap: () => agent.reap(),
     restart: async ({ loseState = false } = {}) => {

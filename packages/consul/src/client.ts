@@ -122,6 +122,13 @@ export class ConsulClient {
     if (status === 400) {
       throw new RegistryRejectedError(`Consul rejected ${what} (400): ${reason}`, BACKEND);
     }
+    // The agent's configuration refuses script and Docker checks (a plain error, hence 500): retrying cannot help.
+    if (status === 500 && reason.startsWith('Scripts are disabled')) {
+      throw new RegistryRejectedError(
+        `Consul rejected ${what} (500: ${reason}): enable script checks on the agent, or drop the container's SERVICE_CHECK_SCRIPT/CMD/DOCKER labels`,
+        BACKEND,
+      );
+    }
     throw new RegistryError(
       `Consul agent at ${this.target} answered ${status} to ${what}: ${reason}`,
       BACKEND,

@@ -38,10 +38,22 @@ const checkValue = fc.oneof(
     weight: 2,
     arbitrary: fc.constantFrom('db:5432', '[::1]:80', 'host:99999', 'x:1/svc', 'echo $SERVICE_IP'),
   },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      '$SERVICE_IP:$SERVICE_PORT',
+      '${SERVICE_IP}',
+      '/bin/bash',
+      '65535',
+      '65536',
+      '-1',
+    ),
+  },
   { weight: 1, arbitrary: fc.constantFrom('v'.repeat(70_000), `/${'p'.repeat(5000)}`) },
 );
 const checkKey = fc.oneof(
   fc.constantFrom('http', 'https', 'tcp', 'grpc', 'grpc_use_tls', 'script', 'cmd', 'ttl', 'interval'),
+  fc.constantFrom('docker', 'shell'),
   fc.constantFrom(
     'timeout',
     'deregister_after',
@@ -53,7 +65,11 @@ const checkKey = fc.oneof(
   fc.constantFrom('__proto__', 'constructor', 'toString'),
   nasty,
 );
-const metaKey = fc.oneof(fc.constantFrom('version', 'consul-x', 'registrar-node', '__proto__', ''), nasty);
+const metaKey = fc.oneof(
+  fc.constantFrom('version', 'consul-x', 'registrar-node', '__proto__', ''),
+  fc.constantFrom('enable_tag_override', 'weights_passing', 'weights_warning'),
+  nasty,
+);
 
 const service: fc.Arbitrary<Service> = fc.record({
   id: fc.constant('n1:app:80'),
@@ -91,6 +107,17 @@ describe('Consul check definitions under hostile SERVICE_CHECK_* values', () => 
           expect(v.length).toBeLessThanOrEqual(512);
         }
         expect(built.health.output.length).toBeLessThanOrEqual(1000);
+        if (reg.EnableTagOverride !== undefined) expect(typeof reg.EnableTagOverride).toBe('boolean');
+        if (reg.Weights !== undefined) {
+          // Consul's ValidateWeights.
+          expect(Number.isInteger(reg.Weights.Passing) && Number.isInteger(reg.Weights.Warning)).toBe(true);
+          expect(reg.Weights.Passing).toBeGreaterThanOrEqual(1);
+          expect(reg.Weights.Warning).toBeGreaterThanOrEqual(0);
+          expect(Math.max(reg.Weights.Passing, reg.Weights.Warning)).toBeLessThanOrEqual(65535);
+        }
+        for (const key of ['enable_tag_override', 'weights_passing', 'weights_warning']) {
+          expect(reg.Meta).not.toHaveProperty(key);
+        }
         for (const check of reg.Checks) {
           for (const d of [check.Interval, check.Timeout, check.TTL, check.DeregisterCriticalServiceAfter]) {
             if (d !== undefined) expect(parseGoDuration(d), d).toBeGreaterThan(0);
@@ -103,6 +130,8 @@ describe('Consul check definitions under hostile SERVICE_CHECK_* values', () => 
           if (check.HTTP === undefined && check.TTL === undefined && check.AliasService === undefined) {
             expect(check.Interval).toBeDefined();
           }
+          if (check.Args !== undefined) expect(check.Args.length).toBeGreaterThan(0);
+          if (check.DockerContainerID !== undefined) expect(check.Args).toBeDefined();
         }
       }),
       { seed: SEED, numRuns: 2000 },

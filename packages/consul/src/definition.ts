@@ -24,6 +24,11 @@ export interface ConsulCheck {
   DeregisterCriticalServiceAfter?: string;
 }
 
+export interface ConsulWeights {
+  Passing: number;
+  Warning: number;
+}
+
 export interface ConsulRegistration {
   ID: string;
   Name: string;
@@ -31,8 +36,21 @@ export interface ConsulRegistration {
   Port: number;
   Tags: string[];
   Meta: Record<string, string>;
+  EnableTagOverride?: boolean;
+  Weights?: ConsulWeights;
   Checks: ConsulCheck[];
 }
+
+/** What the agent stores when a registration carries no Weights. */
+export const DEFAULT_WEIGHTS: Readonly<ConsulWeights> = { Passing: 1, Warning: 1 };
+/** Consul's ValidateWeights bound (DNS SRV weights are 16-bit). */
+const WEIGHT_MAX = 65535;
+
+/**
+ * `SERVICE_<key>` values the adapter reads as service options: they become registration fields, not Meta. etcd
+ * and ZooKeeper keep them as ordinary metadata, as they keep any other `SERVICE_<key>`.
+ */
+const OPTION_KEYS = new Set(['enable_tag_override', 'weights_passing', 'weights_warning']);
 
 export interface DefinitionWarning {
   /** The label at fault, e.g. `SERVICE_CHECK_INTERVAL`. */
@@ -87,7 +105,12 @@ export function normalizeOutput(output: string): string {
   return output.length > OUTPUT_MAX ? `${output.slice(0, OUTPUT_MAX - 3)}...` : output;
 }
 
-/** The identity part both `fingerprint()` and `list()` compute: from a Service, or from the agent's answer. */
+/**
+ * The identity part both `fingerprint()` and `list()` compute: from a Service, or from the agent's answer.
+ * Default weights and `EnableTagOverride: false` are left out, so a registration without them and the agent's
+ * answer (which always has them) agree. With `EnableTagOverride` the tags are left out too: the catalog owns them
+ * then (anti-entropy copies catalog edits into the agent), and a resync must not undo such an edit.
+ */
 export function defKeyOf(s: {
   id: string;
   name: string;
@@ -95,14 +118,22 @@ export function defKeyOf(s: {
   port: number;
   tags: readonly string[];
   meta: Readonly<Record<string, string>>;
+  weights?: Readonly<ConsulWeights> | null | undefined;
+  enableTagOverride?: boolean | null | undefined;
 }): string {
+  const override = s.enableTagOverride === true;
+  const weights = s.weights ?? DEFAULT_WEIGHTS;
+  const defaultWeights =
+    weights.Passing === DEFAULT_WEIGHTS.Passing && weights.Warning === DEFAULT_WEIGHTS.Warning;
   return canonicalJson({
     id: s.id,
     name: s.name,
     address: s.address,
     port: s.port,
-    tags: s.tags,
+    tags: override ? undefined : s.tags,
     meta: s.meta,
+    weights: defaultWeights ? undefined : { passing: weights.Passing, warning: weights.Warning },
+    enableTagOverride: override || undefined,
   });
 }
 
@@ -131,6 +162,7 @@ export function buildDefinition(service: Service, settings: DefinitionSettings):
     },
     ...extra,
   ];
+  const options = buildOptions(service, warnings);
   const meta = buildMeta(service, settings.nodeId, warnings);
   // The hash covers the check definitions without the health status, which lives in the agent's state.
   meta[META_DEF] = createHash('sha256')
@@ -144,11 +176,17 @@ export function buildDefinition(service: Service, settings: DefinitionSettings):
     Port: service.port,
     Tags: [...service.tags],
     Meta: meta,
+    ...options,
     Checks: checks,
   };
   return {
     registration,
-    defKey: defKeyOf({ ...service, meta }),
+    defKey: defKeyOf({
+      ...service,
+      meta,
+      weights: options.Weights,
+      enableTagOverride: options.EnableTagOverride,
+    }),
     health: {
       status: service.health,
       output: normalizeOutput(service.health === 'passing' ? '' : service.healthOutput),
@@ -164,6 +202,7 @@ function buildMeta(service: Service, nodeId: string, warnings: DefinitionWarning
     [META_CONTAINER_NAME]: service.container.name,
   };
   for (const [rawKey, rawValue] of Object.entries(service.meta)) {
+    if (OPTION_KEYS.has(rawKey)) continue;
     const label = oneLine(`SERVICE_${rawKey.toUpperCase()}`, 120);
     let key = rawKey.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, META_KEY_MAX);
     if (key.startsWith('consul-')) key = `x-${key}`.slice(0, META_KEY_MAX);
@@ -201,6 +240,56 @@ function buildMeta(service: Service, nodeId: string, warnings: DefinitionWarning
   return meta;
 }
 
+/**
+ * `SERVICE_ENABLE_TAG_OVERRIDE` and `SERVICE_WEIGHTS_PASSING` / `_WARNING` (port-specific forms included: they
+ * reach us as metadata). A bad value leaves out only the field it is for, with one warning.
+ */
+function buildOptions(
+  service: Service,
+  warnings: DefinitionWarning[],
+): Pick<ConsulRegistration, 'EnableTagOverride' | 'Weights'> {
+  const given = (key: string): string | undefined => {
+    const raw = Object.hasOwn(service.meta, key) ? service.meta[key]?.trim() : undefined;
+    return raw === '' ? undefined : raw;
+  };
+  const warn = (key: string, message: string): void =>
+    void warnings.push({ key: `SERVICE_${key.toUpperCase()}`, message });
+  const out: Pick<ConsulRegistration, 'EnableTagOverride' | 'Weights'> = {};
+
+  const override = given('enable_tag_override');
+  if (override !== undefined) {
+    const value = parseBool(override);
+    if (value === undefined) {
+      warn(
+        'enable_tag_override',
+        `${quote(override, 60)} is not a boolean; use true or false. EnableTagOverride was left out (Consul's default: false)`,
+      );
+    } else out.EnableTagOverride = value;
+  }
+
+  const weight = (key: string, min: number): number | null | undefined => {
+    const raw = given(key);
+    if (raw === undefined) return undefined;
+    const n = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
+    if (n >= min && n <= WEIGHT_MAX) return n;
+    warn(
+      key,
+      `${quote(raw, 60)} is not a whole number from ${min} to ${WEIGHT_MAX}; Weights were left out (Consul's default: passing 1, warning 1)`,
+    );
+    return null;
+  };
+  const passing = weight('weights_passing', 1);
+  const warning = weight('weights_warning', 0);
+  if (passing !== null && warning !== null && (passing !== undefined || warning !== undefined)) {
+    // A Weights object replaces both of the agent's defaults: the one not given is sent as Consul's default.
+    out.Weights = {
+      Passing: passing ?? DEFAULT_WEIGHTS.Passing,
+      Warning: warning ?? DEFAULT_WEIGHTS.Warning,
+    };
+  }
+  return out;
+}
+
 const KNOWN_OPTIONS = new Set([
   'http',
   'https',
@@ -209,6 +298,8 @@ const KNOWN_OPTIONS = new Set([
   'grpc_use_tls',
   'script',
   'cmd',
+  'docker',
+  'shell',
   'ttl',
   'interval',
   'timeout',
@@ -220,6 +311,32 @@ const KNOWN_OPTIONS = new Set([
 ]);
 
 const label = (key: string): string => oneLine(`SERVICE_CHECK_${key.toUpperCase()}`, 120);
+
+// `$SERVICE_IP` / `${SERVICE_IP}` and the same for PORT; `$SERVICE_IPV6` or `$SERVICE_NAME` are not ours.
+const SERVICE_VAR = /\$(?:\{SERVICE_(IP|PORT)\}|SERVICE_(IP|PORT)(?![A-Za-z0-9_]))/g;
+const FOLLOWED_BY_PORT = /^:(?:\d|\$\{?SERVICE_PORT)/;
+
+/**
+ * registrator's `$SERVICE_IP` and `$SERVICE_PORT` (also written `${SERVICE_IP}`), replaced by the registered
+ * address and port; any other `$SERVICE_*` stays as written. An IPv6 address is bracketed where it forms a
+ * host:port (`$SERVICE_IP:$SERVICE_PORT`, `$SERVICE_IP:8080`), unless the text already brackets it.
+ */
+export function substituteServiceVars(text: string, address: string, port: number): string {
+  if (!text.includes('$')) return text;
+  return text.replace(
+    SERVICE_VAR,
+    (match, braced: string | undefined, bare: string | undefined, at: number) => {
+      if ((braced ?? bare) === 'PORT') return String(port);
+      if (!address.includes(':')) return address;
+      const after = text.slice(at + match.length);
+      if (text[at - 1] === '[' && after.startsWith(']')) return address;
+      return FOLLOWED_BY_PORT.test(after) ? `[${address}]` : address;
+    },
+  );
+}
+
+/** A program for SERVICE_CHECK_SHELL: one word of path characters, e.g. `/bin/bash` or `sh`. */
+const SHELL_PATTERN = /^[A-Za-z0-9_./+-]{1,256}$/;
 
 function parseBool(value: string): boolean | undefined {
   const v = value.trim().toLowerCase();
@@ -297,9 +414,11 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
   // The interval/timeout warning already said these were skipped.
   const needsInterval = (_kind: string): boolean => intervalOk;
 
+  const sub = (text: string): string => substituteServiceVars(text, service.address, service.port);
   for (const scheme of ['http', 'https'] as const) {
-    const path = opts[scheme]?.trim();
-    if (!path) continue;
+    const raw = opts[scheme]?.trim();
+    if (!raw) continue;
+    const path = sub(raw);
     const method = (opts.method ?? opts.http_method)?.trim();
     const methodKey = opts.method !== undefined ? 'method' : 'http_method';
     const skipVerify = flag('tls_skip_verify', `the ${scheme} check was`);
@@ -312,7 +431,7 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
     try {
       url = new URL(`${scheme}://${hostPort}${path.startsWith('/') ? path : `/${path}`}`).toString();
     } catch {
-      warn(scheme, `${quote(path, 60)} is not a URL path; the ${scheme} check was skipped`);
+      warn(scheme, `${quote(raw, 60)} is not a URL path; the ${scheme} check was skipped`);
       continue;
     }
     if (!needsInterval(scheme)) continue;
@@ -331,7 +450,8 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
     const on = parseBool(raw);
     if (on === true) return hostPort;
     if (on === false) return undefined;
-    if (pattern.test(raw)) return raw;
+    const value = sub(raw);
+    if (pattern.test(value)) return value;
     warn(key, `${quote(raw, 60)} is neither true/false nor host:port; the ${key} check was skipped`);
     return undefined;
   };
@@ -345,21 +465,41 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
 
   const script = opts.script?.trim();
   if (script && needsInterval('script')) {
-    const command = script
-      .replace(/\$SERVICE_IP/g, service.address)
-      .replace(/\$SERVICE_PORT/g, String(service.port));
-    checks.push(timed('script', { Args: ['/bin/sh', '-c', command] }));
+    checks.push(timed('script', { Args: ['/bin/sh', '-c', sub(script)] }));
   }
+  // Consul's Docker check runs its Args inside the container (and ignores Shell when Args are given, so a
+  // shell is put in front of the command instead).
   const cmd = opts.cmd?.trim();
-  if (cmd && needsInterval('cmd')) {
-    // Consul's Docker check runs the command inside the container, which is what registrator's check_cmd meant.
+  const docker = opts.docker?.trim();
+  let shell: string | null | undefined;
+  const shellRaw = opts.shell?.trim();
+  if ((cmd || docker) && shellRaw) {
+    if (SHELL_PATTERN.test(shellRaw)) shell = shellRaw;
+    else {
+      const skipped =
+        cmd && docker ? 'the cmd and docker checks were' : `the ${cmd ? 'cmd' : 'docker'} check was`;
+      warn('shell', `${quote(shellRaw, 60)} is not one program path such as /bin/bash; ${skipped} skipped`);
+      shell = null;
+    }
+  }
+  if (cmd && shell !== null && needsInterval('cmd')) {
+    // What registrator's check_cmd meant: the command, through a shell, in the container.
+    const sh = shell ?? '/bin/sh';
     checks.push(
-      timed('cmd', {
-        DockerContainerID: service.container.id,
-        Shell: '/bin/sh',
-        Args: ['/bin/sh', '-c', cmd],
-      }),
+      timed('cmd', { DockerContainerID: service.container.id, Shell: sh, Args: [sh, '-c', sub(cmd)] }),
     );
+  }
+  if (docker && shell !== null && needsInterval('docker')) {
+    const command = sub(docker);
+    const words = command.split(/\s+/).filter((w) => w !== '');
+    if (words.length > 0) {
+      checks.push(
+        timed('docker', {
+          DockerContainerID: service.container.id,
+          ...(shell ? { Shell: shell, Args: [shell, '-c', command] } : { Args: words }),
+        }),
+      );
+    }
   }
   const ttl = duration('ttl', 'the ttl check was');
   if (ttl) checks.push({ ...common('ttl'), TTL: ttl });

@@ -211,6 +211,61 @@ describe('createConsulRegistry', () => {
     expect(apiChecks.sort()).toEqual([`service:${bad.id}:1`, `service:${bad.id}:2`]);
   });
 
+  it('sends EnableTagOverride and Weights as fields, and a resync sees no drift, a catalog tag edit included', async () => {
+    const d = await start();
+    const r = registry();
+    const svc = service({ meta: { version: '1.2', enable_tag_override: 'true', weights_passing: '5' } });
+    await r.register(svc);
+    const stored = await get(`/v1/agent/service/${encodeURIComponent(svc.id)}`);
+    expect(stored).toMatchObject({
+      EnableTagOverride: true,
+      Weights: { Passing: 5, Warning: 1 },
+      Tags: ['blue'],
+    });
+    expect(Object.keys(stored.Meta)).not.toContain('weights_passing');
+    expect(Object.keys(stored.Meta)).not.toContain('enable_tag_override');
+
+    // Someone retags the service in the catalog; with EnableTagOverride the agent takes the edit over.
+    expect(d.overrideCatalogTags(svc.id, ['edited'])).toBe(true);
+    const again = registry();
+    const [entry] = await again.list();
+    expect(entry!.fingerprint).toBe(again.fingerprint(svc));
+    // A changed weight is drift.
+    const heavier = service({ meta: { ...svc.meta, weights_passing: '6' } });
+    expect(entry!.fingerprint).not.toBe(again.fingerprint(heavier));
+    await again.register(heavier);
+    expect((await again.list())[0]!.fingerprint).toBe(again.fingerprint(heavier));
+    expect((await get(`/v1/agent/service/${encodeURIComponent(svc.id)}`)).Weights).toEqual({
+      Passing: 6,
+      Warning: 1,
+    });
+  });
+
+  it('refuses Docker checks on an agent without enable_script_checks with one RegistryRejectedError', async () => {
+    await start();
+    const r = registry();
+    const err = await r.register(service({ checks: { docker: '/bin/check.sh' } })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegistryRejectedError);
+    expect((err as Error).message).toContain('Scripts are disabled on this agent from remote calls');
+    expect((err as Error).message).toContain('enable script checks on the agent, or drop the container');
+  });
+
+  it('registers a Docker check the agent would run in the container', async () => {
+    const d = await start({ enableScriptChecks: true });
+    const r = registry();
+    const svc = service({ checks: { docker: '/bin/check.sh $SERVICE_PORT', interval: '30s' } });
+    await r.register(svc);
+    const checks = await get('/v1/agent/checks');
+    expect(checks[`service:${svc.id}:3`]).toMatchObject({ Type: 'docker', Interval: '30s' });
+    expect(d.checkDefinition(`service:${svc.id}:3`)).toMatchObject({
+      dockerContainerId: svc.container.id,
+      args: ['/bin/check.sh', '8080'],
+      intervalMs: 30_000,
+    });
+    const [entry] = await registry().list();
+    expect(entry!.fingerprint).toBe(r.fingerprint(svc));
+  });
+
   it('makes no register calls when a resync finds everything unchanged', async () => {
     const d = await start();
     const r = registry();

@@ -57,6 +57,8 @@ interface AgentService {
   Port?: number;
   Tags?: string[] | null;
   Meta?: Record<string, string> | null;
+  Weights?: { Passing: number; Warning: number } | null;
+  EnableTagOverride?: boolean;
 }
 
 interface AgentCheck {
@@ -306,6 +308,8 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
           port: s.Port ?? 0,
           tags: s.Tags ?? [],
           meta,
+          weights: s.Weights,
+          enableTagOverride: s.EnableTagOverride,
         });
         const check = checks[checkIdHealth(s.ID)];
         const health = { status: check?.Status ?? 'missing', output: check?.Output ?? '' };

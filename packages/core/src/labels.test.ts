@@ -250,6 +250,18 @@ describe('parseServiceLabels + settingsFor: precedence', () => {
       meta: { ['__proto__']: 'x' },
     },
     { title: 'leading zeros in port key', labels: { SERVICE_080_NAME: 'z' }, name: 'z', portSpecific: true },
+    {
+      // Backend-neutral: the Consul adapter reads these as options; etcd and ZooKeeper keep them as metadata.
+      title: 'Consul service options are ordinary metadata in the model, port-specific beating generic',
+      labels: {
+        SERVICE_ENABLE_TAG_OVERRIDE: 'true',
+        SERVICE_WEIGHTS_PASSING: '2',
+        SERVICE_80_WEIGHTS_PASSING: '5',
+        SERVICE_WEIGHTS_WARNING: '0',
+      },
+      meta: { enable_tag_override: 'true', weights_passing: '5', weights_warning: '0' },
+      checks: {},
+    },
   ];
 
   it.each(cases)('$title', (c) => {
