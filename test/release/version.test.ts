@@ -37,9 +37,12 @@ function run(command: string, args: string[]): string {
 
 beforeAll(() => {
   work = tempDir('release');
-  for (const file of ['package.json', 'pnpm-workspace.yaml', 'Dockerfile', '.changeset', 'scripts']) {
+  for (const file of ['package.json', 'pnpm-workspace.yaml', 'Dockerfile', 'scripts']) {
     cpSync(join(root, file), join(work, file), { recursive: true });
   }
+  // The configuration only: changesets waiting for the next release would change what this one bumps.
+  mkdirSync(join(work, '.changeset'));
+  cpSync(join(root, '.changeset', 'config.json'), join(work, '.changeset', 'config.json'));
   for (const dir of [...LIBRARIES.map((name) => `packages/${name}`), 'test', 'bench']) {
     mkdirSync(join(work, dir), { recursive: true });
     for (const file of ['package.json', 'CHANGELOG.md']) {
