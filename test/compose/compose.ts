@@ -44,13 +44,20 @@ export interface StackContainer {
   readonly startedAt: string;
 }
 
-export function createStack(): Stack {
+/**
+ * A compose project of its own (a unique name) on the root docker-compose.yml. `profiles` become `--profile`
+ * options; without them the file's default applies (.env: COMPOSE_PROFILES=all), whatever the caller's
+ * environment says.
+ */
+export function createStack(options: { profiles?: readonly string[] } = {}): Stack {
   const project = `regcompose${randomBytes(3).toString('hex')}`;
   const [command, ...prefix] = composeCommand();
   const files = ['-f', 'docker-compose.yml'];
   if (process.env.COMPOSE_OFFICIAL_IMAGES !== '1') files.push('-f', 'docker-compose.local.yml');
+  const profiles = (options.profiles ?? []).flatMap((profile) => ['--profile', profile]);
+  const { COMPOSE_PROFILES: _ignored, ...inherited } = process.env;
   const env = {
-    ...process.env,
+    ...inherited,
     DOCKER_GID: String(execFileSync('stat', ['-c', '%g', '/var/run/docker.sock']).toString().trim()),
     // Short TTLs and a fast reaper so that expiry is observable within seconds.
     REGISTRAR_TTL: '3',
@@ -70,7 +77,7 @@ export function createStack(): Stack {
   const stack: Stack = {
     project,
     async compose(...args) {
-      const { stdout } = await run(command!, [...prefix, '-p', project, ...files, ...args], {
+      const { stdout } = await run(command!, [...prefix, '-p', project, ...files, ...profiles, ...args], {
         cwd: ROOT,
         env,
         maxBuffer: 64 * 1024 * 1024,
