@@ -1,7 +1,7 @@
 // The root docker-compose.yml, end to end: registrations in Consul, etcd and ZooKeeper follow the demo
 // replicas through scaling, a killed replica, an unhealthy one and a dead bridge; HAProxy's pool follows Consul;
-// `down` leaves nothing behind. Runs on locally built images (docker-compose.local.yml) unless
-// COMPOSE_OFFICIAL_IMAGES=1.
+// `down` leaves nothing behind. No --profile: the default from .env, `all`. Runs on locally built images
+// (docker-compose.local.yml) unless COMPOSE_OFFICIAL_IMAGES=1.
 import { Etcd3 } from 'etcd3';
 import zookeeper from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,6 @@
 // Drives the root docker-compose.yml (plus docker-compose.local.yml, on locally built images) for the
-// compose-based integration tests. Works with `docker compose` (v2) and Debian's `docker-compose` (v1.29).
+// compose-based integration tests, and other compose files (deploy/compose) the same way. Works with
+// `docker compose` (v2) and Debian's `docker-compose` (v1.29).
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -44,14 +45,36 @@ export interface StackContainer {
   readonly startedAt: string;
 }
 
-export function createStack(): Stack {
+export interface StackOptions {
+  /** `--profile` options; without them the file's default applies (.env: COMPOSE_PROFILES=all). */
+  readonly profiles?: readonly string[];
+  /** Compose files relative to the repository root (default: docker-compose.yml, plus the local override). */
+  readonly files?: readonly string[];
+  /** Variables for the compose files, over the defaults below. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** The docker socket's group, what DOCKER_GID must be. */
+export const dockerGid = () => execFileSync('stat', ['-c', '%g', '/var/run/docker.sock']).toString().trim();
+
+/**
+ * A compose project of its own (a unique name), by default on the root docker-compose.yml. COMPOSE_PROFILES from
+ * the caller's environment is dropped, so that only `profiles` choose.
+ */
+export function createStack(options: StackOptions = {}): Stack {
   const project = `regcompose${randomBytes(3).toString('hex')}`;
   const [command, ...prefix] = composeCommand();
-  const files = ['-f', 'docker-compose.yml'];
-  if (process.env.COMPOSE_OFFICIAL_IMAGES !== '1') files.push('-f', 'docker-compose.local.yml');
+  const files = (
+    options.files ??
+    (process.env.COMPOSE_OFFICIAL_IMAGES === '1'
+      ? ['docker-compose.yml']
+      : ['docker-compose.yml', 'docker-compose.local.yml'])
+  ).flatMap((file) => ['-f', file]);
+  const profiles = (options.profiles ?? []).flatMap((profile) => ['--profile', profile]);
+  const { COMPOSE_PROFILES: _ignored, ...inherited } = process.env;
   const env = {
-    ...process.env,
-    DOCKER_GID: String(execFileSync('stat', ['-c', '%g', '/var/run/docker.sock']).toString().trim()),
+    ...inherited,
+    DOCKER_GID: dockerGid(),
     // Short TTLs and a fast reaper so that expiry is observable within seconds.
     REGISTRAR_TTL: '3',
     REGISTRAR_LOG_LEVEL: 'debug',
@@ -66,11 +89,12 @@ export function createStack(): Stack {
     WEB_PORT: '',
     API_PORT: '',
     HAPROXY_STATS_PORT: '',
+    ...options.env,
   };
   const stack: Stack = {
     project,
     async compose(...args) {
-      const { stdout } = await run(command!, [...prefix, '-p', project, ...files, ...args], {
+      const { stdout } = await run(command!, [...prefix, '-p', project, ...files, ...profiles, ...args], {
         cwd: ROOT,
         env,
         maxBuffer: 64 * 1024 * 1024,
