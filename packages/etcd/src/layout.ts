@@ -39,6 +39,11 @@ export interface LayoutOptions {
   readonly ttl: number;
 }
 
+/** The prefix a layout uses when none is given: CoreDNS's `path` for skydns, `/services` otherwise. */
+export function defaultPrefix(layout: EtcdLayout): string {
+  return layout === 'skydns' ? '/skydns' : '/services';
+}
+
 /** `services/`, `/services/` and `/services` all become `/services`; `/` becomes the root `''`. */
 export function normalisePrefix(prefix: string): string {
   const trimmed = prefix.replace(/\/+$/, '');
@@ -207,3 +212,4 @@ function skydnsCodec(options: LayoutOptions): LayoutCodec {
     },
   };
 }
+
