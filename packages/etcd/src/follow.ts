@@ -106,7 +106,7 @@ export function createEtcdFollower(options: EtcdFollowerOptions): ServiceFollowe
         if (outage && gate.unreachable(failure)) {
           log.warn({ err: failure }, `etcd unreachable while following ${name}; retrying`);
         } else if (!outage) {
-          log.debug({ err: failure }, `etcd watch of ${name} ended; reading again`);
+          log.warn({ err: failure }, `etcd cancelled the watch of ${name}; reading again`);
         }
         clearTimeout(timer);
         timer = setTimeout(() => void start(), backoffDelay(++attempt));
@@ -125,7 +125,6 @@ export function createEtcdFollower(options: EtcdFollowerOptions): ServiceFollowe
           const wasReachable = gate.reachable;
           gate.instances(entries.values());
           if (!wasReachable) log.info(`etcd reachable again; following ${name}`);
-          attempt = 0;
           // `watcher()` rather than `create()`: create() only settles once the stream is up, and while etcd
           // is down we must be able to drop the watcher, which it would keep retrying for ever.
           const next = client
@@ -134,6 +133,10 @@ export function createEtcdFollower(options: EtcdFollowerOptions): ServiceFollowe
             .startRevision((BigInt(response.header.revision) + 1n).toString())
             .watcher();
           watcher = next;
+          // Only a watch that is up ends the backoff: one etcd keeps refusing is retried ever more slowly.
+          next.on('connected', () => {
+            if (watcher === next) attempt = 0;
+          });
           next.on('data', (change: IWatchResponse) => {
             if (watcher !== next) return;
             for (const event of change.events) {
