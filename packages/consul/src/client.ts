@@ -17,12 +17,18 @@ export interface ConsulTlsOptions {
 export interface ConsulResponse {
   status: number;
   text: string;
+  /** `X-Consul-Index` (blocking queries), when the answer carries a number there. */
+  index?: number;
 }
 
 type Fetcher = (
   url: string,
   init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal },
-) => Promise<{ status: number; text(): Promise<string> }>;
+) => Promise<{
+  status: number;
+  text(): Promise<string>;
+  headers?: { get(name: string): string | null };
+}>;
 
 export interface ClientOptions {
   baseUrl: URL;
@@ -75,7 +81,18 @@ export class ConsulClient {
   async request(
     method: 'GET' | 'PUT',
     path: string,
-    options: { body?: unknown; query?: Record<string, string>; allow404?: boolean; what?: string } = {},
+    options: {
+      body?: unknown;
+      query?: Record<string, string>;
+      allow404?: boolean;
+      what?: string;
+      /** Instead of the client's timeout: a blocking query's wait plus a margin. */
+      timeoutMs?: number;
+      /** Cancels the request (an unsubscribed follower); it then rejects with a connection error. */
+      signal?: AbortSignal;
+      /** What a 403 says the token needs; default what the registry needs. */
+      permission?: string;
+    } = {},
   ): Promise<ConsulResponse> {
     const url = new URL(path, this.options.baseUrl);
     for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
@@ -85,21 +102,24 @@ export class ConsulClient {
     if (this.options.token) headers['X-Consul-Token'] = this.options.token;
     if (options.body !== undefined) headers['Content-Type'] = 'application/json';
     const what = options.what ?? `${method} ${url.pathname}`;
-    let response: { status: number; text(): Promise<string> };
+    const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    let response: Awaited<ReturnType<Fetcher>>;
     let text: string;
     try {
       response = await this.fetcher(url.toString(), {
         method,
         headers,
         ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
-        signal: AbortSignal.timeout(this.options.timeoutMs),
+        signal: options.signal ? AbortSignal.any([timeout, options.signal]) : timeout,
       });
       text = await response.text();
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
-      const reason =
-        e.name === 'TimeoutError' || e.name === 'AbortError'
-          ? `no answer within ${this.options.timeoutMs} ms`
+      const reason = options.signal?.aborted
+        ? 'cancelled'
+        : e.name === 'TimeoutError' || e.name === 'AbortError'
+          ? `no answer within ${timeoutMs} ms`
           : (e.cause?.code ?? e.cause?.message ?? e.message);
       throw new RegistryConnectionError(
         `Consul agent at ${this.target} unreachable (${what}): ${reason}`,
@@ -110,13 +130,15 @@ export class ConsulClient {
       );
     }
     const { status } = response;
-    if (status >= 200 && status < 300) return { status, text };
+    const index = Number(response.headers?.get('X-Consul-Index') ?? NaN);
+    if (status >= 200 && status < 300) return { status, text, ...(Number.isFinite(index) && { index }) };
     if (status === 404 && options.allow404) return { status, text };
     const reason = text.trim().split('\n')[0]?.slice(0, 300) ?? '';
     if (status === 403) {
+      const permission = options.permission ?? 'service:write (and agent:read)';
       const hint = this.hasToken
-        ? 'set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to a token with service:write (and agent:read) on this agent'
-        : 'no token is configured; set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to a token with service:write (and agent:read)';
+        ? `set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to a token with ${permission} on this agent`
+        : `no token is configured; set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to a token with ${permission}`;
       throw new RegistryRejectedError(`Consul ACL token rejected (403: ${reason}): ${hint}`, BACKEND);
     }
     if (status === 400) {

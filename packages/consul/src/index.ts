@@ -1,4 +1,6 @@
 export { createConsulRegistry } from './registry.js';
 export type { ConsulRegistryOptions } from './registry.js';
 export type { ConsulTlsOptions } from './client.js';
-export { consulRegistryFromUri, parseConsulUri } from './uri.js';
+export { createConsulFollower } from './follow.js';
+export type { ConsulFollowerOptions } from './follow.js';
+export { consulFollowerFromUri, consulRegistryFromUri, parseConsulUri } from './uri.js';

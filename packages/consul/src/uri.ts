@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri } from '@registrar/core';
-import type { Registry, RegistryUriContext } from '@registrar/core';
+import type { Registry, RegistryUriContext, ServiceFollower } from '@registrar/core';
 import type { ConsulTlsOptions } from './client.js';
 import { parseGoDuration } from './duration.js';
+import { createConsulFollower } from './follow.js';
 import { createConsulRegistry } from './registry.js';
 import type { ConsulRegistryOptions } from './registry.js';
 
@@ -69,8 +70,20 @@ function defaultAgent(
   return { host: parsed.hostname, port: parsed.port, https: parsed.protocol === 'https:' };
 }
 
-/** Everything `consulRegistryFromUri` validates and reads (files included), without creating the registry. */
-export function parseConsulUri(input: URL | string, ctx: RegistryUriContext): ConsulRegistryOptions {
+/** How to reach the agent, as registry and follower both take it. */
+type ConsulConnectionOptions = Pick<
+  ConsulRegistryOptions,
+  'url' | 'token' | 'tls' | 'namespace' | 'partition'
+>;
+
+/**
+ * The agent, token, TLS files, namespace and partition of a Consul URI and the environment: what registry and
+ * follower share. Also gives the parsed URI (for the options only one of them reads) and how to show it.
+ */
+function parseConnection(
+  input: URL | string,
+  ctx: Pick<RegistryUriContext, 'logger' | 'env'>,
+): { uri: URL; shown: string; connection: ConsulConnectionOptions & { url: string } } {
   const uri = toUrl(input);
   const shown = showUri(`${uri.protocol}//${uri.host}${uri.pathname}`).slice(1, -1);
   const agent = uri.hostname === '' ? defaultAgent(ctx.env) : undefined;
@@ -140,6 +153,25 @@ export function parseConsulUri(input: URL | string, ctx: RegistryUriContext): Co
     );
   }
 
+  // Consul's own variables, as its CLI reads them; the URI's options win.
+  const ns = uri.searchParams.get('ns') ?? (env.CONSUL_NAMESPACE?.trim() || null);
+  const partition = uri.searchParams.get('partition') ?? (env.CONSUL_PARTITION?.trim() || null);
+  return {
+    uri,
+    shown,
+    connection: {
+      url,
+      ...(token !== undefined && { token }),
+      ...(tlsOptions !== undefined && { tls: tlsOptions }),
+      ...(ns && { namespace: ns }),
+      ...(partition && { partition }),
+    },
+  };
+}
+
+/** Everything `consulRegistryFromUri` validates and reads (files included), without creating the registry. */
+export function parseConsulUri(input: URL | string, ctx: RegistryUriContext): ConsulRegistryOptions {
+  const { uri, shown, connection } = parseConnection(input, ctx);
   let deregisterAfter: number | undefined;
   const deregisterRaw = uri.searchParams.get('deregister-after');
   if (deregisterRaw !== null) {
@@ -151,22 +183,25 @@ export function parseConsulUri(input: URL | string, ctx: RegistryUriContext): Co
     }
     deregisterAfter = ms / 1000;
   }
-  // Consul's own variables, as its CLI reads them; the URI's options win.
-  const ns = uri.searchParams.get('ns') ?? (env.CONSUL_NAMESPACE?.trim() || null);
-  const partition = uri.searchParams.get('partition') ?? (env.CONSUL_PARTITION?.trim() || null);
-
   const options: ConsulRegistryOptions = {
     nodeId: ctx.nodeId,
-    url,
+    ...connection,
     ttl: ctx.ttl,
     logger: ctx.logger,
     ...(ctx.ttlRefresh !== undefined && { ttlRefresh: ctx.ttlRefresh }),
-    ...(token !== undefined && { token }),
-    ...(tlsOptions !== undefined && { tls: tlsOptions }),
-    ...(ns && { namespace: ns }),
-    ...(partition && { partition }),
     ...(deregisterAfter !== undefined && { deregisterAfter }),
     ...(ctx.dryRun === true && { readOnly: true }),
   };
   return options;
+}
+
+/**
+ * The follower of `registrar lb`, from the same URI and environment as the registry: agent, TLS, token,
+ * namespace and partition (`deregister-after` only matters to the registry).
+ */
+export function consulFollowerFromUri(
+  input: URL | string,
+  ctx: Pick<RegistryUriContext, 'logger' | 'env'>,
+): ServiceFollower {
+  return createConsulFollower({ ...parseConnection(input, ctx).connection, logger: ctx.logger });
 }

@@ -6,4 +6,6 @@ export type {
   EtcdRegistryOptions,
 } from './registry.js';
 export type { EtcdLayout } from './layout.js';
-export { etcdRegistryFromUri } from './uri.js';
+export { createEtcdFollower } from './follow.js';
+export type { EtcdFollowerOptions } from './follow.js';
+export { etcdFollowerFromUri, etcdRegistryFromUri } from './uri.js';

@@ -1,4 +1,4 @@
-import type { Service } from '@registrar/core';
+import type { Instance, Service } from '@registrar/core';
 
 /**
  * How services are laid out in etcd:
@@ -37,6 +37,11 @@ export interface LayoutOptions {
   readonly domain: string;
   /** skydns only: the record TTL in seconds (the lease TTL). */
   readonly ttl: number;
+}
+
+/** The prefix a layout uses when none is given: CoreDNS's `path` for skydns, `/services` otherwise. */
+export function defaultPrefix(layout: EtcdLayout): string {
+  return layout === 'skydns' ? '/skydns' : '/services';
 }
 
 /** `services/`, `/services/` and `/services` all become `/services`; `/` becomes the root `''`. */
@@ -204,6 +209,103 @@ function skydnsCodec(options: LayoutOptions): LayoutCodec {
       const id = decodeLabel(segments.pop()!);
       if (id === undefined || !ownedId(id, options.nodeId)) return undefined;
       return { id, name: segments.reverse().join('.') };
+    },
+  };
+}
+
+/** The read side of a layout, for followers: every node's entries of one service, not just ours. */
+export interface LayoutReader {
+  /** Where the layout's keys live (the skydns domain path included), for logs. */
+  readonly root: string;
+  /**
+   * The key prefix (ending in `/`) under which every entry of `name` lives; keys below it that hold another
+   * name (`web/x` under `web`) are told apart by `read`. Undefined when the layout cannot hold the name.
+   */
+  dir(name: string): string | undefined;
+  /**
+   * The instance a key under `dir` holds: undefined for keys of a longer name, a string saying why the value
+   * is not an instance (the caller warns and skips it).
+   */
+  read(dir: string, key: string, value: string): Instance | string | undefined;
+}
+
+export type ReaderOptions = Pick<LayoutOptions, 'layout' | 'prefix' | 'domain'>;
+
+const validPort = (port: unknown): port is number =>
+  typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535;
+
+/** Inverse of `hostPort`: `10.0.0.5:80`, `[fd00::1]:53` or `host.example:8080`. */
+export function parseHostPort(value: string): { address: string; port: number } | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(value.trim());
+  const port = Number(match?.[3]);
+  const address = match?.[1] ?? match?.[2];
+  return address !== undefined && validPort(port) ? { address, port } : undefined;
+}
+
+function parseJson(value: string): Record<string, unknown> | undefined {
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads what any bridge (or another writer of the same layout) stored. The id is the key's last segment
+ * (skydns: decoded back from its DNS label when it is one of ours); the value gives address and port.
+ */
+export function createReader(options: ReaderOptions): LayoutReader {
+  /** The single segment after `dir`, or undefined for a key nested deeper (another name's entry). */
+  const leaf = (dir: string, key: string) => {
+    const rest = key.slice(dir.length);
+    return rest === '' || rest.includes('/') ? undefined : rest;
+  };
+  if (options.layout === 'skydns') {
+    const root = `${options.prefix}${domainPath(options.domain)}`;
+    return {
+      root,
+      // The registry's own rule (codec.check): dot-separated labels, read right to left, lower case.
+      dir: (name) =>
+        name === '' || name.includes('/') || name.split('.').some((label) => label === '')
+          ? undefined
+          : `${root}${name
+              .toLowerCase()
+              .split('.')
+              .reverse()
+              .map((label) => `/${label}`)
+              .join('')}/`,
+      read(dir, key, value) {
+        const segment = leaf(dir, key);
+        if (segment === undefined) return undefined;
+        const record = parseJson(value);
+        if (!record) return 'not a JSON object';
+        if (typeof record.host !== 'string' || record.host === '') return 'no "host"';
+        if (!validPort(record.port)) return 'no "port" from 1 to 65535';
+        return { id: decodeLabel(segment) ?? segment, address: record.host, port: record.port };
+      },
+    };
+  }
+  const parse =
+    options.layout === 'hostport'
+      ? (value: string) => parseHostPort(value) ?? 'not "ip:port"'
+      : (value: string) => {
+          const record = parseJson(value);
+          if (!record) return 'not a JSON object';
+          if (typeof record.address !== 'string' || record.address === '') return 'no "address"';
+          if (!validPort(record.port)) return 'no "port" from 1 to 65535';
+          return { address: record.address, port: record.port };
+        };
+  return {
+    root: options.prefix,
+    dir: (name) => (name === '' ? undefined : `${options.prefix}/${name}/`),
+    read(dir, key, value) {
+      const id = leaf(dir, key);
+      if (id === undefined) return undefined;
+      const parsed = parse(value);
+      return typeof parsed === 'string' ? parsed : { id, ...parsed };
     },
   };
 }

@@ -1,10 +1,11 @@
 import type { Logger, Registry, RegistryEntry, Service } from '@registrar/core';
 import { ConfigError, RegistryRejectedError, silentLogger } from '@registrar/core';
-import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
-import { Etcd3, EtcdLeaseInvalidError, isRecoverableError } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
+import { EtcdLeaseInvalidError } from 'etcd3';
+import { createClient, prefixEnd, targetOf } from './client.js';
 import { backend, bounded, toRegistryError } from './errors.js';
 import type { EtcdLayout, LayoutCodec } from './layout.js';
-import { createCodec, layouts, normalisePrefix, ownedId } from './layout.js';
+import { createCodec, defaultPrefix, layouts, normalisePrefix, ownedId } from './layout.js';
 import { LeaseKeeper } from './lease.js';
 
 /** Connection settings for a client the adapter creates, owns and closes. */
@@ -53,45 +54,6 @@ export interface EtcdCommonOptions {
 
 export type EtcdRegistryOptions = EtcdCommonOptions & (EtcdConnectionOptions | EtcdClientOptions);
 
-const toBuffer = (value: string | Buffer | undefined) =>
-  value === undefined ? undefined : Buffer.isBuffer(value) ? value : Buffer.from(value);
-
-/** Our client: every call bounded, and a dead host retried after 1 s instead of etcd3's 5 s. */
-function createClient(options: EtcdConnectionOptions, timeoutMs: number): Etcd3 {
-  const tls = options.tls;
-  const secure = tls !== undefined;
-  const hosts = options.hosts.map((host) => {
-    const bare = host.replace(/^https?:\/\//, '');
-    return `${secure ? 'https' : 'http'}://${bare}`;
-  });
-  const ca = toBuffer(tls?.ca);
-  const cert = toBuffer(tls?.cert);
-  return new Etcd3({
-    hosts,
-    ...(options.auth && {
-      auth: {
-        ...options.auth,
-        callOptions: () => ({ deadline: Date.now() + timeoutMs }),
-      },
-    }),
-    // Without files the `https://` hosts alone make etcd3 use the system roots; grpc does the same for a
-    // missing CA next to a client certificate.
-    ...((ca || cert) && {
-      credentials: { rootCertificate: ca as Buffer, privateKey: toBuffer(tls?.key), certChain: cert },
-    }),
-    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeoutMs }),
-    grpcOptions: { 'grpc.max_reconnect_backoff_ms': 2000, 'grpc.initial_reconnect_backoff_ms': 200 },
-    faultHandling: {
-      host: () =>
-        circuitBreaker(handleWhen(isRecoverableError), {
-          halfOpenAfter: 1000,
-          breaker: new ConsecutiveBreaker(3),
-        }),
-      global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(2, hosts.length) }),
-    },
-  });
-}
-
 function validate(options: EtcdRegistryOptions) {
   const fail = (message: string) => {
     throw new ConfigError(message);
@@ -126,7 +88,7 @@ export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
   const logger = (options.logger ?? silentLogger).child({ backend });
   const ownsClient = !options.client;
   const client = options.client ?? createClient(options, timeoutMs);
-  const prefix = normalisePrefix(options.prefix ?? (layout === 'skydns' ? '/skydns' : '/services'));
+  const prefix = normalisePrefix(options.prefix ?? defaultPrefix(layout));
   const codec = createCodec({
     layout,
     prefix,
@@ -142,9 +104,8 @@ export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
     logger,
     ...(options.stateFile !== undefined && { stateFile: options.stateFile }),
   });
-  const hosts = options.client ? ['(client)'] : options.hosts.map((host) => host.replace(/^https?:\/\//, ''));
   return new EtcdRegistry(client, ownsClient, codec, lease, options.nodeId, {
-    target: `${!options.client && options.tls ? 'etcds' : 'etcd'}://${hosts.join(',')}${codec.root || '/'}`,
+    target: targetOf(options, codec.root),
     timeoutMs,
     logger,
   });
@@ -319,16 +280,4 @@ class EtcdRegistry implements Registry {
   private assertOpen() {
     if (this.closing) throw new RegistryRejectedError('etcd adapter is closed', backend);
   }
-}
-
-/** The smallest key greater than every key starting with `prefix` (etcd's range_end for a prefix). */
-function prefixEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i] = end[i] + 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
 }

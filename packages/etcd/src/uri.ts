@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import type { Registry, RegistryUriContext } from '@registrar/core';
+import type { Registry, RegistryUriContext, ServiceFollower } from '@registrar/core';
 import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri, stateFilePath } from '@registrar/core';
+import { createEtcdFollower } from './follow.js';
 import type { EtcdLayout } from './layout.js';
 import { layouts } from './layout.js';
 import type { EtcdConnectionOptions } from './registry.js';
@@ -184,5 +185,25 @@ export function etcdRegistryFromUri(uri: string | URL, ctx: RegistryUriContext):
         ctx.nodeId,
       ),
     }),
+  });
+}
+
+/**
+ * The follower of `registrar lb`, from the same URI and environment as the registry (hosts, TLS, credentials,
+ * prefix, layout, domain, timeout).
+ */
+export function etcdFollowerFromUri(
+  uri: string | URL,
+  ctx: Pick<RegistryUriContext, 'logger' | 'env'>,
+): ServiceFollower {
+  const parsed = parseEtcdUri(uri);
+  return createEtcdFollower({
+    hosts: parsed.hosts,
+    ...fromEnv(ctx.env, parsed.tls),
+    ...(parsed.prefix !== undefined && { prefix: parsed.prefix }),
+    ...(parsed.layout !== undefined && { layout: parsed.layout }),
+    ...(parsed.domain !== undefined && { skydnsDomain: parsed.domain }),
+    ...(parsed.requestTimeout !== undefined && { requestTimeout: parsed.requestTimeout }),
+    logger: ctx.logger,
   });
 }

@@ -1,4 +1,6 @@
 export { createZookeeperRegistry } from './registry.js';
 export type { ZookeeperRegistryOptions } from './registry.js';
 export type { ZookeeperLayout, ZookeeperPayload } from './layout.js';
-export { zookeeperRegistryFromUri } from './uri.js';
+export { createZookeeperFollower } from './follow.js';
+export type { ZookeeperFollowerOptions } from './follow.js';
+export { zookeeperFollowerFromUri, zookeeperRegistryFromUri } from './uri.js';

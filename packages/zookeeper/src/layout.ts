@@ -1,4 +1,4 @@
-import type { Service } from '@registrar/core';
+import type { Instance, Service } from '@registrar/core';
 
 /**
  * How services map onto nodes. `curator`: `<base>/<name>/<id>` holding Apache Curator's ServiceInstance JSON
@@ -53,7 +53,15 @@ export interface LayoutCodec {
   decode(data: string): DecodedNode | undefined;
   /** Stored bytes with volatile fields neutralised: equal for two writes of the same service. */
   canonical(data: string): string;
+  /**
+   * The read side, for followers: the instance any writer's node `child` holds (not only ours), or why its
+   * data is not one.
+   */
+  instance(child: string, data: string): Instance | string;
 }
+
+const validPort = (port: unknown): port is number =>
+  typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535;
 
 function sortedRecord(record: Readonly<Record<string, string>>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -155,6 +163,18 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
       if ('registrationTimeUTC' in doc) doc.registrationTimeUTC = 0;
       return JSON.stringify(doc);
     },
+    instance(child, data) {
+      // Curator's ServiceInstance: Curator and Spring applications registered next to us count too.
+      const doc = parseObject(data);
+      if (!doc) return 'not a JSON object';
+      if (typeof doc.address !== 'string' || doc.address === '') return 'no "address"';
+      if (!validPort(doc.port)) return 'no "port" from 1 to 65535';
+      return {
+        id: typeof doc.id === 'string' && doc.id !== '' ? doc.id : child,
+        address: doc.address,
+        port: doc.port,
+      };
+    },
   };
 }
 
@@ -185,6 +205,18 @@ export const registratorCodec: LayoutCodec = {
     return { id: doc.ID, name: doc.Name, node: doc.Node };
   },
   canonical: (data) => data,
+  instance(child, data) {
+    // registrator itself writes no `ID`: the node name (`ip:port`) is the id then.
+    const doc = parseObject(data);
+    if (!doc) return 'not a JSON object';
+    if (typeof doc.IP !== 'string' || doc.IP === '') return 'no "IP"';
+    if (!validPort(doc.PublicPort)) return 'no "PublicPort" from 1 to 65535';
+    return {
+      id: typeof doc.ID === 'string' && doc.ID !== '' ? doc.ID : child,
+      address: doc.IP,
+      port: doc.PublicPort,
+    };
+  },
 };
 
 export function codecFor(layout: ZookeeperLayout, payload?: ZookeeperPayload): LayoutCodec {

@@ -12,7 +12,8 @@ import zookeeper from 'node-zookeeper-client';
 import type { ACL, Client, Stat } from 'node-zookeeper-client';
 import { Subject, type Observable } from 'rxjs';
 import { codecFor, type LayoutCodec, type ZookeeperLayout, type ZookeeperPayload } from './layout.js';
-import { isCode, Session, toRegistryError } from './session.js';
+import { checkDigest, createClient, isCode, Session, toRegistryError } from './session.js';
+import type { DigestAuth } from './session.js';
 import { loadSession } from './session-state.js';
 
 const BACKEND = 'zookeeper';
@@ -38,7 +39,7 @@ export interface ZookeeperRegistryOptions {
   /** Default `curator`. */
   readonly layout?: ZookeeperLayout;
   /** Digest credentials: sent on every session, and created nodes get `digest:user:<hash>` all permissions. */
-  readonly auth?: { readonly scheme: 'digest'; readonly credentials: string };
+  readonly auth?: DigestAuth;
   /** With `auth`, also give `world:anyone` read so consumers without credentials can discover services. */
   readonly worldReadable?: boolean;
   /**
@@ -149,9 +150,7 @@ class ZookeeperRegistry implements Registry {
     if (!options.connectString && !options.client) {
       throw new ConfigError('zookeeper registry: give connectString (host:port[,host:port]) or client');
     }
-    if (options.auth && !/^[^:]+:.+$/s.test(options.auth.credentials)) {
-      throw new ConfigError('zookeeper digest credentials must look like user:password');
-    }
+    checkDigest(options.auth);
     const ttl = options.ttl ?? 15;
     if (!(ttl > 0)) throw new ConfigError(`zookeeper registry: ttl must be a positive number of seconds`);
     this.nodeId = options.nodeId;
@@ -179,24 +178,25 @@ class ZookeeperRegistry implements Registry {
     if (typeof client === 'function') {
       instance = client();
       owned = true;
+      if (auth) instance.addAuthInfo(auth.scheme, Buffer.from(auth.credentials));
     } else if (client && first) {
       instance = client;
       owned = false;
+      if (auth) instance.addAuthInfo(auth.scheme, Buffer.from(auth.credentials));
     } else if (connectString) {
       // Only the first session may resume a saved one: after a loss the saved one is gone too.
       const saved =
         first && this.options.stateFile ? loadSession(this.options.stateFile, connectString) : undefined;
       this.resuming = saved?.sessionId;
-      instance = zookeeper.createClient(connectString, {
-        sessionTimeout: this.requestedTimeoutMs,
-        spinDelay: 200,
-        retries: 0,
-        // Options the client reads (its typings omit them): resume that session instead of opening one.
-        ...(saved && {
+      instance = createClient(
+        connectString,
+        this.requestedTimeoutMs,
+        auth,
+        saved && {
           sessionId: Buffer.from(saved.sessionId, 'hex'),
           sessionPassword: Buffer.from(saved.password, 'hex'),
-        }),
-      });
+        },
+      );
       owned = true;
     } else {
       // An injected client whose session is gone cannot be replaced by us.
@@ -211,7 +211,6 @@ class ZookeeperRegistry implements Registry {
       dead.markLost();
       return dead;
     }
-    if (auth) instance.addAuthInfo(auth.scheme, Buffer.from(auth.credentials));
     return new Session({
       client: instance,
       owned,

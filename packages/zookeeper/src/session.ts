@@ -1,5 +1,10 @@
 import type { Logger } from '@registrar/core';
-import { RegistryConnectionError, RegistryRejectedError, RegistrySessionLostError } from '@registrar/core';
+import {
+  ConfigError,
+  RegistryConnectionError,
+  RegistryRejectedError,
+  RegistrySessionLostError,
+} from '@registrar/core';
 import type { Socket } from 'node:net';
 import zookeeper from 'node-zookeeper-client';
 import type { Client, Exception } from 'node-zookeeper-client';
@@ -44,6 +49,41 @@ export function toRegistryError(error: unknown, what: string): Error {
   return new RegistryConnectionError(`${what}: ${String(error)}`, BACKEND, { cause: error });
 }
 
+/** ZooKeeper digest credentials, as the registry and the follower take them. */
+export interface DigestAuth {
+  readonly scheme: 'digest';
+  readonly credentials: string;
+}
+
+/** Throws unless `auth` is `user:password` (never echoing it: it is a secret). */
+export function checkDigest(auth: DigestAuth | undefined): void {
+  if (auth && !/^[^:]+:.+$/s.test(auth.credentials)) {
+    throw new ConfigError('zookeeper digest credentials must look like user:password');
+  }
+}
+
+/**
+ * A client of our own for `connectString`: our reconnect pacing (the Session watchdog decides when a
+ * connection is dead, so the client itself never gives up), the credentials sent on every connection, and
+ * optionally a saved session to resume.
+ */
+export function createClient(
+  connectString: string,
+  sessionTimeoutMs: number,
+  auth: DigestAuth | undefined,
+  resume?: { readonly sessionId: Buffer; readonly sessionPassword: Buffer },
+): Client {
+  const client = zookeeper.createClient(connectString, {
+    sessionTimeout: sessionTimeoutMs,
+    spinDelay: 200,
+    retries: 0,
+    // Options the client reads (its typings omit them): resume that session instead of opening one.
+    ...(resume && { sessionId: resume.sessionId, sessionPassword: resume.sessionPassword }),
+  });
+  if (auth) client.addAuthInfo(auth.scheme, Buffer.from(auth.credentials));
+  return client;
+}
+
 type Callback = (error: Error | Exception | null, ...results: unknown[]) => void;
 
 /** The parts of the client's connection manager we reach into; guarded, since they are not public API. */
@@ -73,6 +113,10 @@ export interface SessionOptions {
   readonly onLost: (reason: string) => void;
   /** Called when the server first gives this session its id (and password). */
   readonly onEstablished?: (sessionId: string, password: Buffer) => void;
+  /** Called whenever operations can be sent again: once established, and after every reconnect. */
+  readonly onConnected?: () => void;
+  /** Called when the connection drops while the session may still live (the client reconnects by itself). */
+  readonly onDisconnected?: () => void;
 }
 
 /**
@@ -137,6 +181,7 @@ export class Session {
       this.options.logger.info({ sessionId: id }, 'zookeeper reconnected, session kept');
     }
     for (const wake of this.waiters) wake();
+    this.options.onConnected?.();
   }
 
   private onDisconnected() {
@@ -144,6 +189,7 @@ export class Session {
     this.state = 'disconnected';
     this.lastKick = Date.now();
     this.options.logger.warn({ sessionId: this.sessionId }, 'zookeeper disconnected, reconnecting');
+    this.options.onDisconnected?.();
   }
 
   private tick() {

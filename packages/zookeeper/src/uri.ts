@@ -1,6 +1,7 @@
-import type { Registry, RegistryUriContext } from '@registrar/core';
+import type { Registry, RegistryUriContext, ServiceFollower } from '@registrar/core';
 import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri, stateFilePath } from '@registrar/core';
 import { readFileSync } from 'node:fs';
+import { createZookeeperFollower } from './follow.js';
 import { ZOOKEEPER_PAYLOADS, type ZookeeperLayout, type ZookeeperPayload } from './layout.js';
 import { createZookeeperRegistry, normaliseBase, type ZookeeperRegistryOptions } from './registry.js';
 
@@ -205,5 +206,23 @@ export function zookeeperRegistryFromUri(uri: URL | string, ctx: RegistryUriCont
         ctx.nodeId,
       ),
     }),
+  });
+}
+
+/**
+ * The follower of `registrar lb`, from the same URI and environment as the registry: servers, base path,
+ * layout and ZOOKEEPER_AUTH / ZOOKEEPER_AUTH_FILE (`payload` and `world-readable` only matter to writers).
+ */
+export function zookeeperFollowerFromUri(
+  uri: URL | string,
+  ctx: Pick<RegistryUriContext, 'logger' | 'env'>,
+): ServiceFollower {
+  const { connectString, basePath, layout, auth } = parseZookeeperUri(uri, ctx.env);
+  return createZookeeperFollower({
+    connectString,
+    basePath,
+    layout,
+    ...(auth && { auth }),
+    logger: ctx.logger,
   });
 }

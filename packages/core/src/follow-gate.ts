@@ -1,0 +1,50 @@
+import type { FollowUpdate, Instance } from './follow.js';
+
+/**
+ * What every adapter's follower emits through, so the three agree on the contract's details: sets are sorted
+ * by id and emitted only when they differ from the last one, `unreachable` is emitted once per outage, and the
+ * first set after an outage is always emitted (the consumer learns that the registry is back).
+ */
+export interface FollowGate {
+  /** The complete set now. Emitted unless it equals the last set and nothing went wrong since. */
+  instances(instances: Iterable<Instance>): void;
+  /** The registry cannot be reached. Emitted once, until the next `instances`; returns whether it was. */
+  unreachable(error: Error): boolean;
+  /** False from an `unreachable` until the next `instances`. */
+  readonly reachable: boolean;
+}
+
+const byId = (a: Instance, b: Instance) =>
+  a.id < b.id
+    ? -1
+    : a.id > b.id
+      ? 1
+      : a.address < b.address
+        ? -1
+        : a.address > b.address
+          ? 1
+          : a.port - b.port;
+
+export function followGate(next: (update: FollowUpdate) => void): FollowGate {
+  let last: string | undefined;
+  let reachable = true;
+  return {
+    instances(instances) {
+      const sorted = [...instances].map(({ id, address, port }) => ({ id, address, port })).sort(byId);
+      const key = JSON.stringify(sorted);
+      if (reachable && key === last) return;
+      last = key;
+      reachable = true;
+      next({ kind: 'instances', instances: sorted });
+    },
+    unreachable(error) {
+      if (!reachable) return false;
+      reachable = false;
+      next({ kind: 'unreachable', error });
+      return true;
+    },
+    get reachable() {
+      return reachable;
+    },
+  };
+}

@@ -1,0 +1,267 @@
+import type { FollowUpdate, Instance, Logger, Registry, ServiceFollower } from '@registrar/core';
+import { ConfigError } from '@registrar/core';
+import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
+import { startTcpProxy, type TcpProxy } from '@registrar/test/harness/proxy';
+import type { Etcd3 } from 'etcd3';
+import type { Subscription } from 'rxjs';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { EtcdFollowerOptions, EtcdLayout, EtcdRegistryOptions } from './index.js';
+import { createEtcdFollower, createEtcdRegistry, etcdFollowerFromUri } from './index.js';
+import { createReader, parseHostPort } from './layout.js';
+import { plainClient, service } from './test-support/helpers.js';
+
+let etcd: EtcdServer;
+let plain: Etcd3;
+const registries: Registry[] = [];
+const followers: ServiceFollower[] = [];
+const subscriptions: Subscription[] = [];
+const proxies: TcpProxy[] = [];
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  plain = plainClient(etcd.endpoint);
+});
+afterEach(async () => {
+  for (const subscription of subscriptions.splice(0)) subscription.unsubscribe();
+  await Promise.all(followers.splice(0).map((follower) => follower.close()));
+  await Promise.all(registries.splice(0).map((r) => r.close({ deregister: true }).catch(() => undefined)));
+  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
+});
+afterAll(async () => {
+  plain?.close();
+  await etcd?.close();
+});
+
+let prefixes = 0;
+const freshPrefix = () => `/follow${++prefixes}`;
+
+function registry(nodeId: string, options: Partial<EtcdRegistryOptions> = {}): Registry {
+  const r = createEtcdRegistry({ hosts: [etcd.endpoint], nodeId, ttl: 10, ...options });
+  registries.push(r);
+  return r;
+}
+
+function follower(options: Partial<EtcdFollowerOptions> = {}): ServiceFollower {
+  const f = createEtcdFollower({ hosts: [etcd.endpoint], requestTimeout: 1000, ...options });
+  followers.push(f);
+  return f;
+}
+
+/** Everything a follow emits, and the instances it emitted last. */
+function watch(f: ServiceFollower, name: string) {
+  const updates: FollowUpdate[] = [];
+  subscriptions.push(f.follow(name).subscribe((update) => updates.push(update)));
+  const last = () => {
+    const update = updates.at(-1);
+    return update?.kind === 'instances' ? update.instances : undefined;
+  };
+  return {
+    updates,
+    last,
+    unreachable: () => updates.filter((update) => update.kind === 'unreachable').length,
+    /** Until the last update is exactly `expected` (in id order). */
+    until: (expected: Instance[], timeout = 10_000) =>
+      vi.waitFor(() => expect(last()).toEqual(expected), { timeout, interval: 20 }),
+  };
+}
+
+const instance = (node: string, port = 8080, address = '10.0.0.5'): Instance => ({
+  id: `${node}:web-1:80`,
+  address,
+  port,
+});
+
+function capture(): { logger: Logger; warnings: string[] } {
+  const warnings: string[] = [];
+  const logger: Logger = {
+    trace: () => undefined,
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (obj: object | string, msg?: string) => warnings.push(typeof obj === 'string' ? obj : (msg ?? '')),
+    error: () => undefined,
+    child: () => logger,
+  };
+  return { logger, warnings };
+}
+
+describe('etcd follower (real etcd)', () => {
+  for (const layout of ['json', 'hostport', 'skydns'] as const satisfies EtcdLayout[]) {
+    it(`${layout}: two nodes' entries in one set; an update and a deregister are seen`, async () => {
+      const prefix = freshPrefix();
+      const shared = { layout, prefix, skydnsDomain: 'dc1.example' };
+      const a = registry('a', shared);
+      const b = registry('b', shared);
+      await a.register(service('a'));
+      await b.register(service('b', { address: 'fd00::7', port: 9090 }));
+      // Another name, nested below this one's keys (`web.x` / `web/x`), is not part of `web`.
+      await a.register(
+        service('a', { name: layout === 'skydns' ? 'x.web' : 'web/x', id: 'a:other:80', port: 1 }),
+      );
+      const follow = watch(follower(shared), 'web');
+      await follow.until([instance('a'), instance('b', 9090, 'fd00::7')]);
+      await a.register(service('a', { port: 8081 }));
+      await follow.until([instance('a', 8081), instance('b', 9090, 'fd00::7')]);
+      await b.deregister(service('b').id);
+      await follow.until([instance('a', 8081)]);
+      expect(follow.unreachable()).toBe(0);
+      // Every update was a complete, distinct set.
+      expect(follow.updates.map((u) => (u.kind === 'instances' ? u.instances.length : -1))).toEqual([
+        2, 2, 1,
+      ]);
+    });
+  }
+
+  it('a follower started before the service exists emits [] and then the instance', async () => {
+    const prefix = freshPrefix();
+    const follow = watch(follower({ prefix }), 'web');
+    await follow.until([]);
+    await registry('a', { prefix }).register(service('a'));
+    await follow.until([instance('a')]);
+    expect(follow.updates).toHaveLength(2);
+  });
+
+  it('skips values that are not instances with one warning each, and never fails', async () => {
+    const prefix = freshPrefix();
+    const { logger, warnings } = capture();
+    await plain.put(`${prefix}/web/bad-json`).value('{not json');
+    await plain.put(`${prefix}/web/no-port`).value('{"address":"10.0.0.1"}');
+    const follow = watch(follower({ prefix, logger }), 'web');
+    await follow.until([]);
+    await registry('a', { prefix }).register(service('a'));
+    await follow.until([instance('a')]);
+    // Fixed by hand: now an instance (our JSON layout's fields are all the reader needs).
+    await plain.put(`${prefix}/web/no-port`).value('{"address":"10.0.0.1","port":7}');
+    await follow.until([instance('a'), { id: 'no-port', address: '10.0.0.1', port: 7 }]);
+    expect(warnings.filter((w) => w.includes('bad-json'))).toHaveLength(1);
+    expect(warnings.filter((w) => w.includes('no-port'))).toHaveLength(1);
+    expect(follow.updates.every((u) => u.kind === 'instances')).toBe(true);
+  });
+
+  it('etcd stopped: unreachable once; after the restart the full set again, and changes after it', async () => {
+    const prefix = freshPrefix();
+    const a = registry('a', { prefix });
+    await a.register(service('a'));
+    await registry('b', { prefix }).register(service('b'));
+    const follow = watch(follower({ prefix }), 'web');
+    await follow.until([instance('a'), instance('b')]);
+    const before = follow.updates.length;
+    await etcd.stop();
+    await vi.waitFor(() => expect(follow.unreachable()).toBe(1), { timeout: 10_000, interval: 20 });
+    await etcd.start();
+    await vi.waitFor(() => expect(follow.updates.length).toBeGreaterThan(before + 1), {
+      timeout: 15_000,
+      interval: 50,
+    });
+    expect(follow.last()).toEqual([instance('a'), instance('b')]);
+    await vi.waitFor(() => a.register(service('a', { port: 1234 })), { timeout: 15_000, interval: 200 });
+    await follow.until([instance('a', 1234), instance('b')]);
+    expect(follow.unreachable()).toBe(1);
+  });
+
+  it('cut off from etcd: unreachable once; back, it has the changes made meanwhile', async () => {
+    const prefix = freshPrefix();
+    const a = registry('a', { prefix });
+    const b = registry('b', { prefix });
+    await a.register(service('a'));
+    await b.register(service('b'));
+    const proxy = await startTcpProxy(etcd.port);
+    proxies.push(proxy);
+    const follow = watch(follower({ prefix, hosts: [`127.0.0.1:${proxy.port}`] }), 'web');
+    await follow.until([instance('a'), instance('b')]);
+    await proxy.down();
+    await vi.waitFor(() => expect(follow.unreachable()).toBe(1), { timeout: 10_000, interval: 20 });
+    await a.register(service('a', { port: 4321 }));
+    await b.deregister(service('b').id);
+    await registry('c', { prefix }).register(service('c'));
+    await proxy.up();
+    await follow.until([instance('a', 4321), instance('c')], 15_000);
+    expect(follow.unreachable()).toBe(1);
+  });
+
+  it('etcd paused (SIGSTOP): the keepalive notices; resumed, the full set again', async () => {
+    const prefix = freshPrefix();
+    await registry('a', { prefix }).register(service('a'));
+    const follow = watch(follower({ prefix, keepaliveMs: 5000 }), 'web');
+    await follow.until([instance('a')]);
+    etcd.process.pause();
+    try {
+      await vi.waitFor(() => expect(follow.unreachable()).toBe(1), { timeout: 20_000, interval: 50 });
+    } finally {
+      etcd.process.resume();
+    }
+    await vi.waitFor(() => expect(follow.updates.at(-1)?.kind).toBe('instances'), {
+      timeout: 15_000,
+      interval: 50,
+    });
+    expect(follow.last()).toEqual([instance('a')]);
+    expect(follow.unreachable()).toBe(1);
+  });
+
+  it('from a URI: the same parsing, environment and layout as the registry', async () => {
+    const prefix = freshPrefix();
+    await registry('a', { prefix, layout: 'hostport' }).register(service('a'));
+    const f = etcdFollowerFromUri(`etcd://127.0.0.1:${etcd.port}${prefix}?layout=hostport&timeout=2`, {
+      logger: capture().logger,
+      env: {},
+    });
+    followers.push(f);
+    expect(f.target).toBe(`etcd://127.0.0.1:${etcd.port}${prefix}`);
+    await watch(f, 'web').until([instance('a')]);
+    expect(() =>
+      etcdFollowerFromUri('etcd://127.0.0.1:1/x', { logger: capture().logger, env: { ETCD_USERNAME: 'u' } }),
+    ).toThrow(ConfigError);
+    expect(() => f.follow('')).toThrow(ConfigError);
+  });
+
+  it('close() completes every follow and releases the client', async () => {
+    const f = follower({ prefix: freshPrefix() });
+    let completed = false;
+    subscriptions.push(f.follow('web').subscribe({ complete: () => (completed = true) }));
+    await f.close();
+    expect(completed).toBe(true);
+  });
+});
+
+describe('etcd layout reader', () => {
+  it('reads each layout’s values and names the problem with the others', () => {
+    const json = createReader({ layout: 'json', prefix: '/s', domain: 'skydns.local' });
+    expect(json.dir('web')).toBe('/s/web/');
+    expect(json.read('/s/web/', '/s/web/n:c:80', '{"address":"10.0.0.1","port":80}')).toEqual({
+      id: 'n:c:80',
+      address: '10.0.0.1',
+      port: 80,
+    });
+    expect(json.read('/s/web/', '/s/web/x/n:c:80', '{}')).toBeUndefined();
+    expect(json.read('/s/web/', '/s/web/n', '{"address":"a","port":0}')).toMatch(/port/);
+    expect(json.read('/s/web/', '/s/web/n', '[]')).toMatch(/JSON object/);
+    const hostport = createReader({ layout: 'hostport', prefix: '', domain: 'skydns.local' });
+    expect(hostport.read('/web/', '/web/n', '[fd00::1]:53')).toEqual({
+      id: 'n',
+      address: 'fd00::1',
+      port: 53,
+    });
+    expect(hostport.read('/web/', '/web/n', '10.0.0.1')).toMatch(/ip:port/);
+    expect(parseHostPort('host.example:8080')).toEqual({ address: 'host.example', port: 8080 });
+    expect(parseHostPort('fd00::1:53')).toBeUndefined();
+    expect(parseHostPort('10.0.0.1:70000')).toBeUndefined();
+    const skydns = createReader({ layout: 'skydns', prefix: '/skydns', domain: 'dc1.example' });
+    expect(skydns.root).toBe('/skydns/example/dc1');
+    expect(skydns.dir('API.v1')).toBe('/skydns/example/dc1/v1/api/');
+    expect(skydns.dir('a..b')).toBeUndefined();
+    const dir = skydns.dir('web')!;
+    expect(skydns.read(dir, `${dir}host-2ea--proj-5fweb-5f1--80`, '{"host":"10.0.0.5","port":8080}')).toEqual(
+      {
+        id: 'host.a:proj_web_1:80',
+        address: '10.0.0.5',
+        port: 8080,
+      },
+    );
+    // Written by someone else (CoreDNS's own examples): the label is the id.
+    expect(skydns.read(dir, `${dir}x1`, '{"host":"10.0.0.6","port":80}')).toEqual({
+      id: 'x1',
+      address: '10.0.0.6',
+      port: 80,
+    });
+    expect(skydns.read(dir, `${dir}x2`, '{"host":"10.0.0.6"}')).toMatch(/port/);
+  });
+});

@@ -1,0 +1,188 @@
+import type { FollowUpdate, Instance, ServiceFollower } from '@registrar/core';
+import { backoffDelay, ConfigError, followGate, quote, silentLogger } from '@registrar/core';
+import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
+import { Observable } from 'rxjs';
+import { createClient, prefixEnd, targetOf } from './client.js';
+import { backend, bounded, toRegistryError } from './errors.js';
+import { createReader, defaultPrefix, layouts, normalisePrefix } from './layout.js';
+import type { EtcdClientOptions, EtcdCommonOptions, EtcdConnectionOptions } from './registry.js';
+
+export type EtcdFollowerOptions = Pick<
+  EtcdCommonOptions,
+  'prefix' | 'layout' | 'skydnsDomain' | 'requestTimeout' | 'logger'
+> & {
+  /**
+   * Milliseconds between gRPC keepalive pings on the watch stream (at least 5000, etcd's minimum), so that
+   * a server that stops answering without closing the connection is noticed; default 10000. Only for a
+   * client the follower creates.
+   */
+  readonly keepaliveMs?: number;
+} & (EtcdConnectionOptions | EtcdClientOptions);
+
+/**
+ * Every node's instances of a service in etcd, for `registrar lb`: one `range` of `<prefix>/<name>/`, then a
+ * watch from the revision after it (no gap, no polling), and the full set after every change. When the watch
+ * stream breaks it emits `unreachable` once, and reads everything again (range, then a new watch) when etcd
+ * answers again. Values that are not an instance of the layout are skipped with one warning each.
+ */
+export function createEtcdFollower(options: EtcdFollowerOptions): ServiceFollower {
+  const layout = options.layout ?? 'json';
+  if (!layouts.includes(layout)) {
+    throw new ConfigError(`invalid etcd layout "${String(layout)}": use one of ${layouts.join(', ')}`);
+  }
+  if (!options.client && (!options.hosts || options.hosts.length === 0)) {
+    throw new ConfigError('no etcd hosts given: pass `hosts` or a ready `client`');
+  }
+  const timeoutMs = options.requestTimeout ?? 5000;
+  const logger = (options.logger ?? silentLogger).child({ backend, role: 'follower' });
+  const ownsClient = !options.client;
+  const client: Etcd3 =
+    options.client ?? createClient(options, timeoutMs, { keepaliveMs: options.keepaliveMs ?? 10_000 });
+  const prefix = normalisePrefix(options.prefix ?? defaultPrefix(layout));
+  const reader = createReader({ layout, prefix, domain: options.skydnsDomain ?? 'skydns.local' });
+  const target = targetOf(options, reader.root);
+  const active = new Set<() => void>();
+  let closed = false;
+
+  const call = async <T>(what: string, fn: (callOptions: { deadline: number }) => Promise<T>) => {
+    try {
+      return await bounded(fn({ deadline: Date.now() + timeoutMs }), timeoutMs + 500, what);
+    } catch (error) {
+      throw toRegistryError(error, what);
+    }
+  };
+
+  const follow = (name: string): Observable<FollowUpdate> => {
+    const dir = reader.dir(name);
+    if (dir === undefined) {
+      throw new ConfigError(
+        `cannot follow service ${quote(name, 80)} in the etcd ${layout} layout: ${
+          layout === 'skydns' ? 'a skydns name is dot-separated DNS labels without "/"' : 'the name is empty'
+        }`,
+      );
+    }
+    return new Observable<FollowUpdate>((subscriber) => {
+      const log = logger.child({ service: name, dir });
+      const gate = followGate((update) => subscriber.next(update));
+      /** key → instance, for every key under `dir` that holds one. */
+      const entries = new Map<string, Instance>();
+      /** key → the mod revision last warned about: one warning per bad value, not one per read. */
+      const warned = new Map<string, string>();
+      let watcher: Watcher | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      let attempt = 0;
+      let stopped = false;
+
+      const apply = (kv: IKeyValue) => {
+        const key = kv.key.toString();
+        const read = reader.read(dir, key, kv.value.toString());
+        if (read === undefined) return;
+        if (typeof read === 'string') {
+          entries.delete(key);
+          if (warned.get(key) !== kv.mod_revision) {
+            warned.set(key, kv.mod_revision);
+            log.warn({ key, reason: read }, `etcd entry ${key} skipped: its value is ${read}`);
+          }
+          return;
+        }
+        warned.delete(key);
+        entries.set(key, read);
+      };
+
+      const drop = () => {
+        const current = watcher;
+        watcher = undefined;
+        current?.removeAllListeners();
+        // A cancel swallows late events; an error here only means the stream is gone already.
+        current?.on('error', () => undefined);
+        current?.cancel().catch(() => undefined);
+      };
+
+      /** Read again after `error`; `outage` says whether the consumer must hear that etcd is unreachable. */
+      const retry = (error: unknown, outage: boolean) => {
+        if (stopped) return;
+        drop();
+        const failure = toRegistryError(error, 'watch');
+        if (outage && gate.unreachable(failure)) {
+          log.warn({ err: failure }, `etcd unreachable while following ${name}; retrying`);
+        } else if (!outage) {
+          log.warn({ err: failure }, `etcd cancelled the watch of ${name}; reading again`);
+        }
+        clearTimeout(timer);
+        timer = setTimeout(() => void start(), backoffDelay(++attempt));
+      };
+
+      const start = async () => {
+        timer = undefined;
+        try {
+          const key = Buffer.from(dir);
+          const response = await call('range', (callOptions) =>
+            client.kv.range({ key, range_end: prefixEnd(key) }, callOptions),
+          );
+          if (stopped) return;
+          entries.clear();
+          for (const kv of response.kvs) apply(kv);
+          const wasReachable = gate.reachable;
+          gate.instances(entries.values());
+          if (!wasReachable) log.info(`etcd reachable again; following ${name}`);
+          // `watcher()` rather than `create()`: create() only settles once the stream is up, and while etcd
+          // is down we must be able to drop the watcher, which it would keep retrying for ever.
+          const next = client
+            .watch()
+            .prefix(dir)
+            .startRevision((BigInt(response.header.revision) + 1n).toString())
+            .watcher();
+          watcher = next;
+          // Only a watch that is up ends the backoff: one etcd keeps refusing is retried ever more slowly.
+          next.on('connected', () => {
+            if (watcher === next) attempt = 0;
+          });
+          next.on('data', (change: IWatchResponse) => {
+            if (watcher !== next) return;
+            for (const event of change.events) {
+              if (event.type === 'Delete') {
+                entries.delete(event.kv.key.toString());
+                warned.delete(event.kv.key.toString());
+              } else apply(event.kv);
+            }
+            if (change.events.length > 0) gate.instances(entries.values());
+          });
+          next.on('disconnected', (error) => watcher === next && retry(error, true));
+          // Cancelled by etcd (the revision was compacted meanwhile...): not an outage, just read again.
+          next.on('error', (error) => watcher === next && retry(error, false));
+        } catch (error) {
+          retry(error, true);
+        }
+      };
+
+      const stop = () => {
+        stopped = true;
+        clearTimeout(timer);
+        drop();
+        active.delete(finish);
+      };
+      const finish = () => {
+        stop();
+        subscriber.complete();
+      };
+      active.add(finish);
+      if (closed) finish();
+      else void start();
+      return stop;
+    });
+  };
+
+  return {
+    backend,
+    target,
+    follow,
+    close() {
+      if (!closed) {
+        closed = true;
+        for (const finish of [...active]) finish();
+        if (ownsClient) client.close();
+      }
+      return Promise.resolve();
+    },
+  };
+}
