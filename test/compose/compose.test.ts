@@ -26,7 +26,7 @@ beforeAll(async () => {
     'every container of the stack healthy',
     async () => {
       const all = await Promise.all(
-        ['consul', 'etcd', 'zookeeper', 'registrar', 'web', 'api', 'haproxy', 'lb-sync'].map((s) =>
+        ['consul', 'etcd', 'zookeeper', 'registrar', 'web', 'api', 'haproxy', 'lb'].map((s) =>
           stack.containers(s),
         ),
       );

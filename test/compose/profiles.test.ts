@@ -10,7 +10,7 @@ import { docker } from '../harness/docker.js';
 import { until } from '../harness/net.js';
 import { buildImages, createStack, leftovers, type Stack } from './compose.js';
 
-const everything = ['api', 'consul', 'etcd', 'haproxy', 'lb-sync', 'registrar', 'web', 'zookeeper'];
+const everything = ['api', 'consul', 'etcd', 'haproxy', 'lb', 'registrar', 'web', 'zookeeper'];
 
 /** Per profile (undefined: none given): every service it creates, and where each registrar writes to. */
 const PROFILES: {
@@ -43,10 +43,10 @@ const PROFILES: {
     registries: { 'registrar-zookeeper': ['zookeeper'] },
   },
   {
-    // HAProxy and lb-sync follow Consul: they come with it.
+    // HAProxy and registrar lb follow Consul: they come with it.
     title: '--profile consul',
     profile: 'consul',
-    services: ['api', 'consul', 'haproxy', 'lb-sync', 'registrar-consul', 'web'],
+    services: ['api', 'consul', 'haproxy', 'lb', 'registrar-consul', 'web'],
     registries: { 'registrar-consul': ['consul'] },
   },
 ];

@@ -10,7 +10,9 @@ import { PassThrough } from 'node:stream';
 import { createBridge, RegistryError, type DockerApi, type Registry, type Service } from '@registrar/core';
 import { createConsulRegistry } from '@registrar/consul';
 import { startConsulDouble } from '@registrar/consul-double';
-import { createEtcdRegistry } from '@registrar/etcd';
+import { createEtcdFollower, createEtcdRegistry } from '@registrar/etcd';
+import { planSlots } from '@registrar/lb';
+import { filter, firstValueFrom } from 'rxjs';
 import { createZookeeperRegistry } from '@registrar/zookeeper';
 
 /** Docker's types as core's public `DockerApi` names them: the user needs no `@types/dockerode` of their own. */
@@ -236,13 +238,32 @@ const bridge = createBridge({
   explicit: false,
   resync: 0,
 });
+const follower = createEtcdFollower({ hosts: [etcdEndpoint], prefix: '/pack-bridge' });
 try {
   await eventually('the bridge to register web in etcd', async () =>
     (await bridged.list()).some((e) => e.name === 'web' && e.id === 'pack-bridge:web:80'),
   );
   const status = bridge.status();
   check(status.inventoryComplete && status.services === 1, `bridge status ${JSON.stringify(status)}`);
+  // The read side and the load-balancer planner, as `registrar lb` uses them.
+  const update = await firstValueFrom(
+    follower.follow('web').pipe(filter((u) => u.kind === 'instances' && u.instances.length > 0)),
+  );
+  check(update.kind === 'instances', 'the follower saw web');
+  const plan = planSlots(
+    'web',
+    [{ name: 's1', id: 1, address: '127.0.0.1', port: 1, enabled: false }],
+    update.instances,
+  );
+  const [instance] = update.instances;
+  check(
+    instance !== undefined &&
+      plan.commands[0] === `set server web/s1 addr ${instance.address} port ${instance.port}`,
+    `plan ${JSON.stringify(plan.commands)}`,
+  );
+  console.log('ok follower saw pack-bridge:web:80 and planned its HAProxy slot');
 } finally {
+  await follower.close();
   // Without `deregister` the key stays until its lease expires, so the test can read it from etcd itself.
   await bridge.stop();
   for (const stream of streams) stream.destroy();

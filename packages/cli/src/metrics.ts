@@ -207,7 +207,7 @@ const labels = (r: Registry) => ({ backend: r.backend, target: r.target });
 /** `/metrics`, `/healthz` (process alive), `/readyz` (see `Metrics.ready`). */
 export async function serveMetrics(
   address: { host: string; port: number },
-  metrics: Metrics,
+  metrics: { readonly registry: PromRegistry },
   readiness: () => { ok: boolean; detail: object },
 ): Promise<Server> {
   const server = createServer((req, res) => {

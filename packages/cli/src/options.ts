@@ -118,6 +118,8 @@ export function buildProgram(): Command {
 Commands:
   registrar check [options] <registry-uri...>   preflight: Docker answers; each registry accepts a probe entry
                                                 (read, write, delete); exit 0 when all pass, 1 otherwise
+  registrar lb [options] <registry-uri>         keep HAProxy backends' slots equal to services' live instances
+                                                (see registrar lb --help)
   registrar version                             print the version
 
 Examples:
@@ -247,7 +249,7 @@ export function parseCli(
  * Commander's own usage errors, as one line in this program's words. A value outside an option's choices
  * reads `invalid --deregister 'sometimes': expected one of always, on-success`, like the checks below.
  */
-function usageError(error: CommanderError): string {
+export function usageError(error: CommanderError, help = 'registrar --help'): string {
   const choice =
     /^error: option '(--[a-z-]+)[^']*' (?:argument '([\s\S]*)'|value '([\s\S]*)' from env '([A-Z_]+)') is invalid\. Allowed choices are ([\s\S]*)\.$/.exec(
       error.message.trim(),
@@ -261,7 +263,7 @@ function usageError(error: CommanderError): string {
     );
   }
   // Commander echoes the offending argument as given: keep it to one short line.
-  return oneLine(`${error.message.replace(/^error: /, '').trim()} (see registrar --help)`, 400);
+  return oneLine(`${error.message.replace(/^error: /, '').trim()} (see ${help})`, 400);
 }
 
 /** `0.0.0.0`, `::` and their spellings: fine to listen on, useless to advertise. */
@@ -271,7 +273,7 @@ function isUnspecified(ip: string): boolean {
   return URL.canParse(url) && new URL(url).hostname === '[::]';
 }
 
-function parseListenAddress(text: string): { host: string; port: number } {
+export function parseListenAddress(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
   const port = Number(match?.[3]);
   if (!match || port > 65535)

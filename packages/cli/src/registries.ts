@@ -1,7 +1,13 @@
-import { ConfigError, parseRegistryUri, type Registry, type RegistryUriContext } from '@registrar/core';
-import { consulRegistryFromUri } from '@registrar/consul';
-import { etcdRegistryFromUri } from '@registrar/etcd';
-import { zookeeperRegistryFromUri } from '@registrar/zookeeper';
+import {
+  ConfigError,
+  parseRegistryUri,
+  type Registry,
+  type RegistryUriContext,
+  type ServiceFollower,
+} from '@registrar/core';
+import { consulFollowerFromUri, consulRegistryFromUri } from '@registrar/consul';
+import { etcdFollowerFromUri, etcdRegistryFromUri } from '@registrar/etcd';
+import { zookeeperFollowerFromUri, zookeeperRegistryFromUri } from '@registrar/zookeeper';
 
 type Factory = (uri: string, ctx: RegistryUriContext) => Registry;
 
@@ -14,6 +20,19 @@ const factories: Record<string, Factory> = {
   zk: zookeeperRegistryFromUri,
   consul: consulRegistryFromUri,
   'consul-tls': consulRegistryFromUri,
+};
+
+type FollowerFactory = (uri: string, ctx: Pick<RegistryUriContext, 'logger' | 'env'>) => ServiceFollower;
+
+/** The same schemes → each adapter's read side, for `registrar lb`. */
+const followers: Record<string, FollowerFactory> = {
+  etcd: etcdFollowerFromUri,
+  etcds: etcdFollowerFromUri,
+  'etcd-tls': etcdFollowerFromUri,
+  zookeeper: zookeeperFollowerFromUri,
+  zk: zookeeperFollowerFromUri,
+  consul: consulFollowerFromUri,
+  'consul-tls': consulFollowerFromUri,
 };
 
 export const SCHEMES = Object.keys(factories);
@@ -33,4 +52,13 @@ export function createRegistry(text: string, ctx: RegistryUriContext): Registry 
   checkRegistryUri(text);
   const scheme = text.slice(0, text.indexOf(':')).toLowerCase();
   return factories[scheme](text, ctx);
+}
+
+export function createFollower(
+  text: string,
+  ctx: Pick<RegistryUriContext, 'logger' | 'env'>,
+): ServiceFollower {
+  checkRegistryUri(text);
+  const scheme = text.slice(0, text.indexOf(':')).toLowerCase();
+  return followers[scheme](text, ctx);
 }

@@ -12,6 +12,7 @@ import {
   type RegistryOp,
 } from '@registrar/core';
 import { runCheck } from './check.js';
+import { runLb } from './lb.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
 import { parseCli, type CliConfig } from './options.js';
@@ -27,6 +28,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
+  if (argv[0] === 'lb') return runLb(argv.slice(1));
   const checking = argv[0] === 'check';
   const config = parseCli(checking ? argv.slice(1) : argv, (text) => process.stdout.write(text));
   for (const uri of config.uris) checkRegistryUri(uri);

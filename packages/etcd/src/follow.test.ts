@@ -3,7 +3,7 @@ import { ConfigError } from '@registrar/core';
 import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
 import { startTcpProxy, type TcpProxy } from '@registrar/test/harness/proxy';
 import type { Etcd3 } from 'etcd3';
-import type { Subscription } from 'rxjs';
+import { firstValueFrom, type Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { EtcdFollowerOptions, EtcdLayout, EtcdRegistryOptions } from './index.js';
 import { createEtcdFollower, createEtcdRegistry, etcdFollowerFromUri } from './index.js';
@@ -211,6 +211,23 @@ describe('etcd follower (real etcd)', () => {
       etcdFollowerFromUri('etcd://127.0.0.1:1/x', { logger: capture().logger, env: { ETCD_USERNAME: 'u' } }),
     ).toThrow(ConfigError);
     expect(() => f.follow('')).toThrow(ConfigError);
+  });
+
+  it('a consumer that takes the first update and leaves (firstValueFrom) leaves no watch on the server', async () => {
+    const watchers = async () => {
+      const text = await (await fetch(`${etcd.endpoint}/metrics`)).text();
+      return Number(/^etcd_debugging_mvcc_watcher_total (\S+)$/m.exec(text)?.[1]);
+    };
+    const before = await watchers();
+    expect(Number.isFinite(before)).toBe(true);
+    const f = follower({ prefix: freshPrefix() });
+    const first = await firstValueFrom(f.follow('web'));
+    expect(first).toEqual({ kind: 'instances', instances: [] });
+    // A watch created after the unsubscribe would show here (the follower's client is still open).
+    const during = f.follow('api').subscribe();
+    await vi.waitFor(async () => expect(await watchers()).toBe(before + 1));
+    during.unsubscribe();
+    await vi.waitFor(async () => expect(await watchers()).toBe(before));
   });
 
   it('close() completes every follow and releases the client', async () => {

@@ -125,6 +125,8 @@ export function createEtcdFollower(options: EtcdFollowerOptions): ServiceFollowe
           const wasReachable = gate.reachable;
           gate.instances(entries.values());
           if (!wasReachable) log.info(`etcd reachable again; following ${name}`);
+          // The consumer may have unsubscribed on that very update (firstValueFrom): no watch is left behind.
+          if (stopped) return;
           // `watcher()` rather than `create()`: create() only settles once the stream is up, and while etcd
           // is down we must be able to drop the watcher, which it would keep retrying for ever.
           const next = client
