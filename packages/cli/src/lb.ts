@@ -1,4 +1,4 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { collectDefaultMetrics, Counter, Gauge, Registry as PromRegistry } from 'prom-client';
 import { ConfigError, oneLine, quote, type Logger } from '@registrar/core';
 import {
@@ -11,7 +11,7 @@ import {
 } from '@registrar/lb';
 import { createLogger } from './logging.js';
 import { serveMetrics } from './metrics.js';
-import { parseListenAddress, usageError, type LogFormat } from './options.js';
+import { parseArgv, parseListenAddress, type LogFormat } from './options.js';
 import { checkRegistryUri, createFollower } from './registries.js';
 import { VERSION } from './version.js';
 
@@ -127,16 +127,8 @@ export function parseLbCli(
   argv: readonly string[],
   write: (text: string) => void = () => undefined,
 ): LbConfig {
-  const program = buildLbProgram()
-    .exitOverride()
-    .configureOutput({ writeOut: write, writeErr: () => undefined });
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (error) {
-    if (error instanceof CommanderError && error.exitCode !== 0)
-      throw new ConfigError(usageError(error, 'registrar lb --help'));
-    throw error;
-  }
+  const program = buildLbProgram();
+  parseArgv(program, argv, write, 'registrar lb --help');
   const o = program.opts<{
     haproxy: string;
     service: string[];

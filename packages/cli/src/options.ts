@@ -157,15 +157,8 @@ export function parseCli(
   argv: readonly string[],
   write: (text: string) => void = () => undefined,
 ): CliConfig {
-  const program = buildProgram()
-    .exitOverride()
-    .configureOutput({ writeOut: write, writeErr: () => undefined });
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (error) {
-    if (error instanceof CommanderError && error.exitCode !== 0) throw new ConfigError(usageError(error));
-    throw error;
-  }
+  const program = buildProgram();
+  parseArgv(program, argv, write);
   const o = program.opts<Record<string, string | number | boolean | undefined>>();
   // Numeric defaults are numbers (so `--help` shows `default: 15`); given values are text, checked below.
   const str = (key: string) => {
@@ -246,10 +239,30 @@ export function parseCli(
 }
 
 /**
+ * Run commander on `argv` (help and version text go to `write`). Bad usage throws a ConfigError whose message
+ * is one line naming `help`; `--help`/`--version` throw CommanderError with exitCode 0.
+ */
+export function parseArgv(
+  program: Command,
+  argv: readonly string[],
+  write: (text: string) => void,
+  help = 'registrar --help',
+): void {
+  program.exitOverride().configureOutput({ writeOut: write, writeErr: () => undefined });
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError && error.exitCode !== 0)
+      throw new ConfigError(usageError(error, help));
+    throw error;
+  }
+}
+
+/**
  * Commander's own usage errors, as one line in this program's words. A value outside an option's choices
  * reads `invalid --deregister 'sometimes': expected one of always, on-success`, like the checks below.
  */
-export function usageError(error: CommanderError, help = 'registrar --help'): string {
+function usageError(error: CommanderError, help: string): string {
   const choice =
     /^error: option '(--[a-z-]+)[^']*' (?:argument '([\s\S]*)'|value '([\s\S]*)' from env '([A-Z_]+)') is invalid\. Allowed choices are ([\s\S]*)\.$/.exec(
       error.message.trim(),

@@ -1,11 +1,12 @@
 import { startConsulDouble } from '@registrar/consul-double';
 import type { ConsulDouble } from '@registrar/consul-double';
-import type { FollowUpdate, Instance, Logger, Registry, Service, ServiceFollower } from '@registrar/core';
+import type { Instance, Registry, Service, ServiceFollower } from '@registrar/core';
 import { ConfigError, RegistryRejectedError } from '@registrar/core';
 import type { Subscription } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ConsulFollowerOptions, ConsulRegistryOptions } from './index.js';
 import { consulFollowerFromUri, createConsulFollower, createConsulRegistry } from './index.js';
+import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
 
 let double: ConsulDouble | undefined;
 const registries: Registry[] = [];
@@ -59,24 +60,9 @@ const instance = (node: string, port = 8080, address = '10.0.0.5'): Instance => 
 });
 
 function watch(f: ServiceFollower, name: string) {
-  const updates: FollowUpdate[] = [];
-  let updatedAt = 0;
-  subscriptions.push(
-    f.follow(name).subscribe((update) => {
-      updates.push(update);
-      updatedAt = Date.now();
-    }),
-  );
-  const last = () => {
-    const update = updates.at(-1);
-    return update?.kind === 'instances' ? update.instances : undefined;
-  };
+  const follow = watchFollow(f, name, subscriptions);
   return {
-    updates,
-    last,
-    unreachable: () => updates.filter((update) => update.kind === 'unreachable').length,
-    until: (expected: Instance[], timeout = 10_000) =>
-      vi.waitFor(() => expect(last()).toEqual(expected), { timeout, interval: 20 }),
+    ...follow,
     /** Until the double holds a blocking query sent after the last update (so a restart cuts it). */
     blocking: () =>
       vi.waitFor(
@@ -84,7 +70,9 @@ function watch(f: ServiceFollower, name: string) {
           expect(
             double!.requests.some(
               (r) =>
-                r.path === `/v1/health/service/${name}` && r.at >= updatedAt && /index=[1-9]/.test(r.query),
+                r.path === `/v1/health/service/${name}` &&
+                r.at >= follow.updatedAt() &&
+                /index=[1-9]/.test(r.query),
             ),
           ).toBe(true),
         { timeout: 5000, interval: 10 },
@@ -92,18 +80,7 @@ function watch(f: ServiceFollower, name: string) {
   };
 }
 
-function capture(): { logger: Logger; warnings: string[] } {
-  const warnings: string[] = [];
-  const logger: Logger = {
-    trace: () => undefined,
-    debug: () => undefined,
-    info: () => undefined,
-    warn: (obj: object | string, msg?: string) => warnings.push(typeof obj === 'string' ? obj : (msg ?? '')),
-    error: () => undefined,
-    child: () => logger,
-  };
-  return { logger, warnings };
-}
+const capture = warningCapture;
 
 const put = (path: string, body: unknown) =>
   fetch(`${double!.url}${path}`, { method: 'PUT', body: JSON.stringify(body) }).then((res) => {

@@ -1,4 +1,4 @@
-import type { FollowUpdate, Instance, Logger, Registry, ServiceFollower } from '@registrar/core';
+import type { Instance, Registry, ServiceFollower } from '@registrar/core';
 import { ConfigError } from '@registrar/core';
 import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
 import { startTcpProxy, type TcpProxy } from '@registrar/test/harness/proxy';
@@ -9,6 +9,7 @@ import type { EtcdFollowerOptions, EtcdLayout, EtcdRegistryOptions } from './ind
 import { createEtcdFollower, createEtcdRegistry, etcdFollowerFromUri } from './index.js';
 import { createReader, parseHostPort } from './layout.js';
 import { plainClient, service } from './test-support/helpers.js';
+import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
 
 let etcd: EtcdServer;
 let plain: Etcd3;
@@ -47,23 +48,7 @@ function follower(options: Partial<EtcdFollowerOptions> = {}): ServiceFollower {
   return f;
 }
 
-/** Everything a follow emits, and the instances it emitted last. */
-function watch(f: ServiceFollower, name: string) {
-  const updates: FollowUpdate[] = [];
-  subscriptions.push(f.follow(name).subscribe((update) => updates.push(update)));
-  const last = () => {
-    const update = updates.at(-1);
-    return update?.kind === 'instances' ? update.instances : undefined;
-  };
-  return {
-    updates,
-    last,
-    unreachable: () => updates.filter((update) => update.kind === 'unreachable').length,
-    /** Until the last update is exactly `expected` (in id order). */
-    until: (expected: Instance[], timeout = 10_000) =>
-      vi.waitFor(() => expect(last()).toEqual(expected), { timeout, interval: 20 }),
-  };
-}
+const watch = (f: ServiceFollower, name: string) => watchFollow(f, name, subscriptions);
 
 const instance = (node: string, port = 8080, address = '10.0.0.5'): Instance => ({
   id: `${node}:web-1:80`,
@@ -71,18 +56,7 @@ const instance = (node: string, port = 8080, address = '10.0.0.5'): Instance => 
   port,
 });
 
-function capture(): { logger: Logger; warnings: string[] } {
-  const warnings: string[] = [];
-  const logger: Logger = {
-    trace: () => undefined,
-    debug: () => undefined,
-    info: () => undefined,
-    warn: (obj: object | string, msg?: string) => warnings.push(typeof obj === 'string' ? obj : (msg ?? '')),
-    error: () => undefined,
-    child: () => logger,
-  };
-  return { logger, warnings };
-}
+const capture = warningCapture;
 
 describe('etcd follower (real etcd)', () => {
   for (const layout of ['json', 'hostport', 'skydns'] as const satisfies EtcdLayout[]) {

@@ -5,34 +5,12 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { BehaviorSubject, type Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { FollowUpdate, Instance, Logger, ServiceFollower } from '@registrar/core';
+import type { FollowUpdate, Instance, ServiceFollower } from '@registrar/core';
+import { capturingLogger, type CapturedLine as Line } from '@registrar/test/harness/follow';
 import { get, startHaproxy, type HaproxyServer } from '@registrar/test/harness/haproxy';
 import { freePort, until } from '@registrar/test/harness/net';
 import { followIntoHaproxy, type LbEvent } from './follow.js';
 import { parseServersState, runtimeCommand } from './haproxy.js';
-
-interface Line {
-  readonly level: string;
-  readonly fields: object;
-  readonly msg: string;
-}
-
-function capturingLogger(lines: Line[], bindings: object = {}): Logger {
-  const at =
-    (level: string) =>
-    (fieldsOrMsg: object | string, msg?: string): void => {
-      if (typeof fieldsOrMsg === 'string') lines.push({ level, fields: bindings, msg: fieldsOrMsg });
-      else lines.push({ level, fields: { ...bindings, ...fieldsOrMsg }, msg: msg ?? '' });
-    };
-  return {
-    trace: at('trace'),
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: (more) => capturingLogger(lines, { ...bindings, ...more }),
-  };
-}
 
 /** A registry's read side held in memory: the test sets each service's instances or makes it unreachable. */
 function memoryFollower() {

@@ -1,4 +1,4 @@
-import type { FollowUpdate, Instance, Logger, Registry, ServiceFollower } from '@registrar/core';
+import type { Instance, Registry, ServiceFollower } from '@registrar/core';
 import { ConfigError } from '@registrar/core';
 import { startTcpProxy, type TcpProxy } from '@registrar/test/harness/proxy';
 import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
@@ -10,6 +10,7 @@ import { codecFor } from './layout.js';
 import type { ZookeeperFollowerOptions, ZookeeperLayout, ZookeeperRegistryOptions } from './index.js';
 import { createZookeeperFollower, createZookeeperRegistry, zookeeperFollowerFromUri } from './index.js';
 import { connectRaw, service, type Raw } from './testing/helpers.js';
+import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
 
 let server: ZookeeperServer;
 let raw: Raw;
@@ -51,21 +52,7 @@ function follower(options: Partial<ZookeeperFollowerOptions> = {}): ServiceFollo
   return f;
 }
 
-function watch(f: ServiceFollower, name: string) {
-  const updates: FollowUpdate[] = [];
-  subscriptions.push(f.follow(name).subscribe((update) => updates.push(update)));
-  const last = () => {
-    const update = updates.at(-1);
-    return update?.kind === 'instances' ? update.instances : undefined;
-  };
-  return {
-    updates,
-    last,
-    unreachable: () => updates.filter((update) => update.kind === 'unreachable').length,
-    until: (expected: Instance[], timeout = 10_000) =>
-      vi.waitFor(() => expect(last()).toEqual(expected), { timeout, interval: 20 }),
-  };
-}
+const watch = (f: ServiceFollower, name: string) => watchFollow(f, name, subscriptions);
 
 const instance = (node: string, port = 32768, address = '10.0.0.5'): Instance => ({
   id: `${node}:web1:80`,
@@ -73,18 +60,7 @@ const instance = (node: string, port = 32768, address = '10.0.0.5'): Instance =>
   port,
 });
 
-function capture(): { logger: Logger; warnings: string[] } {
-  const warnings: string[] = [];
-  const logger: Logger = {
-    trace: () => undefined,
-    debug: () => undefined,
-    info: () => undefined,
-    warn: (obj: object | string, msg?: string) => warnings.push(typeof obj === 'string' ? obj : (msg ?? '')),
-    error: () => undefined,
-    child: () => logger,
-  };
-  return { logger, warnings };
-}
+const capture = warningCapture;
 
 describe('zookeeper follower (real ZooKeeper)', () => {
   for (const layout of ['curator', 'registrator'] as const satisfies ZookeeperLayout[]) {
