@@ -49,7 +49,7 @@ async function zookeeperReader(cluster: Cluster): Promise<Reader> {
       fn((error, value) => {
         if (error instanceof zookeeper.Exception && error.getCode() === zookeeper.Exception.NO_NODE)
           resolve(undefined as T);
-        else if (error) reject(new Error(String(error)));
+        else if (error) reject(error instanceof Error ? error : new Error(JSON.stringify(error)));
         else resolve(value);
       }),
     );
