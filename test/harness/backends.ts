@@ -18,6 +18,8 @@ export interface Backend {
   ids(scope: string, service: string): Promise<string[]>;
   /** Ids of the `service` entries a consumer would route to: stored ones, and for Consul only passing ones. */
   passing(scope: string, service: string): Promise<string[]>;
+  /** `id → address` of each stored `service` entry under `scope`, as the registry holds it. */
+  addresses(scope: string, service: string): Promise<Map<string, string>>;
   /** Version stamp of each `service` entry (changes on any write): proves an entry was left untouched. */
   stamps(scope: string, service: string): Promise<Map<string, string>>;
   /** Refuse connections and cut open ones, as if the server were gone. */
@@ -48,6 +50,15 @@ async function etcdBackend(server: EtcdServer): Promise<Backend> {
     uri: (scope) => `etcd://127.0.0.1:${proxy.port}/${scope}`,
     ids,
     passing: ids,
+    async addresses(scope, service) {
+      const values = await client.getAll().prefix(`/${scope}/${service}/`).strings();
+      return new Map(
+        Object.entries(values).map(([key, v]) => [
+          key.split('/').pop() ?? key,
+          (JSON.parse(v) as { address: string }).address,
+        ]),
+      );
+    },
     async stamps(scope, service) {
       const res = await client.getAll().prefix(`/${scope}/${service}/`).exec();
       return new Map(
@@ -93,6 +104,18 @@ async function zookeeperBackend(server: ZookeeperServer): Promise<Backend> {
     uri: (scope) => `zookeeper://127.0.0.1:${proxy.port}/${scope}`,
     ids: (scope, service) => children(`/${scope}/${service}`),
     passing: (scope, service) => children(`/${scope}/${service}`),
+    async addresses(scope, service) {
+      const addresses = new Map<string, string>();
+      for (const id of await children(`/${scope}/${service}`)) {
+        const data = await new Promise<Buffer | undefined>((resolve, reject) =>
+          client.getData(`/${scope}/${service}/${id}`, (error, value) =>
+            error ? reject(new Error(String(error))) : resolve(value),
+          ),
+        );
+        addresses.set(id, (JSON.parse(data?.toString() ?? '{}') as { address: string }).address);
+      }
+      return addresses;
+    },
     async stamps(scope, service) {
       const stamps = new Map<string, string>();
       for (const id of await children(`/${scope}/${service}`)) {
@@ -134,6 +157,15 @@ async function consulBackend(agent: ConsulDouble): Promise<Backend> {
       return Object.entries(services)
         .filter(([, s]) => s.Service === service)
         .map(([id]) => id);
+    },
+    async addresses(_scope, service) {
+      const res = await fetch(`${agent.url}/v1/agent/services`);
+      const services = (await res.json()) as Record<string, { Service: string; Address: string }>;
+      return new Map(
+        Object.entries(services)
+          .filter(([, s]) => s.Service === service)
+          .map(([id, s]) => [id, s.Address]),
+      );
     },
     async passing(_scope, service) {
       const res = await fetch(`${agent.url}/v1/health/service/${service}?passing`);
