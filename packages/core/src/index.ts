@@ -12,8 +12,15 @@ export {
   RegistryRejectedError,
   RegistrySessionLostError,
 } from './errors.js';
-export type { Derivation, DeriveOptions } from './derive.js';
-export { COMPOSE_SERVICE_LABEL, containerName, deriveServices, imageBaseName } from './derive.js';
+export type { ContainerState, Derivation, DeriveOptions, Skip, SkipReason } from './derive.js';
+export {
+  COMPOSE_SERVICE_LABEL,
+  MAX_SKIPPED,
+  containerName,
+  containerStateOf,
+  deriveServices,
+  imageBaseName,
+} from './derive.js';
 export type { LabelScope, PortSettings, ServiceLabels } from './labels.js';
 export {
   MAX_LABEL_VALUE_BYTES,
