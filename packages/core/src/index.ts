@@ -44,7 +44,13 @@ export { planReconcile } from './diff.js';
 export { coalesceWhileBusy } from './operators.js';
 export type { DockerApi, DockerHint, DockerSourceOptions } from './docker-source.js';
 export { dockerHints } from './docker-source.js';
-export type { ReconcilerObserver, ReconcilerOptions, RegistryOp } from './reconciler.js';
+export type {
+  ReconcilerObserver,
+  ReconcilerOptions,
+  RegistrationState,
+  RegistryFailing,
+  RegistryOp,
+} from './reconciler.js';
 export { Reconciler } from './reconciler.js';
 export type { BridgeObserver, BridgeOptions, BridgeStatus, DeregisterMode } from './bridge.js';
 export { Bridge, createBridge } from './bridge.js';
