@@ -52,5 +52,20 @@ export type {
   RegistryOp,
 } from './reconciler.js';
 export { Reconciler } from './reconciler.js';
-export type { BridgeObserver, BridgeOptions, BridgeStatus, DeregisterMode } from './bridge.js';
+export type { BridgeObserver, BridgeOptions, BridgeStatus, DeregisterMode, ExplainLookup } from './bridge.js';
+export type {
+  ContainerMatch,
+  ExplainCode,
+  ExplainInput,
+  ExplainPort,
+  ExplainReason,
+  ExplainRegistration,
+  ExplainRegistry,
+  ExplainReport,
+  ExplainService,
+  ExplainSummary,
+  ExplainVerdict,
+  RegistrationVerdict,
+} from './explain.js';
+export { MIN_ID_PREFIX, explainContainer, matchContainer } from './explain.js';
 export { Bridge, createBridge } from './bridge.js';
