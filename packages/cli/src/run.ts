@@ -84,13 +84,14 @@ export async function run(argv: readonly string[]): Promise<number> {
 
   // The metrics server starts before the bridge so a port clash is reported before anything is written.
   const server = config.metricsAddr
-    ? await serveMetrics(config.metricsAddr, metrics, () => metrics.ready(current.bridge, registries)).catch(
-        (error: unknown) => {
-          throw new ConfigError(
-            `cannot listen on --metrics-addr ${config.metricsAddr?.host}:${config.metricsAddr?.port}: ${(error as Error).message}`,
-          );
-        },
-      )
+    ? await serveMetrics(config.metricsAddr, metrics, () => metrics.ready(current.bridge, registries), {
+        containers: () => current.bridge?.explainAll(),
+        container: (ref) => current.bridge?.explain(ref),
+      }).catch((error: unknown) => {
+        throw new ConfigError(
+          `cannot listen on --metrics-addr ${config.metricsAddr?.host}:${config.metricsAddr?.port}: ${(error as Error).message}`,
+        );
+      })
     : undefined;
 
   const bridge = createBridge({
