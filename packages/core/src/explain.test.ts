@@ -98,7 +98,7 @@ describe('explainContainer', () => {
       [80, []],
       [443, ['ignored']],
     ]);
-    expect(report.summary).toBe('partly registered: 1 of 1 registrations (1 service in 1 registry): ignored');
+    expect(report.summary).toBe('partly registered: 1 service in 1 registry, 1 of 2 ports skipped: ignored');
   });
 
   it('health: left out of etcd, registered critical in Consul, each saying so', () => {
@@ -172,6 +172,20 @@ describe('explainContainer', () => {
     expect(zk.reasons.map((r) => r.code)).toEqual(['write-pending']);
     expect(report.verdict).toBe('not-registered');
     expect(report.summary).toBe('not registered: registry-rejected, write-retrying, write-pending');
+  });
+
+  it('registered while the registry now fails: the last known state, saying so', () => {
+    const failing = { passes: 3, since: 0, error: 'ECONNREFUSED', stage: 'list' };
+    const report = explainContainer(input(inspect(), [{ ...registry('etcd', registered), failing }]));
+    const [etcd] = report.ports[0].services[0].registrations;
+    expect(etcd.state).toBe('registered');
+    expect(etcd.reasons).toEqual([
+      {
+        code: 'registry-failing',
+        text: 'last known state: the registry has failed 3 passes in a row since 1970-01-01T00:00:00.000Z: ECONNREFUSED',
+      },
+    ]);
+    expect(report.registries[0].failing).toEqual({ ...failing, since: '1970-01-01T00:00:00.000Z' });
   });
 
   it('a withheld service still stored: its removal pending or failing', () => {

@@ -33,7 +33,9 @@ export type ExplainCode =
   /** The write is queued or in flight. */
   | 'write-pending'
   /** Not wanted in that registry, still stored there: its removal is pending. */
-  | 'removal-pending';
+  | 'removal-pending'
+  /** Registered as far as the bridge knows, but the registry's passes fail now: the last known state. */
+  | 'registry-failing';
 
 export interface ExplainReason {
   readonly code: ExplainCode;
@@ -248,18 +250,24 @@ function registration(
     return { ...where, state: 'withheld', reasons, ...written };
   }
   switch (view.state) {
-    case 'registered':
-      return {
-        ...where,
-        state: 'registered',
-        reasons: conds.map((c) =>
-          reason(
-            c.code,
-            `${c.text}; registered with its health check ${service.health === 'critical' ? 'critical' : 'warning'} (${registry.backend} mirrors Docker health)`,
-          ),
+    case 'registered': {
+      const reasons = conds.map((c) =>
+        reason(
+          c.code,
+          `${c.text}; registered with its health check ${service.health === 'critical' ? 'critical' : 'warning'} (${registry.backend} mirrors Docker health)`,
         ),
-        ...written,
-      };
+      );
+      const failing = registry.failing;
+      if (failing) {
+        reasons.push(
+          reason(
+            'registry-failing',
+            `last known state: the registry has failed ${failing.passes} passes in a row since ${iso(failing.since)}: ${failing.error}`,
+          ),
+        );
+      }
+      return { ...where, state: 'registered', reasons, ...written };
+    }
     case 'rejected':
       return {
         ...where,
@@ -448,15 +456,17 @@ function judge(
     };
   }
   if (registered === 0) return { verdict: 'not-registered', summary: withWhy('not registered') };
-  const skips = ports.some((p) => p.reasons.some((r) => r.code !== 'label-warning'));
+  const skipped = ports.filter((p) => p.reasons.some((r) => r.code !== 'label-warning')).length;
   const registries = input.registries.length;
   const where = `${plural(serviceCount, 'service')} in ${registries} ${registries === 1 ? 'registry' : 'registries'}`;
-  if (registered === cells && !skips)
+  if (registered === cells && skipped === 0) {
     return { verdict: 'registered', summary: withWhy(`registered: ${where}`) };
-  return {
-    verdict: 'partial',
-    summary: withWhy(`partly registered: ${registered} of ${cells} registrations (${where})`),
-  };
+  }
+  const parts = [
+    ...(registered < cells ? [`${registered} of ${cells} registrations (${where})`] : [where]),
+    ...(skipped > 0 ? [`${skipped} of ${ports.length} ports skipped`] : []),
+  ];
+  return { verdict: 'partial', summary: withWhy(`partly registered: ${parts.join(', ')}`) };
 }
 
 export type ContainerMatch<T> =

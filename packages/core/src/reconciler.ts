@@ -40,7 +40,8 @@ interface WriteRecord {
   readonly failed?: { readonly error: string; readonly at: number };
 }
 
-const errorText = (error: unknown) => oneLine(error instanceof Error ? error.message : String(error), 400);
+const errorText = (error: unknown) =>
+  oneLine((error instanceof Error ? error.message : String(error)).trim(), 400);
 
 /** One write the reconciler makes (or, with dry-run, would make). */
 export type RegistryOp =
