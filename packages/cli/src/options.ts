@@ -109,7 +109,12 @@ export function buildProgram(): Command {
       ),
     )
     .addOption(opt('--dry-run', 'print the registry changes instead of writing them'))
-    .addOption(opt('--metrics-addr <host:port>', 'serve Prometheus /metrics, /healthz and /readyz'))
+    .addOption(
+      opt(
+        '--metrics-addr <host:port>',
+        'serve Prometheus /metrics, /healthz, /readyz and /debug/containers (registrar explain)',
+      ),
+    )
     .addOption(opt('--log-level <level>', 'log lines from this level up').choices(LOG_LEVELS).default('info'))
     .addOption(opt('--log-format <format>', 'default: pretty on a terminal, else json').choices(LOG_FORMATS))
     .addHelpText(
@@ -118,6 +123,10 @@ export function buildProgram(): Command {
 Commands:
   registrar check [options] <registry-uri...>   preflight: Docker answers; each registry accepts a probe entry
                                                 (read, write, delete); exit 0 when all pass, 1 otherwise
+  registrar explain [options] <container>       why each port of a container is (not) registered: asks the
+                                                running bridge at --metrics-addr (default 127.0.0.1:9105),
+                                                else derives from Docker; --json for the document
+                                                (see registrar explain --help)
   registrar lb [options] <registry-uri>         keep HAProxy backends' slots equal to services' live instances
                                                 (see registrar lb --help)
   registrar version                             print the version
@@ -126,7 +135,8 @@ Examples:
   registrar --ip 10.0.0.5 etcd://127.0.0.1:2379/services
   registrar --internal --network backend zookeeper://zk1:2181,zk2:2181/services
   CONSUL_HTTP_TOKEN=... registrar --ip 10.0.0.5 --cleanup consul://127.0.0.1:8500
-  registrar check etcd://127.0.0.1:2379/services`,
+  registrar check etcd://127.0.0.1:2379/services
+  registrar explain web-1`,
     )
     .showHelpAfterError(false)
     .allowExcessArguments(false);

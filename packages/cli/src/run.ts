@@ -13,6 +13,7 @@ import {
 } from '@registrar/core';
 import { runCheck } from './check.js';
 import { createDocker } from './docker.js';
+import { runExplain } from './explain.js';
 import { runLb } from './lb.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
@@ -30,6 +31,13 @@ export async function run(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (argv[0] === 'lb') return runLb(argv.slice(1));
+  if (argv[0] === 'explain') {
+    return runExplain(
+      argv.slice(1),
+      (text) => process.stdout.write(text),
+      (text) => process.stderr.write(text),
+    );
+  }
   const checking = argv[0] === 'check';
   const config = parseCli(checking ? argv.slice(1) : argv, (text) => process.stdout.write(text));
   for (const uri of config.uris) checkRegistryUri(uri);
