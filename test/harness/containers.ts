@@ -13,6 +13,8 @@ export interface ContainerSpec {
   labels?: Record<string, string>;
   /** Container ports published on 127.0.0.1 with a random host port, e.g. `80/tcp`, `53/udp`. */
   publish?: string[];
+  /** The host IP `publish` binds instead of 127.0.0.1 (`0.0.0.0`: all interfaces). */
+  publishIp?: string;
   /** Exposed only (for --internal). */
   expose?: string[];
   cmd?: string[];
@@ -30,7 +32,7 @@ export async function runContainer(spec: ContainerSpec): Promise<Docker.Containe
   for (const port of spec.expose ?? []) exposed[port] = {};
   for (const port of spec.publish ?? []) {
     exposed[port] = {};
-    bindings[port] = [{ HostIp: '127.0.0.1', HostPort: '' }];
+    bindings[port] = [{ HostIp: spec.publishIp ?? '127.0.0.1', HostPort: '' }];
   }
   const container = await docker.createContainer({
     name: spec.name,

@@ -1,6 +1,14 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import type { Bridge, BridgeObserver, Logger, LogFn, Registry } from '@registrar/core';
+import type {
+  Bridge,
+  BridgeObserver,
+  ExplainLookup,
+  ExplainSummary,
+  Logger,
+  LogFn,
+  Registry,
+} from '@registrar/core';
 import { VERSION } from './version.js';
 
 /**
@@ -204,14 +212,91 @@ export class Metrics {
 
 const labels = (r: Registry) => ({ backend: r.backend, target: r.target });
 
-/** `/metrics`, `/healthz` (process alive), `/readyz` (see `Metrics.ready`). */
+/**
+ * What `/debug/containers` serves (`registrar explain` asks it); undefined while the bridge is not started.
+ * Read-only.
+ */
+export interface DebugSource {
+  containers(): readonly ExplainSummary[] | undefined;
+  container(ref: string): ExplainLookup | undefined;
+}
+
+/** Container references longer than this are not looked up (a full id is 64, Docker names up to 253). */
+const MAX_REF_LENGTH = 256;
+
+function json(res: ServerResponse, status: number, body: unknown, head = false) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(head ? undefined : `${JSON.stringify(body)}\n`);
+}
+
+/** `/debug/containers` and `/debug/containers/<id-or-name>`: GET and HEAD only. */
+function serveDebug(req: IncomingMessage, res: ServerResponse, path: string, debug: DebugSource) {
+  const head = req.method === 'HEAD';
+  if (req.method !== 'GET' && !head) {
+    res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' });
+    res.end('read-only: use GET\n');
+    return;
+  }
+  if (path === '/debug/containers' || path === '/debug/containers/') {
+    const list = debug.containers();
+    if (list === undefined) json(res, 503, { error: 'starting', message: 'the bridge is starting' }, head);
+    else json(res, 200, list, head);
+    return;
+  }
+  let ref: string;
+  try {
+    ref = decodeURIComponent(path.slice('/debug/containers/'.length));
+  } catch {
+    json(
+      res,
+      400,
+      { error: 'bad-reference', message: 'the container reference is not valid URL encoding' },
+      head,
+    );
+    return;
+  }
+  if (ref === '' || ref.length > MAX_REF_LENGTH || ref.includes('/')) {
+    json(res, 400, { error: 'bad-reference', message: 'give a container id, id prefix or name' }, head);
+    return;
+  }
+  const lookup = debug.container(ref);
+  if (lookup === undefined) {
+    json(res, 503, { error: 'starting', message: 'the bridge is starting' }, head);
+  } else if (lookup.kind === 'found') {
+    json(res, 200, lookup.report, head);
+  } else if (lookup.kind === 'ambiguous') {
+    json(
+      res,
+      409,
+      {
+        error: 'ambiguous-container',
+        message: `${lookup.matches.length} containers have ids starting with that prefix: give more of the id`,
+        matches: lookup.matches.slice(0, 20),
+      },
+      head,
+    );
+  } else {
+    json(
+      res,
+      404,
+      { error: 'unknown-container', message: 'the bridge tracks no running container by that id or name' },
+      head,
+    );
+  }
+}
+
+/**
+ * `/metrics`, `/healthz` (process alive), `/readyz` (see `Metrics.ready`) and, given a `debug` source,
+ * `/debug/containers[/<ref>]`.
+ */
 export async function serveMetrics(
   address: { host: string; port: number },
   metrics: { readonly registry: PromRegistry },
   readiness: () => { ok: boolean; detail: object },
+  debug?: DebugSource,
 ): Promise<Server> {
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === '/metrics') {
       metrics.registry.metrics().then(
         (body) => {
@@ -230,9 +315,23 @@ export async function serveMetrics(
       const { ok, detail } = readiness();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
       res.end(`${JSON.stringify({ ready: ok, ...detail })}\n`);
+    } else if (
+      debug !== undefined &&
+      (path === '/debug/containers' || path.startsWith('/debug/containers/'))
+    ) {
+      try {
+        serveDebug(req, res, path, debug);
+      } catch (error) {
+        json(res, 500, {
+          error: 'internal',
+          message: error instanceof Error ? error.message : String(error),
+        });
+      }
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found: try /metrics, /healthz or /readyz\n');
+      res.end(
+        `not found: try /metrics, /healthz${debug ? ', /readyz or /debug/containers' : ' or /readyz'}\n`,
+      );
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -45,7 +45,7 @@ const envName = (long: string) => `REGISTRAR_${long.replace(/-/g, '_').toUpperCa
  * variable. Commander sets a boolean flag whenever its variable exists, even as `false`, so `parseCli` reads
  * the value of a flag that came from the environment itself (`envFlag`).
  */
-const opt = (flags: string, description: string) => {
+export const opt = (flags: string, description: string) => {
   const long = /--([a-z-]+)/.exec(flags)?.[1] ?? '';
   return new Option(flags, description).env(envName(long));
 };
@@ -109,7 +109,12 @@ export function buildProgram(): Command {
       ),
     )
     .addOption(opt('--dry-run', 'print the registry changes instead of writing them'))
-    .addOption(opt('--metrics-addr <host:port>', 'serve Prometheus /metrics, /healthz and /readyz'))
+    .addOption(
+      opt(
+        '--metrics-addr <host:port>',
+        'serve Prometheus /metrics, /healthz, /readyz and /debug/containers (registrar explain)',
+      ),
+    )
     .addOption(opt('--log-level <level>', 'log lines from this level up').choices(LOG_LEVELS).default('info'))
     .addOption(opt('--log-format <format>', 'default: pretty on a terminal, else json').choices(LOG_FORMATS))
     .addHelpText(
@@ -118,6 +123,10 @@ export function buildProgram(): Command {
 Commands:
   registrar check [options] <registry-uri...>   preflight: Docker answers; each registry accepts a probe entry
                                                 (read, write, delete); exit 0 when all pass, 1 otherwise
+  registrar explain [options] <container>       why each port of a container is (not) registered: asks the
+                                                running bridge at --metrics-addr (default 127.0.0.1:9105),
+                                                else derives from Docker; --json for the document
+                                                (see registrar explain --help)
   registrar lb [options] <registry-uri>         keep HAProxy backends' slots equal to services' live instances
                                                 (see registrar lb --help)
   registrar version                             print the version
@@ -126,7 +135,8 @@ Examples:
   registrar --ip 10.0.0.5 etcd://127.0.0.1:2379/services
   registrar --internal --network backend zookeeper://zk1:2181,zk2:2181/services
   CONSUL_HTTP_TOKEN=... registrar --ip 10.0.0.5 --cleanup consul://127.0.0.1:8500
-  registrar check etcd://127.0.0.1:2379/services`,
+  registrar check etcd://127.0.0.1:2379/services
+  registrar explain web-1`,
     )
     .showHelpAfterError(false)
     .allowExcessArguments(false);
@@ -159,20 +169,8 @@ export function parseCli(
 ): CliConfig {
   const program = buildProgram();
   parseArgv(program, argv, write);
+  const { str, flag, fromEnv } = optionReaders(program);
   const o = program.opts<Record<string, string | number | boolean | undefined>>();
-  // Numeric defaults are numbers (so `--help` shows `default: 15`); given values are text, checked below.
-  const str = (key: string) => {
-    const value = o[key];
-    return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
-  };
-  const fromEnv = (key: string) => program.getOptionValueSource(key) === 'env';
-  const flag = (key: string) =>
-    fromEnv(key)
-      ? envFlag(
-          key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`),
-          process.env,
-        )
-      : o[key] === true;
 
   const ttl = seconds('ttl', str('ttl') ?? '15', 1);
   const refreshText = str('ttlRefresh');
@@ -180,33 +178,13 @@ export function parseCli(
   if (ttlRefresh !== undefined && ttlRefresh >= ttl) {
     fail(`invalid --ttl-refresh ${ttlRefresh}: must be less than --ttl ${ttl} (default ttl/3)`);
   }
-  const ip = str('ip');
-  if (ip !== undefined && isIP(ip) === 0)
-    fail(`invalid --ip ${quote(ip, 60)}: expected an IPv4 or IPv6 address`);
-  if (ip !== undefined && isUnspecified(ip)) {
-    fail(`invalid --ip ${quote(ip, 60)}: an unspecified address cannot be reached; give this host's address`);
-  }
+  const ip = checkIp(str('ip'));
   // Commander has checked the choices.
   const deregister = (str('deregister') ?? 'always') as DeregisterMode;
-  const nodeId = str('nodeId');
-  if (nodeId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(nodeId)) {
-    fail(
-      `invalid --node-id ${quote(nodeId, 60)}: use letters, digits, '.', '_' and '-' (it is the first part of every service ID)`,
-    );
-  }
+  const nodeId = checkNodeId(str('nodeId'));
   const logLevel = str('logLevel') ?? 'info';
   const logFormat = (str('logFormat') ?? (process.stderr.isTTY ? 'pretty' : 'json')) as LogFormat;
-  const tagsText = str('tags');
-  const tags =
-    tagsText === undefined
-      ? []
-      : tagsText
-          .split(',')
-          .map((t) => t.trim())
-          .filter((t) => t !== '');
-  // eslint-disable-next-line no-control-regex -- control characters are what is refused
-  const badTag = tags.find((t) => /[\u0000-\u001f\u007f]/.test(t));
-  if (badTag !== undefined) fail(`invalid --tags: tag ${quote(badTag, 40)} contains control characters`);
+  const tags = parseTagsOption(str('tags'));
   const metricsText = str('metricsAddr');
   const dockerHost = str('dockerHost');
   const stateDir = str('stateDir');
@@ -236,6 +214,62 @@ export function parseCli(
     logLevel,
     logFormat,
   };
+}
+
+/**
+ * Read a parsed program's options: `str` gives a value as text (numeric defaults are numbers so that `--help`
+ * shows `default: 15`; given values are text), `flag` a boolean flag, from argv or its environment variable.
+ */
+export function optionReaders(program: Command) {
+  const o = program.opts<Record<string, string | number | boolean | undefined>>();
+  const str = (key: string) => {
+    const value = o[key];
+    return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
+  };
+  const fromEnv = (key: string) => program.getOptionValueSource(key) === 'env';
+  const flag = (key: string) =>
+    fromEnv(key)
+      ? envFlag(
+          key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`),
+          process.env,
+        )
+      : o[key] === true;
+  return { str, flag, fromEnv };
+}
+
+/** `--ip`: an address clients can reach (not a wildcard). */
+export function checkIp(ip: string | undefined): string | undefined {
+  if (ip !== undefined && isIP(ip) === 0)
+    fail(`invalid --ip ${quote(ip, 60)}: expected an IPv4 or IPv6 address`);
+  if (ip !== undefined && isUnspecified(ip)) {
+    fail(`invalid --ip ${quote(ip, 60)}: an unspecified address cannot be reached; give this host's address`);
+  }
+  return ip;
+}
+
+/** `--node-id`: the first part of every service id. */
+export function checkNodeId(nodeId: string | undefined): string | undefined {
+  if (nodeId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(nodeId)) {
+    fail(
+      `invalid --node-id ${quote(nodeId, 60)}: use letters, digits, '.', '_' and '-' (it is the first part of every service ID)`,
+    );
+  }
+  return nodeId;
+}
+
+/** `--tags a,b`: trimmed, empty ones dropped, no control characters. */
+export function parseTagsOption(text: string | undefined): string[] {
+  const tags =
+    text === undefined
+      ? []
+      : text
+          .split(',')
+          .map((t) => t.trim())
+          .filter((t) => t !== '');
+  // eslint-disable-next-line no-control-regex -- control characters are what is refused
+  const badTag = tags.find((t) => /[\u0000-\u001f\u007f]/.test(t));
+  if (badTag !== undefined) fail(`invalid --tags: tag ${quote(badTag, 40)} contains control characters`);
+  return tags;
 }
 
 /**

@@ -1,4 +1,4 @@
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import {
   backoffDelay,
@@ -12,6 +12,8 @@ import {
   type RegistryOp,
 } from '@registrar/core';
 import { runCheck } from './check.js';
+import { createDocker } from './docker.js';
+import { runExplain } from './explain.js';
 import { runLb } from './lb.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
@@ -29,6 +31,13 @@ export async function run(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (argv[0] === 'lb') return runLb(argv.slice(1));
+  if (argv[0] === 'explain') {
+    return runExplain(
+      argv.slice(1),
+      (text) => process.stdout.write(text),
+      (text) => process.stderr.write(text),
+    );
+  }
   const checking = argv[0] === 'check';
   const config = parseCli(checking ? argv.slice(1) : argv, (text) => process.stdout.write(text));
   for (const uri of config.uris) checkRegistryUri(uri);
@@ -84,13 +93,14 @@ export async function run(argv: readonly string[]): Promise<number> {
 
   // The metrics server starts before the bridge so a port clash is reported before anything is written.
   const server = config.metricsAddr
-    ? await serveMetrics(config.metricsAddr, metrics, () => metrics.ready(current.bridge, registries)).catch(
-        (error: unknown) => {
-          throw new ConfigError(
-            `cannot listen on --metrics-addr ${config.metricsAddr?.host}:${config.metricsAddr?.port}: ${(error as Error).message}`,
-          );
-        },
-      )
+    ? await serveMetrics(config.metricsAddr, metrics, () => metrics.ready(current.bridge, registries), {
+        containers: () => current.bridge?.explainAll(),
+        container: (ref) => current.bridge?.explain(ref),
+      }).catch((error: unknown) => {
+        throw new ConfigError(
+          `cannot listen on --metrics-addr ${config.metricsAddr?.host}:${config.metricsAddr?.port}: ${(error as Error).message}`,
+        );
+      })
     : undefined;
 
   const bridge = createBridge({
@@ -156,22 +166,6 @@ function describeOp(op: RegistryOp): string {
   const s = op.service;
   const address = s.address.includes(':') ? `[${s.address}]` : s.address;
   return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address}:${s.port} tags=${s.tags.join(',')} health=${s.health}`;
-}
-
-/**
- * Docker from `--docker-host` or DOCKER_HOST, with DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, like every Docker
- * tool. The flag is handed to dockerode as DOCKER_HOST, so both go through the same parsing and TLS rules.
- */
-function createDocker(flag: string | undefined): Docker {
-  const source = flag !== undefined ? '--docker-host' : 'DOCKER_HOST';
-  const host = flag ?? process.env.DOCKER_HOST;
-  if (host !== undefined && host !== '' && !/^(unix|tcp|http|https|npipe|ssh):\/\//.test(host)) {
-    throw new ConfigError(
-      `invalid ${source} ${quote(host, 80)}: expected unix:///var/run/docker.sock or tcp://host:port`,
-    );
-  }
-  if (flag !== undefined) process.env.DOCKER_HOST = flag;
-  return new Docker();
 }
 
 /** The engine's host name (the default node id); waits for Docker with backoff rather than exiting. */

@@ -1,13 +1,20 @@
 import type { ContainerInspectInfo } from 'dockerode';
 import { defer, groupBy, mergeMap, Observable, of, Subscription, switchMap, timer } from 'rxjs';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
-import { deriveServices, type DeriveOptions } from './derive.js';
+import {
+  containerStateOf,
+  deriveServices,
+  type ContainerState,
+  type DeriveOptions,
+  type Skip,
+} from './derive.js';
+import { explainContainer, matchContainer, type ExplainReport, type ExplainSummary } from './explain.js';
 import { dockerHints, type DockerApi, type DockerHint } from './docker-source.js';
 import { silentLogger, type Logger } from './logger.js';
 import { coalesceWhileBusy } from './operators.js';
 import { Reconciler, type ReconcilerObserver } from './reconciler.js';
 import type { Registry } from './registry.js';
-import type { Service } from './service.js';
+import type { LabelWarning, Service } from './service.js';
 import { SIGINT, SIGTERM, signalName, signalNumber } from './signals.js';
 
 export type DeregisterMode = 'always' | 'on-success';
@@ -51,6 +58,13 @@ interface Tracked {
   readonly name: string;
   /** As derived from the last inspect; `desired()` presents them critical while the container drains. */
   readonly services: readonly Service[];
+  /** The rest of the last derivation and what Docker said, for `registrar explain` (bounded by derive). */
+  readonly skipped: readonly Skip[];
+  readonly warnings: readonly LabelWarning[];
+  readonly state: ContainerState;
+  readonly derivedAt: number;
+  /** Stopped with a non-zero exit code and kept by `--deregister on-success`. */
+  readonly keptAfterExit?: boolean;
   /** Signature of the last warnings logged, so a re-inspect does not repeat them. */
   readonly warned: string;
   /** The signal `docker stop` sends this container first (its StopSignal, else SIGTERM). */
@@ -73,6 +87,12 @@ type Inspection = { readonly id: string } & (
 );
 
 const isNotFound = (error: unknown) => (error as { statusCode?: number } | undefined)?.statusCode === 404;
+
+/** What `/debug/containers/<ref>` answers. */
+export type ExplainLookup =
+  | { readonly kind: 'found'; readonly report: ExplainReport }
+  | { readonly kind: 'unknown' }
+  | { readonly kind: 'ambiguous'; readonly matches: readonly { id: string; name: string }[] };
 
 /**
  * The bridge: Docker hints → per-container inspect (coalesced) → derived services → one reconciler per
@@ -149,6 +169,60 @@ export class Bridge {
       containers: this.containers.size,
       services: this.desired().size,
     };
+  }
+
+  /**
+   * Why each port of a tracked container is (not) registered, from the last derivation and every registry's
+   * state; `ref` is a full id, a name or a unique id prefix (at least 4 hex digits). Read-only.
+   */
+  explain(ref: string): ExplainLookup {
+    const match = matchContainer(
+      ref,
+      [...this.containers].map(([id, tracked]) => ({ id, name: tracked.name })),
+    );
+    if (match.kind === 'found') return { kind: 'found', report: this.report(match.item.id) };
+    return match;
+  }
+
+  /** Every tracked container with a one-line verdict. */
+  explainAll(): ExplainSummary[] {
+    return [...this.containers.keys()].map((id) => {
+      const { container, verdict, summary } = this.report(id);
+      return { id, name: container.name, verdict, summary };
+    });
+  }
+
+  private report(id: string): ExplainReport {
+    const tracked = this.containers.get(id);
+    if (tracked === undefined) throw new Error(`container ${id} is not tracked`);
+    const desired = this.desired();
+    return explainContainer({
+      source: 'bridge',
+      container: { id, name: tracked.name },
+      state: tracked.state,
+      derivation: {
+        services: [...tracked.services],
+        warnings: [...tracked.warnings],
+        skipped: [...tracked.skipped],
+      },
+      services: servedAs(tracked),
+      options: this.options,
+      ...(tracked.draining && { draining: { signal: signalName(tracked.draining.signal) } }),
+      registries: this.reconcilers.map((reconciler) => ({
+        backend: reconciler.registry.backend,
+        target: reconciler.registry.target,
+        mirrorsHealth: reconciler.registry.mirrorsHealth,
+        dryRun: reconciler.dryRun,
+        ...(reconciler.failingState && { failing: reconciler.failingState }),
+        stateOf: (serviceId, wanted) => reconciler.stateOf(serviceId, wanted),
+      })),
+      holderOf: (serviceId) => {
+        const holder = desired.get(serviceId);
+        return holder !== undefined && holder.container.id !== id ? holder.container.name : undefined;
+      },
+      derivedAt: tracked.derivedAt,
+      ...(tracked.keptAfterExit && { keptAfterExit: true }),
+    });
   }
 
   /** Stop watching Docker, let passes in flight finish, then close every registry. */
@@ -332,7 +406,12 @@ export class Bridge {
 
   /** The container is not running. `--deregister on-success` keeps a failed container's services. */
   private stopped(id: string, exitCode: number): boolean {
-    if (this.options.deregister === 'on-success' && exitCode !== 0 && this.containers.has(id)) return false;
+    const tracked = this.containers.get(id);
+    if (this.options.deregister === 'on-success' && exitCode !== 0 && tracked !== undefined) {
+      const state = { ...tracked.state, status: 'exited', running: false, paused: false, exitCode };
+      this.containers.set(id, { ...tracked, state, keptAfterExit: true });
+      return false;
+    }
     return this.containers.delete(id);
   }
 
@@ -341,7 +420,7 @@ export class Bridge {
     const previous = this.containers.get(id);
     const state = info.State;
     if (!state?.Running) return this.stopped(id, state?.Dead ? 0 : (state?.ExitCode ?? 0));
-    const { services, warnings } = deriveServices(info, this.options);
+    const { services, warnings, skipped = [] } = deriveServices(info, this.options);
     const warned = warnings.map((w) => `${w.key}:${w.message}`).join('\n');
     if (warned !== '' && warned !== previous?.warned) {
       for (const w of warnings) this.log.warn({ container: w.container, label: w.key }, w.message);
@@ -355,6 +434,10 @@ export class Bridge {
     const next: Tracked = {
       name,
       services,
+      skipped,
+      warnings,
+      state: containerStateOf(info),
+      derivedAt: Date.now(),
       warned,
       stopSignal: signalNumber(StopSignal) ?? SIGTERM,
       stopTimeoutMs: (StopTimeout ?? DEFAULT_STOP_TIMEOUT_S) * 1000,

@@ -8,7 +8,7 @@ import type { ContainerInspectInfo } from 'dockerode';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DeriveOptions } from './derive.js';
-import { containerName, deriveServices } from './derive.js';
+import { MAX_SKIPPED, containerName, deriveServices } from './derive.js';
 import {
   MAX_LABEL_VALUE_BYTES,
   collectSettings,
@@ -367,6 +367,14 @@ function checkDerivation(doc: unknown, opts: DeriveOptions): void {
   for (const s of result.services) checkService(s, opts);
   const ids = result.services.map((s) => s.id);
   expect(new Set(ids).size, ids.join(' ')).toBe(ids.length);
+  // What was left out: bounded, one line each, each a reason code and a line of detail.
+  const skipped = result.skipped ?? [];
+  expect(skipped.length).toBeLessThanOrEqual(MAX_SKIPPED);
+  for (const skip of skipped) {
+    expect(typeof skip.reason).toBe('string');
+    expect(skip.detail).not.toMatch(/[\n\r]/);
+    expect(skip.detail.length).toBeLessThanOrEqual(1000);
+  }
 }
 
 const params = { seed: SEED, numRuns: RUNS } as const;

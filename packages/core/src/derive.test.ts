@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { ContainerInspectInfo } from 'dockerode';
 import { describe, expect, it } from 'vitest';
-import type { DeriveOptions } from './derive.js';
-import { containerName, deriveServices, imageBaseName } from './derive.js';
+import type { DeriveOptions, Skip } from './derive.js';
+import { MAX_SKIPPED, containerName, containerStateOf, deriveServices, imageBaseName } from './derive.js';
 import type { Service } from './service.js';
 
 const NODE = 'node1';
@@ -824,5 +824,187 @@ describe('deriveServices on inspects captured from a real Docker 20.10 engine', 
         deriveServices(structuredClone(c), opts({ internal: true })),
       );
     }
+  });
+});
+
+describe('deriveServices: what it skipped and why', () => {
+  /** `[port/proto | '*', reason]` per skipped entry, in order. */
+  const reasons = (skipped: readonly Skip[] | undefined) =>
+    (skipped ?? []).map((s) => [s.port === undefined ? '*' : `${s.port}/${s.protocol}`, s.reason]);
+
+  it('a fully registered container skipped nothing', () => {
+    const d = deriveServices(inspect({ ports: { '80/tcp': local('8080') } }), opts());
+    expect(d.skipped).toEqual([]);
+  });
+
+  it('no port at all, and an exposed port that is not published', () => {
+    expect(reasons(deriveServices(inspect({ ports: {}, exposed: [] }), opts()).skipped)).toEqual([
+      ['*', 'no-published-port'],
+    ]);
+    const d = deriveServices(
+      inspect({
+        ports: { '80/tcp': local('8080'), '9000/tcp': null },
+        exposed: ['80/tcp', '9000/tcp', '53/udp'],
+      }),
+      opts(),
+    );
+    expect(d.services.map((s) => s.containerPort)).toEqual([80]);
+    expect(reasons(d.skipped)).toEqual([
+      ['53/udp', 'no-published-port'],
+      ['9000/tcp', 'no-published-port'],
+    ]);
+    expect(d.skipped?.[1]?.detail).toMatch(/exposed but not published.*--internal/);
+  });
+
+  it('--internal: no exposed port, or no network address', () => {
+    expect(
+      reasons(deriveServices(inspect({ ports: {}, exposed: [] }), opts({ internal: true })).skipped),
+    ).toEqual([['*', 'no-exposed-port']]);
+    const d = deriveServices(
+      inspect({ networks: { none: {} }, networkMode: 'none', exposed: ['80/tcp'] }),
+      opts({ internal: true }),
+    );
+    expect(reasons(d.skipped)).toEqual([['80/tcp', 'no-network-address']]);
+  });
+
+  it('a port published on all interfaces without --ip, and one of two bindings', () => {
+    const c = fixture('anyip');
+    expect(reasons(deriveServices(c, opts()).skipped)).toEqual([['80/tcp', 'wildcard-without-ip']]);
+    expect(deriveServices(c, opts({ hostIp: '192.0.2.10' })).skipped).toEqual([]);
+    const both = deriveServices(
+      inspect({ ports: { '80/tcp': [...local('8080')!, { HostIp: '0.0.0.0', HostPort: '8081' }] } }),
+      opts(),
+    );
+    expect(only(both.services).port).toBe(8080);
+    expect(reasons(both.skipped)).toEqual([['80/tcp', 'wildcard-without-ip']]);
+    expect(both.skipped?.[0]?.detail).toMatch(/other bindings are advertised/);
+  });
+
+  it('a host-network container without --ip', () => {
+    const c = fixture('host');
+    expect(reasons(deriveServices(c, opts()).skipped)).toEqual([['18080/tcp', 'host-network-without-ip']]);
+    expect(deriveServices(c, opts({ hostIp: '192.0.2.7' })).skipped).toEqual([]);
+  });
+
+  it('a binding whose host IP is not an address', () => {
+    const d = deriveServices(inspect({ ports: { '80/tcp': local('8080', 'not-an-ip') } }), opts());
+    expect(d.services).toEqual([]);
+    expect(reasons(d.skipped)).toEqual([['80/tcp', 'invalid-binding']]);
+  });
+
+  it('sctp ports are named, not silently dropped', () => {
+    const d = deriveServices(
+      inspect({ ports: { '80/tcp': local('8080'), '132/sctp': local('8132') } }),
+      opts(),
+    );
+    expect(only(d.services).containerPort).toBe(80);
+    expect(reasons(d.skipped)).toEqual([['132/sctp', 'unsupported-protocol']]);
+  });
+
+  it.each([
+    [{ SERVICE_IGNORE: 'true' }, ['SERVICE_IGNORE', 'SERVICE_IGNORE'], []],
+    [{ SERVICE_443_IGNORE: 'yes' }, ['SERVICE_443_IGNORE'], [80]],
+    [{ SERVICE_IGNORE: '1', SERVICE_80_IGNORE: 'false' }, ['SERVICE_IGNORE'], [80]],
+    [{ SERVICE_443_TCP_IGNORE: 'true', SERVICE_443_IGNORE: 'false' }, ['SERVICE_443_TCP_IGNORE'], [80]],
+  ])('SERVICE_IGNORE %j names the key that decided', (labels, keys, registered) => {
+    const d = deriveServices(
+      inspect({ labels, ports: { '80/tcp': local('8080'), '443/tcp': local('8443') } }),
+      opts(),
+    );
+    expect(d.services.map((s) => s.containerPort)).toEqual(registered);
+    expect(d.skipped?.map((s) => s.reason)).toEqual(keys.map(() => 'ignored'));
+    expect(d.skipped?.map((s) => s.detail)).toEqual(keys.map((k) => `${k} is set`));
+  });
+
+  it('--explicit: each port no name names', () => {
+    const ports = { '80/tcp': local('8080'), '443/tcp': local('8443') };
+    expect(reasons(deriveServices(inspect({ ports }), opts({ explicit: true })).skipped)).toEqual([
+      ['80/tcp', 'explicit-unnamed'],
+      ['443/tcp', 'explicit-unnamed'],
+    ]);
+    const d = deriveServices(
+      inspect({ ports, labels: { SERVICE_443_NAME: 'tls' } }),
+      opts({ explicit: true }),
+    );
+    expect(only(d.services).name).toBe('tls');
+    expect(reasons(d.skipped)).toEqual([['80/tcp', 'explicit-unnamed']]);
+  });
+
+  it('an unusable SERVICE_NAME under --explicit: the warning and the skip both say so', () => {
+    const d = deriveServices(
+      inspect({ ports: { '80/tcp': local('8080') }, labels: { SERVICE_NAME: 'not a name' } }),
+      opts({ explicit: true }),
+    );
+    expect(d.services).toEqual([]);
+    expect(d.warnings.map((w) => w.key)).toEqual(['SERVICE_NAME']);
+    expect(reasons(d.skipped)).toEqual([['80/tcp', 'explicit-unnamed']]);
+  });
+
+  it('labels decide before bindings: an ignored port published on 0.0.0.0 is "ignored"', () => {
+    const d = deriveServices(
+      inspect({ ports: { '80/tcp': local('8080', '0.0.0.0') }, labels: { SERVICE_IGNORE: 'true' } }),
+      opts(),
+    );
+    expect(reasons(d.skipped)).toEqual([['80/tcp', 'ignored']]);
+    // The warning about --ip is what it always was.
+    expect(d.warnings.map((w) => w.key)).toEqual(['--ip']);
+  });
+
+  it('health is not a skip: an unhealthy or paused container still derives its services', () => {
+    for (const name of ['unhealthy', 'starting', 'paused']) {
+      const d = deriveServices(fixture(name), opts());
+      expect(d.services).toHaveLength(1);
+      expect(d.skipped).toEqual([]);
+    }
+  });
+
+  it('an unreadable inspect is one container-wide entry', () => {
+    const hostile = new Proxy(
+      {},
+      {
+        get(_t, prop) {
+          if (prop === 'Name') return '/evil';
+          throw new Error(`no ${String(prop)}`);
+        },
+      },
+    );
+    const d = deriveServices(hostile as ContainerInspectInfo, opts());
+    expect(reasons(d.skipped)).toEqual([['*', 'unreadable-inspect']]);
+  });
+
+  it(`keeps at most ${MAX_SKIPPED} entries and sums up the rest per reason`, () => {
+    const exposed = Array.from({ length: 1000 }, (_, i) => `${2000 + i}/tcp`);
+    const d = deriveServices(inspect({ ports: {}, exposed }), opts());
+    expect(d.skipped).toHaveLength(MAX_SKIPPED);
+    expect(d.skipped?.at(-1)).toEqual({
+      reason: 'no-published-port',
+      detail: `and ${1000 - MAX_SKIPPED + 1} more ports skipped for this reason`,
+    });
+  });
+});
+
+describe('containerStateOf', () => {
+  it.each([
+    ['published', { status: 'running', running: true, paused: false, health: 'none' }],
+    ['paused', { status: 'paused', running: true, paused: true, health: 'none' }],
+    ['starting', { status: 'running', running: true, health: 'starting' }],
+    ['unhealthy', { status: 'running', running: true, health: 'unhealthy' }],
+    ['exited', { status: 'exited', running: false }],
+  ])('%s', (name, expected) => {
+    expect(containerStateOf(fixture(name))).toMatchObject(expected);
+  });
+
+  it('keeps the last probe output on one line, capped', () => {
+    const state = containerStateOf(fixture('unhealthy'));
+    expect(state.healthOutput).not.toBe('');
+    expect(state.healthOutput).not.toMatch(/\n/);
+    const long = containerStateOf(
+      inspect({ state: { Health: { Status: 'unhealthy', Log: [{ Output: 'x\n'.repeat(3000) }] } } }),
+    );
+    expect(long.healthOutput.length).toBeLessThanOrEqual(1024);
+  });
+
+  it('never throws', () => {
+    expect(containerStateOf(null as unknown as ContainerInspectInfo)).toMatchObject({ running: false });
   });
 });

@@ -22,6 +22,11 @@
  *   appended only for the second and later bindings of the same container port.
  * - `--explicit` is applied per port (as registrator does): a port is registered only when `SERVICE_NAME` or a
  *   `SERVICE_<port>[_<proto>]_NAME` names it, so a container naming nothing is skipped entirely.
+ * - Every port of a running container either yields services or a `skipped` entry saying why not (for
+ *   `registrar explain`); a reason that concerns the whole container has no port. Label decisions
+ *   (`SERVICE_IGNORE`, `--explicit`) are named before binding problems: they are what the container asked for.
+ *   Health is not a skip: an unhealthy container still derives services, which each registry withholds or
+ *   mirrors (see `Registry.mirrorsHealth`).
  */
 import { isIP } from 'node:net';
 import type { ContainerInspectInfo } from 'dockerode';
@@ -34,7 +39,7 @@ import {
   parseServiceLabels,
   settingsFor,
 } from './labels.js';
-import { quote } from './text.js';
+import { oneLine, quote } from './text.js';
 import type { HealthStatus, LabelWarning, Protocol, Service } from './service.js';
 
 /** Bridge-wide options that shape derivation (the CLI flags of DESIGN §2). */
@@ -52,10 +57,56 @@ export interface DeriveOptions {
   readonly explicit: boolean;
 }
 
+/**
+ * Why a port (or, without `port`, the whole container) yields no service. Stable, machine-readable codes:
+ * `registrar explain` prints them and its JSON carries them.
+ */
+export type SkipReason =
+  /** Exposed but not published (or, without `port`: the container has no port at all); not `--internal`. */
+  | 'no-published-port'
+  /** `--internal`, and the container exposes no port. */
+  | 'no-exposed-port'
+  /** Published on all interfaces (`0.0.0.0`/`::`) and no `--ip` to advertise instead. */
+  | 'wildcard-without-ip'
+  /** A host-network container's port: there is no binding, only `--ip` could say where it is. */
+  | 'host-network-without-ip'
+  /** `--internal`, and no network of the container has an address. */
+  | 'no-network-address'
+  /** The binding's host IP is not an IP address. */
+  | 'invalid-binding'
+  /** Neither tcp nor udp (sctp). */
+  | 'unsupported-protocol'
+  /** `SERVICE_IGNORE` or `SERVICE_<port>[_<proto>]_IGNORE`; `detail` names the key that decided. */
+  | 'ignored'
+  /** `--explicit`, and no `SERVICE_NAME` / `SERVICE_<port>_NAME` names this port. */
+  | 'explicit-unnamed'
+  /** The inspect document could not be read at all. */
+  | 'unreadable-inspect';
+
+/** Something derivation left out, and why. */
+export interface Skip {
+  /** The container port; absent when the reason concerns the whole container. */
+  readonly port?: number;
+  readonly protocol?: Protocol | 'sctp';
+  readonly reason: SkipReason;
+  /** One line saying exactly what (the key that decided, the binding that was refused). */
+  readonly detail: string;
+}
+
 export interface Derivation {
   readonly services: Service[];
   readonly warnings: LabelWarning[];
+  /**
+   * What was left out and why: every port of the container that yields no service (a port may also appear
+   * here beside its services, when one of its bindings was refused). At most `MAX_SKIPPED` entries, the rest
+   * summed up per reason. Absent for a container that is not running: it offers nothing, so nothing was
+   * skipped (`containerStateOf` says what it is doing).
+   */
+  readonly skipped?: Skip[];
 }
+
+/** `skipped` entries kept per container (a container may expose a range of thousands of ports). */
+export const MAX_SKIPPED = 64;
 
 /** Compose v1 and v2 both set this label on every service container. */
 export const COMPOSE_SERVICE_LABEL = 'com.docker.compose.service';
@@ -156,6 +207,45 @@ function containerLiveness(state: Obj): Liveness | undefined {
       return { health: 'critical', output: output || 'health check failing' };
     default:
       return { health: 'warning', output: `unknown health status ${JSON.stringify(cap(status, 40))}` };
+  }
+}
+
+/** What Docker says a container is doing, read from an inspect as untrusted data (for `registrar explain`). */
+export interface ContainerState {
+  /** Docker's `State.Status` (`running`, `paused`, `exited`, `restarting`, `created`, `dead`); may be empty. */
+  readonly status: string;
+  readonly running: boolean;
+  readonly paused: boolean;
+  /** `none` without a HEALTHCHECK; else Docker's `starting`, `healthy` or `unhealthy`. */
+  readonly health: string;
+  /** The last probe's output, trimmed and capped near 1 KiB; empty without a health check. */
+  readonly healthOutput: string;
+  /** Of a container that is not running. */
+  readonly exitCode?: number;
+}
+
+export function containerStateOf(container: ContainerInspectInfo): ContainerState {
+  try {
+    const state = obj(obj(container)['State']);
+    const running = state['Running'] === true && state['Restarting'] !== true;
+    const paused = state['Paused'] === true;
+    const health = state['Health'] === undefined || state['Health'] === null ? {} : obj(state['Health']);
+    const log = Array.isArray(health['Log']) ? (health['Log'] as unknown[]) : [];
+    const last = log.length > 0 ? obj(log[log.length - 1]) : {};
+    const exitCode = state['ExitCode'];
+    return {
+      status: oneLine(str(state['Status']), 40),
+      running,
+      paused,
+      health: oneLine(str(health['Status']), 40) || 'none',
+      healthOutput: oneLine(
+        cap(str(last['Output']).replace(/\s+/g, ' ').trim(), MAX_HEALTH_OUTPUT),
+        2 * MAX_HEALTH_OUTPUT,
+      ),
+      ...(!running && typeof exitCode === 'number' && { exitCode }),
+    };
+  } catch {
+    return { status: '', running: false, paused: false, health: 'none', healthOutput: '' };
   }
 }
 
@@ -340,8 +430,30 @@ interface Context {
   readonly warn: (key: string, message: string) => void;
 }
 
-/** Container ports with the endpoints they are advertised at, before ignore/explicit filtering. */
-function candidateTargets(ctx: Context): { port: PortKey; endpoints: Endpoint[] }[] {
+interface Candidates {
+  /** Container ports with the endpoints they are advertised at, before ignore/explicit filtering. */
+  readonly targets: { port: PortKey; endpoints: Endpoint[] }[];
+  /** Ports (or bindings of them) that cannot be advertised, and container-wide reasons (no `port`). */
+  readonly dropped: Skip[];
+}
+
+const portText = (port: PortKey) => `${port.port}/${port.protocol}`;
+const at = (port: PortKey) => ({ port: port.port, protocol: port.protocol });
+
+/** `"132/sctp"` keys: Docker publishes them, no registry layout here has a protocol for them. */
+function sctpPorts(...maps: Obj[]): number[] {
+  const ports = new Set<number>();
+  for (const map of maps) {
+    for (const key of Object.keys(map)) {
+      const m = /^(\d{1,5})\/sctp$/i.exec(key);
+      const port = m === null ? undefined : parsePortNumber(m[1]);
+      if (port !== undefined) ports.add(port);
+    }
+  }
+  return [...ports].sort((a, b) => a - b);
+}
+
+function candidateTargets(ctx: Context): Candidates {
   const { c, options, warn } = ctx;
   const config = obj(c['Config']);
   const settings = obj(c['NetworkSettings']);
@@ -355,45 +467,126 @@ function candidateTargets(ctx: Context): { port: PortKey; endpoints: Endpoint[] 
     options.network,
     warn,
   );
+  const dropped: Skip[] = sctpPorts(exposed, published).map((port) => ({
+    port,
+    protocol: 'sctp',
+    reason: 'unsupported-protocol',
+    detail: `${port}/sctp: only tcp and udp ports are registered`,
+  }));
+  const allPorts = portKeys(exposed, published);
 
   if (networkMode === 'host') {
     // No port mapping exists: the exposed ports are the host's ports.
-    const ports = portKeys(exposed, published);
+    if (allPorts.length === 0) {
+      dropped.push({ reason: 'no-exposed-port', detail: 'host-network container exposes no port' });
+    }
     if (options.hostIp === undefined) {
-      if (ports.length > 0) warn('--ip', 'host-network container needs --ip to be advertised; skipped');
-      return [];
+      if (allPorts.length > 0) warn('--ip', 'host-network container needs --ip to be advertised; skipped');
+      for (const port of allPorts) {
+        dropped.push({
+          ...at(port),
+          reason: 'host-network-without-ip',
+          detail: `host-network container: port ${portText(port)} is the host's own, and without --ip the bridge cannot say at which address`,
+        });
+      }
+      return { targets: [], dropped };
     }
     const address = options.hostIp;
-    return ports.map((port) => ({ port, endpoints: [{ address, hostPort: port.port }] }));
+    return {
+      targets: allPorts.map((port) => ({ port, endpoints: [{ address, hostPort: port.port }] })),
+      dropped,
+    };
   }
 
   if (options.internal) {
-    const ports = portKeys(exposed, published);
-    if (network === undefined) {
-      if (ports.length > 0) warn('--internal', 'container has no network address to advertise; skipped');
-      return [];
+    if (allPorts.length === 0) {
+      dropped.push({ reason: 'no-exposed-port', detail: '--internal: the container exposes no port' });
     }
-    return ports.map((port) => ({ port, endpoints: [{ address: network.address, hostPort: port.port }] }));
+    if (network === undefined) {
+      if (allPorts.length > 0) warn('--internal', 'container has no network address to advertise; skipped');
+      for (const port of allPorts) {
+        dropped.push({
+          ...at(port),
+          reason: 'no-network-address',
+          detail: `--internal: no network of the container has an address to advertise ${portText(port)} at`,
+        });
+      }
+      return { targets: [], dropped };
+    }
+    return {
+      targets: allPorts.map((port) => ({
+        port,
+        endpoints: [{ address: network.address, hostPort: port.port }],
+      })),
+      dropped,
+    };
   }
 
+  if (allPorts.length === 0) {
+    dropped.push({ reason: 'no-published-port', detail: 'the container exposes and publishes no port' });
+  }
   let wildcardSkipped = false;
-  const targets = portKeys(published).flatMap((port) => {
+  const targets = allPorts.flatMap((port) => {
     const bindings = published[`${port.port}/${port.protocol}`] ?? published[String(port.port)];
-    if (!Array.isArray(bindings)) return [];
+    if (!Array.isArray(bindings) || bindings.length === 0) {
+      dropped.push({
+        ...at(port),
+        reason: 'no-published-port',
+        detail: `${portText(port)} is exposed but not published (publish it with -p, or run the bridge with --internal)`,
+      });
+      return [];
+    }
     const result = publishedEndpoints(bindings, options.hostIp);
     wildcardSkipped ||= result.wildcardSkipped;
+    const others = result.endpoints.length > 0 ? '; its other bindings are advertised' : '';
     if (result.invalid.length > 0) {
-      warn(
-        `${port.port}/${port.protocol}`,
-        `port binding host IP ${quote(result.invalid[0] ?? '', 60)} is not an IP address; binding skipped`,
-      );
+      const ip = quote(result.invalid[0] ?? '', 60);
+      warn(portText(port), `port binding host IP ${ip} is not an IP address; binding skipped`);
+      dropped.push({
+        ...at(port),
+        reason: 'invalid-binding',
+        detail: `${portText(port)}: binding host IP ${ip} is not an IP address${others}`,
+      });
+    }
+    if (result.wildcardSkipped) {
+      dropped.push({
+        ...at(port),
+        reason: 'wildcard-without-ip',
+        detail: `${portText(port)} is published on all interfaces (0.0.0.0/::) and the bridge has no --ip to advertise instead${others}`,
+      });
+    }
+    if (result.endpoints.length === 0 && result.invalid.length === 0 && !result.wildcardSkipped) {
+      dropped.push({
+        ...at(port),
+        reason: 'no-published-port',
+        detail: `${portText(port)} has no binding with a host port`,
+      });
     }
     return result.endpoints.length > 0 ? [{ port, endpoints: result.endpoints }] : [];
   });
   if (wildcardSkipped) {
     warn('--ip', 'port published on all interfaces (0.0.0.0/::) cannot be advertised without --ip; skipped');
   }
-  return targets;
+  return { targets, dropped };
+}
+
+/** The label that made `settingsFor` ignore a port: the most specific one that says anything. */
+function ignoreKey(labels: ServiceLabels, port: PortKey): string {
+  if (labels.ports.get(portText(port))?.ignore !== undefined)
+    return `SERVICE_${port.port}_${port.protocol.toUpperCase()}_IGNORE`;
+  if (labels.ports.get(String(port.port))?.ignore !== undefined) return `SERVICE_${port.port}_IGNORE`;
+  return 'SERVICE_IGNORE';
+}
+
+/** Keep the first `MAX_SKIPPED - 1` entries and sum up the rest, one entry per reason. */
+function capSkipped(skipped: Skip[]): Skip[] {
+  if (skipped.length <= MAX_SKIPPED) return skipped;
+  const kept = skipped.slice(0, MAX_SKIPPED - 1);
+  const rest = new Map<SkipReason, number>();
+  for (const s of skipped.slice(kept.length)) rest.set(s.reason, (rest.get(s.reason) ?? 0) + 1);
+  for (const [reason, count] of rest)
+    kept.push({ reason, detail: `and ${count} more ports skipped for this reason` });
+  return kept;
 }
 
 function derive(container: ContainerInspectInfo, options: DeriveOptions, name: string): Derivation {
@@ -409,13 +602,38 @@ function derive(container: ContainerInspectInfo, options: DeriveOptions, name: s
   };
   const ctx: Context = { c, name, options, labels: parsed.labels, warn };
 
-  const targets: Target[] = candidateTargets(ctx)
-    .map(({ port, endpoints }) => ({
-      ...port,
-      endpoints,
-      settings: settingsFor(parsed.labels, port.port, port.protocol),
-    }))
-    .filter((t) => !t.settings.ignore && (!options.explicit || t.settings.name !== undefined));
+  const { targets: candidates, dropped } = candidateTargets(ctx);
+  const skipped: Skip[] = dropped.filter((d) => d.port === undefined);
+  const ports = new Map<string, PortKey>(candidates.map((t) => [portText(t.port), t.port]));
+  // Grouped by port: a container may expose thousands of ports, this stays linear.
+  const dropsOf = new Map<string, Skip[]>();
+  for (const d of dropped) {
+    if (d.port === undefined || d.protocol === undefined || d.protocol === 'sctp') continue;
+    const port = { port: d.port, protocol: d.protocol };
+    ports.set(portText(port), port);
+    dropsOf.set(portText(port), [...(dropsOf.get(portText(port)) ?? []), d]);
+  }
+  const endpointsOf = new Map(candidates.map((t) => [portText(t.port), t.endpoints]));
+  const targets: Target[] = [];
+  for (const port of [...ports.values()].sort(comparePorts)) {
+    const settings = settingsFor(parsed.labels, port.port, port.protocol);
+    if (settings.ignore) {
+      skipped.push({ ...at(port), reason: 'ignored', detail: `${ignoreKey(parsed.labels, port)} is set` });
+      continue;
+    }
+    if (options.explicit && settings.name === undefined) {
+      skipped.push({
+        ...at(port),
+        reason: 'explicit-unnamed',
+        detail: `--explicit, and neither SERVICE_NAME nor SERVICE_${port.port}_NAME names ${portText(port)}`,
+      });
+      continue;
+    }
+    skipped.push(...(dropsOf.get(portText(port)) ?? []));
+    const endpoints = endpointsOf.get(portText(port));
+    if (endpoints !== undefined) targets.push({ ...port, endpoints, settings });
+  }
+  skipped.push(...dropped.filter((d) => d.protocol === 'sctp'));
 
   const fallbackName = defaultServiceName(c, config, name);
   const containerRef = { id: str(c['Id']), name };
@@ -441,12 +659,12 @@ function derive(container: ContainerInspectInfo, options: DeriveOptions, name: s
       checks: target.settings.checks,
     }));
   });
-  return { services, warnings: capWarnings(warnings, name) };
+  return { services, warnings: capWarnings(warnings, name), skipped: capSkipped(skipped) };
 }
 
 /**
- * The services a container offers, with warnings about what it asked for. Never throws: an inspect that
- * cannot be read yields no services and one warning.
+ * The services a container offers, with warnings about what it asked for and what it left out. Never throws:
+ * an inspect that cannot be read yields no services and one warning.
  */
 export function deriveServices(container: ContainerInspectInfo, options: DeriveOptions): Derivation {
   let name = 'unknown';
@@ -455,9 +673,11 @@ export function deriveServices(container: ContainerInspectInfo, options: DeriveO
     return derive(container, options, name);
   } catch (err) {
     const reason = describeError(err);
+    const message = `cannot derive services from inspect data: ${reason}`;
     return {
       services: [],
-      warnings: [labelWarning(name, '(inspect)', `cannot derive services from inspect data: ${reason}`)],
+      warnings: [labelWarning(name, '(inspect)', message)],
+      skipped: [{ reason: 'unreadable-inspect', detail: oneLine(message, 400) }],
     };
   }
 }

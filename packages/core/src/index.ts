@@ -12,8 +12,15 @@ export {
   RegistryRejectedError,
   RegistrySessionLostError,
 } from './errors.js';
-export type { Derivation, DeriveOptions } from './derive.js';
-export { COMPOSE_SERVICE_LABEL, containerName, deriveServices, imageBaseName } from './derive.js';
+export type { ContainerState, Derivation, DeriveOptions, Skip, SkipReason } from './derive.js';
+export {
+  COMPOSE_SERVICE_LABEL,
+  MAX_SKIPPED,
+  containerName,
+  containerStateOf,
+  deriveServices,
+  imageBaseName,
+} from './derive.js';
 export type { LabelScope, PortSettings, ServiceLabels } from './labels.js';
 export {
   MAX_LABEL_VALUE_BYTES,
@@ -37,7 +44,28 @@ export { planReconcile } from './diff.js';
 export { coalesceWhileBusy } from './operators.js';
 export type { DockerApi, DockerHint, DockerSourceOptions } from './docker-source.js';
 export { dockerHints } from './docker-source.js';
-export type { ReconcilerObserver, ReconcilerOptions, RegistryOp } from './reconciler.js';
+export type {
+  ReconcilerObserver,
+  ReconcilerOptions,
+  RegistrationState,
+  RegistryFailing,
+  RegistryOp,
+} from './reconciler.js';
 export { Reconciler } from './reconciler.js';
-export type { BridgeObserver, BridgeOptions, BridgeStatus, DeregisterMode } from './bridge.js';
+export type { BridgeObserver, BridgeOptions, BridgeStatus, DeregisterMode, ExplainLookup } from './bridge.js';
+export type {
+  ContainerMatch,
+  ExplainCode,
+  ExplainInput,
+  ExplainPort,
+  ExplainReason,
+  ExplainRegistration,
+  ExplainRegistry,
+  ExplainReport,
+  ExplainService,
+  ExplainSummary,
+  ExplainVerdict,
+  RegistrationVerdict,
+} from './explain.js';
+export { MIN_ID_PREFIX, explainContainer, matchContainer } from './explain.js';
 export { Bridge, createBridge } from './bridge.js';

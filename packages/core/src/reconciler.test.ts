@@ -15,6 +15,8 @@ class MapRegistry implements Registry {
   readonly stored = new Map<string, RegistryEntry>();
   writes = 0;
   failNext = 0;
+  /** Every call fails as if the server were gone. */
+  down = false;
   reject = new Set<string>();
   epoch = 1;
   constructor(readonly mirrorsHealth = false) {}
@@ -23,17 +25,25 @@ class MapRegistry implements Registry {
   }
   async register(s: Service) {
     this.writes++;
+    if (this.down) throw new RegistryConnectionError('memory registry unreachable: ECONNREFUSED', 'memory');
     if (this.failNext > 0 && this.failNext--) throw new RegistryConnectionError('down', 'memory');
-    if (this.reject.has(s.id)) throw new RegistryRejectedError('no', 'memory');
+    if (this.reject.has(s.id))
+      throw new RegistryRejectedError(`refused ${s.id}: permission denied`, 'memory');
     this.stored.set(s.id, { id: s.id, name: s.name, fingerprint: this.fingerprint(s) });
     return Promise.resolve();
   }
   async deregister(id: string) {
     this.writes++;
+    if (this.down) throw new RegistryConnectionError('memory registry unreachable: ECONNREFUSED', 'memory');
     this.stored.delete(id);
     return Promise.resolve();
   }
   list() {
+    if (this.down) {
+      return Promise.reject(
+        new RegistryConnectionError('memory registry unreachable: ECONNREFUSED', 'memory'),
+      );
+    }
     return Promise.resolve([...this.stored.values()]);
   }
   close() {
@@ -169,5 +179,87 @@ describe('Reconciler', () => {
     await settle(registry, () => registry.stored.size === 1);
     set();
     await settle(registry, () => registry.stored.size === 0);
+  });
+});
+
+describe('Reconciler.stateOf (what registrar explain reports)', () => {
+  const records = (r: Reconciler) => (r as unknown as { writes: Map<string, unknown> }).writes.size;
+
+  it('registered: the service as written, or adopted unchanged from an earlier run', async () => {
+    const registry = new MapRegistry();
+    const { reconciler, set } = setup(registry);
+    const a = service('n1:a:80');
+    set(a);
+    await settle(registry, () => registry.stored.has(a.id));
+    await reconciler.settled();
+    const state = reconciler.stateOf(a.id, a);
+    expect(state).toMatchObject({ state: 'registered', record: a });
+    expect(state.writtenAt).toBeGreaterThan(0);
+    await reconciler.stop();
+
+    const restarted = setup(registry);
+    restarted.set(a);
+    await restarted.reconciler.settled();
+    expect(restarted.reconciler.stateOf(a.id, a)).toEqual({ state: 'registered', record: a });
+    // A changed definition is not what is stored.
+    const moved = { ...a, port: 81 };
+    expect(restarted.reconciler.stateOf(a.id, moved).state).not.toBe('registered');
+  });
+
+  it('retrying: the last error and the failed passes in a row, until the registry answers again', async () => {
+    const registry = new MapRegistry();
+    registry.down = true;
+    const { reconciler, set } = setup(registry);
+    const a = service('n1:a:80');
+    set(a);
+    await settle(registry, () => (reconciler.stateOf(a.id, a).attempts ?? 0) >= 2);
+    const state = reconciler.stateOf(a.id, a);
+    expect(state).toMatchObject({ state: 'retrying', error: 'memory registry unreachable: ECONNREFUSED' });
+    expect(reconciler.failingState).toMatchObject({ stage: 'list', error: state.error });
+    registry.down = false;
+    await settle(registry, () => reconciler.stateOf(a.id, a).state === 'registered');
+    expect(reconciler.failingState).toBeUndefined();
+  });
+
+  it('rejected: the registry refused this definition, with its error, until it changes', async () => {
+    const registry = new MapRegistry();
+    registry.reject.add('n1:bad:80');
+    const { reconciler, set } = setup(registry);
+    const bad = service('n1:bad:80');
+    set(bad);
+    await settle(registry, () => reconciler.stateOf(bad.id, bad).state === 'rejected');
+    expect(reconciler.stateOf(bad.id, bad).error).toBe('refused n1:bad:80: permission denied');
+    expect(reconciler.failingState).toBeUndefined();
+    expect(reconciler.stateOf(bad.id, { ...bad, port: 81 }).state).toBe('pending');
+  });
+
+  it('stored / absent for a service the registry should not hold', async () => {
+    const registry = new MapRegistry(false);
+    const { reconciler, set } = setup(registry);
+    const a = service('n1:a:80');
+    set(a);
+    await settle(registry, () => registry.stored.has(a.id));
+    registry.down = true;
+    set(service(a.id, 'critical'));
+    await settle(registry, () => reconciler.failingState !== undefined);
+    expect(reconciler.stateOf(a.id, undefined)).toMatchObject({ state: 'stored', record: a });
+    registry.down = false;
+    await settle(registry, () => !registry.stored.has(a.id));
+    await reconciler.settled();
+    expect(reconciler.stateOf(a.id, undefined)).toEqual({ state: 'absent' });
+  });
+
+  it('keeps outcomes only for ids wanted or stored: a container gone leaves nothing behind', async () => {
+    const registry = new MapRegistry();
+    registry.reject.add('n1:c3:80');
+    const { reconciler, set } = setup(registry);
+    set(...Array.from({ length: 5 }, (_, i) => service(`n1:c${i}:80`)));
+    await settle(registry, () => registry.stored.size === 4);
+    await reconciler.settled();
+    expect(records(reconciler)).toBe(5);
+    set();
+    await settle(registry, () => registry.stored.size === 0);
+    await reconciler.settled();
+    expect(records(reconciler)).toBe(0);
   });
 });

@@ -4,6 +4,44 @@ import { RegistryError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Registry, RegistryEntry } from './registry.js';
 import type { Service } from './service.js';
+import { oneLine } from './text.js';
+
+/**
+ * Where one service id stands in one registry, as this reconciler knows it (for `registrar explain`):
+ * - `registered`: stored exactly as wanted (written by this process, or adopted unchanged);
+ * - `pending`: wanted, the write is queued or in flight;
+ * - `retrying`: wanted, and the registry's passes keep failing (retryable errors): `error` is the last one,
+ *   `attempts` the failed passes in a row;
+ * - `rejected`: the registry refused this very definition (non-retryable): not retried until it changes;
+ * - `stored`: not wanted here (any more), still stored: its removal is pending or being retried;
+ * - `absent`: not wanted, not stored.
+ */
+export interface RegistrationState {
+  readonly state: 'registered' | 'pending' | 'retrying' | 'rejected' | 'stored' | 'absent';
+  /** The service as this process last wrote it there, or as adopted; absent when none is known. */
+  readonly record?: Service;
+  /** When `record` was written (ms since the epoch); absent for an adopted entry. */
+  readonly writtenAt?: number;
+  readonly error?: string;
+  readonly attempts?: number;
+}
+
+/** A registry whose passes fail: how many in a row, since when (ms), the last error. */
+export interface RegistryFailing {
+  readonly passes: number;
+  readonly since: number;
+  readonly error: string;
+  readonly stage: string;
+}
+
+/** The last write of one id: what is stored as far as this process knows, and how the last attempt went. */
+interface WriteRecord {
+  readonly written?: { readonly service: Service; readonly fingerprint: string; readonly at: number };
+  readonly failed?: { readonly error: string; readonly at: number };
+}
+
+const errorText = (error: unknown) =>
+  oneLine((error instanceof Error ? error.message : String(error)).trim(), 400);
 
 /** One write the reconciler makes (or, with dry-run, would make). */
 export type RegistryOp =
@@ -48,8 +86,11 @@ export class Reconciler {
   private actual: Map<string, RegistryEntry> | undefined;
   /** Ids this process registered: those we may remove without `--cleanup`. */
   private readonly mine = new Set<string>();
-  /** Registrations the registry refused, by id → fingerprint: not retried until the service changes. */
-  private readonly rejected = new Map<string, string>();
+  /** Registrations the registry refused, by id → fingerprint and error: not retried until the service changes. */
+  private readonly rejected = new Map<string, { readonly fingerprint: string; readonly error: string }>();
+  /** Per id the outcome of the last write; only ids wanted or stored are kept. */
+  private readonly writes = new Map<string, WriteRecord>();
+  private failing: RegistryFailing | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -91,6 +132,10 @@ export class Reconciler {
     this.log.warn({ reason }, 'registry liveness lost; registering everything again');
     this.options.observer?.onLost?.(this.registry);
     this.actual = new Map();
+    for (const [id, record] of this.writes) {
+      if (record.failed === undefined) this.writes.delete(id);
+      else this.writes.set(id, { failed: record.failed });
+    }
     this.poke();
   }
 
@@ -111,8 +156,57 @@ export class Reconciler {
     return this.actual?.size ?? 0;
   }
 
+  /** Whether this registry's passes are failing (and are being retried); undefined when the last succeeded. */
+  get failingState(): RegistryFailing | undefined {
+    return this.failing;
+  }
+
+  get dryRun(): boolean {
+    return this.options.dryRun ?? false;
+  }
+
+  /**
+   * Where `id` stands in this registry. `wanted` is the service the bridge wants stored there under that id
+   * (undefined: none, e.g. an unhealthy container on a registry that does not mirror health). Read-only.
+   */
+  stateOf(id: string, wanted: Service | undefined): RegistrationState {
+    const record = this.writes.get(id);
+    const written = record?.written;
+    const writtenFields = written ? { record: written.service, writtenAt: written.at } : {};
+    const failing = this.failing;
+    // The error of this id's own write if it failed in the current streak of failures, else the pass's.
+    const lastError =
+      failing === undefined
+        ? undefined
+        : record?.failed !== undefined && record.failed.at >= failing.since
+          ? record.failed.error
+          : failing.error;
+    const retry = failing ? { error: lastError ?? failing.error, attempts: failing.passes } : {};
+    if (wanted === undefined) {
+      const stored = this.actual ? this.actual.has(id) : written !== undefined;
+      return stored ? { state: 'stored', ...writtenFields, ...retry } : { state: 'absent' };
+    }
+    const fingerprint = this.registry.fingerprint(wanted);
+    const rejected = this.rejected.get(id);
+    if (rejected?.fingerprint === fingerprint) {
+      return { state: 'rejected', ...writtenFields, error: rejected.error };
+    }
+    const inSync = this.actual
+      ? this.actual.get(id)?.fingerprint === fingerprint
+      : written?.fingerprint === fingerprint;
+    if (inSync) {
+      // Adopted from an earlier run: the stored bytes are those `wanted` would write.
+      return written?.fingerprint === fingerprint
+        ? { state: 'registered', ...writtenFields }
+        : { state: 'registered', record: wanted };
+    }
+    if (failing) return { state: 'retrying', ...writtenFields, ...retry };
+    return { state: 'pending', ...writtenFields };
+  }
+
   private async pass(): Promise<void> {
     const { registry } = this;
+    const passStarted = Date.now();
     let actual = this.actual;
     try {
       if (actual === undefined) {
@@ -120,7 +214,7 @@ export class Reconciler {
         this.actual = actual;
       }
     } catch (error) {
-      this.failed(error, 'list');
+      this.failed(error, 'list', passStarted);
       return;
     }
     const desired = this.desiredForRegistry();
@@ -134,7 +228,7 @@ export class Reconciler {
     const ops: RegistryOp[] = [
       ...plan.deregister.map((entry): RegistryOp => ({ type: 'deregister', entry })),
       ...plan.register
-        .filter((service) => this.rejected.get(service.id) !== registry.fingerprint(service))
+        .filter((service) => this.rejected.get(service.id)?.fingerprint !== registry.fingerprint(service))
         .map((service): RegistryOp => {
           const replaces = actual.get(service.id);
           return replaces ? { type: 'register', service, replaces } : { type: 'register', service };
@@ -143,6 +237,7 @@ export class Reconciler {
     this.options.observer?.onPass?.(registry, ops.length);
     this.log.debug({ drift: ops.length, owned: actual.size, desired: desired.size }, 'reconcile pass');
     if (ops.length === 0) {
+      this.prune(desired);
       this.succeeded();
       return;
     }
@@ -172,19 +267,30 @@ export class Reconciler {
         );
       } catch (error) {
         this.options.observer?.onOp?.(registry, op, 'error', seconds());
+        const id = op.type === 'register' ? op.service.id : op.entry.id;
+        const record = this.writes.get(id);
+        this.writes.set(id, { ...record, failed: { error: errorText(error), at: Date.now() } });
         if (error instanceof RegistryError && !error.retryable) {
-          const id = op.type === 'register' ? op.service.id : op.entry.id;
           this.log.error({ serviceId: id, err: error }, `${op.type} rejected by the registry`);
           if (op.type === 'register') {
-            this.rejected.set(id, registry.fingerprint(op.service));
+            this.rejected.set(id, { fingerprint: registry.fingerprint(op.service), error: errorText(error) });
             return;
           }
         }
         firstError ??= error;
       }
     });
+    this.prune(desired);
     if (firstError === undefined) this.succeeded();
-    else this.failed(firstError, 'write');
+    else this.failed(firstError, 'write', passStarted);
+  }
+
+  /** Forget write outcomes and refusals of ids that are neither wanted nor stored: memory stays bounded. */
+  private prune(desired: ReadonlyMap<string, Service>) {
+    const actual = this.actual;
+    if (actual === undefined) return;
+    for (const id of this.writes.keys()) if (!desired.has(id) && !actual.has(id)) this.writes.delete(id);
+    for (const id of this.rejected.keys()) if (!desired.has(id) && !actual.has(id)) this.rejected.delete(id);
   }
 
   private desiredForRegistry(): ReadonlyMap<string, Service> {
@@ -197,15 +303,14 @@ export class Reconciler {
 
   private applied(op: RegistryOp) {
     if (op.type === 'register') {
+      const fingerprint = this.registry.fingerprint(op.service);
       this.mine.add(op.service.id);
       this.rejected.delete(op.service.id);
-      this.actual?.set(op.service.id, {
-        id: op.service.id,
-        name: op.service.name,
-        fingerprint: this.registry.fingerprint(op.service),
-      });
+      this.writes.set(op.service.id, { written: { service: op.service, fingerprint, at: Date.now() } });
+      this.actual?.set(op.service.id, { id: op.service.id, name: op.service.name, fingerprint });
     } else {
       this.mine.delete(op.entry.id);
+      this.writes.delete(op.entry.id);
       this.actual?.delete(op.entry.id);
     }
   }
@@ -213,12 +318,19 @@ export class Reconciler {
   private succeeded() {
     if (this.failures > 0) this.log.info({ failedPasses: this.failures }, 'registry writes succeed again');
     this.failures = 0;
+    this.failing = undefined;
     this.options.observer?.onReachable?.(this.registry, true);
   }
 
   /** Log an outage once, not once per retry, and try again with backoff. */
-  private failed(error: unknown, stage: string) {
+  private failed(error: unknown, stage: string, passStarted: number) {
     this.failures += 1;
+    this.failing = {
+      passes: this.failures,
+      since: this.failing?.since ?? passStarted,
+      error: errorText(error),
+      stage,
+    };
     const delay = backoffDelay(this.failures, this.options.backoff ?? defaultBackoff);
     const fields = { stage, err: error, retryInMs: delay };
     if (this.failures === 1) this.log.warn(fields, 'registry unavailable; retrying');
