@@ -5,10 +5,13 @@ import { createEtcdRegistry } from '@registrar/etcd';
 import type { Service } from '@registrar/core';
 import { Etcd3 } from 'etcd3';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../harness/bridge.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { freePort } from '../harness/net.js';
+import { removeDir, tempDir } from '../harness/process.js';
+import { makeCertificates } from '../harness/tls.js';
 import { startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
 
 let etcd: EtcdServer;
@@ -124,6 +127,39 @@ describe('registrar check', () => {
     });
     expect(withToken.code).toBe(0);
     expect(withToken.stdout.join('\n')).not.toContain(`root-${tag}`);
+  });
+
+  it('checks TLS: passes with the CA and a client certificate, and fails, naming the registry, without either', async () => {
+    const dir = tempDir('check-tls');
+    makeCertificates(dir);
+    const pem = (name: string) => join(dir, name);
+    const tls = await startEtcd({
+      tls: { cert: pem('server.pem'), key: pem('server.key'), ca: pem('ca.pem'), clientCertAuth: true },
+    });
+    try {
+      const uri = `etcds://127.0.0.1:${tls.port}/check-${tag}?timeout=2`;
+      const check = (env: Record<string, string>) => runCli(['check', '--node-id', node, uri], env);
+      const trusted = await check({
+        ETCD_CACERT: pem('ca.pem'),
+        ETCD_CERT: pem('client.pem'),
+        ETCD_KEY: pem('client.key'),
+      });
+      expect(trusted.code, trusted.stdout.join('\n')).toBe(0);
+      expect(trusted.stdout[1]).toMatch(
+        /^ok {4}etcds:\/\/127\.0\.0\.1:\d+\/check-\w+ {2}read, wrote and deleted/,
+      );
+
+      const noClientCertificate = await check({ ETCD_CACERT: pem('ca.pem') });
+      expect(noClientCertificate.code).toBe(1);
+      expect(noClientCertificate.stdout[1]).toMatch(/^FAIL {2}etcds:\/\/127\.0\.0\.1:\d+\/check-\w+ {2}\S/);
+
+      const untrustedServer = await check({ ETCD_CERT: pem('client.pem'), ETCD_KEY: pem('client.key') });
+      expect(untrustedServer.code).toBe(1);
+      expect(untrustedServer.stdout[1]).toMatch(/^FAIL {2}etcds:/);
+    } finally {
+      await tls.close();
+      removeDir(dir);
+    }
   });
 
   it('fails on a Docker engine that does not answer', async () => {

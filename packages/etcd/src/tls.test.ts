@@ -1,9 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RegistryConnectionError, silentLogger } from '@registrar/core';
 import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
 import { removeDir, tempDir } from '@registrar/test/harness/process';
+import { makeCertificates } from '@registrar/test/harness/tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdRegistryFromUri } from './index.js';
 import { service } from './test-support/helpers.js';
@@ -12,52 +11,9 @@ let etcd: EtcdServer;
 let dir: string;
 const pem = (name: string) => join(dir, name);
 
-/** A throw-away CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA. */
-function makeCertificates() {
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl(
-    'req',
-    '-x509',
-    ...key,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=test-ca',
-  );
-  for (const [name, extensions] of [
-    ['server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n'],
-    ['client', 'extendedKeyUsage=clientAuth\n'],
-  ] as const) {
-    writeFileSync(pem(`${name}.ext`), extensions);
-    openssl('req', ...key, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    openssl(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      `${name}.pem`,
-      '-days',
-      '1',
-      '-extfile',
-      `${name}.ext`,
-    );
-  }
-}
-
 beforeAll(async () => {
   dir = tempDir('etcd-tls');
-  makeCertificates();
+  makeCertificates(dir);
   etcd = await startEtcd({
     tls: { cert: pem('server.pem'), key: pem('server.key'), ca: pem('ca.pem'), clientCertAuth: true },
   });
