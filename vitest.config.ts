@@ -1,15 +1,40 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Files that run whole registry clusters or a Docker engine of their own (several JVMs, restarts): on two
+ * cores they starve whatever runs beside them, so they run after the rest of the suite, one at a time.
+ */
+const HEAVY = ['test/faults/cluster.fault.test.ts', 'test/faults/engine.fault.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
     // test/compose builds its images on first use (test/compose/build-images.sh; cached afterwards).
     exclude: ['**/node_modules/**', '**/dist/**'],
     // Integration tests start real servers and containers; the machine has two cores.
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    maxWorkers: 2,
     reporters: ['default'],
     globalSetup: ['test/global-setup.ts'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'suite',
+          include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
+          exclude: ['**/node_modules/**', '**/dist/**', ...HEAVY],
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'heavy',
+          include: HEAVY,
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });
