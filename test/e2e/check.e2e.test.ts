@@ -162,6 +162,40 @@ describe('registrar check', () => {
     }
   });
 
+  it('checks permission: a user who may read but not write under the prefix fails, a wrong password too', async () => {
+    const secured = await startEtcd();
+    const prefix = `/check-${tag}`;
+    try {
+      // What `etcdctl role add` / `role grant-permission --prefix ... read` / `user add` / `auth enable` do.
+      const setup = new Etcd3({ hosts: [secured.endpoint] });
+      await setup.role('root').create();
+      await setup.user('root').create('pw');
+      await setup.user('root').addRole('root');
+      const reader = await setup.role('reader').create();
+      await reader.grant({ permission: 'Read', range: setup.range({ prefix }) });
+      await setup.user('watcher').create('pw');
+      await setup.user('watcher').addRole('reader');
+      await setup.auth.authEnable({});
+      setup.close();
+
+      const uri = `etcd://${secured.endpoint.replace(/^https?:\/\//, '')}${prefix}?timeout=2`;
+      const as = (user: string, password: string) =>
+        runCli(['check', '--node-id', node, uri], { ETCD_USERNAME: user, ETCD_PASSWORD: password });
+      const readOnly = await as('watcher', 'pw');
+      expect(readOnly.code).toBe(1);
+      expect(readOnly.stdout[1]).toMatch(
+        /^FAIL {2}etcd:\/\/127\.0\.0\.1:\d+\/check-\w+ {2}.*permission denied/i,
+      );
+      const wrongPassword = await as('watcher', 'nope');
+      expect(wrongPassword.code).toBe(1);
+      expect(wrongPassword.stdout[1]).toMatch(/^FAIL {2}etcd:/);
+      const allowed = await as('root', 'pw');
+      expect(allowed.code, allowed.stdout.join('\n')).toBe(0);
+    } finally {
+      await secured.close();
+    }
+  });
+
   it('fails on a Docker engine that does not answer', async () => {
     const socket = `/nonexistent-${tag}.sock`;
     const { code, stdout } = await runCli([
