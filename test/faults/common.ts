@@ -41,7 +41,7 @@ export function faultScope(backend: string) {
       return b;
     },
     /** Start a published container named `<prefix>-xxxx` offering `service`. */
-    async container(prefix: string, spec: Pick<ContainerSpec, 'cmd' | 'stopTimeout'> = {}) {
+    async container(prefix: string, spec: Pick<ContainerSpec, 'cmd' | 'stopTimeout' | 'health'> = {}) {
       const name = uniqueName(prefix);
       const container = await runContainer({
         name,
