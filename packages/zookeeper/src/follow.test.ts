@@ -5,7 +5,7 @@ import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zo
 import zookeeper from 'node-zookeeper-client';
 import type { Client } from 'node-zookeeper-client';
 import type { Subscription } from 'rxjs';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { codecFor } from './layout.js';
 import type { ZookeeperFollowerOptions, ZookeeperLayout, ZookeeperRegistryOptions } from './index.js';
 import { createZookeeperFollower, createZookeeperRegistry, zookeeperFollowerFromUri } from './index.js';
@@ -23,16 +23,20 @@ const freshBase = () => `/follow${++counter}`;
 
 beforeAll(async () => {
   server = await startZookeeper();
+});
+// A client of each test's own: the tests that stop or pause the server can outlast a shared client's
+// session, and a client whose session expired waits for ever (a later test then hung in CI).
+beforeEach(async () => {
   raw = await connectRaw(server.connectString);
 });
 afterEach(async () => {
+  raw?.close();
   for (const subscription of subscriptions.splice(0)) subscription.unsubscribe();
   await Promise.all(followers.splice(0).map((f) => f.close()));
   await Promise.all(registries.splice(0).map((r) => r.close({ deregister: true }).catch(() => undefined)));
   await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
 });
 afterAll(async () => {
-  raw?.close();
   await server?.close();
 });
 
