@@ -1,5 +1,5 @@
 export type { HealthStatus, LabelWarning, Protocol, Service } from './service.js';
-export type { LivenessLoss, Registry, RegistryEntry, RegistryUriContext } from './registry.js';
+export type { LivenessLoss, Registry, RegistryEntry, RegistryEvent, RegistryUriContext } from './registry.js';
 export type { FollowUpdate, Instance, ServiceFollower } from './follow.js';
 export type { FollowGate } from './follow-gate.js';
 export { followGate } from './follow-gate.js';
@@ -12,6 +12,7 @@ export {
   RegistryRejectedError,
   RegistrySessionLostError,
 } from './errors.js';
+export type { RegistryErrorKind } from './errors.js';
 export type { ContainerState, Derivation, DeriveOptions, Skip, SkipReason } from './derive.js';
 export {
   COMPOSE_SERVICE_LABEL,

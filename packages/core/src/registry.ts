@@ -20,6 +20,17 @@ export interface LivenessLoss {
 }
 
 /**
+ * What an adapter reports about its liveness, for metrics and logs; the reconciler acts on `lost$`.
+ * - `heartbeat-failed`: one keepalive/ping/TTL pass failed (the entries may still be alive);
+ * - `liveness-lost`: every entry is gone (also emitted on `lost$`);
+ * - `recovered`: heartbeats succeed again after a failure.
+ */
+export type RegistryEvent =
+  | { readonly type: 'heartbeat-failed'; readonly error: unknown }
+  | { readonly type: 'liveness-lost'; readonly reason: string }
+  | { readonly type: 'recovered' };
+
+/**
  * The contract every registry adapter implements. An adapter knows nothing of Docker: it stores services,
  * keeps them alive (lease, session, TTL check) and reports when that liveness was lost.
  *
@@ -40,6 +51,8 @@ export interface Registry {
   readonly mirrorsHealth: boolean;
   /** Emits whenever every entry was lost at once (etcd lease, ZooKeeper session, Consul agent state). */
   readonly lost$: Observable<LivenessLoss>;
+  /** Liveness events for metrics (see `RegistryEvent`); adapters without heartbeats may leave it out. */
+  readonly events$?: Observable<RegistryEvent>;
 
   fingerprint(service: Service): string;
   register(service: Service): Promise<void>;
