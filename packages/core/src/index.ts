@@ -41,7 +41,7 @@ export { readStateFile, removeStateFile, stateFilePath, writeStateFile } from '.
 export type { BackoffOptions } from './backoff.js';
 export { backoffDelay, defaultBackoff } from './backoff.js';
 export type { ReconcilePlan } from './diff.js';
-export { planReconcile } from './diff.js';
+export { planChanges, planReconcile } from './diff.js';
 export { coalesceWhileBusy } from './operators.js';
 export type { DockerApi, DockerHint, DockerSourceOptions } from './docker-source.js';
 export { dockerHints } from './docker-source.js';

@@ -263,3 +263,96 @@ describe('Reconciler.stateOf (what registrar explain reports)', () => {
     expect(records(reconciler)).toBe(0);
   });
 });
+
+describe('Reconciler work per change', () => {
+  /** Counts what each pass asks of the registry. */
+  class CountingRegistry extends MapRegistry {
+    lists = 0;
+    fingerprints = 0;
+    override fingerprint(s: Service) {
+      this.fingerprints++;
+      return super.fingerprint(s);
+    }
+    override list() {
+      this.lists++;
+      return super.list();
+    }
+  }
+
+  function live(registry: CountingRegistry) {
+    const desired = new Map<string, Service>();
+    const reconciler = new Reconciler({
+      registry,
+      desired: () => desired,
+      inventoryComplete: () => true,
+      cleanup: false,
+      logger: silentLogger,
+      backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+    });
+    return { reconciler, desired };
+  }
+
+  it('a change of one id among 1,000 fingerprints that id alone and lists nothing', async () => {
+    const registry = new CountingRegistry();
+    const { reconciler, desired } = live(registry);
+    for (let i = 0; i < 1000; i++) desired.set(`n1:c${i}:80`, service(`n1:c${i}:80`));
+    reconciler.poke();
+    await settle(registry, () => registry.stored.size === 1000);
+    await reconciler.settled();
+    const [lists, fingerprints, writes] = [registry.lists, registry.fingerprints, registry.writes];
+
+    desired.set('n1:new:80', service('n1:new:80'));
+    desired.delete('n1:c7:80');
+    reconciler.changed(['n1:new:80', 'n1:c7:80']);
+    await settle(registry, () => registry.stored.has('n1:new:80') && !registry.stored.has('n1:c7:80'));
+    await reconciler.settled();
+    expect(registry.lists).toBe(lists);
+    expect(registry.writes - writes).toBe(2);
+    // The plan and the record of the write: a bounded handful, not one per desired service.
+    expect(registry.fingerprints - fingerprints).toBeLessThanOrEqual(4);
+    await reconciler.stop();
+  });
+
+  it('a failed write is retried for its id without listing the registry again', async () => {
+    const registry = new CountingRegistry();
+    const { reconciler, desired } = live(registry);
+    for (let i = 0; i < 10; i++) desired.set(`n1:c${i}:80`, service(`n1:c${i}:80`));
+    reconciler.poke();
+    await settle(registry, () => registry.stored.size === 10);
+    await reconciler.settled();
+    const [lists, writes] = [registry.lists, registry.writes];
+
+    registry.failNext = 2;
+    desired.set('n1:new:80', service('n1:new:80'));
+    reconciler.changed(['n1:new:80']);
+    await settle(registry, () => registry.stored.has('n1:new:80'));
+    await reconciler.settled();
+    expect(registry.lists).toBe(lists);
+    expect(registry.writes - writes).toBe(3);
+    expect(reconciler.failingState).toBeUndefined();
+    await reconciler.stop();
+  });
+
+  it('a write that failed but landed is removed when its service goes away before the retry', async () => {
+    const registry = new CountingRegistry();
+    const { reconciler, desired } = live(registry);
+    reconciler.poke();
+    await reconciler.settled();
+    // The registry stores it, but the answer is lost: the reconciler cannot know which.
+    const register = registry.register.bind(registry);
+    registry.register = async (s: Service) => {
+      await register(s);
+      registry.register = register;
+      throw new RegistryConnectionError('timed out', 'memory');
+    };
+    desired.set('n1:a:80', service('n1:a:80'));
+    reconciler.changed(['n1:a:80']);
+    await settle(registry, () => reconciler.failingState !== undefined || registry.writes > 1);
+    desired.delete('n1:a:80');
+    reconciler.changed(['n1:a:80']);
+    await settle(registry, () => !registry.stored.has('n1:a:80'));
+    await reconciler.settled();
+    expect(reconciler.stateOf('n1:a:80', undefined)).toEqual({ state: 'absent' });
+    await reconciler.stop();
+  });
+});
