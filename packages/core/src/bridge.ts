@@ -8,6 +8,7 @@ import {
   type DeriveOptions,
   type Skip,
 } from './derive.js';
+import { DesiredServices } from './desired.js';
 import { explainContainer, matchContainer, type ExplainReport, type ExplainSummary } from './explain.js';
 import { dockerHints, type DockerApi, type DockerHint } from './docker-source.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -93,16 +94,12 @@ export class Bridge {
   private readonly reconcilers: Reconciler[];
   private readonly log: Logger;
   private readonly subscription = new Subscription();
-  /** Desired services of this node by id, kept up to date container by container (never rebuilt). */
-  private readonly desiredById = new Map<string, Service>();
-  /** Containers claiming each service id, in claim order: the first one holds it (see `claim`). */
-  private readonly claimants = new Map<string, string[]>();
+  private readonly desiredServices: DesiredServices;
   private dockerConnected = false;
   private firstInventoryDone = false;
   /** Ids of the inventory being confirmed; the first completed one unlocks removals. */
   private inventoryPending: Set<string> | undefined;
   private readonly retryAttempts = new Map<string, number>();
-  private readonly duplicatesWarned = new Set<string>();
   /**
    * Looks the bridge asks for itself (inspect retries, the end of a stop window), merged with those Docker's
    * hints ask for. Completed on `stop()`.
@@ -113,11 +110,17 @@ export class Bridge {
 
   constructor(private readonly options: BridgeOptions) {
     this.log = options.logger ?? silentLogger;
+    this.desiredServices = new DesiredServices((holder, other) =>
+      this.log.warn(
+        { serviceId: holder.id, container: other.container.name, holder: holder.container.name },
+        'duplicate service id: already registered for another container; check SERVICE_ID',
+      ),
+    );
     this.reconcilers = options.registries.map(
       (registry) =>
         new Reconciler({
           registry,
-          desired: () => this.desiredById,
+          desired: () => this.desiredServices.services,
           inventoryComplete: () => this.firstInventoryDone,
           cleanup: options.cleanup ?? false,
           dryRun: options.dryRun ?? false,
@@ -165,7 +168,7 @@ export class Bridge {
       dockerConnected: this.dockerConnected,
       inventoryComplete: this.firstInventoryDone,
       containers: this.containers.size,
-      services: this.desiredById.size,
+      services: this.desiredServices.services.size,
     };
   }
 
@@ -193,7 +196,7 @@ export class Bridge {
   private report(id: string): ExplainReport {
     const tracked = this.containers.get(id);
     if (tracked === undefined) throw new Error(`container ${id} is not tracked`);
-    const desired = this.desiredById;
+    const desired = this.desiredServices.services;
     return explainContainer({
       source: 'bridge',
       container: { id, name: tracked.name },
@@ -238,65 +241,7 @@ export class Bridge {
 
   /** Desired services of this node, all containers together. */
   desired(): ReadonlyMap<string, Service> {
-    return this.desiredById;
-  }
-
-  /**
-   * Record that container `id` now serves `next` instead of `previous`, and return the service ids whose
-   * desired service changed. Two containers claiming one id (e.g. the same SERVICE_ID): the first keeps it,
-   * and the other takes over when it goes.
-   */
-  private claim(id: string, previous: readonly Service[], next: readonly Service[]): Set<string> {
-    const touched = new Set<string>();
-    const nextIds = new Set(next.map((service) => service.id));
-    for (const service of previous) {
-      if (nextIds.has(service.id)) continue;
-      const claimants = (this.claimants.get(service.id) ?? []).filter((holder) => holder !== id);
-      if (claimants.length === 0) this.claimants.delete(service.id);
-      else this.claimants.set(service.id, claimants);
-      touched.add(service.id);
-    }
-    for (const service of next) {
-      const claimants = this.claimants.get(service.id) ?? [];
-      if (!claimants.includes(id)) this.claimants.set(service.id, [...claimants, id]);
-      touched.add(service.id);
-    }
-    const changed = new Set<string>();
-    for (const serviceId of touched) {
-      const before = this.desiredById.get(serviceId);
-      const holder = this.claimants.get(serviceId)?.[0];
-      const now =
-        holder === id
-          ? next.find((service) => service.id === serviceId)
-          : holder === undefined
-            ? undefined
-            : this.servedBy(holder).find((service) => service.id === serviceId);
-      if (now === undefined) {
-        this.desiredById.delete(serviceId);
-        this.duplicatesWarned.delete(serviceId);
-      } else {
-        this.desiredById.set(serviceId, now);
-        this.warnDuplicate(serviceId, now);
-      }
-      if (before !== now) changed.add(serviceId);
-    }
-    return changed;
-  }
-
-  private servedBy(containerId: string): readonly Service[] {
-    const tracked = this.containers.get(containerId);
-    return tracked ? servedAs(tracked) : [];
-  }
-
-  private warnDuplicate(serviceId: string, holder: Service) {
-    const claimants = this.claimants.get(serviceId) ?? [];
-    if (claimants.length < 2 || this.duplicatesWarned.has(serviceId)) return;
-    this.duplicatesWarned.add(serviceId);
-    const other = this.containers.get(claimants[claimants.length - 1] ?? '');
-    this.log.warn(
-      { serviceId, container: other?.name, holder: holder.container.name },
-      'duplicate service id: already registered for another container; check SERVICE_ID',
-    );
+    return this.desiredServices.services;
   }
 
   /** Act on one Docker hint; returns the containers it says to look at. */
@@ -354,7 +299,7 @@ export class Bridge {
     this.inventoryPending = undefined;
     this.firstInventoryDone = true;
     this.log.info(
-      { containers: this.containers.size, services: this.desiredById.size },
+      { containers: this.containers.size, services: this.desiredServices.services.size },
       'docker inventory complete',
     );
     for (const reconciler of this.reconcilers) reconciler.poke();
@@ -386,7 +331,11 @@ export class Bridge {
     const previous = this.containers.get(id);
     if (next === undefined) this.containers.delete(id);
     else this.containers.set(id, next);
-    const changed = this.claim(id, previous ? servedAs(previous) : [], next ? servedAs(next) : []);
+    const changed = this.desiredServices.update(
+      id,
+      previous ? servedAs(previous) : [],
+      next ? servedAs(next) : [],
+    );
     if (changed.size === 0) return;
     for (const reconciler of this.reconcilers) reconciler.changed(changed);
   }
