@@ -42,7 +42,7 @@ function record(client: Client) {
   return seen;
 }
 
-async function connected(client: Client, seen: string[], times = 1) {
+async function connected(seen: string[], times = 1) {
   await vi.waitFor(() => expect(seen.filter((e) => e === 'connected')).toHaveLength(times), {
     timeout: 30_000,
     interval: 20,
@@ -58,13 +58,13 @@ describe('node-zookeeper-client internals (real ZooKeeper)', () => {
     client.connect();
     expect(internals.isIdle()).toBe(false);
     expect(internals.isConnecting()).toBe(true);
-    await connected(client, seen);
+    await connected(seen);
     expect(internals.isConnecting()).toBe(false);
     const session = client.getSessionId().toString('hex');
 
     // Dropping the socket: the client reconnects by itself and keeps the session.
     internals.dropSocket();
-    await connected(client, seen, 2);
+    await connected(seen, 2);
     expect(seen.slice(0, 3)).toEqual(['connected', 'disconnected', 'connected']);
     expect(client.getSessionId().toString('hex')).toBe(session);
 
@@ -87,14 +87,14 @@ describe('node-zookeeper-client internals (real ZooKeeper)', () => {
     const holder = fresh(10_000);
     const seen = record(holder);
     holder.connect();
-    await connected(holder, seen);
+    await connected(seen);
     const resume = { sessionId: holder.getSessionId(), sessionPassword: holder.getSessionPassword() };
     clientInternals(holder).abandon();
     const resumed = createClient(server.connectString, 10_000, undefined, resume);
     clients.push(resumed);
     const seenResumed = record(resumed);
     resumed.connect();
-    await connected(resumed, seenResumed);
+    await connected(seenResumed);
     expect(resumed.getSessionId().equals(resume.sessionId)).toBe(true);
   });
 });
