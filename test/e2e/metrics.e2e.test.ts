@@ -165,6 +165,25 @@ describe('registrar --metrics-addr', () => {
     expect(sample(metrics, 'registrar_registry_up', { backend: 'etcd' })).toBe(1);
   });
 
+  it('counts heartbeat failures from the adapters: etcd frozen, Consul unreachable', async () => {
+    const { consul, port } = await start();
+    await until('ready', async () => (await get(port, '/readyz')).status === 200);
+    const failures = async (backend: string) =>
+      sample((await get(port, '/metrics')).body, 'registrar_heartbeat_failures_total', { backend }) ?? 0;
+    expect(await failures('etcd')).toBe(0);
+    expect(await failures('consul')).toBe(0);
+    // Both down at once: etcd keepalives and Consul TTL passes fail until they are back.
+    etcd.process.pause();
+    await consul.stop();
+    try {
+      await until('failed heartbeats counted', async () => (await failures('consul')) >= 1);
+      await until('failed keepalives counted', async () => (await failures('etcd')) >= 1);
+    } finally {
+      etcd.process.resume();
+      await consul.start();
+    }
+  });
+
   it('answers 404 with a hint on other paths', async () => {
     const { port } = await start();
     const res = await get(port, '/nope');

@@ -64,23 +64,20 @@ export async function run(argv: readonly string[]): Promise<number> {
   if (nodeId === undefined) return 0; // signalled while waiting for Docker
   const log = logger.child({ node: nodeId });
 
-  // The metrics exist before the registries so that adapters' heartbeat failures are counted from the start.
+  const registries: Registry[] = config.uris.map((uri) =>
+    createRegistry(uri, {
+      nodeId,
+      ttl: config.ttl,
+      ...(config.ttlRefresh !== undefined && { ttlRefresh: config.ttlRefresh }),
+      logger: log,
+      env: process.env,
+      dryRun: config.dryRun,
+      ...(stateDir !== undefined && { stateDir }),
+    }),
+  );
+  // Right after the registries, in the same tick: their events$ are counted from the start.
   const current: { bridge?: Bridge } = {};
-  const registries: Registry[] = [];
   const metrics = new Metrics(() => current.bridge, registries);
-  for (const [index, uri] of config.uris.entries()) {
-    registries.push(
-      createRegistry(uri, {
-        nodeId,
-        ttl: config.ttl,
-        ...(config.ttlRefresh !== undefined && { ttlRefresh: config.ttlRefresh }),
-        logger: metrics.adapterLogger(log, () => registries[index]),
-        env: process.env,
-        dryRun: config.dryRun,
-        ...(stateDir !== undefined && { stateDir }),
-      }),
-    );
-  }
   log.info(
     { version: VERSION, registries: registries.map((r) => r.target), ttl: config.ttl, dryRun: config.dryRun },
     'registrar starting',

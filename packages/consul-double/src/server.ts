@@ -63,6 +63,10 @@ export interface ConsulDouble {
   reap(): void;
   /** Stop and start again on the same port; with `loseState` every service and check is forgotten. */
   restart(options?: { loseState?: boolean }): Promise<void>;
+  /** Stop listening (clients get connection refused) but keep every service and check, until `start`. */
+  stop(): Promise<void>;
+  /** Listen again on the same port after `stop`. */
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -531,6 +535,8 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
       if (loseState) agent.clear();
       await listen();
     },
+    stop,
+    start: listen,
     close: async () => {
       agent.close();
       await stop();

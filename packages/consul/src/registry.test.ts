@@ -5,7 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startConsulDouble } from '@registrar/consul-double';
 import type { ConsulDouble, ConsulDoubleOptions } from '@registrar/consul-double';
 import { RegistryConnectionError, RegistryRejectedError } from '@registrar/core';
-import type { LivenessLoss, Logger, Registry, Service } from '@registrar/core';
+import type { LivenessLoss, Logger, Registry, RegistryEvent, Service } from '@registrar/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createConsulRegistry } from './index.js';
 import type { ConsulRegistryOptions } from './index.js';
@@ -51,6 +51,13 @@ function service(overrides: Partial<Service> = {}): Service {
     checks: {},
     ...overrides,
   };
+}
+
+/** Event types in order, a run of heartbeat failures counted once (how many fit in it depends on timing). */
+function distinctRuns(events: readonly RegistryEvent[]): string[] {
+  return events
+    .map((e) => e.type)
+    .filter((type, i, all) => type !== 'heartbeat-failed' || all[i - 1] !== type);
 }
 
 async function get(path: string): Promise<any> {
@@ -317,6 +324,43 @@ describe('createConsulRegistry', () => {
     await r.register(svc);
     expect(await passingIds('web')).toEqual([svc.id]);
     expect(await passingIds('registrar')).toEqual(['registrar:node-a']);
+  });
+
+  it('events$: failed TTL passes while the agent is unreachable, then recovered once it answers again', async () => {
+    const d = await start();
+    const r = registry({ ttl: 5, ttlRefresh: 0.1, requestTimeoutMs: 1000 });
+    const events: RegistryEvent[] = [];
+    r.events$.subscribe((e) => events.push(e));
+    await r.register(service());
+    await d.stop();
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain('heartbeat-failed'), {
+      timeout: 3000,
+      interval: 20,
+    });
+    await d.start();
+    await vi.waitFor(() => expect(events.at(-1)?.type).toBe('recovered'), { timeout: 3000, interval: 20 });
+    expect(distinctRuns(events)).toEqual(['heartbeat-failed', 'recovered']);
+    expect(events[0]).toMatchObject({ type: 'heartbeat-failed', error: expect.any(RegistryConnectionError) });
+    expect(await passingIds('registrar')).toEqual(['registrar:node-a']);
+  });
+
+  it('events$: failed TTL passes, then liveness-lost (with lost$) when the agent comes back without our state', async () => {
+    const d = await start();
+    const r = registry({ ttl: 5, ttlRefresh: 0.1, requestTimeoutMs: 1000 });
+    const events: RegistryEvent[] = [];
+    const losses: LivenessLoss[] = [];
+    r.events$.subscribe((e) => events.push(e));
+    r.lost$.subscribe((l) => losses.push(l));
+    await r.register(service());
+    await d.stop();
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain('heartbeat-failed'), {
+      timeout: 3000,
+      interval: 20,
+    });
+    await d.restart({ loseState: true });
+    await vi.waitFor(() => expect(losses).toHaveLength(1), { timeout: 3000, interval: 20 });
+    expect(distinctRuns(events)).toEqual(['heartbeat-failed', 'liveness-lost']);
+    expect(events.at(-1)).toEqual({ type: 'liveness-lost', reason: losses[0].reason });
   });
 
   it('rejects with one clear RegistryRejectedError when the ACL token is missing or wrong', async () => {

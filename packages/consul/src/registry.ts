@@ -1,5 +1,5 @@
 import { silentLogger } from '@registrar/core';
-import type { LivenessLoss, Logger, Registry, RegistryEntry, Service } from '@registrar/core';
+import type { LivenessLoss, Logger, Registry, RegistryEntry, RegistryEvent, Service } from '@registrar/core';
 import { Subject } from 'rxjs';
 import { ConsulClient } from './client.js';
 import type { ConsulTlsOptions } from './client.js';
@@ -109,6 +109,8 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
     ...(options.fetch !== undefined && { fetch: options.fetch }),
   });
   const lost$ = new Subject<LivenessLoss>();
+  // Every failed TTL pass; then `recovered` at the next pass, or `liveness-lost` if the agent forgot us.
+  const events$ = new Subject<RegistryEvent>();
   // What we believe the agent holds for our services; `complete` when it was read in full by list().
   const known = new Map<string, Known>();
   let complete = false;
@@ -195,10 +197,11 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
         complete = false;
         await registerBridge();
         logger.warn({ bridge: bridgeId }, 'Consul agent lost the bridge service; re-registered it');
-        lost$.next({
-          reason: `Consul agent at ${client.target} no longer knew ${bridgeId} (agent restarted or reaped it)`,
-        });
+        const reason = `Consul agent at ${client.target} no longer knew ${bridgeId} (agent restarted or reaped it)`;
+        events$.next({ type: 'liveness-lost', reason });
+        lost$.next({ reason });
       } else {
+        if (heartbeatFailing) events$.next({ type: 'recovered' });
         await refreshHealthChecks();
       }
       if (heartbeatFailing) logger.info({ bridge: bridgeId }, 'Consul heartbeat recovered');
@@ -208,6 +211,7 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
       if (!heartbeatFailing)
         logger.error({ err, bridge: bridgeId }, `Consul heartbeat failed: ${(err as Error).message}`);
       heartbeatFailing = true;
+      events$.next({ type: 'heartbeat-failed', error: err });
     }
   };
 
@@ -246,6 +250,7 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
     nodeId,
     mirrorsHealth: true,
     lost$: lost$.asObservable(),
+    events$: events$.asObservable(),
 
     describeLiveness: () =>
       `TTL check of ${bridgeId}, ${ttl} s; services deregistered ${deregisterAfter} s after it goes critical (Consul raises this to at least 60 s)`,
@@ -335,6 +340,7 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
         }
       } finally {
         lost$.complete();
+        events$.complete();
         await client.close();
       }
     },

@@ -1,9 +1,9 @@
-import { Subject } from 'rxjs';
+import { EMPTY, Subject, type Observable } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { RegistryConnectionError, RegistryRejectedError } from './errors.js';
 import { silentLogger } from './logger.js';
 import { Reconciler } from './reconciler.js';
-import type { LivenessLoss, Registry, RegistryEntry } from './registry.js';
+import type { LivenessLoss, Registry, RegistryEntry, RegistryEvent } from './registry.js';
 import type { Service } from './service.js';
 
 /** A registry held in a Map: enough to observe what the reconciler writes, and to make writes fail. */
@@ -12,6 +12,8 @@ class MapRegistry implements Registry {
   readonly target = 'memory://';
   readonly nodeId = 'n1';
   readonly lost$ = new Subject<LivenessLoss>();
+  /** No heartbeats to report. */
+  readonly events$: Observable<RegistryEvent> = EMPTY;
   readonly stored = new Map<string, RegistryEntry>();
   writes = 0;
   failNext = 0;

@@ -24,6 +24,7 @@ export interface LivenessLoss {
  * - `heartbeat-failed`: one keepalive/ping/TTL pass failed (the entries may still be alive);
  * - `liveness-lost`: every entry is gone (also emitted on `lost$`);
  * - `recovered`: heartbeats succeed again after a failure.
+ * A run of `heartbeat-failed` ends with either `recovered` or `liveness-lost`.
  */
 export type RegistryEvent =
   | { readonly type: 'heartbeat-failed'; readonly error: unknown }
@@ -51,8 +52,8 @@ export interface Registry {
   readonly mirrorsHealth: boolean;
   /** Emits whenever every entry was lost at once (etcd lease, ZooKeeper session, Consul agent state). */
   readonly lost$: Observable<LivenessLoss>;
-  /** Liveness events for metrics (see `RegistryEvent`); adapters without heartbeats may leave it out. */
-  readonly events$?: Observable<RegistryEvent>;
+  /** Liveness events for metrics (see `RegistryEvent`); an adapter without heartbeats gives `EMPTY`. */
+  readonly events$: Observable<RegistryEvent>;
 
   fingerprint(service: Service): string;
   register(service: Service): Promise<void>;

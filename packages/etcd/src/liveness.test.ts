@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { LivenessLoss, Registry } from '@registrar/core';
+import type { LivenessLoss, Registry, RegistryEvent } from '@registrar/core';
 import { RegistryConnectionError } from '@registrar/core';
 import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
 import { tempDir } from '@registrar/test/harness/process';
@@ -30,15 +30,63 @@ afterAll(async () => {
   await etcd?.close();
 });
 
-function adapter(prefix: string, ttl = 3, requestTimeout = 1000) {
-  const registry = createEtcdRegistry({ hosts: [etcd.endpoint], nodeId: 'n1', prefix, ttl, requestTimeout });
+function adapter(prefix: string, ttl = 3, requestTimeout = 1000, keepaliveInterval?: number) {
+  const registry = createEtcdRegistry({
+    hosts: [etcd.endpoint],
+    nodeId: 'n1',
+    prefix,
+    ttl,
+    requestTimeout,
+    ...(keepaliveInterval !== undefined && { keepaliveInterval }),
+  });
   open.push(registry);
   const losses: LivenessLoss[] = [];
   registry.lost$.subscribe((loss) => losses.push(loss));
-  return { registry, losses };
+  const events: RegistryEvent[] = [];
+  registry.events$.subscribe((event) => events.push(event));
+  return { registry, losses, events };
 }
 
+/** The event types in order, a run of heartbeat failures counted once (their number depends on timing). */
+const sequence = (events: readonly RegistryEvent[]) =>
+  events.map((e) => e.type).filter((type, i, all) => type !== 'heartbeat-failed' || all[i - 1] !== type);
+
 describe('etcd liveness (real etcd)', () => {
+  it('etcd frozen shorter than the TTL: events$ reports the failed keepalives, then recovered; the lease is kept', async () => {
+    const { registry, losses, events } = adapter('/blip', 8, 500, 0.5);
+    const web = service('n1');
+    await registry.register(web);
+    const lease = leaseOf(registry.fingerprint(web));
+    etcd.process.pause();
+    try {
+      await vi.waitFor(() => expect(events.map((e) => e.type)).toContain('heartbeat-failed'), {
+        timeout: 5000,
+        interval: 20,
+      });
+    } finally {
+      etcd.process.resume();
+    }
+    await vi.waitFor(() => expect(events.at(-1)?.type).toBe('recovered'), { timeout: 5000, interval: 20 });
+    expect(sequence(events)).toEqual(['heartbeat-failed', 'recovered']);
+    expect(events[0]).toMatchObject({ type: 'heartbeat-failed', error: expect.any(RegistryConnectionError) });
+    expect(losses).toEqual([]);
+    expect(leaseOf(registry.fingerprint(web))).toBe(lease);
+  });
+
+  it('etcd frozen longer than the TTL: events$ reports failed keepalives, then liveness-lost with lost$', async () => {
+    // Keepalives well inside the TTL, so that at least one fails before the deadline even on a loaded machine.
+    const { registry, losses, events } = adapter('/frozen-events', 3, 500, 0.5);
+    await registry.register(service('n1'));
+    etcd.process.pause();
+    try {
+      await vi.waitFor(() => expect(losses).toHaveLength(1), { timeout: 5000, interval: 20 });
+    } finally {
+      etcd.process.resume();
+    }
+    expect(sequence(events)).toEqual(['heartbeat-failed', 'liveness-lost']);
+    expect(events.at(-1)).toEqual({ type: 'liveness-lost', reason: losses[0].reason });
+  });
+
   it('a lease revoked behind the adapter’s back fires lost$; re-registering brings the keys back', async () => {
     const { registry, losses } = adapter('/revoked');
     const web = service('n1');

@@ -147,6 +147,10 @@ class EtcdRegistry implements Registry {
     return this.lease.lost$.asObservable();
   }
 
+  get events$() {
+    return this.lease.events$.asObservable();
+  }
+
   describeLiveness(): string {
     return `lease ${this.lease.id ?? '(none yet)'} with a TTL of ${this.lease.grantedTtl ?? '?'} s`;
   }

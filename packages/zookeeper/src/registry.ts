@@ -1,4 +1,4 @@
-import type { LivenessLoss, Logger, Registry, RegistryEntry, Service } from '@registrar/core';
+import type { LivenessLoss, Logger, Registry, RegistryEntry, RegistryEvent, Service } from '@registrar/core';
 import {
   ConfigError,
   RegistryError,
@@ -124,8 +124,10 @@ class ZookeeperRegistry implements Registry {
   readonly nodeId: string;
   readonly target: string;
   readonly lost$: Observable<LivenessLoss>;
+  readonly events$: Observable<RegistryEvent>;
 
   private readonly lost = new Subject<LivenessLoss>();
+  private readonly events = new Subject<RegistryEvent>();
   private readonly codec: LayoutCodec;
   private readonly base: string;
   private readonly acls: ACL[];
@@ -168,6 +170,7 @@ class ZookeeperRegistry implements Registry {
     const hosts = options.connectString ?? 'client';
     this.target = `zookeeper://${hosts}${this.base || '/'}`;
     this.lost$ = this.lost.asObservable();
+    this.events$ = this.events.asObservable();
     this.session = this.openSession(true);
   }
 
@@ -218,6 +221,12 @@ class ZookeeperRegistry implements Registry {
       operationTimeoutMs: this.operationTimeoutMs,
       logger: this.logger,
       onLost: (reason) => this.onSessionLost(reason),
+      onHeartbeatFailed: (error) => {
+        if (!this.closed) this.events.next({ type: 'heartbeat-failed', error });
+      },
+      onRecovered: () => {
+        if (!this.closed) this.events.next({ type: 'recovered' });
+      },
       onEstablished: (sessionId, password) => this.onSessionEstablished(instance, sessionId, password),
     });
   }
@@ -250,6 +259,7 @@ class ZookeeperRegistry implements Registry {
     this.logger.warn({ reason }, 'zookeeper session lost; opening a new one, every entry must be re-created');
     this.written.clear();
     this.session = this.openSession(false);
+    this.events.next({ type: 'liveness-lost', reason });
     this.lost.next({ reason });
   }
 
@@ -545,6 +555,7 @@ class ZookeeperRegistry implements Registry {
     // Closed for good: nothing is left to resume.
     if (options.deregister === true && this.options.stateFile) removeStateFile(this.options.stateFile);
     this.lost.complete();
+    this.events.complete();
   }
 }
 

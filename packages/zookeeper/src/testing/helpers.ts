@@ -1,6 +1,7 @@
 import zookeeper from 'node-zookeeper-client';
 import type { ACL, Client, Stat } from 'node-zookeeper-client';
 import type { Service } from '@registrar/core';
+import { resumeOptions } from '../client-internals.js';
 
 /** A plain client for looking at what the adapter wrote, with promise wrappers. */
 export interface Raw {
@@ -33,7 +34,10 @@ export async function connectRaw(
   const client = zookeeper.createClient(connectString, {
     sessionTimeout: options.sessionTimeout ?? 10_000,
     spinDelay: 100,
-    ...(options.sessionId ? { sessionId: options.sessionId, sessionPassword: options.sessionPassword } : {}),
+    ...resumeOptions(
+      options.sessionId &&
+        options.sessionPassword && { sessionId: options.sessionId, sessionPassword: options.sessionPassword },
+    ),
   });
   if (options.auth) client.addAuthInfo('digest', Buffer.from(options.auth));
   await new Promise<void>((resolve, reject) => {
