@@ -99,8 +99,8 @@ function parseConnection(
   const [given, ...more] = uri.hosts;
   if (more.length > 0) fail('a Consul URI names one agent', 'list the others in separate URIs');
   if (uri.path !== '') {
-    const agentText = given === undefined ? '127.0.0.1:8500' : formatHostPort(given);
-    fail('a Consul URI takes no path', `use ${uri.scheme}://${agentText}`);
+    const agent = given ?? { host: '127.0.0.1', port: uri.scheme === 'consul-tls' ? 8501 : 8500 };
+    fail('a Consul URI takes no path', `use ${uri.scheme}://${formatHostPort(agent)}`);
   }
   for (const key of uri.params.keys()) {
     if (!QUERY_KEYS.includes(key)) {
