@@ -5,6 +5,7 @@ import {
   ConfigError,
   quote,
   createBridge,
+  formatHostPort,
   defaultBackoff,
   type Bridge,
   type Logger,
@@ -161,8 +162,8 @@ function prepareStateDir(dir: string): string {
 function describeOp(op: RegistryOp): string {
   if (op.type === 'deregister') return `- ${op.entry.id} (${op.entry.name})`;
   const s = op.service;
-  const address = s.address.includes(':') ? `[${s.address}]` : s.address;
-  return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address}:${s.port} tags=${s.tags.join(',')} health=${s.health}`;
+  const address = formatHostPort({ host: s.address, port: s.port });
+  return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address} tags=${s.tags.join(',')} health=${s.health}`;
 }
 
 /** The engine's host name (the default node id); waits for Docker with backoff rather than exiting. */

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { AgentState, STATUSES } from './agent.js';
 import type { CheckDefinition, CheckRecord, CheckStatus, ServiceRecord } from './agent.js';
 import { BadRequest, decodeCheckUpdate, decodeServiceRegistration } from './decode.js';
-import { formatGoDuration, parseGoDuration } from './duration.js';
+import { formatGoDuration, formatHostPort, parseGoDuration } from '@registrar/core/kit';
 
 export interface ConsulDoubleOptions {
   /** TCP port; 0 (the default) picks a free one. */
@@ -511,9 +511,8 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
     });
 
   await listen();
-  const urlHost = host.includes(':') ? `[${host}]` : host;
   return {
-    url: `${options.tls ? 'https' : 'http'}://${urlHost}:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://${formatHostPort({ host, port })}`,
     port,
     requests,
     countRequests: (filter) => (filter ? requests.filter(filter).length : requests.length),

@@ -5,10 +5,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Service } from '@registrar/core';
-import { silentLogger } from '@registrar/core';
+import { parseGoDuration, silentLogger } from '@registrar/core';
 import { expectConfigErrorOrValue, hostileUri } from '../../core/src/testing/hostile.js';
 import { buildDefinition } from './definition.js';
-import { parseGoDuration } from './duration.js';
 import { parseConsulUri } from './uri.js';
 
 const SEED = 20_260_505;

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { HealthStatus, Service } from '@registrar/core';
-import { oneLine, quote } from '@registrar/core';
-import { goDuration, parseGoDuration } from './duration.js';
+import { formatGoDuration, formatHostPort, oneLine, parseGoDuration, quote } from '@registrar/core';
 
 /** A check block of `/v1/agent/service/register`, in Consul's field names. */
 export interface ConsulCheck {
@@ -151,13 +150,13 @@ export function buildDefinition(service: Service, settings: DefinitionSettings):
       Name: 'registrar liveness',
       Notes: `Alias of ${settings.bridgeId}, the TTL check the registrar bridge on this node heartbeats`,
       AliasService: settings.bridgeId,
-      DeregisterCriticalServiceAfter: goDuration(settings.deregisterAfter),
+      DeregisterCriticalServiceAfter: formatGoDuration(settings.deregisterAfter * 1000),
     },
     {
       // Docker health, set through /v1/agent/check/update on each transition only.
       Name: 'container health',
       Notes: `Docker health of container ${service.container.name}, set by registrar`,
-      TTL: goDuration(settings.healthTtl),
+      TTL: formatGoDuration(settings.healthTtl * 1000),
       Status: service.health,
     },
     ...extra,
@@ -359,8 +358,13 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
   const duration = (key: string, what: string): string | null | undefined => {
     const raw = opts[key]?.trim();
     if (raw === undefined || raw === '') return undefined;
-    const ms = parseGoDuration(raw);
-    if (ms === undefined || ms <= 0) {
+    let ms = 0;
+    try {
+      ms = parseGoDuration(raw);
+    } catch {
+      // ms stays 0: warned about below.
+    }
+    if (!(ms > 0)) {
       warn(key, `${quote(raw, 60)} is not a positive Go duration such as 10s or 1m30s; ${what} skipped`);
       return null;
     }
@@ -396,8 +400,7 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
   const timeout = duration('timeout', 'the interval checks were');
   const intervalOk = interval !== null && timeout !== null;
 
-  const host = service.address.includes(':') ? `[${service.address}]` : service.address;
-  const hostPort = `${host}:${service.port}`;
+  const hostPort = formatHostPort({ host: service.address, port: service.port });
   const common = (kind: string): ConsulCheck => ({
     Name: `${service.name} ${kind} check`,
     Notes: `From ${label(kind)} on container ${service.container.name}`,

@@ -1,11 +1,10 @@
-import { silentLogger } from '@registrar/core';
+import { ConfigError, formatGoDuration, RegistryRejectedError, silentLogger } from '@registrar/core';
 import type { LivenessLoss, Logger, Registry, RegistryEntry, RegistryEvent, Service } from '@registrar/core';
 import { Subject } from 'rxjs';
-import { ConsulClient } from './client.js';
+import { agentUrl, ConsulClient } from './client.js';
 import type { ConsulTlsOptions } from './client.js';
 import { META_NODE, META_ROLE, buildDefinition, defKeyOf, fingerprintOf } from './definition.js';
 import type { BuiltDefinition } from './definition.js';
-import { goDuration } from './duration.js';
 
 export interface ConsulRegistryOptions {
   /** The node id whose services this adapter owns (recorded in each service's `registrar-node` meta). */
@@ -89,7 +88,8 @@ const pathId = (id: string): string => encodeURIComponent(id).replace(/%3A/gi, '
  */
 export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
   const { nodeId } = options;
-  if (!nodeId) throw new TypeError('createConsulRegistry: nodeId is required');
+  if (!nodeId)
+    throw new ConfigError('createConsulRegistry: nodeId is required; pass the node id to register as');
   const logger = options.logger ?? silentLogger;
   const ttl = options.ttl ?? 30;
   const refreshMs = (options.ttlRefresh ?? ttl / 3) * 1000;
@@ -100,7 +100,7 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
   const bridgeCheckId = `service:${bridgeId}`;
   const settings = { nodeId, bridgeId, deregisterAfter, healthTtl };
   const client = new ConsulClient({
-    baseUrl: new URL(options.url ?? 'http://127.0.0.1:8500'),
+    baseUrl: agentUrl(options.url),
     timeoutMs: options.requestTimeoutMs ?? 10_000,
     ...(options.token !== undefined && { token: options.token }),
     ...(options.tls !== undefined && { tls: options.tls }),
@@ -148,10 +148,10 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
         Meta: { [META_NODE]: nodeId, [META_ROLE]: 'bridge' },
         Check: {
           Name: 'registrar heartbeat',
-          Notes: `Passed every ${goDuration(refreshMs / 1000)} by the registrar bridge of node ${nodeId}`,
-          TTL: goDuration(ttl),
+          Notes: `Passed every ${formatGoDuration(refreshMs)} by the registrar bridge of node ${nodeId}`,
+          TTL: formatGoDuration(ttl * 1000),
           Status: 'passing',
-          DeregisterCriticalServiceAfter: goDuration(deregisterAfter),
+          DeregisterCriticalServiceAfter: formatGoDuration(deregisterAfter * 1000),
         },
       },
       query: { 'replace-existing-checks': 'true' },
@@ -261,7 +261,8 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
     },
 
     async register(service: Service): Promise<void> {
-      if (service.id === bridgeId) throw new TypeError(`service id ${bridgeId} is reserved for the bridge`);
+      if (service.id === bridgeId)
+        throw new RegistryRejectedError(`service id ${bridgeId} is reserved for the bridge`, BACKEND);
       const built = build(service, true);
       await ensureBridge();
       const { status, output } = built.health;
@@ -297,8 +298,8 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
         client.request('GET', '/v1/agent/services', { what: 'list services' }),
         client.request('GET', '/v1/agent/checks', { what: 'list checks' }),
       ]);
-      const services = JSON.parse(servicesRes.text) as Record<string, AgentService>;
-      const checks = JSON.parse(checksRes.text) as Record<string, AgentCheck>;
+      const services = client.parse(servicesRes, 'list services') as Record<string, AgentService>;
+      const checks = client.parse(checksRes, 'list checks') as Record<string, AgentCheck>;
       const entries: RegistryEntry[] = [];
       const now = Date.now();
       const previous = new Map(known);

@@ -34,8 +34,27 @@ export {
   parseTags,
   settingsFor,
 } from './labels.js';
-export type { HostPort, RegistryUri } from './uri.js';
-export { MAX_URI_LENGTH, formatHostPort, parseRegistryUri, showUri } from './uri.js';
+export type {
+  EnvSecret,
+  Environment,
+  HostPort,
+  RegistryUri,
+  RegistryUriProblem,
+  RegistryUriSyntax,
+} from './kit/index.js';
+export {
+  MAX_URI_LENGTH,
+  envValue,
+  formatGoDuration,
+  formatHostPort,
+  parseGoDuration,
+  parseRegistryUri,
+  readEnvFile,
+  readSecret,
+  registryUriError,
+  runPool,
+  showUri,
+} from './kit/index.js';
 export { oneLine, quote } from './text.js';
 export { readStateFile, removeStateFile, stateFilePath, writeStateFile } from './state-file.js';
 export type { BackoffOptions } from './backoff.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createCodec, decodeLabel, domainPath, encodeLabel, hostPort, normalisePrefix } from './layout.js';
+import { createCodec, decodeLabel, domainPath, encodeLabel, normalisePrefix } from './layout.js';
 import { service } from './test-support/helpers.js';
 
 describe('skydns id labels', () => {
@@ -51,7 +51,7 @@ describe('codecs', () => {
   it('hostport: registrator layout, IPv6 bracketed, ownership from the id', () => {
     const codec = createCodec({ ...base, layout: 'hostport' });
     expect(codec.value(svc)).toBe('10.0.0.5:8080');
-    expect(hostPort('fd00::5', 8080)).toBe('[fd00::5]:8080');
+    expect(codec.value({ ...svc, address: 'fd00::5' })).toBe('[fd00::5]:8080');
     expect(codec.parse('/services/web/n1:web-1:80', '10.0.0.5:8080')).toEqual({
       id: 'n1:web-1:80',
       name: 'web',

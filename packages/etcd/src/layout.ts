@@ -1,4 +1,5 @@
 import type { Instance, Service } from '@registrar/core';
+import { formatHostPort } from '@registrar/core';
 
 /**
  * How services are laid out in etcd:
@@ -49,11 +50,6 @@ export function normalisePrefix(prefix: string): string {
   const trimmed = prefix.replace(/\/+$/, '');
   if (trimmed === '') return '';
   return trimmed.startsWith('/') ? trimmed : `/${trimmed}`;
-}
-
-/** `ip:port`, with IPv6 literals in brackets so the port stays unambiguous. */
-export function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 /** Ids are `<node-id>:...`; the exact `node:` prefix keeps node `a` away from node `ab`'s entries. */
@@ -154,7 +150,7 @@ export function createCodec(options: LayoutOptions): LayoutCodec {
       root,
       key,
       check,
-      value: (service) => hostPort(service.address, service.port),
+      value: (service) => formatHostPort({ host: service.address, port: service.port }),
       parse: (storedKey) => {
         const entry = split(storedKey);
         return entry && ownedId(entry.id, nodeId) ? entry : undefined;
@@ -234,7 +230,7 @@ export type ReaderOptions = Pick<LayoutOptions, 'layout' | 'prefix' | 'domain'>;
 const validPort = (port: unknown): port is number =>
   typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535;
 
-/** Inverse of `hostPort`: `10.0.0.5:80`, `[fd00::1]:53` or `host.example:8080`. */
+/** Inverse of `formatHostPort`: `10.0.0.5:80`, `[fd00::1]:53` or `host.example:8080`. */
 export function parseHostPort(value: string): { address: string; port: number } | undefined {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(value.trim());
   const port = Number(match?.[3]);

@@ -4,6 +4,7 @@ import {
   RegistryError,
   RegistryRejectedError,
   removeStateFile,
+  runPool,
   silentLogger,
   writeStateFile,
 } from '@registrar/core';
@@ -103,19 +104,6 @@ function checkSegment(what: string, value: string) {
 
 function parentOf(path: string): string {
   return path.slice(0, path.lastIndexOf('/')) || '/';
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 class ZookeeperRegistry implements Registry {
@@ -512,10 +500,10 @@ class ZookeeperRegistry implements Registry {
   /** Every node under the base whose record names this node as owner. Reads only, pipelined. */
   private async scan(session: Session): Promise<OwnedNode[]> {
     const names = await this.children(session, this.base || '/');
-    const perName = await mapLimit(names, 16, async (name) => {
+    const perName = await runPool(names, 16, async (name) => {
       const dir = `${this.base}/${name}`;
       const kids = await this.children(session, dir);
-      const found = await mapLimit(kids, 32, async (kid) => {
+      const found = await runPool(kids, 32, async (kid) => {
         const path = `${dir}/${kid}`;
         let existing: { data: string; stat: Stat } | undefined;
         try {
@@ -540,7 +528,7 @@ class ZookeeperRegistry implements Registry {
     if (options.deregister && session.state === 'connected') {
       try {
         const nodes = await this.scan(session);
-        await mapLimit(nodes, 32, (node) => this.removeOwned(session, node.path, node.id));
+        await runPool(nodes, 32, (node) => this.removeOwned(session, node.path, node.id));
       } catch (error) {
         // The clean close below still removes every ephemeral of this session.
         this.logger.warn(

@@ -146,7 +146,8 @@ describe('parseZookeeperUri', () => {
       'ZOOKEEPER_AUTH is not in the form user:password; write the digest credentials as user:password',
     );
     expect(() => parseZookeeperUri('zk://h/x', { ZOOKEEPER_AUTH_FILE: join(dir, 'missing') })).toThrow(
-      `cannot read ZOOKEEPER_AUTH_FILE="${join(dir, 'missing')}": ENOENT; point it at a readable file containing user:password`,
+      // The words every adapter now uses (it read `...FILE="<path>": ENOENT; ...`).
+      `cannot read ZOOKEEPER_AUTH_FILE="${join(dir, 'missing')}" (ENOENT); point it at a readable file containing user:password`,
     );
   });
 });
