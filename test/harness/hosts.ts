@@ -1,6 +1,15 @@
 import Docker from 'dockerode';
 import { execFileSync } from 'node:child_process';
-import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -75,10 +84,16 @@ export async function startHosts(count: number, options: HostsOptions = {}): Pro
       `startHosts: managers ${managers}; give a whole number from 1 to the host count (${count})`,
     );
 
-  const slot = claimSlot();
+  const dir = tempDir('hosts');
+  let slot: number;
+  try {
+    slot = await claimSlot(dir);
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   const bridge = `rgn${slot}br`;
   const forwardRule = ['FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT'];
-  const dir = tempDir('hosts');
   // Undo steps, run last-first by close(); each is added as soon as the thing it undoes exists.
   const undo: (() => void | Promise<void>)[] = [() => releaseSlot(slot)];
   const hosts: (TestHost & { dockerd?: DockerdProcess })[] = [];
@@ -277,45 +292,104 @@ function killPid(pid: number) {
 
 /**
  * This run's slot (1–254): the third octet of its subnets and part of its interface and namespace names.
- * Claimed with a lock file holding our pid (O_EXCL), so test files running at the same time never share
- * one; a lock whose process is gone is taken over, unless that process left its bridge behind.
+ * Claimed with a lock file holding our pid and directory, linked into place (atomic), so test files running
+ * at the same time never share one. A run that died without closing (its process killed) left a lock whose
+ * owner is gone: the next run first removes what it left (dockerds and their containers, namespaces,
+ * bridge, FORWARD rule, mounts, directory).
  */
+const LOCK = /^registrar-testnet-(\d+)\.lock$/;
 const slotLock = (slot: number) => join(tmpdir(), `registrar-testnet-${slot}.lock`);
 
-function claimSlot(): number {
+async function claimSlot(dir: string): Promise<number> {
+  await sweepDeadRuns();
   const inUse = execFileSync('ip', ['-o', '-4', 'addr', 'show'], { encoding: 'utf8' });
   const links = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
   const first = (process.pid % 254) + 1;
   for (let i = 0; i < 254; i++) {
     const slot = ((first - 1 + i) % 254) + 1;
     if (inUse.includes(` 10.231.${slot}.`) || links.includes(` rgn${slot}br:`)) continue;
-    if (tryLock(slot)) return slot;
+    if (tryLock(slot, dir)) return slot;
   }
   throw new Error(
-    'startHosts: no free 10.231.x.0/24 slot; remove stale registrar-testnet-*.lock files in /tmp',
+    'startHosts: no free 10.231.x.0/24 slot: every one is in use or locked (/tmp/registrar-testnet-*.lock)',
   );
 }
 
-function tryLock(slot: number): boolean {
+function tryLock(slot: number, dir: string): boolean {
   const path = slotLock(slot);
-  // Written whole under another name, then linked: a lock file is never seen without its pid.
+  // Written whole under another name, then linked: a lock file is never seen without its owner.
   const mine = `${path}.${process.pid}`;
-  writeFileSync(mine, String(process.pid));
+  writeFileSync(mine, `${process.pid} ${dir}`);
   try {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        linkSync(mine, path);
-        return true;
-      } catch {
-        // Held: take it over only if its owner is gone.
-        const owner = Number(readFileSync(path, 'utf8').trim());
-        if (isAlive(owner)) return false;
-        rmSync(path, { force: true });
-      }
-    }
+    linkSync(mine, path);
+    return true;
+  } catch {
     return false;
   } finally {
     rmSync(mine, { force: true });
+  }
+}
+
+async function sweepDeadRuns() {
+  for (const file of readdirSync(tmpdir())) {
+    const slot = Number(LOCK.exec(file)?.[1]);
+    if (!(slot > 0)) continue;
+    const path = join(tmpdir(), file);
+    let owner: string;
+    try {
+      owner = readFileSync(path, 'utf8');
+    } catch {
+      continue;
+    }
+    const [pid, dir] = owner.trim().split(' ');
+    if (isAlive(Number(pid))) continue;
+    // One sweeper per lock: whoever moves it aside.
+    const sweeping = `${path}.sweep.${process.pid}`;
+    try {
+      renameSync(path, sweeping);
+    } catch {
+      continue;
+    }
+    try {
+      await sweepSlot(slot, dir ?? '');
+      console.error(`startHosts: removed what a run that died (pid ${pid}) left in slot ${slot}`);
+    } catch (error) {
+      console.error(`startHosts: could not remove all that pid ${pid} left in slot ${slot}`, error);
+    } finally {
+      rmSync(sweeping, { force: true });
+    }
+  }
+}
+
+async function sweepSlot(slot: number, dir: string) {
+  // Only a directory of ours: the lock file is plain text anyone could have written.
+  const ours = dir.startsWith(join(tmpdir(), 'registrar-hosts-')) && !dir.includes('..');
+  if (ours && existsSync(dir)) {
+    for (const entry of readdirSync(dir)) if (/^h\d+$/.test(entry)) await killLeftovers(join(dir, entry));
+  }
+  const namespaces = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => line.split(' ')[0] ?? '')
+    .filter((ns) => new RegExp(`^rgn${slot}h\\d+$`).test(ns));
+  for (const ns of namespaces) {
+    for (const pid of netnsPids(ns)) killPid(pid);
+    ip('netns', 'del', ns);
+  }
+  const bridge = `rgn${slot}br`;
+  if (execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).includes(` ${bridge}:`))
+    ip('link', 'del', bridge);
+  const rule = ['FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT'];
+  for (;;) {
+    try {
+      execFileSync('iptables', ['-w', '-C', ...rule], { stdio: 'ignore' });
+    } catch {
+      break;
+    }
+    execFileSync('iptables', ['-w', '-D', ...rule]);
+  }
+  if (ours) {
+    for (const path of mountsUnder(dir)) execFileSync('umount', ['-l', path]);
+    rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
   }
 }
 
