@@ -1,6 +1,7 @@
 import { defer, Subject, Subscription, timer } from 'rxjs';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
 import { planChanges } from './diff.js';
+import { runPool } from './kit/pool.js';
 import { RegistryError } from './errors.js';
 import { coalesceWhileBusy } from './operators.js';
 import type { Logger } from './logger.js';
@@ -306,9 +307,9 @@ export class Reconciler {
     this.log.debug({ drift: ops.length, looked: ids.size, owned: actual.size }, 'reconcile pass');
     let firstError: unknown;
     if (ops.length > 0) {
-      await runPool(ops, this.options.concurrency ?? 16, async (op) => {
-        firstError ??= await this.apply(op);
-      });
+      // `apply` never rejects: each write's error is kept, and the first one fails the pass.
+      const errors = await runPool(ops, this.options.concurrency ?? 16, (op) => this.apply(op));
+      firstError = errors.find((error) => error !== undefined);
     }
     this.prune(ids);
     if (firstError === undefined) this.succeeded();
@@ -409,13 +410,4 @@ export class Reconciler {
     if (this.stopped) return;
     this.retry = timer(delay).subscribe(() => this.schedule());
   }
-}
-
-/** Run `task` over `items` with at most `limit` in flight; never rejects (tasks handle their errors). */
-async function runPool<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await task(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
