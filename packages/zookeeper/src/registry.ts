@@ -130,6 +130,8 @@ class ZookeeperRegistry implements Registry {
    * before its versioned delete: a version that still matches means nobody wrote the node since we did.
    */
   private readonly written = new Map<string, { session: string; id: string; version: number }>();
+  /** Parent emptiness checks waiting to be sent, by session and parent (see `checkParentSoon`). */
+  private readonly parentChecks = new Map<string, Promise<void>>();
   private session: Session;
   /** The saved session id the current client tries to resume, until it is established. */
   private resuming: string | undefined;
@@ -406,9 +408,8 @@ class ZookeeperRegistry implements Registry {
     const own = this.ownWrite(session, path, id);
     this.written.delete(path);
     if (own) {
-      // Unchanged since our own write (else the versioned delete fails): no read needed. ZooKeeper answers a
-      // session's requests in order, so the parent check sent with it sees the parent after the removal.
-      const removed = session
+      // Unchanged since our own write (else the versioned delete fails): no read needed.
+      const removed = await session
         .call('remove', (c, cb) => c.remove(path, own.version, cb))
         .then(
           () => true,
@@ -418,9 +419,7 @@ class ZookeeperRegistry implements Registry {
             throw error;
           },
         );
-      const parentStat = this.parentStat(session, parent);
-      parentStat?.catch(() => undefined);
-      if (await removed) return this.removeParentIfEmpty(session, parent, parentStat);
+      if (removed) return this.checkParentSoon(session, parent);
     }
     for (let attempt = 0; attempt < 8; attempt++) {
       const existing = await this.read(session, path);
@@ -435,7 +434,24 @@ class ZookeeperRegistry implements Registry {
         if (!isCode(error, E.BAD_VERSION)) throw error;
       }
     }
-    await this.removeParentIfEmpty(session, parent);
+    await this.checkParentSoon(session, parent);
+  }
+
+  /**
+   * Remove `parent` if it is empty, with one check shared by every removal under it that completes before
+   * the check is sent: a burst of N removals in one service costs N deletes and about one `exists`, not 2N.
+   * Each removal is done before it joins, and ZooKeeper answers a session in order, so the check sees it.
+   */
+  private checkParentSoon(session: Session, parent: string): Promise<void> {
+    const key = `${session.sessionId ?? ''}|${parent}`;
+    const queued = this.parentChecks.get(key);
+    if (queued) return queued;
+    const check = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.parentChecks.delete(key);
+      return this.removeParentIfEmpty(session, parent);
+    });
+    this.parentChecks.set(key, check);
+    return check;
   }
 
   /** `exists` of a service node we may remove once empty; undefined for the base and anything above it. */
@@ -449,11 +465,8 @@ class ZookeeperRegistry implements Registry {
    * delete is versioned (BAD_VERSION if it changed since we looked), so a child another bridge creates at
    * the same moment wins; that bridge retries its create after re-creating the parent if we got there first.
    */
-  private async removeParentIfEmpty(
-    session: Session,
-    parent: string,
-    pending: Promise<Stat | null> | undefined = this.parentStat(session, parent),
-  ): Promise<void> {
+  private async removeParentIfEmpty(session: Session, parent: string): Promise<void> {
+    const pending = this.parentStat(session, parent);
     if (pending === undefined) return;
     try {
       const stat = await pending;
