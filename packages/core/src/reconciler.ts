@@ -304,7 +304,10 @@ export class Reconciler {
         }),
     ];
     this.options.observer?.onPass?.(registry, ops.length);
-    this.log.debug({ drift: ops.length, looked: ids.size, owned: actual.size }, 'reconcile pass');
+    this.log.debug(
+      { drift: ops.length, looked: ids.size, owned: actual.size, desired: this.options.desired().size },
+      'reconcile pass',
+    );
     let firstError: unknown;
     if (ops.length > 0) {
       // `apply` never rejects: each write's error is kept, and the first one fails the pass.
