@@ -65,6 +65,11 @@ export class SyntheticDocker implements DockerApi {
   private serial = 0;
   private eventSerial = 0;
 
+  /** Event streams open now (live, not bounded queries). */
+  get openStreams(): number {
+    return this.liveStreams().length;
+  }
+
   /** Create a running container (no event); returns its id. */
   add(spec: SyntheticContainer): string {
     this.serial += 1;
@@ -174,12 +179,12 @@ export class SyntheticDocker implements DockerApi {
 
   /** Every open event stream stops delivering but stays open; later streams deliver again. */
   stall(): void {
-    for (const stream of this.streams) this.stalled.add(stream);
+    for (const stream of this.liveStreams()) this.stalled.add(stream);
   }
 
   /** Drop every open event stream: ended, or failed with `error` (a socket reset). */
   disconnect(error?: Error): void {
-    for (const stream of this.streams) {
+    for (const stream of this.liveStreams()) {
       if (error) stream.destroy(error);
       else stream.end();
     }
@@ -210,7 +215,7 @@ export class SyntheticDocker implements DockerApi {
       time,
     };
     let delivered = false;
-    for (const stream of this.streams) {
+    for (const stream of this.liveStreams()) {
       if (this.stalled.has(stream)) continue;
       stream.write(line.json);
       delivered = true;
@@ -248,7 +253,6 @@ export class SyntheticDocker implements DockerApi {
       for (const event of this.withheld) if (event.time >= since) stream.write(event.json);
     this.withheld = [];
     this.streams.add(stream);
-    stream.on('close', () => this.streams.delete(stream));
     return Promise.resolve(stream);
   }
 
@@ -287,6 +291,13 @@ export class SyntheticDocker implements DockerApi {
           : Promise.reject(new DockerApiError(`No such container: ${id}`, 404));
       },
     };
+  }
+
+  /** Streams the client has not closed; by their state, since a client may remove every listener first. */
+  private liveStreams(): PassThrough[] {
+    for (const stream of this.streams)
+      if (stream.destroyed || stream.writableEnded) this.streams.delete(stream);
+    return [...this.streams];
   }
 }
 
