@@ -228,6 +228,21 @@ describe('dockerHints against the synthetic engine, on a fake clock', () => {
     subscription.unsubscribe();
   });
 
+  it('an engine that holds /events: lists the running containers after the start bound, and keeps asking', async () => {
+    const docker = new SyntheticDocker();
+    docker.add({ name: 'a' });
+    docker.holdEvents = true;
+    const { kinds, requests, subscription } = watch(docker, { streamStartMs: 50 });
+    await advance(200);
+    // Held 50 ms, listed; retried 100 ms later, held again, listed.
+    expect(kinds()).toEqual(['50 inventory 1', '200 inventory 1']);
+    expect(requests.map((r) => r.at)).toEqual([0, 150]);
+    docker.holdEvents = false;
+    await advance(200);
+    expect(kinds().slice(2)).toEqual(['400 connected', '400 inventory 1']);
+    subscription.unsubscribe();
+  });
+
   it('a container list that fails: the connection is dropped and both are tried again', async () => {
     const docker = new SyntheticDocker();
     docker.add({ name: 'a' });

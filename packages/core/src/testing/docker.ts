@@ -234,7 +234,7 @@ export class SyntheticDocker implements DockerApi {
     }
     if (this.holdEvents) {
       return new Promise((_, reject) => {
-        const aborted = () => reject(abortSignal?.reason ?? new Error('aborted'));
+        const aborted = () => reject(new Error('request aborted', { cause: abortSignal?.reason }));
         if (abortSignal?.aborted) aborted();
         else abortSignal?.addEventListener('abort', aborted, { once: true });
       });
