@@ -3,11 +3,7 @@
 // are the bridge's alone. Prints one JSON line with the figures.
 import { createBridge } from '@registrar/core';
 import { createEtcdRegistry } from '@registrar/etcd';
-import type { FakeDocker as FakeDockerClass } from './fake-docker.js';
-
-// A computed specifier: Node's type stripping needs the `.ts` file, tsc and vitest never see this import.
-const fakeModule = './fake-docker.ts';
-const { FakeDocker } = (await import(fakeModule)) as { FakeDocker: typeof FakeDockerClass };
+import { SyntheticDocker } from '@registrar/core/testing';
 
 const [endpoint, soakArg] = process.argv.slice(2);
 const SOAK = Number(soakArg ?? 100_000);
@@ -27,7 +23,7 @@ const measure = async () => {
 };
 
 const before = await measure();
-const docker = new FakeDocker();
+const docker = new SyntheticDocker();
 for (let i = 0; i < BASE; i++) docker.add({ name: `m${i}` });
 const counts = { registered: 0, deregistered: 0 };
 const bridge = createBridge({

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Service } from '@registrar/core';
 import { parseGoDuration, silentLogger } from '@registrar/core';
-import { expectConfigErrorOrValue, hostileUri } from '../../core/src/testing/hostile.js';
+import { expectConfigErrorOrValue, hostileUri } from '@registrar/core/testing/fuzz';
 import { buildDefinition } from './definition.js';
 import { parseConsulUri } from './uri.js';
 

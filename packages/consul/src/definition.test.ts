@@ -1,29 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import type { Service } from '@registrar/core';
+import { service as testService } from '@registrar/core/testing';
 import { buildDefinition, defKeyOf, substituteServiceVars } from './definition.js';
 import type { ConsulCheck } from './definition.js';
 
 const settings = { nodeId: 'n1', bridgeId: 'registrar:n1', deregisterAfter: 60, healthTtl: 3600 };
 const CONTAINER_ID = 'c0ffee'.padEnd(64, '0');
 
-function service(overrides: Partial<Service> = {}): Service {
-  return {
-    id: 'n1:web-1:80',
-    name: 'web',
-    address: '10.0.0.5',
-    port: 8080,
-    protocol: 'tcp',
-    containerPort: 80,
+/** Core's test service as these tests' expected definitions spell it out. */
+const service = (overrides: Partial<Service> = {}): Service =>
+  testService({
     tags: ['blue'],
     meta: { version: '1.2' },
-    node: 'n1',
     container: { id: CONTAINER_ID, name: 'web-1' },
-    health: 'passing',
-    healthOutput: '',
-    checks: {},
     ...overrides,
-  };
-}
+  });
 
 const build = (overrides: Partial<Service>) => buildDefinition(service(overrides), settings);
 /** The SERVICE_CHECK_* checks only (the first two are the adapter's own). */

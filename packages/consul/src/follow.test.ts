@@ -1,7 +1,8 @@
 import { startConsulDouble } from '@registrar/consul-double';
 import type { ConsulDouble } from '@registrar/consul-double';
-import type { Instance, Registry, Service, ServiceFollower } from '@registrar/core';
+import type { Instance, Registry, ServiceFollower } from '@registrar/core';
 import { ConfigError, RegistryRejectedError } from '@registrar/core';
+import { service } from '@registrar/core/testing';
 import type { Subscription } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ConsulFollowerOptions, ConsulRegistryOptions } from './index.js';
@@ -31,26 +32,6 @@ function follower(options: Partial<ConsulFollowerOptions> = {}): ServiceFollower
   const f = createConsulFollower({ url: double!.url, requestTimeoutMs: 1000, waitMs: 5000, ...options });
   followers.push(f);
   return f;
-}
-
-function service(node: string, overrides: Partial<Service> = {}): Service {
-  const container = overrides.container ?? { id: 'c0ffee', name: 'web-1' };
-  return {
-    id: `${node}:${container.name}:80`,
-    name: 'web',
-    address: '10.0.0.5',
-    port: 8080,
-    protocol: 'tcp',
-    containerPort: 80,
-    tags: [],
-    meta: {},
-    node,
-    container,
-    health: 'passing',
-    healthOutput: '',
-    checks: {},
-    ...overrides,
-  };
 }
 
 const instance = (node: string, port = 8080, address = '10.0.0.5'): Instance => ({
@@ -92,14 +73,14 @@ describe('consul follower (consul-double)', () => {
     double = await startConsulDouble();
     const a = registry('a');
     const b = registry('b');
-    await a.register(service('a'));
-    await b.register(service('b', { address: '10.0.0.6', port: 9090 }));
-    await a.register(service('a', { name: 'api', id: 'a:api-1:80' }));
+    await a.register(service({ node: 'a' }));
+    await b.register(service({ node: 'b', address: '10.0.0.6', port: 9090 }));
+    await a.register(service({ node: 'a', name: 'api', id: 'a:api-1:80' }));
     const follow = watch(follower(), 'web');
     await follow.until([instance('a'), instance('b', 9090, '10.0.0.6')]);
-    await a.register(service('a', { port: 8081 }));
+    await a.register(service({ node: 'a', port: 8081 }));
     await follow.until([instance('a', 8081), instance('b', 9090, '10.0.0.6')]);
-    await b.deregister(service('b').id);
+    await b.deregister(service({ node: 'b' }).id);
     await follow.until([instance('a', 8081)]);
     expect(follow.unreachable()).toBe(0);
     const queries = double.requests.filter((r) => r.path === '/v1/health/service/web');
@@ -114,15 +95,15 @@ describe('consul follower (consul-double)', () => {
   it('only passing instances: a critical or warning check leaves the set, passing again it comes back', async () => {
     double = await startConsulDouble();
     const a = registry('a');
-    await a.register(service('a'));
-    await registry('b').register(service('b', { health: 'critical', healthOutput: 'probe failed' }));
+    await a.register(service({ node: 'a' }));
+    await registry('b').register(service({ node: 'b', health: 'critical', healthOutput: 'probe failed' }));
     const follow = watch(follower(), 'web');
     await follow.until([instance('a')]);
-    await a.register(service('a', { health: 'warning', healthOutput: 'slow' }));
+    await a.register(service({ node: 'a', health: 'warning', healthOutput: 'slow' }));
     await follow.until([]);
     double.setCheckStatus('service:b:web-1:80:2', 'passing');
     await follow.until([instance('b')]);
-    await a.register(service('a'));
+    await a.register(service({ node: 'a' }));
     await follow.until([instance('a'), instance('b')]);
   });
 
@@ -133,7 +114,7 @@ describe('consul follower (consul-double)', () => {
     await put('/v1/agent/service/register', { ID: 'noport', Name: 'web' });
     const follow = watch(follower({ logger }), 'web');
     await follow.until([{ id: 'bare', address: '127.0.0.1', port: 80 }]);
-    await registry('a').register(service('a'));
+    await registry('a').register(service({ node: 'a' }));
     await follow.until([instance('a'), { id: 'bare', address: '127.0.0.1', port: 80 }]);
     expect(warnings.filter((w) => w.includes('Service.Port'))).toHaveLength(1);
   });
@@ -142,14 +123,14 @@ describe('consul follower (consul-double)', () => {
     double = await startConsulDouble();
     const follow = watch(follower(), 'web');
     await follow.until([]);
-    await registry('a').register(service('a'));
+    await registry('a').register(service({ node: 'a' }));
     await follow.until([instance('a')]);
     expect(follow.updates).toHaveLength(2);
   });
 
   it('agent restarted in place: unreachable once, then the full set again', async () => {
     double = await startConsulDouble();
-    await registry('a').register(service('a'));
+    await registry('a').register(service({ node: 'a' }));
     const follow = watch(follower(), 'web');
     await follow.until([instance('a')]);
     const before = follow.updates.length;
@@ -166,11 +147,11 @@ describe('consul follower (consul-double)', () => {
     // Heartbeat every second: the new agent's 404 makes it register its bridge service again at once, which
     // the services' alias checks need to pass (until then they are critical, so not in the set).
     const a = registry('a', { ttl: 3 });
-    await a.register(service('a'));
-    await registry('b').register(service('b'));
+    await a.register(service({ node: 'a' }));
+    await registry('b').register(service({ node: 'b' }));
     // Move the index well past anything the new agent will have.
-    for (let i = 0; i < 20; i++) await a.register(service('a', { port: 8080 + (i % 2) }));
-    await a.register(service('a'));
+    for (let i = 0; i < 20; i++) await a.register(service({ node: 'a', port: 8080 + (i % 2) }));
+    await a.register(service({ node: 'a' }));
     const follow = watch(follower(), 'web');
     await follow.until([instance('a'), instance('b')]);
     await follow.blocking();
@@ -180,9 +161,12 @@ describe('consul follower (consul-double)', () => {
     await vi.waitFor(() => expect(follow.unreachable()).toBe(1), { timeout: 10_000, interval: 20 });
     double = await startConsulDouble({ port });
     // What changed while it was away: the new agent knows only what is registered with it now.
-    await vi.waitFor(() => a.register(service('a', { port: 7000 })), { timeout: 10_000, interval: 100 });
+    await vi.waitFor(() => a.register(service({ node: 'a', port: 7000 })), {
+      timeout: 10_000,
+      interval: 100,
+    });
     await follow.until([instance('a', 7000)]);
-    await registry('c').register(service('c'));
+    await registry('c').register(service({ node: 'c' }));
     await follow.until([instance('a', 7000), instance('c')]);
     expect(follow.unreachable()).toBe(1);
     // The new agent's index is below what the follower had reached: it did not keep waiting on the old one.
@@ -227,8 +211,8 @@ describe('consul follower (consul-double)', () => {
   it('from a URI: token, namespace and TLS settings as the registry reads them', async () => {
     double = await startConsulDouble({ aclToken: 'secret' });
     const env = { CONSUL_HTTP_TOKEN: 'secret' };
-    await registry('a', { token: 'secret' }).register(service('a'));
-    await registry('t', { token: 'secret', namespace: 'team' }).register(service('t'));
+    await registry('a', { token: 'secret' }).register(service({ node: 'a' }));
+    await registry('t', { token: 'secret', namespace: 'team' }).register(service({ node: 't' }));
     const { logger } = capture();
     const open = (uri: string, environment: Record<string, string>) => {
       const f = consulFollowerFromUri(uri, { logger, env: environment });

@@ -5,6 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startConsulDouble } from '@registrar/consul-double';
 import type { ConsulDouble, ConsulDoubleOptions } from '@registrar/consul-double';
 import { RegistryConnectionError, RegistryRejectedError } from '@registrar/core';
+import { service as testService } from '@registrar/core/testing';
 import type { LivenessLoss, Logger, Registry, RegistryEvent, Service } from '@registrar/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createConsulRegistry } from './index.js';
@@ -32,26 +33,9 @@ function registry(options: Partial<ConsulRegistryOptions> = {}): Registry {
   return r;
 }
 
-function service(overrides: Partial<Service> = {}): Service {
-  const name = overrides.name ?? 'web';
-  const container = overrides.container ?? { id: 'c0ffee', name: `${name}-1` };
-  return {
-    id: `node-a:${container.name}:80`,
-    name,
-    address: '10.0.0.5',
-    port: 8080,
-    protocol: 'tcp',
-    containerPort: 80,
-    tags: ['blue'],
-    meta: { version: '1.2' },
-    node: 'node-a',
-    container,
-    health: 'passing',
-    healthOutput: '',
-    checks: {},
-    ...overrides,
-  };
-}
+/** Core's test service as these tests' expected agent documents spell it out. */
+const service = (overrides: Partial<Service> = {}): Service =>
+  testService({ node: 'node-a', tags: ['blue'], meta: { version: '1.2' }, ...overrides });
 
 /** Event types in order, a run of heartbeat failures counted once (how many fit in it depends on timing). */
 function distinctRuns(events: readonly RegistryEvent[]): string[] {

@@ -29,7 +29,6 @@ export {
   collectSettings,
   isTruthy,
   isValidServiceName,
-  namesAnyService,
   parseServiceLabels,
   parseTags,
   settingsFor,

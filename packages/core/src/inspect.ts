@@ -1,5 +1,16 @@
 import type { ContainerInspectInfo } from 'dockerode';
-import { defer, groupBy, mergeMap, of, switchMap, timer, type Observable } from 'rxjs';
+import {
+  defer,
+  finalize,
+  groupBy,
+  mergeMap,
+  of,
+  Subject,
+  switchMap,
+  takeUntil,
+  timer,
+  type Observable,
+} from 'rxjs';
 import type { DockerApi } from './docker-source.js';
 import { coalesceWhileBusy } from './operators.js';
 
@@ -34,17 +45,24 @@ export function inspectContainers(looks$: Observable<Look>, docker: DockerApi): 
       return isNotFound(error) ? { id, state: 'gone' } : { id, state: 'error', error };
     }
   };
-  return looks$.pipe(
-    // A container's group lives while it is busy and 5 s beyond, so churn leaves no state behind.
-    groupBy((look) => look.id, { duration: (group$) => group$.pipe(switchMap(() => timer(5_000))) }),
-    mergeMap((group$) =>
-      group$.pipe(
-        coalesceWhileBusy(({ id, exitCode }) =>
-          exitCode === undefined
-            ? defer(() => inspect(id))
-            : of<Inspection>({ id, state: 'stopped', exitCode }),
+  return defer(() => {
+    // groupBy keeps its source subscribed while a group's duration runs (up to 5 s after the last look), even
+    // once nobody listens: cut the source off explicitly when the subscriber goes.
+    const unsubscribed$ = new Subject<void>();
+    return looks$.pipe(
+      takeUntil(unsubscribed$),
+      // A container's group lives while it is busy and 5 s beyond, so churn leaves no state behind.
+      groupBy((look) => look.id, { duration: (group$) => group$.pipe(switchMap(() => timer(5_000))) }),
+      mergeMap((group$) =>
+        group$.pipe(
+          coalesceWhileBusy(({ id, exitCode }) =>
+            exitCode === undefined
+              ? defer(() => inspect(id))
+              : of<Inspection>({ id, state: 'stopped', exitCode }),
+          ),
         ),
       ),
-    ),
-  );
+      finalize(() => unsubscribed$.next()),
+    );
+  });
 }

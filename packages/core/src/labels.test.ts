@@ -4,7 +4,6 @@ import {
   collectSettings,
   isTruthy,
   isValidServiceName,
-  namesAnyService,
   parseServiceLabels,
   parseTags,
   settingsFor,
@@ -418,18 +417,5 @@ describe('parseServiceLabels: warnings', () => {
     const b = parseServiceLabels({ SERVICE_TAGS: ',', SERVICE_8x_NAME: 'y', SERVICE_NAME: '' }, [], 'c');
     expect(a.warnings.map((w) => w.key)).toEqual(b.warnings.map((w) => w.key));
     expect(a.warnings).toHaveLength(3);
-  });
-});
-
-describe('namesAnyService', () => {
-  it.each([
-    [{ SERVICE_NAME: 'web' }, true],
-    [{ SERVICE_80_NAME: 'web' }, true],
-    [{ SERVICE_53_UDP_NAME: 'dns' }, true],
-    [{ SERVICE_NAME: '' }, false],
-    [{ SERVICE_TAGS: 'a' }, false],
-    [{ 'com.docker.compose.service': 'web' }, false],
-  ])('%j → %s', (labels, expected) => {
-    expect(namesAnyService(parseServiceLabels(labels, [], 'c').labels)).toBe(expected);
   });
 });

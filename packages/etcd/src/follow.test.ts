@@ -8,7 +8,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { EtcdFollowerOptions, EtcdLayout, EtcdRegistryOptions } from './index.js';
 import { createEtcdFollower, createEtcdRegistry, etcdFollowerFromUri } from './index.js';
 import { createReader, parseHostPort } from './layout.js';
-import { plainClient, service } from './test-support/helpers.js';
+import { service } from '@registrar/core/testing';
+import { plainClient } from './test-support/helpers.js';
 import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
 
 let etcd: EtcdServer;
@@ -65,17 +66,17 @@ describe('etcd follower (real etcd)', () => {
       const shared = { layout, prefix, skydnsDomain: 'dc1.example' };
       const a = registry('a', shared);
       const b = registry('b', shared);
-      await a.register(service('a'));
-      await b.register(service('b', { address: 'fd00::7', port: 9090 }));
+      await a.register(service({ node: 'a' }));
+      await b.register(service({ node: 'b', address: 'fd00::7', port: 9090 }));
       // Another name, nested below this one's keys (`web.x` / `web/x`), is not part of `web`.
       await a.register(
-        service('a', { name: layout === 'skydns' ? 'x.web' : 'web/x', id: 'a:other:80', port: 1 }),
+        service({ node: 'a', name: layout === 'skydns' ? 'x.web' : 'web/x', id: 'a:other:80', port: 1 }),
       );
       const follow = watch(follower(shared), 'web');
       await follow.until([instance('a'), instance('b', 9090, 'fd00::7')]);
-      await a.register(service('a', { port: 8081 }));
+      await a.register(service({ node: 'a', port: 8081 }));
       await follow.until([instance('a', 8081), instance('b', 9090, 'fd00::7')]);
-      await b.deregister(service('b').id);
+      await b.deregister(service({ node: 'b' }).id);
       await follow.until([instance('a', 8081)]);
       expect(follow.unreachable()).toBe(0);
       // Every update was a complete, distinct set.
@@ -89,7 +90,7 @@ describe('etcd follower (real etcd)', () => {
     const prefix = freshPrefix();
     const follow = watch(follower({ prefix }), 'web');
     await follow.until([]);
-    await registry('a', { prefix }).register(service('a'));
+    await registry('a', { prefix }).register(service({ node: 'a' }));
     await follow.until([instance('a')]);
     expect(follow.updates).toHaveLength(2);
   });
@@ -101,7 +102,7 @@ describe('etcd follower (real etcd)', () => {
     await plain.put(`${prefix}/web/no-port`).value('{"address":"10.0.0.1"}');
     const follow = watch(follower({ prefix, logger }), 'web');
     await follow.until([]);
-    await registry('a', { prefix }).register(service('a'));
+    await registry('a', { prefix }).register(service({ node: 'a' }));
     await follow.until([instance('a')]);
     // Fixed by hand: now an instance (our JSON layout's fields are all the reader needs).
     await plain.put(`${prefix}/web/no-port`).value('{"address":"10.0.0.1","port":7}');
@@ -114,8 +115,8 @@ describe('etcd follower (real etcd)', () => {
   it('etcd stopped: unreachable once; after the restart the full set again, and changes after it', async () => {
     const prefix = freshPrefix();
     const a = registry('a', { prefix });
-    await a.register(service('a'));
-    await registry('b', { prefix }).register(service('b'));
+    await a.register(service({ node: 'a' }));
+    await registry('b', { prefix }).register(service({ node: 'b' }));
     const follow = watch(follower({ prefix }), 'web');
     await follow.until([instance('a'), instance('b')]);
     const before = follow.updates.length;
@@ -127,7 +128,10 @@ describe('etcd follower (real etcd)', () => {
       interval: 50,
     });
     expect(follow.last()).toEqual([instance('a'), instance('b')]);
-    await vi.waitFor(() => a.register(service('a', { port: 1234 })), { timeout: 15_000, interval: 200 });
+    await vi.waitFor(() => a.register(service({ node: 'a', port: 1234 })), {
+      timeout: 15_000,
+      interval: 200,
+    });
     await follow.until([instance('a', 1234), instance('b')]);
     expect(follow.unreachable()).toBe(1);
   });
@@ -136,17 +140,17 @@ describe('etcd follower (real etcd)', () => {
     const prefix = freshPrefix();
     const a = registry('a', { prefix });
     const b = registry('b', { prefix });
-    await a.register(service('a'));
-    await b.register(service('b'));
+    await a.register(service({ node: 'a' }));
+    await b.register(service({ node: 'b' }));
     const proxy = await startTcpProxy(etcd.port);
     proxies.push(proxy);
     const follow = watch(follower({ prefix, hosts: [`127.0.0.1:${proxy.port}`] }), 'web');
     await follow.until([instance('a'), instance('b')]);
     await proxy.down();
     await vi.waitFor(() => expect(follow.unreachable()).toBe(1), { timeout: 10_000, interval: 20 });
-    await a.register(service('a', { port: 4321 }));
-    await b.deregister(service('b').id);
-    await registry('c', { prefix }).register(service('c'));
+    await a.register(service({ node: 'a', port: 4321 }));
+    await b.deregister(service({ node: 'b' }).id);
+    await registry('c', { prefix }).register(service({ node: 'c' }));
     await proxy.up();
     await follow.until([instance('a', 4321), instance('c')], 15_000);
     expect(follow.unreachable()).toBe(1);
@@ -154,7 +158,7 @@ describe('etcd follower (real etcd)', () => {
 
   it('etcd paused (SIGSTOP): the keepalive notices; resumed, the full set again', async () => {
     const prefix = freshPrefix();
-    await registry('a', { prefix }).register(service('a'));
+    await registry('a', { prefix }).register(service({ node: 'a' }));
     const follow = watch(follower({ prefix, keepaliveMs: 5000 }), 'web');
     await follow.until([instance('a')]);
     etcd.process.pause();
@@ -173,7 +177,7 @@ describe('etcd follower (real etcd)', () => {
 
   it('from a URI: the same parsing, environment and layout as the registry', async () => {
     const prefix = freshPrefix();
-    await registry('a', { prefix, layout: 'hostport' }).register(service('a'));
+    await registry('a', { prefix, layout: 'hostport' }).register(service({ node: 'a' }));
     const f = etcdFollowerFromUri(`etcd://127.0.0.1:${etcd.port}${prefix}?layout=hostport&timeout=2`, {
       logger: capture().logger,
       env: {},

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createCodec, decodeLabel, domainPath, encodeLabel, normalisePrefix } from './layout.js';
-import { service } from './test-support/helpers.js';
+import { service } from '@registrar/core/testing';
 
 describe('skydns id labels', () => {
   it.each([
@@ -31,7 +31,8 @@ describe('skydns id labels', () => {
 
 describe('codecs', () => {
   const base = { prefix: '/services', nodeId: 'n1', domain: 'skydns.local', ttl: 15 };
-  const svc = service('n1');
+  // Meta given unsorted: the expected document shows the json layout sorting it.
+  const svc = service({ node: 'n1', tags: ['a', 'b'], meta: { zone: 'z1', env: 'prod' } });
 
   it('json: fixed key order, sorted metadata', () => {
     const codec = createCodec({ ...base, layout: 'json' });
@@ -42,7 +43,7 @@ describe('codecs', () => {
     );
     expect(codec.parse(codec.key(svc), codec.value(svc))).toEqual({ id: svc.id, name: 'web' });
     // Another node's record, or something that is not our JSON, is not ours.
-    const other = service('n2');
+    const other = service({ node: 'n2' });
     expect(codec.parse(codec.key(other), codec.value(other))).toBeUndefined();
     expect(codec.parse('/services/web/n1:x:1', 'not json')).toBeUndefined();
     expect(codec.parse('/services2/web/n1:x:1', codec.value(svc))).toBeUndefined();

@@ -10,7 +10,8 @@ import { tempDir } from '@registrar/test/harness/process';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEtcdRegistry } from './index.js';
-import { dump, leaseOf, plainClient, service } from './test-support/helpers.js';
+import { service } from '@registrar/core/testing';
+import { dump, leaseOf, plainClient } from './test-support/helpers.js';
 
 let etcd: EtcdServer;
 let plain: Etcd3;
@@ -54,7 +55,7 @@ const sequence = (events: readonly RegistryEvent[]) =>
 describe('etcd liveness (real etcd)', () => {
   it('etcd frozen shorter than the TTL: events$ reports the failed keepalives, then recovered; the lease is kept', async () => {
     const { registry, losses, events } = adapter('/blip', 8, 500, 0.5);
-    const web = service('n1');
+    const web = service({ node: 'n1' });
     await registry.register(web);
     const lease = leaseOf(registry.fingerprint(web));
     etcd.process.pause();
@@ -76,7 +77,7 @@ describe('etcd liveness (real etcd)', () => {
   it('etcd frozen longer than the TTL: events$ reports failed keepalives, then liveness-lost with lost$', async () => {
     // Keepalives well inside the TTL, so that at least one fails before the deadline even on a loaded machine.
     const { registry, losses, events } = adapter('/frozen-events', 3, 500, 0.5);
-    await registry.register(service('n1'));
+    await registry.register(service({ node: 'n1' }));
     etcd.process.pause();
     try {
       await vi.waitFor(() => expect(losses).toHaveLength(1), { timeout: 5000, interval: 20 });
@@ -89,7 +90,7 @@ describe('etcd liveness (real etcd)', () => {
 
   it('a lease revoked behind the adapter’s back fires lost$; re-registering brings the keys back', async () => {
     const { registry, losses } = adapter('/revoked');
-    const web = service('n1');
+    const web = service({ node: 'n1' });
     await registry.register(web);
     const lease = leaseOf(registry.fingerprint(web));
     await plain.leaseClient.leaseRevoke({ ID: lease });
@@ -120,9 +121,13 @@ process.stdout.write('ready\\n');
 setInterval(() => undefined, 1000);
 `,
     );
-    const child = spawn(process.execPath, [script, etcd.endpoint, JSON.stringify(service('child'))], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [script, etcd.endpoint, JSON.stringify(service({ node: 'child' }))],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     const exited = new Promise((resolve) => child.once('exit', resolve));
     await new Promise<void>((resolve, reject) => {
       child.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
@@ -156,17 +161,22 @@ setInterval(() => undefined, 1000);
     annotate,
   }) => {
     const { registry } = adapter('/outage', 3, 1000);
-    await registry.register(service('n1'));
+    await registry.register(service({ node: 'n1' }));
     await etcd.stop();
     const startedAt = Date.now();
-    const error = await registry.register(service('n1', { port: 1 })).catch((caught: unknown) => caught);
+    const error = await registry
+      .register(service({ node: 'n1', port: 1 }))
+      .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(RegistryConnectionError);
     const failedAfter = Date.now() - startedAt;
     expect(failedAfter).toBeLessThan(2500);
     await expect(registry.list()).rejects.toBeInstanceOf(RegistryConnectionError);
     await etcd.start();
     const restartedAt = Date.now();
-    await vi.waitFor(() => registry.register(service('n1', { port: 2 })), { timeout: 15_000, interval: 200 });
+    await vi.waitFor(() => registry.register(service({ node: 'n1', port: 2 })), {
+      timeout: 15_000,
+      interval: 200,
+    });
     const recovery = Date.now() - restartedAt;
     const { keys } = await dump(plain, '/outage/');
     expect(keys.map((kv) => (JSON.parse(kv.value) as { port: number }).port)).toEqual([2]);
@@ -180,7 +190,7 @@ setInterval(() => undefined, 1000);
     annotate,
   }) => {
     const { registry, losses } = adapter('/frozen', 2, 500);
-    const web = service('n1');
+    const web = service({ node: 'n1' });
     await registry.register(web);
     const lease = leaseOf(registry.fingerprint(web));
     etcd.process.pause();

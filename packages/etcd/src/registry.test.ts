@@ -5,7 +5,8 @@ import type { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { EtcdRegistryOptions } from './index.js';
 import { createEtcdRegistry } from './index.js';
-import { dump, leaseOf, plainClient, service } from './test-support/helpers.js';
+import { service } from '@registrar/core/testing';
+import { dump, leaseOf, plainClient } from './test-support/helpers.js';
 
 let etcd: EtcdServer;
 let plain: Etcd3;
@@ -41,8 +42,13 @@ const prefixOf = (registry: Registry) => new URL(registry.target).pathname;
 describe('etcd registry (real etcd)', () => {
   it('registers, lists and deregisters', async () => {
     const registry = adapter();
-    const web = service('n1');
-    const api = service('n1', { name: 'api', container: { id: 'c2', name: 'api-1' }, id: 'n1:api-1:80' });
+    const web = service({ node: 'n1' });
+    const api = service({
+      node: 'n1',
+      name: 'api',
+      container: { id: 'c2', name: 'api-1' },
+      id: 'n1:api-1:80',
+    });
     await registry.register(web);
     await registry.register(api);
     const listed = await registry.list();
@@ -60,7 +66,12 @@ describe('etcd registry (real etcd)', () => {
 
   it('json layout, byte for byte, every key on the adapter lease', async () => {
     const registry = adapter();
-    const web = service('n1', { address: 'fd00::5' });
+    const web = service({
+      node: 'n1',
+      address: 'fd00::5',
+      tags: ['a', 'b'],
+      meta: { zone: 'z1', env: 'prod' },
+    });
     await registry.register(web);
     const { keys } = await dump(plain, `${prefixOf(registry)}/`);
     expect(keys).toHaveLength(1);
@@ -79,9 +90,9 @@ describe('etcd registry (real etcd)', () => {
 
   it('hostport layout, byte for byte', async () => {
     const registry = adapter({ layout: 'hostport' });
-    await registry.register(service('n1'));
+    await registry.register(service({ node: 'n1' }));
     await registry.register(
-      service('n1', { id: 'n1:web-1:53:udp', address: 'fd00::1', port: 53, protocol: 'udp' }),
+      service({ node: 'n1', id: 'n1:web-1:53:udp', address: 'fd00::1', port: 53, protocol: 'udp' }),
     );
     const { keys } = await dump(plain, `${prefixOf(registry)}/`);
     expect(keys.map((kv) => [kv.key, kv.value])).toEqual([
@@ -102,7 +113,8 @@ describe('etcd registry (real etcd)', () => {
       skydnsDomain: 'dc1.example',
       nodeId: 'host.a',
     });
-    const web = service('host.a', {
+    const web = service({
+      node: 'host.a',
       container: { id: 'c1', name: 'proj_web_1' },
       id: 'host.a:proj_web_1:80',
     });
@@ -121,7 +133,7 @@ describe('etcd registry (real etcd)', () => {
   it('a resync of unchanged services writes nothing', async () => {
     const registry = adapter();
     const services = Array.from({ length: 20 }, (_, i) =>
-      service('n1', { id: `n1:c${i}:80`, container: { id: `id${i}`, name: `c${i}` }, port: 9000 + i }),
+      service({ node: 'n1', id: `n1:c${i}:80`, container: { id: `id${i}`, name: `c${i}` }, port: 9000 + i }),
     );
     for (const svc of services) await registry.register(svc);
     const before = (await dump(plain, '/')).revision;
@@ -137,7 +149,7 @@ describe('etcd registry (real etcd)', () => {
 
   it('a new instance adopts the previous one’s keys: new lease, different fingerprints, re-put', async () => {
     const first = adapter();
-    const web = service('n1');
+    const web = service({ node: 'n1' });
     await first.register(web);
     const oldLease = leaseOf(first.fingerprint(web));
     // The previous bridge went away without deregistering; its lease still runs.
@@ -157,7 +169,7 @@ describe('etcd registry (real etcd)', () => {
 
   it('a renamed service moves its key', async () => {
     const registry = adapter();
-    const web = service('n1');
+    const web = service({ node: 'n1' });
     await registry.register(web);
     await registry.register({ ...web, name: 'www' });
     const { keys } = await dump(plain, `${prefixOf(registry)}/`);
@@ -176,7 +188,7 @@ describe('etcd registry (real etcd)', () => {
       const prefix = `/shared-${layout}`;
       const nodes = ['a', 'ab', 'a-b', 'a.b'];
       const registries = nodes.map((nodeId) => adapter({ nodeId, prefix, layout }));
-      const services = nodes.map((node) => service(node));
+      const services = nodes.map((node) => service({ node }));
       await Promise.all(registries.map((registry, i) => registry.register(services[i])));
       for (const [i, registry] of registries.entries()) {
         expect((await registry.list()).map((entry) => entry.id)).toEqual([services[i].id]);
@@ -194,24 +206,24 @@ describe('etcd registry (real etcd)', () => {
 
   it('deregister finds a key it never wrote (fresh instance, no list)', async () => {
     const first = adapter();
-    await first.register(service('n1'));
+    await first.register(service({ node: 'n1' }));
     const second = adapter({ prefix: prefixOf(first) });
-    await second.deregister(service('n1').id);
+    await second.deregister(service({ node: 'n1' }).id);
     expect((await dump(plain, `${prefixOf(first)}/`)).keys).toEqual([]);
   });
 
   it('close({ deregister: true }) removes every key at once', async () => {
     const registry = adapter();
-    await registry.register(service('n1'));
-    await registry.register(service('n1', { id: 'n1:web-1:81' }));
+    await registry.register(service({ node: 'n1' }));
+    await registry.register(service({ node: 'n1', id: 'n1:web-1:81' }));
     await registry.close({ deregister: true });
     expect((await dump(plain, `${prefixOf(registry)}/`)).keys).toEqual([]);
-    await expect(registry.register(service('n1'))).rejects.toBeInstanceOf(RegistryRejectedError);
+    await expect(registry.register(service({ node: 'n1' }))).rejects.toBeInstanceOf(RegistryRejectedError);
   });
 
   it('close() without deregister stops the keepalive: keys expire after the TTL', async () => {
     const registry = adapter({ ttl: 2 });
-    await registry.register(service('n1'));
+    await registry.register(service({ node: 'n1' }));
     const closedAt = Date.now();
     await registry.close();
     expect((await dump(plain, `${prefixOf(registry)}/`)).keys).toHaveLength(1);
@@ -225,7 +237,7 @@ describe('etcd registry (real etcd)', () => {
   it('a caller-owned client is used and left open', async () => {
     const client = plainClient(etcd.endpoint);
     const registry = createEtcdRegistry({ client, nodeId: 'n1', prefix: '/owned' });
-    await registry.register(service('n1'));
+    await registry.register(service({ node: 'n1' }));
     await registry.close({ deregister: true });
     expect((await client.getAll().prefix('/owned/').keys()).length).toBe(0);
     client.close();
@@ -233,8 +245,8 @@ describe('etcd registry (real etcd)', () => {
 
   it('rejects services of another node', async () => {
     const registry = adapter();
-    await expect(registry.register(service('n2'))).rejects.toBeInstanceOf(RegistryRejectedError);
-    await expect(registry.register({ ...service('n1'), node: 'n2' })).rejects.toBeInstanceOf(
+    await expect(registry.register(service({ node: 'n2' }))).rejects.toBeInstanceOf(RegistryRejectedError);
+    await expect(registry.register({ ...service({ node: 'n1' }), node: 'n2' })).rejects.toBeInstanceOf(
       RegistryRejectedError,
     );
   });

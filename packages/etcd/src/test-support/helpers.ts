@@ -1,27 +1,4 @@
-import type { Service } from '@registrar/core';
 import { Etcd3 } from 'etcd3';
-
-/** A service as core would derive it, owned by `node`. */
-export function service(node: string, overrides: Partial<Service> & { port?: number } = {}): Service {
-  const port = overrides.port ?? 8080;
-  const container = overrides.container ?? { id: 'c0ffee', name: 'web-1' };
-  return {
-    id: `${node}:${container.name}:80`,
-    name: 'web',
-    address: '10.0.0.5',
-    port,
-    protocol: 'tcp',
-    containerPort: 80,
-    tags: ['a', 'b'],
-    meta: { zone: 'z1', env: 'prod' },
-    node,
-    container,
-    health: 'passing',
-    healthOutput: '',
-    checks: {},
-    ...overrides,
-  };
-}
 
 /** A plain client for reading what the adapter wrote, bypassing the adapter. */
 export function plainClient(endpoint: string): Etcd3 {
