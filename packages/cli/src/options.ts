@@ -1,11 +1,26 @@
 import { Command, CommanderError, Option } from 'commander';
 import { isIP } from 'node:net';
-import { ConfigError, oneLine, quote, type DeregisterMode } from '@registrar/core';
+import { ConfigError, oneLine, quote, type DeregisterMode, type DeriveOptions } from '@registrar/core';
 import { VERSION } from './version.js';
 
 export type LogFormat = 'json' | 'pretty';
 
 /** Everything the daemon was asked to do, validated. */
+/** The derivation settings of the bridge's and explain's options: both must derive services alike. */
+export function deriveOptionsOf(
+  config: Pick<CliConfig, 'ip' | 'internal' | 'network' | 'tags' | 'explicit'>,
+  nodeId: string,
+): DeriveOptions {
+  return {
+    nodeId,
+    ...(config.ip !== undefined && { hostIp: config.ip }),
+    internal: config.internal,
+    ...(config.network !== undefined && { network: config.network }),
+    tags: config.tags,
+    explicit: config.explicit,
+  };
+}
+
 export interface CliConfig {
   readonly uris: readonly string[];
   readonly ip?: string;

@@ -18,7 +18,7 @@ import { runExplain } from './explain.js';
 import { runLb } from './lb.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
-import { parseCli, type CliConfig } from './options.js';
+import { deriveOptionsOf, parseCli, type CliConfig } from './options.js';
 import { checkRegistryUri, createRegistry } from './registries.js';
 import { VERSION } from './version.js';
 
@@ -105,12 +105,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     docker,
     registries,
     logger: log,
-    nodeId,
-    ...(config.ip !== undefined && { hostIp: config.ip }),
-    internal: config.internal,
-    ...(config.network !== undefined && { network: config.network }),
-    tags: config.tags,
-    explicit: config.explicit,
+    ...deriveOptionsOf(config, nodeId),
     resync: config.resync,
     stallCheckMs: config.stallCheck * 1000,
     cleanup: config.cleanup,

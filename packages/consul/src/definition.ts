@@ -289,7 +289,8 @@ function buildOptions(
   return out;
 }
 
-const KNOWN_OPTIONS = new Set([
+/** Every `SERVICE_CHECK_<key>` the definition understands (lower case). */
+export const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'http',
   'https',
   'tcp',

@@ -4,6 +4,7 @@ import {
   ConfigError,
   defaultBackoff,
   followGate,
+  followLifetimes,
   formatGoDuration,
   quote,
   RegistryConnectionError,
@@ -86,8 +87,7 @@ export function createConsulFollower(options: ConsulFollowerOptions = {}): Servi
     ...(options.partition !== undefined && { partition: options.partition }),
     ...(options.fetch !== undefined && { fetch: options.fetch }),
   });
-  const active = new Set<() => void>();
-  let closed = false;
+  const lifetimes = followLifetimes();
 
   const follow = (name: string): Observable<FollowUpdate> => {
     if (name === '') throw new ConfigError('cannot follow a Consul service with an empty name');
@@ -164,18 +164,11 @@ export function createConsulFollower(options: ConsulFollowerOptions = {}): Servi
         }
       };
 
-      const finish = () => {
-        end();
-        subscriber.complete();
-      };
-      const end = () => {
-        stop.abort();
-        active.delete(finish);
-      };
-      active.add(finish);
-      if (closed) finish();
-      else void loop();
-      return end;
+      return lifetimes.run(
+        subscriber,
+        () => stop.abort(),
+        () => void loop(),
+      );
     });
   };
 
@@ -184,9 +177,7 @@ export function createConsulFollower(options: ConsulFollowerOptions = {}): Servi
     target: client.target,
     follow,
     async close() {
-      if (closed) return;
-      closed = true;
-      for (const finish of [...active]) finish();
+      if (!lifetimes.close()) return;
       await client.close();
     },
   };

@@ -1,8 +1,8 @@
 export type { HealthStatus, LabelWarning, Protocol, Service } from './service.js';
 export type { LivenessLoss, Registry, RegistryEntry, RegistryEvent, RegistryUriContext } from './registry.js';
 export type { FollowUpdate, Instance, ServiceFollower } from './follow.js';
-export type { FollowGate } from './follow-gate.js';
-export { followGate } from './follow-gate.js';
+export type { FollowGate, FollowLifetimes } from './follow-gate.js';
+export { followGate, followLifetimes } from './follow-gate.js';
 export type { LogFn, Logger } from './logger.js';
 export { silentLogger } from './logger.js';
 export {
