@@ -7,6 +7,7 @@ export type { LogFn, Logger } from './logger.js';
 export { silentLogger } from './logger.js';
 export {
   ConfigError,
+  NodeIdConflictError,
   RegistryConnectionError,
   RegistryError,
   RegistryRejectedError,
