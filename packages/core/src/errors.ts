@@ -1,3 +1,5 @@
+import { oneLine } from './text.js';
+
 /**
  * Errors adapters raise, mapped from their clients' native errors so the reconciler can decide what to do
  * without knowing any client library.
@@ -59,8 +61,10 @@ export class NodeIdConflictError extends RegistryError {
     /** What was found, e.g. the entry's id; for logs. */
     readonly entry?: string,
   ) {
+    // Consul's target is the agent's http(s) URL: name the backend then.
+    const where = target.startsWith(`${backend}`) ? `registry ${target}` : `${backend} registry ${target}`;
     super(
-      `registry ${target} holds entries of node id "${nodeId}" written by another Docker engine (ID ${engine}); two hosts share this node id (cloned machines share host names): set --node-id to a name unique to this host`,
+      `${where} holds entries of node id "${nodeId}" written by another Docker engine (ID ${oneLine(engine, 100)}); two hosts share this node id (cloned machines share host names): set --node-id to a name unique to this host`,
       backend,
     );
   }
