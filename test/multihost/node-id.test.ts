@@ -5,7 +5,7 @@
 // written by another engine, exit 2 with one line saying to set --node-id, and leave them untouched.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type Backend } from '../harness/backends.js';
-import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
+import { runCli, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { TEST_IMAGE } from '../harness/docker.js';
 import { startHosts, type TestHost, type TestHosts } from '../harness/hosts.js';
 import { until } from '../harness/net.js';
@@ -116,6 +116,18 @@ describe('two hosts sharing a host name (cloned machines)', () => {
     );
     // Nothing was written by host 2's registrar: no op at all, not even a refused one.
     expect(bridge2.logs.filter((l) => l.msg === 'registered' || l.msg === 'deregistered')).toEqual([]);
+
+    // `registrar check` on host 2 reports the same conflict for every registry (reading only); on host 1, none.
+    const check2 = await runCli(['check', '--docker-host', h2.host, ...uris]);
+    expect(check2.code).toBe(1);
+    expect(check2.stdout.slice(1)).toHaveLength(3);
+    for (const line of check2.stdout.slice(1)) {
+      expect(line).toMatch(
+        /^FAIL {2}\S+ {2}.*holds entries of node id "clone" written by another Docker engine/,
+      );
+    }
+    const check1 = await runCli(['check', '--docker-host', h1.host, ...uris]);
+    expect(check1.code, check1.stdout.join('\n')).toBe(0);
 
     const after = await Promise.all(backends.map((b) => b.stamps(scope.scope, scope.service)));
     backends.forEach((b, i) => {

@@ -72,7 +72,7 @@ export type {
   RegistryFailing,
   RegistryOp,
 } from './reconciler.js';
-export { Reconciler } from './reconciler.js';
+export { Reconciler, findNodeIdConflict } from './reconciler.js';
 export type { BridgeObserver, BridgeOptions, BridgeStatus, DeregisterMode, ExplainLookup } from './bridge.js';
 export type {
   ContainerMatch,

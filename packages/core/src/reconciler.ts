@@ -46,6 +46,28 @@ interface WriteRecord {
 const errorText = (error: unknown) =>
   oneLine((error instanceof Error ? error.message : String(error)).trim(), 400);
 
+/**
+ * The first of `entries` (as `registry.list()` gave them) that another Docker engine wrote under this node id,
+ * as the error that stops the bridge; undefined when none is or the registry records no engine. Entries that
+ * record no engine (older versions) are this node's as before.
+ */
+export function findNodeIdConflict(
+  registry: Registry,
+  entries: readonly RegistryEntry[],
+): NodeIdConflictError | undefined {
+  const own = registry.engineId;
+  if (own === undefined) return undefined;
+  const foreign = entries.find((entry) => entry.engine !== undefined && entry.engine !== own);
+  if (foreign?.engine === undefined) return undefined;
+  return new NodeIdConflictError(
+    registry.target,
+    registry.nodeId,
+    foreign.engine,
+    registry.backend,
+    foreign.id,
+  );
+}
+
 /** One write the reconciler makes (or, with dry-run, would make). */
 export type RegistryOp =
   | { readonly type: 'register'; readonly service: Service; readonly replaces?: RegistryEntry }
@@ -266,7 +288,7 @@ export class Reconciler {
     try {
       if (actual === undefined) {
         const entries = await registry.list();
-        const conflict = this.conflictIn(entries);
+        const conflict = findNodeIdConflict(registry, entries);
         if (conflict) return this.halt(conflict);
         actual = new Map(entries.map((entry) => [entry.id, entry]));
         this.actual = actual;
@@ -408,22 +430,6 @@ export class Reconciler {
       this.writes.delete(op.entry.id);
       this.actual?.delete(op.entry.id);
     }
-  }
-
-  /** The first entry of this node id that another engine wrote, as the error that stops us. */
-  private conflictIn(entries: readonly RegistryEntry[]): NodeIdConflictError | undefined {
-    const { registry } = this;
-    const own = registry.engineId;
-    if (own === undefined) return undefined;
-    const foreign = entries.find((entry) => entry.engine !== undefined && entry.engine !== own);
-    if (foreign?.engine === undefined) return undefined;
-    return new NodeIdConflictError(
-      registry.target,
-      registry.nodeId,
-      foreign.engine,
-      registry.backend,
-      foreign.id,
-    );
   }
 
   /** Stop for good, writing nothing more: another host uses this node id. Said once. */
