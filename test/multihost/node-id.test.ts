@@ -11,6 +11,12 @@ import { startHosts, type TestHost, type TestHosts } from '../harness/hosts.js';
 import { until } from '../harness/net.js';
 import { faultScope } from '../faults/common.js';
 
+/** What the test reads of `docker info`. */
+interface EngineInfo {
+  readonly Name: string;
+  readonly ID: string;
+}
+
 const HOST_NAME = 'clone';
 const NETWORK = 'svc';
 
@@ -78,7 +84,10 @@ describe('two hosts sharing a host name (cloned machines)', () => {
     const scope = faultScope('etcd');
     const uris = backends.map((b) => b.uri(scope.scope));
     const [h1, h2] = testHosts.hosts as [TestHost, TestHost];
-    const [info1, info2] = await Promise.all([h1.docker.info(), h2.docker.info()]);
+    const [info1, info2] = (await Promise.all([h1.docker.info(), h2.docker.info()])) as [
+      EngineInfo,
+      EngineInfo,
+    ];
     expect([info1.Name, info2.Name]).toEqual([HOST_NAME, HOST_NAME]);
     expect(info1.ID).not.toBe(info2.ID);
 
