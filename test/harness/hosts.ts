@@ -1,5 +1,6 @@
 import Docker from 'dockerode';
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import {
   existsSync,
   linkSync,
@@ -68,6 +69,11 @@ export interface HostsOptions {
   readonly swarm?: boolean;
   /** How many hosts are Swarm managers (host 1 and the next ones); the rest join as workers. Default 1. */
   readonly managers?: number;
+  /**
+   * Each host's host name (Docker's `info.Name`), in order; default `h<index>-n<slot>`. Names may repeat:
+   * cloned machines share host names (each dockerd still has its own engine ID).
+   */
+  readonly names?: readonly string[];
 }
 
 const OVERLAY = 'testoverlay';
@@ -82,6 +88,14 @@ export async function startHosts(count: number, options: HostsOptions = {}): Pro
   if (!Number.isInteger(managers) || managers < 1 || managers > count)
     throw new Error(
       `startHosts: managers ${managers}; give a whole number from 1 to the host count (${count})`,
+    );
+  const { names } = options;
+  if (
+    names !== undefined &&
+    (names.length !== count || !names.every((n) => /^[a-z0-9][a-z0-9-]{0,62}$/.test(n)))
+  )
+    throw new Error(
+      `startHosts: names ${JSON.stringify(names)}; give ${count} host names of lower-case letters, digits and "-"`,
     );
 
   const dir = tempDir('hosts');
@@ -129,7 +143,7 @@ export async function startHosts(count: number, options: HostsOptions = {}): Pro
       const ns = `rgn${slot}h${index}`;
       const veth = `rgn${slot}v${index}`;
       const address = `10.231.${slot}.${10 + index}`;
-      const name = `h${index}-n${slot}`;
+      const name = names?.[index - 1] ?? `h${index}-n${slot}`;
       const hostDir = join(dir, `h${index}`);
       ip('netns', 'add', ns);
       undo.push(async () => {
@@ -152,7 +166,10 @@ export async function startHosts(count: number, options: HostsOptions = {}): Pro
           hostname: name,
           dir: hostDir,
           docker,
-          args: [`--default-address-pool=base=10.235.${slot}.0/24,size=28`],
+          args: [
+            `--default-address-pool=base=10.235.${slot}.0/24,size=28`,
+            `--config-file=${ownEngineId(hostDir)}`,
+          ],
         });
       };
       const testHost: TestHost & { dockerd?: DockerdProcess } = {
@@ -269,6 +286,21 @@ async function stopDockerd(h: TestHost) {
     console.error(`startHosts: dockerd ${h.name} did not stop within ${STOP_TIMEOUT_MS} ms; killing it`);
     await h.kill('SIGKILL');
   }
+}
+
+/**
+ * A daemon config giving the engine an ID of its own, as on a separate machine: Docker 20.10 derives the ID
+ * from a key that would otherwise be the machine's /etc/docker/key.json (one ID for every engine here);
+ * newer versions keep it in `<data-root>/engine-id`, written here beforehand. Returns the config's path.
+ */
+function ownEngineId(hostDir: string): string {
+  const config = join(hostDir, 'daemon.json');
+  if (!existsSync(config)) {
+    writeFileSync(config, JSON.stringify({ 'deprecated-key-path': join(hostDir, 'key.json') }));
+    mkdirSync(join(hostDir, 'data'), { recursive: true });
+    writeFileSync(join(hostDir, 'data', 'engine-id'), randomUUID());
+  }
+  return config;
 }
 
 function ip(...args: string[]) {

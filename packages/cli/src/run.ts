@@ -9,6 +9,7 @@ import {
   defaultBackoff,
   type Bridge,
   type Logger,
+  type NodeIdConflictError,
   type Registry,
   type RegistryOp,
 } from '@registrar/core';
@@ -61,13 +62,22 @@ export async function run(argv: readonly string[]): Promise<number> {
     process.on('SIGINT', onSignal);
   });
 
-  const nodeId = config.nodeId ?? (await dockerHostName(docker, logger, stopping.signal));
-  if (nodeId === undefined) return 0; // signalled while waiting for Docker
+  // Also with --node-id: every entry records the engine's ID, so nothing is written before Docker answers.
+  const engine = await dockerIdentity(docker, config.nodeId === undefined, logger, stopping.signal);
+  if (engine === undefined) return 0; // signalled while waiting for Docker
+  const nodeId = config.nodeId ?? engine.name!;
+  const engineId = engine.id;
   const log = logger.child({ node: nodeId });
+  if (engineId === undefined) {
+    log.warn(
+      'docker info has no ID: entries record no engine, so a host sharing this node id cannot be told apart',
+    );
+  }
 
   const registries: Registry[] = config.uris.map((uri) =>
     createRegistry(uri, {
       nodeId,
+      ...(engineId !== undefined && { engineId }),
       ttl: config.ttl,
       ...(config.ttlRefresh !== undefined && { ttlRefresh: config.ttlRefresh }),
       logger: log,
@@ -101,6 +111,9 @@ export async function run(argv: readonly string[]): Promise<number> {
       })
     : undefined;
 
+  // A registry holding this node id's entries from another engine: the bridge cannot go on (exit 2).
+  let conflicted: (error: NodeIdConflictError) => void = () => undefined;
+  const conflict = new Promise<NodeIdConflictError>((resolve) => (conflicted = resolve));
   const bridge = createBridge({
     docker,
     registries,
@@ -118,13 +131,21 @@ export async function run(argv: readonly string[]): Promise<number> {
         metrics.observer.onOp?.(registry, op, outcome, seconds);
         if (outcome === 'dry-run') process.stdout.write(`${registry.target} ${describeOp(op)}\n`);
       },
+      onFatal: (_registry, error) => conflicted(error),
     },
   });
 
   current.bridge = bridge;
 
-  const signal = await signalled;
-  log.info({ signal, deregister: config.deregisterOnExit }, 'shutting down');
+  const reason = await Promise.race([signalled, conflict]);
+  const conflictFound = typeof reason === 'string' ? undefined : reason;
+  log.info(
+    {
+      ...(conflictFound ? { conflict: conflictFound.target } : { signal: reason }),
+      deregister: config.deregisterOnExit,
+    },
+    'shutting down',
+  );
   const timedOut = new Promise<'timeout'>((resolve) =>
     setTimeout(() => resolve('timeout'), SHUTDOWN_TIMEOUT_MS).unref(),
   );
@@ -137,6 +158,8 @@ export async function run(argv: readonly string[]): Promise<number> {
   }
   server?.close();
   log.info('stopped');
+  // The adapters left the other engine's entries alone, on close too; the one line says what to do.
+  if (conflictFound) throw new ConfigError(conflictFound.message);
   return 0;
 }
 
@@ -161,16 +184,22 @@ function describeOp(op: RegistryOp): string {
   return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address} tags=${s.tags.join(',')} health=${s.health}`;
 }
 
-/** The engine's host name (the default node id); waits for Docker with backoff rather than exiting. */
-async function dockerHostName(
+/**
+ * The engine's host name (the default node id, needed when `needName`) and ID (recorded with every entry);
+ * waits for Docker with backoff rather than exiting.
+ */
+async function dockerIdentity(
   docker: Docker,
+  needName: boolean,
   logger: Logger,
   signal: AbortSignal,
-): Promise<string | undefined> {
+): Promise<{ name?: string; id?: string } | undefined> {
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {
-      const info = (await docker.info()) as { Name?: string };
-      if (info.Name) return info.Name;
+      const info = (await docker.info()) as { Name?: string; ID?: string };
+      if (info.Name || !needName) {
+        return { ...(info.Name && { name: info.Name }), ...(info.ID && { id: info.ID }) };
+      }
       throw new Error('docker info has no Name');
     } catch (error) {
       const delay = backoffDelay(attempt, defaultBackoff);

@@ -21,6 +21,26 @@ const build = (overrides: Partial<Service>) => buildDefinition(service(overrides
 const extraChecks = (overrides: Partial<Service>): ConsulCheck[] =>
   build(overrides).registration.Checks.slice(2);
 
+describe('owner meta', () => {
+  it('records the writing engine as registrar-engine beside registrar-node, when known', () => {
+    const withEngine = buildDefinition(service(), { ...settings, engineId: 'ENG:A' });
+    expect(withEngine.registration.Meta).toMatchObject({
+      'registrar-node': 'n1',
+      'registrar-engine': 'ENG:A',
+    });
+    const keys = Object.keys(withEngine.registration.Meta);
+    expect(keys.indexOf('registrar-engine')).toBe(keys.indexOf('registrar-node') + 1);
+    // Part of the identity: a service registered without it (an older version) is registered again once.
+    expect(withEngine.defKey).not.toBe(build({}).defKey);
+    expect(build({}).registration.Meta).not.toHaveProperty('registrar-engine');
+  });
+
+  it('a service’s own registrar-engine metadata is dropped, never passing for the writer’s', () => {
+    const built = build({ meta: { 'registrar-engine': 'forged' } });
+    expect(built.registration.Meta).not.toHaveProperty('registrar-engine');
+  });
+});
+
 describe('SERVICE_ENABLE_TAG_OVERRIDE', () => {
   it.each([
     ['true', true],

@@ -59,6 +59,8 @@ export interface DefinitionWarning {
 
 /** Meta keys the adapter owns; a service's own metadata cannot override them. */
 export const META_NODE = 'registrar-node';
+/** The writing Docker engine's ID, beside the owner node; absent in services registered by older versions. */
+export const META_ENGINE = 'registrar-engine';
 export const META_CONTAINER_ID = 'registrar-container-id';
 export const META_CONTAINER_NAME = 'registrar-container-name';
 /** Hash of the check definitions, which the agent API does not return, so `list()` can compare them. */
@@ -74,6 +76,8 @@ export const OUTPUT_MAX = 1000;
 
 export interface DefinitionSettings {
   nodeId: string;
+  /** Recorded as `registrar-engine` when known. */
+  engineId?: string | undefined;
   bridgeId: string;
   /** Seconds. */
   deregisterAfter: number;
@@ -162,7 +166,7 @@ export function buildDefinition(service: Service, settings: DefinitionSettings):
     ...extra,
   ];
   const options = buildOptions(service, warnings);
-  const meta = buildMeta(service, settings.nodeId, warnings);
+  const meta = buildMeta(service, settings.nodeId, settings.engineId, warnings);
   // The hash covers the check definitions without the health status, which lives in the agent's state.
   meta[META_DEF] = createHash('sha256')
     .update(canonicalJson(checks.map((c) => ({ ...c, Status: c === checks[1] ? undefined : c.Status }))))
@@ -194,9 +198,15 @@ export function buildDefinition(service: Service, settings: DefinitionSettings):
   };
 }
 
-function buildMeta(service: Service, nodeId: string, warnings: DefinitionWarning[]): Record<string, string> {
+function buildMeta(
+  service: Service,
+  nodeId: string,
+  engineId: string | undefined,
+  warnings: DefinitionWarning[],
+): Record<string, string> {
   const meta: Record<string, string> = {
     [META_NODE]: nodeId,
+    ...(engineId !== undefined && { [META_ENGINE]: engineId }),
     [META_CONTAINER_ID]: service.container.id,
     [META_CONTAINER_NAME]: service.container.name,
   };

@@ -4,7 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startConsulDouble } from '@registrar/consul-double';
 import type { ConsulDouble, ConsulDoubleOptions } from '@registrar/consul-double';
-import { RegistryConnectionError, RegistryRejectedError } from '@registrar/core';
+import { NodeIdConflictError, RegistryConnectionError, RegistryRejectedError } from '@registrar/core';
 import { service as testService } from '@registrar/core/testing';
 import type { LivenessLoss, Logger, Registry, RegistryEvent, Service } from '@registrar/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -465,5 +465,73 @@ describe('createConsulRegistry', () => {
       d.requests.slice(0, count).filter((q) => q.path.includes('/check/pass/')).length,
     );
     expect(Object.keys(await get('/v1/agent/services'))).toContain(service().id);
+  });
+});
+
+describe('consul registry: the writing engine', () => {
+  const stampsOf = async () => {
+    const services = (await get('/v1/agent/services')) as Record<string, any>;
+    const health = (await get('/v1/health/service/web')) as any[];
+    return {
+      meta: Object.fromEntries(Object.entries(services).map(([id, s]) => [id, s.Meta])),
+      index: health.map((e) => `${e.Service.ID}:${e.Service.CreateIndex}/${e.Service.ModifyIndex}`),
+    };
+  };
+
+  it('records it in Meta and lists it; a clone with the same node id touches nothing of the other engine', async () => {
+    await start();
+    const ours = registry({ engineId: 'ENGINE-A' });
+    const web = service();
+    await ours.list();
+    await ours.register(web);
+    expect(ours.engineId).toBe('ENGINE-A');
+    const services = (await get('/v1/agent/services')) as Record<string, any>;
+    expect(services[web.id].Meta).toMatchObject({
+      'registrar-node': 'node-a',
+      'registrar-engine': 'ENGINE-A',
+    });
+    expect(services['registrar:node-a'].Meta['registrar-engine']).toBe('ENGINE-A');
+    expect((await ours.list()).map((e) => [e.id, e.engine])).toEqual([[web.id, 'ENGINE-A']]);
+    const before = await stampsOf();
+
+    // Its bridge service alone is enough to tell: the clone's list refuses, and registers no bridge of its own.
+    const clone = registry({ engineId: 'ENGINE-B' });
+    const refused = await clone.list().catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(NodeIdConflictError);
+    expect((refused as NodeIdConflictError).engine).toBe('ENGINE-A');
+    await clone.close({ deregister: true });
+    expect(await stampsOf()).toEqual(before);
+  });
+
+  it('lists another engine’s services without reviving them, and refuses to register or remove them', async () => {
+    await start();
+    const web = service();
+    const other = registry({ engineId: 'ENGINE-A' });
+    await other.register(web);
+    // The other bridge's service is gone (say, its bridge deregistered it); its services are still there.
+    await fetch(`${double!.url}/v1/agent/service/deregister/registrar:node-a`, { method: 'PUT' });
+    const before = await stampsOf();
+    const clone = registry({ engineId: 'ENGINE-B' });
+    expect((await clone.list()).map((e) => [e.id, e.engine])).toEqual([[web.id, 'ENGINE-A']]);
+    const refused = await clone.register({ ...web, port: 1 }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(NodeIdConflictError);
+    await clone.deregister(web.id);
+    await clone.close({ deregister: true });
+    expect(await stampsOf()).toEqual(before);
+  });
+
+  it('adopts services that record no engine (registered by an older version)', async () => {
+    await start();
+    const web = service();
+    const old = registry();
+    await old.register(web);
+    const upgraded = registry({ engineId: 'ENGINE-A' });
+    const listed = await upgraded.list();
+    expect(listed.map((e) => e.id)).toEqual([web.id]);
+    expect(listed[0]!.engine).toBeUndefined();
+    expect(listed[0]!.fingerprint).not.toBe(upgraded.fingerprint(web));
+    await upgraded.register(web);
+    const services = (await get('/v1/agent/services')) as Record<string, any>;
+    expect(services[web.id].Meta['registrar-engine']).toBe('ENGINE-A');
   });
 });

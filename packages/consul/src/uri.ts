@@ -197,6 +197,7 @@ export function parseConsulUri(input: URL | string, ctx: RegistryUriContext): Co
   }
   const options: ConsulRegistryOptions = {
     nodeId: ctx.nodeId,
+    ...(ctx.engineId !== undefined && { engineId: ctx.engineId }),
     ...connection,
     ttl: ctx.ttl,
     logger: ctx.logger,

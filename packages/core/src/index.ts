@@ -7,6 +7,7 @@ export type { LogFn, Logger } from './logger.js';
 export { silentLogger } from './logger.js';
 export {
   ConfigError,
+  NodeIdConflictError,
   RegistryConnectionError,
   RegistryError,
   RegistryRejectedError,
@@ -70,7 +71,7 @@ export type {
   RegistryFailing,
   RegistryOp,
 } from './reconciler.js';
-export { Reconciler } from './reconciler.js';
+export { Reconciler, findNodeIdConflict } from './reconciler.js';
 export type { BridgeObserver, BridgeOptions, BridgeStatus, DeregisterMode, ExplainLookup } from './bridge.js';
 export type {
   ContainerMatch,

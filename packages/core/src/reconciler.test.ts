@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RegistryConnectionError } from './errors.js';
+import { NodeIdConflictError, RegistryConnectionError } from './errors.js';
 import { silentLogger } from './logger.js';
 import { Reconciler } from './reconciler.js';
 import type { Service } from './service.js';
@@ -288,6 +288,123 @@ describe('Reconciler work per change', () => {
     await settle(registry, () => !registry.entries.has('n1:a:80'));
     await reconciler.settled();
     expect(reconciler.stateOf('n1:a:80', undefined)).toEqual({ state: 'absent' });
+    await reconciler.stop();
+  });
+});
+
+describe('Reconciler: another engine under this node id', () => {
+  const conflicting = (registry: MemoryRegistry, options: { cleanup?: boolean } = {}) => {
+    const fatal: NodeIdConflictError[] = [];
+    const desired = new Map<string, Service>();
+    const reconciler = new Reconciler({
+      registry,
+      desired: () => desired,
+      inventoryComplete: () => true,
+      cleanup: options.cleanup ?? false,
+      logger: silentLogger,
+      backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+      observer: { onFatal: (_registry, error) => void fatal.push(error) },
+    });
+    return { reconciler, desired, fatal };
+  };
+
+  it('stops on the first list, before writing anything, when an entry records another engine', async () => {
+    const registry = new MemoryRegistry();
+    registry.engineId = 'ENGINE-B';
+    const theirs = { id: 'n1:web:80', name: 'web', fingerprint: 'theirs', engine: 'ENGINE-A' };
+    registry.entries.set(theirs.id, theirs);
+    const { reconciler, desired, fatal } = conflicting(registry, { cleanup: true });
+    desired.set('n1:web:80', service({ id: 'n1:web:80' }));
+    desired.set('n1:api:80', service({ id: 'n1:api:80' }));
+    reconciler.poke();
+    await settle(registry, () => fatal.length === 1);
+    await reconciler.settled();
+    // Stopped for good: later changes and resyncs write nothing either.
+    reconciler.changed(['n1:api:80']);
+    reconciler.resync();
+    await reconciler.settled();
+    expect(registry.writes).toBe(0);
+    expect([...registry.entries.values()]).toEqual([theirs]);
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]).toBeInstanceOf(NodeIdConflictError);
+    expect(fatal[0]!.message).toBe(
+      'registry memory://n1 holds entries of node id "n1" written by another Docker engine (ID ENGINE-A); two hosts share this node id (cloned machines share host names): set --node-id to a name unique to this host',
+    );
+    await reconciler.stop();
+  });
+
+  it('adopts entries of its own engine and entries that record none (written by older versions)', async () => {
+    const registry = new MemoryRegistry();
+    registry.engineId = 'ENGINE-B';
+    const ours = service({ id: 'n1:web:80' });
+    const old = service({ id: 'n1:old:80' });
+    registry.entries.set(ours.id, {
+      id: ours.id,
+      name: 'web',
+      fingerprint: registry.fingerprint(ours),
+      engine: 'ENGINE-B',
+    });
+    registry.entries.set(old.id, { id: old.id, name: 'web', fingerprint: registry.fingerprint(old) });
+    const { reconciler, desired, fatal } = conflicting(registry);
+    desired.set(ours.id, ours);
+    desired.set(old.id, old);
+    reconciler.poke();
+    await reconciler.settled();
+    expect(fatal).toEqual([]);
+    expect(registry.writes).toBe(0);
+    expect(reconciler.stateOf(old.id, old).state).toBe('registered');
+    await reconciler.stop();
+  });
+
+  it('checks nothing when the registry records no engine', async () => {
+    const registry = new MemoryRegistry();
+    registry.entries.set('n1:web:80', { id: 'n1:web:80', name: 'web', fingerprint: 'x', engine: 'ENGINE-A' });
+    const { reconciler, desired, fatal } = conflicting(registry);
+    desired.set('n1:web:80', service({ id: 'n1:web:80' }));
+    reconciler.poke();
+    await settle(registry, () => registry.entries.get('n1:web:80')?.fingerprint !== 'x');
+    expect(fatal).toEqual([]);
+    await reconciler.stop();
+  });
+
+  it('stops when a write meets another engine’s entry, and writes nothing after it', async () => {
+    const registry = new MemoryRegistry();
+    registry.engineId = 'ENGINE-B';
+    const { reconciler, desired, fatal } = conflicting(registry);
+    const register = registry.register.bind(registry);
+    registry.register = async (s: Service) => {
+      if (s.id === 'n1:taken:80') {
+        registry.calls.push({ method: 'register', id: s.id, error: 'conflict' });
+        throw new NodeIdConflictError(registry.target, 'n1', 'ENGINE-A', 'memory', s.id);
+      }
+      return register(s);
+    };
+    desired.set('n1:taken:80', service({ id: 'n1:taken:80' }));
+    reconciler.poke();
+    await settle(registry, () => fatal.length === 1);
+    const writes = registry.writes;
+    desired.set('n1:later:80', service({ id: 'n1:later:80' }));
+    reconciler.changed(['n1:later:80']);
+    reconciler.resync();
+    await reconciler.settled();
+    expect(registry.writes).toBe(writes);
+    expect(registry.entries.size).toBe(0);
+    expect(fatal[0]?.engine).toBe('ENGINE-A');
+    await reconciler.stop();
+  });
+
+  it('stops when the list itself reports a conflict', async () => {
+    const registry = new MemoryRegistry();
+    registry.engineId = 'ENGINE-B';
+    registry.list = () =>
+      Promise.reject(new NodeIdConflictError(registry.target, 'n1', 'ENGINE-A', 'memory'));
+    const { reconciler, desired, fatal } = conflicting(registry);
+    desired.set('n1:web:80', service({ id: 'n1:web:80' }));
+    reconciler.poke();
+    await settle(registry, () => fatal.length === 1);
+    await reconciler.settled();
+    expect(registry.writes).toBe(0);
+    expect(reconciler.failingState).toBeUndefined();
     await reconciler.stop();
   });
 });

@@ -2,7 +2,7 @@ import { defer, Subject, Subscription, timer } from 'rxjs';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
 import { planChanges } from './diff.js';
 import { runPool } from './kit/pool.js';
-import { RegistryError } from './errors.js';
+import { NodeIdConflictError, RegistryError } from './errors.js';
 import { coalesceWhileBusy } from './operators.js';
 import type { Logger } from './logger.js';
 import type { Registry, RegistryEntry } from './registry.js';
@@ -46,6 +46,28 @@ interface WriteRecord {
 const errorText = (error: unknown) =>
   oneLine((error instanceof Error ? error.message : String(error)).trim(), 400);
 
+/**
+ * The first of `entries` (as `registry.list()` gave them) that another Docker engine wrote under this node id,
+ * as the error that stops the bridge; undefined when none is or the registry records no engine. Entries that
+ * record no engine (older versions) are this node's as before.
+ */
+export function findNodeIdConflict(
+  registry: Registry,
+  entries: readonly RegistryEntry[],
+): NodeIdConflictError | undefined {
+  const own = registry.engineId;
+  if (own === undefined) return undefined;
+  const foreign = entries.find((entry) => entry.engine !== undefined && entry.engine !== own);
+  if (foreign?.engine === undefined) return undefined;
+  return new NodeIdConflictError(
+    registry.target,
+    registry.nodeId,
+    foreign.engine,
+    registry.backend,
+    foreign.id,
+  );
+}
+
 /** One write the reconciler makes (or, with dry-run, would make). */
 export type RegistryOp =
   | { readonly type: 'register'; readonly service: Service; readonly replaces?: RegistryEntry }
@@ -59,6 +81,11 @@ export interface ReconcilerObserver {
   onLost?(registry: Registry): void;
   /** Reachability as seen by the last call to the registry. */
   onReachable?(registry: Registry, reachable: boolean): void;
+  /**
+   * The registry holds entries of this node id written by another Docker engine: this reconciler stopped
+   * for good before touching them and never writes again. The bridge cannot go on; the CLI exits 2.
+   */
+  onFatal?(registry: Registry, error: NodeIdConflictError): void;
 }
 
 export interface ReconcilerOptions {
@@ -106,6 +133,8 @@ export class Reconciler {
   private failing: RegistryFailing | undefined;
   private failures = 0;
   private stopped = false;
+  /** Set once another engine's entries of this node id were seen: nothing is written any more. */
+  private halted: NodeIdConflictError | undefined;
   /** The pass in flight, for `settled()` and `stop()`. */
   private current: Promise<void> | undefined;
   private readonly pokes$ = new Subject<void>();
@@ -258,11 +287,15 @@ export class Reconciler {
     let actual = this.actual;
     try {
       if (actual === undefined) {
-        actual = new Map((await registry.list()).map((entry) => [entry.id, entry]));
+        const entries = await registry.list();
+        const conflict = findNodeIdConflict(registry, entries);
+        if (conflict) return this.halt(conflict);
+        actual = new Map(entries.map((entry) => [entry.id, entry]));
         this.actual = actual;
         this.everything = true;
       }
     } catch (error) {
+      if (error instanceof NodeIdConflictError) return this.halt(error);
       this.failed(error, 'list', passStarted);
       return;
     }
@@ -314,6 +347,7 @@ export class Reconciler {
       const errors = await runPool(ops, this.options.concurrency ?? 16, (op) => this.apply(op));
       firstError = errors.find((error) => error !== undefined);
     }
+    if (this.halted) return;
     this.prune(ids);
     if (firstError === undefined) this.succeeded();
     else this.failed(firstError, 'write', passStarted);
@@ -330,6 +364,8 @@ export class Reconciler {
       return undefined;
     }
     const id = op.type === 'register' ? op.service.id : op.entry.id;
+    // A write of this pass met another engine's entry: the rest of the pass is not written either.
+    if (this.halted) return undefined;
     try {
       if (op.type === 'register') await registry.register(op.service);
       else await registry.deregister(op.entry.id);
@@ -344,6 +380,10 @@ export class Reconciler {
       return undefined;
     } catch (error) {
       this.options.observer?.onOp?.(registry, op, 'error', seconds());
+      if (error instanceof NodeIdConflictError) {
+        this.halt(error);
+        return undefined;
+      }
       const record = this.writes.get(id);
       this.writes.set(id, { ...record, failed: { error: errorText(error), at: Date.now() } });
       if (error instanceof RegistryError && !error.retryable) {
@@ -380,13 +420,32 @@ export class Reconciler {
       this.uncertain.delete(op.service.id);
       this.rejected.delete(op.service.id);
       this.writes.set(op.service.id, { written: { service: op.service, fingerprint, at: Date.now() } });
-      this.actual?.set(op.service.id, { id: op.service.id, name: op.service.name, fingerprint });
+      const engine = this.registry.engineId;
+      this.actual?.set(op.service.id, {
+        id: op.service.id,
+        name: op.service.name,
+        fingerprint,
+        ...(engine !== undefined && { engine }),
+      });
     } else {
       this.mine.delete(op.entry.id);
       this.uncertain.delete(op.entry.id);
       this.writes.delete(op.entry.id);
       this.actual?.delete(op.entry.id);
     }
+  }
+
+  /** Stop for good, writing nothing more: another host uses this node id. Said once. */
+  private halt(error: NodeIdConflictError) {
+    if (this.halted) return;
+    this.halted = error;
+    this.stopped = true;
+    this.retry?.unsubscribe();
+    this.log.error(
+      { err: error, nodeId: error.nodeId, otherEngine: error.engine, entry: error.entry },
+      'another Docker engine writes entries of this node id: leaving them alone and stopping',
+    );
+    this.options.observer?.onFatal?.(this.registry, error);
   }
 
   private succeeded() {

@@ -15,6 +15,8 @@ export const layouts: readonly EtcdLayout[] = ['json', 'hostport', 'skydns'];
 export interface ParsedEntry {
   readonly id: string;
   readonly name: string;
+  /** The writing Docker engine's ID, where the layout records one (json) and the record has it. */
+  readonly engine?: string;
 }
 
 /** Pure encoding and parsing of one layout: no I/O, so it is tested without a server. */
@@ -34,6 +36,11 @@ export interface LayoutOptions {
   /** Normalised prefix: leading slash, no trailing slash, `''` for the root. */
   readonly prefix: string;
   readonly nodeId: string;
+  /**
+   * json only: the Docker engine ID recorded as `"engine"` beside `"node"`. The other layouts have no room for
+   * it (their values are what registrator and CoreDNS read), so they record none.
+   */
+  readonly engineId?: string;
   /** skydns only. */
   readonly domain: string;
   /** skydns only: the record TTL in seconds (the lease TTL). */
@@ -57,8 +64,11 @@ export function ownedId(id: string, nodeId: string): boolean {
   return id.startsWith(`${nodeId}:`) && id.length > nodeId.length + 1;
 }
 
-/** The JSON record, keys in a fixed order and metadata sorted, so equal services give equal bytes. */
-export function jsonRecord(service: Service): string {
+/**
+ * The JSON record, keys in a fixed order and metadata sorted, so equal services give equal bytes; `engine`
+ * (the writing Docker engine's ID) follows `node` when known.
+ */
+export function jsonRecord(service: Service, engineId?: string): string {
   const meta: Record<string, string> = {};
   for (const key of Object.keys(service.meta).sort()) meta[key] = service.meta[key]!;
   return JSON.stringify({
@@ -70,6 +80,7 @@ export function jsonRecord(service: Service): string {
     tags: [...service.tags],
     meta,
     node: service.node,
+    ...(engineId !== undefined && { engine: engineId }),
     container: { id: service.container.id, name: service.container.name },
   });
 }
@@ -161,7 +172,7 @@ export function createCodec(options: LayoutOptions): LayoutCodec {
     root,
     key,
     check,
-    value: jsonRecord,
+    value: (service) => jsonRecord(service, options.engineId),
     parse: (storedKey, value) => {
       const entry = split(storedKey);
       if (!entry) return undefined;
@@ -173,9 +184,10 @@ export function createCodec(options: LayoutOptions): LayoutCodec {
         return undefined;
       }
       if (typeof record !== 'object' || record === null) return undefined;
-      const { node, id } = record as { node?: unknown; id?: unknown };
+      const { node, id, engine } = record as { node?: unknown; id?: unknown; engine?: unknown };
       if (node !== nodeId || typeof id !== 'string') return undefined;
-      return { id, name: entry.name };
+      // Records of older versions have no `engine`: adopted as before.
+      return typeof engine === 'string' ? { id, name: entry.name, engine } : { id, name: entry.name };
     },
   };
 }

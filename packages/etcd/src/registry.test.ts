@@ -88,6 +88,28 @@ describe('etcd registry (real etcd)', () => {
     expect(Number(ttl.grantedTTL)).toBe(5);
   });
 
+  it('records the engine id and lists each entry with the engine it records, another engine’s included', async () => {
+    const ours = adapter({ engineId: 'ENGINE-A' });
+    const prefix = prefixOf(ours);
+    const web = service('n1');
+    await ours.register(web);
+    expect(ours.engineId).toBe('ENGINE-A');
+    const { keys } = await dump(plain, `${prefix}/`);
+    expect(JSON.parse(keys[0].value)).toMatchObject({ node: 'n1', engine: 'ENGINE-A' });
+    expect((await ours.list()).map((e) => [e.id, e.engine])).toEqual([[web.id, 'ENGINE-A']]);
+    // A clone using the same node id sees the entry as its node id's, written by engine A.
+    const clone = adapter({ engineId: 'ENGINE-B', prefix });
+    expect((await clone.list()).map((e) => [e.id, e.engine])).toEqual([[web.id, 'ENGINE-A']]);
+    // An older version's record, without an engine: listed without one (adopted as before).
+    const old = service('n1', { container: { id: 'c9', name: 'old-1' }, id: 'n1:old-1:80' });
+    await plain.put(`${prefix}/web/${old.id}`).value(JSON.stringify({ id: old.id, node: 'n1' }));
+    const listed = new Map((await clone.list()).map((e) => [e.id, e.engine]));
+    expect(listed.get(old.id)).toBeUndefined();
+    expect(listed.has(old.id)).toBe(true);
+    // hostport and skydns record no engine: no engine id to compare with.
+    expect(adapter({ engineId: 'ENGINE-A', layout: 'hostport' }).engineId).toBeUndefined();
+  });
+
   it('hostport layout, byte for byte', async () => {
     const registry = adapter({ layout: 'hostport' });
     await registry.register(service({ node: 'n1' }));

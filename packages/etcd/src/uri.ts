@@ -121,6 +121,7 @@ export function etcdRegistryFromUri(uri: string | URL, ctx: RegistryUriContext):
     hosts: parsed.hosts,
     ...fromEnv(ctx.env, parsed.tls),
     nodeId: ctx.nodeId,
+    ...(ctx.engineId !== undefined && { engineId: ctx.engineId }),
     ttl: ctx.ttl,
     ...(ctx.ttlRefresh !== undefined && { keepaliveInterval: ctx.ttlRefresh }),
     ...(parsed.prefix !== undefined && { prefix: parsed.prefix }),

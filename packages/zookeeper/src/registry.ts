@@ -1,6 +1,7 @@
 import type { LivenessLoss, Logger, Registry, RegistryEntry, RegistryEvent, Service } from '@registrar/core';
 import {
   ConfigError,
+  NodeIdConflictError,
   RegistryError,
   RegistryRejectedError,
   removeStateFile,
@@ -31,6 +32,11 @@ export interface ZookeeperRegistryOptions {
   readonly client?: Client | (() => Client);
   /** The node id whose entries this adapter writes and lists. */
   readonly nodeId: string;
+  /**
+   * The Docker engine ID recorded in every node beside the owner (`registrar.engine`), so that a bridge of
+   * another host using the same node id never touches them (see `Registry.engineId`).
+   */
+  readonly engineId?: string;
   /** Where services live, default `/services` (Curator's and Spring Cloud Zookeeper's default). */
   readonly basePath?: string;
   /** Liveness TTL in seconds, requested as the session timeout (the server clamps it to 2–20 × tickTime). */
@@ -64,6 +70,8 @@ interface OwnedNode {
   readonly path: string;
   readonly id: string;
   readonly name: string;
+  /** The writing engine, if the node records one. */
+  readonly engine?: string;
   readonly data: string;
   readonly stat: Stat;
 }
@@ -110,6 +118,7 @@ class ZookeeperRegistry implements Registry {
   readonly backend = BACKEND;
   readonly mirrorsHealth = false;
   readonly nodeId: string;
+  readonly engineId?: string;
   readonly target: string;
   readonly lost$: Observable<LivenessLoss>;
   readonly events$: Observable<RegistryEvent>;
@@ -146,6 +155,7 @@ class ZookeeperRegistry implements Registry {
     const ttl = options.ttl ?? 15;
     if (!(ttl > 0)) throw new ConfigError(`zookeeper registry: ttl must be a positive number of seconds`);
     this.nodeId = options.nodeId;
+    if (options.engineId !== undefined) this.engineId = options.engineId;
     this.base = normaliseBase(options.basePath ?? '/services');
     if (options.layout === 'registrator' && options.payload !== undefined) {
       throw new ConfigError(
@@ -259,7 +269,11 @@ class ZookeeperRegistry implements Registry {
 
   fingerprint(service: Service): string {
     const path = this.codec.path(this.base, service);
-    return this.fingerprintOf(this.session.sessionId, path, this.codec.encode(service, this.nodeId, 0));
+    return this.fingerprintOf(
+      this.session.sessionId,
+      path,
+      this.codec.encode(service, this.nodeId, 0, this.engineId),
+    );
   }
 
   /** The owning session is part of it: a node left by an earlier session must be re-created, so it differs. */
@@ -268,6 +282,11 @@ class ZookeeperRegistry implements Registry {
       .update(`${path}\n${this.codec.canonical(data)}`)
       .digest('hex');
     return `${sessionId || 'nosession'}/${digest.slice(0, 32)}`;
+  }
+
+  /** Written by another Docker engine under our node id: never ours to change or remove. */
+  private foreignEngine(engine: string | undefined): boolean {
+    return engine !== undefined && this.engineId !== undefined && engine !== this.engineId;
   }
 
   async register(service: Service): Promise<void> {
@@ -303,7 +322,7 @@ class ZookeeperRegistry implements Registry {
     let create = this.ownWrite(session, path, service.id) === undefined;
     for (let attempt = 0; attempt < 8; attempt++) {
       if (create) {
-        const data = this.codec.encode(service, this.nodeId, Date.now());
+        const data = this.codec.encode(service, this.nodeId, Date.now(), this.engineId);
         try {
           await session.call('create', (c, cb) =>
             c.create(path, Buffer.from(data), this.acls, zookeeper.CreateMode.EPHEMERAL, cb),
@@ -329,6 +348,9 @@ class ZookeeperRegistry implements Registry {
           BACKEND,
         );
       }
+      if (this.foreignEngine(decoded.engine)) {
+        throw new NodeIdConflictError(this.target, this.nodeId, decoded.engine!, BACKEND, path);
+      }
       if (decoded.id !== service.id) {
         throw new RegistryRejectedError(
           `${path} already holds service ${decoded.id}; the ${this.codec.layout} layout cannot hold two services at one path`,
@@ -338,7 +360,12 @@ class ZookeeperRegistry implements Registry {
       const owner = existing.stat.ephemeralOwner.toString('hex');
       try {
         if (owner === session.sessionId) {
-          const wanted = this.codec.encode(service, this.nodeId, decoded.registrationTimeUTC ?? Date.now());
+          const wanted = this.codec.encode(
+            service,
+            this.nodeId,
+            decoded.registrationTimeUTC ?? Date.now(),
+            this.engineId,
+          );
           if (wanted === existing.data) {
             this.wrote(session, path, service.id, existing.stat.version);
             return;
@@ -425,7 +452,7 @@ class ZookeeperRegistry implements Registry {
       const existing = await this.read(session, path);
       if (!existing) break;
       const decoded = this.codec.decode(existing.data);
-      if (decoded?.node !== this.nodeId || decoded.id !== id) return;
+      if (decoded?.node !== this.nodeId || decoded.id !== id || this.foreignEngine(decoded.engine)) return;
       try {
         await session.call('remove', (c, cb) => c.remove(path, existing.stat.version, cb));
         break;
@@ -492,6 +519,7 @@ class ZookeeperRegistry implements Registry {
         id: node.id,
         name: node.name,
         fingerprint: this.fingerprintOf(node.stat.ephemeralOwner.toString('hex'), node.path, node.data),
+        ...(node.engine !== undefined && { engine: node.engine }),
       }));
     } catch (error) {
       throw toRegistryError(error, 'list');
@@ -527,7 +555,15 @@ class ZookeeperRegistry implements Registry {
         }
         const decoded = existing && this.codec.decode(existing.data);
         if (!existing || decoded?.node !== this.nodeId) return undefined;
-        return { path, id: decoded.id, name: decoded.name, data: existing.data, stat: existing.stat };
+        const engine = decoded.engine !== undefined ? { engine: decoded.engine } : {};
+        return {
+          path,
+          id: decoded.id,
+          name: decoded.name,
+          ...engine,
+          data: existing.data,
+          stat: existing.stat,
+        };
       });
       return found.filter((node) => node !== undefined);
     });

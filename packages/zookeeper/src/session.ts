@@ -1,6 +1,7 @@
 import type { Logger } from '@registrar/core';
 import {
   ConfigError,
+  NodeIdConflictError,
   RegistryConnectionError,
   RegistryError,
   RegistryRejectedError,
@@ -35,8 +36,9 @@ export function isCode(error: unknown, ...codes: number[]): error is ZkCodeError
 export function toRegistryError(
   error: unknown,
   what: string,
-): RegistryConnectionError | RegistrySessionLostError | RegistryRejectedError {
+): RegistryConnectionError | RegistrySessionLostError | RegistryRejectedError | NodeIdConflictError {
   if (
+    error instanceof NodeIdConflictError ||
     error instanceof RegistryConnectionError ||
     error instanceof RegistryRejectedError ||
     error instanceof RegistrySessionLostError

@@ -206,6 +206,7 @@ export function zookeeperRegistryFromUri(uri: URL | string, ctx: RegistryUriCont
   return createZookeeperRegistry({
     ...options,
     nodeId: ctx.nodeId,
+    ...(ctx.engineId !== undefined && { engineId: ctx.engineId }),
     ttl: ctx.ttl,
     logger: ctx.logger,
     ...(ctx.stateDir !== undefined && {

@@ -6,6 +6,8 @@ import type { Service } from '../service.js';
 export interface MemoryRegistryOptions {
   /** Default `n1`. */
   readonly nodeId?: string;
+  /** The engine ID it records with every entry; default none. */
+  readonly engineId?: string;
   /** Default false: like etcd and ZooKeeper, only passing services are held. */
   readonly mirrorsHealth?: boolean;
   /** Default `memory`. */
@@ -31,6 +33,8 @@ export class MemoryRegistry implements Registry {
   readonly backend: string;
   readonly target: string;
   readonly nodeId: string;
+  /** The writer's engine ID (see `Registry.engineId`); unset: no engine is recorded or checked. */
+  engineId: string | undefined;
   readonly mirrorsHealth: boolean;
   readonly lost$: Observable<LivenessLoss>;
   readonly events$: Observable<RegistryEvent>;
@@ -52,6 +56,7 @@ export class MemoryRegistry implements Registry {
 
   constructor(options: MemoryRegistryOptions = {}) {
     this.nodeId = options.nodeId ?? 'n1';
+    this.engineId = options.engineId;
     this.mirrorsHealth = options.mirrorsHealth ?? false;
     this.backend = options.backend ?? 'memory';
     this.target = `${this.backend}://${this.nodeId}`;
@@ -104,7 +109,8 @@ export class MemoryRegistry implements Registry {
         throw new RegistryRejectedError(`refused ${service.id}: permission denied`, this.backend);
       }
       const { id, name } = service;
-      this.entries.set(id, { id, name, fingerprint: this.fingerprint(service) });
+      const engine = this.engineId === undefined ? {} : { engine: this.engineId };
+      this.entries.set(id, { id, name, fingerprint: this.fingerprint(service), ...engine });
       this.services.set(id, service);
     });
   }
