@@ -101,7 +101,7 @@ function scenario(backend: Backend, ttl: number, stateDir: string | undefined) {
     await b.waitForLog('inventory', (l) => l.msg === 'docker inventory complete');
     return b.waitForLog(
       'a pass over the container',
-      (l) => l.msg === 'reconcile pass' && Number(l.looked) >= 1,
+      (l) => l.msg === 'reconcile pass' && Number(l.desired) >= 1,
     );
   };
   return {

@@ -91,7 +91,7 @@ describe('etcd registry (real etcd)', () => {
   it('records the engine id and lists each entry with the engine it records, another engine’s included', async () => {
     const ours = adapter({ engineId: 'ENGINE-A' });
     const prefix = prefixOf(ours);
-    const web = service('n1');
+    const web = service({ node: 'n1' });
     await ours.register(web);
     expect(ours.engineId).toBe('ENGINE-A');
     const { keys } = await dump(plain, `${prefix}/`);
@@ -101,7 +101,7 @@ describe('etcd registry (real etcd)', () => {
     const clone = adapter({ engineId: 'ENGINE-B', prefix });
     expect((await clone.list()).map((e) => [e.id, e.engine])).toEqual([[web.id, 'ENGINE-A']]);
     // An older version's record, without an engine: listed without one (adopted as before).
-    const old = service('n1', { container: { id: 'c9', name: 'old-1' }, id: 'n1:old-1:80' });
+    const old = service({ node: 'n1', container: { id: 'c9', name: 'old-1' }, id: 'n1:old-1:80' });
     await plain.put(`${prefix}/web/${old.id}`).value(JSON.stringify({ id: old.id, node: 'n1' }));
     const listed = new Map((await clone.list()).map((e) => [e.id, e.engine]));
     expect(listed.get(old.id)).toBeUndefined();
