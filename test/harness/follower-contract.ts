@@ -1,9 +1,9 @@
-import type { Instance, Registry, Service, ServiceFollower } from '@registrar/core';
+import type { Instance, Registry, RegistryUriContext, Service, ServiceFollower } from '@registrar/core';
 import { ConfigError } from '@registrar/core';
 import type { Subscription } from 'rxjs';
-import { expect, vi } from 'vitest';
+import { afterEach, expect, vi } from 'vitest';
 import { startTcpProxy, type TcpProxy } from './proxy.js';
-import type { watchFollow } from './follow.js';
+import { warningCapture, type watchFollow } from './follow.js';
 
 /**
  * The scenarios every `ServiceFollower` (etcd, ZooKeeper, Consul) must pass, written once. Each test file keeps
@@ -11,6 +11,28 @@ import type { watchFollow } from './follow.js';
  */
 
 export type Follow = ReturnType<typeof watchFollow>;
+
+/**
+ * What an etcd or ZooKeeper follower test opens, closed after each test: subscriptions first, then followers,
+ * registries (deregistering; a stopped server may refuse) and proxies.
+ */
+export function closedAfterEachTest() {
+  const opened = {
+    subscriptions: [] as Subscription[],
+    followers: [] as ServiceFollower[],
+    registries: [] as Registry[],
+    proxies: [] as TcpProxy[],
+  };
+  afterEach(async () => {
+    for (const subscription of opened.subscriptions.splice(0)) subscription.unsubscribe();
+    await Promise.all(opened.followers.splice(0).map((f) => f.close()));
+    await Promise.all(
+      opened.registries.splice(0).map((r) => r.close({ deregister: true }).catch(() => undefined)),
+    );
+    await Promise.all(opened.proxies.splice(0).map((proxy) => proxy.close()));
+  });
+  return opened;
+}
 
 /** One backend as the scenarios see it, in a namespace of the test's own. */
 export interface FollowerBackend {
@@ -149,27 +171,34 @@ export async function cutOffThenBack(
 }
 
 /**
- * A follower opened from a URI: its `target`, and what is registered read through it (`expected`); a URI the
- * backend refuses (`openInvalid`) and a name it cannot hold (`badName`) are ConfigErrors.
+ * A follower opened from `uri` (with `open`, the backend's `…FollowerFromUri`): its `target`, and what is registered read
+ * through it (`expected`); `invalid` (a URI and environment the backend refuses) and a name it cannot hold
+ * (`badName`) are ConfigErrors. The follower goes into `followers` for the test's clean-up.
  */
 export async function fromUri({
-  follower,
+  open,
+  uri,
   target,
+  followers,
   watch,
   expected,
-  openInvalid,
+  invalid,
   badName,
 }: {
-  follower: ServiceFollower;
+  open: (uri: string, context: Pick<RegistryUriContext, 'logger' | 'env'>) => ServiceFollower;
+  uri: string;
   target: string;
+  followers: ServiceFollower[];
   watch: (f: ServiceFollower, name: string) => Follow;
   expected: Instance[];
-  openInvalid: () => unknown;
+  invalid: { uri: string; env: Record<string, string> };
   badName: string;
 }): Promise<void> {
+  const follower = open(uri, { logger: warningCapture().logger, env: {} });
+  followers.push(follower);
   expect(follower.target).toBe(target);
   await watch(follower, 'web').until(expected);
-  expect(openInvalid).toThrow(ConfigError);
+  expect(() => open(invalid.uri, { logger: warningCapture().logger, env: invalid.env })).toThrow(ConfigError);
   expect(() => follower.follow(badName)).toThrow(ConfigError);
 }
 

@@ -8,12 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ConsulFollowerOptions, ConsulRegistryOptions } from './index.js';
 import { consulFollowerFromUri, createConsulFollower, createConsulRegistry } from './index.js';
 import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
-import {
-  closeCompletesEveryFollow,
-  emptyThenInstance,
-  twoNodesThenUpdateAndDeregister,
-  type FollowerBackend,
-} from '@registrar/test/harness/follower-contract';
+import * as contract from '@registrar/test/harness/follower-contract';
 
 let double: ConsulDouble | undefined;
 const registries: Registry[] = [];
@@ -70,7 +65,7 @@ function watch(f: ServiceFollower, name: string) {
 const capture = warningCapture;
 
 /** The contract scenarios' view of the double (started by each test). */
-const backend: FollowerBackend = {
+const backend: contract.FollowerBackend = {
   registry: (nodeId) => registry(nodeId),
   follow: () => watch(follower(), 'web'),
   service,
@@ -85,7 +80,7 @@ const put = (path: string, body: unknown) =>
 describe('consul follower (consul-double)', () => {
   it('two nodes’ services in one set; an update and a deregister are seen, each with blocking queries', async () => {
     double = await startConsulDouble();
-    await twoNodesThenUpdateAndDeregister(backend, {
+    await contract.twoNodesThenUpdateAndDeregister(backend, {
       addressOfB: '10.0.0.6',
       other: { name: 'api', id: 'a:api-1:80' },
     });
@@ -127,7 +122,7 @@ describe('consul follower (consul-double)', () => {
 
   it('a follower started before the service exists emits [] and then the instance', async () => {
     double = await startConsulDouble();
-    await emptyThenInstance(backend);
+    await contract.emptyThenInstance(backend);
   });
 
   it('agent restarted in place: unreachable once, then the full set again', async () => {
@@ -243,7 +238,7 @@ describe('consul follower (consul-double)', () => {
 
   it('close() completes every follow and ends its blocking query', async () => {
     double = await startConsulDouble();
-    await closeCompletesEveryFollow(follower({ waitMs: 60_000 }), subscriptions, () =>
+    await contract.closeCompletesEveryFollow(follower({ waitMs: 60_000 }), subscriptions, () =>
       vi.waitFor(() => expect(double!.requests.filter((r) => /index=[1-9]/.test(r.query))).toHaveLength(1), {
         timeout: 5000,
         interval: 20,

@@ -1,42 +1,23 @@
 import type { Instance, Registry, ServiceFollower } from '@registrar/core';
 import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
-import type { TcpProxy } from '@registrar/test/harness/proxy';
 import type { Etcd3 } from 'etcd3';
-import { firstValueFrom, type Subscription } from 'rxjs';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { firstValueFrom } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { EtcdFollowerOptions, EtcdLayout, EtcdRegistryOptions } from './index.js';
 import { createEtcdFollower, createEtcdRegistry, etcdFollowerFromUri } from './index.js';
 import { createReader, parseHostPort } from './layout.js';
 import { service } from '@registrar/core/testing';
 import { plainClient } from './test-support/helpers.js';
 import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
-import {
-  closeCompletesEveryFollow,
-  cutOffThenBack,
-  emptyThenInstance,
-  fromUri,
-  pausedThenResumed,
-  stoppedThenRestarted,
-  twoNodesThenUpdateAndDeregister,
-  type FollowerBackend,
-} from '@registrar/test/harness/follower-contract';
+import * as contract from '@registrar/test/harness/follower-contract';
 
 let etcd: EtcdServer;
 let plain: Etcd3;
-const registries: Registry[] = [];
-const followers: ServiceFollower[] = [];
-const subscriptions: Subscription[] = [];
-const proxies: TcpProxy[] = [];
+const { registries, followers, subscriptions, proxies } = contract.closedAfterEachTest();
 
 beforeAll(async () => {
   etcd = await startEtcd();
   plain = plainClient(etcd.endpoint);
-});
-afterEach(async () => {
-  for (const subscription of subscriptions.splice(0)) subscription.unsubscribe();
-  await Promise.all(followers.splice(0).map((follower) => follower.close()));
-  await Promise.all(registries.splice(0).map((r) => r.close({ deregister: true }).catch(() => undefined)));
-  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
 });
 afterAll(async () => {
   plain?.close();
@@ -69,7 +50,9 @@ const instance = (node: string, port = 8080, address = '10.0.0.5'): Instance => 
 const capture = warningCapture;
 
 /** The contract scenarios' view of etcd, under `prefix` with the given options. */
-const backend = (options: Partial<EtcdFollowerOptions & EtcdRegistryOptions> = {}): FollowerBackend => ({
+const backend = (
+  options: Partial<EtcdFollowerOptions & EtcdRegistryOptions> = {},
+): contract.FollowerBackend => ({
   registry: (nodeId) => registry(nodeId, options),
   follow: () => watch(follower(options), 'web'),
   service,
@@ -79,7 +62,7 @@ const backend = (options: Partial<EtcdFollowerOptions & EtcdRegistryOptions> = {
 describe('etcd follower (real etcd)', () => {
   for (const layout of ['json', 'hostport', 'skydns'] as const satisfies EtcdLayout[]) {
     it(`${layout}: two nodes' entries in one set; an update and a deregister are seen`, async () => {
-      const follow = await twoNodesThenUpdateAndDeregister(
+      const follow = await contract.twoNodesThenUpdateAndDeregister(
         backend({ layout, prefix: freshPrefix(), skydnsDomain: 'dc1.example' }),
         {
           addressOfB: 'fd00::7',
@@ -95,7 +78,7 @@ describe('etcd follower (real etcd)', () => {
   }
 
   it('a follower started before the service exists emits [] and then the instance', async () => {
-    await emptyThenInstance(backend({ prefix: freshPrefix() }));
+    await contract.emptyThenInstance(backend({ prefix: freshPrefix() }));
   });
 
   it('skips values that are not instances with one warning each, and never fails', async () => {
@@ -116,12 +99,12 @@ describe('etcd follower (real etcd)', () => {
   });
 
   it('etcd stopped: unreachable once; after the restart the full set again, and changes after it', async () => {
-    await stoppedThenRestarted(backend({ prefix: freshPrefix() }), etcd, 15_000);
+    await contract.stoppedThenRestarted(backend({ prefix: freshPrefix() }), etcd, 15_000);
   });
 
   it('cut off from etcd: unreachable once; back, it has the changes made meanwhile', async () => {
     const prefix = freshPrefix();
-    await cutOffThenBack(backend({ prefix }), {
+    await contract.cutOffThenBack(backend({ prefix }), {
       serverPort: etcd.port,
       proxies,
       followThrough: (port) => watch(follower({ prefix, hosts: [`127.0.0.1:${port}`] }), 'web'),
@@ -130,7 +113,7 @@ describe('etcd follower (real etcd)', () => {
 
   it('etcd paused (SIGSTOP): the keepalive notices; resumed, the full set again', async () => {
     const prefix = freshPrefix();
-    await pausedThenResumed(
+    await contract.pausedThenResumed(
       { ...backend({ prefix }), follow: () => watch(follower({ prefix, keepaliveMs: 5000 }), 'web') },
       etcd.process,
       { timeout: 20_000, interval: 50 },
@@ -140,21 +123,14 @@ describe('etcd follower (real etcd)', () => {
   it('from a URI: the same parsing, environment and layout as the registry', async () => {
     const prefix = freshPrefix();
     await registry('a', { prefix, layout: 'hostport' }).register(service({ node: 'a' }));
-    const f = etcdFollowerFromUri(`etcd://127.0.0.1:${etcd.port}${prefix}?layout=hostport&timeout=2`, {
-      logger: capture().logger,
-      env: {},
-    });
-    followers.push(f);
-    await fromUri({
-      follower: f,
+    await contract.fromUri({
+      open: etcdFollowerFromUri,
+      uri: `etcd://127.0.0.1:${etcd.port}${prefix}?layout=hostport&timeout=2`,
       target: `etcd://127.0.0.1:${etcd.port}${prefix}`,
+      followers,
       watch,
       expected: [instance('a')],
-      openInvalid: () =>
-        etcdFollowerFromUri('etcd://127.0.0.1:1/x', {
-          logger: capture().logger,
-          env: { ETCD_USERNAME: 'u' },
-        }),
+      invalid: { uri: 'etcd://127.0.0.1:1/x', env: { ETCD_USERNAME: 'u' } },
       badName: '',
     });
   });
@@ -177,7 +153,7 @@ describe('etcd follower (real etcd)', () => {
   });
 
   it('close() completes every follow and releases the client', async () => {
-    await closeCompletesEveryFollow(follower({ prefix: freshPrefix() }), subscriptions);
+    await contract.closeCompletesEveryFollow(follower({ prefix: freshPrefix() }), subscriptions);
   });
 });
 

@@ -1,32 +1,18 @@
 import type { Instance, Registry, ServiceFollower } from '@registrar/core';
-import type { TcpProxy } from '@registrar/test/harness/proxy';
 import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
 import zookeeper from 'node-zookeeper-client';
 import type { Client } from 'node-zookeeper-client';
-import type { Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { codecFor } from './layout.js';
 import type { ZookeeperFollowerOptions, ZookeeperLayout, ZookeeperRegistryOptions } from './index.js';
 import { createZookeeperFollower, createZookeeperRegistry, zookeeperFollowerFromUri } from './index.js';
 import { connectRaw, service, type Raw } from './testing/helpers.js';
 import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
-import {
-  closeCompletesEveryFollow,
-  cutOffThenBack,
-  emptyThenInstance,
-  fromUri,
-  pausedThenResumed,
-  stoppedThenRestarted,
-  twoNodesThenUpdateAndDeregister,
-  type FollowerBackend,
-} from '@registrar/test/harness/follower-contract';
+import * as contract from '@registrar/test/harness/follower-contract';
 
 let server: ZookeeperServer;
 let raw: Raw;
-const registries: Registry[] = [];
-const followers: ServiceFollower[] = [];
-const subscriptions: Subscription[] = [];
-const proxies: TcpProxy[] = [];
+const { registries, followers, subscriptions, proxies } = contract.closedAfterEachTest();
 let counter = 0;
 const freshBase = () => `/follow${++counter}`;
 
@@ -38,13 +24,7 @@ beforeAll(async () => {
 beforeEach(async () => {
   raw = await connectRaw(server.connectString);
 });
-afterEach(async () => {
-  raw?.close();
-  for (const subscription of subscriptions.splice(0)) subscription.unsubscribe();
-  await Promise.all(followers.splice(0).map((f) => f.close()));
-  await Promise.all(registries.splice(0).map((r) => r.close({ deregister: true }).catch(() => undefined)));
-  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
-});
+afterEach(() => raw?.close());
 afterAll(async () => {
   await server?.close();
 });
@@ -78,7 +58,7 @@ const capture = warningCapture;
 /** The contract scenarios' view of ZooKeeper, with these registry and follower options. */
 const backend = (
   options: Partial<ZookeeperFollowerOptions & ZookeeperRegistryOptions> = {},
-): FollowerBackend => ({
+): contract.FollowerBackend => ({
   registry: (nodeId) => registry(nodeId, options),
   follow: () => watch(follower(options), 'web'),
   service,
@@ -89,7 +69,7 @@ describe('zookeeper follower (real ZooKeeper)', () => {
   for (const layout of ['curator', 'registrator'] as const satisfies ZookeeperLayout[]) {
     // The update: curator sets the same node's data; registrator moves the node to the new ip:port.
     it(`${layout}: two nodes' entries in one set; an update and a deregister are seen`, async () => {
-      await twoNodesThenUpdateAndDeregister(backend({ basePath: freshBase(), layout }), {
+      await contract.twoNodesThenUpdateAndDeregister(backend({ basePath: freshBase(), layout }), {
         addressOfB: '10.0.0.6',
         other: { name: 'api', id: 'a:api1:80', port: 1 },
       });
@@ -98,7 +78,7 @@ describe('zookeeper follower (real ZooKeeper)', () => {
 
   it('a follower started before the service exists emits [] and then the instance; the parent may go and come back', async () => {
     const basePath = freshBase();
-    const { follow, a } = await emptyThenInstance(backend({ basePath }));
+    const { follow, a } = await contract.emptyThenInstance(backend({ basePath }));
     // The last deregister removes the empty `<base>/web` too: the follower waits for it again.
     await a.deregister(service({ node: 'a' }).id);
     expect(await raw.exists(`${basePath}/web`)).toBeNull();
@@ -164,12 +144,12 @@ describe('zookeeper follower (real ZooKeeper)', () => {
   });
 
   it('server stopped: unreachable once; restarted, the full set again, and changes after it', async () => {
-    await stoppedThenRestarted(backend({ basePath: freshBase() }), server, 20_000);
+    await contract.stoppedThenRestarted(backend({ basePath: freshBase() }), server, 20_000);
   });
 
   it('server paused (SIGSTOP): noticed by the session watchdog; resumed, the full set again', async () => {
     const basePath = freshBase();
-    await pausedThenResumed(
+    await contract.pausedThenResumed(
       {
         ...backend({ basePath }),
         registry: (nodeId) => registry(nodeId, { basePath, ttl: 20 }),
@@ -184,7 +164,7 @@ describe('zookeeper follower (real ZooKeeper)', () => {
     it(`cut off from ZooKeeper${expire ? ' past its session timeout' : ''}: unreachable once; back, it has the changes made meanwhile`, async () => {
       const basePath = freshBase();
       const { logger, warnings } = capture();
-      await cutOffThenBack(backend({ basePath }), {
+      await contract.cutOffThenBack(backend({ basePath }), {
         serverPort: server.port,
         proxies,
         followThrough: (port) =>
@@ -206,27 +186,20 @@ describe('zookeeper follower (real ZooKeeper)', () => {
   it('from a URI: the same parsing and credentials as the registry', async () => {
     const basePath = freshBase();
     await registry('a', { basePath, layout: 'registrator' }).register(service({ node: 'a' }));
-    const f = zookeeperFollowerFromUri(`zk://${server.connectString}${basePath}?layout=registrator`, {
-      logger: capture().logger,
-      env: {},
-    });
-    followers.push(f);
-    await fromUri({
-      follower: f,
+    await contract.fromUri({
+      open: zookeeperFollowerFromUri,
+      uri: `zk://${server.connectString}${basePath}?layout=registrator`,
       target: `zookeeper://${server.connectString}${basePath}`,
+      followers,
       watch,
       expected: [instance('a')],
-      openInvalid: () =>
-        zookeeperFollowerFromUri('zk://127.0.0.1:1/x', {
-          logger: capture().logger,
-          env: { ZOOKEEPER_AUTH: 'nocolon' },
-        }),
+      invalid: { uri: 'zk://127.0.0.1:1/x', env: { ZOOKEEPER_AUTH: 'nocolon' } },
       badName: 'a/b',
     });
   });
 
   it('close() completes every follow', async () => {
-    await closeCompletesEveryFollow(follower({ basePath: freshBase() }), subscriptions);
+    await contract.closeCompletesEveryFollow(follower({ basePath: freshBase() }), subscriptions);
   });
 });
 
