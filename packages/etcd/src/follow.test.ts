@@ -1,40 +1,28 @@
 import type { Instance, Registry, ServiceFollower } from '@registrar/core';
-import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
-import type { Etcd3 } from 'etcd3';
 import { firstValueFrom } from 'rxjs';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { EtcdFollowerOptions, EtcdLayout, EtcdRegistryOptions } from './index.js';
 import { createEtcdFollower, createEtcdRegistry, etcdFollowerFromUri } from './index.js';
 import { createReader, parseHostPort } from './layout.js';
 import { service } from '@registrar/core/testing';
-import { plainClient } from './test-support/helpers.js';
+import { etcdForFile } from './test-support/helpers.js';
 import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
 import * as contract from '@registrar/test/harness/follower-contract';
 
-let etcd: EtcdServer;
-let plain: Etcd3;
+const shared = etcdForFile();
 const { registries, followers, subscriptions, proxies } = contract.closedAfterEachTest();
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  plain = plainClient(etcd.endpoint);
-});
-afterAll(async () => {
-  plain?.close();
-  await etcd?.close();
-});
 
 let prefixes = 0;
 const freshPrefix = () => `/follow${++prefixes}`;
 
 function registry(nodeId: string, options: Partial<EtcdRegistryOptions> = {}): Registry {
-  const r = createEtcdRegistry({ hosts: [etcd.endpoint], nodeId, ttl: 10, ...options });
+  const r = createEtcdRegistry({ hosts: [shared.etcd.endpoint], nodeId, ttl: 10, ...options });
   registries.push(r);
   return r;
 }
 
 function follower(options: Partial<EtcdFollowerOptions> = {}): ServiceFollower {
-  const f = createEtcdFollower({ hosts: [etcd.endpoint], requestTimeout: 1000, ...options });
+  const f = createEtcdFollower({ hosts: [shared.etcd.endpoint], requestTimeout: 1000, ...options });
   followers.push(f);
   return f;
 }
@@ -84,14 +72,14 @@ describe('etcd follower (real etcd)', () => {
   it('skips values that are not instances with one warning each, and never fails', async () => {
     const prefix = freshPrefix();
     const { logger, warnings } = capture();
-    await plain.put(`${prefix}/web/bad-json`).value('{not json');
-    await plain.put(`${prefix}/web/no-port`).value('{"address":"10.0.0.1"}');
+    await shared.plain.put(`${prefix}/web/bad-json`).value('{not json');
+    await shared.plain.put(`${prefix}/web/no-port`).value('{"address":"10.0.0.1"}');
     const follow = watch(follower({ prefix, logger }), 'web');
     await follow.until([]);
     await registry('a', { prefix }).register(service({ node: 'a' }));
     await follow.until([instance('a')]);
     // Fixed by hand: now an instance (our JSON layout's fields are all the reader needs).
-    await plain.put(`${prefix}/web/no-port`).value('{"address":"10.0.0.1","port":7}');
+    await shared.plain.put(`${prefix}/web/no-port`).value('{"address":"10.0.0.1","port":7}');
     await follow.until([instance('a'), { id: 'no-port', address: '10.0.0.1', port: 7 }]);
     expect(warnings.filter((w) => w.includes('bad-json'))).toHaveLength(1);
     expect(warnings.filter((w) => w.includes('no-port'))).toHaveLength(1);
@@ -99,13 +87,13 @@ describe('etcd follower (real etcd)', () => {
   });
 
   it('etcd stopped: unreachable once; after the restart the full set again, and changes after it', async () => {
-    await contract.stoppedThenRestarted(backend({ prefix: freshPrefix() }), etcd, 15_000);
+    await contract.stoppedThenRestarted(backend({ prefix: freshPrefix() }), shared.etcd, 15_000);
   });
 
   it('cut off from etcd: unreachable once; back, it has the changes made meanwhile', async () => {
     const prefix = freshPrefix();
     await contract.cutOffThenBack(backend({ prefix }), {
-      serverPort: etcd.port,
+      serverPort: shared.etcd.port,
       proxies,
       followThrough: (port) => watch(follower({ prefix, hosts: [`127.0.0.1:${port}`] }), 'web'),
     });
@@ -115,7 +103,7 @@ describe('etcd follower (real etcd)', () => {
     const prefix = freshPrefix();
     await contract.pausedThenResumed(
       { ...backend({ prefix }), follow: () => watch(follower({ prefix, keepaliveMs: 5000 }), 'web') },
-      etcd.process,
+      shared.etcd.process,
       { timeout: 20_000, interval: 50 },
     );
   });
@@ -125,8 +113,8 @@ describe('etcd follower (real etcd)', () => {
     await registry('a', { prefix, layout: 'hostport' }).register(service({ node: 'a' }));
     await contract.fromUri({
       open: etcdFollowerFromUri,
-      uri: `etcd://127.0.0.1:${etcd.port}${prefix}?layout=hostport&timeout=2`,
-      target: `etcd://127.0.0.1:${etcd.port}${prefix}`,
+      uri: `etcd://127.0.0.1:${shared.etcd.port}${prefix}?layout=hostport&timeout=2`,
+      target: `etcd://127.0.0.1:${shared.etcd.port}${prefix}`,
       followers,
       watch,
       expected: [instance('a')],
@@ -137,7 +125,7 @@ describe('etcd follower (real etcd)', () => {
 
   it('a consumer that takes the first update and leaves (firstValueFrom) leaves no watch on the server', async () => {
     const watchers = async () => {
-      const text = await (await fetch(`${etcd.endpoint}/metrics`)).text();
+      const text = await (await fetch(`${shared.etcd.endpoint}/metrics`)).text();
       return Number(/^etcd_debugging_mvcc_watcher_total (\S+)$/m.exec(text)?.[1]);
     };
     const before = await watchers();
