@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ConsulFollowerOptions, ConsulRegistryOptions } from './index.js';
 import { consulFollowerFromUri, createConsulFollower, createConsulRegistry } from './index.js';
 import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
+import * as contract from '@registrar/test/harness/follower-contract';
 
 let double: ConsulDouble | undefined;
 const registries: Registry[] = [];
@@ -63,6 +64,14 @@ function watch(f: ServiceFollower, name: string) {
 
 const capture = warningCapture;
 
+/** The contract scenarios' view of the double (started by each test). */
+const backend: contract.FollowerBackend = {
+  registry: (nodeId) => registry(nodeId),
+  follow: () => watch(follower(), 'web'),
+  service,
+  instance,
+};
+
 const put = (path: string, body: unknown) =>
   fetch(`${double!.url}${path}`, { method: 'PUT', body: JSON.stringify(body) }).then((res) => {
     if (!res.ok) throw new Error(`PUT ${path}: ${res.status}`);
@@ -71,18 +80,10 @@ const put = (path: string, body: unknown) =>
 describe('consul follower (consul-double)', () => {
   it('two nodes’ services in one set; an update and a deregister are seen, each with blocking queries', async () => {
     double = await startConsulDouble();
-    const a = registry('a');
-    const b = registry('b');
-    await a.register(service({ node: 'a' }));
-    await b.register(service({ node: 'b', address: '10.0.0.6', port: 9090 }));
-    await a.register(service({ node: 'a', name: 'api', id: 'a:api-1:80' }));
-    const follow = watch(follower(), 'web');
-    await follow.until([instance('a'), instance('b', 9090, '10.0.0.6')]);
-    await a.register(service({ node: 'a', port: 8081 }));
-    await follow.until([instance('a', 8081), instance('b', 9090, '10.0.0.6')]);
-    await b.deregister(service({ node: 'b' }).id);
-    await follow.until([instance('a', 8081)]);
-    expect(follow.unreachable()).toBe(0);
+    await contract.twoNodesThenUpdateAndDeregister(backend, {
+      addressOfB: '10.0.0.6',
+      other: { name: 'api', id: 'a:api-1:80' },
+    });
     const queries = double.requests.filter((r) => r.path === '/v1/health/service/web');
     expect(queries[0]?.query).toMatch(/[?&]passing=true/);
     expect(queries[0]?.query).toMatch(/[?&]index=0(&|$)/);
@@ -121,11 +122,7 @@ describe('consul follower (consul-double)', () => {
 
   it('a follower started before the service exists emits [] and then the instance', async () => {
     double = await startConsulDouble();
-    const follow = watch(follower(), 'web');
-    await follow.until([]);
-    await registry('a').register(service({ node: 'a' }));
-    await follow.until([instance('a')]);
-    expect(follow.updates).toHaveLength(2);
+    await contract.emptyThenInstance(backend);
   });
 
   it('agent restarted in place: unreachable once, then the full set again', async () => {
@@ -241,17 +238,11 @@ describe('consul follower (consul-double)', () => {
 
   it('close() completes every follow and ends its blocking query', async () => {
     double = await startConsulDouble();
-    const f = follower({ waitMs: 60_000 });
-    let completed = false;
-    subscriptions.push(f.follow('web').subscribe({ complete: () => (completed = true) }));
-    await vi.waitFor(
-      () => expect(double!.requests.filter((r) => /index=[1-9]/.test(r.query))).toHaveLength(1),
-      {
+    await contract.closeCompletesEveryFollow(follower({ waitMs: 60_000 }), subscriptions, () =>
+      vi.waitFor(() => expect(double!.requests.filter((r) => /index=[1-9]/.test(r.query))).toHaveLength(1), {
         timeout: 5000,
         interval: 20,
-      },
+      }),
     );
-    await f.close();
-    expect(completed).toBe(true);
   });
 });

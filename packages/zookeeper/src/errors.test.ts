@@ -15,22 +15,27 @@ import { connectRaw, service, type Raw } from './testing/helpers.js';
 const E = zookeeper.Exception;
 const zk = (code: number, name: string) => new ZkCodeError(code, `Exception: ${name}[${code}]`);
 
+/** The ZooKeeper codes (by name) that become each registry error, and the kind it carries. */
+const mappings: [
+  kind: string,
+  type: new (...args: never[]) => RegistryError,
+  names: Exclude<keyof typeof E, 'prototype'>[],
+][] = [
+  ['connection', RegistryConnectionError, ['CONNECTION_LOSS', 'OPERATION_TIMEOUT']],
+  // Races the adapter retries itself; one that escapes is worth another try later.
+  ['connection', RegistryConnectionError, ['NODE_EXISTS', 'BAD_VERSION', 'SYSTEM_ERROR']],
+  ['liveness-lost', RegistrySessionLostError, ['SESSION_EXPIRED']],
+  [
+    'rejected',
+    RegistryRejectedError,
+    ['NO_AUTH', 'AUTH_FAILED', 'INVALID_ACL', 'BAD_ARGUMENTS', 'NO_CHILDREN_FOR_EPHEMERALS', 'UNIMPLEMENTED'],
+  ],
+];
+
 describe('toRegistryError', () => {
-  it.each([
-    ['CONNECTION_LOSS', E.CONNECTION_LOSS, RegistryConnectionError, 'connection'],
-    ['OPERATION_TIMEOUT', E.OPERATION_TIMEOUT, RegistryConnectionError, 'connection'],
-    ['SESSION_EXPIRED', E.SESSION_EXPIRED, RegistrySessionLostError, 'liveness-lost'],
-    ['NO_AUTH', E.NO_AUTH, RegistryRejectedError, 'rejected'],
-    ['AUTH_FAILED', E.AUTH_FAILED, RegistryRejectedError, 'rejected'],
-    ['INVALID_ACL', E.INVALID_ACL, RegistryRejectedError, 'rejected'],
-    ['BAD_ARGUMENTS', E.BAD_ARGUMENTS, RegistryRejectedError, 'rejected'],
-    ['NO_CHILDREN_FOR_EPHEMERALS', E.NO_CHILDREN_FOR_EPHEMERALS, RegistryRejectedError, 'rejected'],
-    ['UNIMPLEMENTED', E.UNIMPLEMENTED, RegistryRejectedError, 'rejected'],
-    // Races the adapter retries itself; one that escapes is worth another try later.
-    ['NODE_EXISTS', E.NODE_EXISTS, RegistryConnectionError, 'connection'],
-    ['BAD_VERSION', E.BAD_VERSION, RegistryConnectionError, 'connection'],
-    ['SYSTEM_ERROR', E.SYSTEM_ERROR, RegistryConnectionError, 'connection'],
-  ])('%s → %s', (name, code, type, kind) => {
+  it.each(
+    mappings.flatMap(([kind, type, names]) => names.map((name) => [name, E[name], type, kind] as const)),
+  )('%s → %s', (name, code, type, kind) => {
     const mapped = toRegistryError(zk(code, name), 'register web');
     expect(mapped).toBeInstanceOf(type);
     expect(mapped.kind).toBe(kind);

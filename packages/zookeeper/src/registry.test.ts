@@ -13,8 +13,14 @@ const open: Registry[] = [];
 let counter = 0;
 const freshBase = () => `/t${++counter}`;
 
+/** A registry on the test server that the test closes itself. */
+function unmanagedRegistry(options: Partial<ZookeeperRegistryOptions> & { nodeId: string }): Registry {
+  return createZookeeperRegistry({ connectString: server.connectString, ttl: 2, ...options });
+}
+
+/** A registry closed (deregistering) after the test. */
 function registry(options: Partial<ZookeeperRegistryOptions> & { nodeId: string }): Registry {
-  const r = createZookeeperRegistry({ connectString: server.connectString, ttl: 2, ...options });
+  const r = unmanagedRegistry(options);
   open.push(r);
   return r;
 }
@@ -397,12 +403,7 @@ describe('zookeeper registry', () => {
 
   it('close() without deregister abandons the session: nodes stay, then vanish with the session timeout', async () => {
     const base = freshBase();
-    const r = createZookeeperRegistry({
-      connectString: server.connectString,
-      nodeId: 'n1',
-      basePath: base,
-      ttl: 2,
-    });
+    const r = unmanagedRegistry({ nodeId: 'n1', basePath: base });
     await r.register(service({ node: 'n1' }));
     const path = `${base}/web/n1:web1:80`;
     const closedAt = Date.now();
@@ -414,12 +415,7 @@ describe('zookeeper registry', () => {
 
   it('close({ deregister: true }) removes everything at once', async () => {
     const base = freshBase();
-    const r = createZookeeperRegistry({
-      connectString: server.connectString,
-      nodeId: 'n1',
-      basePath: base,
-      ttl: 2,
-    });
+    const r = unmanagedRegistry({ nodeId: 'n1', basePath: base });
     await r.register(service({ node: 'n1' }));
     await r.close({ deregister: true });
     expect(await raw.exists(`${base}/web`)).toBeNull();
