@@ -78,7 +78,7 @@ describe('etcd registry (real etcd)', () => {
     const web = service({ node: 'n1' });
     await ours.register(web);
     expect(ours.engineId).toBe('ENGINE-A');
-    const { keys } = await dump(plain, `${prefix}/`);
+    const { keys } = await dump(shared.plain, `${prefix}/`);
     expect(JSON.parse(keys[0].value)).toMatchObject({ node: 'n1', engine: 'ENGINE-A' });
     expect((await ours.list()).map((e) => [e.id, e.engine])).toEqual([[web.id, 'ENGINE-A']]);
     // A clone using the same node id sees the entry as its node id's, written by engine A.
@@ -86,7 +86,7 @@ describe('etcd registry (real etcd)', () => {
     expect((await clone.list()).map((e) => [e.id, e.engine])).toEqual([[web.id, 'ENGINE-A']]);
     // An older version's record, without an engine: listed without one (adopted as before).
     const old = service({ node: 'n1', container: { id: 'c9', name: 'old-1' }, id: 'n1:old-1:80' });
-    await plain.put(`${prefix}/web/${old.id}`).value(JSON.stringify({ id: old.id, node: 'n1' }));
+    await shared.plain.put(`${prefix}/web/${old.id}`).value(JSON.stringify({ id: old.id, node: 'n1' }));
     const listed = new Map((await clone.list()).map((e) => [e.id, e.engine]));
     expect(listed.get(old.id)).toBeUndefined();
     expect(listed.has(old.id)).toBe(true);
