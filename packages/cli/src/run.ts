@@ -5,10 +5,12 @@ import {
   ConfigError,
   quote,
   createBridge,
+  createSwarmBridge,
   formatHostPort,
   defaultBackoff,
   type Bridge,
   type Logger,
+  type SwarmBridge,
   type Registry,
   type RegistryOp,
 } from '@registrar/core';
@@ -61,8 +63,14 @@ export async function run(argv: readonly string[]): Promise<number> {
     process.on('SIGINT', onSignal);
   });
 
-  const nodeId = config.nodeId ?? (await dockerHostName(docker, logger, stopping.signal));
-  if (nodeId === undefined) return 0; // signalled while waiting for Docker
+  // Swarm mode needs the engine's Swarm state even with --node-id; otherwise only the default node id does.
+  const info =
+    config.swarm || config.nodeId === undefined
+      ? await dockerInfo(docker, logger, stopping.signal)
+      : undefined;
+  if ((config.swarm || config.nodeId === undefined) && info === undefined) return 0; // signalled meanwhile
+  const clusterId = config.swarm ? swarmClusterId(info ?? {}) : undefined;
+  const nodeId = config.nodeId ?? (clusterId !== undefined ? `swarm-${clusterId}` : (info?.Name ?? ''));
   const log = logger.child({ node: nodeId });
 
   const registries: Registry[] = config.uris.map((uri) =>
@@ -77,13 +85,19 @@ export async function run(argv: readonly string[]): Promise<number> {
     }),
   );
   // Right after the registries, in the same tick: their events$ are counted from the start.
-  const current: { bridge?: Bridge } = {};
+  const current: { bridge?: Bridge | SwarmBridge } = {};
   const metrics = new Metrics(() => current.bridge, registries);
   log.info(
-    { version: VERSION, registries: registries.map((r) => r.target), ttl: config.ttl, dryRun: config.dryRun },
+    {
+      version: VERSION,
+      registries: registries.map((r) => r.target),
+      ttl: config.ttl,
+      dryRun: config.dryRun,
+      ...(config.swarm && { swarmMode: config.swarmMode, cluster: clusterId }),
+    },
     'registrar starting',
   );
-  if (config.ip === undefined && !config.internal) {
+  if (config.ip === undefined && !config.internal && !config.swarm) {
     log.warn(
       'no --ip given: ports published on all interfaces (0.0.0.0/::) are skipped; pass --ip <host address>',
     );
@@ -101,30 +115,48 @@ export async function run(argv: readonly string[]): Promise<number> {
       })
     : undefined;
 
-  const bridge = createBridge({
-    docker,
-    registries,
-    logger: log,
-    nodeId,
-    ...(config.ip !== undefined && { hostIp: config.ip }),
-    internal: config.internal,
-    ...(config.network !== undefined && { network: config.network }),
-    tags: config.tags,
-    explicit: config.explicit,
-    resync: config.resync,
-    stallCheckMs: config.stallCheck * 1000,
-    cleanup: config.cleanup,
-    deregister: config.deregister,
-    drain: config.drain,
-    dryRun: config.dryRun,
-    observer: {
-      ...metrics.observer,
-      onOp: (registry, op, outcome, seconds) => {
-        metrics.observer.onOp?.(registry, op, outcome, seconds);
-        if (outcome === 'dry-run') process.stdout.write(`${registry.target} ${describeOp(op)}\n`);
-      },
+  const observer = {
+    ...metrics.observer,
+    onOp: (registry: Registry, op: RegistryOp, outcome: 'ok' | 'error' | 'dry-run', seconds: number) => {
+      metrics.observer.onOp?.(registry, op, outcome, seconds);
+      if (outcome === 'dry-run') process.stdout.write(`${registry.target} ${describeOp(op)}\n`);
     },
-  });
+  };
+  const bridge = config.swarm
+    ? createSwarmBridge({
+        docker,
+        registries,
+        logger: log,
+        nodeId,
+        mode: config.swarmMode,
+        ...(config.network !== undefined && { network: config.network }),
+        tags: config.tags,
+        explicit: config.explicit,
+        resync: config.resync,
+        // Swarm has no task events: the stall check's interval is how often the cluster is listed whole.
+        pollMs: config.stallCheck * 1000,
+        cleanup: config.cleanup,
+        dryRun: config.dryRun,
+        observer,
+      })
+    : createBridge({
+        docker,
+        registries,
+        logger: log,
+        nodeId,
+        ...(config.ip !== undefined && { hostIp: config.ip }),
+        internal: config.internal,
+        ...(config.network !== undefined && { network: config.network }),
+        tags: config.tags,
+        explicit: config.explicit,
+        resync: config.resync,
+        stallCheckMs: config.stallCheck * 1000,
+        cleanup: config.cleanup,
+        deregister: config.deregister,
+        drain: config.drain,
+        dryRun: config.dryRun,
+        observer,
+      });
 
   current.bridge = bridge;
 
@@ -166,16 +198,26 @@ function describeOp(op: RegistryOp): string {
   return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address} tags=${s.tags.join(',')} health=${s.health}`;
 }
 
-/** The engine's host name (the default node id); waits for Docker with backoff rather than exiting. */
-async function dockerHostName(
+/** What the bridge reads of `docker info`. */
+interface EngineInfo {
+  readonly Name?: string;
+  readonly Swarm?: {
+    readonly LocalNodeState?: string;
+    readonly ControlAvailable?: boolean;
+    readonly Cluster?: { readonly ID?: string };
+  };
+}
+
+/** The engine's info (its host name is the default node id); waits for Docker with backoff rather than exiting. */
+async function dockerInfo(
   docker: Docker,
   logger: Logger,
   signal: AbortSignal,
-): Promise<string | undefined> {
+): Promise<EngineInfo | undefined> {
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {
-      const info = (await docker.info()) as { Name?: string };
-      if (info.Name) return info.Name;
+      const info = (await docker.info()) as EngineInfo;
+      if (info.Name) return info;
       throw new Error('docker info has no Name');
     } catch (error) {
       const delay = backoffDelay(attempt, defaultBackoff);
@@ -190,6 +232,27 @@ async function dockerHostName(
     }
   }
   return undefined;
+}
+
+/**
+ * The cluster's id, from a manager's info; anything else is a configuration error: only a manager can list
+ * the cluster's services, tasks and nodes.
+ */
+export function swarmClusterId(info: EngineInfo): string {
+  const engine = quote(info.Name ?? 'this engine', 80);
+  const state = info.Swarm?.LocalNodeState ?? 'inactive';
+  if (state !== 'active') {
+    throw new ConfigError(
+      `--swarm: Docker engine ${engine} is not an active Swarm node (state ${quote(state, 20)}); run registrar --swarm against a Swarm manager, or drop --swarm`,
+    );
+  }
+  const id = info.Swarm?.Cluster?.ID;
+  if (info.Swarm?.ControlAvailable !== true || id === undefined || !/^[A-Za-z0-9]+$/.test(id)) {
+    throw new ConfigError(
+      `--swarm: Docker engine ${engine} is a Swarm worker; run registrar --swarm on a manager (placement constraint node.role == manager)`,
+    );
+  }
+  return id;
 }
 
 export type { CliConfig };

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument -- tests edit raw engine JSON */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
@@ -19,7 +20,7 @@ const load = (name: string): Fixture =>
 const snapshot = load('snapshot');
 const updated = load('updated');
 
-type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- fixture surgery
+type Raw = Record<string, any>;
 const services = (s: SwarmSnapshot) => s.services as Raw[];
 const tasks = (s: SwarmSnapshot) => s.tasks as Raw[];
 const serviceNamed = (s: SwarmSnapshot, name: string) => services(s).find((x) => x.Spec.Name === name)!;
@@ -265,5 +266,19 @@ describe('deriveSwarmServices: untrusted input', () => {
         expect(d.skipped.length).toBeGreaterThan(0);
       }
     }
+  });
+});
+
+describe('deriveSwarmServices: nodes', () => {
+  it('a task on a node that is down is not served, though Swarm still lists it running', () => {
+    const down = clone(snapshot);
+    const [first, second] = down.nodes as Raw[];
+    second!.Status.State = 'down';
+    const running = runningTasksOf(down, 'hostport');
+    expect(running).toHaveLength(2);
+    const served = of(down, 'hostport', 'tasks').services;
+    expect(served.map((x) => x.container.id)).toEqual(
+      running.filter((t) => t.NodeID === first!.ID).map((t) => t.ID),
+    );
   });
 });

@@ -20,7 +20,8 @@
  * - Health: a task is served while Swarm says it is running and wants it running. Swarm sets a task with a
  *   HEALTHCHECK `running` only once the check has passed, and fails and replaces a task whose container
  *   turns unhealthy, so this is the task's health; the container's own health status lives on its node's
- *   engine, which a manager cannot ask. VIPs and mesh ports are served while at least one task runs.
+ *   engine, which a manager cannot ask. A task on a node that is not `ready` is not served. VIPs and mesh
+ *   ports are served while at least one task is.
  * - Network (tasks, vip): `SERVICE_NETWORK` > `--network` > the service's only network > its networks by name.
  *   Swarm's `ingress` network never counts: clients outside the mesh cannot use its addresses.
  */
@@ -319,7 +320,10 @@ export function deriveSwarmService(
     targets.push({ ...port, settings });
   }
 
-  const running = tasks.map(obj).filter(isTaskServed);
+  // A task on a node that is down is unreachable, though Swarm still lists it running until it reschedules.
+  const running = tasks
+    .map(obj)
+    .filter((task) => isTaskServed(task) && context.nodeAddresses.has(str(task['NodeID'])));
   const fallbackName = baseServiceName(swarmName, spec);
   const services: Service[] = [];
   const make = (
