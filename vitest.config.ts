@@ -8,6 +8,7 @@ const HEAVY = [
   'test/faults/cluster.fault.test.ts',
   'test/faults/engine.fault.test.ts',
   'test/multihost/per-host.test.ts',
+  'test/multihost/swarm.test.ts',
 ];
 
 export default defineConfig({
