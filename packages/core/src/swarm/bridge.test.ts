@@ -81,9 +81,6 @@ class FakeManager implements SwarmDockerApi {
   listNodes() {
     return this.later(this.snapshot.nodes);
   }
-  listNetworks() {
-    return this.later(this.snapshot.networks);
-  }
   emit(event: object) {
     this.events.write(`${JSON.stringify(event)}\n`);
   }

@@ -64,9 +64,7 @@ export class SwarmBridge {
   private readonly looks$ = new Subject<SwarmLook>();
   /** Services with a follow-up look scheduled, with the delay used (doubles while unsettled). */
   private readonly settling = new Map<string, { delay: number; timer?: Subscription }>();
-  private context: SwarmContext = swarmContext([], []);
-  private nodes: readonly unknown[] = [];
-  private networks: readonly unknown[] = [];
+  private context: SwarmContext = swarmContext([]);
   private connected = false;
   private firstInventoryDone = false;
   /** The sequence number of the last inventory applied; older per-service fetches are stale. */
@@ -185,7 +183,7 @@ export class SwarmBridge {
         if (fetched.look.kind === 'service') this.settleLater(fetched.look.id);
         return;
       case 'nodes':
-        this.setCluster(fetched.nodes, this.networks);
+        this.setNodes(fetched.nodes);
         return;
       case 'service':
         // An inventory that began later already has newer data.
@@ -199,7 +197,7 @@ export class SwarmBridge {
 
   private applyInventory(seq: number, snapshot: SwarmSnapshot) {
     this.inventorySeq = seq;
-    this.setCluster(snapshot.nodes, snapshot.networks, false);
+    this.setNodes(snapshot.nodes, false);
     const tasksOf = new Map<string, unknown[]>();
     for (const task of snapshot.tasks) {
       const id = taskServiceId(task);
@@ -227,11 +225,9 @@ export class SwarmBridge {
     }
   }
 
-  /** New nodes or networks: every service is derived again (node addresses, ready nodes). */
-  private setCluster(nodes: readonly unknown[], networks: readonly unknown[], rederive = true) {
-    this.nodes = nodes;
-    this.networks = networks;
-    this.context = swarmContext(this.nodes, this.networks);
+  /** New nodes: every service is derived again (node addresses, ready nodes). */
+  private setNodes(nodes: readonly unknown[], rederive = true) {
+    this.context = swarmContext(nodes);
     if (!rederive) return;
     for (const [id, tracked] of this.services) this.track(id, tracked.spec, tracked.tasks, tracked.seq);
   }

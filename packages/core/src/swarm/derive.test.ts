@@ -201,6 +201,12 @@ describe('deriveSwarmServices: vip mode', () => {
     expect(endpoints(of(snapshot, 'internal', 'vip')).get('swarm-c1:internal:8080')).toMatch(/^10\.232\./);
   });
 
+  it('needs no network list: the tasks name their networks (the socket proxy forwards no /networks)', () => {
+    const bare = { ...snapshot, networks: undefined };
+    expect(endpoints(of(bare, 'shop_web', 'vip'))).toEqual(endpoints(of(snapshot, 'shop_web', 'vip')));
+    expect(endpoints(of(bare, 'shop_web', 'tasks'))).toEqual(endpoints(of(snapshot, 'shop_web', 'tasks')));
+  });
+
   it('no VIP for DNS round robin; none while no task runs', () => {
     const rr = of(snapshot, 'rr', 'vip');
     expect(rr.services).toEqual([]);

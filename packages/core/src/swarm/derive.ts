@@ -49,12 +49,16 @@ export interface SwarmDeriveOptions {
   readonly explicit: boolean;
 }
 
-/** What a manager lists, as its API returns it (dockerode's `listServices`, `listTasks`...). */
+/**
+ * What a manager lists, as its API returns it (dockerode's `listServices`, `listTasks`, `listNodes`).
+ * `networks` is optional: tasks name the networks they are attached to, which is all derivation needs, and
+ * the read-only socket proxy (deploy/docker-socket-proxy) does not forward `/networks`.
+ */
 export interface SwarmSnapshot {
   readonly services: readonly unknown[];
   readonly tasks: readonly unknown[];
   readonly nodes: readonly unknown[];
-  readonly networks: readonly unknown[];
+  readonly networks?: readonly unknown[];
 }
 
 /** Why a port of a service (or, without `port`, the whole service) yields no entry. */
@@ -109,7 +113,7 @@ const addressOf = (cidr: unknown): string | undefined => {
 };
 
 /** Nodes and networks of a snapshot. */
-export function swarmContext(nodes: readonly unknown[], networks: readonly unknown[]): SwarmContext {
+export function swarmContext(nodes: readonly unknown[], networks: readonly unknown[] = []): SwarmContext {
   const nodeAddresses = new Map<string, string>();
   for (const raw of nodes) {
     const node = obj(raw);
@@ -388,13 +392,25 @@ export function deriveSwarmService(
     if (running.length === 0) targets.forEach(noTask);
   } else if (targets.length > 0 && options.mode === 'vip') {
     const endpoint = obj(s['Endpoint']);
+    // A VIP names its network by id only; the service's running tasks say which name and whether ingress.
+    const names = new Map(context.networkNames);
+    const ingress = new Set(context.ingressNetworks);
+    for (const task of running) {
+      for (const raw of arr(task['NetworksAttachments'])) {
+        const network = obj(obj(raw)['Network']);
+        const id = str(network['ID']);
+        const spec = obj(network['Spec']);
+        if (id !== '' && str(spec['Name']) !== '') names.set(id, str(spec['Name']));
+        if (id !== '' && spec['Ingress'] === true) ingress.add(id);
+      }
+    }
     const vips = new Map<string, string>();
     for (const raw of arr(endpoint['VirtualIPs'])) {
       const vip = obj(raw);
       const networkId = str(vip['NetworkID']);
       const address = addressOf(vip['Addr']);
-      if (context.ingressNetworks.has(networkId) || address === undefined) continue;
-      vips.set(context.networkNames.get(networkId) || networkId, address);
+      if (ingress.has(networkId) || address === undefined) continue;
+      vips.set(names.get(networkId) || networkId, address);
     }
     const network = chooseNetwork([...vips.keys()], labels.network, options.network, warn);
     const address = network === undefined ? undefined : vips.get(network);
@@ -470,7 +486,7 @@ export function deriveSwarmServices(
   snapshot: SwarmSnapshot,
   options: SwarmDeriveOptions,
 ): Map<string, SwarmDerivation> {
-  const context = swarmContext(snapshot.nodes, snapshot.networks);
+  const context = swarmContext(snapshot.nodes, snapshot.networks ?? []);
   const tasksOf = new Map<string, unknown[]>();
   for (const task of snapshot.tasks) {
     const id = taskServiceId(task);

@@ -12,12 +12,11 @@ export interface SwarmDockerApi {
   listServices(options?: { filters?: Record<string, string[]> }): Promise<unknown[]>;
   listTasks(options?: { filters?: Record<string, string[]> }): Promise<unknown[]>;
   listNodes(): Promise<unknown[]>;
-  listNetworks(): Promise<unknown[]>;
 }
 
 /** What to look at again. Events are hints only: what is registered always follows from a fresh list. */
 export type SwarmLook =
-  /** Every service, task, node and network: after (re)connecting, and on the poll timer. */
+  /** Every service, task and node: after (re)connecting, and on the poll timer. */
   | { readonly kind: 'inventory' }
   /** One service and its tasks: a service event, or an event of one of its task containers on this node. */
   | { readonly kind: 'service'; readonly id: string }
@@ -201,13 +200,12 @@ export function fetchSwarm(looks$: Observable<SwarmLook>, docker: SwarmDockerApi
     try {
       switch (look.kind) {
         case 'inventory': {
-          const [services, tasks, nodes, networks] = await Promise.all([
+          const [services, tasks, nodes] = await Promise.all([
             docker.listServices(),
             docker.listTasks({ filters: WANTED }),
             docker.listNodes(),
-            docker.listNetworks(),
           ]);
-          return { seq, kind: 'inventory', snapshot: { services, tasks, nodes, networks } };
+          return { seq, kind: 'inventory', snapshot: { services, tasks, nodes } };
         }
         case 'nodes':
           return { seq, kind: 'nodes', nodes: await docker.listNodes() };
