@@ -126,7 +126,7 @@ describe.runIf(process.env.CAPTURE_SWARM_FIXTURES === '1')('capture Swarm fixtur
           Command: HTTPD(80),
           StopGracePeriod: SECOND,
           Labels: { SERVICE_80_NAME: 'sick' },
-          Healthcheck: { Test: ['CMD', 'false'], Interval: SECOND, Retries: 30, StartPeriod: 0 },
+          HealthCheck: { Test: ['CMD', 'false'], Interval: SECOND, Retries: 30, StartPeriod: 0 },
         },
         Networks: [{ Target: overlay }],
       },

@@ -7,7 +7,12 @@
 // - ingress: one entry per node at the node's address for the published port. The harness's engines run with
 //   --iptables=false, so the routing mesh may not forward traffic here: what is asserted is the registration.
 // - `--swarm` against the worker fails with one line and exit code 2.
+// - deploy/swarm's stack files, deployed with `docker stack deploy` on the manager, make the services they say
+//   (placement, mode, node id template), and the manager stack's command registers the cluster's tasks.
 import type Docker from 'dockerode';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
@@ -54,6 +59,19 @@ async function runningTasks(docker: Docker, service: string): Promise<RawTask[]>
     filters: { service: [service], 'desired-state': ['running'] },
   })) as RawTask[];
   return tasks.filter((t) => t.Status.State === 'running');
+}
+
+const execFileAsync = promisify(execFile);
+const stackFile = (name: string) => fileURLToPath(new URL(`../../deploy/swarm/${name}`, import.meta.url));
+
+interface ServiceSpec {
+  Spec: {
+    Mode: { Replicated?: { Replicas: number }; Global?: object };
+    TaskTemplate: {
+      ContainerSpec: { Args?: string[]; Env?: string[]; User?: string };
+      Placement?: { Constraints?: string[] };
+    };
+  };
 }
 
 const sorted = (m: Map<string, string>) => JSON.stringify([...m].sort());
@@ -133,7 +151,7 @@ describe('registrar --swarm on a two-node Swarm', () => {
       UpdateConfig: { Parallelism: 2, Delay: 0, Order: 'stop-first' },
       EndpointSpec: { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: PUBLISHED }] },
     });
-    const { id: serviceId } = (await h1.docker.createService(spec(2, '1'))) as { id: string };
+    const { id: serviceId } = await h1.docker.createService(spec(2, '1') as Docker.CreateServiceOptions);
     const service = h1.docker.getService(serviceId);
 
     /** Waits until Swarm runs `replicas` tasks and every registry holds exactly them (tasks mode). */
@@ -243,4 +261,96 @@ describe('registrar --swarm on a two-node Swarm', () => {
     );
     for (const b of bridges) expect(b.child.exitCode).toBeNull();
   }, 180_000);
+
+  it("deploy/swarm's stack files: the manager stack on a manager, one per node, and its command registers the tasks", async () => {
+    const h1 = testHosts.hosts[0]!;
+    const overlay = testHosts.overlay!.name;
+    const scope = faultScope('etcd');
+    const etcd = backends.find((b) => b.name === 'etcd')!;
+    const env = {
+      ...process.env,
+      DOCKER_HOST: h1.host,
+      // Swarm records what the file says; the tasks themselves need not run for that.
+      REGISTRAR_IMAGE: TEST_IMAGE,
+      REGISTRAR_URI: etcd.uri(scope.scope),
+      REGISTRAR_NETWORK: overlay,
+      DOCKER_GID: '0',
+    };
+    const deploy = async (file: string, stack: string) => {
+      await execFileAsync('docker', ['stack', 'deploy', '--detach=true', '-c', stackFile(file), stack], {
+        env,
+      });
+      return (await h1.docker.getService(`${stack}_registrar`).inspect()) as ServiceSpec;
+    };
+    const manager = await deploy('registrar-manager.yml', `m${scope.service}`);
+    const perHost = await deploy('registrar-per-host.yml', `h${scope.service}`);
+    for (const stack of [`m${scope.service}`, `h${scope.service}`])
+      await execFileAsync('docker', ['stack', 'rm', stack], { env });
+
+    const task = manager.Spec.TaskTemplate;
+    expect(task.Placement?.Constraints).toEqual(['node.role == manager']);
+    expect(manager.Spec.Mode.Replicated?.Replicas).toBe(1);
+    expect(task.ContainerSpec.Args).toEqual(['--swarm', env.REGISTRAR_URI]);
+    expect(task.ContainerSpec.User).toBe('10001:0');
+    expect(perHost.Spec.Mode.Global).toBeDefined();
+    expect(perHost.Spec.TaskTemplate.ContainerSpec.Env).toContain('REGISTRAR_NODE_ID={{.Node.Hostname}}');
+    expect(perHost.Spec.TaskTemplate.ContainerSpec.Args).toEqual([
+      '--internal',
+      '--deregister-on-exit',
+      env.REGISTRAR_URI,
+    ]);
+
+    // The manager stack's command and environment, run against the manager, register a service's tasks.
+    const specEnv = Object.fromEntries(
+      (task.ContainerSpec.Env ?? []).map((entry) => [
+        entry.slice(0, entry.indexOf('=')),
+        entry.slice(entry.indexOf('=') + 1),
+      ]),
+    );
+    const bridge = spawnBridge(
+      [...task.ContainerSpec.Args!, '--docker-host', h1.host, '--ttl', String(TTL)],
+      specEnv,
+    );
+    bridges.push(bridge);
+    const { id } = await h1.docker.createService({
+      Name: `d${scope.service}`,
+      Labels: { SERVICE_NAME: scope.service },
+      TaskTemplate: {
+        ContainerSpec: { Image: TEST_IMAGE, Command: HTTPD, StopGracePeriod: SECOND },
+        Networks: [{ Target: overlay }],
+      },
+      Mode: { Replicated: { Replicas: 2 } },
+      EndpointSpec: { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: PUBLISHED + 1 }] },
+    });
+    const cluster = ((await h1.docker.swarmInspect()) as { ID: string }).ID;
+    await until(
+      "the stack command's registrar holding the service's two tasks",
+      async () => {
+        const tasks = await runningTasks(h1.docker, id);
+        const held = await etcd.endpoints(scope.scope, scope.service);
+        const expected = new Map(
+          tasks.map((t) => [
+            `swarm-${cluster}:d${scope.service}.${t.Slot}.${t.ID}:80`,
+            `${t.NetworksAttachments!.find((a) => a.Network.Spec.Name === overlay)!.Addresses[0]!.split('/')[0]}:80`,
+          ]),
+        );
+        return tasks.length === 2 && sorted(held) === sorted(expected);
+      },
+      60_000,
+    ).catch((error: unknown) => {
+      console.error(
+        bridge.logs
+          .slice(-20)
+          .map((l) => JSON.stringify(l))
+          .join('\n'),
+        bridge.stderr.join('\n'),
+      );
+      throw error;
+    });
+    await h1.docker.getService(id).remove();
+    await until(
+      'the removed service gone from etcd',
+      async () => (await etcd.endpoints(scope.scope, scope.service)).size === 0,
+    );
+  }, 120_000);
 });

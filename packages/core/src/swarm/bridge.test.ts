@@ -79,7 +79,7 @@ class FakeManager implements SwarmDockerApi {
     );
   }
   listNodes() {
-    return this.later(this.snapshot.nodes);
+    return this.later([...this.snapshot.nodes]);
   }
   emit(event: object) {
     this.events.write(`${JSON.stringify(event)}\n`);
@@ -112,7 +112,7 @@ function start(manager: FakeManager, registry: MapRegistry) {
     docker: manager,
     registries: [registry],
     pollMs: 0,
-    backoff: { initialMs: 10, maxMs: 50, factor: 2, jitter: 0 },
+    backoff: { initialMs: 10, maxMs: 50, jitter: 0 },
   });
   return bridge;
 }
@@ -136,7 +136,7 @@ describe('SwarmBridge', () => {
 
     // internal removed: its service and tasks are gone.
     const internalId = manager.serviceId('internal');
-    const snapshot = manager.snapshot as { services: Raw[]; tasks: Raw[] };
+    const snapshot = manager.snapshot as unknown as { services: Raw[]; tasks: Raw[] };
     snapshot.services = snapshot.services.filter((s) => s.ID !== internalId);
     snapshot.tasks = snapshot.tasks.filter((t) => t.ServiceID !== internalId);
     manager.emit({ Type: 'service', Action: 'remove', Actor: { ID: internalId } });

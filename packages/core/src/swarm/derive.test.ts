@@ -114,13 +114,15 @@ describe('deriveSwarmServices: tasks mode', () => {
     const scaled = clone(snapshot);
     const [keep] = runningTasksOf(scaled, 'shop_web');
     const dropped = runningTasksOf(scaled, 'shop_web').find((t) => t !== keep)!;
-    (scaled as { tasks: unknown[] }).tasks = tasks(scaled).filter((t) => t !== dropped);
+    (scaled as unknown as { tasks: unknown[] }).tasks = tasks(scaled).filter((t) => t !== dropped);
     expect([...endpoints(of(scaled, 'shop_web', 'tasks')).keys()]).toEqual([
       `swarm-c1:shop_web.${keep!.Slot}.${keep!.ID}:80`,
     ]);
     const removed = clone(snapshot);
     const webId = serviceNamed(removed, 'shop_web').ID as string;
-    (removed as { services: unknown[] }).services = services(removed).filter((x) => x.ID !== webId);
+    (removed as unknown as { services: unknown[] }).services = services(removed).filter(
+      (x) => x.ID !== webId,
+    );
     expect(derive(removed, 'tasks').has(webId)).toBe(false);
     expect(derive(removed, 'tasks').size).toBe(snapshot.services.length - 1);
   });
