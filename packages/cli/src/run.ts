@@ -97,6 +97,9 @@ export async function run(argv: readonly string[]): Promise<number> {
     },
     'registrar starting',
   );
+  if (config.swarm && (config.ip !== undefined || config.internal)) {
+    log.warn('--ip and --internal do not apply with --swarm (--swarm-mode decides the addresses); ignored');
+  }
   if (config.ip === undefined && !config.internal && !config.swarm) {
     log.warn(
       'no --ip given: ports published on all interfaces (0.0.0.0/::) are skipped; pass --ip <host address>',

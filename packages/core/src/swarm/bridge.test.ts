@@ -7,7 +7,7 @@ import type { LivenessLoss, Registry, RegistryEntry } from '../registry.js';
 import type { Service } from '../service.js';
 import { createSwarmBridge, type SwarmBridge } from './bridge.js';
 import { deriveSwarmServices, isTaskServed, type SwarmSnapshot } from './derive.js';
-import type { SwarmDockerApi } from './source.js';
+import { swarmEventLook, type SwarmDockerApi } from './source.js';
 
 type Raw = Record<string, any>;
 const fixture = JSON.parse(
@@ -54,9 +54,17 @@ class FakeManager implements SwarmDockerApi {
   readonly taskLists = new Map<string, number>();
   /** Each list takes this long, so that looks arrive while one is in flight. */
   latencyMs = 20;
-  private async later<T>(value: T): Promise<T> {
-    await new Promise((resolve) => setTimeout(resolve, this.latencyMs));
-    return structuredClone(value);
+  /** Lists of the whole cluster take this long instead (set to make an inventory outlast a service list). */
+  inventoryLatencyMs: number | undefined;
+  /** Lists of the whole cluster answered so far. */
+  slowAnswers = 0;
+  /** What the engine saw when asked, answered after the latency. */
+  private async later<T>(value: T, slow = false): Promise<T> {
+    const answer = structuredClone(value);
+    const ms = slow ? (this.inventoryLatencyMs ?? this.latencyMs) : this.latencyMs;
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    if (slow) this.slowAnswers++;
+    return answer;
   }
   getEvents() {
     return Promise.resolve(this.events);
@@ -64,7 +72,8 @@ class FakeManager implements SwarmDockerApi {
   listServices(options?: { filters?: Record<string, string[]> }) {
     const ids = options?.filters?.id;
     const all = this.snapshot.services as Raw[];
-    return this.later(ids === undefined ? all : all.filter((s) => ids.some((id) => s.ID.startsWith(id))));
+    if (ids === undefined) return this.later(all, true);
+    return this.later(all.filter((s) => ids.some((id) => s.ID.startsWith(id))));
   }
   listTasks(options?: { filters?: Record<string, string[]> }) {
     const service = options?.filters?.service?.[0] ?? '*';
@@ -76,10 +85,11 @@ class FakeManager implements SwarmDockerApi {
           (service === '*' || t.ServiceID === service) &&
           (desired === undefined || desired.includes(t.DesiredState)),
       ),
+      service === '*',
     );
   }
   listNodes() {
-    return this.later([...this.snapshot.nodes]);
+    return this.later([...this.snapshot.nodes], true);
   }
   emit(event: object) {
     this.events.write(`${JSON.stringify(event)}\n`);
@@ -188,5 +198,56 @@ describe('SwarmBridge', () => {
       () => expect([...held(registry).keys()].some((id) => id.includes(added.ID as string))).toBe(true),
       { timeout: 5_000 },
     );
+  });
+});
+
+describe('SwarmBridge: ordering', () => {
+  it('an inventory that began before a service list never brings back what that list removed', async () => {
+    const manager = new FakeManager();
+    const registry = new MapRegistry();
+    const swarm = start(manager, registry);
+    await vi.waitFor(() => expect(held(registry)).toEqual(expected(manager.snapshot)));
+    const webId = manager.serviceId('shop_web');
+    const task = (manager.snapshot.tasks as Raw[]).find((t) => t.ServiceID === webId && isTaskServed(t))!;
+    const taskEntry = () => [...held(registry).keys()].some((id) => id.includes(task.ID as string));
+    expect(taskEntry()).toBe(true);
+    // A slow inventory starts while the task still runs; the task stops; its service is listed (fast).
+    manager.inventoryLatencyMs = 300;
+    swarm.resync();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    task.DesiredState = 'shutdown';
+    manager.emit({ Type: 'service', Action: 'update', Actor: { ID: webId } });
+    await vi.waitFor(() => expect(taskEntry()).toBe(false));
+    // The inventory answers with what it saw before, the task running: it must not count.
+    const answered = manager.slowAnswers;
+    await vi.waitFor(() => expect(manager.slowAnswers).toBe(answered + 3), { timeout: 2_000 });
+    // Let the answers reach the bridge (promise callbacks), then look at what it wants.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect([...swarm.desired().keys()].some((id) => id.includes(task.ID as string))).toBe(false);
+    expect(taskEntry()).toBe(false);
+  });
+});
+
+describe('swarmEventLook', () => {
+  const events = JSON.parse(
+    readFileSync(new URL('../fixtures/swarm-events.json', import.meta.url), 'utf8'),
+  ) as Raw[];
+
+  it('maps the events a real manager sent: services by id, nodes, and its own task containers by service', () => {
+    const looks = events.map((e) => swarmEventLook(e));
+    const services = new Set((fixture.services as Raw[]).map((s) => s.ID as string));
+    events.forEach((event, i) => {
+      const look = looks[i];
+      if (event.Type === 'service') expect(look).toEqual({ kind: 'service', id: event.Actor.ID });
+      else if (event.Type === 'node') expect(look).toEqual({ kind: 'nodes' });
+      else if (event.Type === 'container') {
+        const serviceId = event.Actor.Attributes['com.docker.swarm.service.id'] as string | undefined;
+        expect(look).toEqual(serviceId === undefined ? undefined : { kind: 'service', id: serviceId });
+      }
+    });
+    // Every container event the capture saw was of a task, of a service of the snapshot.
+    const containerLooks = looks.filter((l, i) => events[i]!.Type === 'container' && l !== undefined);
+    expect(containerLooks.length).toBeGreaterThan(0);
+    for (const look of containerLooks) expect(services.has((look as { id: string }).id)).toBe(true);
   });
 });

@@ -66,6 +66,8 @@ export class SwarmBridge {
   private readonly settling = new Map<string, { delay: number; timer?: Subscription }>();
   private context: SwarmContext = swarmContext([]);
   private connected = false;
+  /** The last list failed: further failures are logged at debug level until one succeeds. */
+  private listFailing = false;
   private firstInventoryDone = false;
   /** The sequence number of the last inventory applied; older per-service fetches are stale. */
   private inventorySeq = 0;
@@ -173,15 +175,20 @@ export class SwarmBridge {
   }
 
   private onFetch(fetched: SwarmFetch) {
+    if (fetched.kind !== 'error' && this.listFailing) {
+      this.listFailing = false;
+      this.log.info('swarm lists answer again');
+    }
     switch (fetched.kind) {
-      case 'error':
+      case 'error': {
         // The manager did not answer (lost quorum, restarting): keep what we know; the poll looks again.
-        this.log.warn(
-          { err: fetched.error, look: fetched.look.kind },
-          'swarm list failed; keeping the last state',
-        );
+        const fields = { err: fetched.error, look: fetched.look.kind };
+        if (this.listFailing) this.log.debug(fields, 'swarm list failed; keeping the last state');
+        else this.log.warn(fields, 'swarm list failed; keeping the last state');
+        this.listFailing = true;
         if (fetched.look.kind === 'service') this.settleLater(fetched.look.id);
         return;
+      }
       case 'nodes':
         this.setNodes(fetched.nodes);
         return;
