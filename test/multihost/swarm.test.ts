@@ -7,6 +7,8 @@
 // - ingress: one entry per node at the node's address for the published port. The harness's engines run with
 //   --iptables=false, so the routing mesh may not forward traffic here: what is asserted is the registration.
 // - `--swarm` against the worker fails with one line and exit code 2.
+// - a task with a HEALTHCHECK is registered only once Swarm reports it running (after its check passed), and
+//   when its container turns unhealthy Swarm replaces it: the old entry goes, the new task's comes.
 // - deploy/swarm's stack files, deployed with `docker stack deploy` on the manager, make the services they say
 //   (placement, mode, node id template), and the manager stack's command registers the cluster's tasks.
 import type Docker from 'dockerode';
@@ -49,7 +51,7 @@ interface RawTask {
   Slot?: number;
   NodeID: string;
   DesiredState: string;
-  Status: { State: string };
+  Status: { State: string; ContainerStatus?: { ContainerID?: string } };
   NetworksAttachments?: { Network: { Spec: { Name: string } }; Addresses: string[] }[];
 }
 
@@ -72,6 +74,13 @@ interface ServiceSpec {
       Placement?: { Constraints?: string[] };
     };
   };
+}
+
+/** The tasks Swarm wants running, whatever their state (a failed one is no longer wanted). */
+async function runningOrStarting(docker: Docker, service: string): Promise<RawTask[]> {
+  return (await docker.listTasks({
+    filters: { service: [service], 'desired-state': ['running'] },
+  })) as RawTask[];
 }
 
 const sorted = (m: Map<string, string>) => JSON.stringify([...m].sort());
@@ -352,5 +361,116 @@ describe('registrar --swarm on a two-node Swarm', () => {
       'the removed service gone from etcd',
       async () => (await etcd.endpoints(scope.scope, scope.service)).size === 0,
     );
+  }, 120_000);
+
+  it('health: registered once its check passed; an unhealthy task is replaced, and so is its entry', async () => {
+    const h1 = testHosts.hosts[0]!;
+    const overlay = testHosts.overlay!.name;
+    const scope = faultScope('etcd');
+    const etcd = backends.find((b) => b.name === 'etcd')!;
+    const bridge = spawnBridge([
+      '--docker-host',
+      h1.host,
+      '--swarm',
+      '--ttl',
+      String(TTL),
+      '--stall-check',
+      '5',
+      etcd.uri(scope.scope),
+    ]);
+    bridges.push(bridge);
+    const { id } = await h1.docker.createService({
+      Name: `hc${scope.service}`,
+      Labels: { SERVICE_80_NAME: scope.service },
+      TaskTemplate: {
+        ContainerSpec: {
+          Image: TEST_IMAGE,
+          // Healthy about 3 s after it starts, for as long as /tmp/ready exists.
+          Command: ['sh', '-c', 'sleep 3 && touch /tmp/ready && exec httpd -f -p 80 -h /'],
+          StopGracePeriod: SECOND,
+          HealthCheck: {
+            Test: ['CMD', 'test', '-f', '/tmp/ready'],
+            Interval: SECOND / 2,
+            Timeout: SECOND,
+            Retries: 2,
+            // Failures while it starts do not count; once it has passed, two in a row make it unhealthy.
+            StartPeriod: 20 * SECOND,
+          },
+        },
+        Networks: [{ Target: overlay }],
+        RestartPolicy: { Condition: 'any', Delay: SECOND / 10 },
+      },
+      Mode: { Replicated: { Replicas: 1 } },
+    });
+    const task = async () => (await runningOrStarting(h1.docker, id))[0];
+    const entryOf = (t: RawTask) => `swarm-${cluster}:hc${scope.service}.${t.Slot}.${t.ID}:80`;
+    const cluster = ((await h1.docker.swarmInspect()) as { ID: string }).ID;
+    const early: string[] = [];
+    let first: RawTask | undefined;
+    await until(
+      'the task healthy, running and registered',
+      async () => {
+        // The registry first: whatever it holds was written before Swarm's answer below.
+        const held = await etcd.ids(scope.scope, scope.service);
+        const t = await task();
+        if (t === undefined) return false;
+        if (t.Status.State !== 'running' && held.includes(entryOf(t))) early.push(t.Status.State);
+        first = t;
+        return t.Status.State === 'running' && held.includes(entryOf(t));
+      },
+      60_000,
+    ).catch(async (error: unknown) => {
+      console.error(JSON.stringify(await runningOrStarting(h1.docker, id)).slice(0, 3000));
+      console.error(await etcd.ids(scope.scope, scope.service));
+      console.error(
+        bridge.logs
+          .slice(-20)
+          .map((l) => JSON.stringify(l))
+          .join('\n'),
+        bridge.stderr.join('\n'),
+      );
+      throw error;
+    });
+    expect(early).toEqual([]);
+
+    // Unhealthy: Swarm fails the task and starts another in its slot.
+    const nodes = await Promise.all(
+      testHosts.hosts.map(async (h) => ({
+        h,
+        node: ((await h.docker.info()) as { Swarm: { NodeID: string } }).Swarm.NodeID,
+      })),
+    );
+    const onNode = nodes.find((n) => n.node === first!.NodeID)!.h;
+    const exec = await onNode.docker.getContainer(first!.Status.ContainerStatus!.ContainerID!).exec({
+      Cmd: ['rm', '/tmp/ready'],
+    });
+    await exec.start({});
+    const unhealthyAt = Date.now();
+    await until(
+      'the unhealthy task replaced, and the registry holding only its successor',
+      async () => {
+        const held = await etcd.ids(scope.scope, scope.service);
+        const t = await task();
+        return (
+          t !== undefined &&
+          t.ID !== first!.ID &&
+          t.Status.State === 'running' &&
+          JSON.stringify(held) === JSON.stringify([entryOf(t)])
+        );
+      },
+      60_000,
+    ).catch((error: unknown) => {
+      console.error(
+        bridge.logs
+          .slice(-20)
+          .map((l) => JSON.stringify(l))
+          .join('\n'),
+      );
+      throw error;
+    });
+    console.log(
+      `[measure] registrar --swarm: an unhealthy task's replacement registered (and the old entry gone) ${Date.now() - unhealthyAt} ms after its check file was removed (Swarm's detection, restart and the new task's 3 s start included)`,
+    );
+    await h1.docker.getService(id).remove();
   }, 120_000);
 });

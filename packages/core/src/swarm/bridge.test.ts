@@ -201,6 +201,26 @@ describe('SwarmBridge', () => {
   });
 });
 
+describe('SwarmBridge: after an event', () => {
+  it('looks once more shortly after a service event: Swarm acts on a new spec just after announcing it', async () => {
+    const manager = new FakeManager();
+    const registry = new MapRegistry();
+    start(manager, registry);
+    await vi.waitFor(() => expect(held(registry)).toEqual(expected(manager.snapshot)));
+    const webId = manager.serviceId('shop_web');
+    const task = (manager.snapshot.tasks as Raw[]).find((t) => t.ServiceID === webId && isTaskServed(t))!;
+    // Scaled down: the event first, the task's new desired state a moment later, and no event for that.
+    manager.emit({ Type: 'service', Action: 'update', Actor: { ID: webId } });
+    await vi.waitFor(() => expect(manager.taskLists.get(webId)).toBe(1));
+    task.DesiredState = 'shutdown';
+    await vi.waitFor(
+      () => expect([...held(registry).keys()].some((id) => id.includes(task.ID as string))).toBe(false),
+      { timeout: 3_000 },
+    );
+    expect(held(registry)).toEqual(expected(manager.snapshot));
+  });
+});
+
 describe('SwarmBridge: ordering', () => {
   it('an inventory that began before a service list never brings back what that list removed', async () => {
     const manager = new FakeManager();

@@ -46,7 +46,14 @@ interface TrackedService {
   readonly warned: string;
 }
 
-/** First and longest delay between looks at a service whose tasks are still starting or updating. */
+interface SettleTimer {
+  readonly delay: number;
+  timer?: Subscription;
+  /** Asked for by an event: not cancelled when a look finds the service settled. */
+  pinned: boolean;
+}
+
+/** First delay between looks at a service whose tasks are still starting or updating. */
 const SETTLE_FIRST_MS = 500;
 
 /**
@@ -63,7 +70,7 @@ export class SwarmBridge {
   private readonly subscription = new Subscription();
   private readonly looks$ = new Subject<SwarmLook>();
   /** Services with a follow-up look scheduled, with the delay used (doubles while unsettled). */
-  private readonly settling = new Map<string, { delay: number; timer?: Subscription }>();
+  private readonly settling = new Map<string, SettleTimer>();
   private context: SwarmContext = swarmContext([]);
   private connected = false;
   /** The last list failed: further failures are logged at debug level until one succeeds. */
@@ -104,6 +111,8 @@ export class SwarmBridge {
     });
     const hintedLooks$ = hints$.pipe(
       filter((hint): hint is SwarmLook => {
+        // Swarm acts on a changed spec (scales, starts an update) just after the event: look once more then.
+        if (hint.kind === 'service') this.lookAgainSoon(hint.id);
         if (hint.kind !== 'connection') return true;
         this.connected = hint.connected;
         this.options.observer?.onDockerConnection?.(hint.connected);
@@ -272,17 +281,35 @@ export class SwarmBridge {
     const current = this.settling.get(id);
     if (current?.timer !== undefined) return;
     const delay = current === undefined ? SETTLE_FIRST_MS : Math.min(current.delay * 2, this.maxSettleMs());
-    const entry: { delay: number; timer?: Subscription } = { delay };
-    entry.timer = timer(delay).subscribe(() => {
-      entry.timer = undefined;
-      this.looks$.next({ kind: 'service', id });
-    });
-    this.settling.set(id, entry);
+    this.schedule(id, delay, false);
   }
 
   private settled(id: string) {
-    this.settling.get(id)?.timer?.unsubscribe();
+    const entry = this.settling.get(id);
+    // A look asked for by an event still happens, settled or not.
+    if (entry?.pinned === true && entry.timer !== undefined) return;
+    entry?.timer?.unsubscribe();
     this.settling.delete(id);
+  }
+
+  /** One more look at a service shortly, however settled the look in flight finds it. */
+  private lookAgainSoon(id: string) {
+    const current = this.settling.get(id);
+    if (current?.timer !== undefined) {
+      current.pinned = true;
+      return;
+    }
+    this.schedule(id, SETTLE_FIRST_MS, true);
+  }
+
+  private schedule(id: string, delay: number, pinned: boolean) {
+    const entry: SettleTimer = { delay, pinned };
+    entry.timer = timer(delay).subscribe(() => {
+      entry.timer = undefined;
+      entry.pinned = false;
+      this.looks$.next({ kind: 'service', id });
+    });
+    this.settling.set(id, entry);
   }
 
   private maxSettleMs() {
@@ -298,6 +325,13 @@ export class SwarmBridge {
 function settled(tracked: TrackedService): boolean {
   const update = (tracked.spec as { UpdateStatus?: { State?: unknown } } | null)?.UpdateStatus?.State;
   if (update === 'updating' || update === 'rollback_started') return false;
+  // Scaled, and Swarm has not yet started or stopped tasks to match.
+  const replicas = (tracked.spec as { Spec?: { Mode?: { Replicated?: { Replicas?: unknown } } } } | null)
+    ?.Spec?.Mode?.Replicated?.Replicas;
+  const wanted = tracked.tasks.filter(
+    (task) => (task as { DesiredState?: unknown } | null)?.DesiredState === 'running',
+  );
+  if (typeof replicas === 'number' && wanted.length !== replicas) return false;
   return tracked.tasks.every((task) => {
     const t = task as { DesiredState?: unknown; Status?: { State?: unknown } } | null;
     return t?.DesiredState !== 'running' || t.Status?.State === 'running';
