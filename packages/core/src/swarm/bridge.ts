@@ -273,7 +273,7 @@ export class SwarmBridge {
     const changed = this.desiredServices.update(id, previous?.services ?? [], next?.services ?? []);
     if (changed.size > 0) for (const reconciler of this.reconcilers) reconciler.changed(changed);
     if (next !== undefined && !settled(next)) this.settleLater(id);
-    else this.settled(id);
+    else this.stopSettling(id);
   }
 
   /** Look at a service again soon: its tasks are starting, stopping or being updated. */
@@ -284,7 +284,7 @@ export class SwarmBridge {
     this.schedule(id, delay, false);
   }
 
-  private settled(id: string) {
+  private stopSettling(id: string) {
     const entry = this.settling.get(id);
     // A look asked for by an event still happens, settled or not.
     if (entry?.pinned === true && entry.timer !== undefined) return;
