@@ -9,6 +9,7 @@
 // - `--swarm` against the worker fails with one line and exit code 2.
 // - a task with a HEALTHCHECK is registered only once Swarm reports it running (after its check passed), and
 //   when its container turns unhealthy Swarm replaces it: the old entry goes, the new task's comes.
+// - a node that dies: once Swarm marks it down, its tasks' entries go (the other node's stay untouched).
 // - deploy/swarm's stack files, deployed with `docker stack deploy` on the manager, make the services they say
 //   (placement, mode, node id template), and the manager stack's command registers the cluster's tasks.
 import type Docker from 'dockerode';
@@ -19,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { TEST_IMAGE } from '../harness/docker.js';
-import { startHosts, type TestHost, type TestHosts } from '../harness/hosts.js';
+import { SWARM_HEARTBEAT_MS, startHosts, type TestHost, type TestHosts } from '../harness/hosts.js';
 import { until } from '../harness/net.js';
 import { faultScope } from '../faults/common.js';
 
@@ -472,5 +473,77 @@ describe('registrar --swarm on a two-node Swarm', () => {
       `[measure] registrar --swarm: an unhealthy task's replacement registered (and the old entry gone) ${Date.now() - unhealthyAt} ms after its check file was removed (Swarm's detection, restart and the new task's 3 s start included)`,
     );
     await h1.docker.getService(id).remove();
+  }, 120_000);
+
+  // Last: it kills host 2 (afterAll starts it again to clean up).
+  it("a node that goes down takes its tasks' entries with it; the other node's stay as they were", async () => {
+    const [h1, h2] = testHosts.hosts as [TestHost, TestHost];
+    const overlay = testHosts.overlay!.name;
+    const scope = faultScope('etcd');
+    const etcd = backends.find((b) => b.name === 'etcd')!;
+    const bridge = spawnBridge([
+      '--docker-host',
+      h1.host,
+      '--swarm',
+      '--ttl',
+      String(TTL),
+      '--stall-check',
+      '5',
+      etcd.uri(scope.scope),
+    ]);
+    bridges.push(bridge);
+    const { id } = await h1.docker.createService({
+      Name: `g${scope.service}`,
+      Labels: { SERVICE_80_NAME: scope.service },
+      TaskTemplate: {
+        ContainerSpec: { Image: TEST_IMAGE, Command: HTTPD, StopGracePeriod: SECOND },
+        Networks: [{ Target: overlay }],
+      },
+      Mode: { Global: {} },
+    });
+    const h2Node = ((await h2.docker.info()) as { Swarm: { NodeID: string } }).Swarm.NodeID;
+    let onH1 = '';
+    let onH2 = '';
+    await until(
+      'a task on each node, both registered',
+      async () => {
+        const tasks = await runningTasks(h1.docker, id);
+        const held = await etcd.ids(scope.scope, scope.service);
+        const ids = (node: string) =>
+          tasks.filter((t) => t.NodeID === node).map((t) => held.find((e) => e.includes(`.${t.ID}:`)));
+        const [mine] = ids(tasks.find((t) => t.NodeID !== h2Node)?.NodeID ?? '');
+        const [theirs] = ids(h2Node);
+        onH1 = mine ?? '';
+        onH2 = theirs ?? '';
+        return tasks.length === 2 && held.length === 2 && onH1 !== '' && onH2 !== '';
+      },
+      60_000,
+    );
+    const before = await etcd.stamps(scope.scope, scope.service);
+    const killedAt = Date.now();
+    await h2.kill('SIGKILL');
+    await until(
+      "host 2's task withdrawn",
+      async () => {
+        const held = await etcd.ids(scope.scope, scope.service);
+        return !held.includes(onH2) && held.includes(onH1);
+      },
+      60_000,
+    ).catch((error: unknown) => {
+      console.error(
+        bridge.logs
+          .slice(-20)
+          .map((l) => JSON.stringify(l))
+          .join('\n'),
+      );
+      throw error;
+    });
+    const withdrawnMs = Date.now() - killedAt;
+    const after = await etcd.stamps(scope.scope, scope.service);
+    expect([...after.keys()]).toEqual([onH1]);
+    expect(after.get(onH1)).toBe(before.get(onH1));
+    console.log(
+      `[measure] registrar --swarm: host 2 killed → its task's entry withdrawn after ${withdrawnMs} ms (Swarm heartbeat ${SWARM_HEARTBEAT_MS} ms); host 1's entry not rewritten`,
+    );
   }, 120_000);
 });
