@@ -9,6 +9,7 @@ const HEAVY = [
   'test/faults/engine.fault.test.ts',
   'test/multihost/per-host.test.ts',
   'test/multihost/node-id.test.ts',
+  'test/multihost/swarm.test.ts',
 ];
 
 export default defineConfig({

@@ -1,6 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import type { Bridge, BridgeObserver, ExplainLookup, ExplainSummary, Registry } from '@registrar/core';
+import type { BridgeObserver, BridgeStatus, ExplainLookup, ExplainSummary, Registry } from '@registrar/core';
+
+/** What the metrics read of a bridge: the container bridge and the Swarm bridge both have it. */
+export interface StatusSource {
+  status(): BridgeStatus;
+}
 import { VERSION } from './version.js';
 
 /** Prometheus metrics fed by the bridge's observer hooks and by every registry's `events$`. */
@@ -67,7 +72,7 @@ export class Metrics {
   });
 
   /** `registries` are watched from here on: create the metrics right after them. */
-  constructor(bridge: () => Bridge | undefined, registries: readonly Registry[]) {
+  constructor(bridge: () => StatusSource | undefined, registries: readonly Registry[]) {
     for (const registry of registries) this.watch(registry);
     collectDefaultMetrics({ register: this.registry, prefix: 'registrar_' });
     new Gauge({
@@ -154,7 +159,7 @@ export class Metrics {
   }
 
   /** Ready: the Docker stream is connected, the first inventory is in and every registry answered. */
-  ready(bridge: Bridge | undefined, registries: readonly Registry[]): { ok: boolean; detail: object } {
+  ready(bridge: StatusSource | undefined, registries: readonly Registry[]): { ok: boolean; detail: object } {
     const status = bridge?.status();
     const backends = Object.fromEntries(
       registries.map((r) => [r.target, this.reachable.get(r.target) === true]),

@@ -5,12 +5,14 @@ import {
   ConfigError,
   quote,
   createBridge,
+  createSwarmBridge,
   formatHostPort,
   defaultBackoff,
   type Bridge,
   type Logger,
   type NodeIdConflictError,
   type Registry,
+  type SwarmBridge,
   type RegistryOp,
 } from '@registrar/core';
 import { runCheck } from './check.js';
@@ -62,11 +64,15 @@ export async function run(argv: readonly string[]): Promise<number> {
     process.on('SIGINT', onSignal);
   });
 
-  // Also with --node-id: every entry records the engine's ID, so nothing is written before Docker answers.
-  const engine = await dockerIdentity(docker, config.nodeId === undefined, logger, stopping.signal);
-  if (engine === undefined) return 0; // signalled while waiting for Docker
-  const nodeId = config.nodeId ?? engine.name!;
-  const engineId = engine.id;
+  // Also with --node-id: every entry records the engine's ID (and Swarm mode needs the engine's Swarm
+  // state), so nothing is written before Docker answers.
+  const info = await dockerInfo(docker, config.nodeId === undefined, logger, stopping.signal);
+  if (info === undefined) return 0; // signalled while waiting for Docker
+  const clusterId = config.swarm ? swarmClusterId(info) : undefined;
+  const nodeId = config.nodeId ?? (clusterId !== undefined ? `swarm-${clusterId}` : info.Name!);
+  // In Swarm mode the entries belong to the cluster, not to one manager's engine: the cluster is the writer,
+  // so whichever manager runs the bridge adopts them.
+  const engineId = clusterId !== undefined ? `swarm-${clusterId}` : info.ID;
   const log = logger.child({ node: nodeId });
   if (engineId === undefined) {
     log.warn(
@@ -87,13 +93,22 @@ export async function run(argv: readonly string[]): Promise<number> {
     }),
   );
   // Right after the registries, in the same tick: their events$ are counted from the start.
-  const current: { bridge?: Bridge } = {};
+  const current: { bridge?: Bridge | SwarmBridge } = {};
   const metrics = new Metrics(() => current.bridge, registries);
   log.info(
-    { version: VERSION, registries: registries.map((r) => r.target), ttl: config.ttl, dryRun: config.dryRun },
+    {
+      version: VERSION,
+      registries: registries.map((r) => r.target),
+      ttl: config.ttl,
+      dryRun: config.dryRun,
+      ...(config.swarm && { swarmMode: config.swarmMode, cluster: clusterId }),
+    },
     'registrar starting',
   );
-  if (config.ip === undefined && !config.internal) {
+  if (config.swarm && (config.ip !== undefined || config.internal)) {
+    log.warn('--ip and --internal do not apply with --swarm (--swarm-mode decides the addresses); ignored');
+  }
+  if (config.ip === undefined && !config.internal && !config.swarm) {
     log.warn(
       'no --ip given: ports published on all interfaces (0.0.0.0/::) are skipped; pass --ip <host address>',
     );
@@ -114,26 +129,44 @@ export async function run(argv: readonly string[]): Promise<number> {
   // A registry holding this node id's entries from another engine: the bridge cannot go on (exit 2).
   let conflicted: (error: NodeIdConflictError) => void = () => undefined;
   const conflict = new Promise<NodeIdConflictError>((resolve) => (conflicted = resolve));
-  const bridge = createBridge({
-    docker,
-    registries,
-    logger: log,
-    ...deriveOptionsOf(config, nodeId),
-    resync: config.resync,
-    stallCheckMs: config.stallCheck * 1000,
-    cleanup: config.cleanup,
-    deregister: config.deregister,
-    drain: config.drain,
-    dryRun: config.dryRun,
-    observer: {
-      ...metrics.observer,
-      onOp: (registry, op, outcome, seconds) => {
-        metrics.observer.onOp?.(registry, op, outcome, seconds);
-        if (outcome === 'dry-run') process.stdout.write(`${registry.target} ${describeOp(op)}\n`);
-      },
-      onFatal: (_registry, error) => conflicted(error),
+  const observer = {
+    ...metrics.observer,
+    onOp: (registry: Registry, op: RegistryOp, outcome: 'ok' | 'error' | 'dry-run', seconds: number) => {
+      metrics.observer.onOp?.(registry, op, outcome, seconds);
+      if (outcome === 'dry-run') process.stdout.write(`${registry.target} ${describeOp(op)}\n`);
     },
-  });
+    onFatal: (_registry: Registry, error: NodeIdConflictError) => conflicted(error),
+  };
+  const bridge = config.swarm
+    ? createSwarmBridge({
+        docker,
+        registries,
+        logger: log,
+        nodeId,
+        mode: config.swarmMode,
+        ...(config.network !== undefined && { network: config.network }),
+        tags: config.tags,
+        explicit: config.explicit,
+        resync: config.resync,
+        // Swarm has no task events: the stall check's interval is how often the cluster is listed whole.
+        pollMs: config.stallCheck * 1000,
+        cleanup: config.cleanup,
+        dryRun: config.dryRun,
+        observer,
+      })
+    : createBridge({
+        docker,
+        registries,
+        logger: log,
+        ...deriveOptionsOf(config, nodeId),
+        resync: config.resync,
+        stallCheckMs: config.stallCheck * 1000,
+        cleanup: config.cleanup,
+        deregister: config.deregister,
+        drain: config.drain,
+        dryRun: config.dryRun,
+        observer,
+      });
 
   current.bridge = bridge;
 
@@ -184,22 +217,32 @@ function describeOp(op: RegistryOp): string {
   return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address} tags=${s.tags.join(',')} health=${s.health}`;
 }
 
+/** What the bridge reads of `docker info`. */
+interface EngineInfo {
+  readonly Name?: string;
+  /** The engine's ID, recorded with every entry. */
+  readonly ID?: string;
+  readonly Swarm?: {
+    readonly LocalNodeState?: string;
+    readonly ControlAvailable?: boolean;
+    readonly Cluster?: { readonly ID?: string };
+  };
+}
+
 /**
- * The engine's host name (the default node id, needed when `needName`) and ID (recorded with every entry);
- * waits for Docker with backoff rather than exiting.
+ * The engine's info: its host name (the default node id, needed when `needName`), ID and Swarm state. Waits
+ * for Docker with backoff rather than exiting.
  */
-async function dockerIdentity(
+async function dockerInfo(
   docker: Docker,
   needName: boolean,
   logger: Logger,
   signal: AbortSignal,
-): Promise<{ name?: string; id?: string } | undefined> {
+): Promise<EngineInfo | undefined> {
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {
-      const info = (await docker.info()) as { Name?: string; ID?: string };
-      if (info.Name || !needName) {
-        return { ...(info.Name && { name: info.Name }), ...(info.ID && { id: info.ID }) };
-      }
+      const info = (await docker.info()) as EngineInfo;
+      if (info.Name || !needName) return info;
       throw new Error('docker info has no Name');
     } catch (error) {
       const delay = backoffDelay(attempt, defaultBackoff);
@@ -214,6 +257,27 @@ async function dockerIdentity(
     }
   }
   return undefined;
+}
+
+/**
+ * The cluster's id, from a manager's info; anything else is a configuration error: only a manager can list
+ * the cluster's services, tasks and nodes.
+ */
+export function swarmClusterId(info: EngineInfo): string {
+  const engine = quote(info.Name ?? 'this engine', 80);
+  const state = info.Swarm?.LocalNodeState ?? 'inactive';
+  if (state !== 'active') {
+    throw new ConfigError(
+      `--swarm: Docker engine ${engine} is not an active Swarm node (state ${quote(state, 20)}); run registrar --swarm against a Swarm manager, or drop --swarm`,
+    );
+  }
+  const id = info.Swarm?.Cluster?.ID;
+  if (info.Swarm?.ControlAvailable !== true || id === undefined || !/^[A-Za-z0-9]+$/.test(id)) {
+    throw new ConfigError(
+      `--swarm: Docker engine ${engine} is a Swarm worker; run registrar --swarm on a manager (placement constraint node.role == manager)`,
+    );
+  }
+  return id;
 }
 
 export type { CliConfig };

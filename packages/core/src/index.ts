@@ -89,3 +89,24 @@ export type {
 } from './explain.js';
 export { MIN_ID_PREFIX, explainContainer, matchContainer } from './explain.js';
 export { Bridge, createBridge } from './bridge.js';
+export type {
+  SwarmContext,
+  SwarmDerivation,
+  SwarmDeriveOptions,
+  SwarmMode,
+  SwarmSkip,
+  SwarmSkipReason,
+  SwarmSnapshot,
+} from './swarm/derive.js';
+export {
+  STACK_NAMESPACE_LABEL,
+  SWARM_MODES,
+  deriveSwarmService,
+  deriveSwarmServices,
+  isTaskServed,
+  swarmContext,
+} from './swarm/derive.js';
+export type { SwarmDockerApi, SwarmFetch, SwarmHint, SwarmLook, SwarmSourceOptions } from './swarm/source.js';
+export { fetchSwarm, swarmEventLook, swarmHints } from './swarm/source.js';
+export type { SwarmBridgeOptions } from './swarm/bridge.js';
+export { SwarmBridge, createSwarmBridge } from './swarm/bridge.js';
