@@ -71,7 +71,7 @@ async function probeRegistry(
   let subject = uri;
   const started = performance.now();
   try {
-    registry = createRegistry(uri, {
+    registry = await createRegistry(uri, {
       nodeId: probeNode,
       ttl: config.ttl,
       ...(config.ttlRefresh !== undefined && { ttlRefresh: config.ttlRefresh }),

@@ -11,10 +11,7 @@ import {
   type Registry,
   type RegistryOp,
 } from '@registrar/core';
-import { runCheck } from './check.js';
 import { createDocker } from './docker.js';
-import { runExplain } from './explain.js';
-import { runLb } from './lb.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
 import { parseCli, type CliConfig } from './options.js';
@@ -30,9 +27,10 @@ export async function run(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  if (argv[0] === 'lb') return runLb(argv.slice(1));
+  // Subcommands are imported when named, so the daemon does not carry their code (and `lb` its HAProxy client).
+  if (argv[0] === 'lb') return (await import('./lb.js')).runLb(argv.slice(1));
   if (argv[0] === 'explain') {
-    return runExplain(
+    return (await import('./explain.js')).runExplain(
       argv.slice(1),
       (text) => process.stdout.write(text),
       (text) => process.stderr.write(text),
@@ -41,10 +39,16 @@ export async function run(argv: readonly string[]): Promise<number> {
   const checking = argv[0] === 'check';
   const config = parseCli(checking ? argv.slice(1) : argv, (text) => process.stdout.write(text));
   for (const uri of config.uris) checkRegistryUri(uri);
-  const docker = createDocker(config.dockerHost);
-  if (checking) return runCheck(config, docker, (line) => process.stdout.write(line), process.env);
+  const docker = await createDocker(config.dockerHost);
+  if (checking)
+    return (await import('./check.js')).runCheck(
+      config,
+      docker,
+      (line) => process.stdout.write(line),
+      process.env,
+    );
   const stateDir = config.stateDir === undefined ? undefined : prepareStateDir(config.stateDir);
-  const logger = createLogger(config.logLevel, config.logFormat) as unknown as Logger;
+  const logger = (await createLogger(config.logLevel, config.logFormat)) as unknown as Logger;
 
   const stopping = new AbortController();
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
@@ -70,7 +74,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   const metrics = new Metrics(() => current.bridge, registries);
   for (const [index, uri] of config.uris.entries()) {
     registries.push(
-      createRegistry(uri, {
+      await createRegistry(uri, {
         nodeId,
         ttl: config.ttl,
         ...(config.ttlRefresh !== undefined && { ttlRefresh: config.ttlRefresh }),
