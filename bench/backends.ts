@@ -33,6 +33,10 @@ export interface Backend {
   requests(): Promise<number>;
   /** The backend's own client writing directly: one registration-shaped write and its removal. */
   raw: RawClient;
+  /** The registry URI a `registrar` process is given, entries under `base` (etcd prefix, ZooKeeper base path). */
+  uri(base: string): string;
+  /** Entries of `service` visible under `base` now (cheap: a count, not a listing, where the backend has one). */
+  entries(base: string, service: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -95,6 +99,8 @@ async function startEtcdBackend(): Promise<Backend> {
     writes: revision,
     requests: () => Promise.reject(new Error('etcd requests are counted with an instrumented client')),
     raw: await rawEtcd(server.endpoint),
+    uri: (base) => `etcd://127.0.0.1:${server.port}${base}`,
+    entries: (base, service) => client.getAll().prefix(`${base}/${service}/`).count(),
     async close() {
       client.close();
       await server.close();
@@ -155,6 +161,7 @@ export function zk<T = unknown>(run: (cb: (error: unknown, result?: T) => void) 
 
 async function startZookeeperBackend(): Promise<Backend> {
   const server: ZookeeperServer = await startZookeeper();
+  const counter = await connectZookeeper(server.connectString);
   return {
     name: 'zookeeper',
     registry: ({ nodeId, ttl }) =>
@@ -167,7 +174,13 @@ async function startZookeeperBackend(): Promise<Backend> {
     writes: () => zxid(server.port),
     requests: () => packetsReceived(server.port),
     raw: await rawZookeeper(server.connectString),
+    uri: (base) => `zookeeper://${server.connectString}${base}`,
+    // The parent's stat counts its children: no listing of thousands of names per poll.
+    entries: async (base, service) =>
+      (await zk<zookeeper.Stat | undefined>((cb) => counter.exists(`${base}/${service}`, cb)))?.numChildren ??
+      0,
     async close() {
+      counter.close();
       await server.close();
     },
   };
@@ -206,6 +219,14 @@ async function startConsulBackend(): Promise<Backend> {
     writes: () => Promise.resolve(consulWrites(double)),
     requests: () => Promise.resolve(double.countRequests()),
     raw: await rawConsul(double.url),
+    uri: () => `consul://127.0.0.1:${double.port}`,
+    async entries(_base, service) {
+      const services = (await (await fetch(`${double.url}/v1/agent/services`)).json()) as Record<
+        string,
+        { Service: string }
+      >;
+      return Object.values(services).filter((s) => s.Service === service).length;
+    },
     async close() {
       await double.close();
     },

@@ -1,7 +1,7 @@
-// A synthetic Docker engine implementing core's `DockerApi`: containers are realistic inspect documents
-// (cloned from core's recorded `published.json` fixture), events are JSON lines pushed into the open
-// event streams. Written in erasable TypeScript only, so `node --expose-gc bench/memory-child.ts` can run it
-// with Node's own type stripping.
+// A synthetic Docker engine implementing core's `DockerApi` in-process, for the suites that measure the pipeline
+// alone: containers are realistic inspect documents (cloned from core's recorded `published.json` fixture),
+// events are JSON lines pushed into the open event streams. The process suite serves the same over a unix
+// socket instead (synthetic-engine.ts).
 import type { DockerApi } from '@registrar/core';
 import type { ContainerInfo, ContainerInspectInfo, GetEventsOptions } from 'dockerode';
 import { readFileSync } from 'node:fs';
