@@ -194,13 +194,13 @@ function processTables(rows: readonly Row[]): string[] {
     out.push(
       '### Churn soak of the process (goal ≤ 120 MiB right after, < 90 MiB within 60 s; heap back at its plateau; etcd)',
       '',
-      '| node | RSS at the start | events (s) | RSS right after | RSS after the wait | heap used: start / after / after the wait | met (RSS / heap) |',
+      '| node | RSS at the start | events (s, CPU per event) | RSS right after | RSS after the wait | heap used: start / after / after the wait | met (RSS / heap) |',
       '| --- | --- | --- | --- | --- | --- | --- |',
     );
     for (const r of soaks) {
       const [b, a, s2] = (['before', 'afterSoak', 'recovered'] as const).map((k) => r[k] as Reading);
       out.push(
-        `| \`${String(r.node)}\` | ${rss(b)} | ${String(r.soakEvents)} (${String(r.soakSeconds)} s) | ${rss(a)} | ` +
+        `| \`${String(r.node)}\` | ${rss(b)} | ${String(r.soakEvents)} (${String(r.soakSeconds)} s, ${String(r.soakCpuMsPerEvent)} ms) | ${rss(a)} | ` +
           `${rss(s2)} (${String(r.recoverySeconds)} s) | ${b.heapUsedMiB} / ${a.heapUsedMiB} / ${s2.heapUsedMiB} MiB | ${yes(r.goalMet)} / ${yes(r.heapGoalMet)} |`,
       );
     }
