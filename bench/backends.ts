@@ -161,7 +161,8 @@ export function zk<T = unknown>(run: (cb: (error: unknown, result?: T) => void) 
 
 async function startZookeeperBackend(): Promise<Backend> {
   const server: ZookeeperServer = await startZookeeper();
-  const counter = await connectZookeeper(server.connectString);
+  // Opened on first use: only the process suite counts entries.
+  let counter: Promise<Client> | undefined;
   return {
     name: 'zookeeper',
     registry: ({ nodeId, ttl }) =>
@@ -176,11 +177,13 @@ async function startZookeeperBackend(): Promise<Backend> {
     raw: await rawZookeeper(server.connectString),
     uri: (base) => `zookeeper://${server.connectString}${base}`,
     // The parent's stat counts its children: no listing of thousands of names per poll.
-    entries: async (base, service) =>
-      (await zk<zookeeper.Stat | undefined>((cb) => counter.exists(`${base}/${service}`, cb)))?.numChildren ??
-      0,
+    async entries(base, service) {
+      const client = await (counter ??= connectZookeeper(server.connectString));
+      const stat = await zk<zookeeper.Stat | undefined>((cb) => client.exists(`${base}/${service}`, cb));
+      return stat?.numChildren ?? 0;
+    },
     async close() {
-      counter.close();
+      (await counter)?.close();
       await server.close();
     },
   };
@@ -243,7 +246,9 @@ async function rawConsul(url: string): Promise<RawClient> {
     if (!res.ok) throw new Error(`consul ${path}: ${res.status}`);
   };
   const bridgeId = 'raw-bridge';
-  await put('/v1/agent/service/register', { ID: bridgeId, Name: 'raw-bridge', Check: { TTL: '30s' } });
+  // Nothing passes this check: a TTL longer than any run, or on a loaded machine the agent's reaper removes the
+  // raw services (alias checks gone critical) before their removals are timed.
+  await put('/v1/agent/service/register', { ID: bridgeId, Name: 'raw-bridge', Check: { TTL: '24h' } });
   return {
     put: (i) =>
       put(
