@@ -1,10 +1,16 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Files that run whole registry clusters or a Docker engine of their own (several JVMs, restarts): on two
+ * Files that run whole registry clusters or Docker engines of their own (several JVMs, restarts): on two
  * cores they starve whatever runs beside them, so they run after the rest of the suite, one at a time.
  */
-const HEAVY = ['test/faults/cluster.fault.test.ts', 'test/faults/engine.fault.test.ts'];
+const HEAVY = [
+  'test/faults/cluster.fault.test.ts',
+  'test/faults/engine.fault.test.ts',
+  'test/multihost/per-host.test.ts',
+  'test/multihost/node-id.test.ts',
+  'test/multihost/swarm.test.ts',
+];
 
 export default defineConfig({
   test: {

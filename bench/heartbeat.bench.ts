@@ -1,7 +1,8 @@
 // Heartbeat cost: requests each adapter sends its backend per TTL interval while holding 1, 100 and 1,000
 // services, counted on the server side (Consul double's request log, ZooKeeper's `mntr` packets received)
 // or, for etcd, at the client's gRPC stubs (keepalive streams and every other call).
-import type { Registry, Service } from '@registrar/core';
+import type { Registry } from '@registrar/core';
+import { service } from '@registrar/core/testing';
 import { createEtcdRegistry } from '@registrar/etcd';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, it } from 'vitest';
@@ -11,25 +12,6 @@ import { record } from './report.js';
 const SIZES = [1, 100, 1_000];
 const TTL = 3;
 const REFRESH = 1;
-
-function service(node: string, i: number): Service {
-  const name = `c${i}`;
-  return {
-    id: `${node}:${name}:80`,
-    name: 'hb',
-    address: '127.0.0.1',
-    port: 20000 + i,
-    protocol: 'tcp',
-    containerPort: 80,
-    tags: [],
-    meta: {},
-    node,
-    health: 'passing',
-    healthOutput: '',
-    container: { id: `${i}`.padStart(64, '0'), name },
-    checks: {},
-  };
-}
 
 /** An etcd client whose unary calls and keepalive streams are counted. */
 function countingEtcd(endpoint: string) {
@@ -89,7 +71,17 @@ describe.each(BACKENDS)('%s', (name) => {
         registry = backend.registry({ nodeId: node, ttl: TTL, refresh: REFRESH });
         requests = () => backend.requests();
       }
-      await pool(size, 16, (i) => registry.register(service(node, i)));
+      await pool(size, 16, (i) =>
+        registry.register(
+          service({
+            node,
+            name: 'hb',
+            address: '127.0.0.1',
+            port: 20000 + i,
+            container: { id: `${i}`.padStart(64, '0'), name: `c${i}` },
+          }),
+        ),
+      );
       // Let the heartbeat settle into its rhythm, then count one whole TTL interval with nothing to write.
       await sleep(REFRESH * 1000 + 200);
       const r0 = await requests();

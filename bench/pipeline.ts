@@ -1,7 +1,7 @@
 // The real pipeline (`createBridge` with a real adapter) driven by the synthetic engine, with the counters the
 // synthetic suites read: completed registry ops and reconcile passes.
 import { createBridge, type Bridge, type Registry } from '@registrar/core';
-import type { FakeDocker } from './fake-docker.js';
+import type { SyntheticDocker } from '@registrar/core/testing';
 
 export interface Counters {
   registered: number;
@@ -21,7 +21,7 @@ export interface RunningBridge {
 
 export const NODE = 'bench';
 
-export function startPipeline(docker: FakeDocker, registry: Registry, nodeId = NODE): RunningBridge {
+export function startPipeline(docker: SyntheticDocker, registry: Registry, nodeId = NODE): RunningBridge {
   const counters: Counters = { registered: 0, deregistered: 0, errors: 0, passes: 0, lastDrift: 0 };
   const bridge = createBridge({
     docker,

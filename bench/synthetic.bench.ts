@@ -2,7 +2,7 @@
 // the backend's own client doing the same writes at the same concurrency (the reconciler's 16 in flight).
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { BACKENDS, pool, sleep, startBackend, waitUntil, type Backend } from './backends.js';
-import { FakeDocker } from './fake-docker.js';
+import { SyntheticDocker } from '@registrar/core/testing';
 import { startPipeline } from './pipeline.js';
 import { record } from './report.js';
 
@@ -35,7 +35,7 @@ describe.each(BACKENDS)('%s', (name) => {
     const rawRemoveS = seconds(t0);
     const rawWrites = (await backend.writes()) - rawW0;
 
-    const docker = new FakeDocker();
+    const docker = new SyntheticDocker();
     const registry = backend.registry({ nodeId: 'tput' });
     const run = startPipeline(docker, registry, 'tput');
     await run.inventoried();
@@ -78,7 +78,7 @@ describe.each(BACKENDS)('%s', (name) => {
   });
 
   it(`resync at scale with ${CONTAINERS} containers`, async () => {
-    const docker = new FakeDocker();
+    const docker = new SyntheticDocker();
     const ids = Array.from({ length: CONTAINERS }, (_, i) => docker.add({ name: `r${i}` }));
 
     // Cold start into an empty registry.

@@ -5,7 +5,8 @@ import { CLI_VERSION, runCli, spawnBridge } from '../harness/bridge.js';
 describe('registrar usage errors', () => {
   it.each([
     [['bogus://x'], 'unknown registry URI "bogus://x"'],
-    [['etcd://:notaport'], 'host missing'],
+    // One parser now: the port is checked first, as the etcd adapter always did (the CLI said "host missing").
+    [['etcd://:notaport'], 'port "notaport" is not a number'],
     [['etcd://127.0.0.1:notaport'], 'port "notaport" is not a number'],
     [['--ttl', '-5', 'etcd://127.0.0.1:2379'], 'invalid --ttl "-5"'],
     [['--ttl', '10', '--ttl-refresh', '10', 'etcd://127.0.0.1:2379'], 'must be less than --ttl'],

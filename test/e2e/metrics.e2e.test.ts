@@ -165,6 +165,41 @@ describe('registrar --metrics-addr', () => {
     expect(sample(metrics, 'registrar_registry_up', { backend: 'etcd' })).toBe(1);
   });
 
+  it('counts heartbeat failures from the adapters: etcd frozen, Consul unreachable', async () => {
+    const { consul, port } = await start();
+    await until('ready', async () => (await get(port, '/readyz')).status === 200);
+    const failures = async (backend: string) =>
+      sample((await get(port, '/metrics')).body, 'registrar_heartbeat_failures_total', { backend }) ?? 0;
+    // A container of our own, so that each backend holds a lease / TTL check to keep alive: without one
+    // there is no heartbeat to fail (and other test files' containers must not be what provides it).
+    await runContainer({
+      name: uniqueName('hb'),
+      publish: ['80/tcp'],
+      env: { SERVICE_NAME: uniqueName('heartbeat') },
+      labels,
+    });
+    await until('registered in both backends', async () => {
+      const { body } = await get(port, '/metrics');
+      return ['etcd', 'consul'].every(
+        (backend) =>
+          (sample(body, 'registrar_registry_operations_total', { backend, op: 'register', outcome: 'ok' }) ??
+            0) >= 1,
+      );
+    });
+    expect(await failures('etcd')).toBe(0);
+    expect(await failures('consul')).toBe(0);
+    // Both down at once: etcd keepalives and Consul TTL passes fail until they are back.
+    etcd.process.pause();
+    await consul.stop();
+    try {
+      await until('failed heartbeats counted', async () => (await failures('consul')) >= 1);
+      await until('failed keepalives counted', async () => (await failures('etcd')) >= 1);
+    } finally {
+      etcd.process.resume();
+      await consul.start();
+    }
+  });
+
   it('answers 404 with a hint on other paths', async () => {
     const { port } = await start();
     const res = await get(port, '/nope');

@@ -73,7 +73,8 @@ describe('registrar → ZooKeeper, end to end', () => {
 
     const { json, ephemeralOwner } = await data(`${base}/web/${id}`);
     // What Curator's JsonInstanceSerializer reads: every ServiceInstance field, with our address and port, then
-    // (default payload=none) the owner, which it ignores; test/interop/curator.test.ts reads it with Curator.
+    // (default payload=none) the owner and its engine, which it ignores; test/interop/curator.test.ts reads it
+    // with Curator.
     expect(Object.keys(json)).toEqual([
       'name',
       'id',
@@ -85,6 +86,7 @@ describe('registrar → ZooKeeper, end to end', () => {
       'serviceType',
       'uriSpec',
       'registrar.node',
+      'registrar.engine',
       'registrar.container.id',
       'registrar.container.name',
     ]);

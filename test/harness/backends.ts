@@ -20,6 +20,8 @@ export interface Backend {
   passing(scope: string, service: string): Promise<string[]>;
   /** `id → address` of each stored `service` entry under `scope`, as the registry holds it. */
   addresses(scope: string, service: string): Promise<Map<string, string>>;
+  /** `id → "address:port"` of each stored `service` entry under `scope`, as the registry holds it. */
+  endpoints(scope: string, service: string): Promise<Map<string, string>>;
   /** Version stamp of each `service` entry (changes on any write): proves an entry was left untouched. */
   stamps(scope: string, service: string): Promise<Map<string, string>>;
   /** Refuse connections and cut open ones, as if the server were gone. */
@@ -57,6 +59,15 @@ async function etcdBackend(server: EtcdServer): Promise<Backend> {
           key.split('/').pop() ?? key,
           (JSON.parse(v) as { address: string }).address,
         ]),
+      );
+    },
+    async endpoints(scope, service) {
+      const values = await client.getAll().prefix(`/${scope}/${service}/`).strings();
+      return new Map(
+        Object.entries(values).map(([key, v]) => {
+          const record = JSON.parse(v) as { address: string; port: number };
+          return [key.split('/').pop() ?? key, `${record.address}:${record.port}`];
+        }),
       );
     },
     async stamps(scope, service) {
@@ -99,6 +110,19 @@ async function zookeeperBackend(server: ZookeeperServer): Promise<Backend> {
         else resolve(names);
       }),
     );
+  /** Each entry's Curator ServiceInstance record. */
+  const records = async (scope: string, service: string) => {
+    const found = new Map<string, { address: string; port: number }>();
+    for (const id of await children(`/${scope}/${service}`)) {
+      const data = await new Promise<Buffer | undefined>((resolve, reject) =>
+        client.getData(`/${scope}/${service}/${id}`, (error, value) =>
+          error ? reject(new Error(String(error))) : resolve(value),
+        ),
+      );
+      found.set(id, JSON.parse(data?.toString() ?? '{}') as { address: string; port: number });
+    }
+    return found;
+  };
   const backend: Backend = {
     name: 'zookeeper',
     uri: (scope) => `zookeeper://127.0.0.1:${proxy.port}/${scope}`,
@@ -106,15 +130,14 @@ async function zookeeperBackend(server: ZookeeperServer): Promise<Backend> {
     passing: (scope, service) => children(`/${scope}/${service}`),
     async addresses(scope, service) {
       const addresses = new Map<string, string>();
-      for (const id of await children(`/${scope}/${service}`)) {
-        const data = await new Promise<Buffer | undefined>((resolve, reject) =>
-          client.getData(`/${scope}/${service}/${id}`, (error, value) =>
-            error ? reject(new Error(String(error))) : resolve(value),
-          ),
-        );
-        addresses.set(id, (JSON.parse(data?.toString() ?? '{}') as { address: string }).address);
-      }
+      for (const [id, record] of await records(scope, service)) addresses.set(id, record.address);
       return addresses;
+    },
+    async endpoints(scope, service) {
+      const endpoints = new Map<string, string>();
+      for (const [id, record] of await records(scope, service))
+        endpoints.set(id, `${record.address}:${record.port}`);
+      return endpoints;
     },
     async stamps(scope, service) {
       const stamps = new Map<string, string>();
@@ -165,6 +188,18 @@ async function consulBackend(agent: ConsulDouble): Promise<Backend> {
         Object.entries(services)
           .filter(([, s]) => s.Service === service)
           .map(([id, s]) => [id, s.Address]),
+      );
+    },
+    async endpoints(_scope, service) {
+      const res = await fetch(`${agent.url}/v1/agent/services`);
+      const services = (await res.json()) as Record<
+        string,
+        { Service: string; Address: string; Port: number }
+      >;
+      return new Map(
+        Object.entries(services)
+          .filter(([, s]) => s.Service === service)
+          .map(([id, s]) => [id, `${s.Address}:${s.Port}`]),
       );
     },
     async passing(_scope, service) {

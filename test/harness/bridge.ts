@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { GiveUp, until } from './net.js';
+import { onTestFinished } from 'vitest';
+import { GiveUp, tripwire, until } from './net.js';
 
 /** The built CLI, run exactly as users run it. */
 export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
@@ -31,7 +32,23 @@ export interface BridgeProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function spawnBridge(args: string[], env: NodeJS.ProcessEnv = {}): BridgeProcess {
+/** How many of the last stderr lines a bridge that died is reported with. */
+const LAST_LINES = 8;
+
+export interface SpawnOptions {
+  /**
+   * Default true: the bridge exiting without being signalled by the test (a crash, a fatal error) makes every
+   * pending and later `until` of the test fail at once with its exit code and last stderr lines.
+   * `runCli` turns it off: there the exit is the point.
+   */
+  readonly exitIsFatal?: boolean;
+}
+
+export function spawnBridge(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  options: SpawnOptions = {},
+): BridgeProcess {
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, REGISTRAR_LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -39,6 +56,25 @@ export function spawnBridge(args: string[], env: NodeJS.ProcessEnv = {}): Bridge
   const logs: LogLine[] = [];
   const stdout: string[] = [];
   const stderr: string[] = [];
+  const lastLines: string[] = [];
+  const died = tripwire();
+  if (options.exitIsFatal !== false) {
+    try {
+      // The test that started it owns its death; the next test's waits do not.
+      onTestFinished(() => died.clear());
+    } catch {
+      // Started outside a test (beforeAll): a death concerns every test until it is killed.
+    }
+    child.once('close', (code, signal) => {
+      // `killed`: the test sent it a signal, so the exit was asked for.
+      if (child.killed) return;
+      const how = code !== null ? `exit code ${code}` : `signal ${signal}`;
+      const tail = lastLines.length > 0 ? lastLines.join('\n') : '(nothing on stderr)';
+      died.trip(
+        `registrar (pid ${child.pid}) exited on its own with ${how}; its last stderr lines:\n${tail}`,
+      );
+    });
+  }
   const lines = (sink: (line: string) => void) => {
     let buffer = '';
     return (chunk: Buffer) => {
@@ -55,6 +91,8 @@ export function spawnBridge(args: string[], env: NodeJS.ProcessEnv = {}): Bridge
   child.stderr.on(
     'data',
     lines((line) => {
+      lastLines.push(line);
+      if (lastLines.length > LAST_LINES) lastLines.shift();
       try {
         logs.push(JSON.parse(line) as LogLine);
       } catch {
@@ -88,6 +126,7 @@ export function spawnBridge(args: string[], env: NodeJS.ProcessEnv = {}): Bridge
       return found!;
     },
     async kill(signal = 'SIGKILL') {
+      died.clear();
       if (child.exitCode === null && child.signalCode === null) {
         child.kill(signal);
         await exited;
@@ -98,7 +137,7 @@ export function spawnBridge(args: string[], env: NodeJS.ProcessEnv = {}): Bridge
 
 /** Run the CLI to completion (for usage errors). */
 export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const bridge = spawnBridge(args, env);
+  const bridge = spawnBridge(args, env, { exitIsFatal: false });
   const { code } = await bridge.exited;
   return { code, stderr: bridge.stderr, logs: bridge.logs, stdout: bridge.stdout };
 }

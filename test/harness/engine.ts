@@ -1,10 +1,15 @@
 import Docker from 'dockerode';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { docker as hostDocker, TEST_IMAGE } from './docker.js';
-import { GiveUp, until } from './net.js';
+import { rmSync } from 'node:fs';
+import {
+  dockerSocket,
+  killLeftovers,
+  launchDockerd,
+  loadTestImage,
+  mountsUnder,
+  type DockerdProcess,
+} from './dockerd.js';
 import { tempDir } from './process.js';
 
 /**
@@ -36,74 +41,34 @@ export async function startEngine(options: { liveRestore?: boolean } = {}): Prom
   const ns = `registrar-${tag}`;
   const name = `engine-${tag}`;
   const dir = tempDir('engine');
-  const socket = join(dir, 'docker.sock');
   const network = 'enginenet';
   // A /24 of the project's test range per engine of this process.
   const subnet = `10.233.${(process.pid * 7 + engines++) % 250}.0/24`;
   execFileSync('ip', ['netns', 'add', ns]);
   execFileSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
-  const engineDocker = new Docker({ socketPath: socket });
-  let child: ChildProcess | undefined;
-  let exited: Promise<void> = Promise.resolve();
+  const engineDocker = new Docker({ socketPath: dockerSocket(dir) });
+  let dockerd: DockerdProcess | undefined;
 
   const launch = async (liveRestore: boolean) => {
-    const log = createWriteStream(join(dir, 'dockerd.log'), { flags: 'a' });
-    const args = [
-      `--data-root=${dir}/data`,
-      `--exec-root=${dir}/exec`,
-      `-H`,
-      `unix://${socket}`,
-      `--pidfile=${dir}/docker.pid`,
-      '--storage-driver=overlay2',
-      // No docker0 and no iptables rules: this engine must not touch the machine's own.
-      '--bridge=none',
-      '--iptables=false',
-      ...(liveRestore ? ['--live-restore'] : []),
-    ];
-    // nsenter --net (not `ip netns exec`, which remounts /sys: dockerd then finds no devices cgroup).
-    const started = spawn(
-      'nsenter',
-      [
-        `--net=/run/netns/${ns}`,
-        'unshare',
-        '--uts',
-        'sh',
-        '-c',
-        `hostname ${name} && exec dockerd "$@"`,
-        'sh',
-        ...args,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    started.stdout.pipe(log);
-    started.stderr.pipe(log);
-    child = started;
-    exited = new Promise((resolve) => started.once('exit', () => resolve()));
-    await until(
-      `dockerd ${name}`,
-      async () => {
-        if (started.exitCode !== null || started.signalCode !== null) {
-          throw new GiveUp(`dockerd ${name} exited; see ${join(dir, 'dockerd.log')}`);
-        }
-        await engineDocker.ping();
-        return true;
-      },
-      60_000,
-    );
+    dockerd = await launchDockerd({
+      ns,
+      hostname: name,
+      dir,
+      docker: engineDocker,
+      args: liveRestore ? ['--live-restore'] : [],
+    });
   };
 
   const engine: Engine = {
-    host: `unix://${socket}`,
+    host: `unix://${dockerSocket(dir)}`,
     docker: engineDocker,
     name,
     network,
     get running() {
-      return child !== undefined && child.exitCode === null && child.signalCode === null;
+      return dockerd?.running ?? false;
     },
     async stop() {
-      if (!engine.running) return;
-      child!.kill('SIGTERM');
-      await exited;
+      await dockerd?.kill('SIGTERM');
     },
     async start(startOptions = {}) {
       await launch(startOptions.liveRestore ?? options.liveRestore ?? false);
@@ -115,14 +80,9 @@ export async function startEngine(options: { liveRestore?: boolean } = {}): Prom
         await Promise.all(list.map((c) => engineDocker.getContainer(c.Id).remove({ force: true })));
       } finally {
         await engine.stop();
+        await killLeftovers(dir);
         execFileSync('ip', ['netns', 'del', ns]);
-        // dockerd bind-mounts its data root onto itself and may leave that behind: unmount, deepest first.
-        const mounts = readFileSync('/proc/self/mounts', 'utf8')
-          .split('\n')
-          .map((line) => line.split(' ')[1] ?? '')
-          .filter((path) => path === dir || path.startsWith(`${dir}/`))
-          .sort((a, b) => b.length - a.length);
-        for (const path of mounts) execFileSync('umount', ['-l', path]);
+        for (const path of mountsUnder(dir)) execFileSync('umount', ['-l', path]);
         rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
       }
     },
@@ -130,14 +90,7 @@ export async function startEngine(options: { liveRestore?: boolean } = {}): Prom
 
   try {
     await launch(options.liveRestore ?? false);
-    // Its own image store: the busybox test image, copied from the machine's engine.
-    const image = await hostDocker.getImage(TEST_IMAGE).get();
-    const loaded = await engineDocker.loadImage(image);
-    await new Promise<void>((resolve, reject) => {
-      loaded.on('error', reject);
-      loaded.on('end', () => resolve());
-      loaded.resume();
-    });
+    await loadTestImage(engineDocker);
     await engineDocker.createNetwork({
       Name: network,
       Driver: 'bridge',

@@ -102,12 +102,16 @@ async function bridgeAndContainer(uris: string[]) {
   return { node, name, container, id: `${node}:${name}:80`, port: await hostPort(container, '80/tcp') };
 }
 
-/** The metadata registrar derives for that container (the spring and plain payloads carry it). */
-const metadataOf = (node: string, name: string, container: Docker.Container) => ({
+/**
+ * The metadata registrar derives for that container (the spring and plain payloads carry it), with the
+ * writing engine's ID beside the owner node.
+ */
+const metadataOf = async (node: string, name: string, container: Docker.Container) => ({
   version: '1.2',
   tags: 'blue,green',
   protocol: 'tcp',
   'registrar.node': node,
+  'registrar.engine': (await docker.info()).ID as string,
   'registrar.container.id': container.id,
   'registrar.container.name': name,
 });
@@ -138,7 +142,7 @@ describe('Apache Curator 5 reads what the bridge writes', () => {
       const { node, name, container, id, port } = await bridgeAndContainer([
         `zookeeper://${zk!.connectString}${base}?payload=${mode}`,
       ]);
-      const metadata = metadataOf(node, name, container);
+      const metadata = await metadataOf(node, name, container);
 
       for (const type of readers) {
         let found: CuratorInstance[] = [];

@@ -8,6 +8,7 @@
  */
 import { PassThrough } from 'node:stream';
 import { createBridge, RegistryError, type DockerApi, type Registry, type Service } from '@registrar/core';
+import { service } from '@registrar/core/testing';
 import { createConsulRegistry } from '@registrar/consul';
 import { startConsulDouble } from '@registrar/consul-double';
 import { createEtcdFollower, createEtcdRegistry } from '@registrar/etcd';
@@ -39,23 +40,9 @@ async function eventually(what: string, probe: () => Promise<boolean>, timeoutMs
   }
 }
 
-function service(node: string, name: string, port: number): Service {
-  return {
-    id: `${node}:${name}:80`,
-    name,
-    address: '127.0.0.1',
-    port,
-    protocol: 'tcp',
-    containerPort: 80,
-    tags: ['packaged'],
-    meta: { source: 'consumer' },
-    node,
-    container: { id: 'c0ffee', name },
-    health: 'passing',
-    healthOutput: '',
-    checks: {},
-  };
-}
+/** A service for the round trips, from the fixtures the core package exports for tests. */
+const apiService = (node: string, port: number): Service =>
+  service({ node, name: 'api', address: '127.0.0.1', port, container: { id: 'c0ffee', name: 'api' } });
 
 /** The Registry contract, the same for every adapter: register, list, deregister, close. */
 async function roundTrip(label: string, registry: Registry, entry: Service): Promise<void> {
@@ -87,13 +74,13 @@ const zookeeperConnect = env('ZOOKEEPER_CONNECT');
 await roundTrip(
   'etcd',
   createEtcdRegistry({ hosts: [etcdEndpoint], nodeId: 'pack-etcd', prefix: '/pack', ttl: 10 }),
-  service('pack-etcd', 'api', 8081),
+  apiService('pack-etcd', 8081),
 );
 
 await roundTrip(
   'zookeeper',
   createZookeeperRegistry({ connectString: zookeeperConnect, nodeId: 'pack-zk', basePath: '/pack', ttl: 10 }),
-  service('pack-zk', 'api', 8082),
+  apiService('pack-zk', 8082),
 );
 
 const consul = await startConsulDouble();
@@ -101,7 +88,7 @@ try {
   await roundTrip(
     'consul',
     createConsulRegistry({ nodeId: 'pack-consul', url: consul.url, ttl: 10 }),
-    service('pack-consul', 'api', 8083),
+    apiService('pack-consul', 8083),
   );
 } finally {
   await consul.close();

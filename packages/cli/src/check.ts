@@ -1,6 +1,12 @@
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
-import { silentLogger, type Registry, type Service } from '@registrar/core';
+import {
+  findNodeIdConflict,
+  NodeIdConflictError,
+  silentLogger,
+  type Registry,
+  type Service,
+} from '@registrar/core';
 import type { CliConfig } from './options.js';
 import { createRegistry } from './registries.js';
 
@@ -27,7 +33,8 @@ const message = (error: unknown) => (error instanceof Error ? error.message : St
  * `registrar check <uri...>`: one line per dependency, `ok` or `FAIL` with what was tried. Docker must
  * answer; each registry must accept a probe entry (read, write, delete), which also proves its credentials
  * and TLS. Probes run under the node id `<node>.check`, so the entries of a bridge running as `<node>` are
- * never touched, not even by the clean-up. Resolves with the exit code: 0 when everything passed, else 1.
+ * never touched, not even by the clean-up. With the engine's ID known, each registry is also read (read only)
+ * for entries of `<node>` that another Docker engine wrote: the conflict a bridge would stop on. Resolves with the exit code: 0 when everything passed, else 1.
  */
 export async function runCheck(
   config: CliConfig,
@@ -42,10 +49,16 @@ export async function runCheck(
   };
 
   let engineName: string | undefined;
+  let engineId: string | undefined;
   const dockerHost = env.DOCKER_HOST || 'unix:///var/run/docker.sock';
   try {
-    const info = (await within('docker info', docker.info())) as { Name?: string; ServerVersion?: string };
+    const info = (await within('docker info', docker.info())) as {
+      Name?: string;
+      ID?: string;
+      ServerVersion?: string;
+    };
     engineName = info.Name;
+    engineId = info.ID || undefined;
     report({
       ok: true,
       subject: 'docker',
@@ -56,13 +69,14 @@ export async function runCheck(
   }
 
   const nodeId = config.nodeId ?? engineName ?? 'registrar';
-  for (const uri of config.uris) report(await probeRegistry(uri, nodeId, config, env));
+  for (const uri of config.uris) report(await probeRegistry(uri, nodeId, engineId, config, env));
   return verdicts.every((v) => v.ok) ? 0 : 1;
 }
 
 async function probeRegistry(
   uri: string,
   nodeId: string,
+  engineId: string | undefined,
   config: CliConfig,
   env: NodeJS.ProcessEnv,
 ): Promise<Verdict> {
@@ -88,6 +102,13 @@ async function probeRegistry(
     await within('delete the probe entry', adapter.deregister(probe.id));
     const left = await within('read again', adapter.list());
     if (left.some((entry) => entry.id === probe.id)) throw new Error('the probe entry was not deleted');
+    if (engineId !== undefined) {
+      const conflict = await within(
+        'look for another engine’s entries',
+        nodeIdConflict(uri, nodeId, engineId, config, env),
+      );
+      if (conflict !== undefined) return { ok: false, subject, detail: conflict };
+    }
     const ms = Math.round(performance.now() - started);
     const liveness = adapter.describeLiveness?.();
     return {
@@ -102,6 +123,32 @@ async function probeRegistry(
     await within('close', registry?.close({ deregister: true }) ?? Promise.resolve(), 5_000).catch(
       () => undefined,
     );
+  }
+}
+
+/** The bridge's own stop reason, if `nodeId`'s entries there include another engine's; reads only. */
+async function nodeIdConflict(
+  uri: string,
+  nodeId: string,
+  engineId: string,
+  config: CliConfig,
+  env: NodeJS.ProcessEnv,
+): Promise<string | undefined> {
+  const reader = await createRegistry(uri, {
+    nodeId,
+    engineId,
+    ttl: config.ttl,
+    logger: silentLogger,
+    env,
+    dryRun: true,
+  });
+  try {
+    return findNodeIdConflict(reader, await reader.list())?.message;
+  } catch (error) {
+    if (error instanceof NodeIdConflictError) return error.message;
+    throw error;
+  } finally {
+    await reader.close().catch(() => undefined);
   }
 }
 

@@ -10,7 +10,6 @@ import {
   matchContainer,
   oneLine,
   quote,
-  type DeriveOptions,
   type ExplainReason,
   type ExplainReport,
 } from '@registrar/core';
@@ -18,6 +17,7 @@ import { createDocker } from './docker.js';
 import {
   checkIp,
   checkNodeId,
+  deriveOptionsOf,
   opt,
   optionReaders,
   parseArgv,
@@ -200,14 +200,7 @@ async function fromDocker(docker: Docker, config: ExplainConfig): Promise<Found>
   if (match.kind !== 'found') return match;
   const info = await docker.getContainer(match.item.id).inspect();
   const nodeId = config.nodeId ?? ((await docker.info()) as { Name?: string }).Name ?? 'registrar';
-  const options: DeriveOptions = {
-    nodeId,
-    ...(config.ip !== undefined && { hostIp: config.ip }),
-    internal: config.internal,
-    ...(config.network !== undefined && { network: config.network }),
-    tags: config.tags,
-    explicit: config.explicit,
-  };
+  const options = deriveOptionsOf(config, nodeId);
   const report = explainContainer({
     source: 'docker',
     container: { id: info.Id, name: match.item.name || info.Name.replace(/^\//, '') },

@@ -1,23 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import type {
-  Bridge,
-  BridgeObserver,
-  ExplainLookup,
-  ExplainSummary,
-  Logger,
-  LogFn,
-  Registry,
-} from '@registrar/core';
+import type { BridgeObserver, BridgeStatus, ExplainLookup, ExplainSummary, Registry } from '@registrar/core';
+
+/** What the metrics read of a bridge: the container bridge and the Swarm bridge both have it. */
+export interface StatusSource {
+  status(): BridgeStatus;
+}
 import { VERSION } from './version.js';
 
-/**
- * Adapter log records that mean a liveness heartbeat failed (etcd keepalive, ZooKeeper ping/reconnect, Consul
- * TTL pass). The adapters report these through their logger only, so the CLI counts them there.
- */
-const HEARTBEAT_FAILURE = /heartbeat failed|keepalive failed|disconnected, reconnecting|server silent/i;
-
-/** Prometheus metrics fed by the bridge's observer hooks. */
+/** Prometheus metrics fed by the bridge's observer hooks and by every registry's `events$`. */
 export class Metrics {
   readonly registry = new PromRegistry();
   private readonly reachable = new Map<string, boolean>();
@@ -80,7 +71,9 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(bridge: () => Bridge | undefined, registries: readonly Registry[]) {
+  /** `registries` are watched from here on: create the metrics right after them. */
+  constructor(bridge: () => StatusSource | undefined, registries: readonly Registry[]) {
+    for (const registry of registries) this.watch(registry);
     collectDefaultMetrics({ register: this.registry, prefix: 'registrar_' });
     new Gauge({
       name: 'registrar_build_info',
@@ -144,10 +137,8 @@ export class Metrics {
       if (op.type === 'register') ids.add(op.service.id);
       else ids.delete(op.entry.id);
     },
-    onLost: (r) => {
-      this.losses.inc(labels(r));
-      this.written.get(r.target)?.clear();
-    },
+    // Counted from the registry's events$ (see `watch`); here only what this process wrote is forgotten.
+    onLost: (r) => this.written.get(r.target)?.clear(),
     onReachable: (r, up) => this.reachable.set(r.target, up),
     onDockerConnection: (connected) => {
       if (this.dockerConnected && !connected) this.reconnects.inc();
@@ -159,37 +150,16 @@ export class Metrics {
     },
   };
 
-  /**
-   * The logger to hand an adapter: passes everything through and counts heartbeat failures for the registry
-   * that `identify()` names once it exists.
-   */
-  adapterLogger(logger: Logger, identify: () => Registry | undefined): Logger {
-    const counter = this.heartbeatFailures;
-    const wrap = (inner: Logger): Logger => {
-      const counting =
-        (fn: LogFn): LogFn =>
-        (objOrMsg: object | string, msg?: string) => {
-          const text = typeof objOrMsg === 'string' ? objOrMsg : (msg ?? '');
-          const registry = identify();
-          if (registry !== undefined && HEARTBEAT_FAILURE.test(text)) counter.inc(labels(registry));
-          const withObject = fn.bind(inner) as (obj: object, msg?: string) => void;
-          if (typeof objOrMsg === 'string') fn.call(inner, objOrMsg);
-          else withObject(objOrMsg, msg);
-        };
-      return {
-        trace: inner.trace.bind(inner),
-        debug: inner.debug.bind(inner),
-        info: inner.info.bind(inner),
-        warn: counting(inner.warn),
-        error: counting(inner.error),
-        child: (bindings) => wrap(inner.child(bindings)),
-      };
-    };
-    return wrap(logger);
+  /** Count the liveness events a registry reports: failed heartbeats and losses. */
+  private watch(registry: Registry): void {
+    registry.events$.subscribe((event) => {
+      if (event.type === 'heartbeat-failed') this.heartbeatFailures.inc(labels(registry));
+      else if (event.type === 'liveness-lost') this.losses.inc(labels(registry));
+    });
   }
 
   /** Ready: the Docker stream is connected, the first inventory is in and every registry answered. */
-  ready(bridge: Bridge | undefined, registries: readonly Registry[]): { ok: boolean; detail: object } {
+  ready(bridge: StatusSource | undefined, registries: readonly Registry[]): { ok: boolean; detail: object } {
     const status = bridge?.status();
     const backends = Object.fromEntries(
       registries.map((r) => [r.target, this.reachable.get(r.target) === true]),

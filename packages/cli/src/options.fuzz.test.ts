@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { isIP } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { expectOneLineConfigError } from '../../core/src/testing/hostile.js';
+import { expectOneLineConfigError } from '@registrar/core/testing/fuzz';
 import { parseCli } from './options.js';
 
 const controlChar = fc.integer({ min: 0, max: 0x1f }).map((n) => String.fromCharCode(n));

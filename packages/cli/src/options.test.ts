@@ -106,3 +106,30 @@ describe('numbers and choices', () => {
     expect(message).toMatch(/^invalid --deregister ".*": expected one of always, on-success$/);
   });
 });
+
+describe('--swarm and --swarm-mode', () => {
+  it('default: not Swarm mode, tasks', () => {
+    const config = parseCli([URI]);
+    expect([config.swarm, config.swarmMode]).toEqual([false, 'tasks']);
+  });
+
+  it('from the command line and from REGISTRAR_SWARM / REGISTRAR_SWARM_MODE', () => {
+    const cli = parseCli(['--swarm', '--swarm-mode', 'vip', URI]);
+    expect([cli.swarm, cli.swarmMode]).toEqual([true, 'vip']);
+    vi.stubEnv('REGISTRAR_SWARM', 'true');
+    vi.stubEnv('REGISTRAR_SWARM_MODE', 'ingress');
+    const env = parseCli([URI]);
+    expect([env.swarm, env.swarmMode]).toEqual([true, 'ingress']);
+  });
+
+  it('refuses a mode it does not know, and a mode without --swarm, in one line', () => {
+    expect(refusal(['--swarm', '--swarm-mode', 'dnsrr', URI])).toBe(
+      'invalid --swarm-mode "dnsrr": expected one of tasks, vip, ingress',
+    );
+    expect(refusal(['--swarm-mode', 'vip', URI])).toBe(
+      '--swarm-mode applies to Swarm mode only: add --swarm (or REGISTRAR_SWARM=true), or drop it',
+    );
+    vi.stubEnv('REGISTRAR_SWARM_MODE', 'vip');
+    expect(refusal([URI])).toMatch(/^REGISTRAR_SWARM_MODE applies to Swarm mode only/);
+  });
+});

@@ -1,11 +1,34 @@
 import { Command, CommanderError, Option } from 'commander';
 import { isIP } from 'node:net';
-import { ConfigError, oneLine, quote, type DeregisterMode } from '@registrar/core';
+import {
+  ConfigError,
+  SWARM_MODES,
+  oneLine,
+  quote,
+  type DeregisterMode,
+  type DeriveOptions,
+  type SwarmMode,
+} from '@registrar/core';
 import { VERSION } from './version.js';
 
 export type LogFormat = 'json' | 'pretty';
 
 /** Everything the daemon was asked to do, validated. */
+/** The derivation settings of the bridge's and explain's options: both must derive services alike. */
+export function deriveOptionsOf(
+  config: Pick<CliConfig, 'ip' | 'internal' | 'network' | 'tags' | 'explicit'>,
+  nodeId: string,
+): DeriveOptions {
+  return {
+    nodeId,
+    ...(config.ip !== undefined && { hostIp: config.ip }),
+    internal: config.internal,
+    ...(config.network !== undefined && { network: config.network }),
+    tags: config.tags,
+    explicit: config.explicit,
+  };
+}
+
 export interface CliConfig {
   readonly uris: readonly string[];
   readonly ip?: string;
@@ -32,6 +55,10 @@ export interface CliConfig {
   readonly metricsAddr?: { host: string; port: number };
   readonly logLevel: string;
   readonly logFormat: LogFormat;
+  /** `--swarm`: on a Swarm manager, register the cluster's services instead of this engine's containers. */
+  readonly swarm: boolean;
+  /** `--swarm-mode`: one entry per task, per service VIP, or per node of the routing mesh. */
+  readonly swarmMode: SwarmMode;
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -108,6 +135,20 @@ export function buildProgram(): Command {
         'keep the ZooKeeper session and etcd lease here (mode 0600) so a restart within the TTL resumes them',
       ),
     )
+    .addOption(
+      opt(
+        '--swarm',
+        "on a Swarm manager: register the cluster's services (default node id: swarm-<cluster id>)",
+      ),
+    )
+    .addOption(
+      opt(
+        '--swarm-mode <mode>',
+        'with --swarm: tasks (each task at its address), vip (each service at its virtual IP), ingress (each node of the routing mesh)',
+      )
+        .choices(SWARM_MODES)
+        .default('tasks'),
+    )
     .addOption(opt('--dry-run', 'print the registry changes instead of writing them'))
     .addOption(
       opt(
@@ -134,6 +175,7 @@ Commands:
 Examples:
   registrar --ip 10.0.0.5 etcd://127.0.0.1:2379/services
   registrar --internal --network backend zookeeper://zk1:2181,zk2:2181/services
+  registrar --swarm --swarm-mode vip --network backend etcd://etcd:2379/services   (on a Swarm manager)
   CONSUL_HTTP_TOKEN=... registrar --ip 10.0.0.5 --cleanup consul://127.0.0.1:8500
   registrar check etcd://127.0.0.1:2379/services
   registrar explain web-1`,
@@ -189,6 +231,12 @@ export function parseCli(
   const dockerHost = str('dockerHost');
   const stateDir = str('stateDir');
   const network = str('network');
+  const swarm = flag('swarm');
+  const swarmModeSource = program.getOptionValueSource('swarmMode');
+  if (!swarm && (swarmModeSource === 'cli' || swarmModeSource === 'env')) {
+    const given = swarmModeSource === 'env' ? 'REGISTRAR_SWARM_MODE' : '--swarm-mode';
+    fail(`${given} applies to Swarm mode only: add --swarm (or REGISTRAR_SWARM=true), or drop it`);
+  }
 
   return {
     uris: program.args,
@@ -213,6 +261,9 @@ export function parseCli(
     ...(metricsText !== undefined && { metricsAddr: parseListenAddress(metricsText) }),
     logLevel,
     logFormat,
+    swarm,
+    // Commander has checked the choices.
+    swarmMode: (str('swarmMode') ?? 'tasks') as SwarmMode,
   };
 }
 

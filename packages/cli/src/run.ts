@@ -5,16 +5,20 @@ import {
   ConfigError,
   quote,
   createBridge,
+  createSwarmBridge,
+  formatHostPort,
   defaultBackoff,
   type Bridge,
   type Logger,
+  type NodeIdConflictError,
   type Registry,
+  type SwarmBridge,
   type RegistryOp,
 } from '@registrar/core';
 import { createDocker } from './docker.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
-import { parseCli, type CliConfig } from './options.js';
+import { deriveOptionsOf, parseCli, type CliConfig } from './options.js';
 import { checkRegistryUri, createRegistry } from './registries.js';
 import { VERSION } from './version.js';
 
@@ -64,32 +68,54 @@ export async function run(argv: readonly string[]): Promise<number> {
     process.on('SIGINT', onSignal);
   });
 
-  const nodeId = config.nodeId ?? (await dockerHostName(docker, logger, stopping.signal));
-  if (nodeId === undefined) return 0; // signalled while waiting for Docker
+  // Also with --node-id: every entry records the engine's ID (and Swarm mode needs the engine's Swarm
+  // state), so nothing is written before Docker answers.
+  const info = await dockerInfo(docker, config.nodeId === undefined, logger, stopping.signal);
+  if (info === undefined) return 0; // signalled while waiting for Docker
+  const clusterId = config.swarm ? swarmClusterId(info) : undefined;
+  const nodeId = config.nodeId ?? (clusterId !== undefined ? `swarm-${clusterId}` : info.Name!);
+  // In Swarm mode the entries belong to the cluster, not to one manager's engine: the cluster is the writer,
+  // so whichever manager runs the bridge adopts them.
+  const engineId = clusterId !== undefined ? `swarm-${clusterId}` : info.ID;
   const log = logger.child({ node: nodeId });
+  if (engineId === undefined) {
+    log.warn(
+      'docker info has no ID: entries record no engine, so a host sharing this node id cannot be told apart',
+    );
+  }
 
-  // The metrics exist before the registries so that adapters' heartbeat failures are counted from the start.
-  const current: { bridge?: Bridge } = {};
-  const registries: Registry[] = [];
-  const metrics = new Metrics(() => current.bridge, registries);
-  for (const [index, uri] of config.uris.entries()) {
-    registries.push(
-      await createRegistry(uri, {
+  // Each adapter's module is loaded only when a URI names it.
+  const registries: Registry[] = await Promise.all(
+    config.uris.map((uri) =>
+      createRegistry(uri, {
         nodeId,
+        ...(engineId !== undefined && { engineId }),
         ttl: config.ttl,
         ...(config.ttlRefresh !== undefined && { ttlRefresh: config.ttlRefresh }),
-        logger: metrics.adapterLogger(log, () => registries[index]),
+        logger: log,
         env: process.env,
         dryRun: config.dryRun,
         ...(stateDir !== undefined && { stateDir }),
       }),
-    );
-  }
+    ),
+  );
+  // Right after the registries, in the same tick: their events$ are counted from the start.
+  const current: { bridge?: Bridge | SwarmBridge } = {};
+  const metrics = new Metrics(() => current.bridge, registries);
   log.info(
-    { version: VERSION, registries: registries.map((r) => r.target), ttl: config.ttl, dryRun: config.dryRun },
+    {
+      version: VERSION,
+      registries: registries.map((r) => r.target),
+      ttl: config.ttl,
+      dryRun: config.dryRun,
+      ...(config.swarm && { swarmMode: config.swarmMode, cluster: clusterId }),
+    },
     'registrar starting',
   );
-  if (config.ip === undefined && !config.internal) {
+  if (config.swarm && (config.ip !== undefined || config.internal)) {
+    log.warn('--ip and --internal do not apply with --swarm (--swarm-mode decides the addresses); ignored');
+  }
+  if (config.ip === undefined && !config.internal && !config.swarm) {
     log.warn(
       'no --ip given: ports published on all interfaces (0.0.0.0/::) are skipped; pass --ip <host address>',
     );
@@ -107,35 +133,59 @@ export async function run(argv: readonly string[]): Promise<number> {
       })
     : undefined;
 
-  const bridge = createBridge({
-    docker,
-    registries,
-    logger: log,
-    nodeId,
-    ...(config.ip !== undefined && { hostIp: config.ip }),
-    internal: config.internal,
-    ...(config.network !== undefined && { network: config.network }),
-    tags: config.tags,
-    explicit: config.explicit,
-    resync: config.resync,
-    stallCheckMs: config.stallCheck * 1000,
-    cleanup: config.cleanup,
-    deregister: config.deregister,
-    drain: config.drain,
-    dryRun: config.dryRun,
-    observer: {
-      ...metrics.observer,
-      onOp: (registry, op, outcome, seconds) => {
-        metrics.observer.onOp?.(registry, op, outcome, seconds);
-        if (outcome === 'dry-run') process.stdout.write(`${registry.target} ${describeOp(op)}\n`);
-      },
+  // A registry holding this node id's entries from another engine: the bridge cannot go on (exit 2).
+  let conflicted: (error: NodeIdConflictError) => void = () => undefined;
+  const conflict = new Promise<NodeIdConflictError>((resolve) => (conflicted = resolve));
+  const observer = {
+    ...metrics.observer,
+    onOp: (registry: Registry, op: RegistryOp, outcome: 'ok' | 'error' | 'dry-run', seconds: number) => {
+      metrics.observer.onOp?.(registry, op, outcome, seconds);
+      if (outcome === 'dry-run') process.stdout.write(`${registry.target} ${describeOp(op)}\n`);
     },
-  });
+    onFatal: (_registry: Registry, error: NodeIdConflictError) => conflicted(error),
+  };
+  const bridge = config.swarm
+    ? createSwarmBridge({
+        docker,
+        registries,
+        logger: log,
+        nodeId,
+        mode: config.swarmMode,
+        ...(config.network !== undefined && { network: config.network }),
+        tags: config.tags,
+        explicit: config.explicit,
+        resync: config.resync,
+        // Swarm has no task events: the stall check's interval is how often the cluster is listed whole.
+        pollMs: config.stallCheck * 1000,
+        cleanup: config.cleanup,
+        dryRun: config.dryRun,
+        observer,
+      })
+    : createBridge({
+        docker,
+        registries,
+        logger: log,
+        ...deriveOptionsOf(config, nodeId),
+        resync: config.resync,
+        stallCheckMs: config.stallCheck * 1000,
+        cleanup: config.cleanup,
+        deregister: config.deregister,
+        drain: config.drain,
+        dryRun: config.dryRun,
+        observer,
+      });
 
   current.bridge = bridge;
 
-  const signal = await signalled;
-  log.info({ signal, deregister: config.deregisterOnExit }, 'shutting down');
+  const reason = await Promise.race([signalled, conflict]);
+  const conflictFound = typeof reason === 'string' ? undefined : reason;
+  log.info(
+    {
+      ...(conflictFound ? { conflict: conflictFound.target } : { signal: reason }),
+      deregister: config.deregisterOnExit,
+    },
+    'shutting down',
+  );
   const timedOut = new Promise<'timeout'>((resolve) =>
     setTimeout(() => resolve('timeout'), SHUTDOWN_TIMEOUT_MS).unref(),
   );
@@ -148,6 +198,8 @@ export async function run(argv: readonly string[]): Promise<number> {
   }
   server?.close();
   log.info('stopped');
+  // The adapters left the other engine's entries alone, on close too; the one line says what to do.
+  if (conflictFound) throw new ConfigError(conflictFound.message);
   return 0;
 }
 
@@ -168,20 +220,36 @@ function prepareStateDir(dir: string): string {
 function describeOp(op: RegistryOp): string {
   if (op.type === 'deregister') return `- ${op.entry.id} (${op.entry.name})`;
   const s = op.service;
-  const address = s.address.includes(':') ? `[${s.address}]` : s.address;
-  return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address}:${s.port} tags=${s.tags.join(',')} health=${s.health}`;
+  const address = formatHostPort({ host: s.address, port: s.port });
+  return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address} tags=${s.tags.join(',')} health=${s.health}`;
 }
 
-/** The engine's host name (the default node id); waits for Docker with backoff rather than exiting. */
-async function dockerHostName(
+/** What the bridge reads of `docker info`. */
+interface EngineInfo {
+  readonly Name?: string;
+  /** The engine's ID, recorded with every entry. */
+  readonly ID?: string;
+  readonly Swarm?: {
+    readonly LocalNodeState?: string;
+    readonly ControlAvailable?: boolean;
+    readonly Cluster?: { readonly ID?: string };
+  };
+}
+
+/**
+ * The engine's info: its host name (the default node id, needed when `needName`), ID and Swarm state. Waits
+ * for Docker with backoff rather than exiting.
+ */
+async function dockerInfo(
   docker: Docker,
+  needName: boolean,
   logger: Logger,
   signal: AbortSignal,
-): Promise<string | undefined> {
+): Promise<EngineInfo | undefined> {
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {
-      const info = (await docker.info()) as { Name?: string };
-      if (info.Name) return info.Name;
+      const info = (await docker.info()) as EngineInfo;
+      if (info.Name || !needName) return info;
       throw new Error('docker info has no Name');
     } catch (error) {
       const delay = backoffDelay(attempt, defaultBackoff);
@@ -196,6 +264,27 @@ async function dockerHostName(
     }
   }
   return undefined;
+}
+
+/**
+ * The cluster's id, from a manager's info; anything else is a configuration error: only a manager can list
+ * the cluster's services, tasks and nodes.
+ */
+export function swarmClusterId(info: EngineInfo): string {
+  const engine = quote(info.Name ?? 'this engine', 80);
+  const state = info.Swarm?.LocalNodeState ?? 'inactive';
+  if (state !== 'active') {
+    throw new ConfigError(
+      `--swarm: Docker engine ${engine} is not an active Swarm node (state ${quote(state, 20)}); run registrar --swarm against a Swarm manager, or drop --swarm`,
+    );
+  }
+  const id = info.Swarm?.Cluster?.ID;
+  if (info.Swarm?.ControlAvailable !== true || id === undefined || !/^[A-Za-z0-9]+$/.test(id)) {
+    throw new ConfigError(
+      `--swarm: Docker engine ${engine} is a Swarm worker; run registrar --swarm on a manager (placement constraint node.role == manager)`,
+    );
+  }
+  return id;
 }
 
 export type { CliConfig };

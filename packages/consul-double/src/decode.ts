@@ -1,5 +1,5 @@
 import type { CheckDefinition, ServiceDefinition } from './agent.js';
-import { parseGoDuration } from './duration.js';
+import { parseGoDuration } from '@registrar/core/kit';
 
 /** A 400 answer: Consul writes these as plain text. */
 export class BadRequest extends Error {}

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parseGoDuration } from './duration.js';
+import { parseGoDuration } from '@registrar/core/kit';
 import { startConsulDouble } from './server.js';
 
 const usage = `usage: consul-double [--host 127.0.0.1] [--port 8500] [--acl-token <token>]

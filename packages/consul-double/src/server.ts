@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { AgentState, STATUSES } from './agent.js';
 import type { CheckDefinition, CheckRecord, CheckStatus, ServiceRecord } from './agent.js';
 import { BadRequest, decodeCheckUpdate, decodeServiceRegistration } from './decode.js';
-import { formatGoDuration, parseGoDuration } from './duration.js';
+import { formatGoDuration, formatHostPort, parseGoDuration } from '@registrar/core/kit';
 
 export interface ConsulDoubleOptions {
   /** TCP port; 0 (the default) picks a free one. */
@@ -63,6 +63,10 @@ export interface ConsulDouble {
   reap(): void;
   /** Stop and start again on the same port; with `loseState` every service and check is forgotten. */
   restart(options?: { loseState?: boolean }): Promise<void>;
+  /** Stop listening (clients get connection refused) but keep every service and check, until `start`. */
+  stop(): Promise<void>;
+  /** Listen again on the same port after `stop`. */
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -507,9 +511,8 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
     });
 
   await listen();
-  const urlHost = host.includes(':') ? `[${host}]` : host;
   return {
-    url: `${options.tls ? 'https' : 'http'}://${urlHost}:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://${formatHostPort({ host, port })}`,
     port,
     requests,
     countRequests: (filter) => (filter ? requests.filter(filter).length : requests.length),
@@ -531,6 +534,8 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
       if (loseState) agent.clear();
       await listen();
     },
+    stop,
+    start: listen,
     close: async () => {
       agent.close();
       await stop();

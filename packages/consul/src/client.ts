@@ -1,4 +1,4 @@
-import { RegistryConnectionError, RegistryError, RegistryRejectedError } from '@registrar/core';
+import { ConfigError, oneLine, quote, RegistryConnectionError, RegistryRejectedError } from '@registrar/core';
 import { Agent, fetch as undiciFetch } from 'undici';
 
 const BACKEND = 'consul';
@@ -38,6 +38,17 @@ export interface ClientOptions {
   tls?: ConsulTlsOptions;
   timeoutMs: number;
   fetch?: Fetcher;
+}
+
+/** The agent's base URL; default the local agent. */
+export function agentUrl(url: string | URL | undefined): URL {
+  const text = String(url ?? 'http://127.0.0.1:8500');
+  if (!URL.canParse(text) || !/^https?:$/.test(new URL(text).protocol)) {
+    throw new ConfigError(
+      `Consul agent URL ${quote(text, 120)} is not http://host:port or https://host:port`,
+    );
+  }
+  return new URL(text);
 }
 
 /** Thin agent API client: one place for the token, ns/partition, timeouts and error mapping. */
@@ -94,19 +105,19 @@ export class ConsulClient {
       permission?: string;
     } = {},
   ): Promise<ConsulResponse> {
-    const url = new URL(path, this.options.baseUrl);
-    for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
-    if (this.options.namespace) url.searchParams.set('ns', this.options.namespace);
-    if (this.options.partition) url.searchParams.set('partition', this.options.partition);
-    const headers: Record<string, string> = {};
-    if (this.options.token) headers['X-Consul-Token'] = this.options.token;
-    if (options.body !== undefined) headers['Content-Type'] = 'application/json';
-    const what = options.what ?? `${method} ${url.pathname}`;
+    const what = options.what ?? `${method} ${path}`;
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
     let response: Awaited<ReturnType<Fetcher>>;
     let text: string;
     try {
+      const url = new URL(path, this.options.baseUrl);
+      for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
+      if (this.options.namespace) url.searchParams.set('ns', this.options.namespace);
+      if (this.options.partition) url.searchParams.set('partition', this.options.partition);
+      const headers: Record<string, string> = {};
+      if (this.options.token) headers['X-Consul-Token'] = this.options.token;
+      if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+      const timeout = AbortSignal.timeout(timeoutMs);
       response = await this.fetcher(url.toString(), {
         method,
         headers,
@@ -115,19 +126,7 @@ export class ConsulClient {
       });
       text = await response.text();
     } catch (err) {
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      const reason = options.signal?.aborted
-        ? 'cancelled'
-        : e.name === 'TimeoutError' || e.name === 'AbortError'
-          ? `no answer within ${timeoutMs} ms`
-          : (e.cause?.code ?? e.cause?.message ?? e.message);
-      throw new RegistryConnectionError(
-        `Consul agent at ${this.target} unreachable (${what}): ${reason}`,
-        BACKEND,
-        {
-          cause: err,
-        },
-      );
+      throw this.sendError(err, what, timeoutMs, options.signal);
     }
     const { status } = response;
     const index = Number(response.headers?.get('X-Consul-Index') ?? NaN);
@@ -151,9 +150,67 @@ export class ConsulClient {
         BACKEND,
       );
     }
-    throw new RegistryError(
-      `Consul agent at ${this.target} answered ${status} to ${what}: ${reason}`,
+    const answered = `Consul agent at ${this.target} answered ${status} to ${what}: ${reason}`;
+    // A server error, a timeout or throttling passes; any other answer will be the same next time.
+    if (status >= 500 || status === 408 || status === 429)
+      throw new RegistryConnectionError(answered, BACKEND);
+    throw new RegistryRejectedError(answered, BACKEND);
+  }
+
+  /** The JSON of an answer; one that is not JSON (a proxy's error page) is a connection error. */
+  parse(response: ConsulResponse, what: string): unknown {
+    try {
+      return JSON.parse(response.text);
+    } catch (err) {
+      throw new RegistryConnectionError(
+        `Consul agent at ${this.target} answered ${what} with something other than JSON: ${quote(response.text, 60)}`,
+        BACKEND,
+        { cause: err },
+      );
+    }
+  }
+
+  /**
+   * What a failure to send a request or read its answer is. fetch's own network failures ("fetch failed",
+   * "terminated" with a socket error as cause) and timeouts pass; a request that cannot even be built (an
+   * invalid header or URL, a body JSON cannot encode) fails the same way every time, so it is rejected.
+   */
+  private sendError(err: unknown, what: string, timeoutMs: number, signal: AbortSignal | undefined): Error {
+    const e = err as Error & { cause?: { code?: unknown; message?: string } };
+    if (signal?.aborted || e.name === 'TimeoutError' || e.name === 'AbortError') {
+      const reason = signal?.aborted ? 'cancelled' : `no answer within ${timeoutMs} ms`;
+      return new RegistryConnectionError(
+        `Consul agent at ${this.target} unreachable (${what}): ${reason}`,
+        BACKEND,
+        {
+          cause: err,
+        },
+      );
+    }
+    const network =
+      e.message === 'fetch failed' || e.message === 'terminated' || typeof e.cause?.code === 'string';
+    const programming = e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError;
+    if (programming && !network) {
+      // The message may quote a header, and a header may be the token: never echo it.
+      const detail = oneLine(
+        this.options.token ? e.message.replaceAll(this.options.token, '***') : e.message,
+        200,
+      );
+      return new RegistryRejectedError(
+        `cannot send ${what} to Consul at ${this.target}: ${detail}`,
+        BACKEND,
+        {
+          cause: err,
+        },
+      );
+    }
+    const reason = (e.cause?.code as string | undefined) ?? e.cause?.message ?? e.message;
+    return new RegistryConnectionError(
+      `Consul agent at ${this.target} unreachable (${what}): ${reason}`,
       BACKEND,
+      {
+        cause: err,
+      },
     );
   }
 

@@ -5,10 +5,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Service } from '@registrar/core';
-import { silentLogger } from '@registrar/core';
-import { expectConfigErrorOrValue, hostileUri } from '../../core/src/testing/hostile.js';
-import { buildDefinition } from './definition.js';
-import { parseGoDuration } from './duration.js';
+import { parseGoDuration, silentLogger } from '@registrar/core';
+import { expectConfigErrorOrValue, hostileUri } from '@registrar/core/testing/fuzz';
+import { buildDefinition, KNOWN_OPTIONS } from './definition.js';
 import { parseConsulUri } from './uri.js';
 
 const SEED = 20_260_505;
@@ -52,16 +51,7 @@ const checkValue = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom('v'.repeat(70_000), `/${'p'.repeat(5000)}`) },
 );
 const checkKey = fc.oneof(
-  fc.constantFrom('http', 'https', 'tcp', 'grpc', 'grpc_use_tls', 'script', 'cmd', 'ttl', 'interval'),
-  fc.constantFrom('docker', 'shell'),
-  fc.constantFrom(
-    'timeout',
-    'deregister_after',
-    'initial_status',
-    'tls_skip_verify',
-    'method',
-    'http_method',
-  ),
+  fc.constantFrom(...KNOWN_OPTIONS),
   fc.constantFrom('__proto__', 'constructor', 'toString'),
   nasty,
 );

@@ -1,34 +1,45 @@
 import { describe, expect, it } from 'vitest';
 import type { Service } from '@registrar/core';
+import { service as testService } from '@registrar/core/testing';
 import { buildDefinition, defKeyOf, substituteServiceVars } from './definition.js';
 import type { ConsulCheck } from './definition.js';
 
 const settings = { nodeId: 'n1', bridgeId: 'registrar:n1', deregisterAfter: 60, healthTtl: 3600 };
 const CONTAINER_ID = 'c0ffee'.padEnd(64, '0');
 
-function service(overrides: Partial<Service> = {}): Service {
-  return {
-    id: 'n1:web-1:80',
-    name: 'web',
-    address: '10.0.0.5',
-    port: 8080,
-    protocol: 'tcp',
-    containerPort: 80,
+/** Core's test service as these tests' expected definitions spell it out. */
+const service = (overrides: Partial<Service> = {}): Service =>
+  testService({
     tags: ['blue'],
     meta: { version: '1.2' },
-    node: 'n1',
     container: { id: CONTAINER_ID, name: 'web-1' },
-    health: 'passing',
-    healthOutput: '',
-    checks: {},
     ...overrides,
-  };
-}
+  });
 
 const build = (overrides: Partial<Service>) => buildDefinition(service(overrides), settings);
 /** The SERVICE_CHECK_* checks only (the first two are the adapter's own). */
 const extraChecks = (overrides: Partial<Service>): ConsulCheck[] =>
   build(overrides).registration.Checks.slice(2);
+
+describe('owner meta', () => {
+  it('records the writing engine as registrar-engine beside registrar-node, when known', () => {
+    const withEngine = buildDefinition(service(), { ...settings, engineId: 'ENG:A' });
+    expect(withEngine.registration.Meta).toMatchObject({
+      'registrar-node': 'n1',
+      'registrar-engine': 'ENG:A',
+    });
+    const keys = Object.keys(withEngine.registration.Meta);
+    expect(keys.indexOf('registrar-engine')).toBe(keys.indexOf('registrar-node') + 1);
+    // Part of the identity: a service registered without it (an older version) is registered again once.
+    expect(withEngine.defKey).not.toBe(build({}).defKey);
+    expect(build({}).registration.Meta).not.toHaveProperty('registrar-engine');
+  });
+
+  it('a service’s own registrar-engine metadata is dropped, never passing for the writer’s', () => {
+    const built = build({ meta: { 'registrar-engine': 'forged' } });
+    expect(built.registration.Meta).not.toHaveProperty('registrar-engine');
+  });
+});
 
 describe('SERVICE_ENABLE_TAG_OVERRIDE', () => {
   it.each([
@@ -176,6 +187,7 @@ describe('defKey: what a resync compares with the agent', () => {
 });
 
 describe('$SERVICE_IP / $SERVICE_PORT', () => {
+  const otherNames = '$SERVICE_NAME $SERVICE_IPV6 $SERVICE_PORTS ${SERVICE_ID}';
   it.each([
     ['10.0.0.5', 'echo $SERVICE_IP $SERVICE_PORT', 'echo 10.0.0.5 8080'],
     ['10.0.0.5', '$SERVICE_IP:$SERVICE_PORT', '10.0.0.5:8080'],
@@ -187,11 +199,8 @@ describe('$SERVICE_IP / $SERVICE_PORT', () => {
     ['fd00::5', 'ping6 -c1 $SERVICE_IP', 'ping6 -c1 fd00::5'],
     ['fd00::5', '[$SERVICE_IP]:$SERVICE_PORT', '[fd00::5]:8080'],
     ['fd00::5', 'ip=$SERVICE_IP&port=$SERVICE_PORT', 'ip=fd00::5&port=8080'],
-    [
-      '10.0.0.5',
-      '$SERVICE_NAME $SERVICE_IPV6 $SERVICE_PORTS ${SERVICE_ID}',
-      '$SERVICE_NAME $SERVICE_IPV6 $SERVICE_PORTS ${SERVICE_ID}',
-    ],
+    // Other names (and ones that only start like ours) are left as written.
+    ['10.0.0.5', otherNames, otherNames],
     ['10.0.0.5', '$SERVICE_IP$SERVICE_PORT', '10.0.0.58080'],
     ['10.0.0.5', '$$SERVICE_PORT $', '$8080 $'],
     ['10.0.0.5', 'no variables', 'no variables'],

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { HealthStatus, Service } from '@registrar/core';
-import { oneLine, quote } from '@registrar/core';
-import { goDuration, parseGoDuration } from './duration.js';
+import { formatGoDuration, formatHostPort, oneLine, parseGoDuration, quote } from '@registrar/core';
 
 /** A check block of `/v1/agent/service/register`, in Consul's field names. */
 export interface ConsulCheck {
@@ -60,6 +59,8 @@ export interface DefinitionWarning {
 
 /** Meta keys the adapter owns; a service's own metadata cannot override them. */
 export const META_NODE = 'registrar-node';
+/** The writing Docker engine's ID, beside the owner node; absent in services registered by older versions. */
+export const META_ENGINE = 'registrar-engine';
 export const META_CONTAINER_ID = 'registrar-container-id';
 export const META_CONTAINER_NAME = 'registrar-container-name';
 /** Hash of the check definitions, which the agent API does not return, so `list()` can compare them. */
@@ -75,6 +76,8 @@ export const OUTPUT_MAX = 1000;
 
 export interface DefinitionSettings {
   nodeId: string;
+  /** Recorded as `registrar-engine` when known. */
+  engineId?: string | undefined;
   bridgeId: string;
   /** Seconds. */
   deregisterAfter: number;
@@ -151,19 +154,19 @@ export function buildDefinition(service: Service, settings: DefinitionSettings):
       Name: 'registrar liveness',
       Notes: `Alias of ${settings.bridgeId}, the TTL check the registrar bridge on this node heartbeats`,
       AliasService: settings.bridgeId,
-      DeregisterCriticalServiceAfter: goDuration(settings.deregisterAfter),
+      DeregisterCriticalServiceAfter: formatGoDuration(settings.deregisterAfter * 1000),
     },
     {
       // Docker health, set through /v1/agent/check/update on each transition only.
       Name: 'container health',
       Notes: `Docker health of container ${service.container.name}, set by registrar`,
-      TTL: goDuration(settings.healthTtl),
+      TTL: formatGoDuration(settings.healthTtl * 1000),
       Status: service.health,
     },
     ...extra,
   ];
   const options = buildOptions(service, warnings);
-  const meta = buildMeta(service, settings.nodeId, warnings);
+  const meta = buildMeta(service, settings.nodeId, settings.engineId, warnings);
   // The hash covers the check definitions without the health status, which lives in the agent's state.
   meta[META_DEF] = createHash('sha256')
     .update(canonicalJson(checks.map((c) => ({ ...c, Status: c === checks[1] ? undefined : c.Status }))))
@@ -195,9 +198,15 @@ export function buildDefinition(service: Service, settings: DefinitionSettings):
   };
 }
 
-function buildMeta(service: Service, nodeId: string, warnings: DefinitionWarning[]): Record<string, string> {
+function buildMeta(
+  service: Service,
+  nodeId: string,
+  engineId: string | undefined,
+  warnings: DefinitionWarning[],
+): Record<string, string> {
   const meta: Record<string, string> = {
     [META_NODE]: nodeId,
+    ...(engineId !== undefined && { [META_ENGINE]: engineId }),
     [META_CONTAINER_ID]: service.container.id,
     [META_CONTAINER_NAME]: service.container.name,
   };
@@ -290,7 +299,8 @@ function buildOptions(
   return out;
 }
 
-const KNOWN_OPTIONS = new Set([
+/** Every `SERVICE_CHECK_<key>` the definition understands (lower case). */
+export const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'http',
   'https',
   'tcp',
@@ -359,8 +369,13 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
   const duration = (key: string, what: string): string | null | undefined => {
     const raw = opts[key]?.trim();
     if (raw === undefined || raw === '') return undefined;
-    const ms = parseGoDuration(raw);
-    if (ms === undefined || ms <= 0) {
+    let ms = 0;
+    try {
+      ms = parseGoDuration(raw);
+    } catch {
+      // ms stays 0: warned about below.
+    }
+    if (!(ms > 0)) {
       warn(key, `${quote(raw, 60)} is not a positive Go duration such as 10s or 1m30s; ${what} skipped`);
       return null;
     }
@@ -396,8 +411,7 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
   const timeout = duration('timeout', 'the interval checks were');
   const intervalOk = interval !== null && timeout !== null;
 
-  const host = service.address.includes(':') ? `[${service.address}]` : service.address;
-  const hostPort = `${host}:${service.port}`;
+  const hostPort = formatHostPort({ host: service.address, port: service.port });
   const common = (kind: string): ConsulCheck => ({
     Name: `${service.name} ${kind} check`,
     Notes: `From ${label(kind)} on container ${service.container.name}`,

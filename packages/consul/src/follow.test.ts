@@ -1,12 +1,14 @@
 import { startConsulDouble } from '@registrar/consul-double';
 import type { ConsulDouble } from '@registrar/consul-double';
-import type { Instance, Registry, Service, ServiceFollower } from '@registrar/core';
+import type { Instance, Registry, ServiceFollower } from '@registrar/core';
 import { ConfigError, RegistryRejectedError } from '@registrar/core';
+import { service } from '@registrar/core/testing';
 import type { Subscription } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ConsulFollowerOptions, ConsulRegistryOptions } from './index.js';
 import { consulFollowerFromUri, createConsulFollower, createConsulRegistry } from './index.js';
 import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
+import * as contract from '@registrar/test/harness/follower-contract';
 
 let double: ConsulDouble | undefined;
 const registries: Registry[] = [];
@@ -31,26 +33,6 @@ function follower(options: Partial<ConsulFollowerOptions> = {}): ServiceFollower
   const f = createConsulFollower({ url: double!.url, requestTimeoutMs: 1000, waitMs: 5000, ...options });
   followers.push(f);
   return f;
-}
-
-function service(node: string, overrides: Partial<Service> = {}): Service {
-  const container = overrides.container ?? { id: 'c0ffee', name: 'web-1' };
-  return {
-    id: `${node}:${container.name}:80`,
-    name: 'web',
-    address: '10.0.0.5',
-    port: 8080,
-    protocol: 'tcp',
-    containerPort: 80,
-    tags: [],
-    meta: {},
-    node,
-    container,
-    health: 'passing',
-    healthOutput: '',
-    checks: {},
-    ...overrides,
-  };
 }
 
 const instance = (node: string, port = 8080, address = '10.0.0.5'): Instance => ({
@@ -82,6 +64,14 @@ function watch(f: ServiceFollower, name: string) {
 
 const capture = warningCapture;
 
+/** The contract scenarios' view of the double (started by each test). */
+const backend: contract.FollowerBackend = {
+  registry: (nodeId) => registry(nodeId),
+  follow: () => watch(follower(), 'web'),
+  service,
+  instance,
+};
+
 const put = (path: string, body: unknown) =>
   fetch(`${double!.url}${path}`, { method: 'PUT', body: JSON.stringify(body) }).then((res) => {
     if (!res.ok) throw new Error(`PUT ${path}: ${res.status}`);
@@ -90,18 +80,10 @@ const put = (path: string, body: unknown) =>
 describe('consul follower (consul-double)', () => {
   it('two nodes’ services in one set; an update and a deregister are seen, each with blocking queries', async () => {
     double = await startConsulDouble();
-    const a = registry('a');
-    const b = registry('b');
-    await a.register(service('a'));
-    await b.register(service('b', { address: '10.0.0.6', port: 9090 }));
-    await a.register(service('a', { name: 'api', id: 'a:api-1:80' }));
-    const follow = watch(follower(), 'web');
-    await follow.until([instance('a'), instance('b', 9090, '10.0.0.6')]);
-    await a.register(service('a', { port: 8081 }));
-    await follow.until([instance('a', 8081), instance('b', 9090, '10.0.0.6')]);
-    await b.deregister(service('b').id);
-    await follow.until([instance('a', 8081)]);
-    expect(follow.unreachable()).toBe(0);
+    await contract.twoNodesThenUpdateAndDeregister(backend, {
+      addressOfB: '10.0.0.6',
+      other: { name: 'api', id: 'a:api-1:80' },
+    });
     const queries = double.requests.filter((r) => r.path === '/v1/health/service/web');
     expect(queries[0]?.query).toMatch(/[?&]passing=true/);
     expect(queries[0]?.query).toMatch(/[?&]index=0(&|$)/);
@@ -114,15 +96,15 @@ describe('consul follower (consul-double)', () => {
   it('only passing instances: a critical or warning check leaves the set, passing again it comes back', async () => {
     double = await startConsulDouble();
     const a = registry('a');
-    await a.register(service('a'));
-    await registry('b').register(service('b', { health: 'critical', healthOutput: 'probe failed' }));
+    await a.register(service({ node: 'a' }));
+    await registry('b').register(service({ node: 'b', health: 'critical', healthOutput: 'probe failed' }));
     const follow = watch(follower(), 'web');
     await follow.until([instance('a')]);
-    await a.register(service('a', { health: 'warning', healthOutput: 'slow' }));
+    await a.register(service({ node: 'a', health: 'warning', healthOutput: 'slow' }));
     await follow.until([]);
     double.setCheckStatus('service:b:web-1:80:2', 'passing');
     await follow.until([instance('b')]);
-    await a.register(service('a'));
+    await a.register(service({ node: 'a' }));
     await follow.until([instance('a'), instance('b')]);
   });
 
@@ -133,23 +115,19 @@ describe('consul follower (consul-double)', () => {
     await put('/v1/agent/service/register', { ID: 'noport', Name: 'web' });
     const follow = watch(follower({ logger }), 'web');
     await follow.until([{ id: 'bare', address: '127.0.0.1', port: 80 }]);
-    await registry('a').register(service('a'));
+    await registry('a').register(service({ node: 'a' }));
     await follow.until([instance('a'), { id: 'bare', address: '127.0.0.1', port: 80 }]);
     expect(warnings.filter((w) => w.includes('Service.Port'))).toHaveLength(1);
   });
 
   it('a follower started before the service exists emits [] and then the instance', async () => {
     double = await startConsulDouble();
-    const follow = watch(follower(), 'web');
-    await follow.until([]);
-    await registry('a').register(service('a'));
-    await follow.until([instance('a')]);
-    expect(follow.updates).toHaveLength(2);
+    await contract.emptyThenInstance(backend);
   });
 
   it('agent restarted in place: unreachable once, then the full set again', async () => {
     double = await startConsulDouble();
-    await registry('a').register(service('a'));
+    await registry('a').register(service({ node: 'a' }));
     const follow = watch(follower(), 'web');
     await follow.until([instance('a')]);
     const before = follow.updates.length;
@@ -166,11 +144,11 @@ describe('consul follower (consul-double)', () => {
     // Heartbeat every second: the new agent's 404 makes it register its bridge service again at once, which
     // the services' alias checks need to pass (until then they are critical, so not in the set).
     const a = registry('a', { ttl: 3 });
-    await a.register(service('a'));
-    await registry('b').register(service('b'));
+    await a.register(service({ node: 'a' }));
+    await registry('b').register(service({ node: 'b' }));
     // Move the index well past anything the new agent will have.
-    for (let i = 0; i < 20; i++) await a.register(service('a', { port: 8080 + (i % 2) }));
-    await a.register(service('a'));
+    for (let i = 0; i < 20; i++) await a.register(service({ node: 'a', port: 8080 + (i % 2) }));
+    await a.register(service({ node: 'a' }));
     const follow = watch(follower(), 'web');
     await follow.until([instance('a'), instance('b')]);
     await follow.blocking();
@@ -180,9 +158,12 @@ describe('consul follower (consul-double)', () => {
     await vi.waitFor(() => expect(follow.unreachable()).toBe(1), { timeout: 10_000, interval: 20 });
     double = await startConsulDouble({ port });
     // What changed while it was away: the new agent knows only what is registered with it now.
-    await vi.waitFor(() => a.register(service('a', { port: 7000 })), { timeout: 10_000, interval: 100 });
+    await vi.waitFor(() => a.register(service({ node: 'a', port: 7000 })), {
+      timeout: 10_000,
+      interval: 100,
+    });
     await follow.until([instance('a', 7000)]);
-    await registry('c').register(service('c'));
+    await registry('c').register(service({ node: 'c' }));
     await follow.until([instance('a', 7000), instance('c')]);
     expect(follow.unreachable()).toBe(1);
     // The new agent's index is below what the follower had reached: it did not keep waiting on the old one.
@@ -227,8 +208,8 @@ describe('consul follower (consul-double)', () => {
   it('from a URI: token, namespace and TLS settings as the registry reads them', async () => {
     double = await startConsulDouble({ aclToken: 'secret' });
     const env = { CONSUL_HTTP_TOKEN: 'secret' };
-    await registry('a', { token: 'secret' }).register(service('a'));
-    await registry('t', { token: 'secret', namespace: 'team' }).register(service('t'));
+    await registry('a', { token: 'secret' }).register(service({ node: 'a' }));
+    await registry('t', { token: 'secret', namespace: 'team' }).register(service({ node: 't' }));
     const { logger } = capture();
     const open = (uri: string, environment: Record<string, string>) => {
       const f = consulFollowerFromUri(uri, { logger, env: environment });
@@ -257,17 +238,11 @@ describe('consul follower (consul-double)', () => {
 
   it('close() completes every follow and ends its blocking query', async () => {
     double = await startConsulDouble();
-    const f = follower({ waitMs: 60_000 });
-    let completed = false;
-    subscriptions.push(f.follow('web').subscribe({ complete: () => (completed = true) }));
-    await vi.waitFor(
-      () => expect(double!.requests.filter((r) => /index=[1-9]/.test(r.query))).toHaveLength(1),
-      {
+    await contract.closeCompletesEveryFollow(follower({ waitMs: 60_000 }), subscriptions, () =>
+      vi.waitFor(() => expect(double!.requests.filter((r) => /index=[1-9]/.test(r.query))).toHaveLength(1), {
         timeout: 5000,
         interval: 20,
-      },
+      }),
     );
-    await f.close();
-    expect(completed).toBe(true);
   });
 });

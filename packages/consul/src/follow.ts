@@ -1,8 +1,17 @@
 import type { BackoffOptions, FollowUpdate, Instance, ServiceFollower } from '@registrar/core';
-import { backoffDelay, ConfigError, defaultBackoff, followGate, quote, silentLogger } from '@registrar/core';
+import {
+  backoffDelay,
+  ConfigError,
+  defaultBackoff,
+  followGate,
+  followLifetimes,
+  formatGoDuration,
+  quote,
+  RegistryConnectionError,
+  silentLogger,
+} from '@registrar/core';
 import { Observable } from 'rxjs';
-import { ConsulClient } from './client.js';
-import { goDuration } from './duration.js';
+import { agentUrl, ConsulClient } from './client.js';
 import type { ConsulRegistryOptions } from './registry.js';
 
 const BACKEND = 'consul';
@@ -70,7 +79,7 @@ export function createConsulFollower(options: ConsulFollowerOptions = {}): Servi
   const minIntervalMs = options.minIntervalMs ?? 100;
   const backoff = options.backoff ?? defaultBackoff;
   const client = new ConsulClient({
-    baseUrl: new URL(options.url ?? 'http://127.0.0.1:8500'),
+    baseUrl: agentUrl(options.url),
     timeoutMs: requestTimeoutMs,
     ...(options.token !== undefined && { token: options.token }),
     ...(options.tls !== undefined && { tls: options.tls }),
@@ -78,8 +87,7 @@ export function createConsulFollower(options: ConsulFollowerOptions = {}): Servi
     ...(options.partition !== undefined && { partition: options.partition }),
     ...(options.fetch !== undefined && { fetch: options.fetch }),
   });
-  const active = new Set<() => void>();
-  let closed = false;
+  const lifetimes = followLifetimes();
 
   const follow = (name: string): Observable<FollowUpdate> => {
     if (name === '') throw new ConfigError('cannot follow a Consul service with an empty name');
@@ -102,7 +110,7 @@ export function createConsulFollower(options: ConsulFollowerOptions = {}): Servi
           last = Date.now();
           try {
             const response = await client.request('GET', path, {
-              query: { passing: 'true', index: String(index), wait: goDuration(waitMs / 1000) },
+              query: { passing: 'true', index: String(index), wait: formatGoDuration(waitMs) },
               // Consul adds up to wait/16 to spread wake-ups; then the answer still has to arrive.
               timeoutMs: Math.ceil(waitMs + waitMs / 16) + requestTimeoutMs,
               signal: stop.signal,
@@ -110,8 +118,10 @@ export function createConsulFollower(options: ConsulFollowerOptions = {}): Servi
               permission: `service:read on ${quote(name, 60)} and node:read`,
             });
             if (stop.signal.aborted) return;
-            const entries: unknown = JSON.parse(response.text);
-            if (!Array.isArray(entries)) throw new Error(`${path} answered ${quote(response.text, 60)}`);
+            const entries = client.parse(response, `follow ${name}`);
+            if (!Array.isArray(entries)) {
+              throw new RegistryConnectionError(`${path} answered ${quote(response.text, 60)}`, 'consul');
+            }
             const instances: Instance[] = [];
             const stillBad = new Set<string>();
             for (const entry of entries as HealthEntry[]) {
@@ -154,18 +164,11 @@ export function createConsulFollower(options: ConsulFollowerOptions = {}): Servi
         }
       };
 
-      const finish = () => {
-        end();
-        subscriber.complete();
-      };
-      const end = () => {
-        stop.abort();
-        active.delete(finish);
-      };
-      active.add(finish);
-      if (closed) finish();
-      else void loop();
-      return end;
+      return lifetimes.run(
+        subscriber,
+        () => stop.abort(),
+        () => void loop(),
+      );
     });
   };
 
@@ -174,9 +177,7 @@ export function createConsulFollower(options: ConsulFollowerOptions = {}): Servi
     target: client.target,
     follow,
     async close() {
-      if (closed) return;
-      closed = true;
-      for (const finish of [...active]) finish();
+      if (!lifetimes.close()) return;
       await client.close();
     },
   };

@@ -4,8 +4,9 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startConsulDouble } from '@registrar/consul-double';
 import type { ConsulDouble, ConsulDoubleOptions } from '@registrar/consul-double';
-import { RegistryConnectionError, RegistryRejectedError } from '@registrar/core';
-import type { LivenessLoss, Logger, Registry, Service } from '@registrar/core';
+import { NodeIdConflictError, RegistryConnectionError, RegistryRejectedError } from '@registrar/core';
+import { service as testService } from '@registrar/core/testing';
+import type { LivenessLoss, Logger, Registry, RegistryEvent, Service } from '@registrar/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createConsulRegistry } from './index.js';
 import type { ConsulRegistryOptions } from './index.js';
@@ -32,25 +33,15 @@ function registry(options: Partial<ConsulRegistryOptions> = {}): Registry {
   return r;
 }
 
-function service(overrides: Partial<Service> = {}): Service {
-  const name = overrides.name ?? 'web';
-  const container = overrides.container ?? { id: 'c0ffee', name: `${name}-1` };
-  return {
-    id: `node-a:${container.name}:80`,
-    name,
-    address: '10.0.0.5',
-    port: 8080,
-    protocol: 'tcp',
-    containerPort: 80,
-    tags: ['blue'],
-    meta: { version: '1.2' },
-    node: 'node-a',
-    container,
-    health: 'passing',
-    healthOutput: '',
-    checks: {},
-    ...overrides,
-  };
+/** Core's test service as these tests' expected agent documents spell it out. */
+const service = (overrides: Partial<Service> = {}): Service =>
+  testService({ node: 'node-a', tags: ['blue'], meta: { version: '1.2' }, ...overrides });
+
+/** Event types in order, a run of heartbeat failures counted once (how many fit in it depends on timing). */
+function distinctRuns(events: readonly RegistryEvent[]): string[] {
+  return events
+    .map((e) => e.type)
+    .filter((type, i, all) => type !== 'heartbeat-failed' || all[i - 1] !== type);
 }
 
 async function get(path: string): Promise<any> {
@@ -319,6 +310,43 @@ describe('createConsulRegistry', () => {
     expect(await passingIds('registrar')).toEqual(['registrar:node-a']);
   });
 
+  it('events$: failed TTL passes while the agent is unreachable, then recovered once it answers again', async () => {
+    const d = await start();
+    const r = registry({ ttl: 5, ttlRefresh: 0.1, requestTimeoutMs: 1000 });
+    const events: RegistryEvent[] = [];
+    r.events$.subscribe((e) => events.push(e));
+    await r.register(service());
+    await d.stop();
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain('heartbeat-failed'), {
+      timeout: 3000,
+      interval: 20,
+    });
+    await d.start();
+    await vi.waitFor(() => expect(events.at(-1)?.type).toBe('recovered'), { timeout: 3000, interval: 20 });
+    expect(distinctRuns(events)).toEqual(['heartbeat-failed', 'recovered']);
+    expect(events[0]).toMatchObject({ type: 'heartbeat-failed', error: expect.any(RegistryConnectionError) });
+    expect(await passingIds('registrar')).toEqual(['registrar:node-a']);
+  });
+
+  it('events$: failed TTL passes, then liveness-lost (with lost$) when the agent comes back without our state', async () => {
+    const d = await start();
+    const r = registry({ ttl: 5, ttlRefresh: 0.1, requestTimeoutMs: 1000 });
+    const events: RegistryEvent[] = [];
+    const losses: LivenessLoss[] = [];
+    r.events$.subscribe((e) => events.push(e));
+    r.lost$.subscribe((l) => losses.push(l));
+    await r.register(service());
+    await d.stop();
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain('heartbeat-failed'), {
+      timeout: 3000,
+      interval: 20,
+    });
+    await d.restart({ loseState: true });
+    await vi.waitFor(() => expect(losses).toHaveLength(1), { timeout: 3000, interval: 20 });
+    expect(distinctRuns(events)).toEqual(['heartbeat-failed', 'liveness-lost']);
+    expect(events.at(-1)).toEqual({ type: 'liveness-lost', reason: losses[0].reason });
+  });
+
   it('rejects with one clear RegistryRejectedError when the ACL token is missing or wrong', async () => {
     await start({ aclToken: 'root' });
     const missing = registry();
@@ -437,5 +465,73 @@ describe('createConsulRegistry', () => {
       d.requests.slice(0, count).filter((q) => q.path.includes('/check/pass/')).length,
     );
     expect(Object.keys(await get('/v1/agent/services'))).toContain(service().id);
+  });
+});
+
+describe('consul registry: the writing engine', () => {
+  const stampsOf = async () => {
+    const services = (await get('/v1/agent/services')) as Record<string, any>;
+    const health = (await get('/v1/health/service/web')) as any[];
+    return {
+      meta: Object.fromEntries(Object.entries(services).map(([id, s]) => [id, s.Meta])),
+      index: health.map((e) => `${e.Service.ID}:${e.Service.CreateIndex}/${e.Service.ModifyIndex}`),
+    };
+  };
+
+  it('records it in Meta and lists it; a clone with the same node id touches nothing of the other engine', async () => {
+    await start();
+    const ours = registry({ engineId: 'ENGINE-A' });
+    const web = service();
+    await ours.list();
+    await ours.register(web);
+    expect(ours.engineId).toBe('ENGINE-A');
+    const services = (await get('/v1/agent/services')) as Record<string, any>;
+    expect(services[web.id].Meta).toMatchObject({
+      'registrar-node': 'node-a',
+      'registrar-engine': 'ENGINE-A',
+    });
+    expect(services['registrar:node-a'].Meta['registrar-engine']).toBe('ENGINE-A');
+    expect((await ours.list()).map((e) => [e.id, e.engine])).toEqual([[web.id, 'ENGINE-A']]);
+    const before = await stampsOf();
+
+    // Its bridge service alone is enough to tell: the clone's list refuses, and registers no bridge of its own.
+    const clone = registry({ engineId: 'ENGINE-B' });
+    const refused = await clone.list().catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(NodeIdConflictError);
+    expect((refused as NodeIdConflictError).engine).toBe('ENGINE-A');
+    await clone.close({ deregister: true });
+    expect(await stampsOf()).toEqual(before);
+  });
+
+  it('lists another engine’s services without reviving them, and refuses to register or remove them', async () => {
+    await start();
+    const web = service();
+    const other = registry({ engineId: 'ENGINE-A' });
+    await other.register(web);
+    // The other bridge's service is gone (say, its bridge deregistered it); its services are still there.
+    await fetch(`${double!.url}/v1/agent/service/deregister/registrar:node-a`, { method: 'PUT' });
+    const before = await stampsOf();
+    const clone = registry({ engineId: 'ENGINE-B' });
+    expect((await clone.list()).map((e) => [e.id, e.engine])).toEqual([[web.id, 'ENGINE-A']]);
+    const refused = await clone.register({ ...web, port: 1 }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(NodeIdConflictError);
+    await clone.deregister(web.id);
+    await clone.close({ deregister: true });
+    expect(await stampsOf()).toEqual(before);
+  });
+
+  it('adopts services that record no engine (registered by an older version)', async () => {
+    await start();
+    const web = service();
+    const old = registry();
+    await old.register(web);
+    const upgraded = registry({ engineId: 'ENGINE-A' });
+    const listed = await upgraded.list();
+    expect(listed.map((e) => e.id)).toEqual([web.id]);
+    expect(listed[0]!.engine).toBeUndefined();
+    expect(listed[0]!.fingerprint).not.toBe(upgraded.fingerprint(web));
+    await upgraded.register(web);
+    const services = (await get('/v1/agent/services')) as Record<string, any>;
+    expect(services[web.id].Meta['registrar-engine']).toBe('ENGINE-A');
   });
 });

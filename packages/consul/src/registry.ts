@@ -1,15 +1,25 @@
-import { silentLogger } from '@registrar/core';
-import type { LivenessLoss, Logger, Registry, RegistryEntry, Service } from '@registrar/core';
+import {
+  ConfigError,
+  formatGoDuration,
+  NodeIdConflictError,
+  RegistryRejectedError,
+  silentLogger,
+} from '@registrar/core';
+import type { LivenessLoss, Logger, Registry, RegistryEntry, RegistryEvent, Service } from '@registrar/core';
 import { Subject } from 'rxjs';
-import { ConsulClient } from './client.js';
+import { agentUrl, ConsulClient } from './client.js';
 import type { ConsulTlsOptions } from './client.js';
-import { META_NODE, META_ROLE, buildDefinition, defKeyOf, fingerprintOf } from './definition.js';
+import { META_ENGINE, META_NODE, META_ROLE, buildDefinition, defKeyOf, fingerprintOf } from './definition.js';
 import type { BuiltDefinition } from './definition.js';
-import { goDuration } from './duration.js';
 
 export interface ConsulRegistryOptions {
   /** The node id whose services this adapter owns (recorded in each service's `registrar-node` meta). */
   nodeId: string;
+  /**
+   * The Docker engine ID recorded in each service's `registrar-engine` meta (and the bridge service's), so
+   * that a bridge of another host using the same node id on this agent never touches them.
+   */
+  engineId?: string;
   /** Agent HTTP API base URL. Default `http://127.0.0.1:8500`; `https://` for TLS. */
   url?: string | URL;
   /** ACL token sent as `X-Consul-Token`; never logged. */
@@ -70,6 +80,8 @@ interface AgentCheck {
 
 interface Known {
   defKey: string;
+  /** The engine the agent's copy records, if any. */
+  engine?: string | undefined;
   status: string;
   output: string;
   /** When the health check's TTL timer was last restarted by us. */
@@ -89,7 +101,8 @@ const pathId = (id: string): string => encodeURIComponent(id).replace(/%3A/gi, '
  */
 export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
   const { nodeId } = options;
-  if (!nodeId) throw new TypeError('createConsulRegistry: nodeId is required');
+  if (!nodeId)
+    throw new ConfigError('createConsulRegistry: nodeId is required; pass the node id to register as');
   const logger = options.logger ?? silentLogger;
   const ttl = options.ttl ?? 30;
   const refreshMs = (options.ttlRefresh ?? ttl / 3) * 1000;
@@ -98,9 +111,13 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
   const bridgeName = options.bridgeName ?? 'registrar';
   const bridgeId = `${bridgeName}:${nodeId}`;
   const bridgeCheckId = `service:${bridgeId}`;
-  const settings = { nodeId, bridgeId, deregisterAfter, healthTtl };
+  const { engineId } = options;
+  const settings = { nodeId, engineId, bridgeId, deregisterAfter, healthTtl };
+  /** Recorded by another Docker engine under our node id: never ours to change or remove. */
+  const foreign = (engine: string | undefined): engine is string =>
+    engine !== undefined && engineId !== undefined && engine !== engineId;
   const client = new ConsulClient({
-    baseUrl: new URL(options.url ?? 'http://127.0.0.1:8500'),
+    baseUrl: agentUrl(options.url),
     timeoutMs: options.requestTimeoutMs ?? 10_000,
     ...(options.token !== undefined && { token: options.token }),
     ...(options.tls !== undefined && { tls: options.tls }),
@@ -109,6 +126,8 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
     ...(options.fetch !== undefined && { fetch: options.fetch }),
   });
   const lost$ = new Subject<LivenessLoss>();
+  // Every failed TTL pass; then `recovered` at the next pass, or `liveness-lost` if the agent forgot us.
+  const events$ = new Subject<RegistryEvent>();
   // What we believe the agent holds for our services; `complete` when it was read in full by list().
   const known = new Map<string, Known>();
   let complete = false;
@@ -143,13 +162,17 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
         ID: bridgeId,
         Name: bridgeName,
         Tags: [],
-        Meta: { [META_NODE]: nodeId, [META_ROLE]: 'bridge' },
+        Meta: {
+          [META_NODE]: nodeId,
+          ...(engineId !== undefined && { [META_ENGINE]: engineId }),
+          [META_ROLE]: 'bridge',
+        },
         Check: {
           Name: 'registrar heartbeat',
-          Notes: `Passed every ${goDuration(refreshMs / 1000)} by the registrar bridge of node ${nodeId}`,
-          TTL: goDuration(ttl),
+          Notes: `Passed every ${formatGoDuration(refreshMs)} by the registrar bridge of node ${nodeId}`,
+          TTL: formatGoDuration(ttl * 1000),
           Status: 'passing',
-          DeregisterCriticalServiceAfter: goDuration(deregisterAfter),
+          DeregisterCriticalServiceAfter: formatGoDuration(deregisterAfter * 1000),
         },
       },
       query: { 'replace-existing-checks': 'true' },
@@ -195,10 +218,11 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
         complete = false;
         await registerBridge();
         logger.warn({ bridge: bridgeId }, 'Consul agent lost the bridge service; re-registered it');
-        lost$.next({
-          reason: `Consul agent at ${client.target} no longer knew ${bridgeId} (agent restarted or reaped it)`,
-        });
+        const reason = `Consul agent at ${client.target} no longer knew ${bridgeId} (agent restarted or reaped it)`;
+        events$.next({ type: 'liveness-lost', reason });
+        lost$.next({ reason });
       } else {
+        if (heartbeatFailing) events$.next({ type: 'recovered' });
         await refreshHealthChecks();
       }
       if (heartbeatFailing) logger.info({ bridge: bridgeId }, 'Consul heartbeat recovered');
@@ -208,6 +232,7 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
       if (!heartbeatFailing)
         logger.error({ err, bridge: bridgeId }, `Consul heartbeat failed: ${(err as Error).message}`);
       heartbeatFailing = true;
+      events$.next({ type: 'heartbeat-failed', error: err });
     }
   };
 
@@ -244,8 +269,10 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
     backend: BACKEND,
     target: client.target,
     nodeId,
+    ...(engineId !== undefined && { engineId }),
     mirrorsHealth: true,
     lost$: lost$.asObservable(),
+    events$: events$.asObservable(),
 
     describeLiveness: () =>
       `TTL check of ${bridgeId}, ${ttl} s; services deregistered ${deregisterAfter} s after it goes critical (Consul raises this to at least 60 s)`,
@@ -256,11 +283,16 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
     },
 
     async register(service: Service): Promise<void> {
-      if (service.id === bridgeId) throw new TypeError(`service id ${bridgeId} is reserved for the bridge`);
+      if (service.id === bridgeId)
+        throw new RegistryRejectedError(`service id ${bridgeId} is reserved for the bridge`, BACKEND);
+      const k = known.get(service.id);
+      // As of our last list: a service registered since by the other engine is not seen until the next one.
+      if (foreign(k?.engine)) {
+        throw new NodeIdConflictError(client.target, nodeId, k.engine, BACKEND, service.id);
+      }
       const built = build(service, true);
       await ensureBridge();
       const { status, output } = built.health;
-      const k = known.get(service.id);
       let done = false;
       if (k && k.defKey === built.defKey && (k.status !== status || k.output !== output)) {
         // Only the health moved: one check update, no re-registration (watches on the service stay quiet).
@@ -271,11 +303,17 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
       const fresh = complete && !k;
       const unchanged = k !== undefined && k.status === status && k.output === '';
       if (!done) await fullRegister(built, (fresh || unchanged) && output === '');
-      known.set(service.id, { defKey: built.defKey, status, output, healthWrittenAt: Date.now() });
+      known.set(service.id, {
+        defKey: built.defKey,
+        engine: engineId,
+        status,
+        output,
+        healthWrittenAt: Date.now(),
+      });
     },
 
     async deregister(id: string): Promise<void> {
-      if (id === bridgeId) return;
+      if (id === bridgeId || foreign(known.get(id)?.engine)) return;
       await client.request('PUT', `/v1/agent/service/deregister/${pathId(id)}`, {
         allow404: true,
         what: `deregister ${id}`,
@@ -284,20 +322,21 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
     },
 
     async list(): Promise<RegistryEntry[]> {
-      // Listing is adopting: the services a previous run left alias our bridge check, which expired with that
-      // run. Revive it before reading, or an adoption with nothing to write leaves them critical until the
-      // agent reaps them, behind the reconciler's back.
-      if (!options.readOnly) await ensureBridge();
       const [servicesRes, checksRes] = await Promise.all([
         client.request('GET', '/v1/agent/services', { what: 'list services' }),
         client.request('GET', '/v1/agent/checks', { what: 'list checks' }),
       ]);
-      const services = JSON.parse(servicesRes.text) as Record<string, AgentService>;
-      const checks = JSON.parse(checksRes.text) as Record<string, AgentCheck>;
+      const services = client.parse(servicesRes, 'list services') as Record<string, AgentService>;
+      const checks = client.parse(checksRes, 'list checks') as Record<string, AgentCheck>;
       const entries: RegistryEntry[] = [];
       const now = Date.now();
       const previous = new Map(known);
       known.clear();
+      complete = false;
+      // Another host with our node id on this agent: its bridge service, even with no services yet.
+      const bridgeEngine = services[bridgeId]?.Meta?.[META_ENGINE];
+      if (foreign(bridgeEngine))
+        throw new NodeIdConflictError(client.target, nodeId, bridgeEngine, BACKEND, bridgeId);
       for (const s of Object.values(services)) {
         const meta = s.Meta ?? {};
         if (meta[META_NODE] !== nodeId || s.ID === bridgeId || meta[META_ROLE] === 'bridge') continue;
@@ -313,9 +352,25 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
         });
         const check = checks[checkIdHealth(s.ID)];
         const health = { status: check?.Status ?? 'missing', output: check?.Output ?? '' };
-        entries.push({ id: s.ID, name: s.Service, fingerprint: fingerprintOf(defKey, health) });
-        known.set(s.ID, { defKey, ...health, healthWrittenAt: previous.get(s.ID)?.healthWrittenAt ?? now });
+        const engine = meta[META_ENGINE];
+        entries.push({
+          id: s.ID,
+          name: s.Service,
+          fingerprint: fingerprintOf(defKey, health),
+          ...(engine !== undefined && { engine }),
+        });
+        known.set(s.ID, {
+          defKey,
+          engine,
+          ...health,
+          healthWrittenAt: previous.get(s.ID)?.healthWrittenAt ?? now,
+        });
       }
+      // Listing is adopting: the services a previous run left alias our bridge check, which expired with that
+      // run. Revive it, or an adoption with nothing to write leaves them critical until the agent reaps them,
+      // behind the reconciler's back. Not when another engine's services are among them: reviving would keep
+      // theirs alive.
+      if (!options.readOnly && !entries.some((entry) => foreign(entry.engine))) await ensureBridge();
       complete = true;
       return entries;
     },
@@ -326,15 +381,21 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
       timer = undefined;
       try {
         if (deregister) {
-          const owned = await registry.list();
-          for (const entry of owned) await registry.deregister(entry.id);
-          await client.request('PUT', `/v1/agent/service/deregister/${pathId(bridgeId)}`, {
-            allow404: true,
-            what: `deregister bridge ${bridgeId}`,
+          // Another engine's bridge service under our node id: nothing here is ours to remove.
+          const owned = await registry.list().catch((error: unknown) => {
+            if (error instanceof NodeIdConflictError) return undefined;
+            throw error;
           });
+          for (const entry of owned ?? []) if (!foreign(entry.engine)) await registry.deregister(entry.id);
+          if (owned !== undefined)
+            await client.request('PUT', `/v1/agent/service/deregister/${pathId(bridgeId)}`, {
+              allow404: true,
+              what: `deregister bridge ${bridgeId}`,
+            });
         }
       } finally {
         lost$.complete();
+        events$.complete();
         await client.close();
       }
     },

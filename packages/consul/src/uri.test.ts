@@ -95,11 +95,30 @@ describe('consulRegistryFromUri', () => {
       await expect(wrong.list()).rejects.toBeInstanceOf(RegistryRejectedError);
       await wrong.close();
       expect(() => consulRegistryFromUri(uri, ctx({ CONSUL_HTTP_TOKEN_FILE: join(dir, 'missing') }))).toThrow(
-        /CONSUL_HTTP_TOKEN_FILE=.*missing" cannot be read \(ENOENT\)/,
+        // The words every adapter now uses (it read `CONSUL_HTTP_TOKEN_FILE="..." cannot be read (ENOENT)`).
+        /cannot read CONSUL_HTTP_TOKEN_FILE=".*missing" \(ENOENT\)/,
       );
     } finally {
       await double.close();
     }
+  });
+
+  it('brackets an IPv6 agent, and refuses a host list and both token variables', async () => {
+    const v6 = consulRegistryFromUri('consul://[::1]:8600', ctx());
+    expect(v6.target).toBe('http://[::1]:8600');
+    await v6.close();
+    const fromAddr = consulRegistryFromUri('consul-tls://', ctx({ CONSUL_HTTP_ADDR: '[fd00::1]:9501' }));
+    expect(fromAddr.target).toBe('https://[fd00::1]:9501');
+    await fromAddr.close();
+    expect(() => consulRegistryFromUri('consul://a:1,b:2', ctx())).toThrow(
+      'invalid Consul URI "consul://a:1,b:2": a Consul URI names one agent',
+    );
+    expect(() =>
+      consulRegistryFromUri('consul://a', ctx({ CONSUL_HTTP_TOKEN: 't', CONSUL_HTTP_TOKEN_FILE: '/t' })),
+    ).toThrow('both CONSUL_HTTP_TOKEN and CONSUL_HTTP_TOKEN_FILE are set; set only one of them');
+    expect(() => consulRegistryFromUri('consul://a', ctx({ CONSUL_HTTP_TOKEN: 'to\u0000ken' }))).toThrow(
+      'CONSUL_HTTP_TOKEN holds characters an HTTP header cannot carry',
+    );
   });
 
   it('requires client certificate and key together for consul-tls', () => {

@@ -1,40 +1,44 @@
-import { readFileSync } from 'node:fs';
-import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri } from '@registrar/core';
-import type { Registry, RegistryUriContext, ServiceFollower } from '@registrar/core';
+import {
+  ConfigError,
+  envValue,
+  formatHostPort,
+  parseGoDuration,
+  parseRegistryUri,
+  quote,
+  readEnvFile,
+  readSecret,
+  registryUriError,
+  showUri,
+} from '@registrar/core';
+import type {
+  Registry,
+  RegistryUri,
+  RegistryUriContext,
+  RegistryUriSyntax,
+  ServiceFollower,
+} from '@registrar/core';
 import type { ConsulTlsOptions } from './client.js';
-import { parseGoDuration } from './duration.js';
 import { createConsulFollower } from './follow.js';
 import { createConsulRegistry } from './registry.js';
 import type { ConsulRegistryOptions } from './registry.js';
 
 const QUERY_KEYS = ['ns', 'partition', 'deregister-after'];
-
-function readFile(variable: string, path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? oneLine((err as Error).message, 100);
-    throw new ConfigError(
-      `${variable}=${quote(path, 120)} cannot be read (${reason}); point it at a readable file`,
-    );
-  }
-}
-
-function toUrl(input: URL | string): URL {
-  if (typeof input !== 'string') return input;
-  if (input.length > MAX_URI_LENGTH) {
-    throw new ConfigError(
-      `Consul URI is longer than ${MAX_URI_LENGTH} characters; expected consul://host:port`,
-    );
-  }
-  try {
-    return new URL(input);
-  } catch {
-    throw new ConfigError(
-      `invalid Consul URI ${showUri(input)}; expected consul://host:port or consul-tls://host:port`,
-    );
-  }
-}
+const syntax: RegistryUriSyntax = {
+  name: 'Consul',
+  form: 'consul://host:port or consul-tls://host:port',
+  schemes: ['consul', 'consul-tls'],
+  port: (scheme) => (scheme === 'consul-tls' ? 8501 : 8500),
+  // A host-less consul:// means Consul's own CONSUL_HTTP_ADDR, else 127.0.0.1.
+  optionalHost: true,
+  credentialsFrom: 'CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE',
+  describe: (problem) =>
+    problem.kind === 'scheme'
+      ? {
+          problem: `unknown scheme ${quote(`${problem.scheme}:`, 40)}, not a Consul URI`,
+          fix: 'use consul://host:port or consul-tls://host:port',
+        }
+      : undefined,
+};
 
 /**
  * `consul://host:port` or `consul-tls://host:port` (default 127.0.0.1:8500 / :8501), optional `?ns=`,
@@ -52,7 +56,7 @@ export function consulRegistryFromUri(input: URL | string, ctx: RegistryUriConte
  */
 function defaultAgent(
   env: RegistryUriContext['env'],
-): { host: string; port: string; https: boolean } | undefined {
+): { host: string; port: number | undefined; https: boolean } | undefined {
   const raw = env.CONSUL_HTTP_ADDR?.trim();
   if (!raw) return undefined;
   const withScheme = /^[a-z]+:\/\//i.test(raw) ? raw : `http://${raw}`;
@@ -67,7 +71,11 @@ function defaultAgent(
       `invalid CONSUL_HTTP_ADDR ${quote(raw, 80)}: expected host:port, http://host:port or https://host:port (a unix socket is not supported)`,
     );
   }
-  return { host: parsed.hostname, port: parsed.port, https: parsed.protocol === 'https:' };
+  return {
+    host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: parsed.port === '' ? undefined : Number(parsed.port),
+    https: parsed.protocol === 'https:',
+  };
 }
 
 /** How to reach the agent, as registry and follower both take it. */
@@ -78,87 +86,83 @@ type ConsulConnectionOptions = Pick<
 
 /**
  * The agent, token, TLS files, namespace and partition of a Consul URI and the environment: what registry and
- * follower share. Also gives the parsed URI (for the options only one of them reads) and how to show it.
+ * follower share. Also gives the parsed URI, for the options only one of them reads.
  */
 function parseConnection(
   input: URL | string,
   ctx: Pick<RegistryUriContext, 'logger' | 'env'>,
-): { uri: URL; shown: string; connection: ConsulConnectionOptions & { url: string } } {
-  const uri = toUrl(input);
-  const shown = showUri(`${uri.protocol}//${uri.host}${uri.pathname}`).slice(1, -1);
-  const agent = uri.hostname === '' ? defaultAgent(ctx.env) : undefined;
-  const tls = uri.protocol === 'consul-tls:' || agent?.https === true;
-  if (uri.protocol !== 'consul-tls:' && uri.protocol !== 'consul:') {
-    throw new ConfigError(`${shown}: not a Consul URI; use consul://host:port or consul-tls://host:port`);
+): { uri: RegistryUri; connection: ConsulConnectionOptions & { url: string } } {
+  const uri = parseRegistryUri(input, syntax);
+  const fail = (problem: string, fix: string): never => {
+    throw registryUriError(uri.text, syntax, problem, fix);
+  };
+  const [given, ...more] = uri.hosts;
+  if (more.length > 0) fail('a Consul URI names one agent', 'list the others in separate URIs');
+  if (uri.path !== '') {
+    const agent = given ?? { host: '127.0.0.1', port: uri.scheme === 'consul-tls' ? 8501 : 8500 };
+    fail('a Consul URI takes no path', `use ${uri.scheme}://${formatHostPort(agent)}`);
   }
-  if (uri.username || uri.password) {
-    throw new ConfigError(
-      `${showUri(`${uri.protocol}//${uri.host}`).slice(1, -1)}: credentials do not belong in the URI; set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE`,
-    );
-  }
-  if (uri.pathname !== '' && uri.pathname !== '/') {
-    throw new ConfigError(
-      `${shown}: a Consul URI takes no path; use ${showUri(`${uri.protocol}//${uri.host || '127.0.0.1:8500'}`).slice(1, -1)}`,
-    );
-  }
-  for (const key of uri.searchParams.keys()) {
+  for (const key of uri.params.keys()) {
     if (!QUERY_KEYS.includes(key)) {
-      throw new ConfigError(
-        `${shown}: unknown option ?${quote(key, 40).slice(1, -1)}=; supported: ${QUERY_KEYS.map((k) => `?${k}=`).join(', ')}`,
+      fail(
+        `unknown option ?${quote(key, 40).slice(1, -1)}=`,
+        `supported: ${QUERY_KEYS.map((k) => `?${k}=`).join(', ')}`,
       );
     }
   }
-  const host = uri.hostname || agent?.host || '127.0.0.1';
-  const port = uri.port || agent?.port || (tls ? '8501' : '8500');
-  const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
-  // consul:// is not a special scheme to WHATWG URL, so its host is barely checked: check it as http(s).
-  if (!URL.canParse(url)) {
-    throw new ConfigError(`${shown}: ${quote(host, 60)} is not a valid host name or address`);
-  }
+  const agent = given === undefined ? defaultAgent(ctx.env) : undefined;
+  const tls = uri.scheme === 'consul-tls' || agent?.https === true;
+  const host = given ?? {
+    host: agent?.host ?? '127.0.0.1',
+    port: agent?.port ?? (tls ? 8501 : 8500),
+  };
+  const url = `${tls ? 'https' : 'http'}://${formatHostPort(host)}`;
   const env = ctx.env;
 
-  let token = env.CONSUL_HTTP_TOKEN?.trim() || undefined;
-  const tokenFile = env.CONSUL_HTTP_TOKEN_FILE?.trim();
-  if (!token && tokenFile) {
-    token = readFile('CONSUL_HTTP_TOKEN_FILE', tokenFile).toString('utf8').trim() || undefined;
-    if (!token)
-      throw new ConfigError(
-        `CONSUL_HTTP_TOKEN_FILE=${quote(tokenFile, 120)} is empty; write the ACL token into it`,
-      );
+  // Consul's own tools trim the token they read.
+  const secret = readSecret(env, 'CONSUL_HTTP_TOKEN', 'the Consul ACL token');
+  const token = secret?.value.trim() || undefined;
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
+    // Never echo the value: it is a secret.
+    throw new ConfigError(
+      `${secret?.source ?? 'CONSUL_HTTP_TOKEN'} holds characters an HTTP header cannot carry; set it to the token's SecretID`,
+    );
   }
 
   let tlsOptions: ConsulTlsOptions | undefined;
-  const cert = env.CONSUL_CLIENT_CERT?.trim();
-  const key = env.CONSUL_CLIENT_KEY?.trim();
-  const ca = env.CONSUL_CACERT?.trim();
+  const cert = envValue(env, 'CONSUL_CLIENT_CERT');
+  const key = envValue(env, 'CONSUL_CLIENT_KEY');
+  const ca = envValue(env, 'CONSUL_CACERT');
   if (tls) {
-    if (!!cert !== !!key) {
+    if ((cert === undefined) !== (key === undefined)) {
       throw new ConfigError(
         'CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY must be set together (client certificate and its key)',
       );
     }
     const verify = env.CONSUL_HTTP_SSL_VERIFY?.trim().toLowerCase();
     const servername = env.CONSUL_TLS_SERVER_NAME?.trim();
+    const caPem = readEnvFile(env, 'CONSUL_CACERT', 'a PEM CA certificate');
+    const certPem = readEnvFile(env, 'CONSUL_CLIENT_CERT', 'a PEM client certificate');
+    const keyPem = readEnvFile(env, 'CONSUL_CLIENT_KEY', 'a PEM private key');
     tlsOptions = {
-      ...(ca && { ca: readFile('CONSUL_CACERT', ca) }),
-      ...(cert && { cert: readFile('CONSUL_CLIENT_CERT', cert) }),
-      ...(key && { key: readFile('CONSUL_CLIENT_KEY', key) }),
+      ...(caPem && { ca: caPem }),
+      ...(certPem && { cert: certPem }),
+      ...(keyPem && { key: keyPem }),
       ...((verify === 'false' || verify === '0') && { rejectUnauthorized: false }),
       ...(servername && { servername }),
     };
   } else if (cert || ca) {
     ctx.logger.warn(
-      { uri: shown },
+      { uri: showUri(uri.text).slice(1, -1) },
       'CONSUL_CACERT/CONSUL_CLIENT_CERT are set but the URI is consul:// (plain HTTP); use consul-tls:// to use them',
     );
   }
 
   // Consul's own variables, as its CLI reads them; the URI's options win.
-  const ns = uri.searchParams.get('ns') ?? (env.CONSUL_NAMESPACE?.trim() || null);
-  const partition = uri.searchParams.get('partition') ?? (env.CONSUL_PARTITION?.trim() || null);
+  const ns = uri.params.get('ns') ?? (env.CONSUL_NAMESPACE?.trim() || null);
+  const partition = uri.params.get('partition') ?? (env.CONSUL_PARTITION?.trim() || null);
   return {
     uri,
-    shown,
     connection: {
       url,
       ...(token !== undefined && { token }),
@@ -171,20 +175,29 @@ function parseConnection(
 
 /** Everything `consulRegistryFromUri` validates and reads (files included), without creating the registry. */
 export function parseConsulUri(input: URL | string, ctx: RegistryUriContext): ConsulRegistryOptions {
-  const { uri, shown, connection } = parseConnection(input, ctx);
+  const { uri, connection } = parseConnection(input, ctx);
   let deregisterAfter: number | undefined;
-  const deregisterRaw = uri.searchParams.get('deregister-after');
+  const deregisterRaw = uri.params.get('deregister-after');
   if (deregisterRaw !== null) {
-    const ms = parseGoDuration(deregisterRaw);
-    if (ms === undefined || ms <= 0) {
-      throw new ConfigError(
-        `${shown}: ?deregister-after=${quote(deregisterRaw, 40)} is not a positive Go duration; use e.g. 1m or 90s`,
+    let ms = 0;
+    try {
+      ms = parseGoDuration(deregisterRaw);
+    } catch {
+      // ms stays 0: refused below.
+    }
+    if (!(ms > 0)) {
+      throw registryUriError(
+        uri.text,
+        syntax,
+        `?deregister-after=${quote(deregisterRaw, 40)} is not a positive Go duration`,
+        'use e.g. 1m or 90s',
       );
     }
     deregisterAfter = ms / 1000;
   }
   const options: ConsulRegistryOptions = {
     nodeId: ctx.nodeId,
+    ...(ctx.engineId !== undefined && { engineId: ctx.engineId }),
     ...connection,
     ttl: ctx.ttl,
     logger: ctx.logger,

@@ -1,5 +1,5 @@
 import type { ContainerInspectInfo } from 'dockerode';
-import { defer, groupBy, mergeMap, Observable, of, Subscription, switchMap, timer } from 'rxjs';
+import { merge, mergeMap, Subject, Subscription, timer } from 'rxjs';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
 import {
   containerStateOf,
@@ -8,10 +8,11 @@ import {
   type DeriveOptions,
   type Skip,
 } from './derive.js';
+import { DesiredServices } from './desired.js';
 import { explainContainer, matchContainer, type ExplainReport, type ExplainSummary } from './explain.js';
 import { dockerHints, type DockerApi, type DockerHint } from './docker-source.js';
 import { silentLogger, type Logger } from './logger.js';
-import { coalesceWhileBusy } from './operators.js';
+import { inspectContainers, type Inspection, type Look } from './inspect.js';
 import { Reconciler, type ReconcilerObserver } from './reconciler.js';
 import type { Registry } from './registry.js';
 import type { LabelWarning, Service } from './service.js';
@@ -78,16 +79,6 @@ interface Tracked {
 /** Docker's default for `docker stop` without `-t` and without a container StopTimeout. */
 const DEFAULT_STOP_TIMEOUT_S = 10;
 
-type Inspection = { readonly id: string } & (
-  | { readonly state: 'found'; readonly info: ContainerInspectInfo }
-  /** Known stopped from a `die` event, without an inspect. */
-  | { readonly state: 'stopped'; readonly exitCode: number }
-  | { readonly state: 'gone' }
-  | { readonly state: 'error'; readonly error: unknown }
-);
-
-const isNotFound = (error: unknown) => (error as { statusCode?: number } | undefined)?.statusCode === 404;
-
 /** What `/debug/containers/<ref>` answers. */
 export type ExplainLookup =
   | { readonly kind: 'found'; readonly report: ExplainReport }
@@ -103,23 +94,33 @@ export class Bridge {
   private readonly reconcilers: Reconciler[];
   private readonly log: Logger;
   private readonly subscription = new Subscription();
-  private desiredCache: Map<string, Service> | undefined;
+  private readonly desiredServices: DesiredServices;
   private dockerConnected = false;
   private firstInventoryDone = false;
   /** Ids of the inventory being confirmed; the first completed one unlocks removals. */
   private inventoryPending: Set<string> | undefined;
   private readonly retryAttempts = new Map<string, number>();
-  private readonly duplicatesWarned = new Set<string>();
-  private readonly inspectRequests$ = new Subscription();
-  private requestInspect: (id: string, exitedWith?: number) => void = () => undefined;
+  /**
+   * Looks the bridge asks for itself (inspect retries, the end of a stop window), merged with those Docker's
+   * hints ask for. Completed on `stop()`.
+   */
+  private readonly looks$ = new Subject<Look>();
+  /** Timers that will ask for a look. */
+  private readonly pendingLooks = new Subscription();
 
   constructor(private readonly options: BridgeOptions) {
     this.log = options.logger ?? silentLogger;
+    this.desiredServices = new DesiredServices((holder, other) =>
+      this.log.warn(
+        { serviceId: holder.id, container: other.container.name, holder: holder.container.name },
+        'duplicate service id: already registered for another container; check SERVICE_ID',
+      ),
+    );
     this.reconcilers = options.registries.map(
       (registry) =>
         new Reconciler({
           registry,
-          desired: () => this.desired(),
+          desired: () => this.desiredServices.services,
           inventoryComplete: () => this.firstInventoryDone,
           cleanup: options.cleanup ?? false,
           dryRun: options.dryRun ?? false,
@@ -137,14 +138,14 @@ export class Bridge {
       ...(this.options.backoff && { backoff: this.options.backoff }),
       ...(this.options.stallCheckMs !== undefined && { stallCheckMs: this.options.stallCheckMs }),
     });
-    const containerIds$ = new Observable<Look>((subscriber) => {
-      this.requestInspect = (id, exitCode) => subscriber.next({ id, exitCode });
-    });
-    this.subscription.add(this.inspectRequests$);
+    const hintedLooks$ = hints$.pipe(mergeMap((hint) => this.onHint(hint)));
+    this.subscription.add(this.pendingLooks);
+    this.subscription.add(() => this.looks$.complete());
     this.subscription.add(
-      this.inspections(containerIds$).subscribe((inspection) => this.onInspection(inspection)),
+      inspectContainers(merge(hintedLooks$, this.looks$), this.options.docker).subscribe((inspection) =>
+        this.onInspection(inspection),
+      ),
     );
-    this.subscription.add(hints$.subscribe((hint) => this.onHint(hint)));
     for (const reconciler of this.reconcilers) {
       this.subscription.add(reconciler.registry.lost$.subscribe((loss) => reconciler.lost(loss.reason)));
       // Read what this node already owns, so adoption needs no writes when nothing changed.
@@ -167,7 +168,7 @@ export class Bridge {
       dockerConnected: this.dockerConnected,
       inventoryComplete: this.firstInventoryDone,
       containers: this.containers.size,
-      services: this.desired().size,
+      services: this.desiredServices.services.size,
     };
   }
 
@@ -195,7 +196,7 @@ export class Bridge {
   private report(id: string): ExplainReport {
     const tracked = this.containers.get(id);
     if (tracked === undefined) throw new Error(`container ${id} is not tracked`);
-    const desired = this.desired();
+    const desired = this.desiredServices.services;
     return explainContainer({
       source: 'bridge',
       container: { id, name: tracked.name },
@@ -240,61 +241,16 @@ export class Bridge {
 
   /** Desired services of this node, all containers together. */
   desired(): ReadonlyMap<string, Service> {
-    if (this.desiredCache) return this.desiredCache;
-    const desired = new Map<string, Service>();
-    for (const tracked of this.containers.values()) {
-      for (const service of servedAs(tracked)) {
-        const holder = desired.get(service.id);
-        if (holder === undefined) desired.set(service.id, service);
-        else if (!this.duplicatesWarned.has(service.id)) {
-          // Two containers claiming one id (e.g. the same SERVICE_ID): the first keeps it.
-          this.duplicatesWarned.add(service.id);
-          this.log.warn(
-            { serviceId: service.id, container: service.container.name, holder: holder.container.name },
-            'duplicate service id: already registered for another container; check SERVICE_ID',
-          );
-        }
-      }
-    }
-    this.desiredCache = desired;
-    return desired;
+    return this.desiredServices.services;
   }
 
-  /**
-   * Per container: inspect at once, coalesce what arrives meanwhile into one more look. A `die` needs no
-   * inspect: the event says the process exited (and with which code), and an inspect at that moment blocks
-   * for a few hundred ms while the engine tears the container down.
-   */
-  private inspections(looks$: Observable<Look>): Observable<Inspection> {
-    return looks$.pipe(
-      // A container's group lives while it is busy and 5 s beyond, so churn leaves no state behind.
-      groupBy((look) => look.id, { duration: (group$) => group$.pipe(switchMap(() => timer(5_000))) }),
-      mergeMap((group$) =>
-        group$.pipe(
-          coalesceWhileBusy(({ id, exitCode }) =>
-            exitCode === undefined
-              ? defer(() => this.inspect(id))
-              : of<Inspection>({ id, state: 'stopped', exitCode }),
-          ),
-        ),
-      ),
-    );
-  }
-
-  private async inspect(id: string): Promise<Inspection> {
-    try {
-      return { id, state: 'found', info: await this.options.docker.getContainer(id).inspect() };
-    } catch (error) {
-      return isNotFound(error) ? { id, state: 'gone' } : { id, state: 'error', error };
-    }
-  }
-
-  private onHint(hint: DockerHint) {
+  /** Act on one Docker hint; returns the containers it says to look at. */
+  private onHint(hint: DockerHint): Look[] {
     switch (hint.kind) {
       case 'connection':
         this.dockerConnected = hint.connected;
         this.options.observer?.onDockerConnection?.(hint.connected);
-        return;
+        return [];
       case 'event':
         this.options.observer?.onDockerEvent?.(
           hint.action,
@@ -303,13 +259,11 @@ export class Bridge {
         // `kill` only announces a signal; a `die` follows if the process exits.
         if (hint.action === 'kill') {
           if (hint.signal !== undefined) this.drainOnSignal(hint.id, hint.signal);
-          return;
+          return [];
         }
-        this.requestInspect(hint.id, hint.action === 'die' ? (hint.exitCode ?? 0) : undefined);
-        return;
+        return [{ id: hint.id, exitCode: hint.action === 'die' ? (hint.exitCode ?? 0) : undefined }];
       case 'inventory':
-        this.startInventory(hint.ids);
-        return;
+        return this.startInventory(hint.ids);
     }
   }
 
@@ -317,7 +271,7 @@ export class Bridge {
   private async inventory() {
     try {
       const list = await this.options.docker.listContainers();
-      this.startInventory(list.map((c) => c.Id));
+      for (const look of this.startInventory(list.map((c) => c.Id))) this.looks$.next(look);
     } catch (error) {
       this.log.warn({ err: error }, 'docker container list failed; will retry on next resync');
     }
@@ -328,20 +282,24 @@ export class Bridge {
    * served when Docker itself says it is gone or stopped, so a list that comes back empty by mistake can
    * never wipe the registry.
    */
-  private startInventory(ids: readonly string[]) {
+  private startInventory(ids: readonly string[]): Look[] {
     const all = new Set([...ids, ...this.containers.keys()]);
     if (!this.firstInventoryDone) {
       this.inventoryPending = new Set(all);
       if (all.size === 0) this.completeInventory();
     }
-    for (const id of all) this.requestInspect(id);
+    return [...all].map((id) => ({ id, exitCode: undefined }));
+  }
+
+  private lookLater(id: string, delayMs: number) {
+    this.pendingLooks.add(timer(delayMs).subscribe(() => this.looks$.next({ id, exitCode: undefined })));
   }
 
   private completeInventory() {
     this.inventoryPending = undefined;
     this.firstInventoryDone = true;
     this.log.info(
-      { containers: this.containers.size, services: this.desired().size },
+      { containers: this.containers.size, services: this.desiredServices.services.size },
       'docker inventory complete',
     );
     for (const reconciler of this.reconcilers) reconciler.poke();
@@ -355,18 +313,31 @@ export class Bridge {
       this.retryAttempts.set(id, attempt);
       const delay = backoffDelay(attempt, this.options.backoff ?? defaultBackoff);
       this.log.debug({ containerId: id, err: inspection.error, retryInMs: delay }, 'inspect failed');
-      this.inspectRequests$.add(timer(delay).subscribe(() => this.requestInspect(id)));
+      this.lookLater(id, delay);
       return;
     }
     this.retryAttempts.delete(id);
-    const changed =
-      inspection.state === 'gone'
-        ? this.containers.delete(id)
-        : inspection.state === 'stopped'
-          ? this.stopped(id, inspection.exitCode)
-          : this.update(id, inspection.info);
+    if (inspection.state === 'gone') this.track(id, undefined);
+    else if (inspection.state === 'stopped') this.stopped(id, inspection.exitCode);
+    else this.update(id, inspection.info);
     if (this.inventoryPending?.delete(id) && this.inventoryPending.size === 0) this.completeInventory();
-    if (changed) this.changed();
+  }
+
+  /**
+   * The one place a container's tracked state changes: updates the desired services and tells every
+   * reconciler which service ids changed, so a pass costs O(this container), not O(all services).
+   */
+  private track(id: string, next: Tracked | undefined) {
+    const previous = this.containers.get(id);
+    if (next === undefined) this.containers.delete(id);
+    else this.containers.set(id, next);
+    const changed = this.desiredServices.update(
+      id,
+      previous ? servedAs(previous) : [],
+      next ? servedAs(next) : [],
+    );
+    if (changed.size === 0) return;
+    for (const reconciler of this.reconcilers) reconciler.changed(changed);
   }
 
   /**
@@ -388,38 +359,35 @@ export class Bridge {
       return;
     }
     const windowMs = tracked.stopTimeoutMs + 1_000;
-    this.containers.set(id, { ...tracked, draining: { signal, until: Date.now() + windowMs } });
     if (tracked.services.length > 0) {
       this.log.info(
         { container: tracked.name, signal: signalName(signal), services: tracked.services.length },
         'container stopping: withdrawing its services',
       );
-      this.changed();
     }
-    this.inspectRequests$.add(timer(windowMs).subscribe(() => this.requestInspect(id)));
-  }
-
-  private changed() {
-    this.desiredCache = undefined;
-    for (const reconciler of this.reconcilers) reconciler.poke();
+    this.track(id, { ...tracked, draining: { signal, until: Date.now() + windowMs } });
+    this.lookLater(id, windowMs);
   }
 
   /** The container is not running. `--deregister on-success` keeps a failed container's services. */
-  private stopped(id: string, exitCode: number): boolean {
+  private stopped(id: string, exitCode: number) {
     const tracked = this.containers.get(id);
     if (this.options.deregister === 'on-success' && exitCode !== 0 && tracked !== undefined) {
       const state = { ...tracked.state, status: 'exited', running: false, paused: false, exitCode };
-      this.containers.set(id, { ...tracked, state, keptAfterExit: true });
-      return false;
+      this.track(id, { ...tracked, state, keptAfterExit: true });
+      return;
     }
-    return this.containers.delete(id);
+    this.track(id, undefined);
   }
 
-  /** Apply a fresh inspect; returns whether the container's services changed. */
-  private update(id: string, info: ContainerInspectInfo): boolean {
+  /** Apply a fresh inspect. */
+  private update(id: string, info: ContainerInspectInfo) {
     const previous = this.containers.get(id);
     const state = info.State;
-    if (!state?.Running) return this.stopped(id, state?.Dead ? 0 : (state?.ExitCode ?? 0));
+    if (!state?.Running) {
+      this.stopped(id, state?.Dead ? 0 : (state?.ExitCode ?? 0));
+      return;
+    }
     const { services, warnings, skipped = [] } = deriveServices(info, this.options);
     const warned = warnings.map((w) => `${w.key}:${w.message}`).join('\n');
     if (warned !== '' && warned !== previous?.warned) {
@@ -443,31 +411,35 @@ export class Bridge {
       stopTimeoutMs: (StopTimeout ?? DEFAULT_STOP_TIMEOUT_S) * 1000,
       ...(draining && { draining }),
     };
-    this.containers.set(id, next);
+    // An unchanged derivation keeps the previous service objects, so nothing downstream sees a change.
+    const unchanged = previous !== undefined && sameServices(previous.services, services);
+    this.track(id, unchanged ? { ...next, services: previous.services } : next);
     if (previous?.draining && !draining && services.length > 0) {
       this.log.info({ container: name }, 'container survived its stop signal: serving it again');
     }
-    return previous === undefined ? services.length > 0 : !sameServices(servedAs(previous), servedAs(next));
   }
-}
-
-/** A request to look at one container. */
-interface Look {
-  readonly id: string;
-  /** Set when a `die` event already told us the container stopped, with its exit code. */
-  readonly exitCode: number | undefined;
 }
 
 function sameServices(a: readonly Service[], b: readonly Service[]): boolean {
   return a.length === b.length && JSON.stringify(a) === JSON.stringify(b);
 }
 
-/** A container's services as the registries should see them: critical, with a note, while it drains. */
+const drained = new WeakMap<Tracked, readonly Service[]>();
+
+/**
+ * A container's services as the registries should see them: critical, with a note, while it drains. The
+ * same `Tracked` always gives the same objects, so identity says whether a service changed.
+ */
 function servedAs(tracked: Tracked): readonly Service[] {
   const { draining } = tracked;
   if (draining === undefined) return tracked.services;
-  const healthOutput = `draining: Docker sent ${signalName(draining.signal)} to stop the container`;
-  return tracked.services.map((service) => ({ ...service, health: 'critical', healthOutput }));
+  let served = drained.get(tracked);
+  if (served === undefined) {
+    const healthOutput = `draining: Docker sent ${signalName(draining.signal)} to stop the container`;
+    served = tracked.services.map((service) => ({ ...service, health: 'critical', healthOutput }));
+    drained.set(tracked, served);
+  }
+  return served;
 }
 
 /** Start a bridge; `stop()` it to shut down. */

@@ -1,8 +1,10 @@
 import type { ContainerInfo } from 'dockerode';
 import { PassThrough } from 'node:stream';
-import { describe, expect, it, vi } from 'vitest';
-import { dockerHints, type DockerApi, type DockerHint } from './docker-source.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { dockerHints, type DockerApi, type DockerHint, type DockerSourceOptions } from './docker-source.js';
 import type { Logger } from './logger.js';
+import { SIGTERM } from './signals.js';
+import { SyntheticDocker } from './testing/index.js';
 
 /** A Docker API whose `/events` answers are scripted per call: 'hold' never answers until aborted. */
 function scriptedDocker(answers: ('hold' | PassThrough)[], containers: string[]) {
@@ -90,5 +92,224 @@ describe('dockerHints', () => {
     } finally {
       subscription.unsubscribe();
     }
+  });
+});
+
+/**
+ * Timelines on fake clocks: the source's timers and `Date` are virtual, so every reconnect lands at an exact
+ * millisecond. (Not rxjs marbles: between its timers the source awaits the engine's promises, which a
+ * TestScheduler flush cannot wait for.) Real `setImmediate` lets streams and promises settle between steps.
+ */
+describe('dockerHints against the synthetic engine, on a fake clock', () => {
+  const START = Date.parse('2026-01-01T00:00:00Z');
+  const backoff = { initialMs: 100, maxMs: 400, jitter: 0 };
+
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    vi.setSystemTime(START);
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const settle = async () => {
+    for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+  };
+  const advance = async (ms: number) => {
+    await vi.advanceTimersByTimeAsync(ms);
+    await settle();
+  };
+
+  /** Subscribes and records each hint with the virtual millisecond it arrived at, and each `/events` call. */
+  function watch(docker: SyntheticDocker, options: Partial<DockerSourceOptions> = {}) {
+    const { logger, lines } = recordingLogger();
+    const requests: { at: number; since?: number; until?: number }[] = [];
+    const getEvents = docker.getEvents.bind(docker);
+    docker.getEvents = (query) => {
+      requests.push({
+        at: Date.now() - START,
+        ...(query?.since !== undefined && { since: Number(query.since) }),
+        ...(query?.until !== undefined && { until: Number(query.until) }),
+      });
+      return getEvents(query);
+    };
+    const seen: { at: number; hint: DockerHint }[] = [];
+    const subscription = dockerHints({ docker, logger, backoff, stallCheckMs: 0, ...options }).subscribe(
+      (hint) => seen.push({ at: Date.now() - START, hint }),
+    );
+    const kinds = () =>
+      seen.map(({ at, hint }) =>
+        hint.kind === 'connection'
+          ? `${at} ${hint.connected ? 'connected' : 'disconnected'}`
+          : hint.kind === 'inventory'
+            ? `${at} inventory ${hint.ids.length}`
+            : `${at} ${hint.action} ${hint.id.slice(0, 12)}`,
+      );
+    return { seen, kinds, requests, lines, subscription };
+  }
+
+  it('subscribes before it lists, then passes each container event on with its exit code or signal', async () => {
+    const docker = new SyntheticDocker();
+    const a = docker.add({ name: 'a' });
+    const { seen, kinds, subscription } = watch(docker);
+    await settle();
+    expect(kinds()).toEqual(['0 connected', '0 inventory 1']);
+    expect(seen[1]?.hint).toEqual({ kind: 'inventory', ids: [a] });
+
+    const b = docker.start({ name: 'b' });
+    docker.kill(a, SIGTERM);
+    docker.exit(a, 143);
+    docker.remove(a);
+    await settle();
+    const events = seen.slice(2).map(({ hint }) => hint);
+    expect(events).toMatchObject([
+      { kind: 'event', id: b, action: 'start' },
+      { kind: 'event', id: a, action: 'kill', signal: SIGTERM },
+      { kind: 'event', id: a, action: 'die', exitCode: 143 },
+      { kind: 'event', id: a, action: 'destroy' },
+    ]);
+    expect(events[0]).not.toHaveProperty('exitCode');
+    expect(events[0]).not.toHaveProperty('signal');
+    subscription.unsubscribe();
+  });
+
+  it('an engine that cannot be reached: retries with exponential backoff up to its cap, then connects', async () => {
+    const docker = new SyntheticDocker();
+    docker.add({ name: 'a' });
+    docker.failEvents(4);
+    const { kinds, requests, lines, subscription } = watch(docker);
+    await advance(2_000);
+    // 100, 200, 400, then the 400 ms cap.
+    expect(requests.map((r) => r.at)).toEqual([0, 100, 300, 700, 1100]);
+    expect(kinds()).toEqual(['1100 connected', '1100 inventory 1']);
+    // One warning for the outage, then debug lines, and one line when it is over.
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
+      'docker event stream unavailable; reconnecting',
+    ]);
+    expect(lines.some((l) => l.level === 'info' && l.msg === 'docker event stream connected again')).toBe(
+      true,
+    );
+    subscription.unsubscribe();
+  });
+
+  it('a dropped stream: reports the outage, reconnects after the first backoff step, replays what it missed', async () => {
+    const docker = new SyntheticDocker();
+    const a = docker.start({ name: 'a' });
+    const { seen, kinds, requests, subscription } = watch(docker);
+    await settle();
+    await advance(1_500);
+    docker.restart(a);
+    await settle();
+    const lastSeenSecond = Math.floor((START + 1_500) / 1000);
+
+    docker.disconnect(new Error('read ECONNRESET'));
+    await settle();
+    docker.exit(a, 0);
+    await advance(100);
+    expect(kinds().slice(0, 5)).toEqual([
+      '0 connected',
+      '0 inventory 1',
+      `1500 start ${a.slice(0, 12)}`,
+      '1500 disconnected',
+      '1600 connected',
+    ]);
+    // The replayed event and the new inventory, in either order: both are hints to look again.
+    expect(kinds().slice(5).sort()).toEqual([`1600 die ${a.slice(0, 12)}`, '1600 inventory 0']);
+    // Replayed from the second of the last event seen (Docker's `since` is inclusive).
+    expect(requests.at(-1)).toEqual({ at: 1600, since: lastSeenSecond });
+    expect(seen.map((s) => s.hint)).toContainEqual(
+      expect.objectContaining({ id: a, action: 'die', exitCode: 0 }),
+    );
+
+    // Every later outage starts again at the first backoff step.
+    docker.disconnect();
+    await advance(100);
+    expect(kinds().slice(-3)).toEqual(['1600 disconnected', '1700 connected', '1700 inventory 0']);
+    subscription.unsubscribe();
+  });
+
+  it('an engine that holds /events: lists the running containers after the start bound, and keeps asking', async () => {
+    const docker = new SyntheticDocker();
+    docker.add({ name: 'a' });
+    docker.holdEvents = true;
+    const { kinds, requests, subscription } = watch(docker, { streamStartMs: 50 });
+    await advance(200);
+    // Held 50 ms, listed; retried 100 ms later, held again, listed.
+    expect(kinds()).toEqual(['50 inventory 1', '200 inventory 1']);
+    expect(requests.map((r) => r.at)).toEqual([0, 150]);
+    docker.holdEvents = false;
+    await advance(200);
+    expect(kinds().slice(2)).toEqual(['400 connected', '400 inventory 1']);
+    subscription.unsubscribe();
+  });
+
+  it('a container list that fails: the connection is dropped and both are tried again', async () => {
+    const docker = new SyntheticDocker();
+    docker.add({ name: 'a' });
+    docker.failLists(1);
+    const { kinds, subscription } = watch(docker);
+    await advance(100);
+    expect(kinds()).toEqual(['0 connected', '0 disconnected', '100 connected', '100 inventory 1']);
+    expect(docker.lists).toBe(2);
+    subscription.unsubscribe();
+  });
+
+  it('a stream that stays open but stops delivering: the stall check finds the missed event and reconnects', async () => {
+    const docker = new SyntheticDocker();
+    const { kinds, lines, requests, subscription } = watch(docker, { stallCheckMs: 1_000 });
+    await settle();
+    docker.stall();
+    const b = docker.start({ name: 'b' });
+    // Query windows end 2 s in the past: the first that covers the event is asked at 3 s.
+    await advance(2_999);
+    expect(kinds()).toEqual(['0 connected', '0 inventory 0']);
+    await advance(1);
+    expect(requests.filter((r) => r.until !== undefined)).toEqual([
+      { at: 3000, since: START / 1000, until: START / 1000 + 1 },
+    ]);
+    expect(lines).toContainEqual({
+      level: 'warn',
+      msg: 'docker event stream stalled: events were not delivered',
+    });
+    await advance(100);
+    expect(kinds().slice(0, 4)).toEqual([
+      '0 connected',
+      '0 inventory 0',
+      '3000 disconnected',
+      '3100 connected',
+    ]);
+    expect(kinds().slice(4).sort()).toEqual([`3100 inventory 1`, `3100 start ${b.slice(0, 12)}`]);
+    expect(docker.openStreams).toBe(1);
+    subscription.unsubscribe();
+  });
+
+  it('the stall check leaves a healthy stream alone', async () => {
+    const docker = new SyntheticDocker();
+    const { kinds, requests, subscription } = watch(docker, { stallCheckMs: 1_000 });
+    await settle();
+    const b = docker.start({ name: 'b' });
+    await advance(10_000);
+    expect(kinds()).toEqual(['0 connected', '0 inventory 0', `0 start ${b.slice(0, 12)}`]);
+    expect(requests.filter((r) => r.until !== undefined).length).toBeGreaterThanOrEqual(7);
+    subscription.unsubscribe();
+  });
+
+  it('unsubscribing closes the stream and cancels a pending reconnect', async () => {
+    const docker = new SyntheticDocker();
+    const { requests, subscription } = watch(docker);
+    await settle();
+    expect(docker.openStreams).toBe(1);
+    docker.disconnect();
+    await settle();
+    subscription.unsubscribe();
+    await advance(10_000);
+    expect(requests).toHaveLength(1);
+    expect(docker.openStreams).toBe(0);
+
+    const again = watch(docker);
+    await settle();
+    again.subscription.unsubscribe();
+    await settle();
+    expect(docker.openStreams).toBe(0);
   });
 });

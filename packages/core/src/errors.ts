@@ -1,9 +1,11 @@
+import { oneLine } from './text.js';
+
 /**
  * Errors adapters raise, mapped from their clients' native errors so the reconciler can decide what to do
  * without knowing any client library.
  */
 /** What went wrong, in the terms the reconciler acts on. */
-export type RegistryErrorKind = 'connection' | 'liveness-lost' | 'rejected';
+export type RegistryErrorKind = 'connection' | 'liveness-lost' | 'rejected' | 'node-id-conflict';
 
 export class RegistryError extends Error {
   override readonly name: string = 'RegistryError';
@@ -38,6 +40,34 @@ export class RegistryRejectedError extends RegistryError {
   override readonly name = 'RegistryRejectedError';
   override readonly kind = 'rejected';
   override readonly retryable = false;
+}
+
+/**
+ * The registry holds entries of this node id written by another Docker engine: two hosts share the node id
+ * (cloned machines share host names). Nothing of theirs may be touched, so the bridge stops; the message is
+ * the one line the CLI prints (exit 2).
+ */
+export class NodeIdConflictError extends RegistryError {
+  override readonly name = 'NodeIdConflictError';
+  override readonly kind = 'node-id-conflict';
+  override readonly retryable = false;
+  constructor(
+    /** Where the entries are (`Registry.target`). */
+    readonly target: string,
+    readonly nodeId: string,
+    /** The other engine's ID, as its entries record it. */
+    readonly engine: string,
+    backend: string,
+    /** What was found, e.g. the entry's id; for logs. */
+    readonly entry?: string,
+  ) {
+    // Consul's target is the agent's http(s) URL: name the backend then.
+    const where = target.startsWith(`${backend}`) ? `registry ${target}` : `${backend} registry ${target}`;
+    super(
+      `${where} holds entries of node id "${nodeId}" written by another Docker engine (ID ${oneLine(engine, 100)}); two hosts share this node id (cloned machines share host names): set --node-id to a name unique to this host`,
+      backend,
+    );
+  }
 }
 
 /**

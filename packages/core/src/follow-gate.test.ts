@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FollowUpdate } from './follow.js';
-import { followGate } from './follow-gate.js';
+import { followGate, followLifetimes } from './follow-gate.js';
 
 const a = { id: 'n1:a:80', address: '10.0.0.1', port: 1 };
 const b = { id: 'n2:b:80', address: '10.0.0.2', port: 2 };
@@ -26,5 +26,26 @@ describe('followGate', () => {
       { kind: 'instances', instances: [a] },
     ]);
     expect(gate.reachable).toBe(true);
+  });
+});
+
+describe('followLifetimes', () => {
+  it('close() completes every follow still running, once; a follow begun after it completes at once', () => {
+    const lifetimes = followLifetimes();
+    const log: string[] = [];
+    const follow = (name: string) =>
+      lifetimes.run(
+        { complete: () => log.push(`${name} complete`) },
+        () => log.push(`${name} stop`),
+        () => log.push(`${name} begin`),
+      );
+    const teardownA = follow('a');
+    follow('b');
+    teardownA();
+    expect(lifetimes.close()).toBe(true);
+    expect(lifetimes.close()).toBe(false);
+    expect(lifetimes.closed).toBe(true);
+    follow('c');
+    expect(log).toEqual(['a begin', 'b begin', 'a stop', 'b stop', 'b complete', 'c stop', 'c complete']);
   });
 });

@@ -48,3 +48,45 @@ export function followGate(next: (update: FollowUpdate) => void): FollowGate {
     },
   };
 }
+
+/** The follows one follower has running, so that closing it ends them all (see `followLifetimes`). */
+export interface FollowLifetimes {
+  readonly closed: boolean;
+  /**
+   * Track one follow: `stop` ends its work, `begin` starts it, unless the follower is closed already, in which
+   * case the follow completes at once. Returns the Observable's teardown.
+   */
+  run(subscriber: { complete(): void }, stop: () => void, begin: () => void): () => void;
+  /** Complete every follow still running; false when already closed. */
+  close(): boolean;
+}
+
+export function followLifetimes(): FollowLifetimes {
+  const finishers = new Set<() => void>();
+  let closed = false;
+  return {
+    get closed() {
+      return closed;
+    },
+    run(subscriber, stop, begin) {
+      const end = () => {
+        stop();
+        finishers.delete(finish);
+      };
+      const finish = () => {
+        end();
+        subscriber.complete();
+      };
+      finishers.add(finish);
+      if (closed) finish();
+      else begin();
+      return end;
+    },
+    close() {
+      if (closed) return false;
+      closed = true;
+      for (const finish of [...finishers]) finish();
+      return true;
+    },
+  };
+}

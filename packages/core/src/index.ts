@@ -1,12 +1,13 @@
 export type { HealthStatus, LabelWarning, Protocol, Service } from './service.js';
 export type { LivenessLoss, Registry, RegistryEntry, RegistryEvent, RegistryUriContext } from './registry.js';
 export type { FollowUpdate, Instance, ServiceFollower } from './follow.js';
-export type { FollowGate } from './follow-gate.js';
-export { followGate } from './follow-gate.js';
+export type { FollowGate, FollowLifetimes } from './follow-gate.js';
+export { followGate, followLifetimes } from './follow-gate.js';
 export type { LogFn, Logger } from './logger.js';
 export { silentLogger } from './logger.js';
 export {
   ConfigError,
+  NodeIdConflictError,
   RegistryConnectionError,
   RegistryError,
   RegistryRejectedError,
@@ -29,19 +30,37 @@ export {
   collectSettings,
   isTruthy,
   isValidServiceName,
-  namesAnyService,
   parseServiceLabels,
   parseTags,
   settingsFor,
 } from './labels.js';
-export type { HostPort, RegistryUri } from './uri.js';
-export { MAX_URI_LENGTH, formatHostPort, parseRegistryUri, showUri } from './uri.js';
+export type {
+  EnvSecret,
+  Environment,
+  HostPort,
+  RegistryUri,
+  RegistryUriProblem,
+  RegistryUriSyntax,
+} from './kit/index.js';
+export {
+  MAX_URI_LENGTH,
+  envValue,
+  formatGoDuration,
+  formatHostPort,
+  parseGoDuration,
+  parseRegistryUri,
+  readEnvFile,
+  readSecret,
+  registryUriError,
+  runPool,
+  showUri,
+} from './kit/index.js';
 export { oneLine, quote } from './text.js';
 export { readStateFile, removeStateFile, stateFilePath, writeStateFile } from './state-file.js';
 export type { BackoffOptions } from './backoff.js';
 export { backoffDelay, defaultBackoff } from './backoff.js';
 export type { ReconcilePlan } from './diff.js';
-export { planReconcile } from './diff.js';
+export { planChanges, planReconcile } from './diff.js';
 export { coalesceWhileBusy } from './operators.js';
 export type { DockerApi, DockerHint, DockerSourceOptions } from './docker-source.js';
 export { dockerHints } from './docker-source.js';
@@ -52,7 +71,7 @@ export type {
   RegistryFailing,
   RegistryOp,
 } from './reconciler.js';
-export { Reconciler } from './reconciler.js';
+export { Reconciler, findNodeIdConflict } from './reconciler.js';
 export type { BridgeObserver, BridgeOptions, BridgeStatus, DeregisterMode, ExplainLookup } from './bridge.js';
 export type {
   ContainerMatch,
@@ -70,3 +89,24 @@ export type {
 } from './explain.js';
 export { MIN_ID_PREFIX, explainContainer, matchContainer } from './explain.js';
 export { Bridge, createBridge } from './bridge.js';
+export type {
+  SwarmContext,
+  SwarmDerivation,
+  SwarmDeriveOptions,
+  SwarmMode,
+  SwarmSkip,
+  SwarmSkipReason,
+  SwarmSnapshot,
+} from './swarm/derive.js';
+export {
+  STACK_NAMESPACE_LABEL,
+  SWARM_MODES,
+  deriveSwarmService,
+  deriveSwarmServices,
+  isTaskServed,
+  swarmContext,
+} from './swarm/derive.js';
+export type { SwarmDockerApi, SwarmFetch, SwarmHint, SwarmLook, SwarmSourceOptions } from './swarm/source.js';
+export { fetchSwarm, swarmEventLook, swarmHints } from './swarm/source.js';
+export type { SwarmBridgeOptions } from './swarm/bridge.js';
+export { SwarmBridge, createSwarmBridge } from './swarm/bridge.js';

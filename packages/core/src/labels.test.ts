@@ -4,7 +4,6 @@ import {
   collectSettings,
   isTruthy,
   isValidServiceName,
-  namesAnyService,
   parseServiceLabels,
   parseTags,
   settingsFor,
@@ -291,100 +290,35 @@ describe('parseServiceLabels + settingsFor: precedence', () => {
 });
 
 describe('parseServiceLabels: warnings', () => {
-  interface WarningCase {
-    readonly title: string;
-    readonly labels: Record<string, string>;
-    readonly key: string;
-    readonly message: RegExp;
-  }
+  // Each case is one label that is refused: [title, the label's key, its value, what the warning says].
   const big = 'x'.repeat(MAX_LABEL_VALUE_BYTES + 1);
-  const cases: WarningCase[] = [
-    { title: 'empty name', labels: { SERVICE_NAME: '' }, key: 'SERVICE_NAME', message: /empty/ },
-    { title: 'blank name', labels: { SERVICE_NAME: '   ' }, key: 'SERVICE_NAME', message: /empty/ },
-    {
-      title: 'name with a space',
-      labels: { SERVICE_NAME: 'my web' },
-      key: 'SERVICE_NAME',
-      message: /not usable/,
-    },
-    {
-      title: 'name with a slash',
-      labels: { SERVICE_80_NAME: 'a/b' },
-      key: 'SERVICE_80_NAME',
-      message: /not usable/,
-    },
-    {
-      title: 'name too long',
-      labels: { SERVICE_NAME: 'a'.repeat(254) },
-      key: 'SERVICE_NAME',
-      message: /253/,
-    },
-    {
-      title: 'port out of range',
-      labels: { SERVICE_99999_NAME: 'x' },
-      key: 'SERVICE_99999_NAME',
-      message: /range/,
-    },
-    { title: 'port zero', labels: { SERVICE_0_NAME: 'x' }, key: 'SERVICE_0_NAME', message: /range/ },
-    {
-      title: 'non-numeric port',
-      labels: { SERVICE_8o_NAME: 'x' },
-      key: 'SERVICE_8o_NAME',
-      message: /not a number/,
-    },
-    {
-      title: 'port with no attribute',
-      labels: { SERVICE_80: 'x' },
-      key: 'SERVICE_80',
-      message: /no attribute/,
-    },
-    {
-      title: 'port key ending in _',
-      labels: { SERVICE_80_: 'x' },
-      key: 'SERVICE_80_',
-      message: /no attribute/,
-    },
-    {
-      title: 'tags that do not parse',
-      labels: { SERVICE_TAGS: ' , ,' },
-      key: 'SERVICE_TAGS',
-      message: /no tags/,
-    },
-    {
-      title: 'tag with control chars',
-      labels: { SERVICE_TAGS: 'a\u0007' },
-      key: 'SERVICE_TAGS',
-      message: /control/,
-    },
-    {
-      title: 'oversized value',
-      labels: { SERVICE_REGION: big },
-      key: 'SERVICE_REGION',
-      message: /larger than/,
-    },
-    {
-      title: 'oversized multi-byte value',
-      labels: { SERVICE_NAME: 'é'.repeat(MAX_LABEL_VALUE_BYTES / 2 + 1) },
-      key: 'SERVICE_NAME',
-      message: /larger than/,
-    },
-    { title: 'invalid id', labels: { SERVICE_ID: 'x/y' }, key: 'SERVICE_ID', message: /service id/ },
-    { title: 'check without kind', labels: { SERVICE_CHECK_: '/x' }, key: 'SERVICE_CHECK_', message: /kind/ },
-    { title: 'bare SERVICE_CHECK', labels: { SERVICE_CHECK: '/x' }, key: 'SERVICE_CHECK', message: /kind/ },
-    {
-      title: 'port-specific network',
-      labels: { SERVICE_80_NETWORK: 'n' },
-      key: 'SERVICE_80_NETWORK',
-      message: /whole container/,
-    },
-    { title: 'empty network', labels: { SERVICE_NETWORK: '' }, key: 'SERVICE_NETWORK', message: /empty/ },
+  const cases: [title: string, key: string, value: string, message: RegExp][] = [
+    ['empty name', 'SERVICE_NAME', '', /empty/],
+    ['blank name', 'SERVICE_NAME', '   ', /empty/],
+    ['name with a space', 'SERVICE_NAME', 'my web', /not usable/],
+    ['name with a slash', 'SERVICE_80_NAME', 'a/b', /not usable/],
+    ['name too long', 'SERVICE_NAME', 'a'.repeat(254), /253/],
+    ['port out of range', 'SERVICE_99999_NAME', 'x', /range/],
+    ['port zero', 'SERVICE_0_NAME', 'x', /range/],
+    ['non-numeric port', 'SERVICE_8o_NAME', 'x', /not a number/],
+    ['port with no attribute', 'SERVICE_80', 'x', /no attribute/],
+    ['port key ending in _', 'SERVICE_80_', 'x', /no attribute/],
+    ['tags that do not parse', 'SERVICE_TAGS', ' , ,', /no tags/],
+    ['tag with control chars', 'SERVICE_TAGS', 'a\u0007', /control/],
+    ['oversized value', 'SERVICE_REGION', big, /larger than/],
+    ['oversized multi-byte value', 'SERVICE_NAME', 'é'.repeat(MAX_LABEL_VALUE_BYTES / 2 + 1), /larger than/],
+    ['invalid id', 'SERVICE_ID', 'x/y', /service id/],
+    ['check without kind', 'SERVICE_CHECK_', '/x', /kind/],
+    ['bare SERVICE_CHECK', 'SERVICE_CHECK', '/x', /kind/],
+    ['port-specific network', 'SERVICE_80_NETWORK', 'n', /whole container/],
+    ['empty network', 'SERVICE_NETWORK', '', /empty/],
   ];
 
-  it.each(cases)('$title', (c) => {
-    const { warnings, settings } = resolve(c.labels);
+  it.each(cases)('%o', (_title, key, value, message) => {
+    const { warnings, settings } = resolve({ [key]: value });
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatchObject({ container: 'c1', key: c.key });
-    expect(warnings[0].message).toMatch(c.message);
+    expect(warnings[0]).toMatchObject({ container: 'c1', key });
+    expect(warnings[0].message).toMatch(message);
     // A rejected key never leaks into metadata.
     expect(Object.keys(settings.meta)).toEqual([]);
   });
@@ -418,18 +352,5 @@ describe('parseServiceLabels: warnings', () => {
     const b = parseServiceLabels({ SERVICE_TAGS: ',', SERVICE_8x_NAME: 'y', SERVICE_NAME: '' }, [], 'c');
     expect(a.warnings.map((w) => w.key)).toEqual(b.warnings.map((w) => w.key));
     expect(a.warnings).toHaveLength(3);
-  });
-});
-
-describe('namesAnyService', () => {
-  it.each([
-    [{ SERVICE_NAME: 'web' }, true],
-    [{ SERVICE_80_NAME: 'web' }, true],
-    [{ SERVICE_53_UDP_NAME: 'dns' }, true],
-    [{ SERVICE_NAME: '' }, false],
-    [{ SERVICE_TAGS: 'a' }, false],
-    [{ 'com.docker.compose.service': 'web' }, false],
-  ])('%j → %s', (labels, expected) => {
-    expect(namesAnyService(parseServiceLabels(labels, [], 'c').labels)).toBe(expected);
   });
 });

@@ -355,10 +355,3 @@ export function settingsFor(labels: ServiceLabels, port: number, protocol: Proto
     meta: mergeMaps(g.meta, anyProto?.meta, exact?.meta),
   };
 }
-
-/** Whether any scope names a service (what `--explicit` asks for). */
-export function namesAnyService(labels: ServiceLabels): boolean {
-  if (labels.generic.name !== undefined) return true;
-  for (const scope of labels.ports.values()) if (scope.name !== undefined) return true;
-  return false;
-}

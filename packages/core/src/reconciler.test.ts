@@ -1,73 +1,11 @@
-import { Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { RegistryConnectionError, RegistryRejectedError } from './errors.js';
+import { NodeIdConflictError, RegistryConnectionError } from './errors.js';
 import { silentLogger } from './logger.js';
 import { Reconciler } from './reconciler.js';
-import type { LivenessLoss, Registry, RegistryEntry } from './registry.js';
 import type { Service } from './service.js';
+import { MemoryRegistry, service } from './testing/index.js';
 
-/** A registry held in a Map: enough to observe what the reconciler writes, and to make writes fail. */
-class MapRegistry implements Registry {
-  readonly backend = 'memory';
-  readonly target = 'memory://';
-  readonly nodeId = 'n1';
-  readonly lost$ = new Subject<LivenessLoss>();
-  readonly stored = new Map<string, RegistryEntry>();
-  writes = 0;
-  failNext = 0;
-  /** Every call fails as if the server were gone. */
-  down = false;
-  reject = new Set<string>();
-  epoch = 1;
-  constructor(readonly mirrorsHealth = false) {}
-  fingerprint(s: Service) {
-    return `${this.epoch}|${s.address}:${s.port}|${s.health}`;
-  }
-  async register(s: Service) {
-    this.writes++;
-    if (this.down) throw new RegistryConnectionError('memory registry unreachable: ECONNREFUSED', 'memory');
-    if (this.failNext > 0 && this.failNext--) throw new RegistryConnectionError('down', 'memory');
-    if (this.reject.has(s.id))
-      throw new RegistryRejectedError(`refused ${s.id}: permission denied`, 'memory');
-    this.stored.set(s.id, { id: s.id, name: s.name, fingerprint: this.fingerprint(s) });
-    return Promise.resolve();
-  }
-  async deregister(id: string) {
-    this.writes++;
-    if (this.down) throw new RegistryConnectionError('memory registry unreachable: ECONNREFUSED', 'memory');
-    this.stored.delete(id);
-    return Promise.resolve();
-  }
-  list() {
-    if (this.down) {
-      return Promise.reject(
-        new RegistryConnectionError('memory registry unreachable: ECONNREFUSED', 'memory'),
-      );
-    }
-    return Promise.resolve([...this.stored.values()]);
-  }
-  close() {
-    return Promise.resolve();
-  }
-}
-
-const service = (id: string, health: Service['health'] = 'passing'): Service => ({
-  id,
-  name: 'web',
-  address: '10.0.0.1',
-  port: 80,
-  protocol: 'tcp',
-  containerPort: 80,
-  tags: [],
-  meta: {},
-  node: 'n1',
-  container: { id, name: id },
-  health,
-  healthOutput: '',
-  checks: {},
-});
-
-function setup(registry: MapRegistry, options: { cleanup?: boolean; inventory?: boolean } = {}) {
+function setup(registry: MemoryRegistry, options: { cleanup?: boolean; inventory?: boolean } = {}) {
   let desired = new Map<string, Service>();
   let inventory = options.inventory ?? true;
   const reconciler = new Reconciler({
@@ -90,7 +28,7 @@ function setup(registry: MapRegistry, options: { cleanup?: boolean; inventory?: 
   };
 }
 
-const settle = async (registry: MapRegistry, predicate: () => boolean) => {
+const settle = async (registry: MemoryRegistry, predicate: () => boolean) => {
   for (let i = 0; i < 400 && !predicate(); i++) await new Promise((r) => setTimeout(r, 5));
   expect(predicate()).toBe(true);
   return registry;
@@ -98,87 +36,86 @@ const settle = async (registry: MapRegistry, predicate: () => boolean) => {
 
 describe('Reconciler', () => {
   it('writes each change once and nothing on a resync when the registry matches', async () => {
-    const registry = new MapRegistry();
+    const registry = new MemoryRegistry();
     const { reconciler, set } = setup(registry);
-    set(...Array.from({ length: 100 }, (_, i) => service(`n1:c${i}:80`)));
-    await settle(registry, () => registry.stored.size === 100);
+    set(...Array.from({ length: 100 }, (_, i) => service({ id: `n1:c${i}:80` })));
+    await settle(registry, () => registry.entries.size === 100);
     await reconciler.stop();
     expect(registry.writes).toBe(100);
 
     const again = setup(registry);
-    again.set(...Array.from({ length: 100 }, (_, i) => service(`n1:c${i}:80`)));
+    again.set(...Array.from({ length: 100 }, (_, i) => service({ id: `n1:c${i}:80` })));
     again.reconciler.resync();
     await again.reconciler.stop();
     expect(registry.writes).toBe(100);
   });
 
   it('retries failed writes with backoff until they succeed', async () => {
-    const registry = new MapRegistry();
-    registry.failNext = 3;
+    const registry = new MemoryRegistry();
+    registry.failWrites(3);
     const { set } = setup(registry);
-    set(service('n1:a:80'));
-    await settle(registry, () => registry.stored.has('n1:a:80'));
+    set(service({ id: 'n1:a:80' }));
+    await settle(registry, () => registry.entries.has('n1:a:80'));
     expect(registry.writes).toBe(4);
   });
 
   it('does not retry a registration the registry rejected until the service changes', async () => {
-    const registry = new MapRegistry();
-    registry.reject.add('n1:bad:80');
+    const registry = new MemoryRegistry();
+    registry.rejected.add('n1:bad:80');
     const { reconciler, set } = setup(registry);
-    set(service('n1:bad:80'), service('n1:ok:80'));
-    await settle(registry, () => registry.stored.has('n1:ok:80'));
+    set(service({ id: 'n1:bad:80' }), service({ id: 'n1:ok:80' }));
+    await settle(registry, () => registry.entries.has('n1:ok:80'));
     reconciler.resync();
     await reconciler.stop();
     expect(registry.writes).toBe(2);
   });
 
   it('re-registers everything after the adapter lost its lease', async () => {
-    const registry = new MapRegistry();
+    const registry = new MemoryRegistry();
     const { reconciler, set } = setup(registry);
-    set(service('n1:a:80'), service('n1:b:80'));
-    await settle(registry, () => registry.stored.size === 2);
-    registry.stored.clear();
-    registry.epoch++;
+    set(service({ id: 'n1:a:80' }), service({ id: 'n1:b:80' }));
+    await settle(registry, () => registry.entries.size === 2);
+    registry.loseLiveness('lease expired');
     reconciler.lost('lease expired');
-    await settle(registry, () => registry.stored.size === 2);
+    await settle(registry, () => registry.entries.size === 2);
   });
 
   it('only holds passing services in a registry that does not mirror health', async () => {
-    const registry = new MapRegistry(false);
+    const registry = new MemoryRegistry({ mirrorsHealth: false });
     const { set } = setup(registry);
-    set(service('n1:a:80', 'critical'), service('n1:b:80', 'passing'));
-    await settle(registry, () => registry.stored.size === 1);
-    expect([...registry.stored.keys()]).toEqual(['n1:b:80']);
+    set(service({ id: 'n1:a:80', health: 'critical' }), service({ id: 'n1:b:80', health: 'passing' }));
+    await settle(registry, () => registry.entries.size === 1);
+    expect([...registry.entries.keys()]).toEqual(['n1:b:80']);
 
-    const consul = new MapRegistry(true);
-    setup(consul).set(service('n1:a:80', 'critical'));
-    await settle(consul, () => consul.stored.size === 1);
+    const consul = new MemoryRegistry({ mirrorsHealth: true });
+    setup(consul).set(service({ id: 'n1:a:80', health: 'critical' }));
+    await settle(consul, () => consul.entries.size === 1);
   });
 
   it('leaves entries of an earlier run alone unless --cleanup, and then only after the inventory', async () => {
-    const registry = new MapRegistry();
-    registry.stored.set('n1:old:80', { id: 'n1:old:80', name: 'web', fingerprint: 'x' });
+    const registry = new MemoryRegistry();
+    registry.entries.set('n1:old:80', { id: 'n1:old:80', name: 'web', fingerprint: 'x' });
     const keep = setup(registry);
     keep.set();
     await keep.reconciler.stop();
-    expect(registry.stored.has('n1:old:80')).toBe(true);
+    expect(registry.entries.has('n1:old:80')).toBe(true);
 
     const clean = setup(registry, { cleanup: true, inventory: false });
     clean.set();
     await clean.reconciler.settled();
-    expect(registry.stored.has('n1:old:80')).toBe(true);
+    expect(registry.entries.has('n1:old:80')).toBe(true);
     clean.finishInventory();
     clean.reconciler.poke();
-    await settle(registry, () => !registry.stored.has('n1:old:80'));
+    await settle(registry, () => !registry.entries.has('n1:old:80'));
   });
 
   it('removes what it registered itself when the service goes away', async () => {
-    const registry = new MapRegistry();
+    const registry = new MemoryRegistry();
     const { set } = setup(registry, { inventory: false });
-    set(service('n1:a:80'));
-    await settle(registry, () => registry.stored.size === 1);
+    set(service({ id: 'n1:a:80' }));
+    await settle(registry, () => registry.entries.size === 1);
     set();
-    await settle(registry, () => registry.stored.size === 0);
+    await settle(registry, () => registry.entries.size === 0);
   });
 });
 
@@ -186,11 +123,11 @@ describe('Reconciler.stateOf (what registrar explain reports)', () => {
   const records = (r: Reconciler) => (r as unknown as { writes: Map<string, unknown> }).writes.size;
 
   it('registered: the service as written, or adopted unchanged from an earlier run', async () => {
-    const registry = new MapRegistry();
+    const registry = new MemoryRegistry();
     const { reconciler, set } = setup(registry);
-    const a = service('n1:a:80');
+    const a = service({ id: 'n1:a:80' });
     set(a);
-    await settle(registry, () => registry.stored.has(a.id));
+    await settle(registry, () => registry.entries.has(a.id));
     await reconciler.settled();
     const state = reconciler.stateOf(a.id, a);
     expect(state).toMatchObject({ state: 'registered', record: a });
@@ -207,10 +144,10 @@ describe('Reconciler.stateOf (what registrar explain reports)', () => {
   });
 
   it('retrying: the last error and the failed passes in a row, until the registry answers again', async () => {
-    const registry = new MapRegistry();
+    const registry = new MemoryRegistry();
     registry.down = true;
     const { reconciler, set } = setup(registry);
-    const a = service('n1:a:80');
+    const a = service({ id: 'n1:a:80' });
     set(a);
     await settle(registry, () => (reconciler.stateOf(a.id, a).attempts ?? 0) >= 2);
     const state = reconciler.stateOf(a.id, a);
@@ -222,10 +159,10 @@ describe('Reconciler.stateOf (what registrar explain reports)', () => {
   });
 
   it('rejected: the registry refused this definition, with its error, until it changes', async () => {
-    const registry = new MapRegistry();
-    registry.reject.add('n1:bad:80');
+    const registry = new MemoryRegistry();
+    registry.rejected.add('n1:bad:80');
     const { reconciler, set } = setup(registry);
-    const bad = service('n1:bad:80');
+    const bad = service({ id: 'n1:bad:80' });
     set(bad);
     await settle(registry, () => reconciler.stateOf(bad.id, bad).state === 'rejected');
     expect(reconciler.stateOf(bad.id, bad).error).toBe('refused n1:bad:80: permission denied');
@@ -234,32 +171,240 @@ describe('Reconciler.stateOf (what registrar explain reports)', () => {
   });
 
   it('stored / absent for a service the registry should not hold', async () => {
-    const registry = new MapRegistry(false);
+    const registry = new MemoryRegistry({ mirrorsHealth: false });
     const { reconciler, set } = setup(registry);
-    const a = service('n1:a:80');
+    const a = service({ id: 'n1:a:80' });
     set(a);
-    await settle(registry, () => registry.stored.has(a.id));
+    await settle(registry, () => registry.entries.has(a.id));
     registry.down = true;
-    set(service(a.id, 'critical'));
+    set(service({ id: a.id, health: 'critical' }));
     await settle(registry, () => reconciler.failingState !== undefined);
     expect(reconciler.stateOf(a.id, undefined)).toMatchObject({ state: 'stored', record: a });
     registry.down = false;
-    await settle(registry, () => !registry.stored.has(a.id));
+    await settle(registry, () => !registry.entries.has(a.id));
     await reconciler.settled();
     expect(reconciler.stateOf(a.id, undefined)).toEqual({ state: 'absent' });
   });
 
   it('keeps outcomes only for ids wanted or stored: a container gone leaves nothing behind', async () => {
-    const registry = new MapRegistry();
-    registry.reject.add('n1:c3:80');
+    const registry = new MemoryRegistry();
+    registry.rejected.add('n1:c3:80');
     const { reconciler, set } = setup(registry);
-    set(...Array.from({ length: 5 }, (_, i) => service(`n1:c${i}:80`)));
-    await settle(registry, () => registry.stored.size === 4);
+    set(...Array.from({ length: 5 }, (_, i) => service({ id: `n1:c${i}:80` })));
+    await settle(registry, () => registry.entries.size === 4);
     await reconciler.settled();
     expect(records(reconciler)).toBe(5);
     set();
-    await settle(registry, () => registry.stored.size === 0);
+    await settle(registry, () => registry.entries.size === 0);
     await reconciler.settled();
     expect(records(reconciler)).toBe(0);
+  });
+});
+
+describe('Reconciler work per change', () => {
+  /** Counts the fingerprints each pass computes; `calls` has the lists. */
+  class CountingRegistry extends MemoryRegistry {
+    fingerprints = 0;
+    get lists() {
+      return this.calls.filter((c) => c.method === 'list').length;
+    }
+    override fingerprint(s: Service) {
+      this.fingerprints++;
+      return super.fingerprint(s);
+    }
+  }
+
+  function live(registry: CountingRegistry) {
+    const desired = new Map<string, Service>();
+    const reconciler = new Reconciler({
+      registry,
+      desired: () => desired,
+      inventoryComplete: () => true,
+      cleanup: false,
+      logger: silentLogger,
+      backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+    });
+    return { reconciler, desired };
+  }
+
+  it('a change of one id among 1,000 fingerprints that id alone and lists nothing', async () => {
+    const registry = new CountingRegistry();
+    const { reconciler, desired } = live(registry);
+    for (let i = 0; i < 1000; i++) desired.set(`n1:c${i}:80`, service({ id: `n1:c${i}:80` }));
+    reconciler.poke();
+    await settle(registry, () => registry.entries.size === 1000);
+    await reconciler.settled();
+    const [lists, fingerprints, writes] = [registry.lists, registry.fingerprints, registry.writes];
+
+    desired.set('n1:new:80', service({ id: 'n1:new:80' }));
+    desired.delete('n1:c7:80');
+    reconciler.changed(['n1:new:80', 'n1:c7:80']);
+    await settle(registry, () => registry.entries.has('n1:new:80') && !registry.entries.has('n1:c7:80'));
+    await reconciler.settled();
+    expect(registry.lists).toBe(lists);
+    expect(registry.writes - writes).toBe(2);
+    // The plan and the record of the write: a bounded handful, not one per desired service.
+    expect(registry.fingerprints - fingerprints).toBeLessThanOrEqual(4);
+    await reconciler.stop();
+  });
+
+  it('a failed write is retried for its id without listing the registry again', async () => {
+    const registry = new CountingRegistry();
+    const { reconciler, desired } = live(registry);
+    for (let i = 0; i < 10; i++) desired.set(`n1:c${i}:80`, service({ id: `n1:c${i}:80` }));
+    reconciler.poke();
+    await settle(registry, () => registry.entries.size === 10);
+    await reconciler.settled();
+    const [lists, writes] = [registry.lists, registry.writes];
+
+    registry.failWrites(2);
+    desired.set('n1:new:80', service({ id: 'n1:new:80' }));
+    reconciler.changed(['n1:new:80']);
+    await settle(registry, () => registry.entries.has('n1:new:80'));
+    await reconciler.settled();
+    expect(registry.lists).toBe(lists);
+    expect(registry.writes - writes).toBe(3);
+    expect(reconciler.failingState).toBeUndefined();
+    await reconciler.stop();
+  });
+
+  it('a write that failed but landed is removed when its service goes away before the retry', async () => {
+    const registry = new CountingRegistry();
+    const { reconciler, desired } = live(registry);
+    reconciler.poke();
+    await reconciler.settled();
+    // The registry stores it, but the answer is lost: the reconciler cannot know which.
+    const register = registry.register.bind(registry);
+    registry.register = async (s: Service) => {
+      await register(s);
+      registry.register = register;
+      throw new RegistryConnectionError('timed out', 'memory');
+    };
+    desired.set('n1:a:80', service({ id: 'n1:a:80' }));
+    reconciler.changed(['n1:a:80']);
+    await settle(registry, () => reconciler.failingState !== undefined || registry.writes > 1);
+    desired.delete('n1:a:80');
+    reconciler.changed(['n1:a:80']);
+    await settle(registry, () => !registry.entries.has('n1:a:80'));
+    await reconciler.settled();
+    expect(reconciler.stateOf('n1:a:80', undefined)).toEqual({ state: 'absent' });
+    await reconciler.stop();
+  });
+});
+
+describe('Reconciler: another engine under this node id', () => {
+  const conflicting = (registry: MemoryRegistry, options: { cleanup?: boolean } = {}) => {
+    const fatal: NodeIdConflictError[] = [];
+    const desired = new Map<string, Service>();
+    const reconciler = new Reconciler({
+      registry,
+      desired: () => desired,
+      inventoryComplete: () => true,
+      cleanup: options.cleanup ?? false,
+      logger: silentLogger,
+      backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+      observer: { onFatal: (_registry, error) => void fatal.push(error) },
+    });
+    return { reconciler, desired, fatal };
+  };
+
+  it('stops on the first list, before writing anything, when an entry records another engine', async () => {
+    const registry = new MemoryRegistry();
+    registry.engineId = 'ENGINE-B';
+    const theirs = { id: 'n1:web:80', name: 'web', fingerprint: 'theirs', engine: 'ENGINE-A' };
+    registry.entries.set(theirs.id, theirs);
+    const { reconciler, desired, fatal } = conflicting(registry, { cleanup: true });
+    desired.set('n1:web:80', service({ id: 'n1:web:80' }));
+    desired.set('n1:api:80', service({ id: 'n1:api:80' }));
+    reconciler.poke();
+    await settle(registry, () => fatal.length === 1);
+    await reconciler.settled();
+    // Stopped for good: later changes and resyncs write nothing either.
+    reconciler.changed(['n1:api:80']);
+    reconciler.resync();
+    await reconciler.settled();
+    expect(registry.writes).toBe(0);
+    expect([...registry.entries.values()]).toEqual([theirs]);
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]).toBeInstanceOf(NodeIdConflictError);
+    expect(fatal[0]!.message).toBe(
+      'registry memory://n1 holds entries of node id "n1" written by another Docker engine (ID ENGINE-A); two hosts share this node id (cloned machines share host names): set --node-id to a name unique to this host',
+    );
+    await reconciler.stop();
+  });
+
+  it('adopts entries of its own engine and entries that record none (written by older versions)', async () => {
+    const registry = new MemoryRegistry();
+    registry.engineId = 'ENGINE-B';
+    const ours = service({ id: 'n1:web:80' });
+    const old = service({ id: 'n1:old:80' });
+    registry.entries.set(ours.id, {
+      id: ours.id,
+      name: 'web',
+      fingerprint: registry.fingerprint(ours),
+      engine: 'ENGINE-B',
+    });
+    registry.entries.set(old.id, { id: old.id, name: 'web', fingerprint: registry.fingerprint(old) });
+    const { reconciler, desired, fatal } = conflicting(registry);
+    desired.set(ours.id, ours);
+    desired.set(old.id, old);
+    reconciler.poke();
+    await reconciler.settled();
+    expect(fatal).toEqual([]);
+    expect(registry.writes).toBe(0);
+    expect(reconciler.stateOf(old.id, old).state).toBe('registered');
+    await reconciler.stop();
+  });
+
+  it('checks nothing when the registry records no engine', async () => {
+    const registry = new MemoryRegistry();
+    registry.entries.set('n1:web:80', { id: 'n1:web:80', name: 'web', fingerprint: 'x', engine: 'ENGINE-A' });
+    const { reconciler, desired, fatal } = conflicting(registry);
+    desired.set('n1:web:80', service({ id: 'n1:web:80' }));
+    reconciler.poke();
+    await settle(registry, () => registry.entries.get('n1:web:80')?.fingerprint !== 'x');
+    expect(fatal).toEqual([]);
+    await reconciler.stop();
+  });
+
+  it('stops when a write meets another engine’s entry, and writes nothing after it', async () => {
+    const registry = new MemoryRegistry();
+    registry.engineId = 'ENGINE-B';
+    const { reconciler, desired, fatal } = conflicting(registry);
+    const register = registry.register.bind(registry);
+    registry.register = async (s: Service) => {
+      if (s.id === 'n1:taken:80') {
+        registry.calls.push({ method: 'register', id: s.id, error: 'conflict' });
+        throw new NodeIdConflictError(registry.target, 'n1', 'ENGINE-A', 'memory', s.id);
+      }
+      return register(s);
+    };
+    desired.set('n1:taken:80', service({ id: 'n1:taken:80' }));
+    reconciler.poke();
+    await settle(registry, () => fatal.length === 1);
+    const writes = registry.writes;
+    desired.set('n1:later:80', service({ id: 'n1:later:80' }));
+    reconciler.changed(['n1:later:80']);
+    reconciler.resync();
+    await reconciler.settled();
+    expect(registry.writes).toBe(writes);
+    expect(registry.entries.size).toBe(0);
+    expect(fatal[0]?.engine).toBe('ENGINE-A');
+    await reconciler.stop();
+  });
+
+  it('stops when the list itself reports a conflict', async () => {
+    const registry = new MemoryRegistry();
+    registry.engineId = 'ENGINE-B';
+    registry.list = () =>
+      Promise.reject(new NodeIdConflictError(registry.target, 'n1', 'ENGINE-A', 'memory'));
+    const { reconciler, desired, fatal } = conflicting(registry);
+    desired.set('n1:web:80', service({ id: 'n1:web:80' }));
+    reconciler.poke();
+    await settle(registry, () => fatal.length === 1);
+    await reconciler.settled();
+    expect(registry.writes).toBe(0);
+    expect(reconciler.failingState).toBeUndefined();
+    await reconciler.stop();
   });
 });

@@ -1,6 +1,9 @@
+import { defer, Subject, Subscription, timer } from 'rxjs';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
-import { planReconcile } from './diff.js';
-import { RegistryError } from './errors.js';
+import { planChanges } from './diff.js';
+import { runPool } from './kit/pool.js';
+import { NodeIdConflictError, RegistryError } from './errors.js';
+import { coalesceWhileBusy } from './operators.js';
 import type { Logger } from './logger.js';
 import type { Registry, RegistryEntry } from './registry.js';
 import type { Service } from './service.js';
@@ -43,6 +46,28 @@ interface WriteRecord {
 const errorText = (error: unknown) =>
   oneLine((error instanceof Error ? error.message : String(error)).trim(), 400);
 
+/**
+ * The first of `entries` (as `registry.list()` gave them) that another Docker engine wrote under this node id,
+ * as the error that stops the bridge; undefined when none is or the registry records no engine. Entries that
+ * record no engine (older versions) are this node's as before.
+ */
+export function findNodeIdConflict(
+  registry: Registry,
+  entries: readonly RegistryEntry[],
+): NodeIdConflictError | undefined {
+  const own = registry.engineId;
+  if (own === undefined) return undefined;
+  const foreign = entries.find((entry) => entry.engine !== undefined && entry.engine !== own);
+  if (foreign?.engine === undefined) return undefined;
+  return new NodeIdConflictError(
+    registry.target,
+    registry.nodeId,
+    foreign.engine,
+    registry.backend,
+    foreign.id,
+  );
+}
+
 /** One write the reconciler makes (or, with dry-run, would make). */
 export type RegistryOp =
   | { readonly type: 'register'; readonly service: Service; readonly replaces?: RegistryEntry }
@@ -56,11 +81,19 @@ export interface ReconcilerObserver {
   onLost?(registry: Registry): void;
   /** Reachability as seen by the last call to the registry. */
   onReachable?(registry: Registry, reachable: boolean): void;
+  /**
+   * The registry holds entries of this node id written by another Docker engine: this reconciler stopped
+   * for good before touching them and never writes again. The bridge cannot go on; the CLI exits 2.
+   */
+  onFatal?(registry: Registry, error: NodeIdConflictError): void;
 }
 
 export interface ReconcilerOptions {
   readonly registry: Registry;
-  /** Current desired services of this node, keyed by id. */
+  /**
+   * Current desired services of this node, keyed by id. Read by id on every pass and iterated only on a full
+   * diff, so the caller should hand out a map it keeps up to date rather than build one per call.
+   */
   readonly desired: () => ReadonlyMap<string, Service>;
   /** True once the first complete Docker inventory is in: only then may entries we did not write be removed. */
   readonly inventoryComplete: () => boolean;
@@ -76,49 +109,66 @@ export interface ReconcilerOptions {
 }
 
 /**
- * Converges one registry to the desired set, level-triggered: `poke()` after any change, and every pass diffs
- * the whole desired set against what this node owns there, so a failed write is healed by the next pass
- * (retried with backoff) and an unchanged registry gets no writes at all.
+ * Converges one registry to the desired set. Work is proportional to what changed: `changed(ids)` marks ids
+ * and the next pass looks at those alone; a full diff of everything desired against everything owned runs
+ * only at start, on `resync()`, after the liveness was lost, and on a bare `poke()`. A failed write marks its
+ * id uncertain and is retried with backoff without re-listing the registry; an unchanged registry gets no
+ * writes at all. Passes never overlap: changes arriving during one coalesce into one more.
  */
 export class Reconciler {
   readonly registry: Registry;
   /** What this node owns in the registry as far as we know; undefined = must be listed first. */
   private actual: Map<string, RegistryEntry> | undefined;
-  /** Ids this process registered: those we may remove without `--cleanup`. */
+  /** Ids the next pass must look at; `everything` asks for a full diff. */
+  private dirty = new Set<string>();
+  private everything = true;
+  /** Ids whose last write failed: whether the registry holds them is unknown, so their op is issued again. */
+  private readonly uncertain = new Set<string>();
+  /** Ids this process registered (or tried to): those we may remove without `--cleanup`. */
   private readonly mine = new Set<string>();
   /** Registrations the registry refused, by id → fingerprint and error: not retried until the service changes. */
   private readonly rejected = new Map<string, { readonly fingerprint: string; readonly error: string }>();
   /** Per id the outcome of the last write; only ids wanted or stored are kept. */
   private readonly writes = new Map<string, WriteRecord>();
   private failing: RegistryFailing | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
-  private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private stopped = false;
+  /** Set once another engine's entries of this node id were seen: nothing is written any more. */
+  private halted: NodeIdConflictError | undefined;
+  /** The pass in flight, for `settled()` and `stop()`. */
+  private current: Promise<void> | undefined;
+  private readonly pokes$ = new Subject<void>();
+  private readonly subscription = new Subscription();
+  private retry: Subscription | undefined;
   private readonly log: Logger;
 
   constructor(private readonly options: ReconcilerOptions) {
     this.registry = options.registry;
     this.log = options.logger.child({ backend: this.registry.backend, target: this.registry.target });
+    this.subscription.add(
+      this.pokes$
+        .pipe(
+          coalesceWhileBusy(() =>
+            defer(() => {
+              this.current = this.pass();
+              return this.current;
+            }),
+          ),
+        )
+        .subscribe(),
+    );
   }
 
-  /** Something changed: converge soon (coalesced with a pass in progress). */
+  /** Something changed, we do not know what: diff everything soon (coalesced with a pass in progress). */
   poke(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    this.running = this.pass().finally(() => {
-      this.running = undefined;
-      if (this.again) {
-        this.again = false;
-        this.poke();
-      }
-    });
+    this.everything = true;
+    this.schedule();
+  }
+
+  /** These service ids changed (appeared, changed or went away): converge them soon. */
+  changed(ids: Iterable<string>): void {
+    for (const id of ids) this.dirty.add(id);
+    this.schedule();
   }
 
   /** Forget what we believe is stored and read it back from the registry on the next pass. */
@@ -132,6 +182,7 @@ export class Reconciler {
     this.log.warn({ reason }, 'registry liveness lost; registering everything again');
     this.options.observer?.onLost?.(this.registry);
     this.actual = new Map();
+    this.uncertain.clear();
     for (const [id, record] of this.writes) {
       if (record.failed === undefined) this.writes.delete(id);
       else this.writes.set(id, { failed: record.failed });
@@ -141,19 +192,15 @@ export class Reconciler {
 
   /** Resolves when no pass is running or queued (retries scheduled for later do not count). */
   async settled(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.current) await this.current;
   }
 
   /** Wait for the pass in progress, then stop scheduling new ones. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.retryTimer);
-    await this.running;
-  }
-
-  /** Number of entries this node is known to own in the registry. */
-  get ownedCount(): number {
-    return this.actual?.size ?? 0;
+    this.retry?.unsubscribe();
+    this.subscription.unsubscribe();
+    await this.current;
   }
 
   /** Whether this registry's passes are failing (and are being retried); undefined when the last succeeded. */
@@ -183,17 +230,17 @@ export class Reconciler {
           : failing.error;
     const retry = failing ? { error: lastError ?? failing.error, attempts: failing.passes } : {};
     if (wanted === undefined) {
-      const stored = this.actual ? this.actual.has(id) : written !== undefined;
+      const stored = this.uncertain.has(id) || (this.actual ? this.actual.has(id) : written !== undefined);
       return stored ? { state: 'stored', ...writtenFields, ...retry } : { state: 'absent' };
     }
-    const fingerprint = this.registry.fingerprint(wanted);
+    const fingerprint = this.fingerprintOf(wanted);
     const rejected = this.rejected.get(id);
     if (rejected?.fingerprint === fingerprint) {
       return { state: 'rejected', ...writtenFields, error: rejected.error };
     }
-    const inSync = this.actual
-      ? this.actual.get(id)?.fingerprint === fingerprint
-      : written?.fingerprint === fingerprint;
+    const inSync =
+      !this.uncertain.has(id) &&
+      (this.actual ? this.actual.get(id)?.fingerprint === fingerprint : written?.fingerprint === fingerprint);
     if (inSync) {
       // Adopted from an earlier run: the stored bytes are those `wanted` would write.
       return written?.fingerprint === fingerprint
@@ -204,115 +251,201 @@ export class Reconciler {
     return { state: 'pending', ...writtenFields };
   }
 
+  private schedule() {
+    if (this.stopped) return;
+    this.retry?.unsubscribe();
+    this.retry = undefined;
+    this.pokes$.next();
+  }
+
+  /**
+   * Fingerprints are not cached across passes: they may depend on adapter state that changes under us (the
+   * etcd lease id), and a pass fingerprints only the ids it looks at anyway.
+   */
+  private fingerprintOf(service: Service): string {
+    return this.registry.fingerprint(service);
+  }
+
+  /** The service this registry should hold under `id`: only passing ones where health is not mirrored. */
+  private wantedHere(id: string): Service | undefined {
+    const service = this.options.desired().get(id);
+    if (service === undefined || this.registry.mirrorsHealth || service.health === 'passing') return service;
+    return undefined;
+  }
+
   private async pass(): Promise<void> {
+    try {
+      await this.converge();
+    } finally {
+      this.current = undefined;
+    }
+  }
+
+  private async converge(): Promise<void> {
     const { registry } = this;
     const passStarted = Date.now();
     let actual = this.actual;
     try {
       if (actual === undefined) {
-        actual = new Map((await registry.list()).map((entry) => [entry.id, entry]));
+        const entries = await registry.list();
+        const conflict = findNodeIdConflict(registry, entries);
+        if (conflict) return this.halt(conflict);
+        actual = new Map(entries.map((entry) => [entry.id, entry]));
         this.actual = actual;
+        this.everything = true;
       }
     } catch (error) {
+      if (error instanceof NodeIdConflictError) return this.halt(error);
       this.failed(error, 'list', passStarted);
       return;
     }
-    const desired = this.desiredForRegistry();
+    // Take the work: changes made while this pass runs are marked for the next one.
+    const ids = this.everything
+      ? new Set([
+          ...this.options.desired().keys(),
+          ...actual.keys(),
+          ...this.uncertain,
+          // Visited so that prune() forgets what they recorded.
+          ...this.writes.keys(),
+          ...this.rejected.keys(),
+        ])
+      : new Set([...this.dirty, ...this.uncertain]);
+    this.everything = false;
+    this.dirty = new Set();
     const cleanup = this.options.cleanup && this.options.inventoryComplete();
-    const plan = planReconcile(
-      desired,
+    const fingerprints = new Map<Service, string>();
+    const fingerprintOnce = (service: Service) => {
+      let fingerprint = fingerprints.get(service);
+      if (fingerprint === undefined) fingerprints.set(service, (fingerprint = this.fingerprintOf(service)));
+      return fingerprint;
+    };
+    const plan = planChanges(
+      ids,
+      (id) => this.wantedHere(id),
       actual,
-      (service) => registry.fingerprint(service),
+      fingerprintOnce,
       (entry) => this.mine.has(entry.id) || cleanup,
+      this.uncertain,
     );
     const ops: RegistryOp[] = [
       ...plan.deregister.map((entry): RegistryOp => ({ type: 'deregister', entry })),
       ...plan.register
-        .filter((service) => this.rejected.get(service.id)?.fingerprint !== registry.fingerprint(service))
+        .filter((service) => this.rejected.get(service.id)?.fingerprint !== fingerprintOnce(service))
         .map((service): RegistryOp => {
           const replaces = actual.get(service.id);
           return replaces ? { type: 'register', service, replaces } : { type: 'register', service };
         }),
     ];
     this.options.observer?.onPass?.(registry, ops.length);
-    this.log.debug({ drift: ops.length, owned: actual.size, desired: desired.size }, 'reconcile pass');
-    if (ops.length === 0) {
-      this.prune(desired);
-      this.succeeded();
-      return;
-    }
+    this.log.debug(
+      { drift: ops.length, looked: ids.size, owned: actual.size, desired: this.options.desired().size },
+      'reconcile pass',
+    );
     let firstError: unknown;
-    await runPool(ops, this.options.concurrency ?? 16, async (op) => {
-      const started = performance.now();
-      const seconds = () => (performance.now() - started) / 1000;
-      if (this.options.dryRun) {
-        this.options.observer?.onOp?.(registry, op, 'dry-run', 0);
-        this.applied(op);
-        return;
-      }
-      try {
-        if (op.type === 'register') await registry.register(op.service);
-        else await registry.deregister(op.entry.id);
-        this.applied(op);
-        this.options.observer?.onOp?.(registry, op, 'ok', seconds());
-        this.log.debug(
-          op.type === 'register'
-            ? {
-                serviceId: op.service.id,
-                container: op.service.container.name,
-                containerId: op.service.container.id,
-              }
-            : { serviceId: op.entry.id },
-          op.type === 'register' ? 'registered' : 'deregistered',
-        );
-      } catch (error) {
-        this.options.observer?.onOp?.(registry, op, 'error', seconds());
-        const id = op.type === 'register' ? op.service.id : op.entry.id;
-        const record = this.writes.get(id);
-        this.writes.set(id, { ...record, failed: { error: errorText(error), at: Date.now() } });
-        if (error instanceof RegistryError && !error.retryable) {
-          this.log.error({ serviceId: id, err: error }, `${op.type} rejected by the registry`);
-          if (op.type === 'register') {
-            this.rejected.set(id, { fingerprint: registry.fingerprint(op.service), error: errorText(error) });
-            return;
-          }
-        }
-        firstError ??= error;
-      }
-    });
-    this.prune(desired);
+    if (ops.length > 0) {
+      // `apply` never rejects: each write's error is kept, and the first one fails the pass.
+      const errors = await runPool(ops, this.options.concurrency ?? 16, (op) => this.apply(op));
+      firstError = errors.find((error) => error !== undefined);
+    }
+    if (this.halted) return;
+    this.prune(ids);
     if (firstError === undefined) this.succeeded();
     else this.failed(firstError, 'write', passStarted);
   }
 
-  /** Forget write outcomes and refusals of ids that are neither wanted nor stored: memory stays bounded. */
-  private prune(desired: ReadonlyMap<string, Service>) {
-    const actual = this.actual;
-    if (actual === undefined) return;
-    for (const id of this.writes.keys()) if (!desired.has(id) && !actual.has(id)) this.writes.delete(id);
-    for (const id of this.rejected.keys()) if (!desired.has(id) && !actual.has(id)) this.rejected.delete(id);
+  /** Make one write; returns the error to retry the pass for, if any. */
+  private async apply(op: RegistryOp): Promise<unknown> {
+    const { registry } = this;
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
+    if (this.options.dryRun) {
+      this.options.observer?.onOp?.(registry, op, 'dry-run', 0);
+      this.applied(op);
+      return undefined;
+    }
+    const id = op.type === 'register' ? op.service.id : op.entry.id;
+    // A write of this pass met another engine's entry: the rest of the pass is not written either.
+    if (this.halted) return undefined;
+    try {
+      if (op.type === 'register') await registry.register(op.service);
+      else await registry.deregister(op.entry.id);
+      this.applied(op);
+      this.options.observer?.onOp?.(registry, op, 'ok', seconds());
+      this.log.debug(
+        op.type === 'register'
+          ? { serviceId: id, container: op.service.container.name, containerId: op.service.container.id }
+          : { serviceId: id },
+        op.type === 'register' ? 'registered' : 'deregistered',
+      );
+      return undefined;
+    } catch (error) {
+      this.options.observer?.onOp?.(registry, op, 'error', seconds());
+      if (error instanceof NodeIdConflictError) {
+        this.halt(error);
+        return undefined;
+      }
+      const record = this.writes.get(id);
+      this.writes.set(id, { ...record, failed: { error: errorText(error), at: Date.now() } });
+      if (error instanceof RegistryError && !error.retryable) {
+        this.log.error({ serviceId: id, err: error }, `${op.type} rejected by the registry`);
+        if (op.type === 'register') {
+          this.rejected.set(id, { fingerprint: this.fingerprintOf(op.service), error: errorText(error) });
+          return undefined;
+        }
+      }
+      // The write may or may not have landed: issue it again on the next pass, whatever it is by then.
+      this.uncertain.add(id);
+      if (op.type === 'register') this.mine.add(id);
+      return error;
+    }
   }
 
-  private desiredForRegistry(): ReadonlyMap<string, Service> {
+  /** Forget write outcomes and refusals of ids that are neither wanted nor stored: memory stays bounded. */
+  private prune(ids: Iterable<string>) {
+    const actual = this.actual;
+    if (actual === undefined) return;
     const desired = this.options.desired();
-    if (this.registry.mirrorsHealth) return desired;
-    const passing = new Map<string, Service>();
-    for (const [id, service] of desired) if (service.health === 'passing') passing.set(id, service);
-    return passing;
+    for (const id of ids) {
+      if (desired.has(id) || actual.has(id) || this.uncertain.has(id)) continue;
+      this.writes.delete(id);
+      this.rejected.delete(id);
+      this.mine.delete(id);
+    }
   }
 
   private applied(op: RegistryOp) {
     if (op.type === 'register') {
-      const fingerprint = this.registry.fingerprint(op.service);
+      const fingerprint = this.fingerprintOf(op.service);
       this.mine.add(op.service.id);
+      this.uncertain.delete(op.service.id);
       this.rejected.delete(op.service.id);
       this.writes.set(op.service.id, { written: { service: op.service, fingerprint, at: Date.now() } });
-      this.actual?.set(op.service.id, { id: op.service.id, name: op.service.name, fingerprint });
+      const engine = this.registry.engineId;
+      this.actual?.set(op.service.id, {
+        id: op.service.id,
+        name: op.service.name,
+        fingerprint,
+        ...(engine !== undefined && { engine }),
+      });
     } else {
       this.mine.delete(op.entry.id);
+      this.uncertain.delete(op.entry.id);
       this.writes.delete(op.entry.id);
       this.actual?.delete(op.entry.id);
     }
+  }
+
+  /** Stop for good, writing nothing more: another host uses this node id. Said once. */
+  private halt(error: NodeIdConflictError) {
+    if (this.halted) return;
+    this.halted = error;
+    this.stopped = true;
+    this.retry?.unsubscribe();
+    this.log.error(
+      { err: error, nodeId: error.nodeId, otherEngine: error.engine, entry: error.entry },
+      'another Docker engine writes entries of this node id: leaving them alone and stopping',
+    );
+    this.options.observer?.onFatal?.(this.registry, error);
   }
 
   private succeeded() {
@@ -336,21 +469,7 @@ export class Reconciler {
     if (this.failures === 1) this.log.warn(fields, 'registry unavailable; retrying');
     else this.log.debug(fields, 'registry still unavailable');
     this.options.observer?.onReachable?.(this.registry, false);
-    // After a failed write we no longer know what is stored; read it back before the next diff.
-    this.actual = undefined;
     if (this.stopped) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.poke();
-    }, delay);
+    this.retry = timer(delay).subscribe(() => this.schedule());
   }
-}
-
-/** Run `task` over `items` with at most `limit` in flight; never rejects (tasks handle their errors). */
-async function runPool<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await task(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

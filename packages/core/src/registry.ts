@@ -12,6 +12,11 @@ export interface RegistryEntry {
    * on a resync when the registry already matches.
    */
   readonly fingerprint: string;
+  /**
+   * The Docker engine ID the entry records as its writer, when it records one (entries of older versions and
+   * layouts without room for it do not).
+   */
+  readonly engine?: string;
 }
 
 /** Why an adapter's entries are gone and must all be registered again. */
@@ -24,6 +29,7 @@ export interface LivenessLoss {
  * - `heartbeat-failed`: one keepalive/ping/TTL pass failed (the entries may still be alive);
  * - `liveness-lost`: every entry is gone (also emitted on `lost$`);
  * - `recovered`: heartbeats succeed again after a failure.
+ * A run of `heartbeat-failed` ends with either `recovered` or `liveness-lost`.
  */
 export type RegistryEvent =
   | { readonly type: 'heartbeat-failed'; readonly error: unknown }
@@ -45,19 +51,30 @@ export interface Registry {
   /** The node id whose entries this adapter reads and writes; nothing else is ever touched. */
   readonly nodeId: string;
   /**
+   * The Docker engine ID recorded with every entry written, beside the node id. Entries of `nodeId` that
+   * record another engine belong to another host using the same node id: the reconciler never touches them.
+   * Undefined: nothing recorded, nothing checked.
+   */
+  readonly engineId?: string;
+  /**
    * True when the registry can present unhealthy services as such (Consul's checks). When false the caller
    * registers only `passing` services and removes the others.
    */
   readonly mirrorsHealth: boolean;
   /** Emits whenever every entry was lost at once (etcd lease, ZooKeeper session, Consul agent state). */
   readonly lost$: Observable<LivenessLoss>;
-  /** Liveness events for metrics (see `RegistryEvent`); adapters without heartbeats may leave it out. */
-  readonly events$?: Observable<RegistryEvent>;
+  /** Liveness events for metrics (see `RegistryEvent`); an adapter without heartbeats gives `EMPTY`. */
+  readonly events$: Observable<RegistryEvent>;
 
   fingerprint(service: Service): string;
   register(service: Service): Promise<void>;
   deregister(id: string): Promise<void>;
-  /** Every entry owned by `nodeId`, read from the registry itself. */
+  /**
+   * Every entry owned by `nodeId`, read from the registry itself, with the engine each records (those of
+   * another engine included: the reconciler refuses to go on when it sees one). May reject with a
+   * `NodeIdConflictError` when something else of this node id (e.g. Consul's bridge service) is another
+   * engine's; `register` likewise when the entry it would overwrite is.
+   */
   list(): Promise<RegistryEntry[]>;
   /**
    * Stop liveness and release resources the adapter owns. With `deregister: true` remove every entry first;
@@ -74,6 +91,8 @@ export interface Registry {
 /** What the CLI hands an adapter's URI factory besides the URI itself. */
 export interface RegistryUriContext {
   readonly nodeId: string;
+  /** The Docker engine's ID (`docker info` → `ID`), recorded with every entry; see `Registry.engineId`. */
+  readonly engineId?: string;
   /** Liveness TTL in seconds (`--ttl`). */
   readonly ttl: number;
   /** Heartbeat interval in seconds (`--ttl-refresh`); adapters default to ttl/3. */

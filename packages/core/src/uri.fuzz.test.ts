@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './errors.js';
 import { parseRegistryUri } from './uri.js';
-import { expectConfigErrorOrValue, hostileUri } from './testing/hostile.js';
+import { expectConfigErrorOrValue, hostileUri } from './testing/fuzz.js';
 
 describe('parseRegistryUri under hostile input', () => {
   it('returns a URI or throws a one-line ConfigError', () => {

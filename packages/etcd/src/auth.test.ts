@@ -4,7 +4,8 @@ import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdRegistry } from './index.js';
-import { dump, service } from './test-support/helpers.js';
+import { service } from '@registrar/core/testing';
+import { dump } from './test-support/helpers.js';
 
 let etcd: EtcdServer;
 let root: Etcd3;
@@ -37,7 +38,7 @@ const adapter = (password: string): Registry =>
 describe('etcd auth (real etcd with auth enabled)', () => {
   it('user/password works: leased keys are written and listed', async () => {
     const registry = adapter('pw');
-    await registry.register(service('n1'));
+    await registry.register(service({ node: 'n1' }));
     expect((await registry.list()).map((entry) => entry.id)).toEqual(['n1:web-1:80']);
     const { keys } = await dump(root, '/auth/');
     expect(keys).toHaveLength(1);
@@ -48,7 +49,7 @@ describe('etcd auth (real etcd with auth enabled)', () => {
 
   it('a wrong password is a RegistryRejectedError, not a retryable connection error', async () => {
     const registry = adapter('wrong');
-    const error = await registry.register(service('n1')).catch((caught: unknown) => caught);
+    const error = await registry.register(service({ node: 'n1' })).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(RegistryRejectedError);
     expect((error as RegistryRejectedError).retryable).toBe(false);
     await expect(registry.list()).rejects.toBeInstanceOf(RegistryRejectedError);

@@ -40,7 +40,10 @@ export function toRegistryError(error: unknown, what: string): RegistryError {
   if (error instanceof EtcdLeaseInvalidError) {
     return new RegistrySessionLostError(`etcd ${what}: lease lost (${detail})`, backend, { cause: error });
   }
-  if (rejected.some((type) => error instanceof type)) {
+  // A bug or an argument the client refuses (not an etcd3 error): the same call fails the same way again.
+  const programming =
+    error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError;
+  if (programming || rejected.some((type) => error instanceof type)) {
     return new RegistryRejectedError(`etcd ${what}: ${detail}`, backend, { cause: error });
   }
   return new RegistryConnectionError(`etcd ${what}: ${detail}`, backend, { cause: error });

@@ -1,49 +1,28 @@
 import type { Instance, Registry, ServiceFollower } from '@registrar/core';
-import { ConfigError } from '@registrar/core';
-import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
-import { startTcpProxy, type TcpProxy } from '@registrar/test/harness/proxy';
-import type { Etcd3 } from 'etcd3';
-import { firstValueFrom, type Subscription } from 'rxjs';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { firstValueFrom } from 'rxjs';
+import { describe, expect, it, vi } from 'vitest';
 import type { EtcdFollowerOptions, EtcdLayout, EtcdRegistryOptions } from './index.js';
 import { createEtcdFollower, createEtcdRegistry, etcdFollowerFromUri } from './index.js';
 import { createReader, parseHostPort } from './layout.js';
-import { plainClient, service } from './test-support/helpers.js';
+import { service } from '@registrar/core/testing';
+import { etcdForFile } from './test-support/helpers.js';
 import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
+import * as contract from '@registrar/test/harness/follower-contract';
 
-let etcd: EtcdServer;
-let plain: Etcd3;
-const registries: Registry[] = [];
-const followers: ServiceFollower[] = [];
-const subscriptions: Subscription[] = [];
-const proxies: TcpProxy[] = [];
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  plain = plainClient(etcd.endpoint);
-});
-afterEach(async () => {
-  for (const subscription of subscriptions.splice(0)) subscription.unsubscribe();
-  await Promise.all(followers.splice(0).map((follower) => follower.close()));
-  await Promise.all(registries.splice(0).map((r) => r.close({ deregister: true }).catch(() => undefined)));
-  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
-});
-afterAll(async () => {
-  plain?.close();
-  await etcd?.close();
-});
+const shared = etcdForFile();
+const { registries, followers, subscriptions, proxies } = contract.closedAfterEachTest();
 
 let prefixes = 0;
 const freshPrefix = () => `/follow${++prefixes}`;
 
 function registry(nodeId: string, options: Partial<EtcdRegistryOptions> = {}): Registry {
-  const r = createEtcdRegistry({ hosts: [etcd.endpoint], nodeId, ttl: 10, ...options });
+  const r = createEtcdRegistry({ hosts: [shared.etcd.endpoint], nodeId, ttl: 10, ...options });
   registries.push(r);
   return r;
 }
 
 function follower(options: Partial<EtcdFollowerOptions> = {}): ServiceFollower {
-  const f = createEtcdFollower({ hosts: [etcd.endpoint], requestTimeout: 1000, ...options });
+  const f = createEtcdFollower({ hosts: [shared.etcd.endpoint], requestTimeout: 1000, ...options });
   followers.push(f);
   return f;
 }
@@ -58,26 +37,27 @@ const instance = (node: string, port = 8080, address = '10.0.0.5'): Instance => 
 
 const capture = warningCapture;
 
+/** The contract scenarios' view of etcd, under `prefix` with the given options. */
+const backend = (
+  options: Partial<EtcdFollowerOptions & EtcdRegistryOptions> = {},
+): contract.FollowerBackend => ({
+  registry: (nodeId) => registry(nodeId, options),
+  follow: () => watch(follower(options), 'web'),
+  service,
+  instance,
+});
+
 describe('etcd follower (real etcd)', () => {
   for (const layout of ['json', 'hostport', 'skydns'] as const satisfies EtcdLayout[]) {
     it(`${layout}: two nodes' entries in one set; an update and a deregister are seen`, async () => {
-      const prefix = freshPrefix();
-      const shared = { layout, prefix, skydnsDomain: 'dc1.example' };
-      const a = registry('a', shared);
-      const b = registry('b', shared);
-      await a.register(service('a'));
-      await b.register(service('b', { address: 'fd00::7', port: 9090 }));
-      // Another name, nested below this one's keys (`web.x` / `web/x`), is not part of `web`.
-      await a.register(
-        service('a', { name: layout === 'skydns' ? 'x.web' : 'web/x', id: 'a:other:80', port: 1 }),
+      const follow = await contract.twoNodesThenUpdateAndDeregister(
+        backend({ layout, prefix: freshPrefix(), skydnsDomain: 'dc1.example' }),
+        {
+          addressOfB: 'fd00::7',
+          // Another name, nested below this one's keys (`web.x` / `web/x`), is not part of `web`.
+          other: { name: layout === 'skydns' ? 'x.web' : 'web/x', id: 'a:other:80', port: 1 },
+        },
       );
-      const follow = watch(follower(shared), 'web');
-      await follow.until([instance('a'), instance('b', 9090, 'fd00::7')]);
-      await a.register(service('a', { port: 8081 }));
-      await follow.until([instance('a', 8081), instance('b', 9090, 'fd00::7')]);
-      await b.deregister(service('b').id);
-      await follow.until([instance('a', 8081)]);
-      expect(follow.unreachable()).toBe(0);
       // Every update was a complete, distinct set.
       expect(follow.updates.map((u) => (u.kind === 'instances' ? u.instances.length : -1))).toEqual([
         2, 2, 1,
@@ -86,25 +66,20 @@ describe('etcd follower (real etcd)', () => {
   }
 
   it('a follower started before the service exists emits [] and then the instance', async () => {
-    const prefix = freshPrefix();
-    const follow = watch(follower({ prefix }), 'web');
-    await follow.until([]);
-    await registry('a', { prefix }).register(service('a'));
-    await follow.until([instance('a')]);
-    expect(follow.updates).toHaveLength(2);
+    await contract.emptyThenInstance(backend({ prefix: freshPrefix() }));
   });
 
   it('skips values that are not instances with one warning each, and never fails', async () => {
     const prefix = freshPrefix();
     const { logger, warnings } = capture();
-    await plain.put(`${prefix}/web/bad-json`).value('{not json');
-    await plain.put(`${prefix}/web/no-port`).value('{"address":"10.0.0.1"}');
+    await shared.plain.put(`${prefix}/web/bad-json`).value('{not json');
+    await shared.plain.put(`${prefix}/web/no-port`).value('{"address":"10.0.0.1"}');
     const follow = watch(follower({ prefix, logger }), 'web');
     await follow.until([]);
-    await registry('a', { prefix }).register(service('a'));
+    await registry('a', { prefix }).register(service({ node: 'a' }));
     await follow.until([instance('a')]);
     // Fixed by hand: now an instance (our JSON layout's fields are all the reader needs).
-    await plain.put(`${prefix}/web/no-port`).value('{"address":"10.0.0.1","port":7}');
+    await shared.plain.put(`${prefix}/web/no-port`).value('{"address":"10.0.0.1","port":7}');
     await follow.until([instance('a'), { id: 'no-port', address: '10.0.0.1', port: 7 }]);
     expect(warnings.filter((w) => w.includes('bad-json'))).toHaveLength(1);
     expect(warnings.filter((w) => w.includes('no-port'))).toHaveLength(1);
@@ -112,84 +87,45 @@ describe('etcd follower (real etcd)', () => {
   });
 
   it('etcd stopped: unreachable once; after the restart the full set again, and changes after it', async () => {
-    const prefix = freshPrefix();
-    const a = registry('a', { prefix });
-    await a.register(service('a'));
-    await registry('b', { prefix }).register(service('b'));
-    const follow = watch(follower({ prefix }), 'web');
-    await follow.until([instance('a'), instance('b')]);
-    const before = follow.updates.length;
-    await etcd.stop();
-    await vi.waitFor(() => expect(follow.unreachable()).toBe(1), { timeout: 10_000, interval: 20 });
-    await etcd.start();
-    await vi.waitFor(() => expect(follow.updates.length).toBeGreaterThan(before + 1), {
-      timeout: 15_000,
-      interval: 50,
-    });
-    expect(follow.last()).toEqual([instance('a'), instance('b')]);
-    await vi.waitFor(() => a.register(service('a', { port: 1234 })), { timeout: 15_000, interval: 200 });
-    await follow.until([instance('a', 1234), instance('b')]);
-    expect(follow.unreachable()).toBe(1);
+    await contract.stoppedThenRestarted(backend({ prefix: freshPrefix() }), shared.etcd, 15_000);
   });
 
   it('cut off from etcd: unreachable once; back, it has the changes made meanwhile', async () => {
     const prefix = freshPrefix();
-    const a = registry('a', { prefix });
-    const b = registry('b', { prefix });
-    await a.register(service('a'));
-    await b.register(service('b'));
-    const proxy = await startTcpProxy(etcd.port);
-    proxies.push(proxy);
-    const follow = watch(follower({ prefix, hosts: [`127.0.0.1:${proxy.port}`] }), 'web');
-    await follow.until([instance('a'), instance('b')]);
-    await proxy.down();
-    await vi.waitFor(() => expect(follow.unreachable()).toBe(1), { timeout: 10_000, interval: 20 });
-    await a.register(service('a', { port: 4321 }));
-    await b.deregister(service('b').id);
-    await registry('c', { prefix }).register(service('c'));
-    await proxy.up();
-    await follow.until([instance('a', 4321), instance('c')], 15_000);
-    expect(follow.unreachable()).toBe(1);
+    await contract.cutOffThenBack(backend({ prefix }), {
+      serverPort: shared.etcd.port,
+      proxies,
+      followThrough: (port) => watch(follower({ prefix, hosts: [`127.0.0.1:${port}`] }), 'web'),
+    });
   });
 
   it('etcd paused (SIGSTOP): the keepalive notices; resumed, the full set again', async () => {
     const prefix = freshPrefix();
-    await registry('a', { prefix }).register(service('a'));
-    const follow = watch(follower({ prefix, keepaliveMs: 5000 }), 'web');
-    await follow.until([instance('a')]);
-    etcd.process.pause();
-    try {
-      await vi.waitFor(() => expect(follow.unreachable()).toBe(1), { timeout: 20_000, interval: 50 });
-    } finally {
-      etcd.process.resume();
-    }
-    await vi.waitFor(() => expect(follow.updates.at(-1)?.kind).toBe('instances'), {
-      timeout: 15_000,
-      interval: 50,
-    });
-    expect(follow.last()).toEqual([instance('a')]);
-    expect(follow.unreachable()).toBe(1);
+    await contract.pausedThenResumed(
+      { ...backend({ prefix }), follow: () => watch(follower({ prefix, keepaliveMs: 5000 }), 'web') },
+      shared.etcd.process,
+      { timeout: 20_000, interval: 50 },
+    );
   });
 
   it('from a URI: the same parsing, environment and layout as the registry', async () => {
     const prefix = freshPrefix();
-    await registry('a', { prefix, layout: 'hostport' }).register(service('a'));
-    const f = etcdFollowerFromUri(`etcd://127.0.0.1:${etcd.port}${prefix}?layout=hostport&timeout=2`, {
-      logger: capture().logger,
-      env: {},
+    await registry('a', { prefix, layout: 'hostport' }).register(service({ node: 'a' }));
+    await contract.fromUri({
+      open: etcdFollowerFromUri,
+      uri: `etcd://127.0.0.1:${shared.etcd.port}${prefix}?layout=hostport&timeout=2`,
+      target: `etcd://127.0.0.1:${shared.etcd.port}${prefix}`,
+      followers,
+      watch,
+      expected: [instance('a')],
+      invalid: { uri: 'etcd://127.0.0.1:1/x', env: { ETCD_USERNAME: 'u' } },
+      badName: '',
     });
-    followers.push(f);
-    expect(f.target).toBe(`etcd://127.0.0.1:${etcd.port}${prefix}`);
-    await watch(f, 'web').until([instance('a')]);
-    expect(() =>
-      etcdFollowerFromUri('etcd://127.0.0.1:1/x', { logger: capture().logger, env: { ETCD_USERNAME: 'u' } }),
-    ).toThrow(ConfigError);
-    expect(() => f.follow('')).toThrow(ConfigError);
   });
 
   it('a consumer that takes the first update and leaves (firstValueFrom) leaves no watch on the server', async () => {
     const watchers = async () => {
-      const text = await (await fetch(`${etcd.endpoint}/metrics`)).text();
+      const text = await (await fetch(`${shared.etcd.endpoint}/metrics`)).text();
       return Number(/^etcd_debugging_mvcc_watcher_total (\S+)$/m.exec(text)?.[1]);
     };
     const before = await watchers();
@@ -205,11 +141,7 @@ describe('etcd follower (real etcd)', () => {
   });
 
   it('close() completes every follow and releases the client', async () => {
-    const f = follower({ prefix: freshPrefix() });
-    let completed = false;
-    subscriptions.push(f.follow('web').subscribe({ complete: () => (completed = true) }));
-    await f.close();
-    expect(completed).toBe(true);
+    await contract.closeCompletesEveryFollow(follower({ prefix: freshPrefix() }), subscriptions);
   });
 });
 

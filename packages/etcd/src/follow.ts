@@ -1,5 +1,5 @@
 import type { FollowUpdate, Instance, ServiceFollower } from '@registrar/core';
-import { backoffDelay, ConfigError, followGate, quote, silentLogger } from '@registrar/core';
+import { backoffDelay, ConfigError, followGate, followLifetimes, quote, silentLogger } from '@registrar/core';
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import { Observable } from 'rxjs';
 import { createClient, prefixEnd, targetOf } from './client.js';
@@ -41,8 +41,7 @@ export function createEtcdFollower(options: EtcdFollowerOptions): ServiceFollowe
   const prefix = normalisePrefix(options.prefix ?? defaultPrefix(layout));
   const reader = createReader({ layout, prefix, domain: options.skydnsDomain ?? 'skydns.local' });
   const target = targetOf(options, reader.root);
-  const active = new Set<() => void>();
-  let closed = false;
+  const lifetimes = followLifetimes();
 
   const call = async <T>(what: string, fn: (callOptions: { deadline: number }) => Promise<T>) => {
     try {
@@ -161,16 +160,8 @@ export function createEtcdFollower(options: EtcdFollowerOptions): ServiceFollowe
         stopped = true;
         clearTimeout(timer);
         drop();
-        active.delete(finish);
       };
-      const finish = () => {
-        stop();
-        subscriber.complete();
-      };
-      active.add(finish);
-      if (closed) finish();
-      else void start();
-      return stop;
+      return lifetimes.run(subscriber, stop, () => void start());
     });
   };
 
@@ -179,11 +170,7 @@ export function createEtcdFollower(options: EtcdFollowerOptions): ServiceFollowe
     target,
     follow,
     close() {
-      if (!closed) {
-        closed = true;
-        for (const finish of [...active]) finish();
-        if (ownsClient) client.close();
-      }
+      if (lifetimes.close() && ownsClient) client.close();
       return Promise.resolve();
     },
   };

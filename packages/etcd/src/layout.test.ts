@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createCodec, decodeLabel, domainPath, encodeLabel, hostPort, normalisePrefix } from './layout.js';
-import { service } from './test-support/helpers.js';
+import { createCodec, decodeLabel, domainPath, encodeLabel, normalisePrefix } from './layout.js';
+import { service } from '@registrar/core/testing';
 
 describe('skydns id labels', () => {
   it.each([
@@ -31,7 +31,41 @@ describe('skydns id labels', () => {
 
 describe('codecs', () => {
   const base = { prefix: '/services', nodeId: 'n1', domain: 'skydns.local', ttl: 15 };
-  const svc = service('n1');
+  // Meta given unsorted: the expected document shows the json layout sorting it.
+  const svc = service({ node: 'n1', tags: ['a', 'b'], meta: { zone: 'z1', env: 'prod' } });
+
+  it('json: the writing engine is recorded after the node and read back; records without one are ours too', () => {
+    const codec = createCodec({ ...base, layout: 'json', engineId: 'ENG:A' });
+    expect(codec.value(svc)).toBe(
+      '{"id":"n1:web-1:80","name":"web","address":"10.0.0.5","port":8080,"protocol":"tcp","tags":["a","b"],' +
+        '"meta":{"env":"prod","zone":"z1"},"node":"n1","engine":"ENG:A","container":{"id":"c0ffee","name":"web-1"}}',
+    );
+    expect(codec.parse(codec.key(svc), codec.value(svc))).toEqual({
+      id: svc.id,
+      name: 'web',
+      engine: 'ENG:A',
+    });
+    // Another engine's record of this node id is still this node id's: parsed, with that engine.
+    const other = createCodec({ ...base, layout: 'json', engineId: 'ENG:B' });
+    expect(codec.parse(other.key(svc), other.value(svc))).toEqual({
+      id: svc.id,
+      name: 'web',
+      engine: 'ENG:B',
+    });
+    // An older version's record (no engine): no engine, adopted as before.
+    const old = createCodec({ ...base, layout: 'json' });
+    expect(codec.parse(old.key(svc), old.value(svc))).toEqual({ id: svc.id, name: 'web' });
+  });
+
+  it('hostport and skydns have no room for the engine: their values stay as registrator and CoreDNS read them', () => {
+    for (const layout of ['hostport', 'skydns'] as const) {
+      const prefix = layout === 'skydns' ? '/skydns' : '/services';
+      const plain = createCodec({ ...base, prefix, layout });
+      const withEngine = createCodec({ ...base, prefix, layout, engineId: 'ENG:A' });
+      expect(withEngine.value(svc)).toBe(plain.value(svc));
+      expect(withEngine.parse(withEngine.key(svc), withEngine.value(svc))?.engine).toBeUndefined();
+    }
+  });
 
   it('json: fixed key order, sorted metadata', () => {
     const codec = createCodec({ ...base, layout: 'json' });
@@ -42,7 +76,7 @@ describe('codecs', () => {
     );
     expect(codec.parse(codec.key(svc), codec.value(svc))).toEqual({ id: svc.id, name: 'web' });
     // Another node's record, or something that is not our JSON, is not ours.
-    const other = service('n2');
+    const other = service({ node: 'n2' });
     expect(codec.parse(codec.key(other), codec.value(other))).toBeUndefined();
     expect(codec.parse('/services/web/n1:x:1', 'not json')).toBeUndefined();
     expect(codec.parse('/services2/web/n1:x:1', codec.value(svc))).toBeUndefined();
@@ -51,7 +85,7 @@ describe('codecs', () => {
   it('hostport: registrator layout, IPv6 bracketed, ownership from the id', () => {
     const codec = createCodec({ ...base, layout: 'hostport' });
     expect(codec.value(svc)).toBe('10.0.0.5:8080');
-    expect(hostPort('fd00::5', 8080)).toBe('[fd00::5]:8080');
+    expect(codec.value({ ...svc, address: 'fd00::5' })).toBe('[fd00::5]:8080');
     expect(codec.parse('/services/web/n1:web-1:80', '10.0.0.5:8080')).toEqual({
       id: 'n1:web-1:80',
       name: 'web',

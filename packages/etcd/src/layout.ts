@@ -1,4 +1,5 @@
 import type { Instance, Service } from '@registrar/core';
+import { formatHostPort } from '@registrar/core';
 
 /**
  * How services are laid out in etcd:
@@ -14,6 +15,8 @@ export const layouts: readonly EtcdLayout[] = ['json', 'hostport', 'skydns'];
 export interface ParsedEntry {
   readonly id: string;
   readonly name: string;
+  /** The writing Docker engine's ID, where the layout records one (json) and the record has it. */
+  readonly engine?: string;
 }
 
 /** Pure encoding and parsing of one layout: no I/O, so it is tested without a server. */
@@ -33,6 +36,11 @@ export interface LayoutOptions {
   /** Normalised prefix: leading slash, no trailing slash, `''` for the root. */
   readonly prefix: string;
   readonly nodeId: string;
+  /**
+   * json only: the Docker engine ID recorded as `"engine"` beside `"node"`. The other layouts have no room for
+   * it (their values are what registrator and CoreDNS read), so they record none.
+   */
+  readonly engineId?: string;
   /** skydns only. */
   readonly domain: string;
   /** skydns only: the record TTL in seconds (the lease TTL). */
@@ -51,18 +59,16 @@ export function normalisePrefix(prefix: string): string {
   return trimmed.startsWith('/') ? trimmed : `/${trimmed}`;
 }
 
-/** `ip:port`, with IPv6 literals in brackets so the port stays unambiguous. */
-export function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
 /** Ids are `<node-id>:...`; the exact `node:` prefix keeps node `a` away from node `ab`'s entries. */
 export function ownedId(id: string, nodeId: string): boolean {
   return id.startsWith(`${nodeId}:`) && id.length > nodeId.length + 1;
 }
 
-/** The JSON record, keys in a fixed order and metadata sorted, so equal services give equal bytes. */
-export function jsonRecord(service: Service): string {
+/**
+ * The JSON record, keys in a fixed order and metadata sorted, so equal services give equal bytes; `engine`
+ * (the writing Docker engine's ID) follows `node` when known.
+ */
+export function jsonRecord(service: Service, engineId?: string): string {
   const meta: Record<string, string> = {};
   for (const key of Object.keys(service.meta).sort()) meta[key] = service.meta[key]!;
   return JSON.stringify({
@@ -74,6 +80,7 @@ export function jsonRecord(service: Service): string {
     tags: [...service.tags],
     meta,
     node: service.node,
+    ...(engineId !== undefined && { engine: engineId }),
     container: { id: service.container.id, name: service.container.name },
   });
 }
@@ -154,7 +161,7 @@ export function createCodec(options: LayoutOptions): LayoutCodec {
       root,
       key,
       check,
-      value: (service) => hostPort(service.address, service.port),
+      value: (service) => formatHostPort({ host: service.address, port: service.port }),
       parse: (storedKey) => {
         const entry = split(storedKey);
         return entry && ownedId(entry.id, nodeId) ? entry : undefined;
@@ -165,7 +172,7 @@ export function createCodec(options: LayoutOptions): LayoutCodec {
     root,
     key,
     check,
-    value: jsonRecord,
+    value: (service) => jsonRecord(service, options.engineId),
     parse: (storedKey, value) => {
       const entry = split(storedKey);
       if (!entry) return undefined;
@@ -177,9 +184,10 @@ export function createCodec(options: LayoutOptions): LayoutCodec {
         return undefined;
       }
       if (typeof record !== 'object' || record === null) return undefined;
-      const { node, id } = record as { node?: unknown; id?: unknown };
+      const { node, id, engine } = record as { node?: unknown; id?: unknown; engine?: unknown };
       if (node !== nodeId || typeof id !== 'string') return undefined;
-      return { id, name: entry.name };
+      // Records of older versions have no `engine`: adopted as before.
+      return typeof engine === 'string' ? { id, name: entry.name, engine } : { id, name: entry.name };
     },
   };
 }
@@ -234,7 +242,7 @@ export type ReaderOptions = Pick<LayoutOptions, 'layout' | 'prefix' | 'domain'>;
 const validPort = (port: unknown): port is number =>
   typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535;
 
-/** Inverse of `hostPort`: `10.0.0.5:80`, `[fd00::1]:53` or `host.example:8080`. */
+/** Inverse of `formatHostPort`: `10.0.0.5:80`, `[fd00::1]:53` or `host.example:8080`. */
 export function parseHostPort(value: string): { address: string; port: number } | undefined {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(value.trim());
   const port = Number(match?.[3]);

@@ -1,4 +1,4 @@
-import type { LivenessLoss, Logger } from '@registrar/core';
+import type { LivenessLoss, Logger, RegistryEvent } from '@registrar/core';
 import { readStateFile, RegistryRejectedError, removeStateFile, writeStateFile } from '@registrar/core';
 import type { Etcd3, ILeaseKeepAliveResponse } from 'etcd3';
 import { castGrpcError, EtcdLeaseInvalidError } from 'etcd3';
@@ -38,9 +38,13 @@ export interface LeaseKeeperOptions {
  */
 export class LeaseKeeper {
   readonly lost$ = new Subject<LivenessLoss>();
+  /** Each failed keepalive, then `recovered` at the next success or `liveness-lost` with the lease. */
+  readonly events$ = new Subject<RegistryEvent>();
   private held: HeldLease | undefined;
   private granting: Promise<HeldLease> | undefined;
   private closed = false;
+  /** A keepalive failed and none succeeded since (nor was the lease declared lost). */
+  private failing = false;
 
   /** Lease id an earlier run saved, tried once at the first grant. */
   private saved: string | undefined;
@@ -73,7 +77,9 @@ export class LeaseKeeper {
     if (!lease || lease.id !== id) return;
     this.stop(lease);
     this.held = undefined;
+    this.failing = false;
     this.options.logger.warn({ lease: id, reason }, 'etcd lease lost; entries must be registered again');
+    this.events$.next({ type: 'liveness-lost', reason });
     this.lost$.next({ reason });
   }
 
@@ -87,6 +93,7 @@ export class LeaseKeeper {
     this.held = undefined;
     if (lease) this.stop(lease);
     this.lost$.complete();
+    this.events$.complete();
     if (revoke && lease) {
       await this.revoke(lease.id);
       if (this.options.stateFile) removeStateFile(this.options.stateFile);
@@ -201,12 +208,18 @@ export class LeaseKeeper {
       // etcd answers TTL 0 for a lease it no longer knows (expired or revoked behind our back).
       if (response.TTL === '0') return this.lose(lease.id, 'etcd no longer knows the lease');
       this.armDeadline(lease);
+      if (this.failing) {
+        this.failing = false;
+        this.events$.next({ type: 'recovered' });
+      }
     } catch (error) {
       if (this.held !== lease) return;
       if (error instanceof EtcdLeaseInvalidError)
         return this.lose(lease.id, 'etcd no longer knows the lease');
       // Unreachable etcd: keep trying; the deadline timer decides when the lease must be considered gone.
       this.options.logger.debug({ lease: lease.id, err: error }, 'etcd keepalive failed');
+      this.failing = true;
+      this.events$.next({ type: 'heartbeat-failed', error: toRegistryError(error, 'lease keepalive') });
     }
     this.scheduleKeepalive(lease);
   }

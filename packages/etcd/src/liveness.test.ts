@@ -3,54 +3,92 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { LivenessLoss, Registry } from '@registrar/core';
+import type { LivenessLoss, Registry, RegistryEvent } from '@registrar/core';
 import { RegistryConnectionError } from '@registrar/core';
-import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
 import { tempDir } from '@registrar/test/harness/process';
-import type { Etcd3 } from 'etcd3';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createEtcdRegistry } from './index.js';
-import { dump, leaseOf, plainClient, service } from './test-support/helpers.js';
+import { service } from '@registrar/core/testing';
+import { dump, etcdForFile, leaseOf } from './test-support/helpers.js';
 
-let etcd: EtcdServer;
-let plain: Etcd3;
+const shared = etcdForFile();
 const open: Registry[] = [];
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  plain = plainClient(etcd.endpoint);
-});
 afterEach(async () => {
   await Promise.all(
     open.splice(0).map((registry) => registry.close({ deregister: true }).catch(() => undefined)),
   );
 });
-afterAll(async () => {
-  plain?.close();
-  await etcd?.close();
-});
 
-function adapter(prefix: string, ttl = 3, requestTimeout = 1000) {
-  const registry = createEtcdRegistry({ hosts: [etcd.endpoint], nodeId: 'n1', prefix, ttl, requestTimeout });
+function adapter(prefix: string, ttl = 3, requestTimeout = 1000, keepaliveInterval?: number) {
+  const registry = createEtcdRegistry({
+    hosts: [shared.etcd.endpoint],
+    nodeId: 'n1',
+    prefix,
+    ttl,
+    requestTimeout,
+    ...(keepaliveInterval !== undefined && { keepaliveInterval }),
+  });
   open.push(registry);
   const losses: LivenessLoss[] = [];
   registry.lost$.subscribe((loss) => losses.push(loss));
-  return { registry, losses };
+  const events: RegistryEvent[] = [];
+  registry.events$.subscribe((event) => events.push(event));
+  return { registry, losses, events };
 }
 
+/** The event types in order, a run of heartbeat failures counted once (their number depends on timing). */
+const sequence = (events: readonly RegistryEvent[]) =>
+  events.map((e) => e.type).filter((type, i, all) => type !== 'heartbeat-failed' || all[i - 1] !== type);
+
 describe('etcd liveness (real etcd)', () => {
-  it('a lease revoked behind the adapter’s back fires lost$; re-registering brings the keys back', async () => {
-    const { registry, losses } = adapter('/revoked');
-    const web = service('n1');
+  it('etcd frozen shorter than the TTL: events$ reports the failed keepalives, then recovered; the lease is kept', async () => {
+    const { registry, losses, events } = adapter('/blip', 8, 500, 0.5);
+    const web = service({ node: 'n1' });
     await registry.register(web);
     const lease = leaseOf(registry.fingerprint(web));
-    await plain.leaseClient.leaseRevoke({ ID: lease });
-    expect((await dump(plain, '/revoked/')).keys).toEqual([]);
+    shared.etcd.process.pause();
+    try {
+      await vi.waitFor(() => expect(events.map((e) => e.type)).toContain('heartbeat-failed'), {
+        timeout: 5000,
+        interval: 20,
+      });
+    } finally {
+      shared.etcd.process.resume();
+    }
+    await vi.waitFor(() => expect(events.at(-1)?.type).toBe('recovered'), { timeout: 5000, interval: 20 });
+    expect(sequence(events)).toEqual(['heartbeat-failed', 'recovered']);
+    expect(events[0]).toMatchObject({ type: 'heartbeat-failed', error: expect.any(RegistryConnectionError) });
+    expect(losses).toEqual([]);
+    expect(leaseOf(registry.fingerprint(web))).toBe(lease);
+  });
+
+  it('etcd frozen longer than the TTL: events$ reports failed keepalives, then liveness-lost with lost$', async () => {
+    // Keepalives well inside the TTL, so that at least one fails before the deadline even on a loaded machine.
+    const { registry, losses, events } = adapter('/frozen-events', 3, 500, 0.5);
+    await registry.register(service({ node: 'n1' }));
+    shared.etcd.process.pause();
+    try {
+      await vi.waitFor(() => expect(losses).toHaveLength(1), { timeout: 5000, interval: 20 });
+    } finally {
+      shared.etcd.process.resume();
+    }
+    expect(sequence(events)).toEqual(['heartbeat-failed', 'liveness-lost']);
+    expect(events.at(-1)).toEqual({ type: 'liveness-lost', reason: losses[0].reason });
+  });
+
+  it('a lease revoked behind the adapter’s back fires lost$; re-registering brings the keys back', async () => {
+    const { registry, losses } = adapter('/revoked');
+    const web = service({ node: 'n1' });
+    await registry.register(web);
+    const lease = leaseOf(registry.fingerprint(web));
+    await shared.plain.leaseClient.leaseRevoke({ ID: lease });
+    expect((await dump(shared.plain, '/revoked/')).keys).toEqual([]);
     await vi.waitFor(() => expect(losses).toHaveLength(1), { timeout: 5000, interval: 50 });
     // What the reconciler does on lost$: every stored fingerprint now differs, so everything is re-put.
     expect(registry.fingerprint(web)).not.toContain(`lease=${lease}`);
     await registry.register(web);
-    const { keys } = await dump(plain, '/revoked/');
+    const { keys } = await dump(shared.plain, '/revoked/');
     expect(keys).toHaveLength(1);
     expect(keys[0].lease).not.toBe(lease);
     expect(keys[0].lease).toBe(leaseOf(registry.fingerprint(web)));
@@ -72,21 +110,25 @@ process.stdout.write('ready\\n');
 setInterval(() => undefined, 1000);
 `,
     );
-    const child = spawn(process.execPath, [script, etcd.endpoint, JSON.stringify(service('child'))], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [script, shared.etcd.endpoint, JSON.stringify(service({ node: 'child' }))],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     const exited = new Promise((resolve) => child.once('exit', resolve));
     await new Promise<void>((resolve, reject) => {
       child.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
       child.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
     });
     const readyAt = Date.now();
-    expect((await dump(plain, '/child/')).keys).toHaveLength(1);
+    expect((await dump(shared.plain, '/child/')).keys).toHaveLength(1);
     // Outlive a few keepalives first: the key must be held by the keepalive, not by the grant alone.
-    const lease = (await dump(plain, '/child/')).keys[0].lease;
+    const lease = (await dump(shared.plain, '/child/')).keys[0].lease;
     await vi.waitFor(
       async () => {
-        const ttl = await plain.leaseClient.leaseTimeToLive({ ID: lease });
+        const ttl = await shared.plain.leaseClient.leaseTimeToLive({ ID: lease });
         expect(Number(ttl.TTL)).toBeGreaterThan(0);
         expect(Date.now() - readyAt).toBeGreaterThan(3000);
       },
@@ -95,7 +137,7 @@ setInterval(() => undefined, 1000);
     const killedAt = Date.now();
     child.kill('SIGKILL');
     await exited;
-    await vi.waitFor(async () => expect((await dump(plain, '/child/')).keys).toEqual([]), {
+    await vi.waitFor(async () => expect((await dump(shared.plain, '/child/')).keys).toEqual([]), {
       timeout: 10_000,
       interval: 50,
     });
@@ -108,19 +150,24 @@ setInterval(() => undefined, 1000);
     annotate,
   }) => {
     const { registry } = adapter('/outage', 3, 1000);
-    await registry.register(service('n1'));
-    await etcd.stop();
+    await registry.register(service({ node: 'n1' }));
+    await shared.etcd.stop();
     const startedAt = Date.now();
-    const error = await registry.register(service('n1', { port: 1 })).catch((caught: unknown) => caught);
+    const error = await registry
+      .register(service({ node: 'n1', port: 1 }))
+      .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(RegistryConnectionError);
     const failedAfter = Date.now() - startedAt;
     expect(failedAfter).toBeLessThan(2500);
     await expect(registry.list()).rejects.toBeInstanceOf(RegistryConnectionError);
-    await etcd.start();
+    await shared.etcd.start();
     const restartedAt = Date.now();
-    await vi.waitFor(() => registry.register(service('n1', { port: 2 })), { timeout: 15_000, interval: 200 });
+    await vi.waitFor(() => registry.register(service({ node: 'n1', port: 2 })), {
+      timeout: 15_000,
+      interval: 200,
+    });
     const recovery = Date.now() - restartedAt;
-    const { keys } = await dump(plain, '/outage/');
+    const { keys } = await dump(shared.plain, '/outage/');
     expect(keys.map((kv) => (JSON.parse(kv.value) as { port: number }).port)).toEqual([2]);
     expect(recovery).toBeLessThan(5000);
     await annotate(
@@ -132,10 +179,10 @@ setInterval(() => undefined, 1000);
     annotate,
   }) => {
     const { registry, losses } = adapter('/frozen', 2, 500);
-    const web = service('n1');
+    const web = service({ node: 'n1' });
     await registry.register(web);
     const lease = leaseOf(registry.fingerprint(web));
-    etcd.process.pause();
+    shared.etcd.process.pause();
     try {
       const pausedAt = Date.now();
       await expect(registry.register(web)).rejects.toBeInstanceOf(RegistryConnectionError);
@@ -146,10 +193,10 @@ setInterval(() => undefined, 1000);
       expect(lostAfter).toBeLessThan(2000 + 1500);
       await annotate(`etcd frozen (ttl 2 s): lost$ after ${lostAfter} ms`);
     } finally {
-      etcd.process.resume();
+      shared.etcd.process.resume();
     }
     await vi.waitFor(() => registry.register(web), { timeout: 15_000, interval: 200 });
-    const { keys } = await dump(plain, '/frozen/');
+    const { keys } = await dump(shared.plain, '/frozen/');
     expect(keys).toHaveLength(1);
     expect(keys[0].lease).not.toBe(lease);
     expect(keys[0].lease).toBe(leaseOf(registry.fingerprint(web)));

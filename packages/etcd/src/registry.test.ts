@@ -1,33 +1,23 @@
 import type { Registry } from '@registrar/core';
 import { RegistryRejectedError } from '@registrar/core';
-import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
-import type { Etcd3 } from 'etcd3';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { EtcdRegistryOptions } from './index.js';
 import { createEtcdRegistry } from './index.js';
-import { dump, leaseOf, plainClient, service } from './test-support/helpers.js';
+import { service } from '@registrar/core/testing';
+import { dump, etcdForFile, leaseOf, plainClient } from './test-support/helpers.js';
 
-let etcd: EtcdServer;
-let plain: Etcd3;
+const shared = etcdForFile();
 const open: Registry[] = [];
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  plain = plainClient(etcd.endpoint);
-});
 afterEach(async () => {
   await Promise.all(open.splice(0).map((registry) => registry.close({ deregister: true })));
-});
-afterAll(async () => {
-  plain?.close();
-  await etcd?.close();
 });
 
 let prefixes = 0;
 /** Each test gets its own prefix so they never see each other's keys. */
 function adapter(options: Partial<EtcdRegistryOptions> & { nodeId?: string } = {}) {
   const registry = createEtcdRegistry({
-    hosts: [etcd.endpoint],
+    hosts: [shared.etcd.endpoint],
     nodeId: 'n1',
     prefix: `/t${++prefixes}`,
     ttl: 5,
@@ -41,8 +31,8 @@ const prefixOf = (registry: Registry) => new URL(registry.target).pathname;
 describe('etcd registry (real etcd)', () => {
   it('registers, lists and deregisters', async () => {
     const registry = adapter();
-    const web = service('n1');
-    const api = service('n1', { name: 'api', container: { id: 'c2', name: 'api-1' }, id: 'n1:api-1:80' });
+    const web = service({ node: 'n1' });
+    const api = service({ node: 'n1', name: 'api', container: { id: 'c2', name: 'api-1' } });
     await registry.register(web);
     await registry.register(api);
     const listed = await registry.list();
@@ -54,15 +44,20 @@ describe('etcd registry (real etcd)', () => {
     await registry.deregister(web.id); // unknown id: still fine
     await registry.deregister('n1:never:1');
     expect((await registry.list()).map((entry) => entry.id)).toEqual([api.id]);
-    const { keys } = await dump(plain, `${prefixOf(registry)}/`);
+    const { keys } = await dump(shared.plain, `${prefixOf(registry)}/`);
     expect(keys.map((kv) => kv.key)).toEqual([`${prefixOf(registry)}/api/n1:api-1:80`]);
   });
 
   it('json layout, byte for byte, every key on the adapter lease', async () => {
     const registry = adapter();
-    const web = service('n1', { address: 'fd00::5' });
+    const web = service({
+      node: 'n1',
+      address: 'fd00::5',
+      tags: ['a', 'b'],
+      meta: { zone: 'z1', env: 'prod' },
+    });
     await registry.register(web);
-    const { keys } = await dump(plain, `${prefixOf(registry)}/`);
+    const { keys } = await dump(shared.plain, `${prefixOf(registry)}/`);
     expect(keys).toHaveLength(1);
     expect(keys[0].key).toBe(`${prefixOf(registry)}/web/n1:web-1:80`);
     expect(keys[0].value).toBe(
@@ -72,18 +67,40 @@ describe('etcd registry (real etcd)', () => {
     const lease = leaseOf(registry.fingerprint(web));
     expect(lease).not.toBe('0');
     expect(keys[0].lease).toBe(lease);
-    const ttl = await plain.leaseClient.leaseTimeToLive({ ID: lease, keys: true });
+    const ttl = await shared.plain.leaseClient.leaseTimeToLive({ ID: lease, keys: true });
     expect(ttl.keys.map((key) => key.toString())).toEqual([keys[0].key]);
     expect(Number(ttl.grantedTTL)).toBe(5);
   });
 
+  it('records the engine id and lists each entry with the engine it records, another engine’s included', async () => {
+    const ours = adapter({ engineId: 'ENGINE-A' });
+    const prefix = prefixOf(ours);
+    const web = service({ node: 'n1' });
+    await ours.register(web);
+    expect(ours.engineId).toBe('ENGINE-A');
+    const { keys } = await dump(shared.plain, `${prefix}/`);
+    expect(JSON.parse(keys[0].value)).toMatchObject({ node: 'n1', engine: 'ENGINE-A' });
+    expect((await ours.list()).map((e) => [e.id, e.engine])).toEqual([[web.id, 'ENGINE-A']]);
+    // A clone using the same node id sees the entry as its node id's, written by engine A.
+    const clone = adapter({ engineId: 'ENGINE-B', prefix });
+    expect((await clone.list()).map((e) => [e.id, e.engine])).toEqual([[web.id, 'ENGINE-A']]);
+    // An older version's record, without an engine: listed without one (adopted as before).
+    const old = service({ node: 'n1', container: { id: 'c9', name: 'old-1' }, id: 'n1:old-1:80' });
+    await shared.plain.put(`${prefix}/web/${old.id}`).value(JSON.stringify({ id: old.id, node: 'n1' }));
+    const listed = new Map((await clone.list()).map((e) => [e.id, e.engine]));
+    expect(listed.get(old.id)).toBeUndefined();
+    expect(listed.has(old.id)).toBe(true);
+    // hostport and skydns record no engine: no engine id to compare with.
+    expect(adapter({ engineId: 'ENGINE-A', layout: 'hostport' }).engineId).toBeUndefined();
+  });
+
   it('hostport layout, byte for byte', async () => {
     const registry = adapter({ layout: 'hostport' });
-    await registry.register(service('n1'));
+    await registry.register(service({ node: 'n1' }));
     await registry.register(
-      service('n1', { id: 'n1:web-1:53:udp', address: 'fd00::1', port: 53, protocol: 'udp' }),
+      service({ node: 'n1', id: 'n1:web-1:53:udp', address: 'fd00::1', port: 53, protocol: 'udp' }),
     );
-    const { keys } = await dump(plain, `${prefixOf(registry)}/`);
+    const { keys } = await dump(shared.plain, `${prefixOf(registry)}/`);
     expect(keys.map((kv) => [kv.key, kv.value])).toEqual([
       [`${prefixOf(registry)}/web/n1:web-1:53:udp`, '[fd00::1]:53'],
       [`${prefixOf(registry)}/web/n1:web-1:80`, '10.0.0.5:8080'],
@@ -102,12 +119,13 @@ describe('etcd registry (real etcd)', () => {
       skydnsDomain: 'dc1.example',
       nodeId: 'host.a',
     });
-    const web = service('host.a', {
+    const web = service({
+      node: 'host.a',
       container: { id: 'c1', name: 'proj_web_1' },
       id: 'host.a:proj_web_1:80',
     });
     await registry.register(web);
-    const { keys } = await dump(plain, '/skydns/example/dc1/');
+    const { keys } = await dump(shared.plain, '/skydns/example/dc1/');
     expect(keys.map((kv) => [kv.key, kv.value])).toEqual([
       ['/skydns/example/dc1/web/host-2ea--proj-5fweb-5f1--80', '{"host":"10.0.0.5","port":8080,"ttl":5}'],
     ]);
@@ -115,29 +133,29 @@ describe('etcd registry (real etcd)', () => {
       { id: web.id, name: 'web', fingerprint: registry.fingerprint(web) },
     ]);
     await registry.deregister(web.id);
-    expect((await dump(plain, '/skydns/')).keys).toEqual([]);
+    expect((await dump(shared.plain, '/skydns/')).keys).toEqual([]);
   });
 
   it('a resync of unchanged services writes nothing', async () => {
     const registry = adapter();
     const services = Array.from({ length: 20 }, (_, i) =>
-      service('n1', { id: `n1:c${i}:80`, container: { id: `id${i}`, name: `c${i}` }, port: 9000 + i }),
+      service({ node: 'n1', id: `n1:c${i}:80`, container: { id: `id${i}`, name: `c${i}` }, port: 9000 + i }),
     );
     for (const svc of services) await registry.register(svc);
-    const before = (await dump(plain, '/')).revision;
+    const before = (await dump(shared.plain, '/')).revision;
     // What the reconciler does: list, compare fingerprints, write only what differs.
     const stored = new Map((await registry.list()).map((entry) => [entry.id, entry.fingerprint]));
     const changed = services.filter((svc) => stored.get(svc.id) !== registry.fingerprint(svc));
     expect(changed).toEqual([]);
     for (const svc of changed) await registry.register(svc);
-    expect((await dump(plain, '/')).revision).toBe(before);
+    expect((await dump(shared.plain, '/')).revision).toBe(before);
     // A real change is seen.
     expect(registry.fingerprint({ ...services[0], port: 1 })).not.toBe(stored.get(services[0].id));
   });
 
   it('a new instance adopts the previous one’s keys: new lease, different fingerprints, re-put', async () => {
     const first = adapter();
-    const web = service('n1');
+    const web = service({ node: 'n1' });
     await first.register(web);
     const oldLease = leaseOf(first.fingerprint(web));
     // The previous bridge went away without deregistering; its lease still runs.
@@ -150,23 +168,23 @@ describe('etcd registry (real etcd)', () => {
     await second.register(web);
     const newLease = leaseOf(second.fingerprint(web));
     expect(newLease).not.toBe(oldLease);
-    const { keys } = await dump(plain, `${prefixOf(first)}/`);
+    const { keys } = await dump(shared.plain, `${prefixOf(first)}/`);
     expect(keys.map((kv) => kv.lease)).toEqual([newLease]);
     expect((await second.list())[0].fingerprint).toBe(second.fingerprint(web));
   });
 
   it('a renamed service moves its key', async () => {
     const registry = adapter();
-    const web = service('n1');
+    const web = service({ node: 'n1' });
     await registry.register(web);
     await registry.register({ ...web, name: 'www' });
-    const { keys } = await dump(plain, `${prefixOf(registry)}/`);
+    const { keys } = await dump(shared.plain, `${prefixOf(registry)}/`);
     expect(keys.map((kv) => kv.key)).toEqual([`${prefixOf(registry)}/www/n1:web-1:80`]);
     // And after a restart (index rebuilt by list), too.
     const next = adapter({ prefix: prefixOf(registry) });
     await next.list();
     await next.register(web);
-    expect((await dump(plain, `${prefixOf(registry)}/`)).keys.map((kv) => kv.key)).toEqual([
+    expect((await dump(shared.plain, `${prefixOf(registry)}/`)).keys.map((kv) => kv.key)).toEqual([
       `${prefixOf(registry)}/web/n1:web-1:80`,
     ]);
   });
@@ -176,7 +194,7 @@ describe('etcd registry (real etcd)', () => {
       const prefix = `/shared-${layout}`;
       const nodes = ['a', 'ab', 'a-b', 'a.b'];
       const registries = nodes.map((nodeId) => adapter({ nodeId, prefix, layout }));
-      const services = nodes.map((node) => service(node));
+      const services = nodes.map((node) => service({ node }));
       await Promise.all(registries.map((registry, i) => registry.register(services[i])));
       for (const [i, registry] of registries.entries()) {
         expect((await registry.list()).map((entry) => entry.id)).toEqual([services[i].id]);
@@ -185,7 +203,7 @@ describe('etcd registry (real etcd)', () => {
       for (const svc of services.slice(1)) await registries[0].deregister(svc.id);
       await expect(registries[0].register(services[1])).rejects.toBeInstanceOf(RegistryRejectedError);
       await registries[0].deregister(services[0].id);
-      expect((await dump(plain, `${prefix}/`)).keys).toHaveLength(3);
+      expect((await dump(shared.plain, `${prefix}/`)).keys).toHaveLength(3);
       for (const [i, registry] of registries.entries()) {
         expect((await registry.list()).map((entry) => entry.id)).toEqual(i === 0 ? [] : [services[i].id]);
       }
@@ -194,38 +212,41 @@ describe('etcd registry (real etcd)', () => {
 
   it('deregister finds a key it never wrote (fresh instance, no list)', async () => {
     const first = adapter();
-    await first.register(service('n1'));
+    await first.register(service({ node: 'n1' }));
     const second = adapter({ prefix: prefixOf(first) });
-    await second.deregister(service('n1').id);
-    expect((await dump(plain, `${prefixOf(first)}/`)).keys).toEqual([]);
+    await second.deregister(service({ node: 'n1' }).id);
+    expect((await dump(shared.plain, `${prefixOf(first)}/`)).keys).toEqual([]);
   });
 
   it('close({ deregister: true }) removes every key at once', async () => {
     const registry = adapter();
-    await registry.register(service('n1'));
-    await registry.register(service('n1', { id: 'n1:web-1:81' }));
+    await registry.register(service({ node: 'n1' }));
+    await registry.register(service({ node: 'n1', id: 'n1:web-1:81' }));
     await registry.close({ deregister: true });
-    expect((await dump(plain, `${prefixOf(registry)}/`)).keys).toEqual([]);
-    await expect(registry.register(service('n1'))).rejects.toBeInstanceOf(RegistryRejectedError);
+    expect((await dump(shared.plain, `${prefixOf(registry)}/`)).keys).toEqual([]);
+    await expect(registry.register(service({ node: 'n1' }))).rejects.toBeInstanceOf(RegistryRejectedError);
   });
 
   it('close() without deregister stops the keepalive: keys expire after the TTL', async () => {
     const registry = adapter({ ttl: 2 });
-    await registry.register(service('n1'));
+    await registry.register(service({ node: 'n1' }));
     const closedAt = Date.now();
     await registry.close();
-    expect((await dump(plain, `${prefixOf(registry)}/`)).keys).toHaveLength(1);
-    await vi.waitFor(async () => expect((await dump(plain, `${prefixOf(registry)}/`)).keys).toHaveLength(0), {
-      timeout: 8000,
-      interval: 100,
-    });
+    expect((await dump(shared.plain, `${prefixOf(registry)}/`)).keys).toHaveLength(1);
+    await vi.waitFor(
+      async () => expect((await dump(shared.plain, `${prefixOf(registry)}/`)).keys).toHaveLength(0),
+      {
+        timeout: 8000,
+        interval: 100,
+      },
+    );
     expect(Date.now() - closedAt).toBeLessThan(4500);
   });
 
   it('a caller-owned client is used and left open', async () => {
-    const client = plainClient(etcd.endpoint);
+    const client = plainClient(shared.etcd.endpoint);
     const registry = createEtcdRegistry({ client, nodeId: 'n1', prefix: '/owned' });
-    await registry.register(service('n1'));
+    await registry.register(service({ node: 'n1' }));
     await registry.close({ deregister: true });
     expect((await client.getAll().prefix('/owned/').keys()).length).toBe(0);
     client.close();
@@ -233,8 +254,8 @@ describe('etcd registry (real etcd)', () => {
 
   it('rejects services of another node', async () => {
     const registry = adapter();
-    await expect(registry.register(service('n2'))).rejects.toBeInstanceOf(RegistryRejectedError);
-    await expect(registry.register({ ...service('n1'), node: 'n2' })).rejects.toBeInstanceOf(
+    await expect(registry.register(service({ node: 'n2' }))).rejects.toBeInstanceOf(RegistryRejectedError);
+    await expect(registry.register({ ...service({ node: 'n1' }), node: 'n2' })).rejects.toBeInstanceOf(
       RegistryRejectedError,
     );
   });

@@ -30,6 +30,11 @@ export interface EtcdClientOptions {
 export interface EtcdCommonOptions {
   /** Whose entries this adapter reads and writes. No `:` or `/`: ids are `<node-id>:...`. */
   readonly nodeId: string;
+  /**
+   * The Docker engine ID recorded with every entry (json layout: `"engine"` in the record), so that a bridge
+   * of another host using the same node id never touches them (see `Registry.engineId`).
+   */
+  readonly engineId?: string;
   /** Key prefix; default `/services` (`/skydns` for the skydns layout, CoreDNS's `path`). */
   readonly prefix?: string;
   /** Lease TTL in seconds; default 15, at least 2 (etcd raises smaller grants). */
@@ -93,6 +98,7 @@ export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
     layout,
     prefix,
     nodeId: options.nodeId,
+    ...(options.engineId !== undefined && layout === 'json' && { engineId: options.engineId }),
     domain: options.skydnsDomain ?? 'skydns.local',
     ttl,
   });
@@ -105,6 +111,8 @@ export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
     ...(options.stateFile !== undefined && { stateFile: options.stateFile }),
   });
   return new EtcdRegistry(client, ownsClient, codec, lease, options.nodeId, {
+    // Only a layout that records the engine can tell another engine's entries from ours.
+    ...(options.engineId !== undefined && layout === 'json' && { engineId: options.engineId }),
     target: targetOf(options, codec.root),
     timeoutMs,
     logger,
@@ -114,6 +122,7 @@ export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
 interface StoredEntry {
   readonly id: string;
   readonly name: string;
+  readonly engine?: string;
   readonly key: string;
   readonly fingerprint: string;
 }
@@ -124,6 +133,7 @@ class EtcdRegistry implements Registry {
   readonly backend = backend;
   readonly mirrorsHealth = false;
   readonly target: string;
+  readonly engineId?: string;
   /** id → keys it is stored under (more than one only after a rename or a hand edit). */
   private readonly index = new Map<string, string[]>();
   private readonly timeoutMs: number;
@@ -136,15 +146,20 @@ class EtcdRegistry implements Registry {
     private readonly codec: LayoutCodec,
     private readonly lease: LeaseKeeper,
     readonly nodeId: string,
-    settings: { target: string; timeoutMs: number; logger: Logger },
+    settings: { target: string; timeoutMs: number; logger: Logger; engineId?: string },
   ) {
     this.target = settings.target;
+    if (settings.engineId !== undefined) this.engineId = settings.engineId;
     this.timeoutMs = settings.timeoutMs;
     this.logger = settings.logger;
   }
 
   get lost$() {
     return this.lease.lost$.asObservable();
+  }
+
+  get events$() {
+    return this.lease.events$.asObservable();
   }
 
   describeLiveness(): string {
@@ -233,7 +248,17 @@ class EtcdRegistry implements Registry {
       const first = copies[0];
       // Duplicates never match a fingerprint, so the next register rewrites the id and removes the extras.
       const fingerprint = copies.length === 1 ? first.fingerprint : `duplicate:${copies.length}`;
-      entries.push({ id, name: first.name, fingerprint });
+      // Another engine's copy among them is reported, whichever comes first: it must stop the reconciler.
+      const engine = copies.find(
+        (copy) => copy.engine !== undefined && copy.engine !== this.engineId,
+      )?.engine;
+      const recorded = engine ?? first.engine;
+      entries.push({
+        id,
+        name: first.name,
+        fingerprint,
+        ...(recorded !== undefined && { engine: recorded }),
+      });
     }
     return entries;
   }

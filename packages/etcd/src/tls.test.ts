@@ -5,7 +5,7 @@ import { removeDir, tempDir } from '@registrar/test/harness/process';
 import { makeCertificates } from '@registrar/test/harness/tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdRegistryFromUri } from './index.js';
-import { service } from './test-support/helpers.js';
+import { service } from '@registrar/core/testing';
 
 let etcd: EtcdServer;
 let dir: string;
@@ -33,7 +33,7 @@ describe('etcd over TLS (real etcd with client-certificate auth)', () => {
       ctx({ ETCD_CACERT: pem('ca.pem'), ETCD_CERT: pem('client.pem'), ETCD_KEY: pem('client.key') }),
     );
     expect(registry.target).toBe(`etcds://127.0.0.1:${etcd.port}/tls`);
-    await registry.register(service('n1'));
+    await registry.register(service({ node: 'n1' }));
     expect((await registry.list()).map((entry) => entry.id)).toEqual(['n1:web-1:80']);
     await registry.close({ deregister: true });
   });

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '@registrar/core';
-import { expectConfigErrorOrValue, hostileUri } from '../../core/src/testing/hostile.js';
+import { expectConfigErrorOrValue, hostileUri } from '@registrar/core/testing/fuzz';
 import { etcdRegistryFromUri, parseEtcdUri } from './uri.js';
 
 const params = { seed: 20_260_505, numRuns: 2000 } as const;

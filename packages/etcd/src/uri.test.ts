@@ -37,7 +37,8 @@ describe('parseEtcdUri', () => {
     ['http://h:2379/', 'unknown scheme "http:"; use etcd:// or etcds:// (TLS)'],
     [
       'etcd://root:secret@h/',
-      'invalid etcd URI "etcd://***@h/": credentials in the URI are not allowed; set ETCD_USERNAME',
+      // The same words as the other adapters' (it read "credentials in the URI are not allowed").
+      'invalid etcd URI "etcd://***@h/": credentials do not belong in the URI; set ETCD_USERNAME',
     ],
     ['etcd://h/?layout=xml', 'unknown layout "xml"; use layout=json|hostport|skydns'],
     ['etcd://h/?ttl=3', 'unknown parameter "ttl"'],

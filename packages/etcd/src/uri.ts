@@ -1,6 +1,15 @@
-import { readFileSync } from 'node:fs';
-import type { Registry, RegistryUriContext, ServiceFollower } from '@registrar/core';
-import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri, stateFilePath } from '@registrar/core';
+import type { Registry, RegistryUriContext, RegistryUriSyntax, ServiceFollower } from '@registrar/core';
+import {
+  ConfigError,
+  envValue,
+  formatHostPort,
+  parseRegistryUri,
+  quote,
+  readEnvFile,
+  readSecret,
+  registryUriError,
+  stateFilePath,
+} from '@registrar/core';
 import { createEtcdFollower } from './follow.js';
 import type { EtcdLayout } from './layout.js';
 import { layouts } from './layout.js';
@@ -9,8 +18,18 @@ import { createEtcdRegistry } from './registry.js';
 
 /** `etcd://` is plain gRPC; `etcds://` (alias `etcd-tls://`, like `consul-tls://`) is TLS. */
 const schemes: Record<string, boolean> = { etcd: false, etcds: true, 'etcd-tls': true };
-const usage = 'expected etcd://host:port[,host:port...]/prefix';
 const queryKeys = ['layout', 'domain', 'timeout'];
+const syntax: RegistryUriSyntax = {
+  name: 'etcd',
+  form: 'etcd://host:port[,host:port...]/prefix',
+  schemes: Object.keys(schemes),
+  port: 2379,
+  credentialsFrom: 'ETCD_USERNAME and ETCD_PASSWORD',
+  describe: (problem) =>
+    problem.kind === 'scheme'
+      ? { problem: `unknown scheme ${quote(`${problem.scheme}:`, 40)}`, fix: 'use etcd:// or etcds:// (TLS)' }
+      : undefined,
+};
 
 export interface ParsedEtcdUri {
   readonly hosts: string[];
@@ -23,32 +42,13 @@ export interface ParsedEtcdUri {
   readonly requestTimeout: number | undefined;
 }
 
-/**
- * Parses `etcd://host:port[,host:port...]/prefix[?layout=json|hostport|skydns&domain=...&timeout=<s>]`
- * by hand: WHATWG `URL` rejects the comma-separated host list, so a string is the reliable input.
- */
+/** Parses `etcd://host:port[,host:port...]/prefix[?layout=json|hostport|skydns&domain=...&timeout=<s>]`. */
 export function parseEtcdUri(input: string | URL): ParsedEtcdUri {
-  const uri = String(input);
-  const shown = showUri(uri);
-  const fail = (problem: string, fix = usage): never => {
-    throw new ConfigError(oneLine(`invalid etcd URI ${shown}: ${problem}; ${fix}`, 600));
+  const uri = parseRegistryUri(input, syntax);
+  const fail = (problem: string, fix = `expected ${syntax.form}`): never => {
+    throw registryUriError(uri.text, syntax, problem, fix);
   };
-  if (uri.length > MAX_URI_LENGTH) return fail(`longer than ${MAX_URI_LENGTH} characters`);
-  // Unambiguous parts (the path starts with "/"), so matching stays linear on hostile input.
-  const match = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)(\/[^?#]*)?(?:\?([^#]*))?(?:#[\s\S]*)?$/i.exec(uri);
-  if (!match) return fail('not a URI');
-  const [, rawScheme = '', authority = '', path = '', query] = match;
-  const scheme = rawScheme.toLowerCase();
-  if (!Object.hasOwn(schemes, scheme)) {
-    return fail(`unknown scheme ${quote(`${scheme}:`, 40)}`, 'use etcd:// or etcds:// (TLS)');
-  }
-  if (authority.includes('@')) {
-    return fail('credentials in the URI are not allowed', 'set ETCD_USERNAME and ETCD_PASSWORD instead');
-  }
-  if (authority === '') return fail('no host given');
-  const hosts = authority.split(',').map((host) => parseHost(host, fail));
-
-  const params = new URLSearchParams(query ?? '');
+  const { params } = uri;
   for (const key of params.keys()) {
     if (!queryKeys.includes(key))
       fail(`unknown parameter ${quote(key, 40)}`, `known: ${queryKeys.join(', ')}`);
@@ -67,37 +67,14 @@ export function parseEtcdUri(input: string | URL): ParsedEtcdUri {
   if (seconds !== undefined && !(seconds > 0 && Number.isFinite(seconds))) {
     fail(`timeout ${quote(timeout ?? '', 20)} is not a positive number of seconds`, 'e.g. timeout=5');
   }
-
-  let prefix: string | undefined;
-  try {
-    prefix = decodeURIComponent(path);
-  } catch {
-    return fail(`prefix ${quote(path, 60)} is not valid percent-encoding`);
-  }
-  if (prefix === '' || prefix === '/') prefix = undefined;
   return {
-    hosts,
-    tls: schemes[scheme],
-    prefix,
+    hosts: uri.hosts.map(formatHostPort),
+    tls: schemes[uri.scheme] ?? false,
+    prefix: uri.path === '' ? undefined : uri.path,
     layout: layout as EtcdLayout | undefined,
     domain,
     requestTimeout: seconds === undefined ? undefined : seconds * 1000,
   };
-}
-
-function parseHost(host: string, fail: (problem: string) => never): string {
-  const match = /^(\[[0-9a-f:.]+\]|[^:[\]]*)(?::(.*))?$/i.exec(host);
-  if (!match) return fail(`host ${quote(host, 60)} is not host:port`);
-  const [, name = '', port] = match;
-  if (port !== undefined && !/^\d+$/.test(port)) return fail(`port ${quote(port, 20)} is not a number`);
-  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
-    return fail(`port ${quote(port, 20)} is out of range 1-65535`);
-  }
-  if (name === '')
-    return fail(host === '' ? 'empty host in the host list' : `no host name before ${quote(`:${port}`, 20)}`);
-  if (!/^(\[[0-9a-f:.]+\]|[a-z0-9._-]+)$/i.test(name))
-    return fail(`host ${quote(name, 60)} is not a valid host name`);
-  return `${name}:${port ?? 2379}`;
 }
 
 /**
@@ -106,33 +83,8 @@ function parseHost(host: string, fail: (problem: string) => never): string {
  * (PEM file paths, named after etcdctl's `ETCDCTL_CACERT`...; they need `etcds://`).
  */
 function fromEnv(env: RegistryUriContext['env'], tls: boolean): Pick<EtcdConnectionOptions, 'auth' | 'tls'> {
-  const set = (name: string) => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
-  const read = (variable: string, path: string) => {
-    try {
-      return readFileSync(path);
-    } catch (error) {
-      const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-      throw new ConfigError(
-        `cannot read ${variable}=${quote(path, 120)} (${reason}); point it at a readable file`,
-      );
-    }
-  };
-  const username = set('ETCD_USERNAME');
-  const passwordFile = set('ETCD_PASSWORD_FILE');
-  let password = set('ETCD_PASSWORD');
-  if (password !== undefined && passwordFile !== undefined) {
-    throw new ConfigError('both ETCD_PASSWORD and ETCD_PASSWORD_FILE are set; set only one of them');
-  }
-  if (passwordFile !== undefined) {
-    password = read('ETCD_PASSWORD_FILE', passwordFile)
-      .toString()
-      .replace(/\r?\n$/, '');
-    if (password === '') {
-      throw new ConfigError(
-        `ETCD_PASSWORD_FILE=${quote(passwordFile, 120)} is empty; write the etcd password into it`,
-      );
-    }
-  }
+  const username = envValue(env, 'ETCD_USERNAME');
+  const password = readSecret(env, 'ETCD_PASSWORD', 'the etcd password')?.value;
   if ((username === undefined) !== (password === undefined)) {
     throw new ConfigError(
       username === undefined
@@ -140,7 +92,11 @@ function fromEnv(env: RegistryUriContext['env'], tls: boolean): Pick<EtcdConnect
         : 'ETCD_USERNAME is set but no password; set ETCD_PASSWORD or ETCD_PASSWORD_FILE',
     );
   }
-  const files = { ca: set('ETCD_CACERT'), cert: set('ETCD_CERT'), key: set('ETCD_KEY') };
+  const files = {
+    ca: envValue(env, 'ETCD_CACERT'),
+    cert: envValue(env, 'ETCD_CERT'),
+    key: envValue(env, 'ETCD_KEY'),
+  };
   if (!tls && (files.ca || files.cert || files.key)) {
     throw new ConfigError(
       'ETCD_CACERT/ETCD_CERT/ETCD_KEY are set but the URI is etcd://; use etcds:// for TLS',
@@ -149,15 +105,12 @@ function fromEnv(env: RegistryUriContext['env'], tls: boolean): Pick<EtcdConnect
   if ((files.cert === undefined) !== (files.key === undefined)) {
     throw new ConfigError('a client certificate needs both ETCD_CERT and ETCD_KEY; set both or neither');
   }
+  const ca = readEnvFile(env, 'ETCD_CACERT', 'a PEM CA certificate');
+  const cert = readEnvFile(env, 'ETCD_CERT', 'a PEM client certificate');
+  const key = readEnvFile(env, 'ETCD_KEY', 'a PEM private key');
   return {
     ...(username !== undefined && password !== undefined && { auth: { username, password } }),
-    ...(tls && {
-      tls: {
-        ...(files.ca && { ca: read('ETCD_CACERT', files.ca) }),
-        ...(files.cert && { cert: read('ETCD_CERT', files.cert) }),
-        ...(files.key && { key: read('ETCD_KEY', files.key) }),
-      },
-    }),
+    ...(tls && { tls: { ...(ca && { ca }), ...(cert && { cert }), ...(key && { key }) } }),
   };
 }
 
@@ -168,6 +121,7 @@ export function etcdRegistryFromUri(uri: string | URL, ctx: RegistryUriContext):
     hosts: parsed.hosts,
     ...fromEnv(ctx.env, parsed.tls),
     nodeId: ctx.nodeId,
+    ...(ctx.engineId !== undefined && { engineId: ctx.engineId }),
     ttl: ctx.ttl,
     ...(ctx.ttlRefresh !== undefined && { keepaliveInterval: ctx.ttlRefresh }),
     ...(parsed.prefix !== undefined && { prefix: parsed.prefix }),

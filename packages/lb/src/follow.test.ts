@@ -95,14 +95,20 @@ async function servingSlots(backend: string): Promise<string[]> {
     .sort();
 }
 
-function run(memory: ReturnType<typeof memoryFollower>, lines: Line[], events: LbEvent[] = []) {
+/** Run followIntoHaproxy on `memory` into the test's HAProxy (web and api by default), logging into `lines`. */
+function run(
+  memory: ReturnType<typeof memoryFollower>,
+  lines: Line[],
+  events: LbEvent[] = [],
+  targets = [
+    { service: 'web', backend: 'web' },
+    { service: 'api', backend: 'api' },
+  ],
+) {
   running = followIntoHaproxy({
     follower: memory.follower,
     haproxy: { path: haproxy.socket },
-    targets: [
-      { service: 'web', backend: 'web' },
-      { service: 'api', backend: 'api' },
-    ],
+    targets,
     checkIntervalMs: 200,
     logger: capturingLogger(lines),
   }).subscribe((event) => events.push(event));
@@ -190,16 +196,15 @@ describe('followIntoHaproxy (real HAProxy)', { shuffle: false }, () => {
     const lines: Line[] = [];
     const [a] = await upstreams3('unknown');
     memory.set('web', [a!]);
-    running = followIntoHaproxy({
-      follower: memory.follower,
-      haproxy: { path: haproxy.socket },
-      targets: [
+    run(
+      memory,
+      lines,
+      [],
+      [
         { service: 'web', backend: 'web' },
         { service: 'web', backend: 'nope' },
       ],
-      checkIntervalMs: 200,
-      logger: capturingLogger(lines),
-    }).subscribe();
+    );
     await until('web served by unknown-1', async () => sameSet(await answering('web', 3), ['unknown-1']));
     await until('the unknown backend logged', () =>
       lines.some((l) => l.level === 'error' && l.msg === 'HAProxy backend unusable'),

@@ -1,5 +1,5 @@
 import { connect, isIP } from 'node:net';
-import { ConfigError, quote } from '@registrar/core';
+import { ConfigError, formatHostPort, quote } from '@registrar/core';
 
 /** Where HAProxy's runtime API listens: a `stats socket` on a unix path or on TCP. */
 export type RuntimeAddress = { readonly path: string } | { readonly host: string; readonly port: number };
@@ -23,9 +23,7 @@ export function parseRuntimeAddress(text: string): RuntimeAddress {
 }
 
 export const describeAddress = (address: RuntimeAddress): string =>
-  'path' in address
-    ? `unix:${address.path}`
-    : `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+  'path' in address ? `unix:${address.path}` : formatHostPort(address);
 
 /** HAProxy answered, but not with what was asked for (an unknown backend, a refused command). */
 export class HaproxyCommandError extends Error {

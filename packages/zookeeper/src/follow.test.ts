@@ -1,23 +1,18 @@
 import type { Instance, Registry, ServiceFollower } from '@registrar/core';
-import { ConfigError } from '@registrar/core';
-import { startTcpProxy, type TcpProxy } from '@registrar/test/harness/proxy';
 import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
 import zookeeper from 'node-zookeeper-client';
 import type { Client } from 'node-zookeeper-client';
-import type { Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { codecFor } from './layout.js';
 import type { ZookeeperFollowerOptions, ZookeeperLayout, ZookeeperRegistryOptions } from './index.js';
 import { createZookeeperFollower, createZookeeperRegistry, zookeeperFollowerFromUri } from './index.js';
 import { connectRaw, service, type Raw } from './testing/helpers.js';
 import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
+import * as contract from '@registrar/test/harness/follower-contract';
 
 let server: ZookeeperServer;
 let raw: Raw;
-const registries: Registry[] = [];
-const followers: ServiceFollower[] = [];
-const subscriptions: Subscription[] = [];
-const proxies: TcpProxy[] = [];
+const { registries, followers, subscriptions, proxies } = contract.closedAfterEachTest();
 let counter = 0;
 const freshBase = () => `/follow${++counter}`;
 
@@ -29,13 +24,7 @@ beforeAll(async () => {
 beforeEach(async () => {
   raw = await connectRaw(server.connectString);
 });
-afterEach(async () => {
-  raw?.close();
-  for (const subscription of subscriptions.splice(0)) subscription.unsubscribe();
-  await Promise.all(followers.splice(0).map((f) => f.close()));
-  await Promise.all(registries.splice(0).map((r) => r.close({ deregister: true }).catch(() => undefined)));
-  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
-});
+afterEach(() => raw?.close());
 afterAll(async () => {
   await server?.close();
 });
@@ -66,34 +55,30 @@ const instance = (node: string, port = 32768, address = '10.0.0.5'): Instance =>
 
 const capture = warningCapture;
 
+/** The contract scenarios' view of ZooKeeper, with these registry and follower options. */
+const backend = (
+  options: Partial<ZookeeperFollowerOptions & ZookeeperRegistryOptions> = {},
+): contract.FollowerBackend => ({
+  registry: (nodeId) => registry(nodeId, options),
+  follow: () => watch(follower(options), 'web'),
+  service,
+  instance,
+});
+
 describe('zookeeper follower (real ZooKeeper)', () => {
   for (const layout of ['curator', 'registrator'] as const satisfies ZookeeperLayout[]) {
+    // The update: curator sets the same node's data; registrator moves the node to the new ip:port.
     it(`${layout}: two nodes' entries in one set; an update and a deregister are seen`, async () => {
-      const basePath = freshBase();
-      const a = registry('a', { basePath, layout });
-      const b = registry('b', { basePath, layout });
-      await a.register(service({ node: 'a' }));
-      await b.register(service({ node: 'b', address: '10.0.0.6', port: 9090 }));
-      await a.register(service({ node: 'a', name: 'api', id: 'a:api1:80', port: 1 }));
-      const follow = watch(follower({ basePath, layout }), 'web');
-      await follow.until([instance('a'), instance('b', 9090, '10.0.0.6')]);
-      // curator: setData on the same node; registrator: the node moves to the new ip:port.
-      await a.register(service({ node: 'a', port: 8081 }));
-      await follow.until([instance('a', 8081), instance('b', 9090, '10.0.0.6')]);
-      await b.deregister(service({ node: 'b' }).id);
-      await follow.until([instance('a', 8081)]);
-      expect(follow.unreachable()).toBe(0);
+      await contract.twoNodesThenUpdateAndDeregister(backend({ basePath: freshBase(), layout }), {
+        addressOfB: '10.0.0.6',
+        other: { name: 'api', id: 'a:api1:80', port: 1 },
+      });
     });
   }
 
   it('a follower started before the service exists emits [] and then the instance; the parent may go and come back', async () => {
     const basePath = freshBase();
-    const follow = watch(follower({ basePath }), 'web');
-    await follow.until([]);
-    const a = registry('a', { basePath });
-    await a.register(service({ node: 'a' }));
-    await follow.until([instance('a')]);
-    expect(follow.updates).toHaveLength(2);
+    const { follow, a } = await contract.emptyThenInstance(backend({ basePath }));
     // The last deregister removes the empty `<base>/web` too: the follower waits for it again.
     await a.deregister(service({ node: 'a' }).id);
     expect(await raw.exists(`${basePath}/web`)).toBeNull();
@@ -159,108 +144,62 @@ describe('zookeeper follower (real ZooKeeper)', () => {
   });
 
   it('server stopped: unreachable once; restarted, the full set again, and changes after it', async () => {
-    const basePath = freshBase();
-    const a = registry('a', { basePath });
-    await a.register(service({ node: 'a' }));
-    await registry('b', { basePath }).register(service({ node: 'b' }));
-    const follow = watch(follower({ basePath }), 'web');
-    await follow.until([instance('a'), instance('b')]);
-    const before = follow.updates.length;
-    await server.stop();
-    await vi.waitFor(() => expect(follow.unreachable()).toBe(1), { timeout: 10_000, interval: 20 });
-    await server.start();
-    await vi.waitFor(() => expect(follow.updates.length).toBeGreaterThan(before + 1), {
-      timeout: 20_000,
-      interval: 50,
-    });
-    expect(follow.last()).toEqual([instance('a'), instance('b')]);
-    await vi.waitFor(() => a.register(service({ node: 'a', port: 1234 })), {
-      timeout: 15_000,
-      interval: 200,
-    });
-    await follow.until([instance('a', 1234), instance('b')]);
-    expect(follow.unreachable()).toBe(1);
+    await contract.stoppedThenRestarted(backend({ basePath: freshBase() }), server, 20_000);
   });
 
   it('server paused (SIGSTOP): noticed by the session watchdog; resumed, the full set again', async () => {
     const basePath = freshBase();
-    await registry('a', { basePath, ttl: 20 }).register(service({ node: 'a' }));
-    const follow = watch(follower({ basePath, sessionTimeoutMs: 3000 }), 'web');
-    await follow.until([instance('a')]);
-    server.pause();
-    try {
-      await vi.waitFor(() => expect(follow.unreachable()).toBe(1), { timeout: 10_000, interval: 20 });
-    } finally {
-      server.resume();
-    }
-    await vi.waitFor(() => expect(follow.updates.at(-1)?.kind).toBe('instances'), {
-      timeout: 15_000,
-      interval: 50,
-    });
-    expect(follow.last()).toEqual([instance('a')]);
-    expect(follow.unreachable()).toBe(1);
+    await contract.pausedThenResumed(
+      {
+        ...backend({ basePath }),
+        registry: (nodeId) => registry(nodeId, { basePath, ttl: 20 }),
+        follow: () => watch(follower({ basePath, sessionTimeoutMs: 3000 }), 'web'),
+      },
+      server,
+      { timeout: 10_000, interval: 20 },
+    );
   });
 
   for (const expire of [false, true]) {
     it(`cut off from ZooKeeper${expire ? ' past its session timeout' : ''}: unreachable once; back, it has the changes made meanwhile`, async () => {
       const basePath = freshBase();
       const { logger, warnings } = capture();
-      const a = registry('a', { basePath });
-      const b = registry('b', { basePath });
-      await a.register(service({ node: 'a' }));
-      await b.register(service({ node: 'b' }));
-      const proxy = await startTcpProxy(server.port);
-      proxies.push(proxy);
-      const follow = watch(
-        follower({ basePath, connectString: `127.0.0.1:${proxy.port}`, sessionTimeoutMs: 2000, logger }),
-        'web',
-      );
-      await follow.until([instance('a'), instance('b')]);
-      await proxy.down();
-      await vi.waitFor(() => expect(follow.unreachable()).toBe(1), { timeout: 10_000, interval: 20 });
-      await a.register(service({ node: 'a', port: 4321 }));
-      await b.deregister(service({ node: 'b' }).id);
-      await registry('c', { basePath }).register(service({ node: 'c' }));
-      if (expire) {
-        await vi.waitFor(
-          () => expect(warnings).toContain('zookeeper follower session lost; opening a new one'),
-          {
-            timeout: 10_000,
-            interval: 20,
-          },
-        );
-      }
-      await proxy.up();
-      await follow.until([instance('a', 4321), instance('c')], 15_000);
-      expect(follow.unreachable()).toBe(1);
+      await contract.cutOffThenBack(backend({ basePath }), {
+        serverPort: server.port,
+        proxies,
+        followThrough: (port) =>
+          watch(
+            follower({ basePath, connectString: `127.0.0.1:${port}`, sessionTimeoutMs: 2000, logger }),
+            'web',
+          ),
+        whileCut: async () => {
+          if (!expire) return;
+          await vi.waitFor(
+            () => expect(warnings).toContain('zookeeper follower session lost; opening a new one'),
+            { timeout: 10_000, interval: 20 },
+          );
+        },
+      });
     });
   }
 
   it('from a URI: the same parsing and credentials as the registry', async () => {
     const basePath = freshBase();
     await registry('a', { basePath, layout: 'registrator' }).register(service({ node: 'a' }));
-    const f = zookeeperFollowerFromUri(`zk://${server.connectString}${basePath}?layout=registrator`, {
-      logger: capture().logger,
-      env: {},
+    await contract.fromUri({
+      open: zookeeperFollowerFromUri,
+      uri: `zk://${server.connectString}${basePath}?layout=registrator`,
+      target: `zookeeper://${server.connectString}${basePath}`,
+      followers,
+      watch,
+      expected: [instance('a')],
+      invalid: { uri: 'zk://127.0.0.1:1/x', env: { ZOOKEEPER_AUTH: 'nocolon' } },
+      badName: 'a/b',
     });
-    followers.push(f);
-    expect(f.target).toBe(`zookeeper://${server.connectString}${basePath}`);
-    await watch(f, 'web').until([instance('a')]);
-    expect(() =>
-      zookeeperFollowerFromUri('zk://127.0.0.1:1/x', {
-        logger: capture().logger,
-        env: { ZOOKEEPER_AUTH: 'nocolon' },
-      }),
-    ).toThrow(ConfigError);
-    expect(() => f.follow('a/b')).toThrow(ConfigError);
   });
 
   it('close() completes every follow', async () => {
-    const f = follower({ basePath: freshBase() });
-    let completed = false;
-    subscriptions.push(f.follow('web').subscribe({ complete: () => (completed = true) }));
-    await f.close();
-    expect(completed).toBe(true);
+    await contract.closeCompletesEveryFollow(follower({ basePath: freshBase() }), subscriptions);
   });
 });
 

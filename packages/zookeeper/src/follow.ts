@@ -3,6 +3,7 @@ import {
   backoffDelay,
   ConfigError,
   followGate,
+  followLifetimes,
   quote,
   RegistryConnectionError,
   silentLogger,
@@ -60,7 +61,7 @@ export function createZookeeperFollower(options: ZookeeperFollowerOptions): Serv
   const operationTimeoutMs = options.operationTimeoutMs ?? Math.min(sessionTimeoutMs, 5000);
   const connected$ = new Subject<void>();
   const down$ = new Subject<Error>();
-  let closed = false;
+  const lifetimes = followLifetimes();
 
   const newClient = (): Client => {
     if (!factory) return createClient(connectString!, sessionTimeoutMs, auth);
@@ -79,14 +80,13 @@ export function createZookeeperFollower(options: ZookeeperFollowerOptions): Serv
       onDisconnected: () =>
         down$.next(new RegistryConnectionError('disconnected from ZooKeeper, reconnecting', BACKEND)),
       onLost: (reason) => {
-        if (closed) return;
+        if (lifetimes.closed) return;
         logger.warn({ reason }, 'zookeeper follower session lost; opening a new one');
         session = open();
         down$.next(new RegistryConnectionError(`ZooKeeper session lost (${reason})`, BACKEND));
       },
     });
   let session = open();
-  const active = new Set<() => void>();
 
   const follow = (name: string): Observable<FollowUpdate> => {
     // ZooKeeper's path rules, as the registry applies them to the names it writes.
@@ -231,16 +231,8 @@ export function createZookeeperFollower(options: ZookeeperFollowerOptions): Serv
         stopped = true;
         clearTimeout(timer);
         for (const subscription of subscriptions) subscription.unsubscribe();
-        active.delete(finish);
       };
-      const finish = () => {
-        stop();
-        subscriber.complete();
-      };
-      active.add(finish);
-      if (closed) finish();
-      else refresh();
-      return stop;
+      return lifetimes.run(subscriber, stop, refresh);
     });
   };
 
@@ -249,9 +241,7 @@ export function createZookeeperFollower(options: ZookeeperFollowerOptions): Serv
     target: `zookeeper://${connectString ?? 'client'}${base || '/'}`,
     follow,
     async close() {
-      if (closed) return;
-      closed = true;
-      for (const finish of [...active]) finish();
+      if (!lifetimes.close()) return;
       connected$.complete();
       down$.complete();
       // Nothing of ours lives in the session: close it properly.

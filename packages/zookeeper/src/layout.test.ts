@@ -84,6 +84,41 @@ describe('curator codec', () => {
     }
   });
 
+  it('records the engine beside the owner in every payload mode and decodes it with any codec', () => {
+    const where = {
+      none: (doc: Record<string, unknown>) => doc,
+      spring: (doc: Record<string, unknown>) =>
+        (doc.payload as { metadata: Record<string, unknown> }).metadata,
+      plain: (doc: Record<string, unknown>) => doc.payload as Record<string, unknown>,
+    };
+    for (const written of ZOOKEEPER_PAYLOADS) {
+      const data = curatorCodec(written).encode(s, 'n1', TIME, 'ENG:A');
+      const owner = where[written](JSON.parse(data) as Record<string, unknown>);
+      // Right after the owner, where Curator consumers already find registrar's fields.
+      const keys = Object.keys(owner);
+      expect(keys[keys.indexOf('registrar.node') + 1]).toBe('registrar.engine');
+      expect(owner['registrar.engine']).toBe('ENG:A');
+      for (const reader of ZOOKEEPER_PAYLOADS) {
+        expect(curatorCodec(reader).decode(data)).toEqual({
+          id: 'n1:web1:80',
+          name: 'web',
+          node: 'n1',
+          engine: 'ENG:A',
+          registrationTimeUTC: TIME,
+        });
+      }
+    }
+  });
+
+  it('a service’s own registrar.engine metadata never passes for the writer’s engine', () => {
+    const hostile = { ...s, meta: { 'registrar.engine': 'forged' } };
+    for (const mode of ZOOKEEPER_PAYLOADS) {
+      const codec = curatorCodec(mode);
+      expect(codec.decode(codec.encode(hostile, 'n1', TIME))?.engine, mode).toBeUndefined();
+      expect(codec.decode(codec.encode(hostile, 'n1', TIME, 'ENG:A'))?.engine, mode).toBe('ENG:A');
+    }
+  });
+
   it('canonical ignores only the registration time, so a mode change is drift', () => {
     for (const mode of ZOOKEEPER_PAYLOADS) {
       const codec = curatorCodec(mode);
@@ -98,6 +133,18 @@ describe('curator codec', () => {
 
   it('rejects an unknown payload mode from untyped callers', () => {
     expect(() => curatorCodec('map' as never)).toThrow('unknown zookeeper payload "map"');
+  });
+
+  it('the registrator layout records the engine as `Engine` after `Node`', () => {
+    const data = registratorCodec.encode(s, 'n1', TIME, 'ENG:A');
+    expect(data.endsWith('"ID":"n1:web1:80","Node":"n1","Engine":"ENG:A"}')).toBe(true);
+    expect(registratorCodec.decode(data)).toEqual({
+      id: 'n1:web1:80',
+      name: 'web',
+      node: 'n1',
+      engine: 'ENG:A',
+    });
+    expect(registratorCodec.decode(registratorCodec.encode(s, 'n1', TIME))?.engine).toBeUndefined();
   });
 
   it('the registrator layout has no payload', () => {

@@ -31,6 +31,8 @@ export const MAP_PAYLOAD_CLASS = 'java.util.LinkedHashMap';
 
 /** Metadata keys this bridge adds next to the service's own metadata (curator layout). */
 export const META_NODE = 'registrar.node';
+/** The writing Docker engine's ID, beside the owner node; absent in nodes written by older versions. */
+export const META_ENGINE = 'registrar.engine';
 export const META_CONTAINER_ID = 'registrar.container.id';
 export const META_CONTAINER_NAME = 'registrar.container.name';
 
@@ -39,6 +41,8 @@ export interface DecodedNode {
   readonly id: string;
   readonly name: string;
   readonly node: string;
+  /** The writing Docker engine's ID, when the node records one. */
+  readonly engine?: string;
   /** Curator's registration time, kept on updates so that it means "first registered in this session". */
   readonly registrationTimeUTC?: number;
 }
@@ -47,8 +51,8 @@ export interface LayoutCodec {
   readonly layout: ZookeeperLayout;
   /** Path of the node for `service` below `base` (`''` for the root). */
   path(base: string, service: Service): string;
-  /** The exact bytes to store. */
-  encode(service: Service, owner: string, registrationTimeUTC: number): string;
+  /** The exact bytes to store; `engine` (the writing Docker engine's ID) is recorded beside the owner. */
+  encode(service: Service, owner: string, registrationTimeUTC: number, engine?: string): string;
   /** Parse stored bytes; undefined when they are not a node this layout (and this bridge) could have written. */
   decode(data: string): DecodedNode | undefined;
   /** Stored bytes with volatile fields neutralised: equal for two writes of the same service. */
@@ -80,8 +84,11 @@ function parseObject(data: string): Record<string, unknown> | undefined {
   }
 }
 
-/** Where the owner node is recorded: top level (payload `none`), in Spring's metadata, or in a `Map` payload. */
-function ownerOf(doc: Record<string, unknown>): string | undefined {
+/**
+ * Where the owner node (or another ownership field) is recorded: top level (payload `none`), in Spring's
+ * metadata, or in a `Map` payload.
+ */
+function ownershipField(doc: Record<string, unknown>, field: string): string | undefined {
   const payload = doc.payload;
   const record =
     payload !== null && typeof payload === 'object' && !Array.isArray(payload)
@@ -89,11 +96,11 @@ function ownerOf(doc: Record<string, unknown>): string | undefined {
       : undefined;
   const metadata = record?.metadata;
   const candidates = [
-    doc[META_NODE],
+    doc[field],
     metadata !== null && typeof metadata === 'object'
-      ? (metadata as Record<string, unknown>)[META_NODE]
+      ? (metadata as Record<string, unknown>)[field]
       : undefined,
-    record?.[META_NODE],
+    record?.[field],
   ];
   return candidates.find((value): value is string => typeof value === 'string');
 }
@@ -105,11 +112,12 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
   return {
     layout: 'curator',
     path: (base, service) => `${base}/${service.name}/${service.id}`,
-    encode(service, owner, registrationTimeUTC) {
+    encode(service, owner, registrationTimeUTC, engine) {
       // Field order and the absent `enabled` are what Curator's JsonInstanceSerializer writes by default
       // (its compatible mode); readers take `enabled` as true. With payload=plain the bytes are Curator's own.
       const ownership: Record<string, string> = {
         [META_NODE]: owner,
+        ...(engine !== undefined && { [META_ENGINE]: engine }),
         [META_CONTAINER_ID]: service.container.id,
         [META_CONTAINER_NAME]: service.container.name,
       };
@@ -119,6 +127,8 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
         protocol: service.protocol,
         ...ownership,
       };
+      // A service's own `registrar.engine` metadata must not pass for the writer's engine.
+      if (engine === undefined) delete metadata[META_ENGINE];
       let payload: Record<string, unknown> | null = null;
       if (payloadMode === 'spring') {
         payload = { '@class': SPRING_PAYLOAD_CLASS, id: service.id, name: service.name, metadata };
@@ -145,15 +155,17 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
     decode(data) {
       // Any payload mode is recognised, so a bridge restarted with another mode still finds its old nodes.
       const doc = parseObject(data);
-      const node = doc && ownerOf(doc);
+      const node = doc && ownershipField(doc, META_NODE);
       if (!doc || typeof doc.id !== 'string' || typeof doc.name !== 'string' || node === undefined) {
         return undefined;
       }
       const time = doc.registrationTimeUTC;
+      const engine = ownershipField(doc, META_ENGINE);
       return {
         id: doc.id,
         name: doc.name,
         node,
+        ...(engine !== undefined && { engine }),
         ...(typeof time === 'number' ? { registrationTimeUTC: time } : {}),
       };
     },
@@ -181,9 +193,9 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
 export const registratorCodec: LayoutCodec = {
   layout: 'registrator',
   path: (base, service) => `${base}/${service.name}/${service.address}:${service.port}`,
-  encode(service, owner) {
-    // registrator's ZnodeBody in Go field order; `ID` and `Node` are additions (Go's decoder ignores unknown
-    // fields) that let list() and deregister() work and record the owner.
+  encode(service, owner, _registrationTimeUTC, engine) {
+    // registrator's ZnodeBody in Go field order; `ID`, `Node` and `Engine` are additions (Go's decoder ignores
+    // unknown fields) that let list() and deregister() work and record the owner and its Docker engine.
     return JSON.stringify({
       Name: service.name,
       IP: service.address,
@@ -195,6 +207,7 @@ export const registratorCodec: LayoutCodec = {
       Attrs: sortedRecord(service.meta),
       ID: service.id,
       Node: owner,
+      ...(engine !== undefined && { Engine: engine }),
     });
   },
   decode(data) {
@@ -202,7 +215,8 @@ export const registratorCodec: LayoutCodec = {
     if (!doc || typeof doc.ID !== 'string' || typeof doc.Name !== 'string' || typeof doc.Node !== 'string') {
       return undefined;
     }
-    return { id: doc.ID, name: doc.Name, node: doc.Node };
+    const engine = typeof doc.Engine === 'string' ? { engine: doc.Engine } : {};
+    return { id: doc.ID, name: doc.Name, node: doc.Node, ...engine };
   },
   canonical: (data) => data,
   instance(child, data) {

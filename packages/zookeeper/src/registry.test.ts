@@ -1,5 +1,5 @@
 import type { Registry } from '@registrar/core';
-import { RegistryRejectedError } from '@registrar/core';
+import { NodeIdConflictError, RegistryRejectedError } from '@registrar/core';
 import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
 import zookeeper from 'node-zookeeper-client';
 import type { Client } from 'node-zookeeper-client';
@@ -13,8 +13,14 @@ const open: Registry[] = [];
 let counter = 0;
 const freshBase = () => `/t${++counter}`;
 
+/** A registry on the test server that the test closes itself. */
+function unmanagedRegistry(options: Partial<ZookeeperRegistryOptions> & { nodeId: string }): Registry {
+  return createZookeeperRegistry({ connectString: server.connectString, ttl: 2, ...options });
+}
+
+/** A registry closed (deregistering) after the test. */
 function registry(options: Partial<ZookeeperRegistryOptions> & { nodeId: string }): Registry {
-  const r = createZookeeperRegistry({ connectString: server.connectString, ttl: 2, ...options });
+  const r = unmanagedRegistry(options);
   open.push(r);
   return r;
 }
@@ -81,6 +87,46 @@ describe('zookeeper registry', () => {
     expect(await raw.exists(`${base}/api`)).not.toBeNull();
     await r.deregister('n1:never:1');
     expect((await r.list()).map((e) => e.id)).toEqual(['n1:api1:8080']);
+  });
+
+  it('records the engine; a clone with the same node id lists it as another engine’s and never changes or removes it', async () => {
+    const base = freshBase();
+    const ours = registry({ nodeId: 'n1', engineId: 'ENGINE-A', basePath: base });
+    const a = service({ node: 'n1' });
+    await ours.register(a);
+    const path = `${base}/web/n1:web1:80`;
+    const written = await raw.getData(path);
+    expect(JSON.parse(written.data)).toMatchObject({
+      'registrar.node': 'n1',
+      'registrar.engine': 'ENGINE-A',
+    });
+    expect((await ours.list()).map((e) => [e.id, e.engine])).toEqual([[a.id, 'ENGINE-A']]);
+
+    const clone = registry({ nodeId: 'n1', engineId: 'ENGINE-B', basePath: base });
+    expect((await clone.list()).map((e) => [e.id, e.engine])).toEqual([[a.id, 'ENGINE-A']]);
+    const refused = await clone.register({ ...a, port: 1 }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(NodeIdConflictError);
+    expect((refused as NodeIdConflictError).engine).toBe('ENGINE-A');
+    await clone.deregister(a.id);
+    await clone.close({ deregister: true });
+    const after = await raw.getData(path);
+    expect(after.data).toBe(written.data);
+    expect(after.stat.mzxid.toString('hex')).toBe(written.stat.mzxid.toString('hex'));
+  });
+
+  it('adopts a node of its node id that records no engine (an older version wrote it)', async () => {
+    const base = freshBase();
+    const old = registry({ nodeId: 'n1', basePath: base });
+    const a = service({ node: 'n1' });
+    await old.register(a);
+    const upgraded = registry({ nodeId: 'n1', engineId: 'ENGINE-A', basePath: base });
+    const listed = await upgraded.list();
+    expect(listed.map((e) => e.id)).toEqual([a.id]);
+    expect(listed[0]!.engine).toBeUndefined();
+    // Rewritten once with the engine (another session's node: replaced by ours).
+    await upgraded.register(a);
+    const { data } = await raw.getData(`${base}/web/n1:web1:80`);
+    expect(JSON.parse(data)).toMatchObject({ 'registrar.engine': 'ENGINE-A' });
   });
 
   it('writes Curator ServiceInstance JSON byte for byte, with a Spring Cloud Zookeeper payload', async () => {
@@ -357,12 +403,7 @@ describe('zookeeper registry', () => {
 
   it('close() without deregister abandons the session: nodes stay, then vanish with the session timeout', async () => {
     const base = freshBase();
-    const r = createZookeeperRegistry({
-      connectString: server.connectString,
-      nodeId: 'n1',
-      basePath: base,
-      ttl: 2,
-    });
+    const r = unmanagedRegistry({ nodeId: 'n1', basePath: base });
     await r.register(service({ node: 'n1' }));
     const path = `${base}/web/n1:web1:80`;
     const closedAt = Date.now();
@@ -374,12 +415,7 @@ describe('zookeeper registry', () => {
 
   it('close({ deregister: true }) removes everything at once', async () => {
     const base = freshBase();
-    const r = createZookeeperRegistry({
-      connectString: server.connectString,
-      nodeId: 'n1',
-      basePath: base,
-      ttl: 2,
-    });
+    const r = unmanagedRegistry({ nodeId: 'n1', basePath: base });
     await r.register(service({ node: 'n1' }));
     await r.close({ deregister: true });
     expect(await raw.exists(`${base}/web`)).toBeNull();

@@ -1,9 +1,11 @@
-import type { LivenessLoss, Logger, Registry, RegistryEntry, Service } from '@registrar/core';
+import type { LivenessLoss, Logger, Registry, RegistryEntry, RegistryEvent, Service } from '@registrar/core';
 import {
   ConfigError,
+  NodeIdConflictError,
   RegistryError,
   RegistryRejectedError,
   removeStateFile,
+  runPool,
   silentLogger,
   writeStateFile,
 } from '@registrar/core';
@@ -30,6 +32,11 @@ export interface ZookeeperRegistryOptions {
   readonly client?: Client | (() => Client);
   /** The node id whose entries this adapter writes and lists. */
   readonly nodeId: string;
+  /**
+   * The Docker engine ID recorded in every node beside the owner (`registrar.engine`), so that a bridge of
+   * another host using the same node id never touches them (see `Registry.engineId`).
+   */
+  readonly engineId?: string;
   /** Where services live, default `/services` (Curator's and Spring Cloud Zookeeper's default). */
   readonly basePath?: string;
   /** Liveness TTL in seconds, requested as the session timeout (the server clamps it to 2–20 × tickTime). */
@@ -63,6 +70,8 @@ interface OwnedNode {
   readonly path: string;
   readonly id: string;
   readonly name: string;
+  /** The writing engine, if the node records one. */
+  readonly engine?: string;
   readonly data: string;
   readonly stat: Stat;
 }
@@ -105,27 +114,17 @@ function parentOf(path: string): string {
   return path.slice(0, path.lastIndexOf('/')) || '/';
 }
 
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
 class ZookeeperRegistry implements Registry {
   readonly backend = BACKEND;
   readonly mirrorsHealth = false;
   readonly nodeId: string;
+  readonly engineId?: string;
   readonly target: string;
   readonly lost$: Observable<LivenessLoss>;
+  readonly events$: Observable<RegistryEvent>;
 
   private readonly lost = new Subject<LivenessLoss>();
+  private readonly events = new Subject<RegistryEvent>();
   private readonly codec: LayoutCodec;
   private readonly base: string;
   private readonly acls: ACL[];
@@ -140,6 +139,8 @@ class ZookeeperRegistry implements Registry {
    * before its versioned delete: a version that still matches means nobody wrote the node since we did.
    */
   private readonly written = new Map<string, { session: string; id: string; version: number }>();
+  /** Parent emptiness checks waiting to be sent, by session and parent (see `checkParentSoon`). */
+  private readonly parentChecks = new Map<string, Promise<void>>();
   private session: Session;
   /** The saved session id the current client tries to resume, until it is established. */
   private resuming: string | undefined;
@@ -154,6 +155,7 @@ class ZookeeperRegistry implements Registry {
     const ttl = options.ttl ?? 15;
     if (!(ttl > 0)) throw new ConfigError(`zookeeper registry: ttl must be a positive number of seconds`);
     this.nodeId = options.nodeId;
+    if (options.engineId !== undefined) this.engineId = options.engineId;
     this.base = normaliseBase(options.basePath ?? '/services');
     if (options.layout === 'registrator' && options.payload !== undefined) {
       throw new ConfigError(
@@ -168,6 +170,7 @@ class ZookeeperRegistry implements Registry {
     const hosts = options.connectString ?? 'client';
     this.target = `zookeeper://${hosts}${this.base || '/'}`;
     this.lost$ = this.lost.asObservable();
+    this.events$ = this.events.asObservable();
     this.session = this.openSession(true);
   }
 
@@ -218,6 +221,12 @@ class ZookeeperRegistry implements Registry {
       operationTimeoutMs: this.operationTimeoutMs,
       logger: this.logger,
       onLost: (reason) => this.onSessionLost(reason),
+      onHeartbeatFailed: (error) => {
+        if (!this.closed) this.events.next({ type: 'heartbeat-failed', error });
+      },
+      onRecovered: () => {
+        if (!this.closed) this.events.next({ type: 'recovered' });
+      },
       onEstablished: (sessionId, password) => this.onSessionEstablished(instance, sessionId, password),
     });
   }
@@ -250,6 +259,7 @@ class ZookeeperRegistry implements Registry {
     this.logger.warn({ reason }, 'zookeeper session lost; opening a new one, every entry must be re-created');
     this.written.clear();
     this.session = this.openSession(false);
+    this.events.next({ type: 'liveness-lost', reason });
     this.lost.next({ reason });
   }
 
@@ -259,7 +269,11 @@ class ZookeeperRegistry implements Registry {
 
   fingerprint(service: Service): string {
     const path = this.codec.path(this.base, service);
-    return this.fingerprintOf(this.session.sessionId, path, this.codec.encode(service, this.nodeId, 0));
+    return this.fingerprintOf(
+      this.session.sessionId,
+      path,
+      this.codec.encode(service, this.nodeId, 0, this.engineId),
+    );
   }
 
   /** The owning session is part of it: a node left by an earlier session must be re-created, so it differs. */
@@ -268,6 +282,11 @@ class ZookeeperRegistry implements Registry {
       .update(`${path}\n${this.codec.canonical(data)}`)
       .digest('hex');
     return `${sessionId || 'nosession'}/${digest.slice(0, 32)}`;
+  }
+
+  /** Written by another Docker engine under our node id: never ours to change or remove. */
+  private foreignEngine(engine: string | undefined): boolean {
+    return engine !== undefined && this.engineId !== undefined && engine !== this.engineId;
   }
 
   async register(service: Service): Promise<void> {
@@ -303,7 +322,7 @@ class ZookeeperRegistry implements Registry {
     let create = this.ownWrite(session, path, service.id) === undefined;
     for (let attempt = 0; attempt < 8; attempt++) {
       if (create) {
-        const data = this.codec.encode(service, this.nodeId, Date.now());
+        const data = this.codec.encode(service, this.nodeId, Date.now(), this.engineId);
         try {
           await session.call('create', (c, cb) =>
             c.create(path, Buffer.from(data), this.acls, zookeeper.CreateMode.EPHEMERAL, cb),
@@ -329,6 +348,9 @@ class ZookeeperRegistry implements Registry {
           BACKEND,
         );
       }
+      if (this.foreignEngine(decoded.engine)) {
+        throw new NodeIdConflictError(this.target, this.nodeId, decoded.engine!, BACKEND, path);
+      }
       if (decoded.id !== service.id) {
         throw new RegistryRejectedError(
           `${path} already holds service ${decoded.id}; the ${this.codec.layout} layout cannot hold two services at one path`,
@@ -338,7 +360,12 @@ class ZookeeperRegistry implements Registry {
       const owner = existing.stat.ephemeralOwner.toString('hex');
       try {
         if (owner === session.sessionId) {
-          const wanted = this.codec.encode(service, this.nodeId, decoded.registrationTimeUTC ?? Date.now());
+          const wanted = this.codec.encode(
+            service,
+            this.nodeId,
+            decoded.registrationTimeUTC ?? Date.now(),
+            this.engineId,
+          );
           if (wanted === existing.data) {
             this.wrote(session, path, service.id, existing.stat.version);
             return;
@@ -408,9 +435,8 @@ class ZookeeperRegistry implements Registry {
     const own = this.ownWrite(session, path, id);
     this.written.delete(path);
     if (own) {
-      // Unchanged since our own write (else the versioned delete fails): no read needed. ZooKeeper answers a
-      // session's requests in order, so the parent check sent with it sees the parent after the removal.
-      const removed = session
+      // Unchanged since our own write (else the versioned delete fails): no read needed.
+      const removed = await session
         .call('remove', (c, cb) => c.remove(path, own.version, cb))
         .then(
           () => true,
@@ -420,15 +446,13 @@ class ZookeeperRegistry implements Registry {
             throw error;
           },
         );
-      const parentStat = this.parentStat(session, parent);
-      parentStat?.catch(() => undefined);
-      if (await removed) return this.removeParentIfEmpty(session, parent, parentStat);
+      if (removed) return this.checkParentSoon(session, parent);
     }
     for (let attempt = 0; attempt < 8; attempt++) {
       const existing = await this.read(session, path);
       if (!existing) break;
       const decoded = this.codec.decode(existing.data);
-      if (decoded?.node !== this.nodeId || decoded.id !== id) return;
+      if (decoded?.node !== this.nodeId || decoded.id !== id || this.foreignEngine(decoded.engine)) return;
       try {
         await session.call('remove', (c, cb) => c.remove(path, existing.stat.version, cb));
         break;
@@ -437,7 +461,24 @@ class ZookeeperRegistry implements Registry {
         if (!isCode(error, E.BAD_VERSION)) throw error;
       }
     }
-    await this.removeParentIfEmpty(session, parent);
+    await this.checkParentSoon(session, parent);
+  }
+
+  /**
+   * Remove `parent` if it is empty, with one check shared by every removal under it that completes before
+   * the check is sent: a burst of N removals in one service costs N deletes and about one `exists`, not 2N.
+   * Each removal is done before it joins, and ZooKeeper answers a session in order, so the check sees it.
+   */
+  private checkParentSoon(session: Session, parent: string): Promise<void> {
+    const key = `${session.sessionId ?? ''}|${parent}`;
+    const queued = this.parentChecks.get(key);
+    if (queued) return queued;
+    const check = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.parentChecks.delete(key);
+      return this.removeParentIfEmpty(session, parent);
+    });
+    this.parentChecks.set(key, check);
+    return check;
   }
 
   /** `exists` of a service node we may remove once empty; undefined for the base and anything above it. */
@@ -451,11 +492,8 @@ class ZookeeperRegistry implements Registry {
    * delete is versioned (BAD_VERSION if it changed since we looked), so a child another bridge creates at
    * the same moment wins; that bridge retries its create after re-creating the parent if we got there first.
    */
-  private async removeParentIfEmpty(
-    session: Session,
-    parent: string,
-    pending: Promise<Stat | null> | undefined = this.parentStat(session, parent),
-  ): Promise<void> {
+  private async removeParentIfEmpty(session: Session, parent: string): Promise<void> {
+    const pending = this.parentStat(session, parent);
     if (pending === undefined) return;
     try {
       const stat = await pending;
@@ -481,6 +519,7 @@ class ZookeeperRegistry implements Registry {
         id: node.id,
         name: node.name,
         fingerprint: this.fingerprintOf(node.stat.ephemeralOwner.toString('hex'), node.path, node.data),
+        ...(node.engine !== undefined && { engine: node.engine }),
       }));
     } catch (error) {
       throw toRegistryError(error, 'list');
@@ -502,10 +541,10 @@ class ZookeeperRegistry implements Registry {
   /** Every node under the base whose record names this node as owner. Reads only, pipelined. */
   private async scan(session: Session): Promise<OwnedNode[]> {
     const names = await this.children(session, this.base || '/');
-    const perName = await mapLimit(names, 16, async (name) => {
+    const perName = await runPool(names, 16, async (name) => {
       const dir = `${this.base}/${name}`;
       const kids = await this.children(session, dir);
-      const found = await mapLimit(kids, 32, async (kid) => {
+      const found = await runPool(kids, 32, async (kid) => {
         const path = `${dir}/${kid}`;
         let existing: { data: string; stat: Stat } | undefined;
         try {
@@ -516,7 +555,15 @@ class ZookeeperRegistry implements Registry {
         }
         const decoded = existing && this.codec.decode(existing.data);
         if (!existing || decoded?.node !== this.nodeId) return undefined;
-        return { path, id: decoded.id, name: decoded.name, data: existing.data, stat: existing.stat };
+        const engine = decoded.engine !== undefined ? { engine: decoded.engine } : {};
+        return {
+          path,
+          id: decoded.id,
+          name: decoded.name,
+          ...engine,
+          data: existing.data,
+          stat: existing.stat,
+        };
       });
       return found.filter((node) => node !== undefined);
     });
@@ -530,7 +577,7 @@ class ZookeeperRegistry implements Registry {
     if (options.deregister && session.state === 'connected') {
       try {
         const nodes = await this.scan(session);
-        await mapLimit(nodes, 32, (node) => this.removeOwned(session, node.path, node.id));
+        await runPool(nodes, 32, (node) => this.removeOwned(session, node.path, node.id));
       } catch (error) {
         // The clean close below still removes every ephemeral of this session.
         this.logger.warn(
@@ -545,6 +592,7 @@ class ZookeeperRegistry implements Registry {
     // Closed for good: nothing is left to resume.
     if (options.deregister === true && this.options.stateFile) removeStateFile(this.options.stateFile);
     this.lost.complete();
+    this.events.complete();
   }
 }
 

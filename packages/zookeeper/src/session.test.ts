@@ -1,4 +1,4 @@
-import type { LivenessLoss, Registry } from '@registrar/core';
+import type { LivenessLoss, Registry, RegistryEvent } from '@registrar/core';
 import { RegistryConnectionError } from '@registrar/core';
 import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
 import { spawn } from 'node:child_process';
@@ -76,8 +76,10 @@ function bridge(base: string, ttl = 2, connectString = server.connectString) {
   registry.lost$.subscribe((loss) => {
     losses.push(loss);
   });
+  const events: RegistryEvent[] = [];
+  registry.events$.subscribe((event) => events.push(event));
   const path = `${base}/web/n1:web1:80`;
-  return { registry, clients, losses, services, path };
+  return { registry, clients, losses, events, services, path };
 }
 
 async function ownerOf(path: string) {
@@ -175,6 +177,43 @@ describe('zookeeper session liveness', () => {
     await vi.waitFor(() => b.registry.list(), { timeout: 10_000, interval: 100 });
     expect(await ownerOf(b.path)).toBe(first);
     expect(b.losses).toEqual([]);
+    await b.registry.close({ deregister: true });
+  });
+
+  it('events$: cut off and back within the session timeout → heartbeat-failed, then recovered', async () => {
+    const proxy = await startProxy();
+    const b = bridge('/s5', 10, proxy.connectString);
+    await b.registry.register(b.services[0]);
+    const first = await ownerOf(b.path);
+    proxy.cut();
+    await vi.waitFor(() => expect(b.events).toHaveLength(1), { timeout: 5000, interval: 20 });
+    expect(b.events[0]).toMatchObject({
+      type: 'heartbeat-failed',
+      error: expect.any(RegistryConnectionError),
+    });
+    proxy.restore();
+    await vi.waitFor(() => expect(b.events).toHaveLength(2), { timeout: 10_000, interval: 20 });
+    expect(b.events[1]).toEqual({ type: 'recovered' });
+    await b.registry.list();
+    expect(await ownerOf(b.path)).toBe(first);
+    expect(b.losses).toEqual([]);
+    await b.registry.close({ deregister: true });
+    await proxy.close();
+  });
+
+  it('events$: server silent (SIGSTOP) past the session timeout → heartbeat-failed, then liveness-lost', async () => {
+    // A session timeout long enough that the watchdog's ticks cannot skip the "silent, reconnecting" window.
+    const b = bridge('/s6', 6);
+    await b.registry.register(b.services[0]);
+    server.pause();
+    try {
+      await vi.waitFor(() => expect(b.losses).toHaveLength(1), { timeout: 12_000, interval: 50 });
+    } finally {
+      server.resume();
+    }
+    expect(b.events.map((e) => e.type)).toEqual(['heartbeat-failed', 'liveness-lost']);
+    expect(b.events[1]).toEqual({ type: 'liveness-lost', reason: b.losses[0].reason });
+    await vi.waitFor(() => b.registry.register(b.services[0]), { timeout: 10_000, interval: 100 });
     await b.registry.close({ deregister: true });
   });
 

@@ -1,13 +1,15 @@
 import type { Logger } from '@registrar/core';
 import {
   ConfigError,
+  NodeIdConflictError,
   RegistryConnectionError,
+  RegistryError,
   RegistryRejectedError,
   RegistrySessionLostError,
 } from '@registrar/core';
-import type { Socket } from 'node:net';
 import zookeeper from 'node-zookeeper-client';
 import type { Client, Exception } from 'node-zookeeper-client';
+import { assertResumes, clientInternals, resumeOptions, type ClientInternals } from './client-internals.js';
 
 const BACKEND = 'zookeeper';
 
@@ -26,10 +28,26 @@ export function isCode(error: unknown, ...codes: number[]): error is ZkCodeError
   return error instanceof ZkCodeError && codes.includes(error.code);
 }
 
-/** Map anything an operation threw onto core's error hierarchy. */
-export function toRegistryError(error: unknown, what: string): Error {
-  if (error instanceof RegistryConnectionError || error instanceof RegistryRejectedError) return error;
-  if (error instanceof RegistrySessionLostError) return error;
+/**
+ * Map anything an operation threw onto one of core's kind-tagged errors: refusals that a retry cannot fix
+ * are `rejected`, an expired session is `liveness-lost`, everything else (connection trouble, and races such
+ * as a node that changed under us) is a retryable `connection` error.
+ */
+export function toRegistryError(
+  error: unknown,
+  what: string,
+): RegistryConnectionError | RegistrySessionLostError | RegistryRejectedError | NodeIdConflictError {
+  if (
+    error instanceof NodeIdConflictError ||
+    error instanceof RegistryConnectionError ||
+    error instanceof RegistryRejectedError ||
+    error instanceof RegistrySessionLostError
+  ) {
+    return error;
+  }
+  if (error instanceof RegistryError) {
+    return new RegistryConnectionError(`${what}: ${error.message}`, BACKEND, { cause: error });
+  }
   if (error instanceof ZkCodeError) {
     const E = zookeeper.Exception;
     const message = `${what}: ${error.message}`;
@@ -43,8 +61,11 @@ export function toRegistryError(error: unknown, what: string): Error {
       case E.AUTH_FAILED:
       case E.INVALID_ACL:
       case E.BAD_ARGUMENTS:
+      case E.NO_CHILDREN_FOR_EPHEMERALS:
+      case E.UNIMPLEMENTED:
         return new RegistryRejectedError(message, BACKEND, { cause: error });
     }
+    return new RegistryConnectionError(message, BACKEND, { cause: error });
   }
   return new RegistryConnectionError(`${what}: ${String(error)}`, BACKEND, { cause: error });
 }
@@ -77,27 +98,15 @@ export function createClient(
     sessionTimeout: sessionTimeoutMs,
     spinDelay: 200,
     retries: 0,
-    // Options the client reads (its typings omit them): resume that session instead of opening one.
-    ...(resume && { sessionId: resume.sessionId, sessionPassword: resume.sessionPassword }),
+    ...resumeOptions(resume),
   });
+  clientInternals(client);
+  if (resume) assertResumes(client, resume);
   if (auth) client.addAuthInfo(auth.scheme, Buffer.from(auth.credentials));
   return client;
 }
 
 type Callback = (error: Error | Exception | null, ...results: unknown[]) => void;
-
-/** The parts of the client's connection manager we reach into; guarded, since they are not public API. */
-interface ConnectionInternals {
-  state?: number;
-  socket?: Socket;
-  setState?(state: number): void;
-}
-const CM_CONNECTING = 1;
-const CM_CLOSING = -1;
-
-function internals(client: Client): ConnectionInternals | undefined {
-  return (client as unknown as { connectionManager?: ConnectionInternals }).connectionManager;
-}
 
 export type SessionState = 'connecting' | 'connected' | 'disconnected' | 'lost' | 'closed';
 
@@ -117,6 +126,13 @@ export interface SessionOptions {
   readonly onConnected?: () => void;
   /** Called when the connection drops while the session may still live (the client reconnects by itself). */
   readonly onDisconnected?: () => void;
+  /**
+   * Called once per outage when the heartbeat fails while the session may still live: the connection
+   * dropped, or the server went silent and we dropped it. Followed by `onRecovered` or by `onLost`.
+   */
+  readonly onHeartbeatFailed?: (error: RegistryConnectionError) => void;
+  /** Called when the session is connected again after `onHeartbeatFailed`. */
+  readonly onRecovered?: () => void;
 }
 
 /**
@@ -132,14 +148,19 @@ export class Session {
   private lastHeard = 0;
   private lastKick = Date.now();
   private heartbeatInFlight = false;
+  /** Between `onHeartbeatFailed` and `onRecovered` (or the loss): one report per outage. */
+  private failing = false;
   private lastHeartbeat = 0;
   private readonly watchdog: NodeJS.Timeout;
   private readonly waiters = new Set<() => void>();
   readonly client: Client;
+  private readonly internals: ClientInternals;
   private readonly listeners: [string, () => void][];
 
   constructor(private readonly options: SessionOptions) {
     this.client = options.client;
+    // Before anything else: a client whose internals moved must fail here, not misbehave later.
+    this.internals = clientInternals(options.client);
     this.listeners = [
       ['connected', () => this.onConnected()],
       ['connectedReadOnly', () => this.onDisconnected()],
@@ -151,7 +172,7 @@ export class Session {
     this.watchdog = setInterval(() => this.tick(), Math.max(50, Math.floor(this.timeoutMs / 6)));
     this.watchdog.unref();
     if (this.client.getState() === zookeeper.State.SYNC_CONNECTED) this.onConnected();
-    else if (options.owned || internals(this.client)?.state === 0) this.client.connect();
+    else if (options.owned || this.internals.isIdle()) this.client.connect();
   }
 
   /** The negotiated timeout once connected, the requested one before. */
@@ -180,6 +201,10 @@ export class Session {
     } else {
       this.options.logger.info({ sessionId: id }, 'zookeeper reconnected, session kept');
     }
+    if (this.failing) {
+      this.failing = false;
+      this.options.onRecovered?.();
+    }
     for (const wake of this.waiters) wake();
     this.options.onConnected?.();
   }
@@ -189,7 +214,14 @@ export class Session {
     this.state = 'disconnected';
     this.lastKick = Date.now();
     this.options.logger.warn({ sessionId: this.sessionId }, 'zookeeper disconnected, reconnecting');
+    this.heartbeatFailed('disconnected from ZooKeeper, reconnecting');
     this.options.onDisconnected?.();
+  }
+
+  private heartbeatFailed(message: string) {
+    if (this.failing || this.state === 'lost' || this.state === 'closed') return;
+    this.failing = true;
+    this.options.onHeartbeatFailed?.(new RegistryConnectionError(message, BACKEND));
   }
 
   private tick() {
@@ -204,6 +236,7 @@ export class Session {
       if (this.state === 'connected') {
         if (silent > (timeout * 2) / 3) {
           this.options.logger.warn({ silentMs: silent }, 'zookeeper server silent, reconnecting');
+          this.heartbeatFailed(`no answer from ZooKeeper for ${silent} ms, reconnecting`);
           this.kick();
         } else if (!this.heartbeatInFlight && now - this.lastHeartbeat >= timeout / 3) {
           this.heartbeat();
@@ -217,8 +250,7 @@ export class Session {
       this.state !== 'closed' &&
       now - this.lastKick > Math.max(1000, timeout / 2)
     ) {
-      const cm = internals(this.client);
-      if (cm?.state === CM_CONNECTING) this.kick();
+      if (this.internals.isConnecting()) this.kick();
       this.lastKick = now;
     }
   }
@@ -238,12 +270,13 @@ export class Session {
   /** Drop the socket; the client then reconnects (to the next server) with the same session. */
   private kick() {
     this.lastKick = Date.now();
-    internals(this.client)?.socket?.destroy();
+    this.internals.dropSocket();
   }
 
   private lose(reason: string) {
     if (this.state === 'lost' || this.state === 'closed') return;
     this.state = 'lost';
+    this.failing = false;
     this.stop();
     // Abandon the old session for good: if it still lives on the server it expires on its own, and it must
     // never come back to life behind the new one.
@@ -347,7 +380,7 @@ export class Session {
         this.client.once('disconnected', done);
         this.client.close();
       });
-      internals(this.client)?.socket?.destroy();
+      this.internals.dropSocket();
       return;
     }
     closeClient(this.client, false);
@@ -356,12 +389,11 @@ export class Session {
 
 /** Stop a client for good without waiting: closeSession only if `graceful`, never a reconnect. */
 export function closeClient(client: Client, graceful: boolean) {
-  const cm = internals(client);
-  if (graceful || !cm?.setState) {
+  const internals = clientInternals(client);
+  if (graceful) {
     client.close();
+    internals.dropSocket();
   } else {
-    // CLOSING makes the socket's close final (no retry) and keeps closeSession unsent.
-    cm.setState(CM_CLOSING);
+    internals.abandon();
   }
-  cm?.socket?.destroy();
 }

@@ -1,7 +1,7 @@
 /** Hostile ZooKeeper URIs and auth settings (issue 5, scenario 8): a value or a one-line ConfigError. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { expectConfigErrorOrValue, hostileUri } from '../../core/src/testing/hostile.js';
+import { expectConfigErrorOrValue, hostileUri } from '@registrar/core/testing/fuzz';
 import { parseZookeeperUri } from './uri.js';
 
 describe('parseZookeeperUri under hostile input', () => {

@@ -6,43 +6,27 @@ import { describe, expect, it } from 'vitest';
 import { parseZookeeperUri } from './uri.js';
 
 describe('parseZookeeperUri', () => {
+  /** What a curator-layout URI parses to: no payload unless `more` names one. */
+  const curator = (connectString: string, basePath: string, more: object = {}) => ({
+    connectString,
+    basePath,
+    layout: 'curator',
+    payload: 'none',
+    ...more,
+  });
   it.each([
-    [
-      'zookeeper://h1:2181,h2:2182/base',
-      { connectString: 'h1:2181,h2:2182', basePath: '/base', layout: 'curator', payload: 'none' },
-    ],
-    [
-      'zk://h1,h2',
-      { connectString: 'h1:2181,h2:2181', basePath: '/services', layout: 'curator', payload: 'none' },
-    ],
-    [
-      'zk://127.0.0.1:2181/',
-      { connectString: '127.0.0.1:2181', basePath: '/services', layout: 'curator', payload: 'none' },
-    ],
+    ['zookeeper://h1:2181,h2:2182/base', curator('h1:2181,h2:2182', '/base')],
+    ['zk://h1,h2', curator('h1:2181,h2:2181', '/services')],
+    ['zk://127.0.0.1:2181/', curator('127.0.0.1:2181', '/services')],
     [
       'zookeeper://zk:2181/a/b/?layout=registrator',
       { connectString: 'zk:2181', basePath: '/a/b', layout: 'registrator' },
     ],
-    [
-      'ZK://zk/x?world-readable=true',
-      { connectString: 'zk:2181', basePath: '/x', layout: 'curator', payload: 'none', worldReadable: true },
-    ],
-    [
-      'zk://zk/x?world-readable=false&layout=curator',
-      { connectString: 'zk:2181', basePath: '/x', layout: 'curator', payload: 'none' },
-    ],
-    [
-      'zk://zk/x?payload=spring',
-      { connectString: 'zk:2181', basePath: '/x', layout: 'curator', payload: 'spring' },
-    ],
-    [
-      'zk://zk/x?layout=curator&payload=plain',
-      { connectString: 'zk:2181', basePath: '/x', layout: 'curator', payload: 'plain' },
-    ],
-    [
-      'zk://zk/x?payload=spring&payload=none',
-      { connectString: 'zk:2181', basePath: '/x', layout: 'curator', payload: 'none' },
-    ],
+    ['ZK://zk/x?world-readable=true', curator('zk:2181', '/x', { worldReadable: true })],
+    ['zk://zk/x?world-readable=false&layout=curator', curator('zk:2181', '/x')],
+    ['zk://zk/x?payload=spring', curator('zk:2181', '/x', { payload: 'spring' })],
+    ['zk://zk/x?layout=curator&payload=plain', curator('zk:2181', '/x', { payload: 'plain' })],
+    ['zk://zk/x?payload=spring&payload=none', curator('zk:2181', '/x')],
   ])('%s', (uri, expected) => {
     expect(parseZookeeperUri(uri, {})).toEqual(expected);
   });
@@ -146,7 +130,8 @@ describe('parseZookeeperUri', () => {
       'ZOOKEEPER_AUTH is not in the form user:password; write the digest credentials as user:password',
     );
     expect(() => parseZookeeperUri('zk://h/x', { ZOOKEEPER_AUTH_FILE: join(dir, 'missing') })).toThrow(
-      `cannot read ZOOKEEPER_AUTH_FILE="${join(dir, 'missing')}": ENOENT; point it at a readable file containing user:password`,
+      // The words every adapter now uses (it read `...FILE="<path>": ENOENT; ...`).
+      `cannot read ZOOKEEPER_AUTH_FILE="${join(dir, 'missing')}" (ENOENT); point it at a readable file containing user:password`,
     );
   });
 });

@@ -1,6 +1,16 @@
 import type { Registry, RegistryUriContext, ServiceFollower } from '@registrar/core';
-import { ConfigError, MAX_URI_LENGTH, oneLine, quote, showUri, stateFilePath } from '@registrar/core';
-import { readFileSync } from 'node:fs';
+import type { RegistryUriProblem, RegistryUriSyntax } from '@registrar/core';
+import {
+  MAX_URI_LENGTH,
+  formatHostPort,
+  oneLine,
+  parseRegistryUri,
+  quote,
+  readSecret,
+  registryUriError,
+  showUri,
+  stateFilePath,
+} from '@registrar/core';
 import { createZookeeperFollower } from './follow.js';
 import { ZOOKEEPER_PAYLOADS, type ZookeeperLayout, type ZookeeperPayload } from './layout.js';
 import { createZookeeperRegistry, normaliseBase, type ZookeeperRegistryOptions } from './registry.js';
@@ -11,61 +21,81 @@ export type ZookeeperUriOptions = Required<
 > &
   Pick<ZookeeperRegistryOptions, 'auth' | 'worldReadable' | 'payload'>;
 
+/** Stricter than core's host check: no leading or trailing dot or hyphen. */
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
+const FORM = 'write zookeeper://host:2181/base';
 
 function fail(problem: string, fix: string): never {
-  // Every value echoed in `problem` is quoted already; this keeps the whole message to one short line.
-  throw new ConfigError(oneLine(`${problem}; ${fix}`, 600));
+  throw registryUriError('', syntax, problem, fix);
 }
 
-function parseHosts(authority: string): string {
-  if (authority.includes('@')) {
-    fail(
-      'zookeeper URI must not carry credentials',
-      'remove user:password@ and set ZOOKEEPER_AUTH=user:password or ZOOKEEPER_AUTH_FILE instead',
-    );
+/** ZooKeeper's wording of core's URI problems. */
+function describe(problem: RegistryUriProblem, text: string): { problem: string; fix: string } {
+  const server = (entry: string) => `zookeeper server ${quote(entry, 60)}`;
+  switch (problem.kind) {
+    case 'too-long':
+      return { problem: `zookeeper URI is longer than ${MAX_URI_LENGTH} characters`, fix: FORM };
+    case 'malformed':
+      return { problem: `${showUri(text)} is not a zookeeper URI`, fix: FORM };
+    case 'scheme':
+      return {
+        problem: `${quote(`${problem.scheme}:`, 40)} is not a zookeeper URI scheme`,
+        fix: 'write zookeeper://host:2181/base or zk://host:2181/base',
+      };
+    case 'fragment':
+      return { problem: 'zookeeper URI has a #fragment', fix: 'remove it' };
+    case 'credentials':
+      return {
+        problem: 'zookeeper URI must not carry credentials',
+        fix: 'remove user:password@ and set ZOOKEEPER_AUTH=user:password or ZOOKEEPER_AUTH_FILE instead',
+      };
+    case 'no-host':
+      return {
+        problem: 'zookeeper URI has no server',
+        fix: 'write zookeeper://host:2181[,host:2181...]/base',
+      };
+    case 'empty-host':
+      return { problem: `${server('')} has no valid host`, fix: 'write host:port, e.g. zk1:2181' };
+    case 'no-host-name':
+    case 'bad-host':
+      return { problem: `${server(problem.entry)} has no valid host`, fix: 'write host:port, e.g. zk1:2181' };
+    case 'bad-port':
+      return {
+        problem: `${server(problem.entry)} has an invalid port`,
+        fix: 'use a port between 1 and 65535, e.g. 2181',
+      };
+    case 'bad-ipv6':
+    case 'ipv6-unsupported':
+      return {
+        problem: `${server(problem.entry)} is an IPv6 literal, which node-zookeeper-client cannot parse`,
+        fix: 'use a host name that resolves to it',
+      };
+    case 'path-encoding':
+      return {
+        problem: `zookeeper base path ${quote(problem.path, 60)} is not valid percent-encoding`,
+        fix: 'write a plain path such as /services',
+      };
+    case 'bad-path':
+      return {
+        problem: `zookeeper base path ${quote(problem.path, 60)} has spaces or control characters`,
+        fix: 'use e.g. /services',
+      };
   }
-  if (authority === '')
-    fail('zookeeper URI has no server', 'write zookeeper://host:2181[,host:2181...]/base');
-  return authority
-    .split(',')
-    .map((entry) => {
-      if (entry.startsWith('[') || entry.split(':').length > 2) {
-        fail(
-          `zookeeper server ${quote(entry, 60)} is an IPv6 literal, which node-zookeeper-client cannot parse`,
-          'use a host name that resolves to it',
-        );
-      }
-      const [host = '', port] = entry.split(':');
-      if (!HOST.test(host))
-        fail(`zookeeper server ${quote(entry, 60)} has no valid host`, 'write host:port, e.g. zk1:2181');
-      if (port !== undefined) {
-        const n = Number(port);
-        if (!/^\d+$/.test(port) || n < 1 || n > 65535) {
-          fail(
-            `zookeeper server ${quote(entry, 60)} has an invalid port`,
-            'use a port between 1 and 65535, e.g. 2181',
-          );
-        }
-        return `${host}:${n}`;
-      }
-      return `${host}:2181`;
-    })
-    .join(',');
 }
 
-function parseBase(rawPath: string): string {
-  let path: string;
-  try {
-    path = decodeURIComponent(rawPath);
-  } catch {
-    fail(
-      `zookeeper base path ${quote(rawPath, 60)} is not valid percent-encoding`,
-      'write a plain path such as /services',
-    );
-  }
+const syntax: RegistryUriSyntax = {
+  name: 'zookeeper',
+  form: 'zookeeper://host:2181/base',
+  schemes: ['zookeeper', 'zk'],
+  port: 2181,
+  ipv6: false,
+  // Every value echoed in a problem is quoted already; this keeps the whole message to one short line.
+  frame: (problem, fix) => `${problem}; ${fix}`,
+};
+
+function parseBase(path: string): string {
   // No path (or just "/") means the default, as for etcd's prefix.
-  if (path === '' || path === '/') return '/services';
+  if (path === '') return '/services';
   try {
     return normaliseBase(path) || '/';
   } catch (error) {
@@ -86,31 +116,16 @@ function parseBool(name: string, value: string): boolean {
 }
 
 function readAuth(env: RegistryUriContext['env']): ZookeeperRegistryOptions['auth'] {
-  const inline = env.ZOOKEEPER_AUTH;
-  const file = env.ZOOKEEPER_AUTH_FILE;
-  if (inline && file) fail('both ZOOKEEPER_AUTH and ZOOKEEPER_AUTH_FILE are set', 'set only one of them');
-  let credentials: string | undefined = inline;
-  let source = 'ZOOKEEPER_AUTH';
-  if (file) {
-    source = `ZOOKEEPER_AUTH_FILE (${quote(file, 120)})`;
-    try {
-      credentials = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-    } catch (error) {
-      fail(
-        `cannot read ZOOKEEPER_AUTH_FILE=${quote(file, 120)}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
-        'point it at a readable file containing user:password',
-      );
-    }
-  }
-  if (file && !credentials) {
-    fail(`ZOOKEEPER_AUTH_FILE=${quote(file, 120)} is empty`, 'write the digest credentials as user:password');
-  }
-  if (!credentials) return undefined;
+  const secret = readSecret(env, 'ZOOKEEPER_AUTH', 'user:password');
+  if (secret === undefined) return undefined;
   // Never echo the value: it is a secret.
-  if (!/^[^:\n]+:[^\n]+$/.test(credentials)) {
-    fail(`${source} is not in the form user:password`, 'write the digest credentials as user:password');
+  if (!/^[^:\n]+:[^\n]+$/.test(secret.value)) {
+    fail(
+      `${secret.source} is not in the form user:password`,
+      'write the digest credentials as user:password',
+    );
   }
-  return { scheme: 'digest', credentials };
+  return { scheme: 'digest', credentials: secret.value };
 }
 
 const SUPPORTED = 'supported: layout=curator|registrator, payload=none|spring|plain, world-readable=true';
@@ -123,27 +138,23 @@ export function parseZookeeperUri(
   uri: URL | string,
   env: RegistryUriContext['env'] = {},
 ): ZookeeperUriOptions {
-  const raw = typeof uri === 'string' ? uri : uri.href;
-  if (raw.length > MAX_URI_LENGTH) {
-    fail(`zookeeper URI is longer than ${MAX_URI_LENGTH} characters`, 'write zookeeper://host:2181/base');
-  }
-  // Unambiguous parts (the path starts with "/"), so matching stays linear on hostile input.
-  const match = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?(#[\s\S]*)?$/.exec(raw.trim());
-  if (!match) fail(`${showUri(raw)} is not a zookeeper URI`, 'write zookeeper://host:2181/base');
-  const [, scheme = '', authority = '', rawPath = '', query = '', fragment] = match;
-  if (!['zookeeper', 'zk'].includes(scheme.toLowerCase())) {
-    fail(
-      `${quote(`${scheme}:`, 40)} is not a zookeeper URI scheme`,
-      'write zookeeper://host:2181/base or zk://host:2181/base',
-    );
-  }
-  const connectString = parseHosts(authority);
-  if (fragment) fail('zookeeper URI has a #fragment', 'remove it');
-  const basePath = parseBase(rawPath);
+  const parsed = parseRegistryUri(uri, { ...syntax, describe: (problem) => describe(problem, String(uri)) });
+  const connectString = parsed.hosts
+    .map((server) => {
+      if (!HOST.test(server.host)) {
+        fail(
+          `zookeeper server ${quote(server.host, 60)} has no valid host`,
+          'write host:port, e.g. zk1:2181',
+        );
+      }
+      return formatHostPort(server);
+    })
+    .join(',');
+  const basePath = parseBase(parsed.path);
   let layout: ZookeeperLayout = 'curator';
   let payload: ZookeeperPayload | undefined;
   let worldReadable: boolean | undefined;
-  for (const [name, value] of new URLSearchParams(query)) {
+  for (const [name, value] of parsed.params) {
     if (name === 'layout') {
       if (value !== 'curator' && value !== 'registrator') {
         fail(
@@ -195,6 +206,7 @@ export function zookeeperRegistryFromUri(uri: URL | string, ctx: RegistryUriCont
   return createZookeeperRegistry({
     ...options,
     nodeId: ctx.nodeId,
+    ...(ctx.engineId !== undefined && { engineId: ctx.engineId }),
     ttl: ctx.ttl,
     logger: ctx.logger,
     ...(ctx.stateDir !== undefined && {

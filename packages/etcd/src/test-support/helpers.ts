@@ -1,27 +1,6 @@
-import type { Service } from '@registrar/core';
+import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
 import { Etcd3 } from 'etcd3';
-
-/** A service as core would derive it, owned by `node`. */
-export function service(node: string, overrides: Partial<Service> & { port?: number } = {}): Service {
-  const port = overrides.port ?? 8080;
-  const container = overrides.container ?? { id: 'c0ffee', name: 'web-1' };
-  return {
-    id: `${node}:${container.name}:80`,
-    name: 'web',
-    address: '10.0.0.5',
-    port,
-    protocol: 'tcp',
-    containerPort: 80,
-    tags: ['a', 'b'],
-    meta: { zone: 'z1', env: 'prod' },
-    node,
-    container,
-    health: 'passing',
-    healthOutput: '',
-    checks: {},
-    ...overrides,
-  };
-}
+import { afterAll, beforeAll } from 'vitest';
 
 /** A plain client for reading what the adapter wrote, bypassing the adapter. */
 export function plainClient(endpoint: string): Etcd3 {
@@ -46,4 +25,24 @@ export async function dump(client: Etcd3, prefix: string): Promise<{ keys: Store
 /** The lease id a fingerprint was computed with (`lease=<id>` is its last line). */
 export function leaseOf(fingerprint: string): string {
   return /lease=(\S+)$/.exec(fingerprint)?.[1] ?? '';
+}
+
+/** A real etcd for one test file and a plain client on it (both there from the file's `beforeAll` on). */
+export interface FileEtcd {
+  readonly etcd: EtcdServer;
+  readonly plain: Etcd3;
+}
+
+/** Start a real etcd and a plain client before the calling file's tests; close both after them. */
+export function etcdForFile(): FileEtcd {
+  const file = {} as { etcd: EtcdServer; plain: Etcd3 };
+  beforeAll(async () => {
+    file.etcd = await startEtcd();
+    file.plain = plainClient(file.etcd.endpoint);
+  });
+  afterAll(async () => {
+    file.plain?.close();
+    await file.etcd?.close();
+  });
+  return file;
 }

@@ -1,6 +1,8 @@
 import zookeeper from 'node-zookeeper-client';
 import type { ACL, Client, Stat } from 'node-zookeeper-client';
 import type { Service } from '@registrar/core';
+import { resumeOptions } from '../client-internals.js';
+import { service as testService } from '@registrar/core/testing';
 
 /** A plain client for looking at what the adapter wrote, with promise wrappers. */
 export interface Raw {
@@ -33,7 +35,10 @@ export async function connectRaw(
   const client = zookeeper.createClient(connectString, {
     sessionTimeout: options.sessionTimeout ?? 10_000,
     spinDelay: 100,
-    ...(options.sessionId ? { sessionId: options.sessionId, sessionPassword: options.sessionPassword } : {}),
+    ...resumeOptions(
+      options.sessionId &&
+        options.sessionPassword && { sessionId: options.sessionId, sessionPassword: options.sessionPassword },
+    ),
   });
   if (options.auth) client.addAuthInfo('digest', Buffer.from(options.auth));
   await new Promise<void>((resolve, reject) => {
@@ -72,26 +77,18 @@ export async function connectRaw(
   };
 }
 
-export function service(
-  overrides: Partial<Service> & { node: string; container?: Service['container'] },
-): Service {
-  const containerName = overrides.container?.name ?? 'web1';
-  const port = overrides.port ?? 32768;
-  return {
-    id: `${overrides.node}:${containerName}:80`,
-    name: 'web',
-    address: '10.0.0.5',
-    port,
-    protocol: 'tcp',
-    containerPort: 80,
+/**
+ * Core's test service with the values the expected ZooKeeper documents of these tests spell out (Curator's
+ * instance JSON, registrator's): the container, its published port, tags and metadata.
+ */
+export function service(overrides: Partial<Service> & { node: string }): Service {
+  return testService({
+    port: 32768,
     tags: ['blue', 'v1'],
     meta: { version: '1.2', env: 'test' },
-    container: { id: '0123456789abcdef0123456789abcdef', name: containerName },
-    health: 'passing',
-    healthOutput: '',
-    checks: {},
+    container: { id: '0123456789abcdef0123456789abcdef', name: 'web1' },
     ...overrides,
-  };
+  });
 }
 
 /** Name the error a raw call failed with (node-zookeeper-client's Exception#getName). */

@@ -1,9 +1,10 @@
 /**
- * Shared fuzzing helpers for registry URIs and configuration errors. Test-only: imported by `*.fuzz.test.ts`
- * files in this and the adapter packages (through a relative path, it is not exported from the package).
+ * `@registrar/core/testing/fuzz`: fuzzing helpers for registry URIs and configuration errors, used by the
+ * `*.fuzz.test.ts` files of core and the adapters. Needs fast-check (an optional peer dependency); checks
+ * throw node:assert errors, so any test runner reports them.
  */
 import fc from 'fast-check';
-import { expect } from 'vitest';
+import assert from 'node:assert/strict';
 
 /** Longest acceptable configuration error: one line a person reads at a glance. */
 export const MAX_CONFIG_MESSAGE = 700;
@@ -108,13 +109,16 @@ export function hostileUri(schemes: readonly string[]): fc.Arbitrary<string> {
 
 /** The error is a ConfigError whose message is one bounded line. */
 export function expectOneLineConfigError(error: unknown): void {
-  // By name: adapters load core from dist, this file from source, so the classes differ.
-  expect(error, String(error)).toBeInstanceOf(Error);
-  expect((error as Error).name, String(error)).toBe('ConfigError');
-  const message = (error as Error).message;
-  expect(message).not.toBe('');
-  expect(LINE_BREAK.test(message), message).toBe(false);
-  expect(message.length, message.slice(0, 200)).toBeLessThanOrEqual(MAX_CONFIG_MESSAGE);
+  // By name: it holds for a ConfigError from either copy of core (source in core's tests, dist elsewhere).
+  assert.ok(error instanceof Error, String(error));
+  assert.equal(error.name, 'ConfigError', String(error));
+  const { message } = error;
+  assert.notEqual(message, '', 'empty ConfigError message');
+  assert.ok(!LINE_BREAK.test(message), `ConfigError message has a line break: ${message}`);
+  assert.ok(
+    message.length <= MAX_CONFIG_MESSAGE,
+    `ConfigError message longer than ${MAX_CONFIG_MESSAGE}: ${message.slice(0, 200)}`,
+  );
 }
 
 /** Runs `fn`: its value, or undefined after checking that it threw a one-line ConfigError. */

@@ -1,0 +1,279 @@
+// The Bridge through its public API only (createBridge, status, desired, explain, explainAll, resync, stop),
+// driven by the synthetic engine into the in-memory registry: what the registry holds is what is asserted.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createBridge, type Bridge, type BridgeOptions } from './bridge.js';
+import { SIGTERM, signalNumber } from './signals.js';
+import { MemoryRegistry, SyntheticDocker } from './testing/index.js';
+
+const SIGHUP = signalNumber('SIGHUP')!;
+const running: Bridge[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((bridge) => bridge.stop()));
+});
+
+function start(
+  docker: SyntheticDocker,
+  options: Partial<BridgeOptions> & { registry?: MemoryRegistry } = {},
+) {
+  const registry = options.registry ?? new MemoryRegistry({ nodeId: 'n1' });
+  const bridge = createBridge({
+    docker,
+    registries: [registry],
+    nodeId: 'n1',
+    hostIp: '127.0.0.1',
+    internal: false,
+    tags: [],
+    explicit: false,
+    stallCheckMs: 0,
+    backoff: { initialMs: 10, maxMs: 40, jitter: 0 },
+    ...options,
+  });
+  running.push(bridge);
+  return { bridge, registry };
+}
+
+/** Wait for what the registry holds; generous, the machine is shared. */
+const eventually = (assertion: () => void) => vi.waitFor(assertion, { timeout: 10_000, interval: 10 });
+
+describe('Bridge', () => {
+  it('registers the containers already running when it starts, after a complete inventory', async () => {
+    const docker = new SyntheticDocker();
+    docker.add({ name: 'web-1', service: 'web' });
+    docker.add({ name: 'api-1', service: 'api', ports: { '8080/tcp': 30001, '9090/tcp': 30002 } });
+    const { bridge, registry } = start(docker);
+    await eventually(() => expect(registry.ids()).toEqual(['n1:api-1:8080', 'n1:api-1:9090', 'n1:web-1:80']));
+    expect(bridge.status()).toEqual({
+      dockerConnected: true,
+      inventoryComplete: true,
+      containers: 2,
+      services: 3,
+    });
+    expect([...bridge.desired().keys()].sort()).toEqual(registry.ids());
+    const api = registry.services.get('n1:api-1:9090');
+    expect(api).toMatchObject({
+      // Several ports, one SERVICE_NAME: registrator's convention names each after its port.
+      name: 'api-9090',
+      address: '127.0.0.1',
+      port: 30002,
+      node: 'n1',
+      health: 'passing',
+    });
+    expect(bridge.explainAll().map((c) => [c.name, c.verdict])).toEqual(
+      expect.arrayContaining([
+        ['web-1', 'registered'],
+        ['api-1', 'registered'],
+      ]),
+    );
+  });
+
+  it('follows events: start registers, die withdraws, a restart registers again, destroy withdraws', async () => {
+    const docker = new SyntheticDocker();
+    const { bridge, registry } = start(docker);
+    await eventually(() => expect(bridge.status().inventoryComplete).toBe(true));
+
+    const id = docker.start({ name: 'web-1', service: 'web' });
+    await eventually(() => expect(registry.ids()).toEqual(['n1:web-1:80']));
+    docker.exit(id, 0);
+    await eventually(() => expect(registry.ids()).toEqual([]));
+    expect(bridge.status().containers).toBe(0);
+    docker.restart(id);
+    await eventually(() => expect(registry.ids()).toEqual(['n1:web-1:80']));
+    docker.remove(id);
+    await eventually(() => expect(registry.ids()).toEqual([]));
+    expect(bridge.explain('web-1')).toEqual({ kind: 'unknown' });
+    expect(registry.calls.filter((c) => c.method !== 'list').map((c) => `${c.method} ${c.id}`)).toEqual([
+      'register n1:web-1:80',
+      'deregister n1:web-1:80',
+      'register n1:web-1:80',
+      'deregister n1:web-1:80',
+    ]);
+  });
+
+  it('drains on SIGTERM: withdraws the services while the container still runs; other signals change nothing', async () => {
+    const docker = new SyntheticDocker();
+    const id = docker.add({ name: 'web-1', service: 'web', stopTimeout: 30 });
+    const { bridge, registry } = start(docker, {
+      registry: new MemoryRegistry({ nodeId: 'n1', mirrorsHealth: true }),
+    });
+    await eventually(() => expect(registry.services.get('n1:web-1:80')?.health).toBe('passing'));
+
+    docker.kill(id, SIGHUP);
+    docker.kill(id, SIGTERM);
+    // A registry that mirrors health shows it critical, with why; etcd and ZooKeeper would drop it.
+    await eventually(() => expect(registry.services.get('n1:web-1:80')?.health).toBe('critical'));
+    expect(registry.services.get('n1:web-1:80')?.healthOutput).toBe(
+      'draining: Docker sent SIGTERM to stop the container',
+    );
+    expect(bridge.desired().get('n1:web-1:80')?.health).toBe('critical');
+    const lookup = bridge.explain('web-1');
+    expect(lookup.kind === 'found' && lookup.report.container.draining).toBe('Docker sent SIGTERM');
+
+    docker.exit(id, 143);
+    await eventually(() => expect(registry.ids()).toEqual([]));
+  });
+
+  it('drains on SIGTERM in a registry of passing services only, and serves a container that outlives its stop timeout again', async () => {
+    const docker = new SyntheticDocker();
+    // StopTimeout 0: the drain window is the 1 s grace alone.
+    const id = docker.add({ name: 'web-1', service: 'web', stopTimeout: 0 });
+    const { registry } = start(docker);
+    await eventually(() => expect(registry.ids()).toEqual(['n1:web-1:80']));
+    docker.kill(id, SIGTERM);
+    await eventually(() => expect(registry.ids()).toEqual([]));
+    await eventually(() => expect(registry.ids()).toEqual(['n1:web-1:80']));
+  });
+
+  it('with drain off, SIGTERM changes nothing until the container exits', async () => {
+    const docker = new SyntheticDocker();
+    const id = docker.add({ name: 'web-1', service: 'web' });
+    const { bridge, registry } = start(docker, { drain: false });
+    await eventually(() => expect(registry.ids()).toEqual(['n1:web-1:80']));
+    docker.kill(id, SIGTERM);
+    const probe = docker.start({ name: 'probe', service: 'probe' });
+    // The probe's registration shows the kill before it was handled too.
+    await eventually(() => expect(registry.ids()).toContain('n1:probe:80'));
+    expect(registry.ids()).toContain('n1:web-1:80');
+    expect(bridge.desired().get('n1:web-1:80')?.health).toBe('passing');
+    docker.exit(id, 0);
+    docker.exit(probe, 0);
+    await eventually(() => expect(registry.ids()).toEqual([]));
+  });
+
+  it('retries an inspect the engine failed, and registers the container once it answers', async () => {
+    const docker = new SyntheticDocker();
+    const { bridge, registry } = start(docker);
+    await eventually(() => expect(bridge.status().inventoryComplete).toBe(true));
+    docker.failInspects(3);
+    docker.start({ name: 'web-1', service: 'web' });
+    await eventually(() => expect(registry.ids()).toEqual(['n1:web-1:80']));
+    expect(docker.inspects).toBeGreaterThanOrEqual(4);
+  });
+
+  it('two containers claiming one SERVICE_ID: the first keeps it, the second takes it over when the first leaves', async () => {
+    const docker = new SyntheticDocker();
+    const { bridge, registry } = start(docker);
+    const first = docker.start({
+      name: 'a',
+      labels: { SERVICE_NAME: 'web', SERVICE_ID: 'shared' },
+      ports: { '80/tcp': 30001 },
+    });
+    await eventually(() => expect(registry.ids()).toEqual(['n1:shared:80']));
+    docker.start({
+      name: 'b',
+      labels: { SERVICE_NAME: 'web', SERVICE_ID: 'shared' },
+      ports: { '80/tcp': 30002 },
+    });
+    await eventually(() => expect(bridge.status().containers).toBe(2));
+    expect(bridge.status().services).toBe(1);
+    expect(registry.services.get('n1:shared:80')?.container.name).toBe('a');
+    const b = bridge.explain('b');
+    expect(b.kind === 'found' && JSON.stringify(b.report)).toContain(
+      'service id n1:shared:80 is already taken by container a',
+    );
+
+    docker.exit(first, 0);
+    await eventually(() => expect(registry.services.get('n1:shared:80')?.container.name).toBe('b'));
+    expect(registry.services.get('n1:shared:80')?.port).toBe(30002);
+  });
+
+  it('an inventory that misses a tracked container does not wipe it: the container is looked at, not dropped', async () => {
+    const docker = new SyntheticDocker();
+    const id = docker.add({ name: 'web-1', service: 'web' });
+    const { bridge, registry } = start(docker);
+    await eventually(() => expect(registry.ids()).toEqual(['n1:web-1:80']));
+    docker.hideFromList(id);
+    // Changed behind the bridge's back: the new tag shows that the resync looked at the container itself.
+    docker.setTags(id, 'seen');
+    bridge.resync();
+    await eventually(() => expect(registry.services.get('n1:web-1:80')?.tags).toEqual(['seen']));
+    expect(bridge.status().containers).toBe(1);
+    expect(registry.calls.filter((c) => c.method === 'deregister')).toEqual([]);
+
+    // Once Docker itself says it stopped, it goes.
+    docker.exit(id, 0);
+    await eventually(() => expect(registry.ids()).toEqual([]));
+  });
+
+  it('--deregister on-success keeps the services of a container that failed, and drops one that exited 0', async () => {
+    const docker = new SyntheticDocker();
+    const failed = docker.add({ name: 'failed', service: 'web' });
+    const done = docker.add({ name: 'done', service: 'web' });
+    const { bridge, registry } = start(docker, { deregister: 'on-success' });
+    await eventually(() => expect(registry.ids()).toEqual(['n1:done:80', 'n1:failed:80']));
+    docker.exit(failed, 3);
+    docker.exit(done, 0);
+    await eventually(() => expect(registry.ids()).toEqual(['n1:failed:80']));
+    const lookup = bridge.explain('failed');
+    expect(lookup.kind === 'found' && lookup.report.reasons).toContainEqual({
+      code: 'not-running',
+      text: 'container exited (exit code 3); its services are kept because of --deregister on-success',
+    });
+
+    // Removing the container ends it.
+    docker.remove(failed);
+    await eventually(() => expect(registry.ids()).toEqual([]));
+  });
+
+  it('re-registers everything after the registry lost its liveness, and retries failed writes', async () => {
+    const docker = new SyntheticDocker();
+    docker.add({ name: 'a', service: 'web' });
+    docker.add({ name: 'b', service: 'web' });
+    const registry = new MemoryRegistry({ nodeId: 'n1' });
+    registry.failWrites(2);
+    start(docker, { registry });
+    await eventually(() => expect(registry.ids()).toEqual(['n1:a:80', 'n1:b:80']));
+    expect(registry.calls.filter((c) => c.error !== undefined)).toHaveLength(2);
+
+    registry.loseLiveness('lease expired');
+    expect(registry.ids()).toEqual([]);
+    await eventually(() => expect(registry.ids()).toEqual(['n1:a:80', 'n1:b:80']));
+  });
+
+  it('leaves entries of an earlier run alone, and with cleanup removes the ones no container claims', async () => {
+    const docker = new SyntheticDocker();
+    docker.add({ name: 'a', service: 'web' });
+    const registry = new MemoryRegistry({ nodeId: 'n1' });
+    registry.entries.set('n1:gone:80', { id: 'n1:gone:80', name: 'web', fingerprint: 'earlier run' });
+    const first = start(docker, { registry });
+    await eventually(() => expect(registry.ids()).toEqual(['n1:a:80', 'n1:gone:80']));
+    await first.bridge.stop();
+
+    start(docker, { registry, cleanup: true });
+    await eventually(() => expect(registry.ids()).toEqual(['n1:a:80']));
+  });
+
+  it('stop: closes every registry, removing its entries only when asked to', async () => {
+    const docker = new SyntheticDocker();
+    docker.add({ name: 'a', service: 'web' });
+    const { bridge, registry } = start(docker);
+    await eventually(() => expect(registry.ids()).toEqual(['n1:a:80']));
+    await bridge.stop();
+    expect(registry.closed).toBe(true);
+    expect(registry.calls.at(-1)).toEqual({ method: 'close', deregister: false });
+    expect(registry.ids()).toEqual(['n1:a:80']);
+
+    const again = start(docker, { registry });
+    await eventually(() => expect(again.bridge.status().inventoryComplete).toBe(true));
+    await again.bridge.stop({ deregister: true });
+    expect(registry.calls.at(-1)).toEqual({ method: 'close', deregister: true });
+    expect(registry.ids()).toEqual([]);
+    // Stopped: later events reach nobody.
+    docker.start({ name: 'late', service: 'web' });
+    expect(docker.openStreams).toBe(0);
+  });
+
+  it('explain: by name, full id or id prefix; an unknown or ambiguous reference says so', async () => {
+    const docker = new SyntheticDocker();
+    const id = docker.add({ name: 'web-1', service: 'web' });
+    docker.add({ name: 'web-2', service: 'web' });
+    const { bridge, registry } = start(docker);
+    await eventually(() => expect(registry.ids()).toHaveLength(2));
+    for (const ref of ['web-1', id, id.slice(0, 12)]) {
+      const lookup = bridge.explain(ref);
+      expect(lookup.kind === 'found' && lookup.report.container).toMatchObject({ id, name: 'web-1' });
+    }
+    expect(bridge.explain('nothing-like-it')).toEqual({ kind: 'unknown' });
+    // Both synthetic ids begin with zeros.
+    expect(bridge.explain('0000').kind).toBe('ambiguous');
+  });
+});

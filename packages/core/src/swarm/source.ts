@@ -1,0 +1,234 @@
+import type { GetEventsOptions } from 'dockerode';
+import type { Readable } from 'node:stream';
+import { defer, groupBy, mergeMap, Observable, switchMap, timer } from 'rxjs';
+import { backoffDelay, defaultBackoff, type BackoffOptions } from '../backoff.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { coalesceWhileBusy } from '../operators.js';
+import type { SwarmSnapshot } from './derive.js';
+
+/** The part of dockerode Swarm mode uses, on a manager; a test can hand in anything shaped like it. */
+export interface SwarmDockerApi {
+  getEvents(options?: GetEventsOptions & { abortSignal?: AbortSignal }): Promise<NodeJS.ReadableStream>;
+  listServices(options?: { filters?: Record<string, string[]> }): Promise<unknown[]>;
+  listTasks(options?: { filters?: Record<string, string[]> }): Promise<unknown[]>;
+  listNodes(): Promise<unknown[]>;
+}
+
+/** What to look at again. Events are hints only: what is registered always follows from a fresh list. */
+export type SwarmLook =
+  /** Every service, task and node: after (re)connecting, and on the poll timer. */
+  | { readonly kind: 'inventory' }
+  /** One service and its tasks: a service event, or an event of one of its task containers on this node. */
+  | { readonly kind: 'service'; readonly id: string }
+  /** The nodes (a node joined, left, went down or changed address). */
+  | { readonly kind: 'nodes' };
+
+export type SwarmHint = SwarmLook | { readonly kind: 'connection'; readonly connected: boolean };
+
+export interface SwarmSourceOptions {
+  readonly docker: SwarmDockerApi;
+  readonly logger?: Logger;
+  readonly backoff?: BackoffOptions;
+  /**
+   * How often to list the whole cluster (0: never). Swarm has no task events, and a manager's engine only
+   * reports the containers of its own node: a task that fails or starts on another node, without a service
+   * event, is seen at the next poll. The poll also stands in for a stall check of the event stream.
+   */
+  readonly pollMs?: number;
+  /** How long the `/events` response may take to begin (see `DockerSourceOptions.streamStartMs`). */
+  readonly streamStartMs?: number;
+}
+
+interface RawEvent {
+  Type?: string;
+  Action?: string;
+  Actor?: { ID?: string; Attributes?: Record<string, string> };
+}
+
+/** The label Swarm puts on every task container. */
+const SERVICE_ID_LABEL = 'com.docker.swarm.service.id';
+
+const eventFilters: GetEventsOptions['filters'] = {
+  type: ['service', 'node', 'container'],
+  event: ['create', 'update', 'remove', 'start', 'die', 'health_status', 'destroy'],
+};
+
+/** The look an event asks for, if any. */
+export function swarmEventLook(event: RawEvent): SwarmLook | undefined {
+  const id = event.Actor?.ID ?? '';
+  if (event.Type === 'service' && id !== '') return { kind: 'service', id };
+  if (event.Type === 'node') return { kind: 'nodes' };
+  const serviceId = event.Actor?.Attributes?.[SERVICE_ID_LABEL];
+  if (event.Type === 'container' && serviceId !== undefined && serviceId !== '')
+    return { kind: 'service', id: serviceId };
+  return undefined;
+}
+
+const destroy = (stream: NodeJS.ReadableStream) => (stream as Readable).destroy();
+
+/**
+ * A manager's Swarm events as looks, kept open forever: subscribes first, then asks for an inventory;
+ * reconnects with backoff (each reconnect asks for an inventory again, so nothing missed in between is
+ * lost); asks for one every `pollMs`. Never completes or errors.
+ */
+export function swarmHints(options: SwarmSourceOptions): Observable<SwarmHint> {
+  const { docker } = options;
+  const logger = options.logger ?? silentLogger;
+  const backoff = options.backoff ?? defaultBackoff;
+  const pollMs = options.pollMs ?? 15_000;
+  const streamStartMs = options.streamStartMs ?? 5_000;
+
+  return new Observable<SwarmHint>((subscriber) => {
+    let closed = false;
+    let attempt = 0;
+    let stream: NodeJS.ReadableStream | undefined;
+    let retryTimer: NodeJS.Timeout | undefined;
+    let outageLogged = false;
+    const pollTimer =
+      pollMs > 0 ? setInterval(() => subscriber.next({ kind: 'inventory' }), pollMs) : undefined;
+
+    const drop = () => {
+      const s = stream;
+      stream = undefined;
+      s?.removeAllListeners();
+      s?.on('error', () => undefined);
+      if (s) destroy(s);
+    };
+
+    const reconnectLater = (why: string, error?: unknown) => {
+      if (closed || retryTimer !== undefined) return;
+      const wasConnected = stream !== undefined;
+      drop();
+      if (wasConnected) subscriber.next({ kind: 'connection', connected: false });
+      attempt += 1;
+      const delay = backoffDelay(attempt, backoff);
+      const fields = { err: error, retryInMs: delay };
+      if (!outageLogged) logger.warn(fields, `docker swarm event stream ${why}; reconnecting`);
+      else logger.debug(fields, `docker swarm event stream ${why}; reconnecting`);
+      outageLogged = true;
+      retryTimer = setTimeout(() => {
+        retryTimer = undefined;
+        void connect();
+      }, delay);
+      // Listing does not need the stream: whatever runs keeps being served meanwhile.
+      subscriber.next({ kind: 'inventory' });
+    };
+
+    const connect = async () => {
+      if (closed) return;
+      const abort = new AbortController();
+      const timeout = setTimeout(() => abort.abort(), streamStartMs);
+      let s: NodeJS.ReadableStream;
+      try {
+        s = await docker.getEvents({ filters: eventFilters, abortSignal: abort.signal });
+      } catch (error) {
+        reconnectLater(
+          abort.signal.aborted ? `did not start within ${streamStartMs} ms` : 'unavailable',
+          error,
+        );
+        return;
+      } finally {
+        clearTimeout(timeout);
+      }
+      if (closed) {
+        destroy(s);
+        return;
+      }
+      stream = s;
+      let buffer = '';
+      s.on('data', (chunk: Buffer | string) => {
+        buffer += chunk.toString();
+        let newline: number;
+        while ((newline = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, newline).trim();
+          buffer = buffer.slice(newline + 1);
+          if (line === '') continue;
+          let event: RawEvent;
+          try {
+            event = JSON.parse(line) as RawEvent;
+          } catch {
+            logger.warn({ line: line.slice(0, 200) }, 'unparseable docker event skipped');
+            continue;
+          }
+          const look = swarmEventLook(event);
+          if (look !== undefined) subscriber.next(look);
+        }
+      });
+      s.on('end', () => reconnectLater('ended'));
+      s.on('close', () => reconnectLater('closed'));
+      s.on('error', (error) => reconnectLater('failed', error));
+      if (outageLogged) logger.info('docker swarm event stream connected again');
+      outageLogged = false;
+      attempt = 0;
+      subscriber.next({ kind: 'connection', connected: true });
+      subscriber.next({ kind: 'inventory' });
+    };
+
+    void connect();
+    return () => {
+      closed = true;
+      clearTimeout(retryTimer);
+      clearInterval(pollTimer);
+      drop();
+    };
+  });
+}
+
+/** What one look found. `seq` orders fetches by when they began, so older data never overwrites newer. */
+export type SwarmFetch = { readonly seq: number } & (
+  | { readonly kind: 'inventory'; readonly snapshot: SwarmSnapshot }
+  /** `service` undefined: the service is gone, and so are its tasks. */
+  | { readonly kind: 'service'; readonly id: string; readonly service?: unknown; readonly tasks: unknown[] }
+  | { readonly kind: 'nodes'; readonly nodes: unknown[] }
+  | { readonly kind: 'error'; readonly look: SwarmLook; readonly error: unknown }
+);
+
+/** Only tasks Swarm wants running can be served; the rest (its task history) is left on the manager. */
+const WANTED = { 'desired-state': ['running'] };
+
+const lookKey = (look: SwarmLook) => (look.kind === 'service' ? `service:${look.id}` : look.kind);
+
+/**
+ * The list stage: per look key (the inventory, the nodes, each service) one list at once, and the looks that
+ * arrive meanwhile fold into one more (`coalesceWhileBusy`), so a burst of task events re-lists a service
+ * once or twice, not once per event. Never errors: a failed list is a `kind: 'error'` fetch.
+ */
+export function fetchSwarm(looks$: Observable<SwarmLook>, docker: SwarmDockerApi): Observable<SwarmFetch> {
+  let sequence = 0;
+  const fetch = async (look: SwarmLook): Promise<SwarmFetch> => {
+    const seq = ++sequence;
+    try {
+      switch (look.kind) {
+        case 'inventory': {
+          const [services, tasks, nodes] = await Promise.all([
+            docker.listServices(),
+            docker.listTasks({ filters: WANTED }),
+            docker.listNodes(),
+          ]);
+          return { seq, kind: 'inventory', snapshot: { services, tasks, nodes } };
+        }
+        case 'nodes':
+          return { seq, kind: 'nodes', nodes: await docker.listNodes() };
+        case 'service': {
+          // `id` filters match prefixes: keep the exact one.
+          const found = (await docker.listServices({ filters: { id: [look.id] } })).find(
+            (s) => (s as { ID?: unknown } | null)?.ID === look.id,
+          );
+          if (found === undefined) return { seq, kind: 'service', id: look.id, tasks: [] };
+          const tasks = await docker.listTasks({ filters: { ...WANTED, service: [look.id] } });
+          return { seq, kind: 'service', id: look.id, service: found, tasks };
+        }
+      }
+    } catch (error) {
+      // The service went between the two lists.
+      if (look.kind === 'service' && (error as { statusCode?: number } | null)?.statusCode === 404)
+        return { seq, kind: 'service', id: look.id, tasks: [] };
+      return { seq, kind: 'error', look, error };
+    }
+  };
+  return looks$.pipe(
+    // A key's group lives while it is busy and 5 s beyond, so churn of services leaves no state behind.
+    groupBy(lookKey, { duration: (group$) => group$.pipe(switchMap(() => timer(5_000))) }),
+    mergeMap((group$) => group$.pipe(coalesceWhileBusy((look) => defer(() => fetch(look))))),
+  );
+}

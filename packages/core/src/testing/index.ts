@@ -1,0 +1,7 @@
+/**
+ * `@registrar/core/testing`: fixtures for tests and benchmarks of registrar and of code built on it. Nothing
+ * here imports a test runner, so benchmarks and plain scripts can use it too.
+ */
+export { DockerApiError, SyntheticDocker, type SyntheticContainer } from './docker.js';
+export { MemoryRegistry, type MemoryRegistryOptions, type RegistryCall } from './memory-registry.js';
+export { service } from './service.js';

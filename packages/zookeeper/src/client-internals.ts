@@ -1,0 +1,117 @@
+/**
+ * Everything we use of node-zookeeper-client beyond its public API, in one place. The client has no read
+ * timeout and no way to drop a connection or to abandon a session without sending closeSession, so the
+ * Session watchdog reaches into its connection manager. Those internals are checked once per client
+ * (`clientInternals`): a library update that moves them fails at start-up with one clear error instead of
+ * misbehaving later (a watchdog that never fires, a close that deletes nodes it should have kept).
+ */
+import { createRequire } from 'node:module';
+import type { Client } from 'node-zookeeper-client';
+
+/** The installed node-zookeeper-client's version, named when its internals are not what we expect. */
+export const CLIENT_VERSION: string = installedVersion();
+
+function installedVersion(): string {
+  try {
+    const manifest = createRequire(import.meta.url)('node-zookeeper-client/package.json') as {
+      version?: unknown;
+    };
+    return typeof manifest.version === 'string' ? manifest.version : 'of unknown version';
+  } catch {
+    return 'of unknown version';
+  }
+}
+
+/** The internals of node-zookeeper-client changed (or the object is not one of its clients). */
+export class ZookeeperClientInternalsError extends Error {
+  override readonly name = 'ZookeeperClientInternalsError';
+}
+
+/** The connection manager states we act on (names as in its `ConnectionManager.STATES`). */
+const STATE_NAMES = ['DISCONNECTED', 'CONNECTING', 'CLOSING'] as const;
+type StateName = (typeof STATE_NAMES)[number];
+
+/** The fields of `client.connectionManager` we read or call. */
+interface ConnectionManager {
+  state: number;
+  socket?: { destroy(): void };
+  setState(state: number): void;
+}
+
+/** What the Session and `closeClient` may do to a client beyond its public API. */
+export interface ClientInternals {
+  /** Never asked to connect (an injected client the caller has not connected yet). */
+  isIdle(): boolean;
+  /** Opening a TCP connection or waiting for the server's session answer. */
+  isConnecting(): boolean;
+  /** Drop the socket: the client reconnects (to the next server) with the same session. */
+  dropSocket(): void;
+  /** Stop for good without closeSession: the server keeps our ephemerals until the session times out. */
+  abandon(): void;
+}
+
+const checked = new WeakMap<object, ClientInternals>();
+
+/**
+ * The internals of `client`, checked to be what this adapter was written against; throws
+ * `ZookeeperClientInternalsError` naming the library version otherwise.
+ */
+export function clientInternals(client: Client): ClientInternals {
+  const known = checked.get(client);
+  if (known) return known;
+  const manager = (client as unknown as { connectionManager?: unknown }).connectionManager;
+  if (typeof manager !== 'object' || manager === null) fail('client.connectionManager is missing');
+  const cm = manager as Partial<ConnectionManager> & { constructor?: { STATES?: unknown } };
+  if (typeof cm.state !== 'number') fail('connectionManager.state is not a number');
+  if (typeof cm.setState !== 'function') fail('connectionManager.setState() is missing');
+  if (cm.socket !== undefined && typeof cm.socket?.destroy !== 'function') {
+    fail('connectionManager.socket is not a socket');
+  }
+  const table = cm.constructor?.STATES as Partial<Record<StateName, unknown>> | undefined;
+  const states = {} as Record<StateName, number>;
+  for (const name of STATE_NAMES) {
+    const value = table?.[name];
+    if (typeof value !== 'number') fail(`ConnectionManager.STATES.${name} is not a number`);
+    states[name] = value;
+  }
+  if (new Set(Object.values(states)).size !== STATE_NAMES.length) {
+    fail(`ConnectionManager.STATES ${STATE_NAMES.join(', ')} are not distinct`);
+  }
+  const m = cm as ConnectionManager;
+  const internals: ClientInternals = {
+    isIdle: () => m.state === states.DISCONNECTED,
+    isConnecting: () => m.state === states.CONNECTING,
+    dropSocket: () => m.socket?.destroy(),
+    abandon: () => {
+      // CLOSING makes the socket's close final (no retry) and keeps closeSession unsent.
+      m.setState(states.CLOSING);
+      m.socket?.destroy();
+    },
+  };
+  checked.set(client, internals);
+  return internals;
+}
+
+/** A saved session to take over, as the client's (untyped, undocumented) `sessionId` options. */
+export interface Resume {
+  readonly sessionId: Buffer;
+  readonly sessionPassword: Buffer;
+}
+
+/** The options that make `zookeeper.createClient` resume `resume` instead of opening a new session. */
+export function resumeOptions(resume: Resume | undefined): object {
+  return resume ? { sessionId: resume.sessionId, sessionPassword: resume.sessionPassword } : {};
+}
+
+/** Throws unless a client created with `resumeOptions(resume)` took the session over. */
+export function assertResumes(client: Client, resume: Resume): void {
+  if (!client.getSessionId().equals(resume.sessionId)) {
+    fail('createClient() ignored the sessionId option (a saved session cannot be resumed)');
+  }
+}
+
+function fail(what: string): never {
+  throw new ZookeeperClientInternalsError(
+    `node-zookeeper-client ${CLIENT_VERSION} is not what @registrar/zookeeper was written against (${what}); install the exact version @registrar/zookeeper pins in its dependencies`,
+  );
+}
