@@ -134,17 +134,97 @@ function headline(rows: readonly Row[]): string[] {
     }
     out.push('');
   }
-  for (const r of of('memory')) {
-    const u = (k: string) => r[k] as { rssMiB: number; heapUsedMiB: number };
+  out.push(...processTables(rows));
+  return out;
+}
+
+interface Reading {
+  rssMiB: number;
+  anonMiB: number;
+  fileMiB: number;
+  heapUsedMiB: number;
+  heapTotalMiB: number;
+  externalMiB: number;
+}
+const rss = (m: Reading) => `${m.rssMiB} MiB`;
+const split = (m: Reading) =>
+  `${m.rssMiB} MiB (${m.anonMiB} anon + ${m.fileMiB} file) | ${m.heapUsedMiB} / ${m.heapTotalMiB} / ${m.externalMiB} MiB`;
+
+/** The `registrar` process itself (process.bench.ts): memory, per-event CPU, cold start, the variants tried. */
+function processTables(rows: readonly Row[]): string[] {
+  const of = (suite: string) => rows.filter((r) => r.suite === suite);
+  const out: string[] = [];
+  const proc = of('process');
+  if (proc.length > 0) {
+    const services = String(proc[0].services);
+    const cells = (f: (r: Row) => string) => proc.map(f).join(' | ');
+    const met = (k: string) => proc.map((r) => yes(r[k])).join(' / ');
     out.push(
-      '### Memory (goal: heap returns to its plateau after the churn soak)',
+      "### The process users run (the built `registrar` CLI on the synthetic engine's unix socket; RSS from /proc)",
       '',
-      '| process | RSS | heap used | met |',
-      '| --- | --- | --- | --- |',
-      `| before the bridge starts (Node + modules) | ${u('baseline').rssMiB} MiB | ${u('baseline').heapUsedMiB} MiB | |`,
-      `| cold start, ${String(r.services)} services (${r.backend}) | ${u('coldStart').rssMiB} MiB | ${u('coldStart').heapUsedMiB} MiB | |`,
-      `| right after ${String(r.soakEvents)} churn events (${String(r.soakSeconds)} s) | ${u('afterSoak').rssMiB} MiB | ${u('afterSoak').heapUsedMiB} MiB | |`,
-      `| ${String(r.settleSeconds)} s later | ${u('settled').rssMiB} MiB | ${u('settled').heapUsedMiB} MiB | ${yes(r.goalMet)} |`,
+      `| figure | ${proc.map((r) => r.backend).join(' | ')} | goal | met (${proc.map((r) => r.backend).join(' / ')}) |`,
+      `| --- | ${proc.map(() => '---').join(' | ')} | --- | --- |`,
+      `| RSS idle, one backend | ${cells((r) => rss(r.idle as Reading))} | ≤ 60 MiB | ${met('idleGoalMet')} |`,
+      `| RSS at ${services} services (after the cold start) | ${cells((r) => rss(r.atServices as Reading))} | ≤ 80 MiB | ${met('servicesGoalMet')} |`,
+      `| cold start of ${services} services, event stream open → all visible | ${cells((r) => `${String(r.coldStartSeconds)} s`)} | ≤ 0.3 s | ${met('coldStartGoalMet')} |`,
+      `| … of which until the last container inspect | ${cells((r) => `${String(r.coldStartLastInspectSeconds)} s`)} | | |`,
+      `| … from spawning the process | ${cells((r) => `${String(r.coldStartFromSpawnSeconds)} s`)} | | |`,
+      '',
+    );
+  }
+  for (const r of of('process-cpu')) {
+    const scale = String(r.scale);
+    const small = r.at100 as { cpuMsPerEvent: number; batchSeconds: number };
+    const large = r[`at${scale}`] as { cpuMsPerEvent: number; batchSeconds: number };
+    out.push(
+      `### Per-event CPU of the process, ${scale} vs 100 tracked services (goal ≤ 1.3×; etcd)`,
+      '',
+      '| tracked services | CPU time per event | batch of events: wall time | ratio | met |',
+      '| --- | --- | --- | --- | --- |',
+      `| 100 | ${small.cpuMsPerEvent} ms | ${String(r.eventsPerBatch)} events: ${small.batchSeconds} s | | |`,
+      `| ${scale} | ${large.cpuMsPerEvent} ms | ${String(r.eventsPerBatch)} events: ${large.batchSeconds} s | ${String(r.ratio)} | ${yes(r.goalMet)} |`,
+      '',
+      `utime + stime from /proc/<pid>/stat around each batch (half starts, half dies), median of ${String(r.batches)} batches; ` +
+        `the idle process uses ${String(r.idleCpuMsPerSecond)} ms of CPU per second.`,
+      '',
+    );
+  }
+  const soaks = of('process-soak');
+  if (soaks.length > 0) {
+    out.push(
+      '### Churn soak of the process (goal ≤ 120 MiB right after, < 90 MiB within 60 s; heap back at its plateau; etcd)',
+      '',
+      '| node | RSS at the start | events (s, CPU per event) | RSS right after | RSS after the wait | heap used: start / after / after the wait | met (RSS / heap) |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+    );
+    for (const r of soaks) {
+      const [b, a, s2] = (['before', 'afterSoak', 'recovered'] as const).map((k) => r[k] as Reading);
+      out.push(
+        `| \`${String(r.node)}\` | ${rss(b)} | ${String(r.soakEvents)} (${String(r.soakSeconds)} s, ${String(r.soakCpuMsPerEvent)} ms) | ${rss(a)} | ` +
+          `${rss(s2)} (${String(r.recoverySeconds)} s) | ${b.heapUsedMiB} / ${a.heapUsedMiB} / ${s2.heapUsedMiB} MiB | ${yes(r.goalMet)} / ${yes(r.heapGoalMet)} |`,
+      );
+    }
+    out.push('');
+  }
+  for (const r of of('process-variants')) {
+    const variants = r.variants as ({ variant: string; failed?: string } & Record<string, unknown>)[];
+    out.push(
+      `### What holds the RSS: Node and allocator variants (etcd; idle, then ${String(r.services)} start events)`,
+      '',
+      `| variant | idle RSS | idle heap used / total / external | RSS at ${String(r.services)} | heap used / total / external | ${String(r.services)} starts registered in | CPU per start |`,
+      '| --- | --- | --- | --- | --- | --- | --- |',
+    );
+    for (const v of variants) {
+      if (v.failed !== undefined)
+        out.push(`| \`${v.variant}\` | fails: ${v.failed.replaceAll('|', '\\|')} | | | | | |`);
+      else
+        out.push(
+          `| \`${v.variant}\` | ${split(v.idle as Reading)} | ${split(v.atServices as Reading)} | ${String(v.registerSeconds)} s | ${String(v.cpuMsPerStart)} ms |`,
+        );
+    }
+    out.push(
+      '',
+      'anon: heap, stacks and malloc; file: mapped pages of the node binary and libraries (bare `node` idles at ~42 MiB, 34 of them file).',
       '',
     );
   }

@@ -85,7 +85,7 @@ async function probeRegistry(
   let subject = uri;
   const started = performance.now();
   try {
-    registry = createRegistry(uri, {
+    registry = await createRegistry(uri, {
       nodeId: probeNode,
       ttl: config.ttl,
       ...(config.ttlRefresh !== undefined && { ttlRefresh: config.ttlRefresh }),
@@ -134,7 +134,7 @@ async function nodeIdConflict(
   config: CliConfig,
   env: NodeJS.ProcessEnv,
 ): Promise<string | undefined> {
-  const reader = createRegistry(uri, {
+  const reader = await createRegistry(uri, {
     nodeId,
     engineId,
     ttl: config.ttl,

@@ -1,11 +1,12 @@
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { ConfigError, quote } from '@registrar/core';
 
 /**
  * Docker from `--docker-host` or DOCKER_HOST, with DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, like every Docker
  * tool. The flag is handed to dockerode as DOCKER_HOST, so both go through the same parsing and TLS rules.
+ * dockerode is imported here, not at start-up, so `--help`, `version` and usage errors do not load it.
  */
-export function createDocker(flag: string | undefined): Docker {
+export async function createDocker(flag: string | undefined): Promise<Docker> {
   const source = flag !== undefined ? '--docker-host' : 'DOCKER_HOST';
   const host = flag ?? process.env.DOCKER_HOST;
   if (host !== undefined && host !== '' && !/^(unix|tcp|http|https|npipe|ssh):\/\//.test(host)) {
@@ -14,5 +15,6 @@ export function createDocker(flag: string | undefined): Docker {
     );
   }
   if (flag !== undefined) process.env.DOCKER_HOST = flag;
-  return new Docker();
+  const { default: DockerClient } = await import('dockerode');
+  return new DockerClient();
 }

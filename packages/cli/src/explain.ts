@@ -247,7 +247,7 @@ export async function runExplain(
         : `no registrar bridge answered at ${at} (${asked.why}); derived from Docker with the options given here, registry state unknown`;
   let found: Found;
   try {
-    found = await fromDocker(createDocker(config.dockerHost), config);
+    found = await fromDocker(await createDocker(config.dockerHost), config);
   } catch (error) {
     if (error instanceof ConfigError) throw error;
     err(`registrar: ${header.split(';')[0]}, and Docker did not answer: ${message(error)}\n`);

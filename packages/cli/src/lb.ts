@@ -253,8 +253,8 @@ class LbMetrics {
 /** `registrar lb`: runs until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runLb(argv: readonly string[]): Promise<number> {
   const config = parseLbCli(argv, (text) => process.stdout.write(text));
-  const logger = createLogger(config.logLevel, config.logFormat) as unknown as Logger;
-  const follower = createFollower(config.uri, { logger, env: process.env });
+  const logger = (await createLogger(config.logLevel, config.logFormat)) as unknown as Logger;
+  const follower = await createFollower(config.uri, { logger, env: process.env });
   const metrics = new LbMetrics(config.targets);
   const server = config.metricsAddr
     ? await serveMetrics(config.metricsAddr, metrics, () => metrics.ready(config.targets)).catch(

@@ -1,5 +1,4 @@
 import { pino, type Logger as Pino } from 'pino';
-import pretty from 'pino-pretty';
 import type { LogFormat } from './options.js';
 
 /**
@@ -18,8 +17,11 @@ export function errorSerializer(level: string): (value: unknown) => unknown {
   };
 }
 
-/** Logs go to stderr (stdout carries `--dry-run` output); pretty on a terminal, JSON for collectors. */
-export function createLogger(level: string, format: LogFormat): Pino {
+/**
+ * Logs go to stderr (stdout carries `--dry-run` output); pretty on a terminal, JSON for collectors. pino-pretty
+ * (and its colour and date libraries) is loaded only for pretty output: daemons log JSON and never need it.
+ */
+export async function createLogger(level: string, format: LogFormat): Promise<Pino> {
   const options = {
     level,
     serializers: { err: errorSerializer(level) },
@@ -28,7 +30,7 @@ export function createLogger(level: string, format: LogFormat): Pino {
   };
   const destination =
     format === 'pretty'
-      ? pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY })
+      ? (await import('pino-pretty')).default({ destination: 2, sync: true, colorize: process.stderr.isTTY })
       : pino.destination({ dest: 2, sync: true });
   return pino(options, destination);
 }

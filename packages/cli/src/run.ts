@@ -15,10 +15,7 @@ import {
   type SwarmBridge,
   type RegistryOp,
 } from '@registrar/core';
-import { runCheck } from './check.js';
 import { createDocker } from './docker.js';
-import { runExplain } from './explain.js';
-import { runLb } from './lb.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
 import { deriveOptionsOf, parseCli, type CliConfig } from './options.js';
@@ -34,9 +31,10 @@ export async function run(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  if (argv[0] === 'lb') return runLb(argv.slice(1));
+  // Subcommands are imported when named, so the daemon does not carry their code (and `lb` its HAProxy client).
+  if (argv[0] === 'lb') return (await import('./lb.js')).runLb(argv.slice(1));
   if (argv[0] === 'explain') {
-    return runExplain(
+    return (await import('./explain.js')).runExplain(
       argv.slice(1),
       (text) => process.stdout.write(text),
       (text) => process.stderr.write(text),
@@ -45,10 +43,16 @@ export async function run(argv: readonly string[]): Promise<number> {
   const checking = argv[0] === 'check';
   const config = parseCli(checking ? argv.slice(1) : argv, (text) => process.stdout.write(text));
   for (const uri of config.uris) checkRegistryUri(uri);
-  const docker = createDocker(config.dockerHost);
-  if (checking) return runCheck(config, docker, (line) => process.stdout.write(line), process.env);
+  const docker = await createDocker(config.dockerHost);
+  if (checking)
+    return (await import('./check.js')).runCheck(
+      config,
+      docker,
+      (line) => process.stdout.write(line),
+      process.env,
+    );
   const stateDir = config.stateDir === undefined ? undefined : prepareStateDir(config.stateDir);
-  const logger = createLogger(config.logLevel, config.logFormat) as unknown as Logger;
+  const logger = (await createLogger(config.logLevel, config.logFormat)) as unknown as Logger;
 
   const stopping = new AbortController();
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
@@ -80,17 +84,20 @@ export async function run(argv: readonly string[]): Promise<number> {
     );
   }
 
-  const registries: Registry[] = config.uris.map((uri) =>
-    createRegistry(uri, {
-      nodeId,
-      ...(engineId !== undefined && { engineId }),
-      ttl: config.ttl,
-      ...(config.ttlRefresh !== undefined && { ttlRefresh: config.ttlRefresh }),
-      logger: log,
-      env: process.env,
-      dryRun: config.dryRun,
-      ...(stateDir !== undefined && { stateDir }),
-    }),
+  // Each adapter's module is loaded only when a URI names it.
+  const registries: Registry[] = await Promise.all(
+    config.uris.map((uri) =>
+      createRegistry(uri, {
+        nodeId,
+        ...(engineId !== undefined && { engineId }),
+        ttl: config.ttl,
+        ...(config.ttlRefresh !== undefined && { ttlRefresh: config.ttlRefresh }),
+        logger: log,
+        env: process.env,
+        dryRun: config.dryRun,
+        ...(stateDir !== undefined && { stateDir }),
+      }),
+    ),
   );
   // Right after the registries, in the same tick: their events$ are counted from the start.
   const current: { bridge?: Bridge | SwarmBridge } = {};
