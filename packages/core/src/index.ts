@@ -52,6 +52,7 @@ export {
   readEnvFile,
   readSecret,
   registryUriError,
+  concurrencyLimit,
   runPool,
   showUri,
 } from './kit/index.js';

@@ -12,6 +12,7 @@ import {
   type Observable,
 } from 'rxjs';
 import type { DockerApi } from './docker-source.js';
+import { concurrencyLimit } from './kit/pool.js';
 import { coalesceWhileBusy } from './operators.js';
 
 /** A request to look at one container. */
@@ -37,10 +38,19 @@ const isNotFound = (error: unknown) => (error as { statusCode?: number } | undef
  * more. A `die` needs no inspect: the event says the process exited (and with which code), and an inspect
  * at that moment blocks for a few hundred ms while the engine tears the container down. Never errors.
  */
-export function inspectContainers(looks$: Observable<Look>, docker: DockerApi): Observable<Inspection> {
+export function inspectContainers(
+  looks$: Observable<Look>,
+  docker: DockerApi,
+  /**
+   * Inspects in flight at once, across containers. An inventory of 1,000 containers would otherwise hold
+   * 1,000 inspect documents at the same moment, and the heap V8 grows for that peak it keeps.
+   */
+  concurrency = 16,
+): Observable<Inspection> {
+  const limited = concurrencyLimit(concurrency);
   const inspect = async (id: string): Promise<Inspection> => {
     try {
-      return { id, state: 'found', info: await docker.getContainer(id).inspect() };
+      return { id, state: 'found', info: await limited(() => docker.getContainer(id).inspect()) };
     } catch (error) {
       return isNotFound(error) ? { id, state: 'gone' } : { id, state: 'error', error };
     }

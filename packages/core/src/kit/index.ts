@@ -6,5 +6,5 @@ export type { HostPort, RegistryUri, RegistryUriProblem, RegistryUriSyntax } fro
 export { MAX_URI_LENGTH, formatHostPort, parseRegistryUri, registryUriError, showUri } from '../uri.js';
 export type { EnvSecret, Environment } from './env-files.js';
 export { envValue, readEnvFile, readSecret } from './env-files.js';
-export { runPool } from './pool.js';
+export { concurrencyLimit, runPool } from './pool.js';
 export { formatGoDuration, parseGoDuration } from './go-duration.js';

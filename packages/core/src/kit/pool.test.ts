@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runPool } from './pool.js';
+import { concurrencyLimit, runPool } from './pool.js';
 
 /** A task whose every call waits until released, so the test sees how many run at once. */
 function gatedTask() {
@@ -63,5 +63,27 @@ describe('runPool', () => {
     await expect(runPool([1], 0, () => Promise.resolve(1))).rejects.toThrow(
       'runPool: limit must be at least 1, got 0',
     );
+  });
+});
+
+describe('concurrencyLimit', () => {
+  it('lets at most `limit` tasks run at once, hands a freed slot to a waiting task, and passes results on', async () => {
+    const gated = gatedTask();
+    const limited = concurrencyLimit(2);
+    const results = Array.from({ length: 7 }, (_, i) =>
+      limited(() => gated.task(i === 4 ? -4 : i)).catch((error: Error) => error.message),
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(gated.started()).toBe(2);
+    // A task that arrives while the waiting ones take their turns still waits its own.
+    const late = limited(() => gated.task(9));
+    await gated.releaseAll();
+    expect(await Promise.all(results)).toEqual([0, 10, 20, 30, 'task -4 failed', 50, 60]);
+    expect(await late).toBe(90);
+    expect(gated.peak()).toBe(2);
+  });
+
+  it('refuses a limit below 1', () => {
+    expect(() => concurrencyLimit(0)).toThrow('concurrencyLimit: limit must be at least 1, got 0');
   });
 });

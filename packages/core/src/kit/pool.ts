@@ -26,3 +26,24 @@ export async function runPool<T, R>(
   if (failure !== undefined) throw failure.error;
   return results;
 }
+
+/**
+ * A gate that lets at most `limit` tasks run at once, for tasks that arrive one by one (runPool is for a list
+ * known up front). A finished task hands its slot straight to the next waiting one, so the limit holds exactly.
+ */
+export function concurrencyLimit(limit: number): <R>(task: () => Promise<R>) => Promise<R> {
+  if (!(limit >= 1)) throw new RangeError(`concurrencyLimit: limit must be at least 1, got ${limit}`);
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (task) => {
+    if (running < limit) running += 1;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running -= 1;
+    }
+  };
+}
