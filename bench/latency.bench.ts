@@ -142,6 +142,8 @@ describe('latency', () => {
     const series = () => ({ start: [] as number[], stop: [] as number[] });
     const lat = { etcd: series(), zookeeper: series(), consul: series() };
     const delivery = { start: [] as number[], die: [] as number[] };
+    /** Docker's inspect of the running container, timed here: a floor the bridge pays on every start. */
+    const inspects: number[] = [];
 
     for (let i = 0; i < ROUNDS; i++) {
       const name = uniqueName('lat');
@@ -168,6 +170,9 @@ describe('latency', () => {
       lat.zookeeper.start.push(zkSeen.get(`put ${zkPath}`)! - started);
       lat.consul.start.push(consulSeen.get(`put ${id}`)! - started);
       delivery.start.push(events.arrivals.get(`${name}/start`)! - started);
+      const inspectStarted = nowMs();
+      await container.inspect();
+      inspects.push(nowMs() - inspectStarted);
 
       await armZookeeper(zkWatcher, zkPath, zkSeen);
       await container.kill();
@@ -238,17 +243,31 @@ describe('latency', () => {
       const dockerDie = stats(delivery.die);
       // What the bridge adds: its latency minus the two floors it cannot beat (Docker delivering the event
       // to a subscriber, the backend making a write visible to a watcher), compared at the median.
-      const overStart = Math.round((start.median - dockerStart.median - rawWrite.median) * 100) / 100;
-      const overStop = Math.round((stop.median - dockerDie.median - rawWrite.median) * 100) / 100;
+      const inspect = stats(inspects);
+      const ms = (x: number) => Math.round(x * 100) / 100;
+      // A start also pays Docker's inspect; a stop needs none (the die event says the process exited).
+      const overStart = ms(start.median - dockerStart.median - rawWrite.median - inspect.median);
+      const overStop = ms(stop.median - dockerDie.median - rawWrite.median);
+      // Per round: what is left of each start after its own event delivery and the median floors.
+      const startOverheads = lat[backend].start.map(
+        (t, i) => t - (delivery.start[i] ?? 0) - rawWrite.median - inspect.median,
+      );
+      const overStartP95 = ms(stats(startOverheads).p95);
+      const worstStart = ms(Math.max(...lat[backend].start.map((t, i) => t - (delivery.start[i] ?? 0))));
+      const worstLimit = ms(rawWrite.max + inspect.max + 20);
       record('latency', backend, {
         watcher: watcher[backend],
         start,
         stop,
         rawWriteToVisible: rawWrite,
         dockerEventDelivery: { start: dockerStart, die: dockerDie },
+        dockerInspect: inspect,
         bridgeOverheadMedianMs: { start: overStart, stop: overStop },
-        goal: 'bridge adds ≤ 5 ms over Docker delivery + raw write (median)',
-        goalMet: overStart <= 5 && overStop <= 5,
+        bridgeOverheadStartP95Ms: overStartP95,
+        worstStartMs: worstStart,
+        worstStartLimitMs: worstLimit,
+        goal: 'bridge adds ≤ 1 ms to a start over Docker delivery + inspect + raw write (median), ≤ 3 ms (p95); worst start ≤ raw + inspect + 20 ms',
+        goalMet: overStart <= 1 && overStartP95 <= 3 && worstStart <= worstLimit,
       });
     }
   });
