@@ -9,7 +9,7 @@ import {
   type SwarmSnapshot,
 } from './derive.js';
 
-// Captured from a real two-node Swarm by test/multihost/swarm-fixtures.capture.test.ts (which says what each
+// Captured from a real two-node Swarm by test/multihost/swarm-fixtures.capture.ts (`pnpm capture:swarm-fixtures`) (which says what each
 // service is): `swarm-snapshot.json` with everything running, `swarm-updated.json` after a rolling update of
 // shop_web.
 interface Fixture extends SwarmSnapshot {

@@ -1,6 +1,6 @@
 // Captures packages/core/src/fixtures/swarm-*.json from a real two-node Swarm (harness/hosts.ts), for the
-// unit tests of core's Swarm derivation. Skipped unless asked for:
-//   CAPTURE_SWARM_FIXTURES=1 npx vitest run --project suite test/multihost/swarm-fixtures.capture.test.ts
+// unit tests of core's Swarm derivation. A tool, not a test (not named *.test.ts, so `pnpm test` never runs
+// it); run it with `pnpm capture:swarm-fixtures`.
 // What it sets up is what swarm/derive.test.ts expects; change both together.
 import type Docker from 'dockerode';
 import { writeFileSync } from 'node:fs';
@@ -39,7 +39,7 @@ function save(name: string, value: unknown) {
   writeFileSync(new URL(`swarm-${name}.json`, FIXTURES), `${JSON.stringify(value, null, 2)}\n`);
 }
 
-describe.runIf(process.env.CAPTURE_SWARM_FIXTURES === '1')('capture Swarm fixtures', () => {
+describe('capture Swarm fixtures', () => {
   it('writes packages/core/src/fixtures/swarm-*.json', async () => {
     testHosts = await startHosts(2, { swarm: true });
     const overlay = testHosts.overlay!.name;
