@@ -92,7 +92,9 @@ async function heldBy(scope: string, service: string, nodeId: string): Promise<M
   return all.map((m) => new Map([...m].filter(([id]) => id.startsWith(`${nodeId}:`))));
 }
 
-describe('registrar --swarm on a two-node Swarm', () => {
+// In file order, never shuffled: the last test kills host 2 for good, and the others need both hosts. (A
+// shuffled run put it first and the rest timed out: to fix properly, that test should bring host 2 back.)
+describe('registrar --swarm on a two-node Swarm', { shuffle: false }, () => {
   it('registers tasks, the VIP and the mesh ports, and converges through scale, update and removal', async () => {
     const [h1, h2] = testHosts.hosts as [TestHost, TestHost];
     const overlay = testHosts.overlay!.name;
