@@ -13,7 +13,7 @@ import { explainContainer, matchContainer, type ExplainReport, type ExplainSumma
 import { dockerHints, type DockerApi, type DockerHint } from './docker-source.js';
 import { silentLogger, type Logger } from './logger.js';
 import { inspectContainers, type Inspection, type Look } from './inspect.js';
-import { Reconciler, type ReconcilerObserver } from './reconciler.js';
+import { reconcilersFor, type Reconciler, type ReconcilerObserver } from './reconciler.js';
 import type { Registry } from './registry.js';
 import type { LabelWarning, Service } from './service.js';
 import { SIGINT, SIGTERM, signalName, signalNumber } from './signals.js';
@@ -116,19 +116,15 @@ export class Bridge {
         'duplicate service id: already registered for another container; check SERVICE_ID',
       ),
     );
-    this.reconcilers = options.registries.map(
-      (registry) =>
-        new Reconciler({
-          registry,
-          desired: () => this.desiredServices.services,
-          inventoryComplete: () => this.firstInventoryDone,
-          cleanup: options.cleanup ?? false,
-          dryRun: options.dryRun ?? false,
-          logger: this.log,
-          ...(options.backoff && { backoff: options.backoff }),
-          ...(options.observer && { observer: options.observer }),
-        }),
-    );
+    this.reconcilers = reconcilersFor(options.registries, {
+      desired: () => this.desiredServices.services,
+      inventoryComplete: () => this.firstInventoryDone,
+      cleanup: options.cleanup ?? false,
+      dryRun: options.dryRun ?? false,
+      logger: this.log,
+      ...(options.backoff && { backoff: options.backoff }),
+      ...(options.observer && { observer: options.observer }),
+    });
   }
 
   start(): void {

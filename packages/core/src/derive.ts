@@ -397,7 +397,16 @@ function dedupe(values: readonly string[]): string[] {
   return [...new Set(values.filter((v) => v !== ''))];
 }
 
-function serviceName(target: Target, targets: readonly Target[], fallback: string): string {
+/** What naming a service needs of a port (the container's and Swarm mode's derivations share it). */
+export interface NamedPort extends PortKey {
+  readonly settings: PortSettings;
+}
+
+/**
+ * The service name of one port: its own name, else the container's (or Swarm service's); with several
+ * ports and no port-specific name, `<name>-<port>` (`-udp` beside a TCP twin).
+ */
+export function serviceName(target: NamedPort, targets: readonly NamedPort[], fallback: string): string {
   const base = target.settings.name ?? fallback;
   if (target.settings.nameIsPortSpecific || targets.length < 2) return base;
   const tcpTwin =

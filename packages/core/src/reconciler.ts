@@ -108,6 +108,14 @@ export interface ReconcilerOptions {
   readonly observer?: ReconcilerObserver;
 }
 
+/** One reconciler per registry, all over the same desired set (the container and Swarm bridges both). */
+export function reconcilersFor(
+  registries: readonly Registry[],
+  shared: Omit<ReconcilerOptions, 'registry'>,
+): Reconciler[] {
+  return registries.map((registry) => new Reconciler({ ...shared, registry }));
+}
+
 /**
  * Converges one registry to the desired set. Work is proportional to what changed: `changed(ids)` marks ids
  * and the next pass looks at those alone; a full diff of everything desired against everything owned runs

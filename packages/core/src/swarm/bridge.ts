@@ -4,7 +4,7 @@ import type { BridgeObserver, BridgeStatus, ExplainLookup } from '../bridge.js';
 import { DesiredServices } from '../desired.js';
 import type { ExplainSummary } from '../explain.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { Reconciler } from '../reconciler.js';
+import { reconcilersFor, type Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry.js';
 import type { Service } from '../service.js';
 import {
@@ -87,19 +87,15 @@ export class SwarmBridge {
         'duplicate service id: already registered for another Swarm service; check SERVICE_ID',
       ),
     );
-    this.reconcilers = options.registries.map(
-      (registry) =>
-        new Reconciler({
-          registry,
-          desired: () => this.desiredServices.services,
-          inventoryComplete: () => this.firstInventoryDone,
-          cleanup: options.cleanup ?? false,
-          dryRun: options.dryRun ?? false,
-          logger: this.log,
-          ...(options.backoff && { backoff: options.backoff }),
-          ...(options.observer && { observer: options.observer }),
-        }),
-    );
+    this.reconcilers = reconcilersFor(options.registries, {
+      desired: () => this.desiredServices.services,
+      inventoryComplete: () => this.firstInventoryDone,
+      cleanup: options.cleanup ?? false,
+      dryRun: options.dryRun ?? false,
+      logger: this.log,
+      ...(options.backoff && { backoff: options.backoff }),
+      ...(options.observer && { observer: options.observer }),
+    });
   }
 
   start(): void {

@@ -26,9 +26,9 @@
  *   Swarm's `ingress` network never counts: clients outside the mesh cannot use its addresses.
  */
 import { isIP } from 'node:net';
+import { serviceName } from '../derive.js';
 import { capWarnings, isValidServiceName, labelWarning, parseServiceLabels, settingsFor } from '../labels.js';
 import type { PortSettings, ServiceLabels } from '../labels.js';
-import { MAX_SERVICE_NAME_LENGTH } from '../labels.js';
 import type { LabelWarning, Protocol, Service } from '../service.js';
 import { quote } from '../text.js';
 
@@ -261,15 +261,6 @@ function taskAddresses(task: Obj, context: SwarmContext): Map<string, string> {
   return addresses;
 }
 
-function targetName(target: Target, targets: readonly Target[], fallback: string): string {
-  const base = target.settings.name ?? fallback;
-  if (target.settings.nameIsPortSpecific || targets.length < 2) return base;
-  const tcpTwin =
-    target.protocol === 'udp' && targets.some((t) => t.protocol === 'tcp' && t.port === target.port);
-  const suffix = `-${target.port}${tcpTwin ? '-udp' : ''}`;
-  return `${base.slice(0, MAX_SERVICE_NAME_LENGTH - suffix.length)}${suffix}`;
-}
-
 /** The entries one Swarm service offers in `options.mode`, from its tasks (any state) and the cluster. */
 export function deriveSwarmService(
   service: unknown,
@@ -340,7 +331,7 @@ export function deriveSwarmService(
     const udp = target.protocol === 'udp';
     return {
       id: `${options.nodeId}:${id}:${port}${udp ? ':udp' : ''}`,
-      name: targetName(target, targets, fallbackName),
+      name: serviceName(target, targets, fallbackName),
       address,
       port,
       protocol: target.protocol,
