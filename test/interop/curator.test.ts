@@ -33,6 +33,11 @@ const probes: Partial<Record<ReaderType, CuratorProbe>> = {};
 const bridges: BridgeProcess[] = [];
 const runLabel = `${TEST_LABEL}.run=${randomBytes(4).toString('hex')}`;
 const [labelKey, labelValue] = runLabel.split('=') as [string, string];
+/**
+ * The service name every container here offers. The bridges see the whole engine, and other test files run
+ * containers offering `web` at the same time; a name of this run's own keeps their instances out of these queries.
+ */
+const SERVICE = `web-${labelValue}`;
 
 beforeAll(async () => {
   await checkCuratorTools();
@@ -87,7 +92,7 @@ function instances(answer: ProbeAnswer): CuratorInstance[] {
 
 const ids = (answer: ProbeAnswer) => instances(answer).map((i) => i.id);
 
-/** A bridge writing into `uris`, and one container offering `web` on a published port, with metadata. */
+/** A bridge writing into `uris`, and one container offering SERVICE on a published port, with metadata. */
 async function bridgeAndContainer(uris: string[]) {
   const node = `cur-${randomBytes(2).toString('hex')}`;
   bridges.push(spawnBridge(['--ip', '127.0.0.1', '--node-id', node, '--ttl', '2', ...uris]));
@@ -95,7 +100,7 @@ async function bridgeAndContainer(uris: string[]) {
   const container = await runContainer({
     name,
     publish: ['80/tcp'],
-    env: { SERVICE_NAME: 'web', SERVICE_TAGS: 'blue,green', SERVICE_VERSION: '1.2' },
+    env: { SERVICE_NAME: SERVICE, SERVICE_TAGS: 'blue,green', SERVICE_VERSION: '1.2' },
     labels: { [labelKey]: labelValue },
     network: network!.id,
   });
@@ -137,7 +142,7 @@ describe('Apache Curator 5 reads what the bridge writes', () => {
     async ({ mode, readers, refusedBy }) => {
       const base = `/curator-${mode}-${randomBytes(3).toString('hex')}`;
       // Caches started before the container exists, like a consumer that runs all along.
-      for (const type of readers) expect(ids(await probe(type).cache(type, base, 'web'))).toEqual([]);
+      for (const type of readers) expect(ids(await probe(type).cache(type, base, SERVICE))).toEqual([]);
 
       const { node, name, container, id, port } = await bridgeAndContainer([
         `zookeeper://${zk!.connectString}${base}?payload=${mode}`,
@@ -146,25 +151,25 @@ describe('Apache Curator 5 reads what the bridge writes', () => {
 
       for (const type of readers) {
         let found: CuratorInstance[] = [];
-        await until(`${type} consumer: queryForInstances(web) in ${base}`, async () => {
-          found = instances(await probe(type).query(type, base, 'web'));
+        await until(`${type} consumer: queryForInstances(${SERVICE}) in ${base}`, async () => {
+          found = instances(await probe(type).query(type, base, SERVICE));
           return found.length > 0;
         });
         expect(found).toHaveLength(1);
         const instance = found[0]!;
         expect(instance).toMatchObject({
           id,
-          name: 'web',
+          name: SERVICE,
           address: '127.0.0.1',
           port,
           sslPort: null,
           serviceType: 'DYNAMIC',
           enabled: true,
         });
-        const bytes = await stored(`${base}/web/${id}`);
+        const bytes = await stored(`${base}/${SERVICE}/${id}`);
         if (mode === 'spring') {
           expect(instance.payloadClass).toBe(SPRING_CLASS);
-          expect(instance.payload).toEqual({ id, name: 'web', metadata });
+          expect(instance.payload).toEqual({ id, name: SERVICE, metadata });
         } else if (mode === 'plain') {
           expect(instance.payloadClass).toBe('java.util.LinkedHashMap');
           expect(instance.payload).toEqual(metadata);
@@ -179,25 +184,25 @@ describe('Apache Curator 5 reads what the bridge writes', () => {
           );
         }
 
-        await until(`${type} consumer: ServiceCache(web) in ${base} has ${id}`, async () =>
-          ids(await probe(type).cache(type, base, 'web')).includes(id),
+        await until(`${type} consumer: ServiceCache(${SERVICE}) in ${base} has ${id}`, async () =>
+          ids(await probe(type).cache(type, base, SERVICE)).includes(id),
         );
-        expect(instances(await probe(type).cache(type, base, 'web'))).toMatchObject([
+        expect(instances(await probe(type).cache(type, base, SERVICE))).toMatchObject([
           { id, address: '127.0.0.1', port },
         ]);
       }
 
       // A consumer built for the other payload type: its whole query throws.
       for (const [type, error] of Object.entries(refusedBy) as [ReaderType, string][]) {
-        expect(await probe(type).query(type, base, 'web')).toMatchObject({ ok: false, error });
+        expect(await probe(type).query(type, base, SERVICE)).toMatchObject({ ok: false, error });
       }
 
       await container.stop({ t: 0 });
       for (const type of readers) {
-        await until(`${type} consumer: ServiceCache(web) in ${base} loses ${id}`, async () =>
-          ids(await probe(type).cache(type, base, 'web')).every((found) => found !== id),
+        await until(`${type} consumer: ServiceCache(${SERVICE}) in ${base} loses ${id}`, async () =>
+          ids(await probe(type).cache(type, base, SERVICE)).every((found) => found !== id),
         );
-        expect(ids(await probe(type).query(type, base, 'web'))).toEqual([]);
+        expect(ids(await probe(type).query(type, base, SERVICE))).toEqual([]);
       }
     },
   );
@@ -212,36 +217,36 @@ describe('Apache Curator 5 reads what the bridge writes', () => {
     for (const mode of ['spring', 'plain', 'none']) {
       await until(
         `registrar's node in ${base}-${mode}`,
-        async () => (await stored(`${base}-${mode}/web/${id}`).catch(() => '')) !== '',
+        async () => (await stored(`${base}-${mode}/${SERVICE}/${id}`).catch(() => '')) !== '',
       );
     }
-    // Each consumer's own application registers an instance of `web` through Curator.
-    expect(await probe('map').register('map', `${base}-spring`, 'web', 'app-map', 1111)).toEqual({
+    // Each consumer's own application registers an instance of SERVICE through Curator.
+    expect(await probe('map').register('map', `${base}-spring`, SERVICE, 'app-map', 1111)).toEqual({
       ok: true,
     });
-    expect(await probe('spring').register('spring', `${base}-plain`, 'web', 'app-spring', 2222)).toEqual({
+    expect(await probe('spring').register('spring', `${base}-plain`, SERVICE, 'app-spring', 2222)).toEqual({
       ok: true,
     });
-    expect(await probe('map').register('map', `${base}-none`, 'web', 'app-map', 1111)).toEqual({ ok: true });
+    expect(await probe('map').register('map', `${base}-none`, SERVICE, 'app-map', 1111)).toEqual({ ok: true });
 
-    // Spring payload, generic consumer: Jackson cannot resolve the @class, and nothing of `web` comes back.
-    expect(await probe('map').query('map', `${base}-spring`, 'web')).toEqual({
+    // Spring payload, generic consumer: Jackson cannot resolve the @class, and nothing of SERVICE comes back.
+    expect(await probe('map').query('map', `${base}-spring`, SERVICE)).toEqual({
       ok: false,
       error: 'com.fasterxml.jackson.databind.exc.InvalidTypeIdException',
       message: `Could not resolve type id '${SPRING_CLASS}' as a subtype of \`java.lang.Object\`: no such class found`,
     });
     // Plain payload, Spring-style consumer: the Map is not a ZookeeperInstance.
-    expect(await probe('spring').query('spring', `${base}-plain`, 'web')).toEqual({
+    expect(await probe('spring').query('spring', `${base}-plain`, SERVICE)).toEqual({
       ok: false,
       error: 'java.lang.ClassCastException',
       message: `Cannot cast java.util.LinkedHashMap to ${SPRING_CLASS}`,
     });
     // A ServiceCache started now has loaded every node once start() returns: it keeps the application's
     // instance and leaves out the node it cannot read (Curator logs the exception).
-    expect(ids(await probe('map').cache('map', `${base}-spring`, 'web'))).toEqual(['app-map']);
-    expect(ids(await probe('spring').cache('spring', `${base}-plain`, 'web'))).toEqual(['app-spring']);
+    expect(ids(await probe('map').cache('map', `${base}-spring`, SERVICE))).toEqual(['app-map']);
+    expect(ids(await probe('spring').cache('spring', `${base}-plain`, SERVICE))).toEqual(['app-spring']);
 
     // No payload: the generic consumer gets its application's instance and registrar's in one query.
-    expect(ids(await probe('map').query('map', `${base}-none`, 'web'))).toEqual(['app-map', id].sort());
+    expect(ids(await probe('map').query('map', `${base}-none`, SERVICE))).toEqual(['app-map', id].sort());
   });
 });
