@@ -1,6 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import type { BridgeObserver, BridgeStatus, ExplainLookup, ExplainSummary, Registry } from '@registrar/core';
+import type {
+  BridgeStatus,
+  ExplainLookup,
+  ExplainSummary,
+  Registry,
+  SwarmBridgeObserver,
+} from '@registrar/core';
 
 /** What the metrics read of a bridge: the container bridge and the Swarm bridge both have it. */
 export interface StatusSource {
@@ -65,6 +71,12 @@ export class Metrics {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [this.registry],
   });
+  private readonly leader = new Gauge({
+    name: 'registrar_leader',
+    help: 'Swarm mode: 1 while this manager is the elected writer of the registry, 0 while it stands by',
+    labelNames: ['backend', 'target'],
+    registers: [this.registry],
+  });
   private readonly reconnects = new Counter({
     name: 'registrar_docker_reconnects_total',
     help: 'Times the Docker event stream was lost and had to be reopened',
@@ -123,7 +135,8 @@ export class Metrics {
     });
   }
 
-  readonly observer: BridgeObserver = {
+  readonly observer: SwarmBridgeObserver = {
+    onLeading: (r, leading) => this.leader.set(labels(r), leading ? 1 : 0),
     onPass: (r, drift) => {
       this.passes.inc(labels(r));
       this.drift.inc(labels(r), drift);

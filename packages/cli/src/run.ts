@@ -115,6 +115,11 @@ export async function run(argv: readonly string[]): Promise<number> {
   if (config.swarm && (config.ip !== undefined || config.internal)) {
     log.warn('--ip and --internal do not apply with --swarm (--swarm-mode decides the addresses); ignored');
   }
+  if (config.swarm && config.deregisterOnExit && !config.dryRun) {
+    log.warn(
+      "--deregister-on-exit does not apply with --swarm: the entries are the cluster's, and the next elected manager adopts them; ignored",
+    );
+  }
   if (config.ip === undefined && !config.internal && !config.swarm) {
     log.warn(
       'no --ip given: ports published on all interfaces (0.0.0.0/::) are skipped; pass --ip <host address>',
@@ -159,6 +164,9 @@ export async function run(argv: readonly string[]): Promise<number> {
         pollMs: config.stallCheck * 1000,
         cleanup: config.cleanup,
         dryRun: config.dryRun,
+        // Every manager runs this; each registry elects the one that writes. A dry run writes nothing, not
+        // even an election key, and prints what it would do as if elected.
+        ...(!config.dryRun && { elect: { candidate: info.Name ?? info.ID ?? 'unknown' } }),
         observer,
       })
     : createBridge({

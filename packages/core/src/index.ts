@@ -1,5 +1,13 @@
 export type { HealthStatus, LabelWarning, Protocol, Service } from './service.js';
-export type { LivenessLoss, Registry, RegistryEntry, RegistryEvent, RegistryUriContext } from './registry.js';
+export type {
+  ElectionOptions,
+  Leadership,
+  LivenessLoss,
+  Registry,
+  RegistryEntry,
+  RegistryEvent,
+  RegistryUriContext,
+} from './registry.js';
 export type { FollowUpdate, Instance, ServiceFollower } from './follow.js';
 export type { FollowGate, FollowLifetimes } from './follow-gate.js';
 export { followGate, followLifetimes } from './follow-gate.js';
@@ -109,5 +117,5 @@ export {
 } from './swarm/derive.js';
 export type { SwarmDockerApi, SwarmFetch, SwarmHint, SwarmLook, SwarmSourceOptions } from './swarm/source.js';
 export { fetchSwarm, swarmEventLook, swarmHints } from './swarm/source.js';
-export type { SwarmBridgeOptions } from './swarm/bridge.js';
+export type { SwarmBridgeObserver, SwarmBridgeOptions } from './swarm/bridge.js';
 export { SwarmBridge, createSwarmBridge } from './swarm/bridge.js';

@@ -141,6 +141,8 @@ export class Reconciler {
   private failing: RegistryFailing | undefined;
   private failures = 0;
   private stopped = false;
+  /** Another bridge writes this node id's entries (Swarm mode follower): no pass lists or writes. */
+  private standingBy = false;
   /** Set once another engine's entries of this node id were seen: nothing is written any more. */
   private halted: NodeIdConflictError | undefined;
   /** The pass in flight, for `settled()` and `stop()`. */
@@ -196,6 +198,32 @@ export class Reconciler {
       else this.writes.set(id, { failed: record.failed });
     }
     this.poke();
+  }
+
+  /**
+   * Another bridge is the writer: list nothing, write nothing (a write in flight finishes; the rest of its
+   * pass is dropped), until `lead()`.
+   */
+  standBy(): void {
+    this.standingBy = true;
+    this.retry?.unsubscribe();
+    this.retry = undefined;
+  }
+
+  /**
+   * This bridge is the writer now: list the registry and diff everything. Entries the previous writer left
+   * that match what is wanted are adopted as they are.
+   */
+  lead(): void {
+    this.standingBy = false;
+    this.failures = 0;
+    this.failing = undefined;
+    this.resync();
+  }
+
+  /** Whether this reconciler writes (false while standing by for another writer). */
+  get writing(): boolean {
+    return !this.standingBy && !this.halted;
   }
 
   /** Resolves when no pass is running or queued (retries scheduled for later do not count). */
@@ -260,7 +288,7 @@ export class Reconciler {
   }
 
   private schedule() {
-    if (this.stopped) return;
+    if (this.stopped || this.standingBy) return;
     this.retry?.unsubscribe();
     this.retry = undefined;
     this.pokes$.next();
@@ -292,6 +320,7 @@ export class Reconciler {
   private async converge(): Promise<void> {
     const { registry } = this;
     const passStarted = Date.now();
+    if (this.standingBy) return;
     let actual = this.actual;
     try {
       if (actual === undefined) {
@@ -356,6 +385,11 @@ export class Reconciler {
       firstError = errors.find((error) => error !== undefined);
     }
     if (this.halted) return;
+    if (this.standingBy) {
+      // What this pass skipped is looked at again, from a fresh list, when this bridge leads again.
+      this.actual = undefined;
+      return;
+    }
     this.prune(ids);
     if (firstError === undefined) this.succeeded();
     else this.failed(firstError, 'write', passStarted);
@@ -372,8 +406,9 @@ export class Reconciler {
       return undefined;
     }
     const id = op.type === 'register' ? op.service.id : op.entry.id;
-    // A write of this pass met another engine's entry: the rest of the pass is not written either.
-    if (this.halted) return undefined;
+    // A write of this pass met another engine's entry, or another bridge became the writer: the rest of the
+    // pass is not written either.
+    if (this.halted || this.standingBy) return undefined;
     try {
       if (op.type === 'register') await registry.register(op.service);
       else await registry.deregister(op.entry.id);

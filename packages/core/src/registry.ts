@@ -86,6 +86,38 @@ export interface Registry {
    * for `registrar check`; optional.
    */
   describeLiveness?(): string;
+  /**
+   * Swarm mode's one writer per cluster: join the election among the bridges sharing this node id, held in
+   * the registry itself. See `Leadership` for what an adapter promises. Optional: a bridge that needs it and
+   * finds none refuses to start.
+   */
+  elect?(options: ElectionOptions): Leadership;
+}
+
+/** Who joins an election. */
+export interface ElectionOptions {
+  /** This bridge, for the registry's leader record and the logs of the others: e.g. the manager's host name. */
+  readonly candidate: string;
+}
+
+/**
+ * One election in one registry, joined by every bridge that writes the same node id (every Swarm manager).
+ *
+ * What an adapter promises:
+ * - at most one of the candidates sees `true` at a time, as far as the registry's own recipe guarantees it
+ *   (etcd lease election, ZooKeeper ephemeral-sequential nodes, Consul session lock);
+ * - while following, the adapter never writes an entry; it keeps the leader's entries alive where the
+ *   backend lets every candidate do so (etcd: the entries' lease is kept alive by id by every candidate);
+ * - when it is elected, it holds the liveness the previous leader's entries hang on (the same etcd lease,
+ *   ZooKeeper session or Consul agent checks), so `list()` reports fingerprints that the same services match
+ *   and the reconciler adopts them without writing;
+ * - a leader that dies (SIGKILL) is succeeded within the TTL, before its entries expire.
+ */
+export interface Leadership {
+  /** Whether this process writes now: the current value on subscribe (false until elected), then changes. */
+  readonly leading$: Observable<boolean>;
+  /** Leave the election (a leader resigns, so a successor takes over at once) and stop its timers. */
+  close(): Promise<void>;
 }
 
 /** What the CLI hands an adapter's URI factory besides the URI itself. */

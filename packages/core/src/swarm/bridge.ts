@@ -5,7 +5,7 @@ import { DesiredServices } from '../desired.js';
 import type { ExplainSummary } from '../explain.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { reconcilersFor, type Reconciler } from '../reconciler.js';
-import type { Registry } from '../registry.js';
+import type { ElectionOptions, Leadership, Registry } from '../registry.js';
 import type { Service } from '../service.js';
 import {
   deriveSwarmService,
@@ -32,7 +32,18 @@ export interface SwarmBridgeOptions extends SwarmDeriveOptions {
   /** How often the whole cluster is listed (ms; 0: never); see `SwarmSourceOptions.pollMs`. */
   readonly pollMs?: number;
   readonly backoff?: BackoffOptions;
-  readonly observer?: BridgeObserver;
+  readonly observer?: SwarmBridgeObserver;
+  /**
+   * One writer per cluster: every manager runs a Swarm bridge, and each registry elects the one that writes
+   * (`Registry.elect`); the others watch and derive as well, and adopt the entries when they are elected.
+   * Absent: this bridge writes unconditionally (one manager only, or a dry run).
+   */
+  readonly elect?: ElectionOptions;
+}
+
+export interface SwarmBridgeObserver extends BridgeObserver {
+  /** This bridge became the writer for `registry` (true) or stopped being it (false). */
+  onLeading?(registry: Registry, leading: boolean): void;
 }
 
 /** One Swarm service as last listed, and the sequence number of the fetch that listed it. */
@@ -65,6 +76,8 @@ const SETTLE_FIRST_MS = 500;
 export class SwarmBridge {
   private readonly services = new Map<string, TrackedService>();
   private readonly reconcilers: Reconciler[];
+  /** Per registry, the election it holds when `elect` is given. */
+  private readonly leaderships: Leadership[] = [];
   private readonly desiredServices: DesiredServices;
   private readonly log: Logger;
   private readonly subscription = new Subscription();
@@ -81,6 +94,14 @@ export class SwarmBridge {
 
   constructor(private readonly options: SwarmBridgeOptions) {
     this.log = options.logger ?? silentLogger;
+    if (options.elect) {
+      for (const registry of options.registries.filter((r) => r.elect === undefined)) {
+        this.log.warn(
+          { backend: registry.backend, target: registry.target },
+          'this adapter cannot elect one writer per cluster: this manager writes it unconditionally; run registrar --swarm on one manager only',
+        );
+      }
+    }
     this.desiredServices = new DesiredServices((holder, other) =>
       this.log.warn(
         { serviceId: holder.id, task: other.container.name, holder: holder.container.name },
@@ -126,12 +147,45 @@ export class SwarmBridge {
     );
     for (const reconciler of this.reconcilers) {
       this.subscription.add(reconciler.registry.lost$.subscribe((loss) => reconciler.lost(loss.reason)));
-      reconciler.poke();
+      if (this.options.elect && reconciler.registry.elect) this.follow(reconciler, this.options.elect);
+      else reconciler.poke();
     }
     const resync = this.options.resync ?? 0;
     if (resync > 0) {
       this.subscription.add(timer(resync * 1000, resync * 1000).subscribe(() => this.resync()));
     }
+  }
+
+  /** Write `reconciler`'s registry only while this bridge is the one elected there. */
+  private follow(reconciler: Reconciler, election: ElectionOptions) {
+    const { registry } = reconciler;
+    reconciler.standBy();
+    const leadership = registry.elect!(election);
+    this.leaderships.push(leadership);
+    let leading = false;
+    this.subscription.add(
+      leadership.leading$.subscribe((now) => {
+        if (now === leading) return;
+        leading = now;
+        this.log.info(
+          { backend: registry.backend, target: registry.target, candidate: election.candidate },
+          now
+            ? 'elected the cluster writer: adopting the entries as they are'
+            : 'another manager writes now; standing by',
+        );
+        this.options.observer?.onLeading?.(registry, now);
+        if (now) reconciler.lead();
+        else reconciler.standBy();
+      }),
+    );
+  }
+
+  /** Per registry, whether this bridge writes it now (always true without an election). */
+  leading(): { readonly target: string; readonly leading: boolean }[] {
+    return this.reconcilers.map((reconciler) => ({
+      target: reconciler.registry.target,
+      leading: reconciler.writing,
+    }));
   }
 
   /** List the cluster and every registry again and converge; writes only the drift. */
@@ -166,13 +220,25 @@ export class SwarmBridge {
     return this.desiredServices.services;
   }
 
-  /** Stop watching the cluster, let passes in flight finish, then close every registry. */
+  /**
+   * Stop watching the cluster, let passes in flight finish, then close every registry. With an election the
+   * entries are the cluster's, not this manager's: they are never deregistered on the way out.
+   */
   async stop(options: { deregister?: boolean } = {}): Promise<void> {
+    const deregister = options.deregister === true && this.options.elect === undefined;
     this.subscription.unsubscribe();
     await Promise.all(this.reconcilers.map((r) => r.stop()));
+    // Resign before closing: a successor takes over at once, and the entries stay for it to adopt.
+    await Promise.all(
+      this.leaderships.map((leadership) =>
+        leadership.close().catch((error: unknown) => {
+          this.log.warn({ err: error }, 'leaving the election failed; a successor waits for the TTL');
+        }),
+      ),
+    );
     await Promise.all(
       this.options.registries.map((registry) =>
-        registry.close(options).catch((error: unknown) => {
+        registry.close({ deregister }).catch((error: unknown) => {
           this.log.warn({ target: registry.target, err: error }, 'closing registry failed');
         }),
       ),
