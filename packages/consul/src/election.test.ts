@@ -4,7 +4,8 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startConsulDouble } from '@registrar/consul-double';
 import type { ConsulDouble } from '@registrar/consul-double';
-import type { Leadership, Registry, Service } from '@registrar/core';
+import { Reconciler, silentLogger } from '@registrar/core';
+import type { Leadership, Registry, RegistryOp, Service } from '@registrar/core';
 import { service as testService } from '@registrar/core/testing';
 import { until } from '@registrar/test/harness/net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -114,7 +115,7 @@ describe('Consul election', () => {
 
   it('hands over at once when the leader resigns; the successor adopts its services with zero writes', async () => {
     await start();
-    const cs = [candidate('m1'), candidate('m2'), candidate('m3')];
+    const cs = ['m1', 'm2', 'm3'].map((n) => candidate(n, { electionTtl: 10 }));
     await until('one leader', () => leaders(cs).length === 1);
     const first = leaders(cs)[0]!;
     expect(await first.registry.list()).toEqual([]);
@@ -125,9 +126,9 @@ describe('Consul election', () => {
     await first.leadership.close();
     expect(first.seen).toEqual([false, true, false]);
     const rest = cs.filter((c) => c !== first);
-    await until('a successor', () => leaders(rest).length === 1, 900);
-    // Released, not expired: well within the 1 s session TTL.
-    expect(Date.now() - resignedAt).toBeLessThan(900);
+    await until('a successor', () => leaders(rest).length === 1, 5000);
+    // Released, not expired: the sessions have a 10 s TTL (Consul would expire one after 20 s).
+    expect(Date.now() - resignedAt).toBeLessThan(5000);
     const second = leaders(rest)[0]!;
     const entries = await second.registry.list();
     expect(entries.map((e) => e.id).sort()).toEqual([svc(1).id, svc(2).id, svc(3).id]);
@@ -217,16 +218,31 @@ describe('Consul election', () => {
     expect(entry.LockIndex).toBe(2);
   });
 
+  it('steps down when no renewal got through within the session TTL, and leads again once the agent answers', async () => {
+    const d = await start();
+    const c = candidate('m1', { requestTimeoutMs: 300 });
+    await until('leading', () => last(c) === true);
+    const stoppedAt = Date.now();
+    await d.stop();
+    // At most one leader: past its TTL Consul may have handed the lock to another.
+    await until('stepped down', () => last(c) === false, 3000);
+    expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(900);
+    await d.start();
+    // The old session is released when Consul expires it (2 × TTL), or at once if the destroy got through.
+    await until('leading again', () => last(c) === true, 5000);
+    expect(c.seen).toEqual([false, true, false, true]);
+  });
+
   it('resigns on registry close, releasing the lock and destroying the session', async () => {
     await start();
-    const a = candidate('m1');
+    const a = candidate('m1', { electionTtl: 10 });
     await until('leading', () => last(a) === true);
-    const b = candidate('m2');
+    const b = candidate('m2', { electionTtl: 10 });
     await until('b following', () => b.seen.length === 1);
     await a.registry.close();
     expect(a.seen).toEqual([false, true, false]);
     expect(await get('/v1/session/list')).toHaveLength(1);
-    await until('b leads', () => last(b) === true, 900);
+    await until('b leads', () => last(b) === true, 5000);
   });
 
   it('refuses a second election on one registry and any election when read-only', async () => {
@@ -236,5 +252,50 @@ describe('Consul election', () => {
     const dry = createConsulRegistry({ nodeId: NODE, url: double!.url, readOnly: true });
     registries.push(dry);
     expect(() => dry.elect!({ candidate: 'x' })).toThrow(/read-only/);
+  });
+
+  it('drives core reconcilers: the leader writes, a successor adopts with zero ops, followers none', async () => {
+    await start();
+    const desired = new Map([1, 2, 3].map((i) => [svc(i).id, svc(i)]));
+    const ops = new Map<string, RegistryOp[]>();
+    const reconcilers: Reconciler[] = [];
+    // What the Swarm bridge's follow() does with each registry.
+    const wire = (c: Candidate) => {
+      const done: RegistryOp[] = [];
+      ops.set(c.name, done);
+      const reconciler = new Reconciler({
+        registry: c.registry,
+        desired: () => desired,
+        inventoryComplete: () => true,
+        cleanup: false,
+        logger: silentLogger,
+        observer: { onOp: (_r, op, outcome) => outcome === 'ok' && done.push(op) },
+      });
+      reconcilers.push(reconciler);
+      reconciler.standBy();
+      c.leadership.leading$.subscribe((now) => (now ? reconciler.lead() : reconciler.standBy()));
+      return reconciler;
+    };
+    const cs = [candidate('m1'), candidate('m2'), candidate('m3')];
+    const rs = cs.map(wire);
+    try {
+      await until('one leader wrote three', () => [...ops.values()].flat().length === 3);
+      const first = leaders(cs)[0]!;
+      expect(ops.get(first.name)).toHaveLength(3);
+      expect(await passingIds('web')).toHaveLength(3);
+      await rs[cs.indexOf(first)]!.stop();
+      await first.leadership.close();
+      const rest = cs.filter((c) => c !== first);
+      await until('a successor', () => leaders(rest).length === 1);
+      const second = leaders(rest)[0]!;
+      await until('the successor listed', () => second.sent.includes('GET /v1/agent/services'));
+      await rs[cs.indexOf(second)]!.settled();
+      expect(ops.get(second.name)).toEqual([]);
+      expect(writes(second)).toEqual([]);
+      for (const c of rest) expect(ops.get(c.name)).toEqual([]);
+      expect(await passingIds('web')).toHaveLength(3);
+    } finally {
+      for (const r of reconcilers) await r.stop();
+    }
   });
 });

@@ -54,6 +54,7 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
   const leading$ = new BehaviorSubject(false);
   let session: Session | undefined;
   let lastRenewed = 0;
+  let renewLogged = 0;
   let renewTimer: NodeJS.Timeout | undefined;
   let closed = false;
   // Cancels what the campaign waits for (a blocking read, a retry pause) when the session is lost or on close.
@@ -101,11 +102,17 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
       lastRenewed = Date.now();
     } catch (err) {
       if (session !== current) return;
-      logger.warn({ err, key }, `renewing the Consul election session failed: ${(err as Error).message}`);
+      // Once per streak: the renewal after the last success tells.
+      if (lastRenewed >= renewLogged) {
+        renewLogged = Date.now();
+        logger.warn({ err, key }, `renewing the Consul election session failed: ${(err as Error).message}`);
+      }
       // Past the TTL Consul may have invalidated it and elected another: at most one leader, so step down.
       if (Date.now() - lastRenewed >= sessionTtlMs)
         return dropSession('no renewal got through within the TTL');
     } finally {
+      // Also called out of turn (after a failed campaign step): one timer, never two loops.
+      clearTimeout(renewTimer);
       if (session === current && !closed) renewTimer = setTimeout(() => void renew(), renewMs);
     }
   };
@@ -142,10 +149,11 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
       const { signal } = abort;
       const done = (): void => {
         clearTimeout(timer);
+        signal.removeEventListener('abort', done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
+      signal.addEventListener('abort', done);
     });
 
   const campaign = async (): Promise<void> => {
@@ -230,6 +238,8 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
       clearTimeout(renewTimer);
       interrupt();
       await running;
+      // A session the campaign created while we were closing armed its renewal after the clear above.
+      clearTimeout(renewTimer);
       const mine = session;
       session = undefined;
       const wasLeading = leading$.value;
