@@ -141,6 +141,23 @@ describe('Consul election', () => {
     expect(await passingIds('web')).toHaveLength(3);
   });
 
+  it('registers the bridge service again when the successor’s bridge check would differ (another --ttl)', async () => {
+    await start();
+    const first = candidate('m1', { electionTtl: 10 });
+    await until('m1 leads', () => last(first) === true);
+    await first.registry.list();
+    await first.registry.register(svc(1));
+    const second = candidate('m2', { electionTtl: 10, ttl: 2 });
+    await until('m2 follows', () => second.seen.length === 1);
+    await first.leadership.close();
+    await until('m2 leads', () => last(second) === true, 5000);
+    const [entry] = await second.registry.list();
+    expect(entry?.fingerprint).toBe(second.registry.fingerprint(svc(1)));
+    // The bridge (with its new TTL), not the service.
+    expect(writes(second)).toEqual(['PUT /v1/agent/service/register']);
+    expect(double!.checkDefinition('service:registrar:swarm-c1')?.ttlMs).toBe(2000);
+  });
+
   it('succeeds a leader killed with SIGKILL within 2 × the session TTL; its services never stop passing', async () => {
     await start();
     const dist = pathToFileURL(fileURLToPath(new URL('../dist/index.js', import.meta.url))).href;

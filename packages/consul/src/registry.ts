@@ -159,7 +159,8 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
   let heartbeatFailing = false;
   // The election joined by elect(), if any: while it does not lead, this adapter writes nothing.
   let election: ConsulElection | undefined;
-  const bridgeNotes = `Passed every ${formatGoDuration(refreshMs)} by the registrar bridge of node ${nodeId}`;
+  // Names everything a successor must agree on to adopt the bridge check as it is (the agent returns no TTL).
+  const bridgeNotes = `Passed every ${formatGoDuration(refreshMs)} by the registrar bridge of node ${nodeId}; TTL ${formatGoDuration(ttl * 1000)}, deregistered ${formatGoDuration(deregisterAfter * 1000)} after it goes critical`;
 
   const checkIdHealth = (id: string): string => `service:${id}:2`;
 
