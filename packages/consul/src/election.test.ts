@@ -158,6 +158,32 @@ describe('Consul election', () => {
     expect(double!.checkDefinition('service:registrar:swarm-c1')?.ttlMs).toBe(2000);
   });
 
+  it('lets only followers on the leader’s agent pass the bridge check', async () => {
+    await start();
+    const leader = candidate('m1');
+    await until('m1 leads', () => last(leader) === true);
+    await leader.registry.list();
+    await leader.registry.register(svc(1));
+    const same = candidate('m2');
+    // m3's session claims another agent node, as with one Consul agent per manager.
+    const sent: string[] = [];
+    const elsewhere = candidate('m3', {
+      fetch: async (url, init) => {
+        sent.push(`${init.method} ${new URL(url).pathname}`);
+        const res = await fetch(url, init);
+        if (!new URL(url).pathname.startsWith('/v1/session/info/')) return res;
+        const sessions = (await res.json()) as { Name: string; Node: string }[];
+        const moved = sessions.map((x) => (x.Name.endsWith('(m3)') ? { ...x, Node: 'agent-3' } : x));
+        return new Response(JSON.stringify(moved), { status: res.status, headers: res.headers });
+      },
+    });
+    const passes = (requests: string[]) =>
+      requests.filter((r) => r === `PUT /v1/agent/check/pass/service:registrar:${NODE}`).length;
+    await until('m2 passes the bridge check', () => passes(same.sent) >= 3);
+    expect(elsewhere.seen).toEqual([false]);
+    expect(passes(sent)).toBe(0);
+  });
+
   it('succeeds a leader killed with SIGKILL within 2 × the session TTL; its services never stop passing', async () => {
     await start();
     const dist = pathToFileURL(fileURLToPath(new URL('../dist/index.js', import.meta.url))).href;
