@@ -418,6 +418,11 @@ export class AgentState {
   private afterChange(): void {
     // Aliases can alias aliases; settle them (bounded, in case of cycles).
     for (let i = 0; i < 10 && this.evaluateAliases(); i++);
+    this.notify();
+  }
+
+  /** Wake blocking queries (once per tick, however many changes it made). */
+  notify(): void {
     if (this.notifyQueued) return;
     this.notifyQueued = true;
     queueMicrotask(() => {
@@ -426,7 +431,8 @@ export class AgentState {
     });
   }
 
-  private nextIndex(): number {
+  /** The next raft index; the KV store and sessions share it with services and checks. */
+  nextIndex(): number {
     return ++this.index;
   }
 

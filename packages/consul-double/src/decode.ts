@@ -262,3 +262,55 @@ export function decodeCheckUpdate(text: string): { status: string; output: strin
     output: str(obj, 'checkUpdate.Output', 'Output') ?? '',
   };
 }
+
+/** Body of `PUT /v1/session/create` (durations in ms; an empty body is a session with every default). */
+export interface SessionCreate {
+  name: string;
+  node?: string;
+  behavior: string;
+  /** The TTL as given (Consul keeps the string), '' for none. */
+  ttl: string;
+  ttlMs: number;
+  lockDelayMs?: number;
+  checks?: string[];
+}
+
+export function decodeSessionCreate(text: string): SessionCreate {
+  let raw: unknown = {};
+  if (text.trim() !== '') {
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new BadRequest(`Request decode failed: ${(err as Error).message}`);
+    }
+  }
+  if (goType(raw) !== 'object') throw decodeError(raw, 'Session', 'structs.Session');
+  const obj = raw as Json;
+  const ttl = str(obj, 'Session.TTL', 'TTL') ?? '';
+  let ttlMs = 0;
+  if (ttl !== '') {
+    try {
+      ttlMs = parseGoDuration(ttl);
+    } catch (err) {
+      throw new BadRequest(`Request decode failed: ${(err as Error).message}`);
+    }
+  }
+  // Consul's FixupLockDelay: a duration string, or a number — seconds below 1000, nanoseconds from there.
+  const delayRaw = field(obj, 'LockDelay');
+  let lockDelayMs: number | undefined;
+  if (typeof delayRaw === 'number') lockDelayMs = delayRaw < 1000 ? delayRaw * 1000 : delayRaw / 1e6;
+  else lockDelayMs = duration(obj, 'LockDelay');
+  const checks = stringList(obj, 'Session.Checks', 'Checks');
+  const nodeChecks = stringList(obj, 'Session.NodeChecks', 'NodeChecks');
+  const node = str(obj, 'Session.Node', 'Node');
+  const allChecks = checks || nodeChecks ? [...(checks ?? []), ...(nodeChecks ?? [])] : undefined;
+  return {
+    name: str(obj, 'Session.Name', 'Name') ?? '',
+    behavior: str(obj, 'Session.Behavior', 'Behavior') || 'release',
+    ttl,
+    ttlMs,
+    ...(node && { node }),
+    ...(lockDelayMs !== undefined && { lockDelayMs }),
+    ...(allChecks && { checks: allChecks }),
+  };
+}
