@@ -1,0 +1,298 @@
+// The Swarm election against a real ZooKeeper: candidates are child processes (so a leader can really be
+// SIGKILLed, SIGSTOPped or SIGTERMed), each an adapter with the same node id that, once elected, does what
+// core's reconciler does: list, and write only the services whose fingerprint differs.
+import type { Service } from '@registrar/core';
+import { until } from '@registrar/test/harness/net';
+import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { Stat } from 'node-zookeeper-client';
+import { firstValueFrom } from 'rxjs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createZookeeperRegistry, electionPath } from './index.js';
+import { connectRaw, service, type Raw } from './testing/helpers.js';
+
+const TTL = 4; // entries session 4 s, election session 2 s (the harness allows 1–30 s)
+
+let server: ZookeeperServer;
+let raw: Raw;
+const children = new Set<ChildProcess>();
+
+beforeAll(async () => {
+  server = await startZookeeper();
+  raw = await connectRaw(server.connectString, { sessionTimeout: 30_000 });
+});
+
+afterEach(() => {
+  for (const child of children) {
+    child.kill('SIGCONT');
+    child.kill('SIGKILL');
+  }
+  children.clear();
+});
+
+afterAll(async () => {
+  raw?.close();
+  await server?.close();
+});
+
+const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+
+/** One candidate: prints one JSON line per event; a graceful stop on SIGTERM, as SwarmBridge.stop() does. */
+const script = `
+  import { createZookeeperRegistry } from ${JSON.stringify(dist)};
+  const [connectString, base, nodeId, candidate, json] = process.argv.slice(1);
+  const services = JSON.parse(json);
+  const out = (line) => process.stdout.write(JSON.stringify({ candidate, ...line }) + '\\n');
+  const r = createZookeeperRegistry({ connectString, nodeId, basePath: base, ttl: ${TTL} });
+  r.events$.subscribe((event) => out({ ev: 'event', type: event.type }));
+  const session = () => r.fingerprint(services[0]).split('/')[0];
+  const leadership = r.elect({ candidate });
+  let leading = false;
+  leadership.leading$.subscribe((now) => {
+    leading = now;
+    out({ ev: 'leading', value: now });
+    if (now) void reconcile();
+  });
+  r.lost$.subscribe(() => leading && void reconcile());
+  async function reconcile() {
+    while (leading) {
+      try {
+        const have = new Map((await r.list()).map((entry) => [entry.id, entry.fingerprint]));
+        let writes = 0;
+        for (const s of services) {
+          if (have.get(s.id) === r.fingerprint(s)) continue;
+          await r.register(s);
+          writes++;
+        }
+        out({ ev: 'reconciled', writes, session: session() });
+        return;
+      } catch (error) {
+        out({ ev: 'error', message: String(error) });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  }
+  process.on('SIGTERM', async () => {
+    await leadership.close();
+    await r.close({ deregister: false });
+    out({ ev: 'closed' });
+    process.exit(0);
+  });
+  setInterval(() => {}, 1000);
+`;
+
+interface Line {
+  readonly candidate: string;
+  readonly ev: string;
+  readonly value?: boolean;
+  readonly writes?: number;
+  readonly session?: string;
+  readonly type?: string;
+}
+
+interface Candidate {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly lines: Line[];
+  leading(): boolean;
+  /** Lines since index `from` (default all) with event `ev`. */
+  seen(ev: string, from?: number): Line[];
+}
+
+function candidate(base: string, nodeId: string, name: string, services: Service[]): Candidate {
+  const child = spawn(
+    process.execPath,
+    ['--input-type=module', '-e', script, server.connectString, base, nodeId, name, JSON.stringify(services)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  children.add(child);
+  const lines: Line[] = [];
+  let buffered = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    const complete = buffered.split('\n');
+    buffered = complete.pop()!;
+    for (const line of complete) if (line) lines.push(JSON.parse(line) as Line);
+  });
+  return {
+    name,
+    child,
+    lines,
+    leading: () => lines.filter((l) => l.ev === 'leading').at(-1)?.value === true,
+    seen: (ev, from = 0) => lines.slice(from).filter((l) => l.ev === ev),
+  };
+}
+
+const leaders = (all: Candidate[]) =>
+  all.filter((c) => c.child.exitCode === null && c.child.signalCode === null && c.leading());
+
+/** The one leader, once it has reconciled; throws (so `until` retries) otherwise. */
+function reconciledLeader(all: Candidate[]): Candidate {
+  const now = leaders(all);
+  if (now.length !== 1 || now[0]!.seen('reconciled').length === 0) throw new Error('no reconciled leader');
+  return now[0]!;
+}
+
+async function stats(paths: string[]): Promise<Stat[]> {
+  return Promise.all(
+    paths.map(async (path) => {
+      const stat = await raw.exists(path);
+      if (!stat) throw new Error(`${path} is missing`);
+      return stat;
+    }),
+  );
+}
+
+/** What must not change when a successor adopts the entries: owner, creation, last write, version. */
+const identity = (stat: Stat) => ({
+  owner: stat.ephemeralOwner.toString('hex'),
+  czxid: stat.czxid.toString('hex'),
+  mzxid: stat.mzxid.toString('hex'),
+  version: stat.version,
+});
+
+function setUp(base: string, nodeId: string, names: string[]) {
+  const services = [1, 2, 3].map((n) =>
+    service({ node: nodeId, id: `${nodeId}:task${n}:80`, container: { id: `c${n}`, name: `task${n}` } }),
+  );
+  const paths = services.map((s) => `${base}/web/${s.id}`);
+  const all = names.map((name) => candidate(base, nodeId, name, services));
+  return { services, paths, all };
+}
+
+describe('ZooKeeper election (real ZooKeeper, candidates in child processes)', () => {
+  beforeAll(() => {
+    expect(existsSync(dist), 'build first: pnpm -s build').toBe(true);
+  });
+
+  it('one of three leads; SIGKILL of it: another takes the session over and rewrites nothing; SIGTERM hands over at once', async () => {
+    const { paths, all } = setUp('/el-kill', 'swarm-kill', ['m1', 'm2', 'm3']);
+    await until(
+      'a leader that registered everything',
+      () => reconciledLeader(all).seen('reconciled')[0]!.writes === 3,
+    );
+    // Every candidate has joined: the others are followers, not leaders of their own.
+    await until(
+      'three candidates',
+      async () => (await raw.children(electionPath('/el-kill', 'swarm-kill'))).length === 3,
+    );
+    expect(leaders(all)).toHaveLength(1);
+    const first = reconciledLeader(all);
+    const before = (await stats(paths)).map(identity);
+    expect(new Set(before.map((s) => s.owner)).size).toBe(1);
+    expect(first.seen('reconciled')[0]!.session).toBe(before[0]!.owner);
+
+    // SIGKILL: its election session (2 s) lapses first, and a successor resumes the entries session (4 s).
+    const killedAt = Date.now();
+    first.child.kill('SIGKILL');
+    const rest = all.filter((c) => c !== first);
+    await until('a successor that adopted the entries', () => reconciledLeader(rest) !== undefined, 10_000);
+    const tookMs = Date.now() - killedAt;
+    const second = reconciledLeader(rest);
+    // Adopted as they are: the fingerprints matched, zero writes, the same session owns the same nodes.
+    expect(second.seen('reconciled')).toEqual([
+      expect.objectContaining({ writes: 0, session: before[0]!.owner }),
+    ]);
+    expect((await stats(paths)).map(identity)).toEqual(before);
+    expect(tookMs).toBeLessThan((TTL + 2) * 1000);
+    process.stderr.write(`zookeeper election: SIGKILLed leader succeeded after ${tookMs} ms, 0 writes\n`);
+    // Past the dead process's entries timeout the nodes are still there: the successor keeps the session.
+    await sleep(Math.max(0, killedAt + TTL * 1000 + 1000 - Date.now()));
+    expect((await stats(paths)).map(identity)).toEqual(before);
+    expect(leaders(all)).toEqual([second]);
+
+    // SIGTERM: the leader resigns (its node goes at once) and leaves the session: no election timeout to wait.
+    const stoppedAt = Date.now();
+    second.child.kill('SIGTERM');
+    const third = rest.find((c) => c !== second)!;
+    await until('the last candidate adopted the entries', () => reconciledLeader([third]) === third, 10_000);
+    const handOverMs = Date.now() - stoppedAt;
+    expect(third.seen('reconciled')).toEqual([
+      expect.objectContaining({ writes: 0, session: before[0]!.owner }),
+    ]);
+    expect((await stats(paths)).map(identity)).toEqual(before);
+    expect(second.seen('closed')).toHaveLength(1);
+    expect(handOverMs).toBeLessThan(2000);
+    process.stderr.write(`zookeeper election: graceful hand-over in ${handOverMs} ms, 0 writes\n`);
+  });
+
+  it('a paused leader (SIGSTOP past its election timeout) is fenced on SIGCONT: it stops leading and does not take the session back', async () => {
+    const { paths, all } = setUp('/el-pause', 'swarm-pause', ['p1', 'p2']);
+    await until(
+      'a leader that registered everything',
+      () => reconciledLeader(all).seen('reconciled')[0]!.writes === 3,
+    );
+    await until(
+      'two candidates',
+      async () => (await raw.children(electionPath('/el-pause', 'swarm-pause'))).length === 2,
+    );
+    const paused = reconciledLeader(all);
+    const successor = all.find((c) => c !== paused)!;
+    const before = (await stats(paths)).map(identity);
+
+    paused.child.kill('SIGSTOP');
+    await until(
+      'the successor adopted the entries',
+      () => reconciledLeader([successor]) === successor,
+      10_000,
+    );
+    expect(successor.seen('reconciled')).toEqual([
+      expect.objectContaining({ writes: 0, session: before[0]!.owner }),
+    ]);
+    const adoptedAt = successor.lines.length;
+    paused.child.kill('SIGCONT');
+    // On waking, its election session is seen lost (it was silent past its timeout): it stops leading...
+    await until('the paused leader stepped down', () => !paused.leading(), 10_000);
+    // ...and stands again as a follower, with a new election session and node.
+    await until(
+      'it stands again',
+      async () => (await raw.children(electionPath('/el-pause', 'swarm-pause'))).length === 2,
+    );
+    // Long enough for a reconnect of its old entries client (spin delay 200 ms) to have happened, had it not
+    // been abandoned: the successor's connection was never taken away, and it still owns the nodes.
+    await sleep(1500);
+    expect(successor.seen('event', adoptedAt)).toEqual([]);
+    expect(leaders(all)).toEqual([successor]);
+    expect((await stats(paths)).map(identity)).toEqual(before);
+  });
+});
+
+describe('ZooKeeper election (in process)', () => {
+  it('leading$ starts false and gives the current value on subscribe; a second elect() is refused', async () => {
+    const registry = createZookeeperRegistry({
+      connectString: server.connectString,
+      nodeId: 'swarm-solo',
+      basePath: '/el-solo',
+      ttl: TTL,
+    });
+    const leadership = registry.elect!({ candidate: 'solo' });
+    expect(await firstValueFrom(leadership.leading$)).toBe(false);
+    expect(() => registry.elect!({ candidate: 'again' })).toThrow(/elect\(\) was called already/);
+    const seen: boolean[] = [];
+    const subscription = leadership.leading$.subscribe((now) => seen.push(now));
+    await until('elected', () => seen.at(-1) === true);
+    expect(await firstValueFrom(leadership.leading$)).toBe(true);
+    const s = service({ node: 'swarm-solo' });
+    await until('registered', async () => {
+      await registry.register(s);
+      return true;
+    });
+    // The election node and its published session are not world-readable... without auth they are (no
+    // ACL to give), which is why the README tells to use auth in Swarm mode.
+    const [data] = [await raw.getData(electionPath('/el-solo', 'swarm-solo'))];
+    const published = JSON.parse(data.data) as { candidate: string; sessionId: string };
+    expect(published.candidate).toBe('solo');
+    expect((await raw.exists(`/el-solo/web/${s.id}`))?.ephemeralOwner.toString('hex')).toBe(
+      published.sessionId,
+    );
+    await leadership.close();
+    expect(seen).toEqual([false, true, false]);
+    await registry.close({ deregister: true });
+    // Resigned and closed: the entries stay for a successor (never deleted in election mode).
+    expect(await raw.exists(`/el-solo/web/${s.id}`)).not.toBeNull();
+    subscription.unsubscribe();
+  });
+});
