@@ -12,7 +12,7 @@ import type { Stat } from 'node-zookeeper-client';
 import { firstValueFrom } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createZookeeperRegistry, electionPath } from './index.js';
-import { connectRaw, service, type Raw } from './testing/helpers.js';
+import { connectRaw, service, zkErrorName, type Raw } from './testing/helpers.js';
 
 const TTL = 4; // entries session 4 s, election session 2 s (the harness allows 1–30 s)
 
@@ -280,10 +280,14 @@ describe('ZooKeeper election (in process)', () => {
       await registry.register(s);
       return true;
     });
-    // The election node and its published session are not world-readable... without auth they are (no
-    // ACL to give), which is why the README tells to use auth in Swarm mode.
-    const [data] = [await raw.getData(electionPath('/el-solo', 'swarm-solo'))];
-    const published = JSON.parse(data.data) as { candidate: string; sessionId: string };
+    // The leader publishes the session its entries hang on (readable by anyone here: no auth, no ACL).
+    let published = { candidate: '', sessionId: '' };
+    await until('the entries session published', async () => {
+      published = JSON.parse(
+        (await raw.getData(electionPath('/el-solo', 'swarm-solo'))).data,
+      ) as typeof published;
+      return true;
+    });
     expect(published.candidate).toBe('solo');
     expect((await raw.exists(`/el-solo/web/${s.id}`))?.ephemeralOwner.toString('hex')).toBe(
       published.sessionId,
@@ -294,5 +298,68 @@ describe('ZooKeeper election (in process)', () => {
     // Resigned and closed: the entries stay for a successor (never deleted in election mode).
     expect(await raw.exists(`/el-solo/web/${s.id}`)).not.toBeNull();
     subscription.unsubscribe();
+  });
+
+  it('a published session that is gone: the new leader opens its own, reports the loss, registers again and publishes it', async () => {
+    const path = electionPath('/el-gone', 'swarm-gone');
+    // What a leader that died longer ago than its TTL left: a session the server no longer knows.
+    for (const node of ['/registrar-election', '/registrar-election/el-gone', path]) {
+      await raw.create(node).catch(() => undefined);
+    }
+    const dead = { candidate: 'dead', sessionId: '0123456789abcdef', password: '00'.repeat(16) };
+    await raw.setData(path, JSON.stringify(dead));
+    const registry = createZookeeperRegistry({
+      connectString: server.connectString,
+      nodeId: 'swarm-gone',
+      basePath: '/el-gone',
+      ttl: TTL,
+    });
+    const losses: string[] = [];
+    registry.lost$.subscribe((loss) => losses.push(loss.reason));
+    const leadership = registry.elect!({ candidate: 'heir' });
+    const seen: boolean[] = [];
+    leadership.leading$.subscribe((now) => seen.push(now));
+    await until('elected', () => seen.at(-1) === true);
+    await until('the dead session reported lost', () => losses.length > 0);
+    const s = service({ node: 'swarm-gone' });
+    await until('registered with a session of its own', async () => {
+      await registry.register(s);
+      return true;
+    });
+    const owner = (await raw.exists(`/el-gone/web/${s.id}`))!.ephemeralOwner.toString('hex');
+    expect(owner).not.toBe(dead.sessionId);
+    await until('its own session published', async () => {
+      const published = JSON.parse((await raw.getData(path)).data) as typeof dead;
+      return published.candidate === 'heir' && published.sessionId === owner;
+    });
+    expect((await registry.list()).map((e) => e.fingerprint)).toEqual([registry.fingerprint(s)]);
+    await registry.close();
+  });
+
+  it('with auth, the election (which holds the session password) is never world-readable, even with worldReadable', async () => {
+    const auth = { scheme: 'digest', credentials: 'bridge:s3cret' } as const;
+    const registry = createZookeeperRegistry({
+      connectString: server.connectString,
+      nodeId: 'swarm-acl',
+      basePath: '/el-acl',
+      ttl: TTL,
+      auth,
+      worldReadable: true,
+    });
+    const leadership = registry.elect!({ candidate: 'secure' });
+    const seen: boolean[] = [];
+    leadership.leading$.subscribe((now) => seen.push(now));
+    await until('elected', () => seen.at(-1) === true);
+    const path = electionPath('/el-acl', 'swarm-acl');
+    const authed = await connectRaw(server.connectString, { auth: auth.credentials });
+    try {
+      await until('its session published', async () => /"password"/.test((await authed.getData(path)).data));
+      expect(await zkErrorName(raw.getData(path))).toBe('NO_AUTH');
+      const [candidateNode] = await authed.children(path);
+      expect(await zkErrorName(raw.getData(`${path}/${candidateNode}`))).toBe('NO_AUTH');
+    } finally {
+      authed.close();
+      await registry.close();
+    }
   });
 });

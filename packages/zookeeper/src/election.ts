@@ -239,6 +239,17 @@ export class ZookeeperElection implements Leadership {
   }
 
   /**
+   * The leader's entries connection dropped. It may be the server handing the entries session to a
+   * successor because our election session expired while we could not tell (a paused process wakes up with
+   * both sockets closed, in whatever order): the client is about to reconnect and would take the session
+   * back. So look at the election session now, before that reconnect goes out, and fence if it is silent
+   * past its timeout.
+   */
+  entriesDisconnected(): void {
+    if (this.term.leading && !this.closed) this.term.session.checkNow();
+  }
+
+  /**
    * Write the entries session into the election node, through the election session: while it lives, our
    * node is the lowest and nobody else leads; once it is gone, so is this write's chance (fenced by it).
    */

@@ -246,6 +246,9 @@ class ZookeeperRegistry implements Registry {
         if (!this.closed) this.events.next({ type: 'recovered' });
       },
       onEstablished: (sessionId, password) => this.onSessionEstablished(instance, sessionId, password),
+      onDisconnected: () => {
+        if (instance === this.session.client) this.election?.entriesDisconnected();
+      },
     });
   }
 
