@@ -1,6 +1,6 @@
 // The Swarm election against a real ZooKeeper: candidates are child processes (so a leader can really be
-// SIGKILLed, SIGSTOPped or SIGTERMed), each an adapter with the same node id that, once elected, does what
-// core's reconciler does: list, and write only the services whose fingerprint differs.
+// SIGKILLed, SIGSTOPped or SIGTERMed), each an adapter with the same node id under core's Reconciler, wired
+// as SwarmBridge.follow() wires it: standing by until elected, then listing and writing only what differs.
 import type { Service } from '@registrar/core';
 import { until } from '@registrar/test/harness/net';
 import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
@@ -40,42 +40,46 @@ afterAll(async () => {
 
 const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 
-/** One candidate: prints one JSON line per event; a graceful stop on SIGTERM, as SwarmBridge.stop() does. */
+const core = fileURLToPath(new URL('../../core/dist/index.js', import.meta.url));
+
+/**
+ * One candidate, wired as SwarmBridge.follow() wires it: core's Reconciler stands by until elected, then
+ * lists and diffs. Prints one JSON line per event; a graceful stop on SIGTERM, as SwarmBridge.stop() does.
+ */
 const script = `
   import { createZookeeperRegistry } from ${JSON.stringify(dist)};
+  import { Reconciler, silentLogger } from ${JSON.stringify(core)};
   const [connectString, base, nodeId, candidate, json] = process.argv.slice(1);
   const services = JSON.parse(json);
+  const desired = new Map(services.map((s) => [s.id, s]));
   const out = (line) => process.stdout.write(JSON.stringify({ candidate, ...line }) + '\\n');
   const r = createZookeeperRegistry({ connectString, nodeId, basePath: base, ttl: ${TTL} });
   r.events$.subscribe((event) => out({ ev: 'event', type: event.type }));
   const session = () => r.fingerprint(services[0]).split('/')[0];
-  const leadership = r.elect({ candidate });
   let leading = false;
+  const reconciler = new Reconciler({
+    registry: r,
+    desired: () => desired,
+    inventoryComplete: () => true,
+    cleanup: false,
+    logger: silentLogger,
+    observer: {
+      onOp: (_, op, outcome) => out({ ev: 'op', type: op.type, outcome }),
+      // The writes a pass plans (the drift it found), reported before it makes them.
+      onPass: (_, drift) => leading && out({ ev: 'reconciled', writes: drift, session: session() }),
+    },
+  });
+  reconciler.standBy();
+  r.lost$.subscribe((loss) => reconciler.lost(loss.reason));
+  const leadership = r.elect({ candidate });
   leadership.leading$.subscribe((now) => {
     leading = now;
     out({ ev: 'leading', value: now });
-    if (now) void reconcile();
+    if (now) reconciler.lead();
+    else reconciler.standBy();
   });
-  r.lost$.subscribe(() => leading && void reconcile());
-  async function reconcile() {
-    while (leading) {
-      try {
-        const have = new Map((await r.list()).map((entry) => [entry.id, entry.fingerprint]));
-        let writes = 0;
-        for (const s of services) {
-          if (have.get(s.id) === r.fingerprint(s)) continue;
-          await r.register(s);
-          writes++;
-        }
-        out({ ev: 'reconciled', writes, session: session() });
-        return;
-      } catch (error) {
-        out({ ev: 'error', message: String(error) });
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    }
-  }
   process.on('SIGTERM', async () => {
+    await reconciler.stop();
     await leadership.close();
     await r.close({ deregister: false });
     out({ ev: 'closed' });
@@ -91,6 +95,7 @@ interface Line {
   readonly writes?: number;
   readonly session?: string;
   readonly type?: string;
+  readonly outcome?: string;
 }
 
 interface Candidate {
@@ -136,6 +141,15 @@ function reconciledLeader(all: Candidate[]): Candidate {
   return now[0]!;
 }
 
+/** Elected, reconciled, and wrote nothing: every pass found the entries of `owner` as they should be. */
+function expectAdopted(c: Candidate, owner: string) {
+  expect(c.seen('reconciled').length).toBeGreaterThan(0);
+  expect(c.seen('reconciled').map((l) => [l.writes, l.session])).toEqual(
+    c.seen('reconciled').map(() => [0, owner]),
+  );
+  expect(c.seen('op')).toEqual([]);
+}
+
 async function stats(paths: string[]): Promise<Stat[]> {
   return Promise.all(
     paths.map(async (path) => {
@@ -172,7 +186,10 @@ describe('ZooKeeper election (real ZooKeeper, candidates in child processes)', (
     const { paths, all } = setUp('/el-kill', 'swarm-kill', ['m1', 'm2', 'm3']);
     await until(
       'a leader that registered everything',
-      () => reconciledLeader(all).seen('reconciled')[0]!.writes === 3,
+      () =>
+        reconciledLeader(all)
+          .seen('op')
+          .filter((l) => l.outcome === 'ok').length === 3,
     );
     // Every candidate has joined: the others are followers, not leaders of their own.
     await until(
@@ -193,9 +210,7 @@ describe('ZooKeeper election (real ZooKeeper, candidates in child processes)', (
     const tookMs = Date.now() - killedAt;
     const second = reconciledLeader(rest);
     // Adopted as they are: the fingerprints matched, zero writes, the same session owns the same nodes.
-    expect(second.seen('reconciled')).toEqual([
-      expect.objectContaining({ writes: 0, session: before[0]!.owner }),
-    ]);
+    expectAdopted(second, before[0]!.owner);
     expect((await stats(paths)).map(identity)).toEqual(before);
     expect(tookMs).toBeLessThan((TTL + 2) * 1000);
     process.stderr.write(`zookeeper election: SIGKILLed leader succeeded after ${tookMs} ms, 0 writes\n`);
@@ -210,9 +225,7 @@ describe('ZooKeeper election (real ZooKeeper, candidates in child processes)', (
     const third = rest.find((c) => c !== second)!;
     await until('the last candidate adopted the entries', () => reconciledLeader([third]) === third, 10_000);
     const handOverMs = Date.now() - stoppedAt;
-    expect(third.seen('reconciled')).toEqual([
-      expect.objectContaining({ writes: 0, session: before[0]!.owner }),
-    ]);
+    expectAdopted(third, before[0]!.owner);
     expect((await stats(paths)).map(identity)).toEqual(before);
     expect(second.seen('closed')).toHaveLength(1);
     expect(handOverMs).toBeLessThan(2000);
@@ -223,7 +236,10 @@ describe('ZooKeeper election (real ZooKeeper, candidates in child processes)', (
     const { paths, all } = setUp('/el-pause', 'swarm-pause', ['p1', 'p2']);
     await until(
       'a leader that registered everything',
-      () => reconciledLeader(all).seen('reconciled')[0]!.writes === 3,
+      () =>
+        reconciledLeader(all)
+          .seen('op')
+          .filter((l) => l.outcome === 'ok').length === 3,
     );
     await until(
       'two candidates',
@@ -239,9 +255,7 @@ describe('ZooKeeper election (real ZooKeeper, candidates in child processes)', (
       () => reconciledLeader([successor]) === successor,
       10_000,
     );
-    expect(successor.seen('reconciled')).toEqual([
-      expect.objectContaining({ writes: 0, session: before[0]!.owner }),
-    ]);
+    expectAdopted(successor, before[0]!.owner);
     const adoptedAt = successor.lines.length;
     paused.child.kill('SIGCONT');
     // On waking, its election session is seen lost (it was silent past its timeout): it stops leading...
