@@ -3,10 +3,12 @@
 // as SwarmBridge.follow() wires it: standing by until elected, then listing and writing only what differs.
 import type { Service } from '@registrar/core';
 import { until } from '@registrar/test/harness/net';
+import { removeDir, tempDir } from '@registrar/test/harness/process';
 import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Stat } from 'node-zookeeper-client';
 import { firstValueFrom } from 'rxjs';
@@ -374,6 +376,43 @@ describe('ZooKeeper election (in process)', () => {
     } finally {
       authed.close();
       await registry.close();
+    }
+  });
+
+  it('with a state file: elect() does not keep the session resumed from it, and removes the file', async () => {
+    const dir = tempDir('zk-election-state');
+    const stateFile = join(dir, 'zookeeper.json');
+    const options = {
+      connectString: server.connectString,
+      nodeId: 'swarm-state',
+      basePath: '/el-state',
+      ttl: TTL,
+      stateFile,
+    };
+    try {
+      const earlier = createZookeeperRegistry(options);
+      const s = service({ node: 'swarm-state' });
+      await until('registered', async () => {
+        await earlier.register(s);
+        return true;
+      });
+      const saved = (await raw.exists(`/el-state/web/${s.id}`))!.ephemeralOwner.toString('hex');
+      await earlier.close(); // abandoned: the session and its node live on for the TTL
+      expect(existsSync(stateFile)).toBe(true);
+
+      const registry = createZookeeperRegistry(options);
+      const leadership = registry.elect!({ candidate: 'restarted' });
+      expect(existsSync(stateFile)).toBe(false);
+      const seen: boolean[] = [];
+      leadership.leading$.subscribe((now) => seen.push(now));
+      await until('elected', () => seen.at(-1) === true);
+      // Nothing published: it leads with a session of its own, not the one from the file.
+      const fingerprint = registry.fingerprint(s);
+      expect(fingerprint.startsWith(`${saved}/`)).toBe(false);
+      await registry.close();
+      expect(existsSync(stateFile)).toBe(false);
+    } finally {
+      removeDir(dir);
     }
   });
 });

@@ -308,6 +308,9 @@ class ZookeeperRegistry implements Registry {
       this.logger.info('election: not resuming the state file session; the leader publishes its own');
       this.abandonSession(true);
     }
+    // Nor may a later restart resume it (it may have been written before this call): the election node
+    // is where a leader's session is found.
+    if (this.options.stateFile) removeStateFile(this.options.stateFile);
     this.election = new ZookeeperElection(
       {
         connectString,
