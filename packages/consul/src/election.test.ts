@@ -356,6 +356,28 @@ describe('Consul election', () => {
     await until('b leads', () => last(b) === true, 5000);
   });
 
+  it('gives each candidate process a check of its own, even under the same name (a restarted one)', async () => {
+    await start();
+    const a = candidate('m1', { electionTtl: 10 });
+    await until('a leads', () => last(a) === true);
+    const b = candidate('m1', { electionTtl: 10 });
+    await until('b follows', () => b.seen.length === 1);
+    const ids = async () =>
+      Object.values((await get('/v1/agent/checks')) as Record<string, any>)
+        .filter((c) => c.ServiceName === 'registrar-election')
+        .map((c) => c.CheckID as string);
+    await until('two checks', async () => (await ids()).length === 2);
+    const sessions = (await get('/v1/session/list')) as any[];
+    const listed = sessions.map((x) => x.NodeChecks[1] as string).sort();
+    expect(listed).toEqual((await ids()).sort());
+    expect(new Set(listed).size).toBe(2);
+    // One leaving takes only its own check: the other's session lives on and takes the lock.
+    await a.registry.close();
+    await until('b leads', () => last(b) === true, 5000);
+    expect(await ids()).toHaveLength(1);
+    expect((await get('/v1/session/list')) as any[]).toHaveLength(1);
+  });
+
   it('refuses a second election on one registry and any election when read-only', async () => {
     await start();
     const c = candidate('m1');
