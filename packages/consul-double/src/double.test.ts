@@ -551,6 +551,88 @@ describe('sessions and KV', () => {
     expect(Date.now() - renewedAt).toBeGreaterThanOrEqual(390);
   });
 
+  it('invalidates a session at once when a check it lists turns critical, releasing its locks', async () => {
+    const d = await start();
+    // A TTL check of the node, and one of a service: either may be listed.
+    const node = await call('PUT', '/v1/agent/check/register', {
+      Name: 'candidate',
+      TTL: '300ms',
+      Status: 'passing',
+    });
+    expect(node.status).toBe(200);
+    await register({ Name: 'web', Check: { TTL: '1m', Status: 'passing' } });
+    expect((await checks()).candidate).toMatchObject({ Status: 'passing', ServiceID: '', Type: 'ttl' });
+    const s1 = await createSession({ Checks: ['serfHealth', 'candidate'], LockDelay: '0s', TTL: '1h' });
+    const s2 = await createSession({ ServiceChecks: [{ ID: 'service:web' }], LockDelay: '0s' });
+    expect((await call('GET', `/v1/session/info/${s2}`)).json[0].NodeChecks).toEqual([
+      'serfHealth',
+      'service:web',
+    ]);
+    expect(await kvPut('lock', 'x', `?acquire=${s1}`)).toBe(true);
+    const held = Number((await call('GET', '/v1/kv/lock')).index);
+    // Passed for a while: still valid past its TTL.
+    let passedAt = 0;
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      passedAt = Date.now();
+      expect((await call('PUT', '/v1/agent/check/pass/candidate')).status).toBe(200);
+    }
+    expect((await call('GET', `/v1/session/info/${s1}`)).json).toHaveLength(1);
+    // Then no pass: the TTL runs out, the session goes with it and a blocked reader wakes.
+    const woke = await call('GET', `/v1/kv/lock?index=${held}&wait=5s`);
+    expect(Date.now() - passedAt).toBeGreaterThanOrEqual(290);
+    expect(Date.now() - passedAt).toBeLessThan(2000);
+    expect(woke.json[0].Session).toBeUndefined();
+    expect((await checks()).candidate).toMatchObject({ Status: 'critical', Output: 'TTL expired' });
+    expect((await call('GET', `/v1/session/info/${s1}`)).json).toEqual([]);
+    // A node check counts for every service's health.
+    expect((await call('GET', '/v1/health/service/web?passing')).json).toEqual([]);
+    // Set critical explicitly (a failing probe, `check/fail`): the same. Its lock-delay applies.
+    expect(await kvPut('other', 'x', `?acquire=${s2}`)).toBe(true);
+    d.setCheckStatus('service:web', 'critical', 'down');
+    expect((await call('GET', `/v1/session/info/${s2}`)).json).toEqual([]);
+    expect((await kvGet('other')).Session).toBeUndefined();
+    // Deregistering a check drops its sessions too.
+    expect((await call('PUT', '/v1/agent/check/pass/candidate')).status).toBe(200);
+    const s3 = await createSession({ NodeChecks: ['candidate'], LockDelay: '5s' });
+    expect(await kvPut('third', 'x', `?acquire=${s3}`)).toBe(true);
+    expect((await call('PUT', '/v1/agent/check/deregister/candidate')).status).toBe(200);
+    expect((await call('GET', `/v1/session/info/${s3}`)).json).toEqual([]);
+    expect(await kvPut('third', 'y', `?acquire=${await createSession({ LockDelay: '0s' })}`)).toBe(false);
+    expect((await checks()).candidate).toBeUndefined();
+    const unknown = await call('PUT', '/v1/agent/check/deregister/candidate');
+    expect(unknown.status).toBe(404);
+    // Sessions that do not list the check are left alone.
+    expect((await call('GET', '/v1/session/list')).json).toHaveLength(1);
+  });
+
+  it('refuses sessions whose check is missing or critical, and validates check registrations', async () => {
+    await start({ aclToken: 'secret' });
+    const token = { 'X-Consul-Token': 'secret' };
+    const registerCheck = (body: unknown, headers: Record<string, string> = token) =>
+      call('PUT', '/v1/agent/check/register', body, headers);
+    expect((await registerCheck({ TTL: '1s' })).text).toBe('Missing check name');
+    expect((await registerCheck({ Name: 'x' })).text).toBe('Invalid check: TTL must be > 0 for TTL checks');
+    expect((await registerCheck({ Name: 'x', TTL: '1s', ServiceID: 'nope' })).status).toBe(400);
+    const denied = await registerCheck({ Name: 'x', TTL: '1s' }, {});
+    expect([denied.status, denied.text]).toEqual([
+      403,
+      expect.stringMatching(/^Permission denied: anonymous token lacks permission 'node:write'/),
+    ]);
+    // No Status: critical until passed, like Consul.
+    expect((await registerCheck({ Name: 'x', ID: 'cand', TTL: '1m' })).status).toBe(200);
+    const create = (body: unknown) => call('PUT', '/v1/session/create', body, token);
+    const critical = await create({ Checks: ['serfHealth', 'cand'] });
+    expect([critical.status, critical.text]).toEqual([500, "Check 'cand' is in critical state"]);
+    const missing = await create({ NodeChecks: ['serfHealth', 'gone'] });
+    expect([missing.status, missing.text]).toEqual([500, "Missing check 'gone' registration"]);
+    expect((await call('PUT', '/v1/agent/check/pass/cand', undefined, {})).status).toBe(403);
+    expect((await call('PUT', '/v1/agent/check/pass/cand', undefined, token)).status).toBe(200);
+    expect((await create({ Checks: ['serfHealth', 'cand'] })).status).toBe(200);
+    const listed = (await call('GET', '/v1/agent/checks', undefined, token)).json;
+    expect(listed.cand).toMatchObject({ CheckID: 'cand', Name: 'x', Status: 'passing', ServiceID: '' });
+  });
+
   it('stores values with indexes and flags, answers 404 for missing keys, and honours ?cas=', async () => {
     await start();
     const missing = await call('GET', '/v1/kv/a/b');

@@ -35,8 +35,9 @@ export interface KvStoreOptions {
 
 /**
  * Sessions and the KV store of the (single) server: what the agent forwards to the servers, so an agent
- * restart keeps it. Invalidation (destroy, TTL expiry) releases or deletes the session's locks and starts
- * each released key's lock-delay, as Consul's state store does.
+ * restart keeps it. Invalidation (destroy, TTL expiry, a listed check turning critical or being deregistered)
+ * releases or deletes the session's locks and starts each released key's lock-delay, as Consul's state store
+ * does.
  */
 export class KvStore {
   readonly sessions = new Map<string, SessionRecord>();
@@ -90,6 +91,13 @@ export class KvStore {
     }
     this.options.notify();
     return true;
+  }
+
+  /** A check went critical or was deregistered: every session listing it is invalidated at once. */
+  invalidateSessionsOf(checkId: string): number {
+    const doomed = [...this.sessions.values()].filter((s) => s.checks.includes(checkId));
+    for (const session of doomed) this.destroySession(session.id);
+    return doomed.length;
   }
 
   put(key: string, value: Buffer, flags: number, cas?: number): boolean {

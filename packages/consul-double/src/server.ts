@@ -5,7 +5,13 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { AgentState, STATUSES } from './agent.js';
 import type { CheckDefinition, CheckRecord, CheckStatus, ServiceRecord } from './agent.js';
-import { BadRequest, decodeCheckUpdate, decodeServiceRegistration, decodeSessionCreate } from './decode.js';
+import {
+  BadRequest,
+  decodeCheckRegistration,
+  decodeCheckUpdate,
+  decodeServiceRegistration,
+  decodeSessionCreate,
+} from './decode.js';
 import { KvStore } from './kv.js';
 import type { KvEntry, SessionRecord } from './kv.js';
 import { formatGoDuration, formatHostPort, parseGoDuration } from '@registrar/core/kit';
@@ -110,6 +116,8 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
     nodeName,
     reapIntervalMs: options.reapIntervalMs ?? 30_000,
     minDeregisterAfterMs: options.minDeregisterAfterMs ?? 60_000,
+    // The agent syncs a critical (or deregistered) check at once; the servers drop the sessions listing it.
+    onCheckFailed: (checkId) => void kv.invalidateSessionsOf(checkId),
   });
   const requests: RecordedRequest[] = [];
   // Server-side state: kept across agent restarts, with or without `loseState`.
@@ -203,7 +211,9 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
     ModifyIndex: s.modifyIndex,
     ...scope(s),
   });
-  const checksOf = (serviceId: string) => [...agent.checks.values()].filter((c) => c.serviceId === serviceId);
+  // A service's health includes the node's checks (serfHealth and any registered without a ServiceID).
+  const checksOf = (serviceId: string) =>
+    [...agent.checks.values()].filter((c) => c.serviceId === serviceId || c.serviceId === '');
 
   const send = (ctx: Ctx, status: number, body: unknown, index?: number): void => {
     const headers: Record<string, string> = { 'Content-Type': 'application/json' };
@@ -307,7 +317,8 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
         `Unknown check ID ${JSON.stringify(checkId)}. Ensure that the check ID is passed, not the check name.`,
       );
     }
-    requireWrite(ctx, check.serviceName);
+    if (check.serviceId) requireWrite(ctx, check.serviceName);
+    else requirePermission(ctx, 'node:write', nodeName);
     const result = agent.updateTtl(checkId, status, output);
     if (result === 'not-ttl')
       throw new HttpError(500, `CheckID ${JSON.stringify(checkId)} does not have associated TTL`);
@@ -407,6 +418,41 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
       if (!s || !canRead(ctx) || !inScope(ctx, s))
         throw new HttpError(404, `unknown service ID: ${serviceId}`);
       return send(ctx, 200, { ...agentServiceJson(s), ContentHash: String(s.modifyIndex) });
+    }
+    if (path === '/v1/agent/check/register') {
+      only('PUT');
+      const registration = decodeCheckRegistration(await readBody(req));
+      if (registration.serviceId) {
+        const service = agent.services.get(registration.serviceId);
+        if (!service)
+          throw new HttpError(400, `ServiceID ${JSON.stringify(registration.serviceId)} does not exist`);
+        requireWrite(ctx, service.name);
+      } else {
+        requirePermission(ctx, 'node:write', nodeName);
+      }
+      if (!options.enableScriptChecks && registration.def.args && registration.def.args.length > 0) {
+        throw new HttpError(
+          500,
+          "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true",
+        );
+      }
+      agent.registerCheck(registration.def, registration.id, registration.serviceId);
+      return send(ctx, 200, undefined);
+    }
+    const checkDeregisterId = rest('/v1/agent/check/deregister/');
+    if (checkDeregisterId !== undefined) {
+      only('PUT');
+      const check = agent.checks.get(checkDeregisterId);
+      if (!check) {
+        throw new HttpError(
+          404,
+          `Unknown check ID ${JSON.stringify(checkDeregisterId)}. Ensure that the check ID is passed, not the check name.`,
+        );
+      }
+      if (check.serviceId) requireWrite(ctx, check.serviceName);
+      else requirePermission(ctx, 'node:write', nodeName);
+      agent.deregisterCheck(checkDeregisterId);
+      return send(ctx, 200, undefined);
     }
     for (const [verb, status] of [
       ['pass', 'passing'],
@@ -526,8 +572,8 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
         );
       }
       if (node !== nodeName) throw new HttpError(500, `Failed to create session: unknown node '${node}'`);
-      // No checks given: the node's serfHealth, always passing here. Named checks must exist and not be
-      // critical at creation (their later failures do not invalidate the session here: not modelled).
+      // No checks given: the node's serfHealth, always passing here. Named checks (of the node or of a service)
+      // must exist and not be critical at creation; one turning critical later invalidates the session.
       const checks = def.checks ?? ['serfHealth'];
       for (const id of checks) {
         if (id === 'serfHealth') continue;

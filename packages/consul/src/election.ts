@@ -17,6 +17,26 @@ export interface ElectionSettings {
   retryMs: number;
   /** `?wait=` of the blocking read on the key. */
   waitMs: number;
+  /** The candidate's own TTL check, which its sessions list (see `CandidateCheck`). */
+  check: CandidateCheck;
+}
+
+/**
+ * A service of this candidate process alone, whose TTL check the candidate passes every `passMs`. Its sessions
+ * list that check (besides `serfHealth`): when the process dies the check goes critical `ttlMs` later and Consul
+ * invalidates the session at once, releasing the lock, instead of waiting up to twice the session TTL (at least
+ * 10 s). A check of a service of its own rather than of the node: a critical node check would fail the health of
+ * every service on the node, and aliases of the bridge check would follow.
+ */
+export interface CandidateCheck {
+  /** Unique per candidate process: a restarted candidate passing its predecessor's check would keep its session. */
+  serviceId: string;
+  serviceName: string;
+  meta: Record<string, string>;
+  ttlMs: number;
+  passMs: number;
+  /** A killed candidate's service is reaped this long after its check went critical (Consul: at least 1m). */
+  deregisterAfterMs: number;
 }
 
 /** What the registry needs to know of an election besides `leading$`. */
@@ -41,16 +61,28 @@ interface KvEntry {
 }
 
 const pathKey = (key: string): string => key.split('/').map(encodeURIComponent).join('/');
+// IDs go into the path; `:` is legal there and keeps logs readable.
+const pathId = (id: string): string => encodeURIComponent(id).replace(/%3A/gi, ':');
 
 /**
  * Consul's leader-election recipe: a session with a TTL (renewed every `renewMs`) and `LockDelay: 0s`, so a
  * successor is not held off for Consul's default 15 s; `?acquire=` on the key, the holder leads; the others
- * block on the key and try again when it has no `Session`. A lost session (renew 404, or no renewal within
- * the TTL) ends leadership at once, and the campaign starts over with a new session.
+ * block on the key and try again when it has no `Session`. Each session also lists the candidate's own TTL
+ * check (see `CandidateCheck`), so a dead candidate's lock is released within the check's TTL. A lost session
+ * (renew 404, no renewal within the TTL, the check unknown to the agent or not passed within its TTL) ends
+ * leadership at once, and the campaign starts over with a new session.
  */
 export function createConsulElection(settings: ElectionSettings): ConsulElection {
-  const { client, logger, key, candidate, sessionTtlMs, renewMs, retryMs, waitMs } = settings;
+  const { client, logger, key, candidate, sessionTtlMs, renewMs, retryMs, waitMs, check } = settings;
   const kvPath = `/v1/kv/${pathKey(key)}`;
+  const checkId = `service:${check.serviceId}`;
+  const passPath = `/v1/agent/check/pass/${pathId(checkId)}`;
+  // Whether the agent should know our check (registered, and no 404 since).
+  let checkRegistered = false;
+  let everRegistered = false;
+  let lastPassed = 0;
+  let passLogged = 0;
+  let passTimer: NodeJS.Timeout | undefined;
   const leading$ = new BehaviorSubject(false);
   let session: Session | undefined;
   let lastRenewed = 0;
@@ -79,6 +111,8 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
     session = undefined;
     clearTimeout(renewTimer);
     renewTimer = undefined;
+    clearTimeout(passTimer);
+    passTimer = undefined;
     if (leading$.value) logger.warn({ key, candidate, reason }, `lost the Consul election lock: ${reason}`);
     setLeading(false);
     interrupt();
@@ -117,13 +151,81 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
     }
   };
 
+  const registerCheck = async (): Promise<void> => {
+    await client.request('PUT', '/v1/agent/service/register', {
+      body: {
+        ID: check.serviceId,
+        Name: check.serviceName,
+        Tags: [],
+        Meta: check.meta,
+        Check: {
+          CheckID: checkId,
+          Name: 'registrar election candidate',
+          Notes: `Passed every ${formatGoDuration(check.passMs)} by candidate ${candidate} of ${key}; its election sessions end when this goes critical`,
+          TTL: formatGoDuration(check.ttlMs),
+          Status: 'passing',
+          DeregisterCriticalServiceAfter: formatGoDuration(check.deregisterAfterMs),
+        },
+      },
+      what: `register election check ${checkId}`,
+      permission: `service:write on ${check.serviceName}`,
+    });
+    checkRegistered = true;
+    everRegistered = true;
+  };
+
+  const passRequest = () =>
+    client.request('PUT', passPath, {
+      allow404: true,
+      what: `pass election check ${checkId}`,
+      permission: `service:write on ${check.serviceName}`,
+    });
+
+  /** Consul refuses a session whose check is missing or critical: register it, or pass it, first. */
+  const readyCheck = async (): Promise<void> => {
+    if (checkRegistered && (await passRequest()).status !== 404) return;
+    // Never registered, or the agent forgot it (restarted without its state): a new check, passing.
+    await registerCheck();
+  };
+
+  const passCheck = async (): Promise<void> => {
+    const current = session;
+    if (!current || closed) return;
+    try {
+      const res = await passRequest();
+      if (session !== current) return;
+      if (res.status === 404) {
+        // Consul invalidates a session whose check was deregistered; the campaign registers it again.
+        checkRegistered = false;
+        return dropSession('the agent no longer knows the election check');
+      }
+      lastPassed = Date.now();
+    } catch (err) {
+      if (session !== current) return;
+      if (lastPassed >= passLogged) {
+        passLogged = Date.now();
+        logger.warn({ err, key }, `passing the Consul election check failed: ${(err as Error).message}`);
+      }
+      // Past its TTL the check is critical and Consul invalidated the session: step down.
+      if (Date.now() - lastPassed >= check.ttlMs)
+        return dropSession('no pass of the election check got through within its TTL');
+    } finally {
+      clearTimeout(passTimer);
+      if (session === current && !closed) passTimer = setTimeout(() => void passCheck(), check.passMs);
+    }
+  };
+
   const createSession = async (): Promise<Session> => {
+    await readyCheck();
     const res = await client.request('PUT', '/v1/session/create', {
       body: {
         Name: `registrar election ${key} (${candidate})`,
         TTL: formatGoDuration(sessionTtlMs),
         LockDelay: '0s',
         Behavior: 'release',
+        // `Checks` (rather than the newer NodeChecks/ServiceChecks) works with every Consul version; listing it
+        // replaces the default, so serfHealth is named too.
+        Checks: ['serfHealth', checkId],
       },
       what: 'create election session',
       permission: 'session:write',
@@ -166,7 +268,9 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
         if (!session) {
           session = await createSession();
           lastRenewed = Date.now();
+          lastPassed = lastRenewed;
           renewTimer = setTimeout(() => void renew(), renewMs);
+          passTimer = setTimeout(() => void passCheck(), check.passMs);
           index = 0;
         }
         const mine = session;
@@ -236,29 +340,42 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
       if (closed) return running;
       closed = true;
       clearTimeout(renewTimer);
+      clearTimeout(passTimer);
       interrupt();
       await running;
       // A session the campaign created while we were closing armed its renewal after the clear above.
       clearTimeout(renewTimer);
+      clearTimeout(passTimer);
       const mine = session;
       session = undefined;
       const wasLeading = leading$.value;
       setLeading(false);
       leading$.complete();
-      if (!mine) return;
-      // Resign: release the lock, so a follower blocked on the key acquires it at once, then end the session.
-      if (wasLeading) {
-        await client.request('PUT', kvPath, {
-          query: { release: mine.id },
-          body: { candidate },
-          what: `release election key ${key}`,
-          permission: 'key:write',
+      try {
+        if (!mine) return;
+        // Resign: release the lock, so a follower blocked on the key acquires it at once, then end the session.
+        if (wasLeading) {
+          await client.request('PUT', kvPath, {
+            query: { release: mine.id },
+            body: { candidate },
+            what: `release election key ${key}`,
+            permission: 'key:write',
+          });
+        }
+        await client.request('PUT', `/v1/session/destroy/${mine.id}`, {
+          what: 'destroy election session',
+          permission: 'session:write',
         });
+      } finally {
+        // Last, the session being gone: the candidate's service and check (a killed candidate's are reaped).
+        if (everRegistered) {
+          await client.request('PUT', `/v1/agent/service/deregister/${pathId(check.serviceId)}`, {
+            allow404: true,
+            what: `deregister election check ${checkId}`,
+            permission: `service:write on ${check.serviceName}`,
+          });
+        }
       }
-      await client.request('PUT', `/v1/session/destroy/${mine.id}`, {
-        what: 'destroy election session',
-        permission: 'session:write',
-      });
     },
   };
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   ConfigError,
   formatGoDuration,
@@ -396,7 +397,10 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
         throw new NodeIdConflictError(client.target, nodeId, bridgeEngine, BACKEND, bridgeId);
       for (const s of Object.values(services)) {
         const meta = s.Meta ?? {};
-        if (meta[META_NODE] !== nodeId || s.ID === bridgeId || meta[META_ROLE] === 'bridge') continue;
+        // Neither the bridge nor the election candidates' own services (see elect()) are entries.
+        const role = meta[META_ROLE];
+        if (meta[META_NODE] !== nodeId || s.ID === bridgeId || role === 'bridge' || role === 'election')
+          continue;
         const defKey = defKeyOf({
           id: s.ID,
           name: s.Service,
@@ -456,6 +460,20 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
         renewMs: sessionTtlMs / 3,
         retryMs: Math.min(1000, sessionTtlMs / 3),
         waitMs: 60_000,
+        // A service of this process alone (a restarted candidate must not keep its predecessor's session), whose
+        // TTL check, like the bridge's, lives `ttl` and is passed every `ttlRefresh`.
+        check: {
+          serviceId: `${bridgeName}-election:${nodeId}:${candidate}:${randomBytes(4).toString('hex')}`,
+          serviceName: `${bridgeName}-election`,
+          meta: {
+            [META_NODE]: nodeId,
+            ...(engineId !== undefined && { [META_ENGINE]: engineId }),
+            [META_ROLE]: 'election',
+          },
+          ttlMs: ttl * 1000,
+          passMs: refreshMs,
+          deregisterAfterMs: deregisterAfter * 1000,
+        },
       });
       // Followers heartbeat too (see followerPass).
       schedule();
