@@ -37,6 +37,8 @@ export interface Backend {
   uri(base: string): string;
   /** Entries of `service` visible under `base` now (cheap: a count, not a listing, where the backend has one). */
   entries(base: string, service: string): Promise<number>;
+  /** Entries of all of `services` under `base` now (one listing or count where the backend allows). */
+  total(base: string, services: readonly string[]): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -101,6 +103,8 @@ async function startEtcdBackend(): Promise<Backend> {
     raw: await rawEtcd(server.endpoint),
     uri: (base) => `etcd://127.0.0.1:${server.port}${base}`,
     entries: (base, service) => client.getAll().prefix(`${base}/${service}/`).count(),
+    // Everything under `base` is what the bench put there.
+    total: (base) => client.getAll().prefix(`${base}/`).count(),
     async close() {
       client.close();
       await server.close();
@@ -163,6 +167,11 @@ async function startZookeeperBackend(): Promise<Backend> {
   const server: ZookeeperServer = await startZookeeper();
   // Opened on first use: only the process suite counts entries.
   let counter: Promise<Client> | undefined;
+  const children = async (base: string, service: string) => {
+    const client = await (counter ??= connectZookeeper(server.connectString));
+    const stat = await zk<zookeeper.Stat | undefined>((cb) => client.exists(`${base}/${service}`, cb));
+    return stat?.numChildren ?? 0;
+  };
   return {
     name: 'zookeeper',
     registry: ({ nodeId, ttl }) =>
@@ -177,10 +186,10 @@ async function startZookeeperBackend(): Promise<Backend> {
     raw: await rawZookeeper(server.connectString),
     uri: (base) => `zookeeper://${server.connectString}${base}`,
     // The parent's stat counts its children: no listing of thousands of names per poll.
-    async entries(base, service) {
-      const client = await (counter ??= connectZookeeper(server.connectString));
-      const stat = await zk<zookeeper.Stat | undefined>((cb) => client.exists(`${base}/${service}`, cb));
-      return stat?.numChildren ?? 0;
+    entries: (base, service) => children(base, service),
+    async total(base, services) {
+      const counts = await Promise.all(services.map((service) => children(base, service)));
+      return counts.reduce((a, b) => a + b, 0);
     },
     async close() {
       (await counter)?.close();
@@ -229,6 +238,14 @@ async function startConsulBackend(): Promise<Backend> {
         { Service: string }
       >;
       return Object.values(services).filter((s) => s.Service === service).length;
+    },
+    async total(_base, names) {
+      const wanted = new Set(names);
+      const services = (await (await fetch(`${double.url}/v1/agent/services`)).json()) as Record<
+        string,
+        { Service: string }
+      >;
+      return Object.values(services).filter((s) => wanted.has(s.Service)).length;
     },
     async close() {
       await double.close();
@@ -279,3 +296,32 @@ export async function waitUntil(what: string, check: () => boolean | Promise<boo
     await sleep(2);
   }
 }
+
+/** Poll `read` every `everyMs` until it gives `count`; seconds from `since` (a performance.now()). */
+export async function countReaches(
+  read: () => Promise<number>,
+  count: number,
+  since: number,
+  what: string,
+  timeoutMs = 300_000,
+  everyMs = 10,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let seen = -1;
+  while ((seen = await read()) !== count) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${seen} of ${count} entries`);
+    await sleep(everyMs);
+  }
+  return (performance.now() - since) / 1000;
+}
+
+/** Poll the backend every 10 ms until `service` has `count` entries; seconds from `since`. */
+export const converged = (
+  backend: Backend,
+  base: string,
+  service: string,
+  count: number,
+  since: number,
+  what: string,
+  timeoutMs = 300_000,
+) => countReaches(() => backend.entries(base, service), count, since, `${what} (${service})`, timeoutMs);

@@ -117,3 +117,55 @@ export async function spawnRegistrar(launch: Launch): Promise<RegistrarProcess> 
     },
   };
 }
+
+/** Whatever serves a Docker socket the process is started on: resolves when a bridge subscribes to its events. */
+export interface EventSource {
+  nextSubscriber(): Promise<void>;
+}
+
+export interface Launched {
+  readonly p: RegistrarProcess;
+  /** performance.now() just before the spawn. */
+  readonly t0: number;
+  /** performance.now() when its event stream was open. */
+  readonly subscribedAt: number;
+}
+
+/**
+ * Spawn `registrar` with `launch` against `source`; resolves once its event stream is open. Rejects (and stops
+ * the process) if it exits first or does not subscribe within `startTimeoutMs`.
+ */
+export async function launchOn(
+  source: EventSource,
+  launch: Launch,
+  startTimeoutMs = 30_000,
+): Promise<Launched> {
+  const subscribed = source.nextSubscriber();
+  const t0 = performance.now();
+  const p = await spawnRegistrar(launch);
+  const exited = new Promise<never>((_, reject) =>
+    p.child.once('exit', (code) => {
+      // The line that says why: a crash prints its error after pages of the module's source.
+      const lines = p.stderr.join('').split('\n');
+      const why = lines.filter((l) => /error/i.test(l)).at(-1) ?? lines.at(-1) ?? '';
+      reject(new Error(`registrar exited (${code}): ${why.trim().slice(0, 300)}`));
+    }),
+  );
+  exited.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no event stream within ${startTimeoutMs / 1000} s`)),
+      startTimeoutMs,
+    );
+  });
+  try {
+    await Promise.race([subscribed, exited, late]);
+  } catch (error) {
+    await p.stop();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  return { p, t0, subscribedAt: performance.now() };
+}
