@@ -10,6 +10,7 @@ const HEAVY = [
   'test/multihost/per-host.test.ts',
   'test/multihost/node-id.test.ts',
   'test/multihost/swarm.test.ts',
+  'test/multihost/election.test.ts',
 ];
 
 export default defineConfig({

@@ -408,3 +408,36 @@ describe('Reconciler: another engine under this node id', () => {
     await reconciler.stop();
   });
 });
+
+describe('Reconciler standing by for another writer (Swarm mode election)', () => {
+  it('lists and writes nothing while standing by; once leading it adopts what matches and removes what nothing wants', async () => {
+    const registry = new MemoryRegistry();
+    // What the previous writer left: one entry still wanted as it is, one of a task that is gone.
+    const kept = service({ id: 'n1:kept:80' });
+    const gone = service({ id: 'n1:gone:80' });
+    for (const s of [kept, gone]) await registry.register(s);
+    registry.calls.length = 0;
+
+    const { reconciler, set } = setup(registry);
+    reconciler.standBy();
+    set(kept, service({ id: 'n1:new:80' }));
+    reconciler.changed(['n1:new:80']);
+    await reconciler.settled();
+    expect(registry.calls).toEqual([]);
+    expect(reconciler.writing).toBe(false);
+
+    reconciler.lead();
+    await settle(registry, () => registry.entries.has('n1:new:80') && !registry.entries.has(gone.id));
+    await reconciler.settled();
+    // `kept` was adopted: listed, never written again.
+    expect(registry.calls.map((c) => c.method).sort()).toEqual(['deregister', 'list', 'register']);
+    expect(reconciler.writing).toBe(true);
+
+    // Standing by again: the next change waits for the next election.
+    reconciler.standBy();
+    set(kept);
+    reconciler.changed(['n1:new:80']);
+    await reconciler.settled();
+    expect(registry.entries.has('n1:new:80')).toBe(true);
+  });
+});

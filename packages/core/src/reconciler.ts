@@ -143,6 +143,11 @@ export class Reconciler {
   private stopped = false;
   /** Another bridge writes this node id's entries (Swarm mode follower): no pass lists or writes. */
   private standingBy = false;
+  /**
+   * Elected writer (Swarm mode): the node id's entries are the cluster's, whoever wrote them, so those no
+   * task accounts for are removed as with `--cleanup` (once the inventory is complete).
+   */
+  private ownsNode = false;
   /** Set once another engine's entries of this node id were seen: nothing is written any more. */
   private halted: NodeIdConflictError | undefined;
   /** The pass in flight, for `settled()` and `stop()`. */
@@ -212,10 +217,11 @@ export class Reconciler {
 
   /**
    * This bridge is the writer now: list the registry and diff everything. Entries the previous writer left
-   * that match what is wanted are adopted as they are.
+   * that match what is wanted are adopted as they are; those nothing wants any more are removed.
    */
   lead(): void {
     this.standingBy = false;
+    this.ownsNode = true;
     this.failures = 0;
     this.failing = undefined;
     this.resync();
@@ -349,7 +355,7 @@ export class Reconciler {
       : new Set([...this.dirty, ...this.uncertain]);
     this.everything = false;
     this.dirty = new Set();
-    const cleanup = this.options.cleanup && this.options.inventoryComplete();
+    const cleanup = (this.options.cleanup || this.ownsNode) && this.options.inventoryComplete();
     const fingerprints = new Map<Service, string>();
     const fingerprintOnce = (service: Service) => {
       let fingerprint = fingerprints.get(service);

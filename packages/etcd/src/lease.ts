@@ -40,6 +40,8 @@ export class LeaseKeeper {
   readonly lost$ = new Subject<LivenessLoss>();
   /** Each failed keepalive, then `recovered` at the next success or `liveness-lost` with the lease. */
   readonly events$ = new Subject<RegistryEvent>();
+  /** The id of every lease this keeper starts to hold: granted, resumed or adopted. */
+  readonly held$ = new Subject<string>();
   private held: HeldLease | undefined;
   private granting: Promise<HeldLease> | undefined;
   private closed = false;
@@ -94,10 +96,30 @@ export class LeaseKeeper {
     if (lease) this.stop(lease);
     this.lost$.complete();
     this.events$.complete();
+    this.held$.complete();
     if (revoke && lease) {
       await this.revoke(lease.id);
       if (this.options.stateFile) removeStateFile(this.options.stateFile);
     }
+  }
+
+  /**
+   * Keep another process's lease `id` alive as this keeper's own (the cluster's shared lease in Swarm mode:
+   * every candidate keeps the leader's lease alive, so its keys outlive the leader). A lease of our own held
+   * until now is let go without a revoke. False when etcd no longer knows `id` (or grants it another TTL).
+   */
+  async adopt(id: string): Promise<boolean> {
+    if (this.closed) return false;
+    if (this.held?.id === id) return true;
+    await this.granting?.catch(() => undefined);
+    const adopted = await this.resume(id);
+    if (adopted === undefined || this.closed) return false;
+    if (this.held?.id === id) return true;
+    if (this.held) this.stop(this.held);
+    this.failing = false;
+    this.options.logger.debug({ lease: id }, 'etcd lease adopted: kept alive by this process too');
+    this.hold(adopted);
+    return true;
   }
 
   /** Whether a lease id from an earlier run waits to be resumed at the first `acquire`. */
@@ -166,6 +188,7 @@ export class LeaseKeeper {
     this.held = lease;
     this.armDeadline(lease);
     this.scheduleKeepalive(lease);
+    this.held$.next(lease.id);
     return lease;
   }
 

@@ -1,4 +1,4 @@
-import type { Logger, Registry, RegistryEntry, Service } from '@registrar/core';
+import type { ElectionOptions, Leadership, Logger, Registry, RegistryEntry, Service } from '@registrar/core';
 import { ConfigError, RegistryRejectedError, silentLogger } from '@registrar/core';
 import type { Etcd3 } from 'etcd3';
 import { EtcdLeaseInvalidError } from 'etcd3';
@@ -6,6 +6,7 @@ import { createClient, prefixEnd, targetOf } from './client.js';
 import { backend, bounded, toRegistryError } from './errors.js';
 import type { EtcdLayout, LayoutCodec } from './layout.js';
 import { createCodec, defaultPrefix, layouts, normalisePrefix, ownedId } from './layout.js';
+import { EtcdLeadership } from './election.js';
 import { LeaseKeeper } from './lease.js';
 
 /** Connection settings for a client the adapter creates, owns and closes. */
@@ -116,6 +117,7 @@ export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
     target: targetOf(options, codec.root),
     timeoutMs,
     logger,
+    ttl,
   });
 }
 
@@ -139,6 +141,8 @@ class EtcdRegistry implements Registry {
   private readonly timeoutMs: number;
   private readonly logger: Logger;
   private closing: Promise<void> | undefined;
+  private readonly ttl: number;
+  private electing: EtcdLeadership | undefined;
 
   constructor(
     private readonly client: Etcd3,
@@ -146,8 +150,9 @@ class EtcdRegistry implements Registry {
     private readonly codec: LayoutCodec,
     private readonly lease: LeaseKeeper,
     readonly nodeId: string,
-    settings: { target: string; timeoutMs: number; logger: Logger; engineId?: string },
+    settings: { target: string; timeoutMs: number; logger: Logger; engineId?: string; ttl: number },
   ) {
+    this.ttl = settings.ttl;
     this.target = settings.target;
     if (settings.engineId !== undefined) this.engineId = settings.engineId;
     this.timeoutMs = settings.timeoutMs;
@@ -164,6 +169,27 @@ class EtcdRegistry implements Registry {
 
   describeLiveness(): string {
     return `lease ${this.lease.id ?? '(none yet)'} with a TTL of ${this.lease.grantedTtl ?? '?'} s`;
+  }
+
+  /**
+   * Joins etcd3's election `registrar<root>/<node id>` (keys `election/registrar<root>/<node id>/<lease>`):
+   * see `EtcdLeadership`. One election per adapter at a time.
+   */
+  elect(options: ElectionOptions): Leadership {
+    this.assertOpen();
+    if (this.electing) throw new ConfigError('this etcd adapter is already in an election');
+    this.electing = new EtcdLeadership(
+      {
+        ...options,
+        client: this.client,
+        lease: this.lease,
+        name: `registrar${this.codec.root}/${this.nodeId}`,
+        ttl: this.ttl,
+        logger: this.logger,
+      },
+      () => (this.electing = undefined),
+    );
+    return this.electing;
   }
 
   fingerprint(service: Service): string {
@@ -270,6 +296,7 @@ class EtcdRegistry implements Registry {
 
   private async shutdown(deregister: boolean) {
     try {
+      await this.electing?.close();
       // Revoking deletes every key attached at once; releasing lets them expire after the TTL.
       await this.lease.close(deregister);
     } finally {

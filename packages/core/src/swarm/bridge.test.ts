@@ -1,9 +1,9 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument -- tests edit raw engine JSON */
 import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
-import { EMPTY, Subject } from 'rxjs';
+import { BehaviorSubject, EMPTY, Subject } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { LivenessLoss, Registry, RegistryEntry } from '../registry.js';
+import type { Leadership, LivenessLoss, Registry, RegistryEntry } from '../registry.js';
 import type { Service } from '../service.js';
 import { createSwarmBridge, type SwarmBridge } from './bridge.js';
 import { deriveSwarmServices, isTaskServed, type SwarmSnapshot } from './derive.js';
@@ -269,5 +269,65 @@ describe('swarmEventLook', () => {
     const containerLooks = looks.filter((l, i) => events[i]!.Type === 'container' && l !== undefined);
     expect(containerLooks.length).toBeGreaterThan(0);
     for (const look of containerLooks) expect(services.has((look as { id: string }).id)).toBe(true);
+  });
+});
+
+/** A MapRegistry whose election the test decides. */
+class ElectingRegistry extends MapRegistry {
+  readonly leading = new BehaviorSubject(false);
+  closed = 0;
+  elect(): Leadership {
+    return {
+      leading$: this.leading.asObservable(),
+      close: () => {
+        this.closed++;
+        return Promise.resolve();
+      },
+    };
+  }
+}
+
+describe('SwarmBridge with an election', () => {
+  it('writes nothing until elected, then converges; stops writing when another manager is elected', async () => {
+    const manager = new FakeManager();
+    const registry = new ElectingRegistry();
+    bridge = createSwarmBridge({
+      ...OPTIONS,
+      docker: manager,
+      registries: [registry],
+      pollMs: 0,
+      elect: { candidate: 'm1' },
+    });
+    await vi.waitFor(() => expect(bridge!.status().inventoryComplete).toBe(true));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(registry.writes).toBe(0);
+    expect(bridge.leading()).toEqual([{ target: 'memory://', leading: false }]);
+
+    registry.leading.next(true);
+    await vi.waitFor(() => expect(held(registry)).toEqual(expected(manager.snapshot)));
+    expect(bridge.leading()).toEqual([{ target: 'memory://', leading: true }]);
+
+    // Another manager writes now: a removed service stays as it is here.
+    registry.leading.next(false);
+    const writes = registry.writes;
+    const internalId = manager.serviceId('internal');
+    const snapshot = manager.snapshot as unknown as { services: Raw[]; tasks: Raw[] };
+    snapshot.services = snapshot.services.filter((s) => s.ID !== internalId);
+    snapshot.tasks = snapshot.tasks.filter((t) => t.ServiceID !== internalId);
+    manager.emit({ Type: 'service', Action: 'remove', Actor: { ID: internalId } });
+    // This manager sees the removal (its desired set shrinks) but leaves the registry to the writer.
+    await vi.waitFor(() => expect(bridge!.desired().size).toBe(expected(manager.snapshot).size));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(registry.writes).toBe(writes);
+    expect(held(registry).size).toBeGreaterThan(expected(manager.snapshot).size);
+
+    // Elected again: what changed meanwhile is converged, and on stop it resigns without deregistering.
+    registry.leading.next(true);
+    await vi.waitFor(() => expect(held(registry)).toEqual(expected(manager.snapshot)));
+    const stored = held(registry).size;
+    await bridge.stop({ deregister: true });
+    bridge = undefined;
+    expect(registry.closed).toBe(1);
+    expect(held(registry).size).toBe(stored);
   });
 });
