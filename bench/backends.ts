@@ -37,6 +37,8 @@ export interface Backend {
   uri(base: string): string;
   /** Entries of `service` visible under `base` now (cheap: a count, not a listing, where the backend has one). */
   entries(base: string, service: string): Promise<number>;
+  /** etcd only: count the puts and deletes of keys under `prefix` from now on (an etcd watch). */
+  watchWrites?(prefix: string): Promise<{ count(): number; close(): void }>;
   /** Entries of all of `services` under `base` now (one listing or count where the backend allows). */
   total(base: string, services: readonly string[]): Promise<number>;
   close(): Promise<void>;
@@ -103,6 +105,13 @@ async function startEtcdBackend(): Promise<Backend> {
     raw: await rawEtcd(server.endpoint),
     uri: (base) => `etcd://127.0.0.1:${server.port}${base}`,
     entries: (base, service) => client.getAll().prefix(`${base}/${service}/`).count(),
+    async watchWrites(prefix) {
+      let count = 0;
+      const watcher = await client.watch().prefix(prefix).create();
+      watcher.on('put', () => (count += 1));
+      watcher.on('delete', () => (count += 1));
+      return { count: () => count, close: () => void watcher.cancel() };
+    },
     // Everything under `base` is what the bench put there.
     total: (base) => client.getAll().prefix(`${base}/`).count(),
     async close() {

@@ -34,6 +34,10 @@ export interface RegistrarProcess {
   cpuSeconds(): number;
   /** The V8 heap and external memory as the process reports them on /metrics. */
   heap(): Promise<HeapSplit>;
+  /** A gauge or counter from its /metrics, summed over its label sets; undefined when it has none. */
+  metric(name: string): Promise<number | undefined>;
+  /** SIGKILL, and wait for the exit. */
+  kill(): Promise<void>;
   /** SIGTERM and wait for the exit; SIGKILL after 15 s. */
   stop(): Promise<void>;
 }
@@ -107,6 +111,18 @@ export async function spawnRegistrar(launch: Launch): Promise<RegistrarProcess> 
         heapTotalMiB: mib(metric(text, 'nodejs_heap_size_total_bytes')),
         externalMiB: mib(metric(text, 'nodejs_external_memory_bytes')),
       };
+    },
+    async metric(name) {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((m) =>
+        Number(m[1]),
+      );
+      return values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0);
+    },
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await exited;
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
