@@ -111,10 +111,14 @@ interface Task {
 
 let clusterSerial = 0;
 
-/** A 25-character lowercase id as Swarm makes them, unique within the process. */
+/**
+ * A 25-character lowercase id as Swarm makes them, unique within the process: the kind, then the serial in
+ * base 36 left-padded with zeros (padding with a letter would collide: base 36 has every letter).
+ */
 function swarmId(kind: string, serial: number): string {
-  const body = `${kind}${serial.toString(36)}`;
-  return `${body}${'x'.repeat(Math.max(0, 25 - body.length))}`.slice(0, 25);
+  const id = `${kind}${serial.toString(36).padStart(25 - kind.length, '0')}`;
+  if (id.length !== 25) throw new Error(`swarm id out of range: ${kind} ${serial}`);
+  return id;
 }
 
 const timestamp = () => new Date().toISOString().replace('Z', '000000Z');
@@ -250,6 +254,7 @@ export function createSyntheticSwarm(options: SyntheticSwarmOptions, emit: Swarm
     });
     const task: Task = { id, serviceId: service.id, nodeIndex, doc, json: undefined };
     setStatus(task, state);
+    if (tasks.has(id)) throw new Error(`duplicate task id ${id}`);
     tasks.set(id, task);
     service.tasks.push(id);
     return task;
