@@ -112,8 +112,12 @@ async function startEtcdBackend(): Promise<Backend> {
       watcher.on('delete', () => (count += 1));
       return { count: () => count, close: () => void watcher.cancel() };
     },
-    // Everything under `base` is what the bench put there.
-    total: (base) => client.getAll().prefix(`${base}/`).count(),
+    async total(base, services) {
+      const counts = await Promise.all(
+        services.map((service) => client.getAll().prefix(`${base}/${service}/`).count()),
+      );
+      return counts.reduce((a, b) => a + b, 0);
+    },
     async close() {
       client.close();
       await server.close();
