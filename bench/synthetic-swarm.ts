@@ -49,6 +49,8 @@ export interface SwarmRequestCounts {
   tasks: number;
   nodes: number;
   networks: number;
+  /** performance.now() when the first list of every task (an inventory's) had been answered; 0 before. */
+  firstInventoryAt: number;
 }
 
 /** What the engine's HTTP handler asks of the cluster, and what a benchmark drives. */
@@ -145,7 +147,13 @@ export function createSyntheticSwarm(options: SyntheticSwarmOptions, emit: Swarm
   const network = options.network ?? 'bench-overlay';
   const overlayId = swarmId(`net${clusterSerial}o`, 1);
   const ingressId = swarmId(`net${clusterSerial}i`, 1);
-  const requests: SwarmRequestCounts = { services: 0, tasks: 0, nodes: 0, networks: 0 };
+  const requests: SwarmRequestCounts = {
+    services: 0,
+    tasks: 0,
+    nodes: 0,
+    networks: 0,
+    firstInventoryAt: 0,
+  };
   const services = new Map<string, Service>();
   const tasks = new Map<string, Task>();
   let serial = 0;
@@ -488,6 +496,8 @@ export function createSyntheticSwarm(options: SyntheticSwarmOptions, emit: Swarm
       if (path === '/tasks') {
         requests.tasks += 1;
         reply(200, listTasks(query));
+        if (requests.firstInventoryAt === 0 && filterValues(query, 'service') === undefined)
+          requests.firstInventoryAt = performance.now();
         return true;
       }
       const task = /^\/tasks\/([^/]+)$/.exec(path);
