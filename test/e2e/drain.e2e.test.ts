@@ -15,6 +15,9 @@ const gracefulExit = (seconds: number) => [
 /** httpd under a shell that ignores SIGTERM. */
 const ignoresTerm = ['sh', '-c', 'httpd -f -p 80 -h /www & trap "" TERM; while true; do wait; done'];
 
+// The bridge sees the whole engine: other test files' containers are signalled, stopped and force-removed
+// (SIGKILL) meanwhile, and it logs those too. Every log line waited for here is this test's container's.
+
 describe.each(BACKENDS)('%s', (name) => {
   let backend: Backend;
   let t: ReturnType<typeof faultScope>;
@@ -48,7 +51,7 @@ describe.each(BACKENDS)('%s', (name) => {
     expect(running).toBe(true);
     await b.waitForLog(
       'the withdrawal logged',
-      (l) => l.msg === 'container stopping: withdrawing its services',
+      (l) => l.msg === 'container stopping: withdrawing its services' && l.container === container,
     );
     await stopped;
     // Gone for good after the exit: from the registry itself, not only from the passing view.
@@ -62,7 +65,11 @@ describe.each(BACKENDS)('%s', (name) => {
     const expected = idsOf(t.node, [container]);
     await until('served', async () => sameIds(await served(), expected));
     await c.kill({ signal: 'SIGHUP' });
-    await b.waitForLog('the SIGHUP seen', (l) => l.msg === 'container signalled; still served');
+    await b.waitForLog(
+      'the SIGHUP seen',
+      (l) =>
+        l.msg === 'container signalled; still served' && l.container === container && l.signal === 'SIGHUP',
+    );
     expect(await served()).toEqual(expected);
   });
 
@@ -81,7 +88,7 @@ describe.each(BACKENDS)('%s', (name) => {
     expect((await c.inspect()).State.Running).toBe(true);
     await b.waitForLog(
       'the survival logged',
-      (l) => l.msg === 'container survived its stop signal: serving it again',
+      (l) => l.msg === 'container survived its stop signal: serving it again' && l.container === container,
     );
   });
 
@@ -92,7 +99,11 @@ describe.each(BACKENDS)('%s', (name) => {
     const expected = idsOf(t.node, [container]);
     await until('served', async () => sameIds(await served(), expected));
     const stopped = c.stop({ t: 20 });
-    await b.waitForLog('the SIGTERM seen', (l) => l.msg === 'container signalled; still served');
+    await b.waitForLog(
+      'the SIGTERM seen',
+      (l) =>
+        l.msg === 'container signalled; still served' && l.container === container && l.signal === 'SIGTERM',
+    );
     expect(await served()).toEqual(expected);
     expect((await c.inspect()).State.Running).toBe(true);
     await stopped;

@@ -128,11 +128,14 @@ describe('registrar → etcd, end to end', () => {
     const { prefix, node } = scope();
     const uri = `etcd://127.0.0.1:${etcd.port}${prefix}`;
     const names = [uniqueName('a'), uniqueName('b'), uniqueName('c')];
+    // Other test files run containers on the same engine, and the bridge registers them in this prefix too:
+    // look only at a service name of this test's own, which no other container (nor a leftover of an earlier
+    // run) can offer.
+    const service = `adopt-${node}`;
     for (const name of names) {
-      await runContainer({ name, publish: ['80/tcp'], env: { SERVICE_NAME: 'adopt' }, labels });
+      await runContainer({ name, publish: ['80/tcp'], env: { SERVICE_NAME: service }, labels });
     }
-    // Other test files run containers on the same engine: look only at this test's service.
-    const ours = `${prefix}/adopt/`;
+    const ours = `${prefix}/${service}/`;
     const first = bridge(node, uri);
     await waitForKeys(prefix, 'three keys', (keys) => keys.filter((k) => k.startsWith(ours)).length === 3);
     await first.kill('SIGKILL');

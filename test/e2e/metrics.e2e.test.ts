@@ -1,6 +1,7 @@
 // End to end: `--metrics-addr` on the built binary — Prometheus metrics that move with container events,
 // /healthz, and /readyz following Docker and every backend.
 import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
+import { Etcd3 } from 'etcd3';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_VERSION, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
@@ -10,6 +11,7 @@ import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { freePort, until } from '../harness/net.js';
 
 let etcd: EtcdServer;
+let etcdClient: Etcd3;
 const doubles: ConsulDouble[] = [];
 const bridges: BridgeProcess[] = [];
 const runLabel = `${TEST_LABEL}.run=${randomBytes(4).toString('hex')}`;
@@ -18,6 +20,7 @@ const labels = { [labelKey]: labelValue };
 
 beforeAll(async () => {
   etcd = await startEtcd();
+  etcdClient = new Etcd3({ hosts: etcd.endpoint });
 });
 
 afterEach(async () => {
@@ -27,6 +30,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
+  etcdClient?.close();
   await etcd?.close();
 });
 
@@ -66,25 +70,42 @@ async function start() {
   ]);
   bridges.push(bridge);
   await until('metrics endpoint', async () => (await get(port, '/healthz')).status === 200);
-  return { consul, port, bridge, node };
+  /**
+   * Whether this bridge's entry for one container port is in etcd and in Consul. The metrics count every
+   * container on the engine (other test files' too): only the registries say that this test's was written.
+   */
+  const holds = async (id: string, service: string) => {
+    const key = await etcdClient.get(`/metrics-${node}/${service}/${id}`).string();
+    const res = await fetch(`${consul.url}/v1/agent/service/${encodeURIComponent(id)}`);
+    return { etcd: key !== null, consul: res.ok };
+  };
+  return { consul, port, bridge, node, holds };
 }
 
 describe('registrar --metrics-addr', () => {
   it('counts registry operations, reconcile passes and Docker events, with non-zero values', async () => {
-    const { port, bridge } = await start();
+    const { port, bridge, node, holds } = await start();
     await until('ready', async () => (await get(port, '/readyz')).status === 200);
     const starting = await bridge.waitForLog('start line', (l) => l.msg === 'registrar starting');
     expect(starting.version).toBe(CLI_VERSION);
 
     const service = uniqueName('metered');
+    const name = uniqueName('m');
     const container = await runContainer({
-      name: uniqueName('m'),
+      name,
       publish: ['80/tcp'],
       env: { SERVICE_NAME: service },
       labels,
     });
+    const id = `${node}:${name}:80`;
     const registered = (text: string, backend: string) =>
       sample(text, 'registrar_registry_operations_total', { backend, op: 'register', outcome: 'ok' }) ?? 0;
+    // Other test files' containers move these counters too: first this container's own writes, seen in the
+    // registries, then the counters that must have counted them.
+    await until('the container registered in both backends', async () => {
+      const held = await holds(id, service);
+      return held.etcd && held.consul;
+    });
     await until('registrations counted in both backends', async () => {
       const { body } = await get(port, '/metrics');
       return (
@@ -94,6 +115,10 @@ describe('registrar --metrics-addr', () => {
       );
     });
     await container.stop({ t: 1 });
+    await until('the container deregistered from both backends', async () => {
+      const held = await holds(id, service);
+      return !held.etcd && !held.consul;
+    });
     let text = '';
     await until('deregistrations counted', async () => {
       text = (await get(port, '/metrics')).body;

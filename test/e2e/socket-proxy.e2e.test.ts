@@ -102,7 +102,11 @@ describe('the read-only socket proxy (deploy/docker-socket-proxy/haproxy.cfg, re
       await t.converged(backend, 'a registered through the proxy', idsOf(t.node, [a.name]));
       await a.container.stop({ t: 5 });
       await t.converged(backend, 'a withdrawn at its stop signal and removed', []);
-      await b.waitForLog('the withdrawal', (l) => l.msg === 'container stopping: withdrawing its services');
+      // Its own container's line: the bridge logs other test files' containers stopping too.
+      await b.waitForLog(
+        'the withdrawal',
+        (l) => l.msg === 'container stopping: withdrawing its services' && l.container === a.name,
+      );
       const c = await t.container('c');
       await t.converged(backend, 'c registered', idsOf(t.node, [c.name]));
     } finally {

@@ -227,7 +227,9 @@ describe('Apache Curator 5 reads what the bridge writes', () => {
     expect(await probe('spring').register('spring', `${base}-plain`, SERVICE, 'app-spring', 2222)).toEqual({
       ok: true,
     });
-    expect(await probe('map').register('map', `${base}-none`, SERVICE, 'app-map', 1111)).toEqual({ ok: true });
+    expect(await probe('map').register('map', `${base}-none`, SERVICE, 'app-map', 1111)).toEqual({
+      ok: true,
+    });
 
     // Spring payload, generic consumer: Jackson cannot resolve the @class, and nothing of SERVICE comes back.
     expect(await probe('map').query('map', `${base}-spring`, SERVICE)).toEqual({

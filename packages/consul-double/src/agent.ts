@@ -77,6 +77,20 @@ export interface AgentOptions {
   nodeName: string;
   reapIntervalMs: number;
   minDeregisterAfterMs: number;
+  /**
+   * A check turned critical or was removed: the servers invalidate every session that lists it (Consul's state
+   * store does this when the agent syncs the check).
+   */
+  onCheckFailed?: (checkId: string) => void;
+}
+
+/** What a check belongs to: a service, or the node (`undefined`). */
+interface CheckOwner {
+  id: string;
+  name: string;
+  tags: string[];
+  namespace?: string;
+  partition?: string;
 }
 
 // Consul caps check output at 4 KiB (checks.DefaultBufSize) and says how much it kept.
@@ -172,41 +186,7 @@ export class AgentState {
       const id =
         checkDef.checkId || (checkDefs.length > 1 ? `service:${def.id}:${i + 1}` : `service:${def.id}`);
       keep.add(id);
-      const existing = this.checks.get(id);
-      existing?.stop();
-      let status: CheckStatus = (checkDef.status as CheckStatus | undefined) || 'critical';
-      let output = '';
-      let criticalSince = status === 'critical' ? Date.now() : undefined;
-      // Like the real agent, a re-registered check keeps its current status and output.
-      if (existing) {
-        status = existing.status;
-        output = existing.output;
-        criticalSince = existing.criticalSince;
-      }
-      const record: CheckRecord = {
-        id,
-        name: checkDef.name || `Service '${def.name}' check`,
-        status,
-        output,
-        notes: checkDef.notes ?? '',
-        serviceId: def.id,
-        serviceName: def.name,
-        serviceTags: [...def.tags],
-        type: checkType(checkDef),
-        def: checkDef,
-        createIndex: existing?.createIndex ?? now,
-        modifyIndex: now,
-        stop: () => undefined,
-        ...(def.namespace !== undefined && { namespace: def.namespace }),
-        ...(def.partition !== undefined && { partition: def.partition }),
-        ...(criticalSince !== undefined && { criticalSince }),
-        ...(checkDef.deregisterAfterMs !== undefined &&
-          checkDef.deregisterAfterMs > 0 && {
-            reapAfterMs: Math.max(checkDef.deregisterAfterMs, this.options.minDeregisterAfterMs),
-          }),
-      };
-      this.checks.set(id, record);
-      this.startRunner(record);
+      this.putCheck(id, checkDef, def, now);
     });
     if (replaceExistingChecks) {
       for (const check of [...this.checks.values()]) {
@@ -214,6 +194,68 @@ export class AgentState {
       }
     }
     this.afterChange();
+  }
+
+  /**
+   * `/v1/agent/check/register`: a check of the node (no `ServiceID`), or one added to a registered service.
+   * False when the service is unknown.
+   */
+  registerCheck(checkDef: CheckDefinition, id: string, serviceId?: string): boolean {
+    const service = serviceId ? this.services.get(serviceId) : undefined;
+    if (serviceId && !service) return false;
+    const now = this.nextIndex();
+    this.putCheck(id, checkDef, service, now);
+    this.afterChange();
+    return true;
+  }
+
+  /** `/v1/agent/check/deregister/:id`. False for unknown checks. */
+  deregisterCheck(id: string): boolean {
+    if (!this.checks.has(id)) return false;
+    this.removeCheck(id);
+    this.afterChange();
+    return true;
+  }
+
+  private putCheck(id: string, checkDef: CheckDefinition, owner: CheckOwner | undefined, now: number): void {
+    const existing = this.checks.get(id);
+    existing?.stop();
+    let status: CheckStatus = (checkDef.status as CheckStatus | undefined) || 'critical';
+    let output = '';
+    let criticalSince = status === 'critical' ? Date.now() : undefined;
+    // Like the real agent, a re-registered check keeps its current status and output.
+    if (existing) {
+      status = existing.status;
+      output = existing.output;
+      criticalSince = existing.criticalSince;
+    }
+    const record: CheckRecord = {
+      id,
+      name: checkDef.name || (owner ? `Service '${owner.name}' check` : id),
+      status,
+      output,
+      notes: checkDef.notes ?? '',
+      serviceId: owner?.id ?? '',
+      serviceName: owner?.name ?? '',
+      serviceTags: owner ? [...owner.tags] : [],
+      type: checkType(checkDef),
+      def: checkDef,
+      createIndex: existing?.createIndex ?? now,
+      modifyIndex: now,
+      stop: () => undefined,
+      ...(owner?.namespace !== undefined && { namespace: owner.namespace }),
+      ...(owner?.partition !== undefined && { partition: owner.partition }),
+      ...(criticalSince !== undefined && { criticalSince }),
+      ...(checkDef.deregisterAfterMs !== undefined &&
+        checkDef.deregisterAfterMs > 0 && {
+          reapAfterMs: Math.max(checkDef.deregisterAfterMs, this.options.minDeregisterAfterMs),
+        }),
+    };
+    this.checks.set(id, record);
+    this.touchCheck(record, now);
+    // A check that changed hands (another service, or the node) may have been what a session relied on.
+    if (existing && existing.serviceId !== record.serviceId) this.options.onCheckFailed?.(id);
+    this.startRunner(record);
   }
 
   deregisterService(id: string): boolean {
@@ -275,8 +317,11 @@ export class AgentState {
   clear(): void {
     for (const check of this.checks.values()) check.stop();
     const names = new Set([...this.services.values()].map((s) => s.name));
+    const lost = [...this.checks.keys()];
     this.services.clear();
     this.checks.clear();
+    // Anti-entropy then removes them from the catalog, which invalidates the sessions that list them.
+    for (const id of lost) this.options.onCheckFailed?.(id);
     const now = this.nextIndex();
     for (const name of names) this.touch(name, now);
     this.catalogIndex = now;
@@ -310,19 +355,30 @@ export class AgentState {
     if (!check) return;
     check.stop();
     this.checks.delete(id);
-    this.touch(check.serviceName, this.nextIndex());
+    this.touchCheck(check, this.nextIndex());
+    // Consul deletes the sessions of a deregistered check along with it.
+    this.options.onCheckFailed?.(id);
   }
 
   private applyStatus(check: CheckRecord, status: CheckStatus, output: string): void {
     // The real agent ignores updates that change nothing, so watches do not fire on every heartbeat.
     if (check.status === status && check.output === output) return;
-    if (status === 'critical' && check.status !== 'critical') check.criticalSince = Date.now();
+    const failed = status === 'critical' && check.status !== 'critical';
+    if (failed) check.criticalSince = Date.now();
     if (status !== 'critical') delete check.criticalSince;
     check.status = status;
     check.output = output;
     const now = this.nextIndex();
     check.modifyIndex = now;
-    this.touch(check.serviceName, now);
+    this.touchCheck(check, now);
+    // The agent syncs a status change at once; the servers then invalidate the sessions listing the check.
+    if (failed) this.options.onCheckFailed?.(check.id);
+  }
+
+  /** A node-level check is part of every service's health on the node. */
+  private touchCheck(check: CheckRecord, index: number): void {
+    if (check.serviceId !== '') return this.touch(check.serviceName, index);
+    for (const service of this.services.values()) this.touch(service.name, index);
   }
 
   private startRunner(check: CheckRecord): void {
@@ -418,6 +474,11 @@ export class AgentState {
   private afterChange(): void {
     // Aliases can alias aliases; settle them (bounded, in case of cycles).
     for (let i = 0; i < 10 && this.evaluateAliases(); i++);
+    this.notify();
+  }
+
+  /** Wake blocking queries (once per tick, however many changes it made). */
+  notify(): void {
     if (this.notifyQueued) return;
     this.notifyQueued = true;
     queueMicrotask(() => {
@@ -426,7 +487,8 @@ export class AgentState {
     });
   }
 
-  private nextIndex(): number {
+  /** The next raft index; the KV store and sessions share it with services and checks. */
+  nextIndex(): number {
     return ++this.index;
   }
 

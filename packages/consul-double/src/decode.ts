@@ -245,6 +245,33 @@ export function decodeServiceRegistration(text: string): ServiceDefinition {
   };
 }
 
+/** Body of `PUT /v1/agent/check/register`: a check of the node, or of the service `serviceId`. */
+export interface CheckRegistration {
+  id: string;
+  serviceId?: string;
+  def: CheckDefinition;
+}
+
+/** Decode and validate a `/v1/agent/check/register` body the way the agent does. */
+export function decodeCheckRegistration(text: string): CheckRegistration {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new BadRequest(`Request decode failed: ${(err as Error).message}`);
+  }
+  if (goType(raw) !== 'object') throw decodeError(raw, 'CheckDefinition', 'structs.CheckDefinition');
+  const obj = raw as Json;
+  const def = decodeCheck(obj) ?? {};
+  const serviceId = str(obj, 'CheckDefinition.ServiceID', 'ServiceID');
+  if (!def.name) throw new BadRequest('Missing check name');
+  if (def.status && !['passing', 'warning', 'critical'].includes(def.status))
+    throw new BadRequest('Bad check status');
+  const problem = validateCheck(def);
+  if (problem) throw new BadRequest(`Invalid check: ${problem}`);
+  return { id: def.checkId || def.name, def, ...(serviceId && { serviceId }) };
+}
+
 /** Body of `/v1/agent/check/update/:id`. */
 export function decodeCheckUpdate(text: string): { status: string; output: string } {
   let raw: unknown = {};
@@ -260,5 +287,69 @@ export function decodeCheckUpdate(text: string): { status: string; output: strin
   return {
     status: str(obj, 'checkUpdate.Status', 'Status') ?? '',
     output: str(obj, 'checkUpdate.Output', 'Output') ?? '',
+  };
+}
+
+/** Body of `PUT /v1/session/create` (durations in ms; an empty body is a session with every default). */
+export interface SessionCreate {
+  name: string;
+  node?: string;
+  behavior: string;
+  /** The TTL as given (Consul keeps the string), '' for none. */
+  ttl: string;
+  ttlMs: number;
+  lockDelayMs?: number;
+  checks?: string[];
+}
+
+export function decodeSessionCreate(text: string): SessionCreate {
+  let raw: unknown = {};
+  if (text.trim() !== '') {
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new BadRequest(`Request decode failed: ${(err as Error).message}`);
+    }
+  }
+  if (goType(raw) !== 'object') throw decodeError(raw, 'Session', 'structs.Session');
+  const obj = raw as Json;
+  const ttl = str(obj, 'Session.TTL', 'TTL') ?? '';
+  let ttlMs = 0;
+  if (ttl !== '') {
+    try {
+      ttlMs = parseGoDuration(ttl);
+    } catch (err) {
+      throw new BadRequest(`Request decode failed: ${(err as Error).message}`);
+    }
+  }
+  // Consul's FixupLockDelay: a duration string, or a number — seconds below 1000, nanoseconds from there.
+  const delayRaw = field(obj, 'LockDelay');
+  let lockDelayMs: number | undefined;
+  if (typeof delayRaw === 'number') lockDelayMs = delayRaw < 1000 ? delayRaw * 1000 : delayRaw / 1e6;
+  else lockDelayMs = duration(obj, 'LockDelay');
+  const checks = stringList(obj, 'Session.Checks', 'Checks');
+  const nodeChecks = stringList(obj, 'Session.NodeChecks', 'NodeChecks');
+  const serviceChecksRaw = field(obj, 'ServiceChecks');
+  let serviceChecks: string[] | undefined;
+  if (serviceChecksRaw !== undefined && serviceChecksRaw !== null) {
+    if (!Array.isArray(serviceChecksRaw))
+      throw decodeError(serviceChecksRaw, 'Session.ServiceChecks', '[]structs.ServiceCheck');
+    serviceChecks = serviceChecksRaw.map((item) => {
+      if (goType(item) !== 'object') throw decodeError(item, 'Session.ServiceChecks', 'structs.ServiceCheck');
+      return str(item as Json, 'ServiceCheck.ID', 'ID') ?? '';
+    });
+  }
+  const node = str(obj, 'Session.Node', 'Node');
+  // Only `Checks` or `NodeChecks` replace the default serfHealth; `ServiceChecks` come on top of it.
+  const listed = checks || nodeChecks ? [...(checks ?? []), ...(nodeChecks ?? [])] : undefined;
+  const allChecks = serviceChecks ? [...(listed ?? ['serfHealth']), ...serviceChecks] : listed;
+  return {
+    name: str(obj, 'Session.Name', 'Name') ?? '',
+    behavior: str(obj, 'Session.Behavior', 'Behavior') || 'release',
+    ttl,
+    ttlMs,
+    ...(node && { node }),
+    ...(lockDelayMs !== undefined && { lockDelayMs }),
+    ...(allChecks && { checks: allChecks }),
   };
 }

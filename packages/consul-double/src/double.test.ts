@@ -468,3 +468,298 @@ describe('ACLs, restarts and request log', () => {
     expect((await checks())['service:web']).toMatchObject({ Status: 'warning', Output: 'forced' });
   });
 });
+
+describe('sessions and KV', () => {
+  const createSession = async (body: unknown = {}, headers: Record<string, string> = {}) => {
+    const res = await call('PUT', '/v1/session/create', body, headers);
+    expect(res.status).toBe(200);
+    return res.json.ID as string;
+  };
+  const kvPut = async (key: string, value: string, query = '') =>
+    (await call('PUT', `/v1/kv/${key}${query}`, value)).json as boolean;
+  const kvGet = async (key: string) => {
+    const res = await call('GET', `/v1/kv/${key}`);
+    return res.status === 404 ? undefined : res.json[0];
+  };
+
+  it('creates sessions with Consul’s defaults and answers info, renew and destroy as Consul does', async () => {
+    await start({ nodeName: 'n1' });
+    const id = await createSession({ Name: 'plain' });
+    const info = await call('GET', `/v1/session/info/${id}`);
+    expect(Number(info.index)).toBeGreaterThan(0);
+    expect(info.json).toEqual([
+      expect.objectContaining({
+        ID: id,
+        Name: 'plain',
+        Node: 'n1',
+        LockDelay: 15e9,
+        Behavior: 'release',
+        TTL: '',
+        NodeChecks: ['serfHealth'],
+      }),
+    ]);
+    const ttl = await createSession({ Name: 'ttl', TTL: '10s', LockDelay: '0s', Behavior: 'delete' });
+    const renewed = await call('PUT', `/v1/session/renew/${ttl}`);
+    expect(renewed.status).toBe(200);
+    expect(renewed.json).toEqual([
+      expect.objectContaining({ ID: ttl, TTL: '10s', LockDelay: 0, Behavior: 'delete' }),
+    ]);
+    // A number below 1000 is seconds, as Consul's FixupLockDelay reads it.
+    const numeric = await createSession({ LockDelay: 5 });
+    expect((await call('GET', `/v1/session/info/${numeric}`)).json[0].LockDelay).toBe(5e9);
+    expect((await call('GET', '/v1/session/list')).json).toHaveLength(3);
+
+    expect((await call('PUT', `/v1/session/destroy/${ttl}`)).json).toBe(true);
+    expect((await call('GET', `/v1/session/info/${ttl}`)).json).toEqual([]);
+    const gone = await call('PUT', `/v1/session/renew/${ttl}`);
+    expect([gone.status, gone.text]).toEqual([404, `Session id '${ttl}' not found`]);
+    expect((await call('PUT', '/v1/session/destroy/unknown')).json).toBe(true);
+  });
+
+  it('refuses TTLs out of bounds, unknown behaviors and missing or critical checks', async () => {
+    await start();
+    const short = await call('PUT', '/v1/session/create', { TTL: '5s' });
+    expect([short.status, short.text]).toEqual([
+      400,
+      "Invalid Session TTL '5s', must be between [10s=24h0m0s]",
+    ]);
+    expect((await call('PUT', '/v1/session/create', { TTL: 'abc' })).status).toBe(400);
+    const behavior = await call('PUT', '/v1/session/create', { Behavior: 'keep' });
+    expect([behavior.status, behavior.text]).toEqual([500, "Invalid Behavior setting 'keep'"]);
+    const missing = await call('PUT', '/v1/session/create', { Checks: ['nope'] });
+    expect([missing.status, missing.text]).toEqual([500, "Missing check 'nope' registration"]);
+    await register({ Name: 'web', Check: { TTL: '1m' } });
+    const critical = await call('PUT', '/v1/session/create', { Checks: ['service:web'] });
+    expect([critical.status, critical.text]).toEqual([500, "Check 'service:web' is in critical state"]);
+  });
+
+  it('invalidates a session TTL × sessionTtlMultiplier after its last renewal', async () => {
+    await start({ sessionTtlMinMs: 100, sessionTtlMultiplier: 2 });
+    const id = await createSession({ TTL: '200ms' });
+    const created = Date.now();
+    // Renewed for a while: still there well past one TTL.
+    for (let i = 0; i < 4; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      expect((await call('PUT', `/v1/session/renew/${id}`)).status).toBe(200);
+    }
+    const renewedAt = Date.now();
+    expect(renewedAt - created).toBeGreaterThan(400);
+    await vi.waitFor(async () => expect((await call('GET', `/v1/session/info/${id}`)).json).toEqual([]), {
+      timeout: 3000,
+      interval: 20,
+    });
+    expect(Date.now() - renewedAt).toBeGreaterThanOrEqual(390);
+  });
+
+  it('invalidates a session at once when a check it lists turns critical, releasing its locks', async () => {
+    const d = await start();
+    // A TTL check of the node, and one of a service: either may be listed.
+    const node = await call('PUT', '/v1/agent/check/register', {
+      Name: 'candidate',
+      TTL: '300ms',
+      Status: 'passing',
+    });
+    expect(node.status).toBe(200);
+    await register({ Name: 'web', Check: { TTL: '1m', Status: 'passing' } });
+    expect((await checks()).candidate).toMatchObject({ Status: 'passing', ServiceID: '', Type: 'ttl' });
+    const s1 = await createSession({ Checks: ['serfHealth', 'candidate'], LockDelay: '0s', TTL: '1h' });
+    const s2 = await createSession({ ServiceChecks: [{ ID: 'service:web' }], LockDelay: '0s' });
+    expect((await call('GET', `/v1/session/info/${s2}`)).json[0].NodeChecks).toEqual([
+      'serfHealth',
+      'service:web',
+    ]);
+    expect(await kvPut('lock', 'x', `?acquire=${s1}`)).toBe(true);
+    const held = Number((await call('GET', '/v1/kv/lock')).index);
+    // Passed for a while: still valid past its TTL.
+    let passedAt = 0;
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      passedAt = Date.now();
+      expect((await call('PUT', '/v1/agent/check/pass/candidate')).status).toBe(200);
+    }
+    expect((await call('GET', `/v1/session/info/${s1}`)).json).toHaveLength(1);
+    // Then no pass: the TTL runs out, the session goes with it and a blocked reader wakes.
+    const woke = await call('GET', `/v1/kv/lock?index=${held}&wait=5s`);
+    expect(Date.now() - passedAt).toBeGreaterThanOrEqual(290);
+    expect(Date.now() - passedAt).toBeLessThan(2000);
+    expect(woke.json[0].Session).toBeUndefined();
+    expect((await checks()).candidate).toMatchObject({ Status: 'critical', Output: 'TTL expired' });
+    expect((await call('GET', `/v1/session/info/${s1}`)).json).toEqual([]);
+    // A node check counts for every service's health.
+    expect((await call('GET', '/v1/health/service/web?passing')).json).toEqual([]);
+    // Set critical explicitly (a failing probe, `check/fail`): the same. Its lock-delay applies.
+    expect(await kvPut('other', 'x', `?acquire=${s2}`)).toBe(true);
+    d.setCheckStatus('service:web', 'critical', 'down');
+    expect((await call('GET', `/v1/session/info/${s2}`)).json).toEqual([]);
+    expect((await kvGet('other')).Session).toBeUndefined();
+    // Deregistering a check drops its sessions too.
+    expect((await call('PUT', '/v1/agent/check/pass/candidate')).status).toBe(200);
+    const s3 = await createSession({ NodeChecks: ['candidate'], LockDelay: '5s' });
+    expect(await kvPut('third', 'x', `?acquire=${s3}`)).toBe(true);
+    expect((await call('PUT', '/v1/agent/check/deregister/candidate')).status).toBe(200);
+    expect((await call('GET', `/v1/session/info/${s3}`)).json).toEqual([]);
+    expect(await kvPut('third', 'y', `?acquire=${await createSession({ LockDelay: '0s' })}`)).toBe(false);
+    expect((await checks()).candidate).toBeUndefined();
+    const unknown = await call('PUT', '/v1/agent/check/deregister/candidate');
+    expect(unknown.status).toBe(404);
+    // Sessions that do not list the check are left alone.
+    expect((await call('GET', '/v1/session/list')).json).toHaveLength(1);
+  });
+
+  it('refuses sessions whose check is missing or critical, and validates check registrations', async () => {
+    await start({ aclToken: 'secret' });
+    const token = { 'X-Consul-Token': 'secret' };
+    const registerCheck = (body: unknown, headers: Record<string, string> = token) =>
+      call('PUT', '/v1/agent/check/register', body, headers);
+    expect((await registerCheck({ TTL: '1s' })).text).toBe('Missing check name');
+    expect((await registerCheck({ Name: 'x' })).text).toBe('Invalid check: TTL must be > 0 for TTL checks');
+    expect((await registerCheck({ Name: 'x', TTL: '1s', ServiceID: 'nope' })).status).toBe(400);
+    const denied = await registerCheck({ Name: 'x', TTL: '1s' }, {});
+    expect([denied.status, denied.text]).toEqual([
+      403,
+      expect.stringMatching(/^Permission denied: anonymous token lacks permission 'node:write'/),
+    ]);
+    // No Status: critical until passed, like Consul.
+    expect((await registerCheck({ Name: 'x', ID: 'cand', TTL: '1m' })).status).toBe(200);
+    const create = (body: unknown) => call('PUT', '/v1/session/create', body, token);
+    const critical = await create({ Checks: ['serfHealth', 'cand'] });
+    expect([critical.status, critical.text]).toEqual([500, "Check 'cand' is in critical state"]);
+    const missing = await create({ NodeChecks: ['serfHealth', 'gone'] });
+    expect([missing.status, missing.text]).toEqual([500, "Missing check 'gone' registration"]);
+    expect((await call('PUT', '/v1/agent/check/pass/cand', undefined, {})).status).toBe(403);
+    expect((await call('PUT', '/v1/agent/check/pass/cand', undefined, token)).status).toBe(200);
+    expect((await create({ Checks: ['serfHealth', 'cand'] })).status).toBe(200);
+    const listed = (await call('GET', '/v1/agent/checks', undefined, token)).json;
+    expect(listed.cand).toMatchObject({ CheckID: 'cand', Name: 'x', Status: 'passing', ServiceID: '' });
+  });
+
+  it('stores values with indexes and flags, answers 404 for missing keys, and honours ?cas=', async () => {
+    await start();
+    const missing = await call('GET', '/v1/kv/a/b');
+    expect(missing.status).toBe(404);
+    expect(Number(missing.index)).toBeGreaterThan(0);
+    expect(await kvPut('a/b', 'hello', '?flags=42')).toBe(true);
+    const entry = await kvGet('a/b');
+    expect(entry).toEqual({
+      LockIndex: 0,
+      Key: 'a/b',
+      Flags: 42,
+      Value: Buffer.from('hello').toString('base64'),
+      CreateIndex: entry.CreateIndex,
+      ModifyIndex: entry.CreateIndex,
+    });
+    expect((await call('GET', '/v1/kv/a/b?raw')).text).toBe('hello');
+    expect(await kvPut('a/b', 'x', '?cas=0')).toBe(false);
+    expect(await kvPut('a/b', 'x', `?cas=${entry.ModifyIndex + 100}`)).toBe(false);
+    expect(await kvPut('a/b', 'x', `?cas=${entry.ModifyIndex}`)).toBe(true);
+    const updated = await kvGet('a/b');
+    expect(updated.ModifyIndex).toBeGreaterThan(entry.ModifyIndex as number);
+    expect(updated.CreateIndex).toBe(entry.CreateIndex);
+    await kvPut('a/c', '');
+    expect((await kvGet('a/c')).Value).toBeNull();
+    expect((await call('GET', '/v1/kv/a/?recurse')).json.map((e: any) => e.Key)).toEqual(['a/b', 'a/c']);
+    expect((await call('DELETE', '/v1/kv/a/b')).json).toBe(true);
+    expect(await kvGet('a/b')).toBeUndefined();
+    expect((await call('DELETE', '/v1/kv/a/?recurse')).json).toBe(true);
+    expect(await kvGet('a/c')).toBeUndefined();
+  });
+
+  it('locks a key with ?acquire= for one session at a time, until ?release=', async () => {
+    await start();
+    const s1 = await createSession({ LockDelay: '0s' });
+    const s2 = await createSession({ LockDelay: '0s' });
+    expect(await kvPut('lock', 'one', `?acquire=${s1}`)).toBe(true);
+    expect(await kvGet('lock')).toMatchObject({
+      Session: s1,
+      LockIndex: 1,
+      Value: Buffer.from('one').toString('base64'),
+    });
+    expect(await kvPut('lock', 'two', `?acquire=${s2}`)).toBe(false);
+    // The holder may acquire again (a value update, not a new acquisition).
+    expect(await kvPut('lock', 'one again', `?acquire=${s1}`)).toBe(true);
+    expect(await kvGet('lock')).toMatchObject({ Session: s1, LockIndex: 1 });
+    // A plain write keeps the holder.
+    expect(await kvPut('lock', 'plain')).toBe(true);
+    expect((await kvGet('lock')).Session).toBe(s1);
+    expect(await kvPut('lock', '', `?release=${s2}`)).toBe(false);
+    expect(await kvPut('lock', 'free', `?release=${s1}`)).toBe(true);
+    const released = await kvGet('lock');
+    expect(released.Session).toBeUndefined();
+    expect(released.LockIndex).toBe(1);
+    expect(await kvPut('lock', 'two', `?acquire=${s2}`)).toBe(true);
+    expect(await kvGet('lock')).toMatchObject({ Session: s2, LockIndex: 2 });
+    const invalid = await call('PUT', '/v1/kv/lock?acquire=nope', 'x');
+    expect([invalid.status, invalid.text]).toEqual([500, 'invalid session "nope"']);
+  });
+
+  it('releases (or deletes) the locks of an invalidated session and applies its lock-delay', async () => {
+    const d = await start();
+    const delayed = await createSession({ LockDelay: '400ms' });
+    const other = await createSession({ LockDelay: '0s' });
+    expect(await kvPut('held', 'x', `?acquire=${delayed}`)).toBe(true);
+    const before = await kvGet('held');
+    expect(d.invalidateSession(delayed)).toBe(true);
+    const after = await kvGet('held');
+    expect(after.Session).toBeUndefined();
+    expect(after.ModifyIndex).toBeGreaterThan(before.ModifyIndex as number);
+    const invalidatedAt = Date.now();
+    expect(await kvPut('held', 'y', `?acquire=${other}`)).toBe(false);
+    await vi.waitFor(async () => expect(await kvPut('held', 'y', `?acquire=${other}`)).toBe(true), {
+      timeout: 3000,
+      interval: 20,
+    });
+    expect(Date.now() - invalidatedAt).toBeGreaterThanOrEqual(390);
+    // An explicit release applies no lock-delay.
+    expect(await kvPut('held', 'y', `?release=${other}`)).toBe(true);
+    const third = await createSession({ LockDelay: '0s' });
+    expect(await kvPut('held', 'z', `?acquire=${third}`)).toBe(true);
+
+    const ephemeral = await createSession({ Behavior: 'delete' });
+    expect(await kvPut('mine', 'x', `?acquire=${ephemeral}`)).toBe(true);
+    await call('PUT', `/v1/session/destroy/${ephemeral}`);
+    expect(await kvGet('mine')).toBeUndefined();
+  });
+
+  it('holds ?index= reads of a key until it changes, so a follower waits for the lock to be released', async () => {
+    await start();
+    const holder = await createSession({ LockDelay: '0s' });
+    await kvPut('lock', 'x', `?acquire=${holder}`);
+    const first = await call('GET', '/v1/kv/lock');
+    const index = Number(first.index);
+    expect(index).toBe(first.json[0].ModifyIndex);
+    const t0 = Date.now();
+    const timedOut = await call('GET', `/v1/kv/lock?index=${index}&wait=300ms`);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    expect(timedOut.index).toBe(String(index));
+
+    const pending = call('GET', `/v1/kv/lock?index=${index}&wait=10s`);
+    // Other keys changing does not end the wait of a key that exists.
+    await kvPut('other', 'y');
+    await call('PUT', `/v1/session/destroy/${holder}`);
+    const woke = await pending;
+    expect(Number(woke.index)).toBeGreaterThan(index);
+    expect(woke.json[0].Session).toBeUndefined();
+  });
+
+  it('checks key and session permissions and keeps KV across agent restarts', async () => {
+    const d = await start({ aclToken: 'secret' });
+    const token = { 'X-Consul-Token': 'secret' };
+    const denied = await call('PUT', '/v1/session/create', {});
+    expect(denied.status).toBe(403);
+    expect(denied.text).toMatch(
+      /^Permission denied: anonymous token lacks permission 'session:write' on "consul-double"/,
+    );
+    const put = await call('PUT', '/v1/kv/k', 'v');
+    expect(put.status).toBe(403);
+    expect(put.text).toMatch(/lacks permission 'key:write' on "k"/);
+    expect((await call('PUT', '/v1/kv/k', 'v', token)).json).toBe(true);
+    expect((await call('GET', '/v1/kv/k')).status).toBe(403);
+    const id = (await call('PUT', '/v1/session/create', {}, token)).json.ID as string;
+    expect((await call('GET', `/v1/session/info/${id}`)).json).toEqual([]);
+    expect((await call('GET', `/v1/session/info/${id}`, undefined, token)).json).toHaveLength(1);
+    await d.restart({ loseState: true });
+    // The first request may still go out on a pooled connection the restart closed.
+    await vi.waitFor(async () => expect((await call('GET', '/v1/kv/k', undefined, token)).status).toBe(200));
+    expect((await call('GET', `/v1/session/info/${id}`, undefined, token)).json).toHaveLength(1);
+  });
+});

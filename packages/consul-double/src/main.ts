@@ -6,6 +6,7 @@ import { startConsulDouble } from './server.js';
 
 const usage = `usage: consul-double [--host 127.0.0.1] [--port 8500] [--acl-token <token>]
                      [--reap-interval 30s] [--min-deregister-after 1m] [--node-name <name>]
+                     [--session-ttl-min 10s]
                      [--tls-cert <file> --tls-key <file> [--tls-ca <file>]] [--enable-script-checks]
 Every option can also be set as CONSUL_DOUBLE_<OPTION> (e.g. CONSUL_DOUBLE_PORT=8500,
 CONSUL_DOUBLE_ENABLE_SCRIPT_CHECKS=true).`;
@@ -22,6 +23,7 @@ const names = [
   'acl-master',
   'reap-interval',
   'min-deregister-after',
+  'session-ttl-min',
   'node-name',
   'tls-cert',
   'tls-key',
@@ -72,6 +74,7 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be 0-
 const aclToken = opt('acl-token') ?? opt('acl-master');
 const reapIntervalMs = duration('reap-interval');
 const minDeregisterAfterMs = duration('min-deregister-after');
+const sessionTtlMinMs = duration('session-ttl-min');
 const nodeName = opt('node-name');
 const cert = file('tls-cert');
 const key = file('tls-key');
@@ -89,6 +92,7 @@ const double = await startConsulDouble({
   ...(aclToken !== undefined && { aclToken }),
   ...(reapIntervalMs !== undefined && { reapIntervalMs }),
   ...(minDeregisterAfterMs !== undefined && { minDeregisterAfterMs }),
+  ...(sessionTtlMinMs !== undefined && { sessionTtlMinMs }),
   ...(nodeName !== undefined && { nodeName }),
   enableScriptChecks,
   ...(cert && key && { tls: { cert, key, ...(ca && { ca, requestCert: true }) } }),

@@ -5,7 +5,15 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { AgentState, STATUSES } from './agent.js';
 import type { CheckDefinition, CheckRecord, CheckStatus, ServiceRecord } from './agent.js';
-import { BadRequest, decodeCheckUpdate, decodeServiceRegistration } from './decode.js';
+import {
+  BadRequest,
+  decodeCheckRegistration,
+  decodeCheckUpdate,
+  decodeServiceRegistration,
+  decodeSessionCreate,
+} from './decode.js';
+import { KvStore } from './kv.js';
+import type { KvEntry, SessionRecord } from './kv.js';
 import { formatGoDuration, formatHostPort, parseGoDuration } from '@registrar/core/kit';
 
 export interface ConsulDoubleOptions {
@@ -27,6 +35,13 @@ export interface ConsulDoubleOptions {
    * calls; …`.
    */
   enableScriptChecks?: boolean;
+  /** Shortest session TTL accepted (Consul's `session_ttl_min`: 10s). */
+  sessionTtlMinMs?: number;
+  /**
+   * A session with a TTL is invalidated this many TTLs after its last renewal. Consul's servers arm their timer
+   * with TTL × 2 (the TTL is a lower bound; "up to twice the TTL"), which is the default here too.
+   */
+  sessionTtlMultiplier?: number;
   /** Serve HTTPS; with `ca` and `requestCert` clients must present a certificate signed by it. */
   tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer; requestCert?: boolean };
 }
@@ -59,6 +74,8 @@ export interface ConsulDouble {
    * service took them. Throws for an unknown service.
    */
   overrideCatalogTags(serviceId: string, tags: readonly string[]): boolean;
+  /** Invalidate a session now, as its TTL running out or a failed check would. Returns false for unknown ids. */
+  invalidateSession(id: string): boolean;
   /** Run the reaper now instead of waiting for its period. */
   reap(): void;
   /** Stop and start again on the same port; with `loseState` every service and check is forgotten. */
@@ -99,8 +116,21 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
     nodeName,
     reapIntervalMs: options.reapIntervalMs ?? 30_000,
     minDeregisterAfterMs: options.minDeregisterAfterMs ?? 60_000,
+    // The agent syncs a critical (or deregistered) check at once; the servers drop the sessions listing it.
+    onCheckFailed: (checkId) => void kv.invalidateSessionsOf(checkId),
   });
   const requests: RecordedRequest[] = [];
+  // Server-side state: kept across agent restarts, with or without `loseState`.
+  const kv = new KvStore({
+    nextIndex: () => agent.nextIndex(),
+    notify: () => agent.notify(),
+    sessionTtlMultiplier: options.sessionTtlMultiplier ?? 2,
+  });
+  const sessionTtlMinMs = options.sessionTtlMinMs ?? 10_000;
+  const SESSION_TTL_MAX = 86_400_000;
+  // Consul caps lock-delay at 60 s.
+  const LOCK_DELAY_MAX = 60_000;
+  const KV_VALUE_MAX = 512 * 1024;
 
   const nodeJson = () => ({
     ID: nodeId,
@@ -181,7 +211,9 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
     ModifyIndex: s.modifyIndex,
     ...scope(s),
   });
-  const checksOf = (serviceId: string) => [...agent.checks.values()].filter((c) => c.serviceId === serviceId);
+  // A service's health includes the node's checks (serfHealth and any registered without a ServiceID).
+  const checksOf = (serviceId: string) =>
+    [...agent.checks.values()].filter((c) => c.serviceId === serviceId || c.serviceId === '');
 
   const send = (ctx: Ctx, status: number, body: unknown, index?: number): void => {
     const headers: Record<string, string> = { 'Content-Type': 'application/json' };
@@ -194,13 +226,38 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
     ctx.res.end(body === undefined ? '' : JSON.stringify(body));
   };
 
-  const readBody = (req: IncomingMessage): Promise<string> =>
+  const readBytes = (req: IncomingMessage): Promise<Buffer> =>
     new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      req.on('end', () => resolve(Buffer.concat(chunks)));
       req.on('error', reject);
     });
+  const readBody = async (req: IncomingMessage): Promise<string> => (await readBytes(req)).toString('utf8');
+
+  const sessionJson = (s: SessionRecord) => ({
+    ID: s.id,
+    Name: s.name,
+    Node: s.node,
+    // A Go time.Duration: nanoseconds.
+    LockDelay: s.lockDelayMs * 1e6,
+    Behavior: s.behavior,
+    TTL: s.ttlMs > 0 ? formatGoDuration(s.ttlMs) : '',
+    NodeChecks: s.checks,
+    ServiceChecks: null,
+    CreateIndex: s.createIndex,
+    ModifyIndex: s.modifyIndex,
+  });
+  const kvJson = (e: KvEntry) => ({
+    LockIndex: e.lockIndex,
+    Key: e.key,
+    Flags: e.flags,
+    // Go encodes an empty []byte as null.
+    Value: e.value.length > 0 ? e.value.toString('base64') : null,
+    ...(e.session !== undefined && { Session: e.session }),
+    CreateIndex: e.createIndex,
+    ModifyIndex: e.modifyIndex,
+  });
 
   /** Blocking query: hold the request until `indexOf()` passes `?index=` or `?wait=` runs out. */
   const block = async (ctx: Ctx, indexOf: () => number): Promise<number> => {
@@ -241,6 +298,14 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
       );
     }
   };
+  const requirePermission = (ctx: Ctx, permission: string, on: string): void => {
+    if (ctx.identity === 'anonymous') {
+      throw new HttpError(
+        403,
+        `Permission denied: anonymous token lacks permission '${permission}' on ${JSON.stringify(on)}. The anonymous token is used implicitly when a request does not specify a token.`,
+      );
+    }
+  };
   // Default-deny ACLs filter reads down to nothing for the anonymous token.
   const canRead = (ctx: Ctx): boolean => ctx.identity !== 'anonymous';
 
@@ -252,7 +317,8 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
         `Unknown check ID ${JSON.stringify(checkId)}. Ensure that the check ID is passed, not the check name.`,
       );
     }
-    requireWrite(ctx, check.serviceName);
+    if (check.serviceId) requireWrite(ctx, check.serviceName);
+    else requirePermission(ctx, 'node:write', nodeName);
     const result = agent.updateTtl(checkId, status, output);
     if (result === 'not-ttl')
       throw new HttpError(500, `CheckID ${JSON.stringify(checkId)} does not have associated TTL`);
@@ -353,6 +419,41 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
         throw new HttpError(404, `unknown service ID: ${serviceId}`);
       return send(ctx, 200, { ...agentServiceJson(s), ContentHash: String(s.modifyIndex) });
     }
+    if (path === '/v1/agent/check/register') {
+      only('PUT');
+      const registration = decodeCheckRegistration(await readBody(req));
+      if (registration.serviceId) {
+        const service = agent.services.get(registration.serviceId);
+        if (!service)
+          throw new HttpError(400, `ServiceID ${JSON.stringify(registration.serviceId)} does not exist`);
+        requireWrite(ctx, service.name);
+      } else {
+        requirePermission(ctx, 'node:write', nodeName);
+      }
+      if (!options.enableScriptChecks && registration.def.args && registration.def.args.length > 0) {
+        throw new HttpError(
+          500,
+          "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true",
+        );
+      }
+      agent.registerCheck(registration.def, registration.id, registration.serviceId);
+      return send(ctx, 200, undefined);
+    }
+    const checkDeregisterId = rest('/v1/agent/check/deregister/');
+    if (checkDeregisterId !== undefined) {
+      only('PUT');
+      const check = agent.checks.get(checkDeregisterId);
+      if (!check) {
+        throw new HttpError(
+          404,
+          `Unknown check ID ${JSON.stringify(checkDeregisterId)}. Ensure that the check ID is passed, not the check name.`,
+        );
+      }
+      if (check.serviceId) requireWrite(ctx, check.serviceName);
+      else requirePermission(ctx, 'node:write', nodeName);
+      agent.deregisterCheck(checkDeregisterId);
+      return send(ctx, 200, undefined);
+    }
     for (const [verb, status] of [
       ['pass', 'passing'],
       ['warn', 'warning'],
@@ -445,7 +546,136 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
             }));
       return send(ctx, 200, out, index);
     }
+    if (path.startsWith('/v1/session/')) return sessionRoute(ctx, rest, only);
+    const key = rest('/v1/kv/');
+    if (key !== undefined) return kvRoute(ctx, method, key);
     throw new HttpError(404, '');
+  };
+
+  const sessionRoute = async (
+    ctx: Ctx,
+    rest: (prefix: string) => string | undefined,
+    only: (...methods: string[]) => void,
+  ): Promise<void> => {
+    const { url } = ctx;
+    if (url.pathname === '/v1/session/create') {
+      only('PUT');
+      const def = decodeSessionCreate(await readBody(ctx.req));
+      const node = def.node ?? nodeName;
+      requirePermission(ctx, 'session:write', node);
+      if (def.behavior !== 'release' && def.behavior !== 'delete')
+        throw new HttpError(500, `Invalid Behavior setting '${def.behavior}'`);
+      if (def.ttlMs !== 0 && (def.ttlMs < sessionTtlMinMs || def.ttlMs > SESSION_TTL_MAX)) {
+        throw new HttpError(
+          400,
+          `Invalid Session TTL '${def.ttl}', must be between [${formatGoDuration(sessionTtlMinMs)}=${formatGoDuration(SESSION_TTL_MAX)}]`,
+        );
+      }
+      if (node !== nodeName) throw new HttpError(500, `Failed to create session: unknown node '${node}'`);
+      // No checks given: the node's serfHealth, always passing here. Named checks (of the node or of a service)
+      // must exist and not be critical at creation; one turning critical later invalidates the session.
+      const checks = def.checks ?? ['serfHealth'];
+      for (const id of checks) {
+        if (id === 'serfHealth') continue;
+        const check = agent.checks.get(id);
+        if (!check) throw new HttpError(500, `Missing check '${id}' registration`);
+        if (check.status === 'critical') throw new HttpError(500, `Check '${id}' is in critical state`);
+      }
+      const session = kv.createSession({
+        name: def.name,
+        node,
+        behavior: def.behavior,
+        ttlMs: def.ttlMs,
+        lockDelayMs: Math.min(Math.max(def.lockDelayMs ?? 15_000, 0), LOCK_DELAY_MAX),
+        checks,
+      });
+      return send(ctx, 200, { ID: session.id });
+    }
+    const renewId = rest('/v1/session/renew/');
+    if (renewId !== undefined) {
+      only('PUT');
+      requirePermission(ctx, 'session:write', nodeName);
+      const session = kv.renewSession(renewId);
+      if (!session) throw new HttpError(404, `Session id '${renewId}' not found`);
+      return send(ctx, 200, [sessionJson(session)], kv.sessionIndex);
+    }
+    const destroyId = rest('/v1/session/destroy/');
+    if (destroyId !== undefined) {
+      only('PUT');
+      requirePermission(ctx, 'session:write', nodeName);
+      // Destroying an unknown session succeeds too.
+      kv.destroySession(destroyId);
+      return send(ctx, 200, true);
+    }
+    const infoId = rest('/v1/session/info/');
+    if (infoId !== undefined || url.pathname === '/v1/session/list') {
+      only('GET');
+      const index = await block(ctx, () => kv.sessionIndex);
+      const sessions = !canRead(ctx)
+        ? []
+        : infoId !== undefined
+          ? [kv.sessions.get(infoId)].filter((s) => s !== undefined)
+          : [...kv.sessions.values()];
+      // Unknown: an empty list, not a 404.
+      return send(ctx, 200, sessions.map(sessionJson), index);
+    }
+    throw new HttpError(404, '');
+  };
+
+  const kvRoute = async (ctx: Ctx, method: string, key: string): Promise<void> => {
+    const params = ctx.url.searchParams;
+    const flag = (name: string): boolean => params.has(name) && params.get(name) !== 'false';
+    const uint = (name: string): number | undefined => {
+      const raw = params.get(name);
+      if (raw === null) return undefined;
+      if (!/^\d+$/.test(raw)) throw new HttpError(400, `Invalid ${name} index: ${JSON.stringify(raw)}`);
+      return Number(raw);
+    };
+    if (method === 'GET') {
+      requirePermission(ctx, 'key:read', key);
+      const recurse = flag('recurse');
+      const index = await block(ctx, () =>
+        recurse ? kv.kvIndex : (kv.entries.get(key)?.modifyIndex ?? kv.kvIndex),
+      );
+      const found = recurse
+        ? [...kv.entries.values()]
+            .filter((e) => e.key.startsWith(key))
+            .sort((a, b) => (a.key < b.key ? -1 : 1))
+        : [kv.entries.get(key)].filter((e) => e !== undefined);
+      if (found.length === 0) return send(ctx, 404, undefined, index);
+      if (flag('raw') && !recurse) {
+        ctx.res.writeHead(200, {
+          'Content-Type': 'application/octet-stream',
+          'X-Consul-Index': String(index),
+        });
+        ctx.res.end(found[0].value);
+        return;
+      }
+      return send(ctx, 200, found.map(kvJson), index);
+    }
+    if (method === 'PUT') {
+      const value = await readBytes(ctx.req);
+      requirePermission(ctx, 'key:write', key);
+      if (value.length > KV_VALUE_MAX)
+        throw new HttpError(
+          413,
+          `Request body(${value.length} bytes) too large, max size: ${KV_VALUE_MAX} bytes.`,
+        );
+      const flags = uint('flags') ?? 0;
+      const acquire = params.get('acquire');
+      const release = params.get('release');
+      if (acquire !== null) {
+        if (!kv.sessions.has(acquire)) throw new HttpError(500, `invalid session ${JSON.stringify(acquire)}`);
+        return send(ctx, 200, kv.acquire(key, value, flags, acquire));
+      }
+      if (release !== null) return send(ctx, 200, kv.release(key, value, flags, release));
+      return send(ctx, 200, kv.put(key, value, flags, uint('cas')));
+    }
+    if (method === 'DELETE') {
+      requirePermission(ctx, 'key:write', key);
+      return send(ctx, 200, kv.delete(key, flag('recurse'), uint('cas')));
+    }
+    throw new HttpError(405, `method ${method} not allowed`);
   };
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
@@ -528,6 +758,7 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
       if (!agent.services.has(serviceId)) throw new Error(`unknown service ${serviceId}`);
       return agent.adoptCatalogTags(serviceId, tags);
     },
+    invalidateSession: (id) => kv.destroySession(id),
     reap: () => agent.reap(),
     restart: async ({ loseState = false } = {}) => {
       await stop();
@@ -537,6 +768,7 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
     stop,
     start: listen,
     close: async () => {
+      kv.close();
       agent.close();
       await stop();
     },

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   ConfigError,
   formatGoDuration,
@@ -5,10 +6,21 @@ import {
   RegistryRejectedError,
   silentLogger,
 } from '@registrar/core';
-import type { LivenessLoss, Logger, Registry, RegistryEntry, RegistryEvent, Service } from '@registrar/core';
+import type {
+  ElectionOptions,
+  Leadership,
+  LivenessLoss,
+  Logger,
+  Registry,
+  RegistryEntry,
+  RegistryEvent,
+  Service,
+} from '@registrar/core';
 import { Subject } from 'rxjs';
 import { agentUrl, ConsulClient } from './client.js';
 import type { ConsulTlsOptions } from './client.js';
+import { createConsulElection } from './election.js';
+import type { ConsulElection } from './election.js';
 import { META_ENGINE, META_NODE, META_ROLE, buildDefinition, defKeyOf, fingerprintOf } from './definition.js';
 import type { BuiltDefinition } from './definition.js';
 
@@ -50,6 +62,15 @@ export interface ConsulRegistryOptions {
    * run left are not kept alive either.
    */
   readOnly?: boolean;
+  /**
+   * Where `elect()` holds its lock: the key is `<electionPrefix><nodeId>`. Default `registrar/election/`.
+   */
+  electionPrefix?: string;
+  /**
+   * Seconds of TTL of the election's session (renewed every third of it). Default `ttl`, raised to Consul's
+   * `session_ttl_min` of 10 s; lower only against an agent configured for it.
+   */
+  electionTtl?: number;
   /** Per-request timeout in milliseconds. Default 10000. */
   requestTimeoutMs?: number;
   logger?: Logger;
@@ -73,6 +94,7 @@ interface AgentService {
 
 interface AgentCheck {
   CheckID: string;
+  Notes?: string;
   Status: string;
   Output?: string;
   ServiceID?: string;
@@ -136,6 +158,10 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   let heartbeatFailing = false;
+  // The election joined by elect(), if any: while it does not lead, this adapter writes nothing.
+  let election: ConsulElection | undefined;
+  // Names everything a successor must agree on to adopt the bridge check as it is (the agent returns no TTL).
+  const bridgeNotes = `Passed every ${formatGoDuration(refreshMs)} by the registrar bridge of node ${nodeId}; TTL ${formatGoDuration(ttl * 1000)}, deregistered ${formatGoDuration(deregisterAfter * 1000)} after it goes critical`;
 
   const checkIdHealth = (id: string): string => `service:${id}:2`;
 
@@ -169,7 +195,7 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
         },
         Check: {
           Name: 'registrar heartbeat',
-          Notes: `Passed every ${formatGoDuration(refreshMs)} by the registrar bridge of node ${nodeId}`,
+          Notes: bridgeNotes,
           TTL: formatGoDuration(ttl * 1000),
           Status: 'passing',
           DeregisterCriticalServiceAfter: formatGoDuration(deregisterAfter * 1000),
@@ -183,8 +209,20 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
     });
   };
 
-  const ensureBridge = (): Promise<void> => {
-    bridge ??= registerBridge().then(
+  /**
+   * A successor adopting the previous leader's bridge service (same node id, same agent, same definition):
+   * passing its check is all it takes; registering it again would be a write for nothing.
+   */
+  const adoptBridge = async (): Promise<void> => {
+    const res = await client.request('PUT', `/v1/agent/check/pass/${pathId(bridgeCheckId)}`, {
+      allow404: true,
+      what: `pass ${bridgeCheckId}`,
+    });
+    if (res.status === 404) await registerBridge();
+  };
+
+  const ensureBridge = (adopt = false): Promise<void> => {
+    bridge ??= (adopt ? adoptBridge() : registerBridge()).then(
       () => {
         logger.info({ bridge: bridgeId, target: client.target }, 'registered Consul bridge service');
         schedule();
@@ -205,7 +243,27 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
     }, refreshMs);
   };
 
+  /**
+   * A candidate that does not lead keeps the leader's services alive, as etcd's candidates keep the shared
+   * lease alive: one pass of the bridge check per interval, only when the leader's session is bound to the
+   * same agent (else that agent's bridge service is a stale one of ours, left to expire). A 404 is the
+   * leader's business (it re-registers); nothing is written and nothing reported.
+   */
+  const followerPass = async (): Promise<void> => {
+    if (!election?.leaderOnOurAgent) return;
+    try {
+      await client.request('PUT', `/v1/agent/check/pass/${pathId(bridgeCheckId)}`, {
+        allow404: true,
+        what: `heartbeat ${bridgeCheckId} (following)`,
+      });
+    } catch (err) {
+      logger.debug({ err, bridge: bridgeId }, 'Consul heartbeat while following failed');
+    }
+  };
+
   const heartbeat = async (): Promise<void> => {
+    // Until it has listed (adopted) as leader, even the elected one only passes the check.
+    if (election && !(election.leading && bridge)) return followerPass();
     try {
       const res = await client.request('PUT', `/v1/agent/check/pass/${pathId(bridgeCheckId)}`, {
         allow404: true,
@@ -339,7 +397,10 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
         throw new NodeIdConflictError(client.target, nodeId, bridgeEngine, BACKEND, bridgeId);
       for (const s of Object.values(services)) {
         const meta = s.Meta ?? {};
-        if (meta[META_NODE] !== nodeId || s.ID === bridgeId || meta[META_ROLE] === 'bridge') continue;
+        // Neither the bridge nor the election candidates' own services (see elect()) are entries.
+        const role = meta[META_ROLE];
+        if (meta[META_NODE] !== nodeId || s.ID === bridgeId || role === 'bridge' || role === 'election')
+          continue;
         const defKey = defKeyOf({
           id: s.ID,
           name: s.Service,
@@ -370,15 +431,63 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
       // run. Revive it, or an adoption with nothing to write leaves them critical until the agent reaps them,
       // behind the reconciler's back. Not when another engine's services are among them: reviving would keep
       // theirs alive.
-      if (!options.readOnly && !entries.some((entry) => foreign(entry.engine))) await ensureBridge();
+      // A follower never writes, not even the bridge.
+      const writer = !options.readOnly && (election === undefined || election.leading);
+      if (writer && !entries.some((entry) => foreign(entry.engine))) {
+        const adoptable =
+          election !== undefined &&
+          services[bridgeId] !== undefined &&
+          checks[bridgeCheckId]?.Notes === bridgeNotes;
+        await ensureBridge(adoptable);
+      }
       complete = true;
       return entries;
+    },
+
+    elect({ candidate }: ElectionOptions): Leadership {
+      if (options.readOnly)
+        throw new ConfigError(
+          'a read-only (dry-run) Consul registry cannot join an election: it writes nothing',
+        );
+      if (election) throw new ConfigError(`this Consul registry already joined the election of ${nodeId}`);
+      const sessionTtlMs = (options.electionTtl ?? Math.max(ttl, 10)) * 1000;
+      election = createConsulElection({
+        client,
+        logger,
+        key: `${options.electionPrefix ?? 'registrar/election/'}${nodeId}`,
+        candidate,
+        sessionTtlMs,
+        renewMs: sessionTtlMs / 3,
+        retryMs: Math.min(1000, sessionTtlMs / 3),
+        waitMs: 60_000,
+        // A service of this process alone (a restarted candidate must not keep its predecessor's session), whose
+        // TTL check, like the bridge's, lives `ttl` and is passed every `ttlRefresh`.
+        check: {
+          serviceId: `${bridgeName}-election:${nodeId}:${candidate}:${randomBytes(4).toString('hex')}`,
+          serviceName: `${bridgeName}-election`,
+          meta: {
+            [META_NODE]: nodeId,
+            ...(engineId !== undefined && { [META_ENGINE]: engineId }),
+            [META_ROLE]: 'election',
+          },
+          ttlMs: ttl * 1000,
+          passMs: refreshMs,
+          deregisterAfterMs: deregisterAfter * 1000,
+        },
+      });
+      // Followers heartbeat too (see followerPass).
+      schedule();
+      return election;
     },
 
     async close({ deregister = false } = {}): Promise<void> {
       closed = true;
       clearTimeout(timer);
       timer = undefined;
+      // Resign first (the bridge does it itself before closing; this covers a library user who does not).
+      await election?.close().catch((err: unknown) => {
+        logger.warn({ err }, `leaving the Consul election failed: ${(err as Error).message}`);
+      });
       try {
         if (deregister) {
           // Another engine's bridge service under our node id: nothing here is ours to remove.

@@ -3,7 +3,7 @@
 import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
 import { createRequire } from 'node:module';
 import zookeeper from 'node-zookeeper-client';
-import type { Client } from 'node-zookeeper-client';
+import type { Client, Stat } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { clientInternals, ZookeeperClientInternalsError } from './client-internals.js';
 import { createZookeeperRegistry } from './index.js';
@@ -83,6 +83,42 @@ describe('node-zookeeper-client internals (real ZooKeeper)', () => {
     expect(seen.filter((e) => e === 'connected')).toHaveLength(2);
   });
 
+  // A fenced election leader: the successor took its session over, so the server closed its connection, and
+  // the client schedules a reconnect that would take the session back. The leader abandons it then.
+  let pendingCases = 0;
+  it.each([
+    ['in the disconnected event, before the reconnect starts', (abandon: () => void) => abandon()],
+    ['just after it, the reconnect already scheduled', (abandon: () => void) => process.nextTick(abandon)],
+  ])('abandoning %s: no ConnectRequest is sent, the session stays with its new holder', async (_, when) => {
+    const path = `/internals-pending-${++pendingCases}`;
+    const client = fresh(10_000);
+    const internals = clientInternals(client);
+    const seen = record(client);
+    client.connect();
+    await connected(seen);
+    const resume = { sessionId: client.getSessionId(), sessionPassword: client.getSessionPassword() };
+    await new Promise<void>((resolve, reject) =>
+      client.create(path, Buffer.from(''), zookeeper.CreateMode.EPHEMERAL, (error) =>
+        error ? reject(new Error(error.toString())) : resolve(),
+      ),
+    );
+    client.once('disconnected', () => when(() => internals.abandon()));
+    const holder = createClient(server.connectString, 10_000, undefined, resume);
+    clients.push(holder);
+    const seenHolder = record(holder);
+    holder.connect();
+    await connected(seenHolder);
+    // A reconnect already scheduled still opens its socket, which is closed before it says who we are.
+    await vi.waitFor(() => expect(internals.isStopped()).toBe(true), { timeout: 10_000, interval: 20 });
+    expect(seen).toEqual(['connected', 'disconnected']);
+    // Had a ConnectRequest gone out, the server would have closed the holder's connection for it.
+    const check = await new Promise<Stat | null>((resolve, reject) =>
+      holder.exists(path, (error, stat) => (error ? reject(new Error(error.toString())) : resolve(stat))),
+    );
+    expect(check?.ephemeralOwner.equals(resume.sessionId)).toBe(true);
+    expect(seenHolder).toEqual(['connected']);
+  });
+
   it('createClient resumes a saved session through the undocumented sessionId option', async () => {
     const holder = fresh(10_000);
     const seen = record(holder);
@@ -116,6 +152,8 @@ describe('a client whose internals are not what the adapter expects', () => {
   it.each([
     ['state', 'connectionManager.state is not a number'],
     ['setState', 'connectionManager.setState() is missing'],
+    ['connect', 'connectionManager.connect() is missing'],
+    ['onSocketConnected', 'connectionManager.onSocketConnected() is missing'],
     ['constructor', 'ConnectionManager.STATES.DISCONNECTED is not a number'],
   ])('a connection manager without %s: refused, naming what is missing', (field, what) => {
     const client = zookeeper.createClient(server.connectString);

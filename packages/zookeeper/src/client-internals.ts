@@ -28,7 +28,7 @@ export class ZookeeperClientInternalsError extends Error {
 }
 
 /** The connection manager states we act on (names as in its `ConnectionManager.STATES`). */
-const STATE_NAMES = ['DISCONNECTED', 'CONNECTING', 'CLOSING'] as const;
+const STATE_NAMES = ['DISCONNECTED', 'CONNECTING', 'CLOSING', 'CLOSED'] as const;
 type StateName = (typeof STATE_NAMES)[number];
 
 /** The fields of `client.connectionManager` we read or call. */
@@ -36,6 +36,10 @@ interface ConnectionManager {
   state: number;
   socket?: { destroy(): void };
   setState(state: number): void;
+  /** Starts a (re)connect: picks a server, after a spin delay when all were tried, then opens a socket. */
+  connect(): void;
+  /** Sends the ConnectRequest (with our session id and password) once a socket is open. */
+  onSocketConnected(): void;
 }
 
 /** What the Session and `closeClient` may do to a client beyond its public API. */
@@ -46,8 +50,14 @@ export interface ClientInternals {
   isConnecting(): boolean;
   /** Drop the socket: the client reconnects (to the next server) with the same session. */
   dropSocket(): void;
-  /** Stop for good without closeSession: the server keeps our ephemerals until the session times out. */
+  /**
+   * Stop for good without closeSession: the server keeps our ephemerals until the session times out, and no
+   * ConnectRequest with our session id is ever sent again (one would take the session back from whoever
+   * took it over since: the election's successor).
+   */
   abandon(): void;
+  /** Stopped for good (after `abandon`, or a close): no socket and no reconnect to come. */
+  isStopped(): boolean;
 }
 
 const checked = new WeakMap<object, ClientInternals>();
@@ -64,6 +74,8 @@ export function clientInternals(client: Client): ClientInternals {
   const cm = manager as Partial<ConnectionManager> & { constructor?: { STATES?: unknown } };
   if (typeof cm.state !== 'number') fail('connectionManager.state is not a number');
   if (typeof cm.setState !== 'function') fail('connectionManager.setState() is missing');
+  if (typeof cm.connect !== 'function') fail('connectionManager.connect() is missing');
+  if (typeof cm.onSocketConnected !== 'function') fail('connectionManager.onSocketConnected() is missing');
   if (cm.socket !== undefined && typeof cm.socket?.destroy !== 'function') {
     fail('connectionManager.socket is not a socket');
   }
@@ -82,7 +94,15 @@ export function clientInternals(client: Client): ClientInternals {
     isIdle: () => m.state === states.DISCONNECTED,
     isConnecting: () => m.state === states.CONNECTING,
     dropSocket: () => m.socket?.destroy(),
+    isStopped: () => m.state === states.CLOSED,
     abandon: () => {
+      // A reconnect may already be on its way: the client picks the next server in a timer (the spin delay)
+      // and then opens a socket without looking at its state again. So never start another one, and close
+      // any socket that still opens before it says who we are.
+      m.connect = () => m.setState(states.CLOSED);
+      m.onSocketConnected = function (this: ConnectionManager) {
+        this.socket?.destroy();
+      };
       // CLOSING makes the socket's close final (no retry) and keeps closeSession unsent.
       m.setState(states.CLOSING);
       m.socket?.destroy();

@@ -4,3 +4,5 @@ export type { ZookeeperLayout, ZookeeperPayload } from './layout.js';
 export { createZookeeperFollower } from './follow.js';
 export type { ZookeeperFollowerOptions } from './follow.js';
 export { zookeeperFollowerFromUri, zookeeperRegistryFromUri } from './uri.js';
+export { electionPath } from './election.js';
+export type { PublishedSession } from './election.js';

@@ -1,4 +1,13 @@
-import type { LivenessLoss, Logger, Registry, RegistryEntry, RegistryEvent, Service } from '@registrar/core';
+import type {
+  ElectionOptions,
+  Leadership,
+  LivenessLoss,
+  Logger,
+  Registry,
+  RegistryEntry,
+  RegistryEvent,
+  Service,
+} from '@registrar/core';
 import {
   ConfigError,
   NodeIdConflictError,
@@ -17,6 +26,7 @@ import { codecFor, type LayoutCodec, type ZookeeperLayout, type ZookeeperPayload
 import { checkDigest, createClient, isCode, Session, toRegistryError } from './session.js';
 import type { DigestAuth } from './session.js';
 import { loadSession } from './session-state.js';
+import { electionPath, ZookeeperElection, type PublishedSession } from './election.js';
 
 const BACKEND = 'zookeeper';
 const E = zookeeper.Exception;
@@ -142,8 +152,13 @@ class ZookeeperRegistry implements Registry {
   /** Parent emptiness checks waiting to be sent, by session and parent (see `checkParentSoon`). */
   private readonly parentChecks = new Map<string, Promise<void>>();
   private session: Session;
-  /** The saved session id the current client tries to resume, until it is established. */
-  private resuming: string | undefined;
+  /** The saved session id the current client tries to resume, until it is established, and whose it was. */
+  private resuming: { readonly sessionId: string; readonly from: 'state file' | 'leader' } | undefined;
+  /** The first session came from the state file (it may hold entries the election's leader owns now). */
+  private fromStateFile = false;
+  /** The current session's id and password, once the server gave them (the election publishes them). */
+  private established: { readonly client: Client; readonly credentials: PublishedSession } | undefined;
+  private election: ZookeeperElection | undefined;
   private closed = false;
 
   constructor(private readonly options: ZookeeperRegistryOptions) {
@@ -174,7 +189,8 @@ class ZookeeperRegistry implements Registry {
     this.session = this.openSession(true);
   }
 
-  private openSession(first: boolean): Session {
+  /** `takeOver`: resume this session (the previous election leader's) instead of opening a new one. */
+  private openSession(first: boolean, takeOver?: PublishedSession): Session {
     const { client, connectString, auth } = this.options;
     let instance: Client;
     let owned: boolean;
@@ -189,8 +205,10 @@ class ZookeeperRegistry implements Registry {
     } else if (connectString) {
       // Only the first session may resume a saved one: after a loss the saved one is gone too.
       const saved =
-        first && this.options.stateFile ? loadSession(this.options.stateFile, connectString) : undefined;
-      this.resuming = saved?.sessionId;
+        takeOver ??
+        (first && this.options.stateFile ? loadSession(this.options.stateFile, connectString) : undefined);
+      this.resuming = saved && { sessionId: saved.sessionId, from: takeOver ? 'leader' : 'state file' };
+      if (first && saved) this.fromStateFile = true;
       instance = createClient(
         connectString,
         this.requestedTimeoutMs,
@@ -228,22 +246,32 @@ class ZookeeperRegistry implements Registry {
         if (!this.closed) this.events.next({ type: 'recovered' });
       },
       onEstablished: (sessionId, password) => this.onSessionEstablished(instance, sessionId, password),
+      onDisconnected: () => {
+        if (instance === this.session.client) this.election?.entriesDisconnected();
+      },
     });
   }
 
   /** Remember the session (with `stateFile`), and say whether it is the one a previous process left. */
   private onSessionEstablished(client: Client, sessionId: string, password: Buffer) {
     const { stateFile, connectString } = this.options;
-    if (this.resuming !== undefined) {
-      if (sessionId === this.resuming) {
+    if (this.resuming !== undefined && client === this.session?.client) {
+      if (sessionId === this.resuming.sessionId) {
         this.logger.info(
           { sessionId },
-          'zookeeper session resumed from the state file: nodes kept as they are',
+          this.resuming.from === 'leader'
+            ? 'zookeeper session taken over from the previous leader: nodes kept as they are'
+            : 'zookeeper session resumed from the state file: nodes kept as they are',
         );
       }
       this.resuming = undefined;
     }
-    if (!stateFile || !connectString || client !== this.session?.client) return;
+    if (client !== this.session?.client) return;
+    this.established = { client, credentials: { sessionId, password: password.toString('hex') } };
+    this.election?.entriesEstablished();
+    // In an election the leader's session is published in ZooKeeper itself; a state file would only let a
+    // restarted process take back a session its successor holds now.
+    if (!stateFile || !connectString || this.election) return;
     try {
       writeStateFile(stateFile, { connectString, sessionId, password: password.toString('hex') });
     } catch (error) {
@@ -261,6 +289,63 @@ class ZookeeperRegistry implements Registry {
     this.session = this.openSession(false);
     this.events.next({ type: 'liveness-lost', reason });
     this.lost.next({ reason });
+  }
+
+  /**
+   * Swarm mode: one writer among the bridges sharing this node id, and the entries session handed from
+   * leader to leader (see `election.ts`). While following, this adapter holds a session that owns nothing.
+   */
+  elect(options: ElectionOptions): Leadership {
+    const { connectString, auth } = this.options;
+    if (this.election) throw new ConfigError('zookeeper registry: elect() was called already');
+    if (!connectString) {
+      throw new ConfigError(
+        'zookeeper registry: an election needs connectString (its session is a client of its own)',
+      );
+    }
+    if (this.fromStateFile) {
+      // The saved session may be the one the current leader took over: resuming it would take it back.
+      this.logger.info('election: not resuming the state file session; the leader publishes its own');
+      this.abandonSession(true);
+    }
+    // Nor may a later restart resume it (it may have been written before this call): the election node
+    // is where a leader's session is found.
+    if (this.options.stateFile) removeStateFile(this.options.stateFile);
+    this.election = new ZookeeperElection(
+      {
+        connectString,
+        auth,
+        path: electionPath(this.base, this.nodeId),
+        acls: digestAcls(auth, false),
+        requestedTimeoutMs: this.requestedTimeoutMs,
+        operationTimeoutMs: this.operationTimeoutMs,
+        logger: this.logger,
+        entriesTimeoutMs: () => this.session.timeoutMs,
+        credentials: () =>
+          this.established?.client === this.session.client ? this.established.credentials : undefined,
+        takeOver: (published) => {
+          if (!published || published.sessionId === this.session.sessionId) return;
+          // Our own session owns nothing while we follow; it is abandoned rather than closed all the same.
+          this.abandonSession(false, published);
+        },
+        fence: (reopen) => this.abandonSession(reopen),
+      },
+      options,
+    );
+    return this.election;
+  }
+
+  /**
+   * Let go of the current session without closeSession and without a reconnect: its nodes stay for
+   * whoever resumes it. Then open a fresh one (`reopen`), resume `takeOver`, or keep none (closing).
+   */
+  private abandonSession(reopen: boolean, takeOver?: PublishedSession) {
+    const previous = this.session;
+    this.written.clear();
+    this.established = undefined;
+    void previous.close(false);
+    if (this.closed || (!reopen && !takeOver)) return;
+    this.session = this.openSession(false, takeOver);
   }
 
   describeLiveness(): string {
@@ -572,6 +657,14 @@ class ZookeeperRegistry implements Registry {
 
   async close(options: { deregister?: boolean } = {}): Promise<void> {
     if (this.closed) return;
+    if (this.election) {
+      // The entries are the cluster's, not this process's: resign (a leader abandons the entries session
+      // for its successor) and never delete them, not even by closing the session.
+      await this.election.close();
+      if (options.deregister)
+        this.logger.warn('election: entries are left for the successor, not deregistered');
+      options = { deregister: false };
+    }
     this.closed = true;
     const session = this.session;
     if (options.deregister && session.state === 'connected') {

@@ -255,6 +255,14 @@ export class Session {
     }
   }
 
+  /**
+   * Run the watchdog's check now rather than at its next tick: a session silent past its timeout is declared
+   * lost at once (`onLost` runs before this returns).
+   */
+  checkNow(): void {
+    this.tick();
+  }
+
   /** O(1) per interval whatever the number of nodes. */
   private heartbeat() {
     this.heartbeatInFlight = true;
