@@ -37,8 +37,12 @@ export interface Backend {
   uri(base: string): string;
   /** Entries of `service` visible under `base` now (cheap: a count, not a listing, where the backend has one). */
   entries(base: string, service: string): Promise<number>;
-  /** etcd only: count the puts and deletes of keys under `prefix` from now on (an etcd watch). */
-  watchWrites?(prefix: string): Promise<{ count(): number; close(): void }>;
+  /**
+   * Count the writes of entries under `base` from now on, the backend's own bookkeeping (election keys,
+   * sessions) left out: etcd a watch on the prefix, ZooKeeper the entry nodes whose czxid/mzxid changed (or
+   * that came or went), Consul the agent's register/deregister PUTs.
+   */
+  watchWrites(base: string): Promise<{ count(): Promise<number>; close(): void }>;
   /** Entries of all of `services` under `base` now (one listing or count where the backend allows). */
   total(base: string, services: readonly string[]): Promise<number>;
   close(): Promise<void>;
@@ -105,12 +109,12 @@ async function startEtcdBackend(): Promise<Backend> {
     raw: await rawEtcd(server.endpoint),
     uri: (base) => `etcd://127.0.0.1:${server.port}${base}`,
     entries: (base, service) => client.getAll().prefix(`${base}/${service}/`).count(),
-    async watchWrites(prefix) {
+    async watchWrites(base) {
       let count = 0;
-      const watcher = await client.watch().prefix(prefix).create();
+      const watcher = await client.watch().prefix(`${base}/`).create();
       watcher.on('put', () => (count += 1));
       watcher.on('delete', () => (count += 1));
-      return { count: () => count, close: () => void watcher.cancel() };
+      return { count: () => Promise.resolve(count), close: () => void watcher.cancel() };
     },
     async total(base, services) {
       const counts = await Promise.all(
@@ -200,6 +204,42 @@ async function startZookeeperBackend(): Promise<Backend> {
     uri: (base) => `zookeeper://${server.connectString}${base}`,
     // The parent's stat counts its children: no listing of thousands of names per poll.
     entries: (base, service) => children(base, service),
+    async watchWrites(base) {
+      const client = await (counter ??= connectZookeeper(server.connectString));
+      /** Every entry node under `base`: path → `czxid/mzxid`. */
+      const snapshot = async () => {
+        const nodes = new Map<string, string>();
+        const list = (path: string) =>
+          zk<string[]>((cb) => client.getChildren(path, cb)).catch(() => [] as string[]);
+        for (const service of await list(base)) {
+          const parent = `${base}/${service}`;
+          await Promise.all(
+            (await list(parent)).map(async (child) => {
+              const stat = await zk<zookeeper.Stat | undefined>((cb) =>
+                client.exists(`${parent}/${child}`, cb),
+              );
+              if (stat)
+                nodes.set(
+                  `${parent}/${child}`,
+                  `${stat.czxid.toString('hex')}/${stat.mzxid.toString('hex')}`,
+                );
+            }),
+          );
+        }
+        return nodes;
+      };
+      const before = await snapshot();
+      return {
+        async count() {
+          const after = await snapshot();
+          let changed = 0;
+          for (const [path, version] of after) if (before.get(path) !== version) changed += 1;
+          for (const path of before.keys()) if (!after.has(path)) changed += 1;
+          return changed;
+        },
+        close: () => undefined,
+      };
+    },
     async total(base, services) {
       const counts = await Promise.all(services.map((service) => children(base, service)));
       return counts.reduce((a, b) => a + b, 0);
@@ -245,6 +285,20 @@ async function startConsulBackend(): Promise<Backend> {
     requests: () => Promise.resolve(double.countRequests()),
     raw: await rawConsul(double.url),
     uri: () => `consul://127.0.0.1:${double.port}`,
+    watchWrites() {
+      const entryWrites = () =>
+        double.countRequests(
+          (r) =>
+            r.method === 'PUT' &&
+            (r.path.startsWith('/v1/agent/service/register') ||
+              r.path.startsWith('/v1/agent/service/deregister/')),
+        );
+      const before = entryWrites();
+      return Promise.resolve({
+        count: () => Promise.resolve(entryWrites() - before),
+        close: () => undefined,
+      });
+    },
     async entries(_base, service) {
       const services = (await (await fetch(`${double.url}/v1/agent/services`)).json()) as Record<
         string,
