@@ -197,10 +197,8 @@ function swarmTables(rows: readonly Row[]): string[] {
   out.push('');
   if (!failover.some((r) => r.supported === true)) {
     out.push(
-      '**TODO (issue 12, scenario 3): leader failover is not measured.** It needs `elect()` in the etcd adapter, which',
-      'main did not have when this bench was written; the synthetic engine already serves a second manager of',
-      'the same cluster (`engine.openManager(1)`), so the bench is two `registrar --swarm` processes, a SIGKILL,',
-      'and a count of the writes for unchanged entries.',
+      '**Leader failover was not measured:** no adapter of this run has `elect()`, so two `registrar --swarm`',
+      'bridges would both write; swarm.bench.ts measures it on every adapter that elects.',
       '',
     );
   }
