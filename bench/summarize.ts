@@ -191,7 +191,7 @@ function swarmTables(rows: readonly Row[]): string[] {
       `| leader failover, ${String(r.tasks)} tasks, two managers' bridges (SIGKILL the leader): kill → the other elected / registry exact | ${r.backend} | ` +
         `${String(r.electedSeconds)} s / ${String(r.exactSeconds)} s; ${String(r.unchangedWrites)} writes for unchanged entries (${String(r.serverWritesDuringFailover)} server writes, election keys included); ` +
         `fewest entries meanwhile ${String(r.fewestEntriesDuringFailover)}; the new leader then writes a scale-up in ${String(r.newLeaderScaleSeconds)} s | ` +
-        `the dead leader's campaign lease: TTL ${String(r.ttlSeconds)} s | 0 writes, exact within TTL + 2 s | ${yes(r.goalMet)} |`,
+        `the dead leader's election lease / session: TTL ${String(r.ttlSeconds)} s | 0 writes, exact within TTL + 2 s | ${yes(r.goalMet)} |`,
     );
   }
   out.push('');
