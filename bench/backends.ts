@@ -37,6 +37,14 @@ export interface Backend {
   uri(base: string): string;
   /** Entries of `service` visible under `base` now (cheap: a count, not a listing, where the backend has one). */
   entries(base: string, service: string): Promise<number>;
+  /**
+   * Count the writes of entries under `base` from now on, the backend's own bookkeeping (election keys,
+   * sessions) left out: etcd a watch on the prefix, ZooKeeper the entry nodes whose czxid/mzxid changed (or
+   * that came or went), Consul the agent's register/deregister PUTs.
+   */
+  watchWrites(base: string): Promise<{ count(): Promise<number>; close(): void }>;
+  /** Entries of all of `services` under `base` now (one listing or count where the backend allows). */
+  total(base: string, services: readonly string[]): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -101,6 +109,19 @@ async function startEtcdBackend(): Promise<Backend> {
     raw: await rawEtcd(server.endpoint),
     uri: (base) => `etcd://127.0.0.1:${server.port}${base}`,
     entries: (base, service) => client.getAll().prefix(`${base}/${service}/`).count(),
+    async watchWrites(base) {
+      let count = 0;
+      const watcher = await client.watch().prefix(`${base}/`).create();
+      watcher.on('put', () => (count += 1));
+      watcher.on('delete', () => (count += 1));
+      return { count: () => Promise.resolve(count), close: () => void watcher.cancel() };
+    },
+    async total(base, services) {
+      const counts = await Promise.all(
+        services.map((service) => client.getAll().prefix(`${base}/${service}/`).count()),
+      );
+      return counts.reduce((a, b) => a + b, 0);
+    },
     async close() {
       client.close();
       await server.close();
@@ -163,6 +184,11 @@ async function startZookeeperBackend(): Promise<Backend> {
   const server: ZookeeperServer = await startZookeeper();
   // Opened on first use: only the process suite counts entries.
   let counter: Promise<Client> | undefined;
+  const children = async (base: string, service: string) => {
+    const client = await (counter ??= connectZookeeper(server.connectString));
+    const stat = await zk<zookeeper.Stat | undefined>((cb) => client.exists(`${base}/${service}`, cb));
+    return stat?.numChildren ?? 0;
+  };
   return {
     name: 'zookeeper',
     registry: ({ nodeId, ttl }) =>
@@ -177,10 +203,46 @@ async function startZookeeperBackend(): Promise<Backend> {
     raw: await rawZookeeper(server.connectString),
     uri: (base) => `zookeeper://${server.connectString}${base}`,
     // The parent's stat counts its children: no listing of thousands of names per poll.
-    async entries(base, service) {
+    entries: (base, service) => children(base, service),
+    async watchWrites(base) {
       const client = await (counter ??= connectZookeeper(server.connectString));
-      const stat = await zk<zookeeper.Stat | undefined>((cb) => client.exists(`${base}/${service}`, cb));
-      return stat?.numChildren ?? 0;
+      /** Every entry node under `base`: path → `czxid/mzxid`. */
+      const snapshot = async () => {
+        const nodes = new Map<string, string>();
+        const list = (path: string) =>
+          zk<string[]>((cb) => client.getChildren(path, cb)).catch(() => [] as string[]);
+        for (const service of await list(base)) {
+          const parent = `${base}/${service}`;
+          await Promise.all(
+            (await list(parent)).map(async (child) => {
+              const stat = await zk<zookeeper.Stat | undefined>((cb) =>
+                client.exists(`${parent}/${child}`, cb),
+              );
+              if (stat)
+                nodes.set(
+                  `${parent}/${child}`,
+                  `${stat.czxid.toString('hex')}/${stat.mzxid.toString('hex')}`,
+                );
+            }),
+          );
+        }
+        return nodes;
+      };
+      const before = await snapshot();
+      return {
+        async count() {
+          const after = await snapshot();
+          let changed = 0;
+          for (const [path, version] of after) if (before.get(path) !== version) changed += 1;
+          for (const path of before.keys()) if (!after.has(path)) changed += 1;
+          return changed;
+        },
+        close: () => undefined,
+      };
+    },
+    async total(base, services) {
+      const counts = await Promise.all(services.map((service) => children(base, service)));
+      return counts.reduce((a, b) => a + b, 0);
     },
     async close() {
       (await counter)?.close();
@@ -223,12 +285,34 @@ async function startConsulBackend(): Promise<Backend> {
     requests: () => Promise.resolve(double.countRequests()),
     raw: await rawConsul(double.url),
     uri: () => `consul://127.0.0.1:${double.port}`,
+    watchWrites() {
+      const entryWrites = () =>
+        double.countRequests(
+          (r) =>
+            r.method === 'PUT' &&
+            (r.path.startsWith('/v1/agent/service/register') ||
+              r.path.startsWith('/v1/agent/service/deregister/')),
+        );
+      const before = entryWrites();
+      return Promise.resolve({
+        count: () => Promise.resolve(entryWrites() - before),
+        close: () => undefined,
+      });
+    },
     async entries(_base, service) {
       const services = (await (await fetch(`${double.url}/v1/agent/services`)).json()) as Record<
         string,
         { Service: string }
       >;
       return Object.values(services).filter((s) => s.Service === service).length;
+    },
+    async total(_base, names) {
+      const wanted = new Set(names);
+      const services = (await (await fetch(`${double.url}/v1/agent/services`)).json()) as Record<
+        string,
+        { Service: string }
+      >;
+      return Object.values(services).filter((s) => wanted.has(s.Service)).length;
     },
     async close() {
       await double.close();
@@ -279,3 +363,32 @@ export async function waitUntil(what: string, check: () => boolean | Promise<boo
     await sleep(2);
   }
 }
+
+/** Poll `read` every `everyMs` until it gives `count`; seconds from `since` (a performance.now()). */
+export async function countReaches(
+  read: () => Promise<number>,
+  count: number,
+  since: number,
+  what: string,
+  timeoutMs = 300_000,
+  everyMs = 10,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let seen = -1;
+  while ((seen = await read()) !== count) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${seen} of ${count} entries`);
+    await sleep(everyMs);
+  }
+  return (performance.now() - since) / 1000;
+}
+
+/** Poll the backend every 10 ms until `service` has `count` entries; seconds from `since`. */
+export const converged = (
+  backend: Backend,
+  base: string,
+  service: string,
+  count: number,
+  since: number,
+  what: string,
+  timeoutMs = 300_000,
+) => countReaches(() => backend.entries(base, service), count, since, `${what} (${service})`, timeoutMs);

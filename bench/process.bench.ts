@@ -3,9 +3,9 @@
 // Memory is the child's RSS from /proc, per-event cost its utime + stime, cold start the time until every
 // service is visible in the backend.
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { BACKENDS, sleep, startBackend, type Backend } from './backends.js';
+import { BACKENDS, converged, sleep, startBackend, type Backend } from './backends.js';
 import {
-  spawnRegistrar,
+  launchOn,
   type HeapSplit,
   type Launch,
   type Memory,
@@ -78,26 +78,6 @@ const oneLineError = (error: unknown) =>
 const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
-/** Poll the backend every 10 ms until `service` has `count` entries; seconds from `since`. */
-async function converged(
-  backend: Backend,
-  base: string,
-  service: string,
-  count: number,
-  since: number,
-  what: string,
-  timeoutMs = 300_000,
-) {
-  const deadline = Date.now() + timeoutMs;
-  let seen = -1;
-  while ((seen = await backend.entries(base, service)) !== count) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}: ${seen} of ${count} ${service} entries`);
-    await sleep(10);
-  }
-  return (performance.now() - since) / 1000;
-}
-
 interface Reading extends Memory, HeapSplit {}
 async function reading(p: RegistrarProcess): Promise<Reading> {
   // RSS first: the scrape of /metrics allocates.
@@ -106,50 +86,26 @@ async function reading(p: RegistrarProcess): Promise<Reading> {
 }
 
 /** Start `registrar` on the engine and the backend at `base`; resolves once its event stream is open. */
-async function launch(engine: SyntheticEngine, backend: Backend, base: string, extra: Partial<Launch> = {}) {
-  const subscribed = engine.nextSubscriber();
-  const t0 = performance.now();
-  const p = await spawnRegistrar({
-    // No periodic resync: a full pass landing inside a measured batch would be charged to its events.
-    args: [
-      '--docker-host',
-      engine.host,
-      '--ip',
-      '127.0.0.1',
-      '--node-id',
-      `bench-${base.slice(1)}`,
-      '--resync',
-      '0',
-      backend.uri(base),
-    ],
-    ...extra,
-  });
-  const exited = new Promise<never>((_, reject) =>
-    p.child.once('exit', (code) => {
-      // The line that says why: a crash prints its error after pages of the module's source.
-      const lines = p.stderr.join('').split('\n');
-      const why = lines.filter((l) => /error/i.test(l)).at(-1) ?? lines.at(-1) ?? '';
-      reject(new Error(`registrar exited (${code}): ${why.trim().slice(0, 300)}`));
-    }),
+const launch = (engine: SyntheticEngine, backend: Backend, base: string, extra: Partial<Launch> = {}) =>
+  launchOn(
+    engine,
+    {
+      // No periodic resync: a full pass landing inside a measured batch would be charged to its events.
+      args: [
+        '--docker-host',
+        engine.host,
+        '--ip',
+        '127.0.0.1',
+        '--node-id',
+        `bench-${base.slice(1)}`,
+        '--resync',
+        '0',
+        backend.uri(base),
+      ],
+      ...extra,
+    },
+    START_TIMEOUT_MS,
   );
-  exited.catch(() => undefined);
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`no event stream within ${START_TIMEOUT_MS / 1000} s`)),
-      START_TIMEOUT_MS,
-    );
-  });
-  try {
-    await Promise.race([subscribed, exited, late]);
-  } catch (error) {
-    await p.stop();
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-  return { p, t0, subscribedAt: performance.now() };
-}
 
 describe.each(BACKENDS)('process — %s', (name) => {
   let backend: Backend;

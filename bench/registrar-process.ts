@@ -34,6 +34,10 @@ export interface RegistrarProcess {
   cpuSeconds(): number;
   /** The V8 heap and external memory as the process reports them on /metrics. */
   heap(): Promise<HeapSplit>;
+  /** A gauge or counter from its /metrics, summed over its label sets; undefined when it has none. */
+  metric(name: string): Promise<number | undefined>;
+  /** SIGKILL, and wait for the exit. */
+  kill(): Promise<void>;
   /** SIGTERM and wait for the exit; SIGKILL after 15 s. */
   stop(): Promise<void>;
 }
@@ -108,6 +112,18 @@ export async function spawnRegistrar(launch: Launch): Promise<RegistrarProcess> 
         externalMiB: mib(metric(text, 'nodejs_external_memory_bytes')),
       };
     },
+    async metric(name) {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((m) =>
+        Number(m[1]),
+      );
+      return values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0);
+    },
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
@@ -116,4 +132,56 @@ export async function spawnRegistrar(launch: Launch): Promise<RegistrarProcess> 
       clearTimeout(timer);
     },
   };
+}
+
+/** Whatever serves a Docker socket the process is started on: resolves when a bridge subscribes to its events. */
+export interface EventSource {
+  nextSubscriber(): Promise<void>;
+}
+
+export interface Launched {
+  readonly p: RegistrarProcess;
+  /** performance.now() just before the spawn. */
+  readonly t0: number;
+  /** performance.now() when its event stream was open. */
+  readonly subscribedAt: number;
+}
+
+/**
+ * Spawn `registrar` with `launch` against `source`; resolves once its event stream is open. Rejects (and stops
+ * the process) if it exits first or does not subscribe within `startTimeoutMs`.
+ */
+export async function launchOn(
+  source: EventSource,
+  launch: Launch,
+  startTimeoutMs = 30_000,
+): Promise<Launched> {
+  const subscribed = source.nextSubscriber();
+  const t0 = performance.now();
+  const p = await spawnRegistrar(launch);
+  const exited = new Promise<never>((_, reject) =>
+    p.child.once('exit', (code) => {
+      // The line that says why: a crash prints its error after pages of the module's source.
+      const lines = p.stderr.join('').split('\n');
+      const why = lines.filter((l) => /error/i.test(l)).at(-1) ?? lines.at(-1) ?? '';
+      reject(new Error(`registrar exited (${code}): ${why.trim().slice(0, 300)}`));
+    }),
+  );
+  exited.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no event stream within ${startTimeoutMs / 1000} s`)),
+      startTimeoutMs,
+    );
+  });
+  try {
+    await Promise.race([subscribed, exited, late]);
+  } catch (error) {
+    await p.stop();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  return { p, t0, subscribedAt: performance.now() };
 }

@@ -2,10 +2,14 @@
 // real `registrar` process (dockerode, its HTTP parsing, the event stream) runs against it unchanged. It holds
 // containers with published ports and labels, and starts, stops and churns them, emitting the events dockerd
 // would. Only node:http; paths are accepted with or without an API version prefix (`/v1.41/...`).
+// With `swarm`, the engine is also a Swarm manager (bench/synthetic-swarm.ts): `/info` says so, the Swarm
+// endpoints answer, and `/events` delivers `service` / `node` events; `openManager` serves the same cluster as
+// another manager on a socket of its own.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createSyntheticSwarm, type SyntheticSwarm, type SyntheticSwarmOptions } from './synthetic-swarm.js';
 
 const template = readFileSync(
   new URL('../packages/core/src/fixtures/published.json', import.meta.url),
@@ -36,13 +40,23 @@ interface Held {
 
 interface Logged {
   readonly timeNano: number;
+  readonly type: string;
   readonly action: string;
   readonly line: string;
+  /** Only this manager's engine reports it (a Swarm task container on its node); undefined: every socket. */
+  readonly manager?: number;
 }
 
 interface Watcher {
   readonly res: ServerResponse;
   readonly actions?: ReadonlySet<string>;
+  readonly types?: ReadonlySet<string>;
+  readonly manager: number;
+}
+
+export interface SyntheticEngineOptions {
+  /** Make the engine a Swarm manager of a synthetic cluster. */
+  readonly swarm?: SyntheticSwarmOptions;
 }
 
 export interface RequestCounts {
@@ -77,12 +91,16 @@ export interface SyntheticEngine {
   stop(id: string): void;
   /** Forget every container without an event (between runs of separate bridges). */
   clear(): void;
+  /** With `swarm`: the cluster this engine manages. */
+  readonly swarm?: SyntheticSwarm;
+  /** With `swarm`: the same cluster served by another manager (`index` ≥ 1) on a socket of its own. */
+  openManager(index: number): Promise<{ host: string; nextSubscriber(): Promise<void> }>;
   close(): Promise<void>;
 }
 
 const nowNano = () => Math.round((performance.timeOrigin + performance.now()) * 1e6);
 
-export async function startSyntheticEngine(): Promise<SyntheticEngine> {
+export async function startSyntheticEngine(options: SyntheticEngineOptions = {}): Promise<SyntheticEngine> {
   const dir = mkdtempSync(join(tmpdir(), 'registrar-engine-'));
   const socketPath = join(dir, 'docker.sock');
   const containers = new Map<string, Held>();
@@ -96,8 +114,33 @@ export async function startSyntheticEngine(): Promise<SyntheticEngine> {
     other: 0,
     lastInspectAt: 0,
   };
-  let subscribed: (() => void)[] = [];
+  /** Per manager socket, the resolvers of `nextSubscriber`. */
+  const subscribed = new Map<number, (() => void)[]>();
   let serial = 0;
+
+  /** One event line to the open streams whose filters take it, and into the history. */
+  const deliver = (type: string, action: string, event: Record<string, unknown>, manager?: number) => {
+    const timeNano = nowNano();
+    const line = `${JSON.stringify({ ...event, time: Math.floor(timeNano / 1e9), timeNano })}\n`;
+    history.push({ timeNano, type, action, line, ...(manager !== undefined && { manager }) });
+    if (history.length > HISTORY) history.splice(0, history.length - HISTORY);
+    for (const w of watchers) if (takes(w, type, action, manager)) w.res.write(line);
+  };
+  const takes = (
+    w: { actions?: ReadonlySet<string>; types?: ReadonlySet<string>; manager: number },
+    type: string,
+    action: string,
+    manager: number | undefined,
+  ) =>
+    (w.actions === undefined || w.actions.has(action)) &&
+    (w.types === undefined || w.types.has(type)) &&
+    (manager === undefined || manager === w.manager);
+  const swarm =
+    options.swarm === undefined
+      ? undefined
+      : createSyntheticSwarm(options.swarm, (type, action, event, manager) =>
+          deliver(type, action, event, manager),
+        );
 
   const create = (spec: SyntheticContainer): Held => {
     serial += 1;
@@ -125,9 +168,8 @@ export async function startSyntheticEngine(): Promise<SyntheticEngine> {
   };
 
   /** One event as dockerd writes it, to the open streams whose filter takes it, and into the history. */
-  const emit = (held: Held, action: string, attributes: Record<string, string> = {}) => {
-    const timeNano = nowNano();
-    const line = `${JSON.stringify({
+  const emit = (held: Held, action: string, attributes: Record<string, string> = {}) =>
+    deliver('container', action, {
       status: action,
       id: held.id,
       from: 'registrar-bench',
@@ -138,13 +180,7 @@ export async function startSyntheticEngine(): Promise<SyntheticEngine> {
         Attributes: { ...held.labels, image: 'registrar-bench', name: held.name, ...attributes },
       },
       scope: 'local',
-      time: Math.floor(timeNano / 1e9),
-      timeNano,
-    })}\n`;
-    history.push({ timeNano, action, line });
-    if (history.length > HISTORY) history.splice(0, history.length - HISTORY);
-    for (const w of watchers) if (w.actions === undefined || w.actions.has(action)) w.res.write(line);
-  };
+    });
 
   const json = (res: ServerResponse, status: number, body: string) => {
     res.writeHead(status, {
@@ -164,7 +200,7 @@ export async function startSyntheticEngine(): Promise<SyntheticEngine> {
     return undefined;
   };
 
-  const events = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => {
+  const events = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams, manager: number) => {
     requests.events += 1;
     const seconds = (name: string) => {
       const value = query.get(name);
@@ -173,12 +209,19 @@ export async function startSyntheticEngine(): Promise<SyntheticEngine> {
     const since = seconds('since');
     const until = seconds('until');
     let actions: Set<string> | undefined;
+    let types: Set<string> | undefined;
     const filters = query.get('filters');
     if (filters !== null) {
-      const parsed = JSON.parse(filters) as { event?: string[] | Record<string, boolean> };
-      const list = Array.isArray(parsed.event) ? parsed.event : Object.keys(parsed.event ?? {});
-      if (list.length > 0) actions = new Set(list);
+      const parsed = JSON.parse(filters) as Record<string, string[] | Record<string, boolean> | undefined>;
+      const values = (key: string) => {
+        const v = parsed[key];
+        const list = Array.isArray(v) ? v : Object.keys(v ?? {});
+        return list.length > 0 ? new Set(list) : undefined;
+      };
+      actions = values('event');
+      types = values('type');
     }
+    const watcher = { res, manager, ...(actions && { actions }), ...(types && { types }) };
     res.writeHead(200, { 'Content-Type': 'application/json', 'Api-Version': API_VERSION });
     // The headers go out now, before any event: a bridge waits for them to call the stream open.
     res.flushHeaders();
@@ -186,7 +229,7 @@ export async function startSyntheticEngine(): Promise<SyntheticEngine> {
       // dockerd's window is whole seconds: `until` includes its second.
       const end = until === undefined ? Infinity : until + 1e9;
       for (const e of history) {
-        if (e.timeNano >= since && e.timeNano < end && (actions === undefined || actions.has(e.action)))
+        if (e.timeNano >= since && e.timeNano < end && takes(watcher, e.type, e.action, e.manager))
           res.write(e.line);
       }
     }
@@ -194,12 +237,11 @@ export async function startSyntheticEngine(): Promise<SyntheticEngine> {
       res.end();
       return;
     }
-    const watcher = { res, actions };
     watchers.add(watcher);
     req.socket.setNoDelay(true);
     res.on('close', () => watchers.delete(watcher));
-    const waiting = subscribed;
-    subscribed = [];
+    const waiting = subscribed.get(manager) ?? [];
+    subscribed.delete(manager);
     for (const resolve of waiting) resolve();
   };
 
@@ -219,10 +261,12 @@ export async function startSyntheticEngine(): Promise<SyntheticEngine> {
     Mounts: [],
   });
 
-  const handle = (req: IncomingMessage, res: ServerResponse) => {
+  const handle = (req: IncomingMessage, res: ServerResponse, manager: number) => {
     const url = new URL(req.url ?? '/', 'http://docker');
     const path = url.pathname.replace(/^\/v\d+\.\d+(?=\/)/, '');
-    if (req.method === 'GET' && path === '/events') return events(req, res, url.searchParams);
+    if (req.method === 'GET' && path === '/events') return events(req, res, url.searchParams, manager);
+    if (swarm?.handle(req.method ?? 'GET', path, url.searchParams, (status, body) => json(res, status, body)))
+      return;
     if (req.method === 'GET' && path === '/containers/json') {
       requests.list += 1;
       return json(res, 200, JSON.stringify([...containers.values()].map(listSummary)));
@@ -246,14 +290,18 @@ export async function startSyntheticEngine(): Promise<SyntheticEngine> {
         res,
         200,
         JSON.stringify({
-          ID: 'SYNTHETIC',
-          Name: ENGINE_NAME,
+          ID: manager === 0 ? 'SYNTHETIC' : `SYNTHETIC-${manager}`,
+          Name: swarm === undefined ? ENGINE_NAME : swarm.hostname(manager),
           ServerVersion: '20.10.24',
           Containers: containers.size,
           ContainersRunning: containers.size,
           OperatingSystem: 'synthetic',
           OSType: 'linux',
           Architecture: 'x86_64',
+          Swarm:
+            swarm === undefined
+              ? { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '' }
+              : swarm.info(manager),
         }),
       );
     }
@@ -269,17 +317,24 @@ export async function startSyntheticEngine(): Promise<SyntheticEngine> {
     json(res, 404, JSON.stringify({ message: `page not found: ${req.method} ${path}` }));
   };
 
-  const server: Server = createServer((req, res) => {
-    try {
-      handle(req, res);
-    } catch (error) {
-      json(res, 500, JSON.stringify({ message: (error as Error).message }));
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, resolve);
-  });
+  const servers: Server[] = [];
+  const listen = async (manager: number, path: string) => {
+    const server: Server = createServer((req, res) => {
+      try {
+        handle(req, res, manager);
+      } catch (error) {
+        json(res, 500, JSON.stringify({ message: (error as Error).message }));
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, resolve);
+    });
+    servers.push(server);
+  };
+  const nextSubscriber = (manager: number) =>
+    new Promise<void>((resolve) => subscribed.set(manager, [...(subscribed.get(manager) ?? []), resolve]));
+  await listen(0, socketPath);
 
   const remove = (id: string, actions: [string, Record<string, string>][]) => {
     const held = containers.get(id);
@@ -295,7 +350,7 @@ export async function startSyntheticEngine(): Promise<SyntheticEngine> {
     get size() {
       return containers.size;
     },
-    nextSubscriber: () => new Promise<void>((resolve) => subscribed.push(resolve)),
+    nextSubscriber: () => nextSubscriber(0),
     subscribers: () => watchers.size,
     add: (spec) => create(spec).id,
     start(spec) {
@@ -311,10 +366,19 @@ export async function startSyntheticEngine(): Promise<SyntheticEngine> {
         ['stop', {}],
       ]),
     clear: () => containers.clear(),
+    ...(swarm && { swarm }),
+    async openManager(index) {
+      if (swarm === undefined) throw new Error('openManager: the engine was started without swarm');
+      const path = join(dir, `manager${index}.sock`);
+      await listen(index, path);
+      return { host: `unix://${path}`, nextSubscriber: () => nextSubscriber(index) };
+    },
     async close() {
       for (const w of watchers) w.res.end();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const server of servers) {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };
