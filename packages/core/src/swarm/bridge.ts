@@ -59,6 +59,8 @@ interface TrackedService {
 
 interface SettleTimer {
   readonly delay: number;
+  /** When the service was first seen unsettled in this run of looks (ms since the epoch). */
+  readonly since: number;
   timer?: Subscription;
   /** Asked for by an event: not cancelled when a look finds the service settled. */
   pinned: boolean;
@@ -66,6 +68,13 @@ interface SettleTimer {
 
 /** First delay between looks at a service whose tasks are still starting or updating. */
 const SETTLE_FIRST_MS = 500;
+/**
+ * For this long after a service turned unsettled it is listed every SETTLE_FIRST_MS, not backing off: Swarm
+ * sends no task events, so a task that starts on another node is seen at the next look only, and a scale-up
+ * should be visible within about half a second of its last task running. A service that stays unsettled
+ * longer (an image that never pulls) backs off to the poll interval.
+ */
+const SETTLE_BRISK_MS = 30_000;
 
 /**
  * Swarm mode: a manager's services, tasks and nodes → `deriveSwarmService` per service → the same
@@ -342,8 +351,12 @@ export class SwarmBridge {
   private settleLater(id: string) {
     const current = this.settling.get(id);
     if (current?.timer !== undefined) return;
-    const delay = current === undefined ? SETTLE_FIRST_MS : Math.min(current.delay * 2, this.maxSettleMs());
-    this.schedule(id, delay, false);
+    const since = current?.since ?? Date.now();
+    const delay =
+      current === undefined || Date.now() - since < SETTLE_BRISK_MS
+        ? SETTLE_FIRST_MS
+        : Math.min(current.delay * 2, this.maxSettleMs());
+    this.schedule(id, delay, false, since);
   }
 
   private stopSettling(id: string) {
@@ -361,11 +374,11 @@ export class SwarmBridge {
       current.pinned = true;
       return;
     }
-    this.schedule(id, SETTLE_FIRST_MS, true);
+    this.schedule(id, SETTLE_FIRST_MS, true, current?.since ?? Date.now());
   }
 
-  private schedule(id: string, delay: number, pinned: boolean) {
-    const entry: SettleTimer = { delay, pinned };
+  private schedule(id: string, delay: number, pinned: boolean, since: number) {
+    const entry: SettleTimer = { delay, pinned, since };
     entry.timer = timer(delay).subscribe(() => {
       entry.timer = undefined;
       entry.pinned = false;
