@@ -204,8 +204,8 @@ function swarmTables(rows: readonly Row[]): string[] {
   }
   out.push(
     'Swarm emits no task events: after the service update event the bridge re-lists the service while its tasks are not all',
-    "running (settling, backoff from 500 ms, doubling), and on the container events of tasks on the manager's own node (1",
-    'of the 5 synthetic nodes); the scale-up figures depend on where that backoff falls relative to the last task.',
+    "running (every 500 ms for its first 30 s, then backing off), and on the container events of tasks on the manager's own",
+    'node (1 of the 5 synthetic nodes): a spread scale-up is seen at the next of those looks after its last task runs.',
     'Writes: etcd revision (lease grant included), ZooKeeper zxid (refused creates and parents included), Consul PUTs without',
     "heartbeats. The raw limit is the backend's own client writing as many registration-shaped entries at 16 in flight.",
     '',

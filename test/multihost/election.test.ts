@@ -12,6 +12,7 @@ import { TEST_IMAGE } from '../harness/docker.js';
 import { startHosts, type TestHosts } from '../harness/hosts.js';
 import { until } from '../harness/net.js';
 import { faultScope } from '../faults/common.js';
+import { addressOn, runningTasks, sorted } from './swarm-tasks.js';
 
 const TTL = 3;
 const SECOND = 1_000_000_000;
@@ -34,14 +35,6 @@ afterAll(async () => {
   await Promise.all((backends ?? []).map((b) => b.close()));
 }, 120_000);
 
-interface RawTask {
-  ID: string;
-  Slot?: number;
-  Status: { State: string };
-  NetworksAttachments?: { Network: { Spec: { Name: string } }; Addresses: string[] }[];
-}
-
-const sorted = (m: Map<string, string>) => JSON.stringify([...m].sort());
 const electedFor = (bridge: BridgeProcess, target: string) =>
   bridge.logs.filter(
     (l) => l.target === target && /^elected the cluster writer|^another manager writes now/.test(l.msg),
@@ -95,6 +88,7 @@ describe('registrar --swarm on every manager of a three-manager Swarm', () => {
       ]),
     );
     bridges.push(...started);
+    scope.bridges.push(...started);
     const dump = async (error: unknown) => {
       const tasks = (await managers[0]!.docker.listTasks({ filters: { service: [serviceId] } })) as {
         Status: { State: string; Err?: string };
@@ -102,41 +96,25 @@ describe('registrar --swarm on every manager of a three-manager Swarm', () => {
       }[];
       console.error(
         'tasks:',
-        JSON.stringify(tasks.map((t) => [t.DesiredState, t.Status.State, t.Status.Err ?? ''])),
+        JSON.stringify(tasks.map((t) => [t.DesiredState, t.Status.State, t.Status.Err])),
       );
-      for (const b of started)
-        console.error(
-          b.logs
-            .slice(-40)
-            .map((l) => JSON.stringify(l))
-            .join('\n'),
-          b.stderr.join('\n'),
-        );
+      scope.dumpLogs();
       throw error;
     };
 
-    /** Waits until Swarm runs `replicas` tasks and every registry holds exactly them. */
     /** Per backend, when it first held exactly the running tasks in the last `converge` (ms since epoch). */
     const exactSince = new Map<string, number>();
+    /** Waits until Swarm runs `replicas` tasks and every registry holds exactly them. */
     const converge = async (replicas: number, what: string, timeoutMs = 60_000) => {
       let expected = new Map<string, string>();
       exactSince.clear();
       await until(
         `${what}: ${replicas} tasks running and registered`,
         async () => {
-          const tasks = (
-            (await managers[0]!.docker.listTasks({
-              filters: { service: [serviceId], 'desired-state': ['running'] },
-            })) as RawTask[]
-          ).filter((t) => t.Status.State === 'running');
+          const tasks = await runningTasks(managers[0]!.docker, serviceId);
           if (tasks.length !== replicas) return false;
           expected = new Map(
-            tasks.map((t) => {
-              const address = t
-                .NetworksAttachments!.find((a) => a.Network.Spec.Name === overlay)!
-                .Addresses[0]!.split('/')[0]!;
-              return [`${nodeId}:${name}.${t.Slot}.${t.ID}:80`, `${address}:80`];
-            }),
+            tasks.map((t) => [`${nodeId}:${name}.${t.Slot}.${t.ID}:80`, `${addressOn(t, overlay)}:80`]),
           );
           const held = await Promise.all(backends.map((b) => b.endpoints(scope.scope, name)));
           held.forEach((m, i) => {

@@ -23,6 +23,7 @@ import { TEST_IMAGE } from '../harness/docker.js';
 import { SWARM_HEARTBEAT_MS, startHosts, type TestHost, type TestHosts } from '../harness/hosts.js';
 import { until } from '../harness/net.js';
 import { faultScope } from '../faults/common.js';
+import { addressOn, runningTasks, sorted, type RawTask } from './swarm-tasks.js';
 
 const TTL = 3;
 const PUBLISHED = 8080;
@@ -47,23 +48,6 @@ afterAll(async () => {
   await Promise.all((backends ?? []).map((b) => b.close()));
 }, 120_000);
 
-interface RawTask {
-  ID: string;
-  Slot?: number;
-  NodeID: string;
-  DesiredState: string;
-  Status: { State: string; ContainerStatus?: { ContainerID?: string } };
-  NetworksAttachments?: { Network: { Spec: { Name: string } }; Addresses: string[] }[];
-}
-
-/** Tasks Swarm runs and wants running, as the manager lists them now. */
-async function runningTasks(docker: Docker, service: string): Promise<RawTask[]> {
-  const tasks = (await docker.listTasks({
-    filters: { service: [service], 'desired-state': ['running'] },
-  })) as RawTask[];
-  return tasks.filter((t) => t.Status.State === 'running');
-}
-
 const execFileAsync = promisify(execFile);
 const stackFile = (name: string) => fileURLToPath(new URL(`../../deploy/swarm/${name}`, import.meta.url));
 
@@ -83,8 +67,6 @@ async function runningOrStarting(docker: Docker, service: string): Promise<RawTa
     filters: { service: [service], 'desired-state': ['running'] },
   })) as RawTask[];
 }
-
-const sorted = (m: Map<string, string>) => JSON.stringify([...m].sort());
 
 /** `id → address:port` of the entries of `service` that `nodeId` owns, in each registry. */
 async function heldBy(scope: string, service: string, nodeId: string): Promise<Map<string, string>[]> {
@@ -178,12 +160,10 @@ describe('registrar --swarm on a two-node Swarm', () => {
           const tasks = await runningTasks(h1.docker, serviceId);
           if (tasks.length !== replicas) return false;
           expected = new Map(
-            tasks.map((t) => {
-              const address = t
-                .NetworksAttachments!.find((a) => a.Network.Spec.Name === overlay)!
-                .Addresses[0]!.split('/')[0]!;
-              return [`${nodeIds.tasks}:${swarmName}.${t.Slot}.${t.ID}:80`, `${address}:80`];
-            }),
+            tasks.map((t) => [
+              `${nodeIds.tasks}:${swarmName}.${t.Slot}.${t.ID}:80`,
+              `${addressOn(t, overlay)}:80`,
+            ]),
           );
           const held = await heldBy(scopes.tasks, name, nodeIds.tasks);
           return held.every((m) => sorted(m) === sorted(expected));
@@ -345,7 +325,7 @@ describe('registrar --swarm on a two-node Swarm', () => {
         const expected = new Map(
           tasks.map((t) => [
             `swarm-${cluster}:d${scope.service}.${t.Slot}.${t.ID}:80`,
-            `${t.NetworksAttachments!.find((a) => a.Network.Spec.Name === overlay)!.Addresses[0]!.split('/')[0]}:80`,
+            `${addressOn(t, overlay)}:80`,
           ]),
         );
         return tasks.length === 2 && sorted(held) === sorted(expected);

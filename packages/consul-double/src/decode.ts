@@ -272,16 +272,19 @@ export function decodeCheckRegistration(text: string): CheckRegistration {
   return { id: def.checkId || def.name, def, ...(serviceId && { serviceId }) };
 }
 
+/** A request body that may be empty (then `{}`, as Consul decodes it), else JSON. */
+function optionalJsonBody(text: string): unknown {
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new BadRequest(`Request decode failed: ${(err as Error).message}`);
+  }
+}
+
 /** Body of `/v1/agent/check/update/:id`. */
 export function decodeCheckUpdate(text: string): { status: string; output: string } {
-  let raw: unknown = {};
-  if (text.trim() !== '') {
-    try {
-      raw = JSON.parse(text);
-    } catch (err) {
-      throw new BadRequest(`Request decode failed: ${(err as Error).message}`);
-    }
-  }
+  const raw = optionalJsonBody(text);
   if (goType(raw) !== 'object') throw decodeError(raw, 'checkUpdate', 'agent.checkUpdate');
   const obj = raw as Json;
   return {
@@ -303,14 +306,7 @@ export interface SessionCreate {
 }
 
 export function decodeSessionCreate(text: string): SessionCreate {
-  let raw: unknown = {};
-  if (text.trim() !== '') {
-    try {
-      raw = JSON.parse(text);
-    } catch (err) {
-      throw new BadRequest(`Request decode failed: ${(err as Error).message}`);
-    }
-  }
+  const raw = optionalJsonBody(text);
   if (goType(raw) !== 'object') throw decodeError(raw, 'Session', 'structs.Session');
   const obj = raw as Json;
   const ttl = str(obj, 'Session.TTL', 'TTL') ?? '';
