@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Leadership, Registry } from '@registrar/core';
+import type { Leadership, Logger, Registry } from '@registrar/core';
 import { service } from '@registrar/core/testing';
 import { tempDir } from '@registrar/test/harness/process';
 import { until } from '@registrar/test/harness/net';
@@ -35,13 +35,29 @@ interface Candidate {
   readonly stop: () => Promise<void>;
 }
 
-function candidate(prefix: string, name: string): Candidate {
+/** A logger that keeps the warnings' messages. */
+function warningsLogger(): Logger & { warnings: string[] } {
+  const noop = () => undefined;
+  const logger = {
+    warnings: [] as string[],
+    trace: noop,
+    debug: noop,
+    info: noop,
+    error: noop,
+    warn: (_fields: unknown, msg?: string) => void logger.warnings.push(msg ?? ''),
+    child: () => logger,
+  };
+  return logger;
+}
+
+function candidate(prefix: string, name: string, logger?: Logger): Candidate {
   const registry = createEtcdRegistry({
     hosts: [shared.etcd.endpoint],
     nodeId: NODE,
     prefix,
     ttl: TTL,
     requestTimeout: 1000,
+    ...(logger && { logger }),
   });
   const leadership = registry.elect!({ candidate: name });
   const seen: boolean[] = [];
@@ -92,6 +108,27 @@ describe('etcd election (real etcd)', () => {
     const after = await dump(shared.plain, `${prefix}/`);
     expect(after.keys).toEqual(before.keys);
     expect(followers.filter(leading)).toEqual([successor]);
+  });
+
+  it('a leader cut off from etcd steps down by itself before etcd could elect another, and leads again after', async () => {
+    const prefix = `/el-${randomBytes(3).toString('hex')}`;
+    const logger = warningsLogger();
+    const only = candidate(prefix, 'a', logger);
+    await until('it leads', () => leading(only));
+    // etcd frozen: no keepalive of the campaign lease gets through. The leader must stop writing within 2/3
+    // of the TTL, before etcd (were it alive elsewhere) could expire that lease and elect someone else.
+    shared.etcd.process.pause();
+    try {
+      await until('it stepped down', () => only.seen.at(-1) === false, 10_000);
+    } finally {
+      shared.etcd.process.resume();
+    }
+    await until('it leads again', () => leading(only), 20_000);
+    expect(only.seen).toEqual([false, true, false, true]);
+    // By its own deadline, not by etcd3's report of a lost lease (which comes after 2 × TTL).
+    expect(logger.warnings[0]).toBe(
+      'etcd election: no keepalive of the campaign lease for 2/3 of its TTL; stepping down',
+    );
   });
 
   it('a leader process killed with SIGKILL: the next candidate is elected before the keys expire, and its list matches every key (0 writes)', async () => {
