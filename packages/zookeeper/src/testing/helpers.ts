@@ -32,24 +32,41 @@ export async function connectRaw(
   connectString: string,
   options: { auth?: string; sessionTimeout?: number; sessionId?: Buffer; sessionPassword?: Buffer } = {},
 ): Promise<Raw> {
-  const client = zookeeper.createClient(connectString, {
-    sessionTimeout: options.sessionTimeout ?? 10_000,
-    spinDelay: 100,
-    ...resumeOptions(
-      options.sessionId &&
-        options.sessionPassword && { sessionId: options.sessionId, sessionPassword: options.sessionPassword },
-    ),
-  });
-  if (options.auth) client.addAuthInfo('digest', Buffer.from(options.auth));
-  await new Promise<void>((resolve, reject) => {
-    // Generous: a JVM on a loaded 2-core machine can take a while to accept its first session.
-    const timer = setTimeout(() => reject(new Error('raw client: no connection')), 30_000);
-    client.once('connected', () => {
-      clearTimeout(timer);
-      resolve();
+  const attempt = () => {
+    const client = zookeeper.createClient(connectString, {
+      sessionTimeout: options.sessionTimeout ?? 10_000,
+      spinDelay: 100,
+      ...resumeOptions(
+        options.sessionId &&
+          options.sessionPassword && {
+            sessionId: options.sessionId,
+            sessionPassword: options.sessionPassword,
+          },
+      ),
     });
-    client.connect();
-  });
+    if (options.auth) client.addAuthInfo('digest', Buffer.from(options.auth));
+    return client;
+  };
+  // Generous: a JVM on a loaded 2-core machine can take a while to accept its first session. A fresh client
+  // per try: the library waits a whole session timeout on a handshake the server never answered (a server
+  // that answers `ruok` before it serves sessions), which was one CI run's "no connection".
+  let client: Client | undefined;
+  for (let tries = 1; client === undefined; tries++) {
+    const candidate = attempt();
+    const connected = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 10_000);
+      candidate.once('connected', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      candidate.connect();
+    });
+    if (connected) client = candidate;
+    else {
+      candidate.close();
+      if (tries === 4) throw new Error('raw client: no connection after 4 tries of 10 s');
+    }
+  }
   return {
     client,
     getData: async (path) => {
