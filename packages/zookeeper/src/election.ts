@@ -19,6 +19,8 @@ import { BehaviorSubject, distinctUntilChanged, type Observable } from 'rxjs';
 import { createClient, isCode, Session, type DigestAuth } from './session.js';
 
 const E = zookeeper.Exception;
+/** ZooKeeper's OPEN_ACL_UNSAFE (absent from the library's types). */
+const OPEN = [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('world', 'anyone'))];
 const CANDIDATE = /^n_\d{10}$/;
 /** How long a failed step of the recipe waits before it is tried again. */
 const RETRY_MS = 1000;
@@ -293,10 +295,11 @@ export class ZookeeperElection implements Leadership {
       current += `/${segment}`;
       const node = current;
       if (await session.call<Stat | null>('exists', (c, cb) => c.exists(node, cb))) continue;
+      // Only the election node itself is closed to others (it holds the session password). Its parents are
+      // shared by every deployment on this ZooKeeper, with credentials or without: they stay open.
+      const acls = node === path ? this.host.acls : OPEN;
       try {
-        await session.call('create', (c, cb) =>
-          c.create(node, this.host.acls, zookeeper.CreateMode.PERSISTENT, cb),
-        );
+        await session.call('create', (c, cb) => c.create(node, acls, zookeeper.CreateMode.PERSISTENT, cb));
       } catch (error) {
         if (!isCode(error, E.NODE_EXISTS)) throw error;
       }
