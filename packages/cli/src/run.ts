@@ -1,20 +1,16 @@
 import type Docker from 'dockerode';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import {
-  backoffDelay,
   ConfigError,
-  quote,
   createBridge,
-  createSwarmBridge,
-  formatHostPort,
-  defaultBackoff,
   type Bridge,
   type Logger,
   type NodeIdConflictError,
   type Registry,
-  type SwarmBridge,
   type RegistryOp,
 } from '@registrar/core';
+import { backoffDelay, quote, formatHostPort, defaultBackoff } from '@registrar/core/kit';
+import { createSwarmBridge, type SwarmBridge } from '@registrar/core/internal';
 import { createDocker } from './docker.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';

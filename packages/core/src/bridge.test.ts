@@ -165,14 +165,14 @@ describe('Bridge', () => {
     });
     await eventually(() => expect(bridge.status().containers).toBe(2));
     expect(bridge.status().services).toBe(1);
-    expect(registry.services.get('n1:shared:80')?.container.name).toBe('a');
+    expect(registry.services.get('n1:shared:80')?.container?.name).toBe('a');
     const b = bridge.explain('b');
     expect(b.kind === 'found' && JSON.stringify(b.report)).toContain(
       'service id n1:shared:80 is already taken by container a',
     );
 
     docker.exit(first, 0);
-    await eventually(() => expect(registry.services.get('n1:shared:80')?.container.name).toBe('b'));
+    await eventually(() => expect(registry.services.get('n1:shared:80')?.container?.name).toBe('b'));
     expect(registry.services.get('n1:shared:80')?.port).toBe(30002);
   });
 

@@ -118,8 +118,11 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
       const ownership: Record<string, string> = {
         [META_NODE]: owner,
         ...(engine !== undefined && { [META_ENGINE]: engine }),
-        [META_CONTAINER_ID]: service.container.id,
-        [META_CONTAINER_NAME]: service.container.name,
+        // Only a service the bridge derived from a container has one; `registerService`'s records do not.
+        ...(service.container && {
+          [META_CONTAINER_ID]: service.container.id,
+          [META_CONTAINER_NAME]: service.container.name,
+        }),
       };
       const metadata: Record<string, string> = {
         ...sortedRecord(service.meta),
@@ -202,7 +205,7 @@ export const registratorCodec: LayoutCodec = {
       PublicPort: service.port,
       PrivatePort: service.containerPort,
       // registrator stored the container's host name, which Docker defaults to the short id.
-      ContainerID: service.container.id.slice(0, 12),
+      ...(service.container && { ContainerID: service.container.id.slice(0, 12) }),
       Tags: [...service.tags],
       Attrs: sortedRecord(service.meta),
       ID: service.id,
