@@ -91,11 +91,7 @@ describe('registerService', () => {
     expect(closed.status).toEqual({ state: 'closed' });
 
     const controller = new AbortController();
-    const aborted = await registerService(
-      registry,
-      { ...record, port: 2 },
-      { ...quiet, signal: controller.signal },
-    );
+    await registerService(registry, { ...record, port: 2 }, { ...quiet, signal: controller.signal });
     const disposed = await registerService(registry, { ...record, port: 3 }, quiet);
     expect(registry.ids()).toEqual(['app-1:api:2', 'app-1:api:3']);
     controller.abort();

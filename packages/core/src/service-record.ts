@@ -121,9 +121,10 @@ export function serviceFromRecord(record: ServiceRecord, nodeId: string): Servic
       `${quote(id, 60)} may hold only A-Z a-z 0-9 . _ - : and at most ${MAX_SERVICE_NAME_LENGTH} characters`,
     );
   }
-  const tags: readonly string[] = record.tags ?? [];
-  if (!Array.isArray(tags)) fail('tags', 'it must be an array of strings');
-  tags.forEach((tag: unknown, i) => {
+  const given: unknown = record.tags ?? [];
+  if (!Array.isArray(given)) fail('tags', 'it must be an array of strings');
+  const tags = given as unknown[];
+  tags.forEach((tag, i) => {
     if (typeof tag !== 'string' || tag === '' || tag.includes(',') || CONTROL.test(tag)) {
       fail(
         `tags[${i}]`,
@@ -160,7 +161,7 @@ export function serviceFromRecord(record: ServiceRecord, nodeId: string): Servic
     port,
     protocol,
     containerPort: port,
-    tags: [...tags],
+    tags: [...(tags as string[])],
     meta: { ...meta },
     node: nodeId,
     health: 'passing',
