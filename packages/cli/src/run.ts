@@ -2,15 +2,13 @@ import type Docker from 'dockerode';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import {
   ConfigError,
-  createBridge,
-  type Bridge,
   type Logger,
   type NodeIdConflictError,
   type Registry,
   type RegistryOp,
 } from '@registrar/core';
 import { backoffDelay, quote, formatHostPort, defaultBackoff } from '@registrar/core/kit';
-import { createSwarmBridge, type SwarmBridge } from '@registrar/core/internal';
+import { createBridge, createSwarmBridge, type Bridge, type SwarmBridge } from '@registrar/core/internal';
 import { createDocker } from './docker.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';

@@ -32,15 +32,9 @@ export {
   RegistrySessionLostError,
 } from './errors.js';
 export type { RegistryErrorKind } from './errors.js';
-export { createBridge } from './bridge.js';
-export type {
-  Bridge,
-  BridgeObserver,
-  BridgeOptions,
-  BridgeStatus,
-  DeregisterMode,
-  ExplainLookup,
-} from './bridge.js';
+export { createBridge } from './public-bridge.js';
+export type { Bridge } from './public-bridge.js';
+export type { BridgeObserver, BridgeOptions, BridgeStatus, DeregisterMode } from './bridge.js';
 export type { DockerApi } from './docker-source.js';
 export type { DeriveOptions } from './derive.js';
 export type { BackoffOptions } from './backoff.js';

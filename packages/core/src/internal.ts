@@ -31,7 +31,8 @@ export type { DockerHint, DockerSourceOptions } from './docker-source.js';
 export { dockerHints } from './docker-source.js';
 export type { ReconcilerOptions, RegistrationState, RegistryFailing } from './reconciler.js';
 export { Reconciler, findNodeIdConflict } from './reconciler.js';
-export { Bridge } from './bridge.js';
+export { Bridge, createBridge } from './bridge.js';
+export type { ExplainLookup } from './bridge.js';
 export type {
   ContainerMatch,
   ExplainCode,
