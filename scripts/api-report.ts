@@ -83,7 +83,9 @@ for (const dir of readdirSync(join(root, 'packages')).sort()) {
       const committed = join(folder, 'etc', `${name}.api.md`);
       const current = join(temp, dir, `${name}.api.md`);
       if (existsSync(current)) {
-        spawnSync('diff', ['-u', existsSync(committed) ? committed : '/dev/null', current], { stdio: 'inherit' });
+        spawnSync('diff', ['-u', existsSync(committed) ? committed : '/dev/null', current], {
+          stdio: 'inherit',
+        });
       }
       console.error(
         `${manifest.name}${subpath === '.' ? '' : subpath.slice(1)}: its API differs from packages/${dir}/etc/${name}.api.md (see the diff above); if intended, run pnpm api-report and commit the report`,
