@@ -50,7 +50,8 @@ async function eventually(what: string, probe: () => Promise<boolean>, timeoutMs
   }
 }
 
-const input = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const stdin = createInterface({ input: process.stdin });
+const input = stdin[Symbol.asyncIterator]();
 
 /** Wait for the test to say `word` on standard input. */
 async function heard(word: string): Promise<void> {
@@ -116,6 +117,7 @@ await lifecycle(
   'consul',
   createConsulRegistry({ hosts: [env('CONSUL_AGENT')], nodeId: 'pack-consul', ttl: 3 }),
 );
+stdin.close(); // nothing more to hear: an open stdin would keep the process alive
 
 // The Consul agent double as its package ships it.
 const double = await startConsulDouble();
