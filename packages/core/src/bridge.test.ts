@@ -311,7 +311,7 @@ describe('Bridge', () => {
     await eventually(() => expect(registry.ids()).toEqual(['n1:broken:80']));
     expect(bridge.status()).toMatchObject({ inventoryComplete: true, unresolved: [{ id: broken }] });
     docker.brokenInspects.delete(broken);
-    await eventually(() => expect(registry.services.get('n1:broken:80')?.container.id).toBe(broken));
+    await eventually(() => expect(registry.services.get('n1:broken:80')?.container?.id).toBe(broken));
     expect(bridge.status().unresolved).toEqual([]);
     docker.exit(broken, 0);
     await eventually(() => expect(registry.ids()).toEqual([]));
@@ -329,7 +329,7 @@ describe('Bridge', () => {
     docker.listContainers = (options) => list(options).finally(() => docker.hideFromList(a, false));
     const { bridge } = start(docker, { registry });
     await eventually(() => expect(bridge.status().inventoryComplete).toBe(true));
-    await eventually(() => expect(registry.services.get('n1:a:80')?.container.id).toBe(a));
+    await eventually(() => expect(registry.services.get('n1:a:80')?.container?.id).toBe(a));
     expect(registry.calls.filter((c) => c.method === 'deregister')).toEqual([]);
   });
 });

@@ -164,6 +164,21 @@ describe('registerService', () => {
     expect(registry.calls).toEqual([]);
   });
 
+  it('registrations sharing a registry leave each other alone, also entries they did not write', async () => {
+    const registry = new MemoryRegistry({ nodeId: 'app-1' });
+    // An entry of this node id written by someone else (another process of the app, an earlier run).
+    registry.entries.set('app-1:other:1', { id: 'app-1:other:1', name: 'other', fingerprint: 'x' });
+    const a = await registerService(registry, { ...record, port: 1 }, quiet);
+    const b = await registerService(registry, { ...record, port: 2 }, quiet);
+    registry.loseLiveness('lease revoked');
+    await vi.waitFor(() => expect(registry.ids()).toEqual(['app-1:api:1', 'app-1:api:2']), fast);
+    registry.entries.set('app-1:other:1', { id: 'app-1:other:1', name: 'other', fingerprint: 'x' });
+    await a.close();
+    expect(registry.ids()).toEqual(['app-1:api:2', 'app-1:other:1']);
+    await b.close();
+    expect(registry.ids()).toEqual(['app-1:other:1']);
+  });
+
   it('refuses a second registration of the same id through one registry', async () => {
     const registry = new MemoryRegistry({ nodeId: 'app-1' });
     const reg = await registerService(registry, record, quiet);

@@ -122,8 +122,9 @@ class ServiceRegistration implements Registration {
     this.reconciler = new Reconciler({
       registry,
       desired: () => this.desired,
-      inventoryComplete: () => true,
-      cleanup: false,
+      // Never "complete": this reconciler owns one id, and removes only what it wrote itself, so registrations
+      // sharing the registry (and the node id) leave each other's entries alone.
+      inventoryComplete: () => false,
       logger: this.log,
       observer: {
         onReachable: () => this.passed(),
