@@ -145,11 +145,8 @@ export function createCodec(options: LayoutOptions): LayoutCodec {
   const check = (service: Service): ServiceProblem | undefined =>
     service.id.includes('/')
       ? { field: 'id', message: `id ${JSON.stringify(service.id)} must not contain "/"` }
-      : service.name === '' || service.name.includes('/')
-        ? {
-            field: 'name',
-            message: `name ${JSON.stringify(service.name)} must be non-empty without "/" (it would nest the key)`,
-          }
+      : service.name === ''
+        ? { field: 'name', message: 'the name is empty' }
         : undefined;
   const key = (service: Service) => `${root}/${service.name}/${service.id}`;
   /** `<root>/<name...>/<id>`: ids never contain `/`, so the last segment is the id, the rest the name. */
