@@ -81,7 +81,7 @@ ${options.http(port, dir)}
     url: `http://127.0.0.1:${port}`,
     check: `${base} -t -q`,
     reload: `${base} -s reload`,
-    reloads: () => readFileSync(errorLog, 'utf8').split('reconfiguring').length - 1,
+    reloads: () => readFileSync(errorLog, 'utf8').split('(SIGHUP) received').length - 1,
     async stop() {
       // SIGQUIT: graceful, the workers go with the master; SIGKILL if that takes more than 5 s.
       const killer = setTimeout(() => void server.kill('SIGKILL'), 5_000);
