@@ -5,14 +5,14 @@
 // must have exactly the structure the benign values give it, with no directive, server, target or host
 // line more or less. The addresses are loopback ones: Prometheus tries to scrape what it discovers.
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Registry } from '@registrar/core';
 import { service } from '@registrar/core/testing';
 import { createEtcdRegistry } from '@registrar/etcd';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
+import { runCli, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { freePort, GiveUp, until } from '../harness/net.js';
 import { removeDir, startProcess, tempDir, type ServerProcess } from '../harness/process.js';
@@ -273,5 +273,26 @@ describe('deploy/render examples, rendered from etcd with a hostile instance amo
       .split('\n')
       .filter((line) => line !== '' && !line.startsWith('#'));
     expect(lines).toHaveLength(3);
+  });
+
+  it('a template that does not parse: exit 2 with one line naming the file and the line, nothing written', async () => {
+    const template = join(dir, 'broken.liquid');
+    writeFileSync(
+      template,
+      'upstream web {\n{% for i in services.web %}\n  server {{ i.endpoint | nginx_quote }};\n',
+    );
+    const result = await runCli([
+      'render',
+      '--template',
+      template,
+      '--out',
+      out('broken.conf'),
+      `etcd://127.0.0.1:${etcd.port}/examples`,
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toEqual([
+      `registrar: template ${template}: undefined filter: nginx_quote, file:${template}, line:3, col:10`,
+    ]);
+    expect(existsSync(out('broken.conf'))).toBe(false);
   });
 });
