@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, BACKENDS, type Backend } from '../harness/backends.js';
-import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
+import { spawnBridge, type BridgeProcess, type LogLine } from '../harness/bridge.js';
 import { get, loadGenerator } from '../harness/haproxy.js';
 import { freePort, until } from '../harness/net.js';
 import { startNginx, type NginxServer } from '../harness/nginx.js';
@@ -100,16 +100,18 @@ describe.each(BACKENDS)('%s', (name) => {
       const { container, name: containerName } = await scope.container(prefix, { cmd: replica, health, env });
       return { container, name: containerName, host: (await container.inspect()).Config.Hostname };
     };
-    /** When the bridge wrote the container's registration (its log line's time). */
-    const registeredAt = async (container: string) =>
-      Number(
-        (
-          await scope.bridges[0]!.waitForLog(
-            `${container} registered`,
-            (l) => l.msg === 'registered' && l.container === container,
-          )
-        ).time,
-      );
+    /**
+     * When the bridge last wrote the container's registration before `by`: the write that made it served. On
+     * Consul a container with a health probe is registered at its start with a critical check, and written
+     * again (passing) once healthy; etcd and ZooKeeper hold it only from then.
+     */
+    const registeredAt = async (container: string, by: number) => {
+      const bridge = scope.bridges[0]!;
+      const written = (l: LogLine) =>
+        l.msg === 'registered' && l.container === container && Number(l.time) <= by;
+      await bridge.waitForLog(`${container} registered`, written);
+      return Math.max(...bridge.logs.filter(written).map((l) => Number(l.time)));
+    };
 
     const old = await Promise.all([1, 2, 3].map((n) => start(`old${n}`)));
     const seen = new Set<string>();
@@ -128,12 +130,12 @@ describe.each(BACKENDS)('%s', (name) => {
       const stopping: { host: string; at: number; stopped: Promise<unknown> }[] = [];
       for (const [index, previous] of old.entries()) {
         const fresh = await start(`new${index + 1}`);
-        const registered = await registeredAt(fresh.name);
         await until(
           `new replica ${index + 1} taking traffic`,
           () => load.firstSeen(fresh.host) !== undefined,
         );
-        takesTraffic.push(load.firstSeen(fresh.host)! - registered);
+        const firstSeen = load.firstSeen(fresh.host)!;
+        takesTraffic.push(firstSeen - (await registeredAt(fresh.name, firstSeen)));
         // The next replica starts while this one drains: 5 s before Docker kills it.
         stopping.push({
           host: previous.host,
