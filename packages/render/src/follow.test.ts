@@ -281,6 +281,17 @@ describe('followIntoFiles', () => {
       targets: [{ template: t.template, out: t.out, reload: `test -f ${flag}` }],
     });
     await r.until('reload-failed');
+    // Retried with backoff, logged once.
+    await vi.waitFor(
+      () => expect(r.outcomes().filter((o) => o === 'reload-failed').length).toBeGreaterThan(1),
+      {
+        timeout: 10_000,
+        interval: 20,
+      },
+    );
+    expect(r.logs.filter((l) => l.level === 'error').map((l) => l.msg)).toEqual([
+      '--reload failed (exit 1); retrying until it succeeds',
+    ]);
     const renders = r.outcomes().length;
     writeFileSync(flag, '');
     await r.until('reloaded', renders);

@@ -191,35 +191,43 @@ export function followIntoFiles(options: RenderFollowOptions): Observable<Render
       const skipped = new Set<string>();
       try {
         follows.add(
-          options.follower.follow(name).subscribe((update) => {
-            if (update.kind === 'unreachable') {
+          options.follower.follow(name).subscribe({
+            // The contract says a follow never errors; if one did, the last file stays and it is said.
+            error: (error: unknown) => {
               state.reachable = false;
-              slog.warn(
-                { err: update.error },
-                `registry unreachable while following ${name}; keeping the files`,
-              );
+              slog.error({ err: error }, `following ${name} failed; keeping the files`);
               emit({ kind: 'registry', service: name, reachable: false });
-              return;
-            }
-            if (!state.reachable) {
-              state.reachable = true;
-              slog.info(`registry reachable again; following ${name}`);
-              emit({ kind: 'registry', service: name, reachable: true });
-            }
-            const usable: TemplateInstance[] = [];
-            for (const instance of update.instances) {
-              if (isUsable(instance)) usable.push(view(name, instance));
-              else if (!skipped.has(instance.id)) {
-                skipped.add(instance.id);
+            },
+            next: (update) => {
+              if (update.kind === 'unreachable') {
+                state.reachable = false;
                 slog.warn(
-                  { instance: instance.id, address: instance.address, port: instance.port },
-                  'instance skipped: templates get only an IP address and a port',
+                  { err: update.error },
+                  `registry unreachable while following ${name}; keeping the files`,
                 );
+                emit({ kind: 'registry', service: name, reachable: false });
+                return;
               }
-            }
-            state.instances = usable;
-            emit({ kind: 'instances', service: name, count: usable.length });
-            changed$.next();
+              if (!state.reachable) {
+                state.reachable = true;
+                slog.info(`registry reachable again; following ${name}`);
+                emit({ kind: 'registry', service: name, reachable: true });
+              }
+              const usable: TemplateInstance[] = [];
+              for (const instance of update.instances) {
+                if (isUsable(instance)) usable.push(view(name, instance));
+                else if (!skipped.has(instance.id)) {
+                  skipped.add(instance.id);
+                  slog.warn(
+                    { instance: instance.id, address: instance.address, port: instance.port },
+                    'instance skipped: templates get only an IP address and a port',
+                  );
+                }
+              }
+              state.instances = usable;
+              emit({ kind: 'instances', service: name, count: usable.length });
+              changed$.next();
+            },
           }),
         );
       } catch (error) {
@@ -252,9 +260,10 @@ export function followIntoFiles(options: RenderFollowOptions): Observable<Render
       }
       t.reloadPending = true;
       const delay = backoffDelay(++t.reloadAttempt);
-      problem(t, `--reload failed (${result.how}); retrying in ${Math.round(delay)} ms`, 'error', {
+      problem(t, `--reload failed (${result.how}); retrying until it succeeds`, 'error', {
         command: t.target.reload,
         output: result.output,
+        retryInMs: Math.round(delay),
       });
       follows.add(timer(delay).subscribe(() => retry$.next(t)));
       return false;

@@ -38,6 +38,21 @@ describe('compileTemplate', () => {
     expect(result.allowEmpty).toEqual(new Set());
   });
 
+  it('renders started together run one after the other, each reporting only its own', async () => {
+    // The include reads a file: a render waits there, and the other would start meanwhile.
+    writeFileSync(join(dir, 'nothing.liquid'), '');
+    const template = compileTemplate(
+      '{% include nothing.liquid %}{% if services.x.size == 0 %}{% allow_empty %}{% endif %}',
+      join(dir, 'concurrent.tpl'),
+    );
+    const [empty, full] = await Promise.all([
+      template.render(lookupOf({ x: [] })),
+      template.render(lookupOf({ x: [instance('x', 1)] })),
+    ]);
+    expect(empty.allowEmpty).toBe('all');
+    expect(full.allowEmpty).toEqual(new Set());
+  });
+
   it('{% allow_empty %} names the services that may be rendered empty, or all of them', async () => {
     const named = compileTemplate(`{% allow_empty web, "api" %}{{ services.web.size }}`, 't');
     expect((await named.render(lookupOf({ web: [] }))).allowEmpty).toEqual(new Set(['web', 'api']));

@@ -59,7 +59,7 @@ const PARSE_LIMIT = 10_000_000;
 const RENDER_LIMIT_MS = 10_000;
 const MEMORY_LIMIT = 100_000_000;
 
-/** What the template's lookups and tags report during one render (renders of one template never overlap). */
+/** What the template's lookups, filters and tags report during one render. */
 interface RenderState {
   used: Set<string>;
   unknown: Set<string>;
@@ -159,24 +159,31 @@ export function compileTemplate(source: string, file: string): CompiledTemplate 
   } catch (error) {
     throw new TemplateError(describe(file, error));
   }
+  const renderOnce = async (lookup: (name: string) => readonly TemplateInstance[] | undefined) => {
+    state = { used: new Set(), unknown: new Set(), allowEmpty: new Set(), replaced: [] };
+    const current = state;
+    let text: unknown;
+    try {
+      text = await liquid.render(parsed, { services: new Services(lookup, current) });
+    } catch (error) {
+      throw new TemplateError(describe(file, error));
+    }
+    return {
+      text: String(text),
+      used: current.used,
+      unknown: current.unknown,
+      allowEmpty: current.allowEmpty,
+      replaced: current.replaced,
+    };
+  };
+  // The filters and tags report into `state`: renders of one template run one after the other.
+  let last: Promise<unknown> = Promise.resolve();
   return {
     file,
-    async render(lookup) {
-      state = { used: new Set(), unknown: new Set(), allowEmpty: new Set(), replaced: [] };
-      const current = state;
-      let text: unknown;
-      try {
-        text = await liquid.render(parsed, { services: new Services(lookup, current) });
-      } catch (error) {
-        throw new TemplateError(describe(file, error));
-      }
-      return {
-        text: String(text),
-        used: current.used,
-        unknown: current.unknown,
-        allowEmpty: current.allowEmpty,
-        replaced: current.replaced,
-      };
+    render(lookup) {
+      const result = last.then(() => renderOnce(lookup));
+      last = result.catch(() => undefined);
+      return result;
     },
   };
 }
