@@ -86,6 +86,11 @@ describe('calls that hang', () => {
       'registrar_docker_calls_total{call="inspect",outcome="timeout"}',
     );
     expect(Number(timeouts[0]?.split(' ')[1])).toBeGreaterThan(0);
+    // Shutdown is prompt whatever hangs.
+    const signalled = Date.now();
+    bridge.child.kill('SIGTERM');
+    expect((await bridge.exited).code).toBe(0);
+    expect(Date.now() - signalled).toBeLessThan(3_000);
   });
 
   it('a die queued behind a hung inspect of the same container applies at once', async () => {

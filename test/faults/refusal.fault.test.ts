@@ -33,6 +33,8 @@ async function refusedOnce(bridge: BridgeProcess, metricsPort: number, message: 
     const body = await readiness(metricsPort);
     return !body.ready && Object.values(body.services ?? {}).some((s) => s.rejected === 1);
   });
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  expect(metrics).toMatch(/^registrar_service_states\{[^}]*state="rejected"\} 1$/m);
 }
 
 describe('etcd: a permission revoked, then granted again', () => {
