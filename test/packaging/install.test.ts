@@ -20,7 +20,7 @@ import { startTcpProxy, type TcpProxy } from '../harness/proxy.js';
 import { connectedClient, startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const LIBRARIES = ['core', 'etcd', 'zookeeper', 'consul', 'consul-double', 'lb'] as const;
+const LIBRARIES = ['core', 'etcd', 'zookeeper', 'consul', 'consul-double', 'lb', 'render'] as const;
 /** The version of a tool the workspace has installed (its manifest names only `catalog:`). */
 const installedVersion = (name: string): string =>
   (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string })
@@ -443,6 +443,7 @@ describe('the library packages, packed and installed with npm outside the worksp
       program.done();
       await program.line(/^ok consul-double held pack-double:web:8080$/);
       await program.line(/^ok follower saw pack-bridge:web:80 and planned its HAProxy slot$/);
+      await program.line(/^ok render wrote the upstream of pack-bridge:web:80$/);
       await program.line(/^ok bridge registered pack-bridge:web:80 in etcd$/);
       const exit = await Promise.race([
         program.exit,

@@ -27,6 +27,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   }
   // Subcommands are imported when named, so the daemon does not carry their code (and `lb` its HAProxy client).
   if (argv[0] === 'lb') return (await import('./lb.js')).runLb(argv.slice(1));
+  if (argv[0] === 'render') return (await import('./render.js')).runRender(argv.slice(1));
   if (argv[0] === 'explain') {
     return (await import('./explain.js')).runExplain(
       argv.slice(1),

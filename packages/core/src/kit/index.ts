@@ -14,6 +14,6 @@ export { oneLine, quote } from '../text.js';
 export { readStateFile, removeStateFile, stateFilePath, writeStateFile } from '../state-file.js';
 export { backoffDelay, defaultBackoff } from '../backoff.js';
 export type { FollowGate, FollowLifetimes } from '../follow-gate.js';
-export { followGate, followLifetimes } from '../follow-gate.js';
+export { followGate, followLifetimes, instanceLabels } from '../follow-gate.js';
 export { endpointProblem } from '../service-record.js';
 export { renamedOption } from './renamed.js';
