@@ -51,7 +51,23 @@ export interface Backend {
 export interface RawClient {
   put(i: number): Promise<void>;
   remove(i: number): Promise<void>;
+  /**
+   * The backend's own batch, where it has one: the entries `ids` put in etcd txns or created in ZooKeeper
+   * multis of BATCH ops, MAX_BATCHES_IN_FLIGHT at a time. Undefined for Consul (its agent API has none).
+   */
+  putBatch?(ids: readonly number[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Ops per raw etcd txn / ZooKeeper multi (the issue's profile: 64). */
+export const BATCH = 64;
+const MAX_BATCHES_IN_FLIGHT = 4;
+
+/** `ids` in chunks of BATCH, `send` on each with MAX_BATCHES_IN_FLIGHT in flight. */
+async function inBatches(ids: readonly number[], send: (chunk: readonly number[]) => Promise<void>) {
+  const chunks: number[][] = [];
+  for (let i = 0; i < ids.length; i += BATCH) chunks.push(ids.slice(i, i + BATCH));
+  await pool(chunks.length, MAX_BATCHES_IN_FLIGHT, (i) => send(chunks[i]));
 }
 
 /** A Consul registration shaped like the adapter's: service, alias liveness check, health TTL check. */
@@ -140,6 +156,16 @@ async function rawEtcd(endpoint: string): Promise<RawClient> {
     async remove(i) {
       await client.kv.deleteRange({ key: key(i) });
     },
+    putBatch: (ids) =>
+      inBatches(ids, async (chunk) => {
+        await client.kv.txn({
+          compare: [],
+          success: chunk.map((i) => ({
+            request_put: { key: key(i), value: Buffer.from(recordValue(i)), lease: lease.ID },
+          })),
+          failure: [],
+        });
+      }),
     async close() {
       await client.leaseClient.leaseRevoke({ ID: lease.ID }).catch(() => undefined);
       client.close();
@@ -262,6 +288,13 @@ async function rawZookeeper(connectString: string): Promise<RawClient> {
         client.create(path(i), Buffer.from(recordValue(i)), open, zookeeper.CreateMode.EPHEMERAL, cb),
       ).then(() => undefined),
     remove: (i) => zk((cb) => client.remove(path(i), -1, cb)).then(() => undefined),
+    putBatch: (ids) =>
+      inBatches(ids, async (chunk) => {
+        const multi = client.transaction();
+        for (const i of chunk)
+          multi.create(path(i), Buffer.from(recordValue(i)), open, zookeeper.CreateMode.EPHEMERAL);
+        await zk((cb) => multi.commit(cb));
+      }),
     close: () => Promise.resolve(client.close()),
   };
 }

@@ -34,6 +34,8 @@ export interface RegistrarProcess {
   cpuSeconds(): number;
   /** The V8 heap and external memory as the process reports them on /metrics. */
   heap(): Promise<HeapSplit>;
+  /** Resolves once its /readyz says ready (first inventory in, every registry answered a pass). */
+  ready(timeoutMs?: number): Promise<void>;
   /** A gauge or counter from its /metrics, summed over its label sets; undefined when it has none. */
   metric(name: string): Promise<number | undefined>;
   /** SIGKILL, and wait for the exit. */
@@ -111,6 +113,20 @@ export async function spawnRegistrar(launch: Launch): Promise<RegistrarProcess> 
         heapTotalMiB: mib(metric(text, 'nodejs_heap_size_total_bytes')),
         externalMiB: mib(metric(text, 'nodejs_external_memory_bytes')),
       };
+    },
+    async ready(timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (child.exitCode !== null || child.signalCode !== null)
+          throw new Error(`registrar exited before it was ready: ${stderr.join('').slice(-300)}`);
+        const res = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => undefined);
+        if (res !== undefined) {
+          const body = (await res.json().catch(() => ({}))) as { ready?: boolean };
+          if (body.ready === true) return;
+        }
+        if (Date.now() > deadline) throw new Error(`registrar not ready within ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
     },
     async metric(name) {
       const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();

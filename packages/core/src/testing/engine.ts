@@ -105,6 +105,13 @@ export interface SyntheticEngine {
   add(spec: EngineContainer): string;
   /** Create a container and announce its `start`. */
   start(spec: EngineContainer): string;
+  /**
+   * Build a container's documents now and keep it aside, neither listed nor announced, so that a timed burst
+   * of `startPrepared` costs the engine no JSON work; returns its id.
+   */
+  prepare(spec: EngineContainer): string;
+  /** A prepared container starts: it is listed from now on and its `start` is announced. */
+  startPrepared(id: string): void;
   /** The container exits and is gone: `die` with exit code 0 (no `destroy`, so one removal is one event). */
   die(id: string): void;
   /** `docker stop`: `kill` (SIGTERM), `die` (exit code 0), `stop`; the container is gone afterwards. */
@@ -174,7 +181,9 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
           deliver(type, action, event, manager),
         );
 
-  const create = (spec: EngineContainer): Held => {
+  /** Built by `prepare`, not running yet. */
+  const prepared = new Map<string, Held>();
+  const create = (spec: EngineContainer, run = true): Held => {
     serial += 1;
     const id = `${serial.toString(16).padStart(12, '0')}${'e'.repeat(52)}`;
     // Wraps so a long soak never makes an invalid port (which derivation rightly refuses).
@@ -196,7 +205,8 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
     info.NetworkSettings.Ports = { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(hostPort) }] };
     spec.inspect?.(info as unknown as ContainerInspectInfo);
     const held = { id, name: spec.name, labels, hostPort, inspect: JSON.stringify(info) };
-    containers.set(id, held);
+    if (run) containers.set(id, held);
+    else prepared.set(id, held);
     return held;
   };
 
@@ -420,6 +430,14 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
       emit(held, 'start');
       return held.id;
     },
+    prepare: (spec) => create(spec, false).id,
+    startPrepared(id) {
+      const held = prepared.get(id);
+      if (held === undefined) throw new Error(`startPrepared: no prepared container ${id}`);
+      prepared.delete(id);
+      containers.set(id, held);
+      emit(held, 'start');
+    },
     die: (id) => remove(id, [['die', { exitCode: '0' }]]),
     stop: (id) =>
       remove(id, [
@@ -427,7 +445,10 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
         ['die', { exitCode: '0' }],
         ['stop', {}],
       ]),
-    clear: () => containers.clear(),
+    clear: () => {
+      containers.clear();
+      prepared.clear();
+    },
     fault(kind, fault, id) {
       const key = id === undefined ? kind : `inspect:${id}`;
       if (fault === undefined) faults.delete(key);
