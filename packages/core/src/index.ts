@@ -16,6 +16,8 @@ export type {
   RegistryEntry,
   RegistryEvent,
   RegistryUriContext,
+  RegistryWrite,
+  RegistryWriteResult,
   ServiceProblem,
 } from './registry.js';
 export type { FollowUpdate, Instance, ServiceFollower } from './follow.js';

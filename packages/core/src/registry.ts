@@ -19,6 +19,17 @@ export interface RegistryEntry {
   readonly engine?: string;
 }
 
+/** One write of a batch (`Registry.applyBatch`): what `register(service)` or `deregister(id)` would do. */
+export type RegistryWrite =
+  | { readonly type: 'register'; readonly service: Service }
+  | { readonly type: 'deregister'; readonly id: string };
+
+/**
+ * What became of one write of a batch: done, or failed with the error `register` / `deregister` would have
+ * rejected with (a `RegistryError`: retryable or not, a `NodeIdConflictError`...).
+ */
+export type RegistryWriteResult = { readonly ok: true } | { readonly ok: false; readonly error: Error };
+
 /** Why a registry cannot store a service as it is: the field at fault and what is wrong with it. */
 export interface ServiceProblem {
   /** `name`, `id`, `address`, `port`, `tags[0]`, `meta.<key>`, `check.http`... */
@@ -84,6 +95,21 @@ export interface Registry {
   check?(service: Service): ServiceProblem | undefined;
   register(service: Service): Promise<void>;
   deregister(id: string): Promise<void>;
+  /**
+   * Many writes in as few round trips as the backend allows (etcd: transactions; ZooKeeper: `multi`).
+   * Resolves with one result per write, at the same index, each exactly as `register` / `deregister` of that
+   * write alone would have ended: a write that failed is reported, not thrown, and the others still land, so
+   * a caller counts and retries each write as it would a single call. Writes of different ids may land in
+   * any order; give at most one write per id (the adapter applies further writes of an id after the first).
+   * Never rejects. Optional: without it the caller writes one call at a time.
+   */
+  applyBatch?(writes: readonly RegistryWrite[]): Promise<RegistryWriteResult[]>;
+  /**
+   * Remove what the adapter keeps between writes to make the next ones cheaper but no entry needs any more
+   * (ZooKeeper: the `<base>/<name>` nodes left without instances). Cheap enough for every resync, never
+   * needed for correctness; optional.
+   */
+  reap?(): Promise<void>;
   /**
    * Every entry owned by `nodeId`, read from the registry itself, with the engine each records (those of
    * another engine included: the reconciler refuses to go on when it sees one). May reject with a

@@ -1,7 +1,7 @@
 import type { Registry } from '@registrar/core';
 import { RegistryRejectedError } from '@registrar/core';
 import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, Range } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdRegistry } from './index.js';
 import { service } from '@registrar/core/testing';
@@ -60,5 +60,33 @@ describe('etcd auth (real etcd with auth enabled)', () => {
     const registry = createEtcdRegistry({ hosts: [etcd.endpoint], nodeId: 'n1', prefix: '/auth' });
     await expect(registry.list()).rejects.toBeInstanceOf(RegistryRejectedError);
     await registry.close();
+  });
+
+  it('a batch with a write the user may not make: that write is refused, the others of its transaction land', async () => {
+    // A user who may write under /perm/web/ only.
+    await root.role('web-only').create();
+    await root.role('web-only').grant({ permission: 'Readwrite', range: Range.prefix('/perm/web/') });
+    await root.user('web-only').create('pw2');
+    await root.user('web-only').addRole('web-only');
+    const registry = createEtcdRegistry({
+      hosts: [etcd.endpoint],
+      auth: { username: 'web-only', password: 'pw2' },
+      nodeId: 'n1',
+      prefix: '/perm',
+    });
+    const web = (i: number) => service({ node: 'n1', container: { id: `c${i}`, name: `web-${i}` } });
+    const api = service({ node: 'n1', name: 'api', container: { id: 'a', name: 'api-1' } });
+    const results = await registry.applyBatch!([
+      { type: 'register', service: web(1) },
+      { type: 'register', service: api },
+      { type: 'register', service: web(2) },
+    ]);
+    expect(results.map((r) => r.ok)).toEqual([true, false, true]);
+    expect(results[1].ok === false && results[1].error).toBeInstanceOf(RegistryRejectedError);
+    expect((await dump(root, '/perm/')).keys.map((k) => k.key)).toEqual([
+      '/perm/web/n1:web-1:80',
+      '/perm/web/n1:web-2:80',
+    ]);
+    await registry.close({ deregister: true });
   });
 });

@@ -4,12 +4,14 @@ import type {
   Logger,
   Registry,
   RegistryEntry,
+  RegistryWrite,
+  RegistryWriteResult,
   Service,
   ServiceProblem,
 } from '@registrar/core';
-import { endpointProblem, renamedOption } from '@registrar/core/kit';
-import { ConfigError, consoleLogger, RegistryRejectedError } from '@registrar/core';
-import type { Etcd3 } from 'etcd3';
+import { endpointProblem, renamedOption, roundsById, runPool, splitBatches } from '@registrar/core/kit';
+import { ConfigError, consoleLogger, RegistryRejectedError, RegistrySessionLostError } from '@registrar/core';
+import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
 import { EtcdLeaseInvalidError } from 'etcd3';
 import { createClient, prefixEnd, targetOf } from './client.js';
 import { backend, bounded, toRegistryError } from './errors.js';
@@ -63,6 +65,11 @@ export interface EtcdCommonOptions {
   readonly requestTimeout?: number;
   /** Default: core's console logger (one line per event on standard error). */
   readonly logger?: Logger;
+  /**
+   * Never grant a lease before a write (`--dry-run`): by default `list()` grants it beside its read, so the
+   * first write after start-up pays no grant.
+   */
+  readonly readOnly?: boolean;
   /**
    * A file (mode 0600) keeping this adapter's lease id, so that a restarted process keeps that lease alive
    * instead of granting a new one: the keys on it need no write. Without it a restart puts every key again.
@@ -130,6 +137,7 @@ export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
     timeoutMs,
     logger,
     ttl,
+    readOnly: options.readOnly === true,
   });
 }
 
@@ -143,6 +151,26 @@ interface StoredEntry {
 
 const fingerprintOf = (key: string, value: string, lease: string) => `${key}\n${value}\nlease=${lease}`;
 
+/** etcd's defaults: `--max-txn-ops` 128 (ops per branch, and compares), `--max-request-bytes` 1.5 MiB. */
+const MAX_TXN_OPS = 128;
+const MAX_TXN_BYTES = 1.5 * 2 ** 20 - 16 * 2 ** 10;
+/** Transactions of one batch in flight at once. */
+const TXNS_IN_FLIGHT = 4;
+
+/** One write of a batch as part of a transaction: what it adds to each part, and its effect on the index. */
+interface TxnWrite {
+  readonly index: number;
+  /** What must hold if the transaction landed already (a register: its record, on its lease). */
+  readonly compare: ICompare[];
+  /** Sent whatever the compare says (removals). */
+  readonly always: IRequestOp[];
+  /** Sent unless the compare holds (the put). */
+  readonly unlessThere: IRequestOp[];
+  readonly bytes: number;
+  /** The write's effect on the id → keys index once the transaction succeeded. */
+  readonly done: () => void;
+}
+
 class EtcdRegistry implements Registry {
   readonly backend = backend;
   readonly mirrorsHealth = false;
@@ -155,6 +183,7 @@ class EtcdRegistry implements Registry {
   private closing: Promise<void> | undefined;
   private readonly ttl: number;
   private electing: EtcdLeadership | undefined;
+  private readonly readOnly: boolean;
 
   constructor(
     private readonly client: Etcd3,
@@ -162,9 +191,17 @@ class EtcdRegistry implements Registry {
     private readonly codec: LayoutCodec,
     private readonly lease: LeaseKeeper,
     readonly nodeId: string,
-    settings: { target: string; timeoutMs: number; logger: Logger; engineId?: string; ttl: number },
+    settings: {
+      target: string;
+      timeoutMs: number;
+      logger: Logger;
+      engineId?: string;
+      ttl: number;
+      readOnly: boolean;
+    },
   ) {
     this.ttl = settings.ttl;
+    this.readOnly = settings.readOnly;
     this.target = settings.target;
     if (settings.engineId !== undefined) this.engineId = settings.engineId;
     this.timeoutMs = settings.timeoutMs;
@@ -214,20 +251,8 @@ class EtcdRegistry implements Registry {
 
   async register(service: Service): Promise<void> {
     this.assertOpen();
-    if (service.node !== this.nodeId) {
-      throw new RegistryRejectedError(
-        `service ${service.id} belongs to node "${service.node}", this adapter writes for "${this.nodeId}"`,
-        backend,
-      );
-    }
-    if (!ownedId(service.id, this.nodeId)) {
-      throw new RegistryRejectedError(
-        `service id ${service.id} does not start with "${this.nodeId}:"`,
-        backend,
-      );
-    }
-    const unusable = this.check(service);
-    if (unusable) throw new RegistryRejectedError(`service ${service.id}: ${unusable.message}`, backend);
+    const refused = this.refusal(service);
+    if (refused) throw refused;
     const key = this.codec.key(service);
     const value = this.codec.value(service);
     const leaseId = await this.lease.acquire();
@@ -273,11 +298,190 @@ class EtcdRegistry implements Registry {
     if (keys.length > 0) this.logger.debug({ id, keys }, 'deregistered');
   }
 
+  /**
+   * Each round of distinct ids as transactions of up to 128 ops and compares (so 64 registers) and 1.5 MiB, a
+   * few in flight. A transaction is all or nothing and writes nothing when all of its records are there already
+   * on the lease (it landed, and only its answer was lost): it puts them all otherwise, and always deletes the
+   * keys of its deregisters and the keys an earlier name of a registered id left. When the server refuses a
+   * transaction (a permission on one key) its writes are made again one by one, so each gets its own outcome;
+   * a connection failure fails them all.
+   */
+  async applyBatch(writes: readonly RegistryWrite[]): Promise<RegistryWriteResult[]> {
+    const results = new Array<RegistryWriteResult>(writes.length);
+    for (const round of roundsById(writes)) {
+      await this.applyRound(
+        round.map((index) => writes[index]),
+        (i, result) => (results[round[i]] = result),
+      );
+    }
+    return results;
+  }
+
+  private async applyRound(
+    writes: readonly RegistryWrite[],
+    settle: (index: number, result: RegistryWriteResult) => void,
+  ): Promise<void> {
+    const fail = (index: number, error: unknown) =>
+      settle(index, { ok: false, error: toRegistryError(error, 'batch') });
+    const ok = (index: number) => settle(index, { ok: true });
+    try {
+      this.assertOpen();
+    } catch (error) {
+      writes.forEach((_, index) => fail(index, error));
+      return;
+    }
+    const ops: TxnWrite[] = [];
+    const registers: { index: number; service: Service }[] = [];
+    const unknown: { index: number; id: string }[] = [];
+    writes.forEach((write, index) => {
+      if (write.type === 'deregister') {
+        if (!ownedId(write.id, this.nodeId)) return ok(index);
+        const keys = this.index.get(write.id);
+        if (keys === undefined) unknown.push({ index, id: write.id });
+        else ops.push(this.deleteOp(index, write.id, keys));
+        return;
+      }
+      const problem = this.refusal(write.service);
+      if (problem) return fail(index, problem);
+      registers.push({ index, service: write.service });
+    });
+    if (unknown.length > 0) {
+      // Ids this process never wrote nor listed: one read for all of them, not one per id.
+      try {
+        const stored = await this.scan();
+        for (const { index, id } of unknown) {
+          const keys = stored.filter((entry) => entry.id === id).map((entry) => entry.key);
+          if (keys.length === 0) ok(index);
+          else ops.push(this.deleteOp(index, id, keys));
+        }
+      } catch (error) {
+        for (const { index } of unknown) fail(index, error);
+      }
+    }
+    let leaseId: string | undefined;
+    if (registers.length > 0) {
+      try {
+        leaseId = await this.lease.acquire();
+      } catch (error) {
+        for (const { index } of registers) fail(index, error);
+      }
+      if (leaseId !== undefined) for (const r of registers) ops.push(this.putOp(r.index, r.service, leaseId));
+    }
+    const alone = async (w: TxnWrite) => {
+      const write = writes[w.index];
+      try {
+        if (write.type === 'register') await this.register(write.service);
+        else await this.deregister(write.id);
+        ok(w.index);
+      } catch (error) {
+        fail(w.index, error);
+      }
+    };
+    // A record too large for a transaction of its own (its value goes twice) is put as register puts it.
+    const txns = splitBatches(
+      ops.filter((op) => op.bytes <= MAX_TXN_BYTES),
+      MAX_TXN_OPS,
+      MAX_TXN_BYTES,
+      (op) => op.bytes,
+      (op) => Math.max(op.compare.length, op.always.length + op.unlessThere.length, 1),
+    );
+    // A record too large for a transaction of its own is put as register puts it.
+    await runPool([...ops.filter((op) => op.bytes > MAX_TXN_BYTES)], 4, alone);
+    await runPool(txns, TXNS_IN_FLIGHT, async (txn) => {
+      const always = txn.flatMap((w) => w.always);
+      try {
+        await this.call('batch', (options) =>
+          this.client.kv.txn(
+            {
+              compare: txn.flatMap((w) => w.compare),
+              success: always,
+              failure: [...txn.flatMap((w) => w.unlessThere), ...always],
+            },
+            options,
+          ),
+        );
+      } catch (error) {
+        if (error instanceof RegistryRejectedError && txn.length > 1) {
+          // One write the server refuses must not fail the others: each alone, with its own outcome.
+          await runPool(txn, 16, alone);
+          return;
+        }
+        if (error instanceof RegistrySessionLostError && leaseId !== undefined)
+          this.lease.lose(leaseId, 'etcd refused a batch: lease not found');
+        for (const w of txn) fail(w.index, error);
+        return;
+      }
+      for (const w of txn) {
+        w.done();
+        ok(w.index);
+      }
+    });
+    if (txns.length > 0) this.logger.debug({ writes: ops.length, txns: txns.length }, 'batch applied');
+  }
+
+  /** Why `register(service)` would refuse it without asking etcd, if it would. */
+  private refusal(service: Service): RegistryRejectedError | undefined {
+    if (service.node !== this.nodeId) {
+      return new RegistryRejectedError(
+        `service ${service.id} belongs to node "${service.node}", this adapter writes for "${this.nodeId}"`,
+        backend,
+      );
+    }
+    if (!ownedId(service.id, this.nodeId)) {
+      return new RegistryRejectedError(
+        `service id ${service.id} does not start with "${this.nodeId}:"`,
+        backend,
+      );
+    }
+    const unusable = this.check(service);
+    return unusable && new RegistryRejectedError(`service ${service.id}: ${unusable.message}`, backend);
+  }
+
+  /** The record put with the lease; the keys an earlier name of the id left deleted. */
+  private putOp(index: number, service: Service, leaseId: string): TxnWrite {
+    const key = Buffer.from(this.codec.key(service));
+    const value = Buffer.from(this.codec.value(service));
+    const stale = (this.index.get(service.id) ?? []).filter((old) => old !== key.toString());
+    return {
+      index,
+      compare: [
+        { key, target: 'Value', result: 'Equal', value },
+        { key, target: 'Lease', result: 'Equal', lease: leaseId },
+      ],
+      always: stale.map((old) => ({ request_delete_range: { key: Buffer.from(old) } })),
+      unlessThere: [{ request_put: { key, value, lease: leaseId } }],
+      // The value twice (compare and put), the key three times, removed keys twice (both branches).
+      bytes:
+        2 * value.length + 3 * key.length + stale.reduce((sum, old) => sum + 2 * old.length + 32, 0) + 64,
+      done: () => this.index.set(service.id, [key.toString()]),
+    };
+  }
+
+  private deleteOp(index: number, id: string, keys: readonly string[]): TxnWrite {
+    return {
+      index,
+      compare: [],
+      always: keys.map((key) => ({ request_delete_range: { key: Buffer.from(key) } })),
+      unlessThere: [],
+      bytes: keys.reduce((sum, key) => sum + 2 * key.length + 32, 16),
+      done: () => this.index.delete(id),
+    };
+  }
+
   async list(): Promise<RegistryEntry[]> {
     this.assertOpen();
     // A lease an earlier run left is taken over first, so the keys on it match and need no write.
     if (this.lease.resumable) await this.lease.acquire();
-    const stored = await this.scan();
+    // Otherwise the lease is granted now, beside the read, not by the first write: the start of the first
+    // container after start-up costs no grant.
+    const granting = this.readOnly
+      ? undefined
+      : this.lease.acquire().then(
+          () => undefined,
+          (error: unknown) =>
+            this.logger.debug({ err: error }, 'etcd lease grant failed; the first write asks again'),
+        );
+    const stored = await this.scan().finally(() => granting);
     const byId = new Map<string, StoredEntry[]>();
     for (const entry of stored) byId.set(entry.id, [...(byId.get(entry.id) ?? []), entry]);
     this.index.clear();

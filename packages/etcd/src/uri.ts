@@ -130,6 +130,7 @@ export function etcdRegistryFromUri(uri: string | URL, ctx: RegistryUriContext):
     ...(parsed.domain !== undefined && { skydnsDomain: parsed.domain }),
     ...(parsed.timeoutMs !== undefined && { timeoutMs: parsed.timeoutMs }),
     ...(ctx.logger !== undefined && { logger: ctx.logger }),
+    ...(ctx.dryRun === true && { readOnly: true }),
     ...(ctx.stateDir !== undefined && {
       stateFile: stateFilePath(
         ctx.stateDir,

@@ -9,6 +9,7 @@ export { MAX_URI_LENGTH, formatHostPort, parseRegistryUri, registryUriError, sho
 export type { EnvSecret, Environment } from './env-files.js';
 export { envValue, readEnvFile, readSecret } from './env-files.js';
 export { concurrencyLimit, runPool } from './pool.js';
+export { roundsById, splitBatches, writeId } from './batches.js';
 export { formatGoDuration, parseGoDuration } from './go-duration.js';
 export { oneLine, quote } from '../text.js';
 export { readStateFile, removeStateFile, stateFilePath, writeStateFile } from '../state-file.js';
