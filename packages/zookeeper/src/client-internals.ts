@@ -6,7 +6,7 @@
  * misbehaving later (a watchdog that never fires, a close that deletes nodes it should have kept).
  */
 import { createRequire } from 'node:module';
-import type { Client } from 'node-zookeeper-client';
+import type { Client, Transaction } from 'node-zookeeper-client';
 
 /** The installed node-zookeeper-client's version, named when its internals are not what we expect. */
 export const CLIENT_VERSION: string = installedVersion();
@@ -134,4 +134,23 @@ function fail(what: string): never {
   throw new ZookeeperClientInternalsError(
     `node-zookeeper-client ${CLIENT_VERSION} is not what @registrar/zookeeper was written against (${what}); install the exact version @registrar/zookeeper pins in its dependencies`,
   );
+}
+
+/** One op of a `multi` as the client queues it (`Transaction.ops`). */
+interface QueuedOp {
+  readonly type: number;
+  readonly path: string;
+  version?: number;
+}
+
+/**
+ * `multi.remove(path, version)` with the version as given: the client turns a version of 0 (a node written
+ * once, as every node we create is) into -1, any version, so the delete would no longer be conditional.
+ */
+export function removeVersioned(multi: Transaction, path: string, version: number): void {
+  multi.remove(path, version);
+  const ops = (multi as unknown as { ops?: unknown }).ops;
+  const op = Array.isArray(ops) ? (ops.at(-1) as Partial<QueuedOp> | undefined) : undefined;
+  if (op?.path !== path || !('version' in op)) fail('Transaction.ops does not hold the queued remove');
+  op.version = version;
 }

@@ -101,8 +101,10 @@ describe('zookeeper follower (real ZooKeeper)', () => {
   it('a follower started before the service exists emits [] and then the instance; the parent may go and come back', async () => {
     const basePath = freshBase();
     const { follow, a } = await contract.emptyThenInstance(backend({ basePath }));
-    // The last deregister removes the empty `<base>/web` too: the follower waits for it again.
+    // The last deregister leaves `<base>/web` empty; a reap removes it: the follower waits for it again.
     await a.deregister(service({ node: 'a' }).id);
+    await follow.until([]);
+    await a.reap!();
     expect(await raw.exists(`${basePath}/web`)).toBeNull();
     await follow.until([]);
     await a.register(service({ node: 'a', port: 2 }));

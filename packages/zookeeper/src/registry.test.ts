@@ -57,7 +57,7 @@ afterAll(async () => {
 });
 
 describe('zookeeper registry', () => {
-  it('registers ephemeral nodes, lists them with matching fingerprints, deregisters and drops the empty parent', async () => {
+  it('registers ephemeral nodes, lists them with matching fingerprints, deregisters; reap() drops the empty parent', async () => {
     const base = freshBase();
     const r = registry({ nodeId: 'n1', basePath: base });
     const a = service({ node: 'n1' });
@@ -83,6 +83,9 @@ describe('zookeeper registry', () => {
 
     await r.deregister(a.id);
     expect(await raw.exists(`${base}/web/n1:web1:80`)).toBeNull();
+    // Kept on the write path (the next start in it is one create), reaped when asked.
+    expect(await raw.exists(`${base}/web`)).not.toBeNull();
+    await r.reap!();
     expect(await raw.exists(`${base}/web`)).toBeNull();
     expect(await raw.exists(`${base}/api`)).not.toBeNull();
     await r.deregister('n1:never:1');
@@ -229,7 +232,7 @@ describe('zookeeper registry', () => {
     expect(stat.ephemeralOwner.toString('hex')).not.toBe('0000000000000000');
     expect(await r.list()).toEqual([{ id: s.id, name: 'web', fingerprint: r.fingerprint(s) }]);
     await r.deregister(s.id);
-    expect(await raw.exists(`${base}/web`)).toBeNull();
+    expect(await raw.children(`${base}/web`)).toEqual([]);
   });
 
   it('writes nothing on a resync of unchanged services; keeps the registration time on an update', async () => {
@@ -291,7 +294,7 @@ describe('zookeeper registry', () => {
     const s = service({ node: 'n1' });
     await r.register(s);
     await r.register({ ...s, name: 'www' });
-    expect(await raw.exists(`${base}/web`)).toBeNull();
+    expect(await raw.children(`${base}/web`)).toEqual([]);
     expect(await raw.children(`${base}/www`)).toEqual([s.id]);
   });
 
@@ -368,7 +371,7 @@ describe('zookeeper registry', () => {
     expect(await zkErrorName(raw.remove(wpath))).toBe('NO_AUTH');
   });
 
-  it('removes an empty parent only when no other child remains, and races safely with a bridge creating one', async () => {
+  it('reap() removes an empty parent only, and races safely with a bridge creating an instance in it', async () => {
     const base = freshBase();
     const a = registry({ nodeId: 'a', basePath: base });
     const b = registry({ nodeId: 'b', basePath: base });
@@ -381,17 +384,35 @@ describe('zookeeper registry', () => {
     await raw.create(`${base}/web/foreign`);
     await a.register(sa);
     await a.deregister(sa.id);
+    await a.reap!();
     expect(await raw.children(`${base}/web`)).toEqual(['foreign']);
     await raw.remove(`${base}/web/foreign`);
 
     for (let i = 0; i < 25; i++) {
-      await Promise.all([a.register(sa).then(() => a.deregister(sa.id)), b.register(sb)]);
+      // a's reap races b's create (b believes the node exists after its first round).
+      await a.register(sa);
+      await a.deregister(sa.id);
+      await Promise.all([a.reap!(), b.register(sb)]);
       expect(await raw.children(`${base}/web`)).toEqual([sb.id]);
-      await Promise.all([b.deregister(sb.id), a.register(sa)]);
+      await b.deregister(sb.id);
+      await Promise.all([b.reap!(), a.register(sa)]);
       expect(await raw.children(`${base}/web`)).toEqual([sa.id]);
       await a.deregister(sa.id);
+      await a.reap!();
       expect(await raw.exists(`${base}/web`)).toBeNull();
     }
+  });
+
+  it('the next start in a service whose last instance went is one create', async () => {
+    const base = freshBase();
+    const { writes, factory } = countingFactory();
+    const r = registry({ nodeId: 'n1', basePath: base, client: factory });
+    const a = service({ node: 'n1' });
+    await r.register(a);
+    await r.deregister(a.id);
+    writes.length = 0;
+    await r.register(a);
+    expect(writes).toEqual([`create ${base}/web/n1:web1:80`]);
   });
 
   it('rejects names that cannot be a node name', async () => {

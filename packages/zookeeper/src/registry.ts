@@ -6,6 +6,8 @@ import type {
   Registry,
   RegistryEntry,
   RegistryEvent,
+  RegistryWrite,
+  RegistryWriteResult,
   Service,
   ServiceProblem,
 } from '@registrar/core';
@@ -20,21 +22,41 @@ import {
   endpointProblem,
   removeStateFile,
   renamedOption,
+  roundsById,
   runPool,
+  splitBatches,
   writeStateFile,
 } from '@registrar/core/kit';
 import { createHash } from 'node:crypto';
 import zookeeper from 'node-zookeeper-client';
-import type { ACL, Client, Stat } from 'node-zookeeper-client';
+import type { ACL, Client, Stat, Transaction } from 'node-zookeeper-client';
 import { Subject, type Observable } from 'rxjs';
 import { codecFor, type LayoutCodec, type ZookeeperLayout, type ZookeeperPayload } from './layout.js';
-import { checkDigest, createClient, isCode, Session, toRegistryError } from './session.js';
+import { checkDigest, createClient, isCode, Session, toRegistryError, ZkCodeError } from './session.js';
 import type { DigestAuth } from './session.js';
 import { loadSession } from './session-state.js';
 import { electionPath, ZookeeperElection, type PublishedSession } from './election.js';
+import { removeVersioned } from './client-internals.js';
 
 const BACKEND = 'zookeeper';
 const E = zookeeper.Exception;
+
+/** Ops per `multi`, and its bytes: well inside ZooKeeper's default `jute.maxbuffer` of 1 MiB. */
+const MULTI_OPS = 128;
+const MULTI_BYTES = 512 * 2 ** 10;
+/** `multi`s of one batch in flight at once (one session: ZooKeeper answers them in order). */
+const MULTIS_IN_FLIGHT = 4;
+
+/** One write of a batch as one op of a `multi`, and what it does to the bookkeeping once applied. */
+interface MultiOp {
+  /** The write's index in its round. */
+  readonly index: number;
+  readonly queue: (multi: Transaction) => void;
+  readonly bytes: number;
+  /** The service node a create needs (cached in `parents`). */
+  readonly parent?: string;
+  readonly done: () => void;
+}
 
 export interface ZookeeperRegistryOptions {
   /** The ensemble's servers, `host:port` each (port defaults to 2181). Needed unless `client` is given. */
@@ -201,8 +223,12 @@ class ZookeeperRegistry implements Registry {
    * before its versioned delete: a version that still matches means nobody wrote the node since we did.
    */
   private readonly written = new Map<string, { session: string; id: string; version: number }>();
-  /** Parent emptiness checks waiting to be sent, by session and parent (see `checkParentSoon`). */
-  private readonly parentChecks = new Map<string, Promise<void>>();
+  /**
+   * Service nodes (`<base>/<name>`) known to exist: kept when their last instance goes, so the next start in
+   * that service is one create, and removed by `reap()` once empty. Forgotten when a create says NO_NODE
+   * (another bridge reaped it).
+   */
+  private readonly parents = new Set<string>();
   private session: Session;
   /** The saved session id the current client tries to resume, until it is established, and whose it was. */
   private resuming: { readonly sessionId: string; readonly from: 'state file' | 'leader' } | undefined;
@@ -479,10 +505,12 @@ class ZookeeperRegistry implements Registry {
             c.create(path, Buffer.from(data), this.acls, zookeeper.CreateMode.EPHEMERAL, cb),
           );
           this.wrote(session, path, service.id, 0);
+          if (this.isServiceNode(parentOf(path))) this.parents.add(parentOf(path));
           return;
         } catch (error) {
           if (isCode(error, E.NO_NODE)) {
-            // The parent is missing, or another bridge's cleanup removed it since: create it and try again.
+            // The parent is missing, or another bridge's reap removed it since: create it and try again.
+            this.parents.delete(parentOf(path));
             await this.ensureParents(session, parentOf(path));
             continue;
           }
@@ -550,6 +578,7 @@ class ZookeeperRegistry implements Registry {
   }
 
   private async ensureParents(session: Session, path: string): Promise<void> {
+    if (this.parents.has(path)) return;
     let current = '';
     for (const segment of path.split('/').slice(1)) {
       current += `/${segment}`;
@@ -564,6 +593,12 @@ class ZookeeperRegistry implements Registry {
         if (!isCode(error, E.NODE_EXISTS)) throw error;
       }
     }
+    if (this.isServiceNode(path)) this.parents.add(path);
+  }
+
+  /** `<base>/<name>`: a node this adapter creates for a service and may reap once it is empty. */
+  private isServiceNode(path: string): boolean {
+    return path.startsWith(`${this.base}/`) && !path.slice(this.base.length + 1).includes('/');
   }
 
   async deregister(id: string): Promise<void> {
@@ -580,9 +615,8 @@ class ZookeeperRegistry implements Registry {
     }
   }
 
-  /** Delete `path` if it is still ours and still `id`; then drop its parent if that became empty. */
+  /** Delete `path` if it is still ours and still `id`. Its service node stays (see `parents`, `reap`). */
   private async removeOwned(session: Session, path: string, id: string): Promise<void> {
-    const parent = parentOf(path);
     const own = this.ownWrite(session, path, id);
     this.written.delete(path);
     if (own) {
@@ -597,7 +631,7 @@ class ZookeeperRegistry implements Registry {
             throw error;
           },
         );
-      if (removed) return this.checkParentSoon(session, parent);
+      if (removed) return;
     }
     for (let attempt = 0; attempt < 8; attempt++) {
       const existing = await this.read(session, path);
@@ -612,48 +646,161 @@ class ZookeeperRegistry implements Registry {
         if (!isCode(error, E.BAD_VERSION)) throw error;
       }
     }
-    await this.checkParentSoon(session, parent);
   }
 
   /**
-   * Remove `parent` if it is empty, with one check shared by every removal under it that completes before
-   * the check is sent: a burst of N removals in one service costs N deletes and about one `exists`, not 2N.
-   * Each removal is done before it joins, and ZooKeeper answers a session in order, so the check sees it.
+   * Remove the service nodes this adapter knows (created, or holding entries it listed) that have no instance
+   * left. ZooKeeper refuses to delete a node with children (NOT_EMPTY) and the delete is versioned, so an
+   * instance another bridge creates at the same moment wins; that bridge creates the node again on NO_NODE.
+   * The node is forgotten before its delete is sent, so a create of ours racing with it does the same.
    */
-  private checkParentSoon(session: Session, parent: string): Promise<void> {
-    const key = `${session.sessionId ?? ''}|${parent}`;
-    const queued = this.parentChecks.get(key);
-    if (queued) return queued;
-    const check = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-      this.parentChecks.delete(key);
-      return this.removeParentIfEmpty(session, parent);
-    });
-    this.parentChecks.set(key, check);
-    return check;
-  }
-
-  /** `exists` of a service node we may remove once empty; undefined for the base and anything above it. */
-  private parentStat(session: Session, parent: string): Promise<Stat | null> | undefined {
-    if (parent === this.base || parent === '/' || !parent.startsWith(`${this.base}/`)) return undefined;
-    return session.call<Stat | null>('exists', (c, cb) => c.exists(parent, cb));
-  }
-
-  /**
-   * Remove `<base>/<name>` once empty. ZooKeeper refuses to delete a node with children (NOT_EMPTY) and the
-   * delete is versioned (BAD_VERSION if it changed since we looked), so a child another bridge creates at
-   * the same moment wins; that bridge retries its create after re-creating the parent if we got there first.
-   */
-  private async removeParentIfEmpty(session: Session, parent: string): Promise<void> {
-    const pending = this.parentStat(session, parent);
-    if (pending === undefined) return;
+  async reap(): Promise<void> {
+    const session = this.session;
     try {
-      const stat = await pending;
-      if (!stat || stat.numChildren > 0) return;
-      await session.call('remove', (c, cb) => c.remove(parent, stat.version, cb));
-      this.logger.debug({ path: parent }, 'removed empty service node');
+      await runPool([...this.parents], 16, async (parent) => {
+        const stat = await session.call<Stat | null>('exists', (c, cb) => c.exists(parent, cb));
+        if (!stat) return void this.parents.delete(parent);
+        if (stat.numChildren > 0) return;
+        this.parents.delete(parent);
+        try {
+          await session.call('remove', (c, cb) => c.remove(parent, stat.version, cb));
+          this.logger.debug({ path: parent }, 'reaped empty service node');
+        } catch (error) {
+          if (isCode(error, E.NOT_EMPTY, E.BAD_VERSION)) this.parents.add(parent);
+          else if (!isCode(error, E.NO_NODE, E.NO_AUTH)) throw error;
+        }
+      });
     } catch (error) {
-      if (!isCode(error, E.NO_NODE, E.NOT_EMPTY, E.BAD_VERSION, E.NO_AUTH)) throw error;
+      throw toRegistryError(error, 'reap');
     }
+  }
+
+  /**
+   * Each round of distinct ids as `multi`s of up to 128 ops / 512 KiB: creates of new instances (their
+   * service nodes made first, once, and cached) and versioned deletes of nodes this session wrote. What a
+   * `multi` cannot say without a read (an update, a rename, a node written by someone else) goes the way
+   * `register` / `deregister` go, beside it. A `multi` is all or nothing: when one op fails on the data (a
+   * node that exists already, a service node reaped meanwhile, a version that moved, a permission) each of
+   * its writes is made again alone, so each gets its own outcome; a lost connection or session fails them all.
+   */
+  async applyBatch(writes: readonly RegistryWrite[]): Promise<RegistryWriteResult[]> {
+    const results = new Array<RegistryWriteResult>(writes.length);
+    for (const round of roundsById(writes)) {
+      await this.applyRound(
+        round.map((index) => writes[index]),
+        (i, result) => (results[round[i]] = result),
+      );
+    }
+    return results;
+  }
+
+  private async applyRound(
+    writes: readonly RegistryWrite[],
+    settle: (index: number, result: RegistryWriteResult) => void,
+  ): Promise<void> {
+    const session = this.session;
+    const single = async (index: number) => {
+      const write = writes[index];
+      try {
+        if (write.type === 'register') await this.register(write.service);
+        else await this.deregister(write.id);
+        settle(index, { ok: true });
+      } catch (error) {
+        settle(index, { ok: false, error: toRegistryError(error, 'batch') });
+      }
+    };
+    const ops: MultiOp[] = [];
+    const alone: number[] = [];
+    writes.forEach((write, index) => {
+      const op =
+        write.type === 'register'
+          ? this.createOp(session, index, write.service)
+          : this.removeOp(session, index, write.id);
+      if (op) ops.push(op);
+      else alone.push(index);
+    });
+    // Service nodes first, each once; a create under one that could not be made goes alone (and says why).
+    const missing = [
+      ...new Set(
+        ops.flatMap((op) => (op.parent !== undefined && !this.parents.has(op.parent) ? [op.parent] : [])),
+      ),
+    ];
+    const unmade = new Set<string>();
+    await runPool(missing, 16, (parent) =>
+      this.ensureParents(session, parent).catch(() => void unmade.add(parent)),
+    );
+    const batched = ops.filter((op) => op.parent === undefined || !unmade.has(op.parent));
+    for (const op of ops) if (op.parent !== undefined && unmade.has(op.parent)) alone.push(op.index);
+    const multis = splitBatches(batched, MULTI_OPS, MULTI_BYTES, (op) => op.bytes);
+    await Promise.all([
+      runPool(alone, 16, single),
+      runPool(multis, MULTIS_IN_FLIGHT, async (multi) => {
+        try {
+          await session.call('multi', (c, cb) => {
+            const transaction = c.transaction();
+            for (const op of multi) op.queue(transaction);
+            transaction.commit(cb);
+          });
+        } catch (error) {
+          if (
+            !(error instanceof ZkCodeError) ||
+            isCode(error, E.CONNECTION_LOSS, E.OPERATION_TIMEOUT, E.SESSION_EXPIRED)
+          ) {
+            for (const op of multi) settle(op.index, { ok: false, error: toRegistryError(error, 'batch') });
+            return;
+          }
+          // NODE_EXISTS, NO_NODE, BAD_VERSION, a permission: one op's data, not the session. Each alone.
+          if (isCode(error, E.NO_NODE))
+            for (const op of multi) if (op.parent !== undefined) this.parents.delete(op.parent);
+          this.logger.debug({ err: error, ops: multi.length }, 'multi refused; writing its ops one by one');
+          await runPool(multi, 16, (op) => single(op.index));
+          return;
+        }
+        for (const op of multi) {
+          op.done();
+          settle(op.index, { ok: true });
+        }
+      }),
+    ]);
+  }
+
+  /** A create of `service` in a `multi`, when that is all its register needs; undefined otherwise. */
+  private createOp(session: Session, index: number, service: Service): MultiOp | undefined {
+    if (this.check(service)) return undefined;
+    const path = this.codec.path(this.base, service);
+    const previous = this.paths.get(service.id);
+    // A node this session holds is updated after a read, and a renamed one also removed: register does both.
+    if ((previous !== undefined && previous !== path) || this.ownWrite(session, path, service.id))
+      return undefined;
+    const data = Buffer.from(this.codec.encode(service, this.nodeId, Date.now(), this.engineId));
+    const parent = parentOf(path);
+    return {
+      index,
+      queue: (multi) => multi.create(path, data, this.acls, zookeeper.CreateMode.EPHEMERAL),
+      bytes: data.length + path.length + 64,
+      ...(this.isServiceNode(parent) && { parent }),
+      done: () => {
+        this.wrote(session, path, service.id, 0);
+        this.paths.set(service.id, path);
+        if (this.isServiceNode(parent)) this.parents.add(parent);
+      },
+    };
+  }
+
+  /** A versioned delete in a `multi` of a node this session wrote and nobody changed since we know of. */
+  private removeOp(session: Session, index: number, id: string): MultiOp | undefined {
+    const path = this.paths.get(id);
+    const own = path === undefined ? undefined : this.ownWrite(session, path, id);
+    if (path === undefined || own === undefined) return undefined;
+    return {
+      index,
+      queue: (multi) => removeVersioned(multi, path, own.version),
+      bytes: path.length + 32,
+      done: () => {
+        this.written.delete(path);
+        this.paths.delete(id);
+      },
+    };
   }
 
   async list(): Promise<RegistryEntry[]> {
@@ -662,6 +809,8 @@ class ZookeeperRegistry implements Registry {
       const nodes = await this.scan(session);
       for (const node of nodes) {
         if (!this.paths.has(node.id)) this.paths.set(node.id, node.path);
+        const parent = parentOf(node.path);
+        if (this.isServiceNode(parent)) this.parents.add(parent);
         if (node.stat.ephemeralOwner.toString('hex') === session.sessionId) {
           this.wrote(session, node.path, node.id, node.stat.version);
         }
@@ -737,6 +886,8 @@ class ZookeeperRegistry implements Registry {
       try {
         const nodes = await this.scan(session);
         await runPool(nodes, 32, (node) => this.removeOwned(session, node.path, node.id));
+        // Leaving for good: nothing of ours will reap the service nodes later.
+        await this.reap();
       } catch (error) {
         // The clean close below still removes every ephemeral of this session.
         this.logger.warn(
