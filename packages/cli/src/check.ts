@@ -1,4 +1,4 @@
-import type Docker from 'dockerode';
+import type { DockerClient } from './docker.js';
 import { randomBytes } from 'node:crypto';
 import { NodeIdConflictError, silentLogger, type Registry, type Service } from '@registrar/core';
 import { findNodeIdConflict } from '@registrar/core/internal';
@@ -33,7 +33,7 @@ const message = (error: unknown) => (error instanceof Error ? error.message : St
  */
 export async function runCheck(
   config: CliConfig,
-  docker: Docker,
+  docker: DockerClient,
   write: (line: string) => void,
   env: NodeJS.ProcessEnv,
 ): Promise<number> {

@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import type Docker from 'dockerode';
 import { get as httpGet } from 'node:http';
 import { ConfigError } from '@registrar/core';
 import { formatHostPort, oneLine, quote } from '@registrar/core/kit';
@@ -11,7 +10,7 @@ import {
   type ExplainReason,
   type ExplainReport,
 } from '@registrar/core/internal';
-import { createDocker } from './docker.js';
+import { createDocker, type DockerClient } from './docker.js';
 import {
   checkIp,
   checkNodeId,
@@ -189,7 +188,7 @@ type Found =
   | { readonly kind: 'ambiguous'; readonly matches: readonly { id: string; name: string }[] };
 
 /** Derive from Docker itself, with the options given to explain: what a bridge with them would do. */
-async function fromDocker(docker: Docker, config: ExplainConfig): Promise<Found> {
+async function fromDocker(docker: DockerClient, config: ExplainConfig): Promise<Found> {
   const list = await docker.listContainers({ all: true });
   const match = matchContainer(
     config.container,

@@ -1,4 +1,3 @@
-import type Docker from 'dockerode';
 import { accessSync, constants, mkdirSync, statSync, type Stats } from 'node:fs';
 import {
   ConfigError,
@@ -9,7 +8,7 @@ import {
 } from '@registrar/core';
 import { backoffDelay, quote, formatHostPort, defaultBackoff } from '@registrar/core/kit';
 import { createBridge, createSwarmBridge, type Bridge, type SwarmBridge } from '@registrar/core/internal';
-import { createDocker } from './docker.js';
+import { createDocker, type DockerClient } from './docker.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
 import { deriveOptionsOf, NODE_ID_PATTERN, parseCli, type CliConfig } from './options.js';
@@ -268,7 +267,7 @@ interface EngineInfo {
  * for Docker with backoff rather than exiting.
  */
 async function dockerInfo(
-  docker: Docker,
+  docker: DockerClient,
   needName: boolean,
   logger: Logger,
   signal: AbortSignal,
