@@ -31,5 +31,5 @@ export async function createDocker(flag: string | undefined): Promise<DockerClie
   }
   if (endpoint !== undefined) return new LeanDocker(endpoint);
   const { default: Dockerode } = await import('dockerode');
-  return new Dockerode() as unknown as DockerClient;
+  return new Dockerode();
 }
