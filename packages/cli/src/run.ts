@@ -6,7 +6,7 @@ import {
   type Registry,
   type RegistryOp,
 } from '@registrar/core';
-import { backoffDelay, quote, formatHostPort, defaultBackoff } from '@registrar/core/kit';
+import { backoffDelay, quote, formatHostPort, defaultBackoff, startQuietGc } from '@registrar/core/kit';
 import { createBridge, createSwarmBridge, type Bridge, type SwarmBridge } from '@registrar/core/internal';
 import { createDocker, type DockerClient } from './docker.js';
 import { createLogger } from './logging.js';
@@ -186,8 +186,21 @@ export async function run(argv: readonly string[]): Promise<number> {
       });
 
   current.bridge = bridge;
+  // The heap a cold start or a burst grew to is handed back once things are quiet again.
+  const quietGc = startQuietGc({
+    onCollect: ({ beforeBytes, afterBytes, ms }) =>
+      log.debug(
+        {
+          heapBeforeMiB: Math.round(beforeBytes / 2 ** 20),
+          heapAfterMiB: Math.round(afterBytes / 2 ** 20),
+          ms,
+        },
+        'quiet: heap compacted',
+      ),
+  });
 
   const reason = await Promise.race([signalled, conflict]);
+  quietGc.stop();
   const conflictFound = typeof reason === 'string' ? undefined : reason;
   log.info(
     {

@@ -1,6 +1,6 @@
 import { ConfigError, RegistryConnectionError, RegistryRejectedError } from '@registrar/core';
 import { oneLine, quote, renamedOption } from '@registrar/core/kit';
-import { Agent, fetch as undiciFetch } from 'undici';
+import type { Agent, fetch as UndiciFetch } from 'undici';
 
 const BACKEND = 'consul';
 
@@ -86,25 +86,31 @@ export function agentOf(
 /** Thin agent API client: one place for the token, ns/partition, timeouts and error mapping. */
 export class ConsulClient {
   private readonly fetcher: Fetcher;
-  private readonly dispatcher: Agent | undefined;
+  /** The TLS agent, made at the first request: undici is loaded only by a client that speaks TLS. */
+  private dispatcher: Promise<{ agent: Agent; fetch: typeof UndiciFetch }> | undefined;
 
   constructor(private readonly options: ClientOptions) {
     if (options.fetch) {
       this.fetcher = options.fetch;
     } else if (options.tls) {
       const { ca, cert, key, rejectUnauthorized, servername } = options.tls;
-      this.dispatcher = new Agent({
-        connect: {
-          ...(ca !== undefined && { ca }),
-          ...(cert !== undefined && { cert }),
-          ...(key !== undefined && { key }),
-          ...(rejectUnauthorized !== undefined && { rejectUnauthorized }),
-          ...(servername !== undefined && { servername }),
-        },
-      });
-      const dispatcher = this.dispatcher;
-      this.fetcher = (url, init) => undiciFetch(url, { ...init, dispatcher });
+      const connect = {
+        ...(ca !== undefined && { ca }),
+        ...(cert !== undefined && { cert }),
+        ...(key !== undefined && { key }),
+        ...(rejectUnauthorized !== undefined && { rejectUnauthorized }),
+        ...(servername !== undefined && { servername }),
+      };
+      this.fetcher = async (url, init) => {
+        this.dispatcher ??= import('undici').then((undici) => ({
+          agent: new undici.Agent({ connect }),
+          fetch: undici.fetch,
+        }));
+        const { agent, fetch: undiciFetch } = await this.dispatcher;
+        return undiciFetch(url, { ...init, dispatcher: agent });
+      };
     } else {
+      // Node's own fetch (its bundled undici, loaded by Node at the first call).
       this.fetcher = (url, init) => fetch(url, init);
     }
   }
@@ -247,6 +253,6 @@ export class ConsulClient {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher?.close();
+    await (await this.dispatcher)?.agent.close();
   }
 }

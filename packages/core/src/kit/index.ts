@@ -10,6 +10,8 @@ export type { EnvSecret, Environment } from './env-files.js';
 export { envValue, readEnvFile, readSecret } from './env-files.js';
 export { concurrencyLimit, runPool } from './pool.js';
 export { roundsById, splitBatches, writeId } from './batches.js';
+export type { QuietGcOptions, QuietGcProbe } from './quiet-gc.js';
+export { processProbe, startQuietGc } from './quiet-gc.js';
 export { formatGoDuration, parseGoDuration } from './go-duration.js';
 export { oneLine, quote } from '../text.js';
 export { readStateFile, removeStateFile, stateFilePath, writeStateFile } from '../state-file.js';

@@ -1,0 +1,86 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { startQuietGc, type QuietGcProbe } from './quiet-gc.js';
+
+/** A process whose event-loop utilisation the test scripts, one value per look. */
+function scripted(heap = { totalBytes: 100 * 2 ** 20, usedBytes: 20 * 2 ** 20 }) {
+  const loads: number[] = [];
+  let look: () => void = () => undefined;
+  const collected: number[] = [];
+  let looks = 0;
+  const probe: QuietGcProbe = {
+    utilisation: () => loads.shift() ?? 0,
+    heap: () => heap,
+    collect: () => void collected.push(looks),
+    every: (_ms, fn) => {
+      look = fn;
+      return () => (look = () => undefined);
+    },
+  };
+  /** Run one look per utilisation value. */
+  const run = (...values: number[]) => {
+    for (const value of values) {
+      loads.push(value);
+      looks += 1;
+      look();
+    }
+  };
+  return { probe, run, collected };
+}
+
+describe('quiet GC', () => {
+  it('collects once, after a busy spell, when the loop has been quiet for quietMs', () => {
+    const { probe, run, collected } = scripted();
+    const gc = startQuietGc({ quietMs: 2000, checkMs: 500, probe });
+    run(0.9, 0.8, 0.01, 0.02, 0.0); // three quiet looks: 1.5 s
+    expect(collected).toEqual([]);
+    run(0.01); // 2 s
+    expect(collected).toEqual([6]);
+    run(0, 0, 0, 0, 0, 0, 0, 0); // quiet for long: still once
+    expect(collected).toEqual([6]);
+    run(0.5, 0, 0, 0, 0); // another burst, then quiet: once more
+    expect(collected).toEqual([6, 19]);
+    gc.stop();
+  });
+
+  it('never during a burst, however long: a busy look starts the quiet time again', () => {
+    const { probe, run, collected } = scripted();
+    startQuietGc({ quietMs: 2000, checkMs: 500, probe });
+    for (let i = 0; i < 50; i++) run(0.6, 0, 0, 0); // short pauses inside a long burst
+    expect(collected).toEqual([]);
+  });
+
+  it('not when the heap has too little free space to be worth a collection', () => {
+    const { probe, run, collected } = scripted({ totalBytes: 30 * 2 ** 20, usedBytes: 25 * 2 ** 20 });
+    startQuietGc({ quietMs: 1000, checkMs: 500, minSlackBytes: 8 * 2 ** 20, probe });
+    run(0.9, 0, 0, 0, 0);
+    expect(collected).toEqual([]);
+  });
+
+  it('in a real process: after a burst the heap gives its free pages back', () => {
+    // A fresh node: 150k objects built and dropped, then quiet; the module must collect by itself.
+    const module = fileURLToPath(new URL('../../dist/kit/quiet-gc.js', import.meta.url));
+    const script = `
+      const { startQuietGc } = await import(${JSON.stringify(module)});
+      const { getHeapStatistics } = await import('node:v8');
+      let garbage = [];
+      for (let i = 0; i < 150000; i++) garbage.push({ i, text: 'x'.repeat(200), list: [i, i + 1] });
+      const peak = getHeapStatistics().total_heap_size;
+      garbage = undefined;
+      const done = new Promise((resolve) => startQuietGc({ quietMs: 500, checkMs: 100, onCollect: resolve }));
+      const timeout = new Promise((resolve) => setTimeout(() => resolve(undefined), 10000));
+      const info = await Promise.race([done, timeout]);
+      console.log(JSON.stringify({ peak, info, after: getHeapStatistics().total_heap_size }));
+      process.exit(0);`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    const { peak, info, after } = JSON.parse(out) as {
+      peak: number;
+      info?: { beforeBytes: number; afterBytes: number };
+      after: number;
+    };
+    expect(info).toBeDefined();
+    expect(info!.afterBytes).toBeLessThan(info!.beforeBytes / 2);
+    expect(after).toBeLessThan(peak / 2);
+  });
+});
