@@ -6,7 +6,7 @@
 // bound where the goal is one.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, it, onTestFinished } from 'vitest';
 import { BACKENDS, converged, pool, sleep, startBackend, type Backend } from './backends.js';
 import { leanColdStart } from './lean-reference.js';
 import {
@@ -192,6 +192,8 @@ describe.each(BACKENDS)('process — %s', (name) => {
       await warm.p.stop();
     }
   });
+  // A test that failed half-way leaves no containers to the next.
+  afterEach(() => engine?.clear());
   afterAll(async () => {
     await engine?.close();
     await backend?.raw.close();
@@ -202,6 +204,7 @@ describe.each(BACKENDS)('process — %s', (name) => {
     for (let i = 0; i < IDLE_SERVICES; i++) engine.add({ name: `idle${i}`, service: 'idle' });
     const idleRun = await launch(engine, backend, '/idle');
     spawnToStream.push((idleRun.subscribedAt - idleRun.t0) / 1000);
+    onTestFinished(() => idleRun.p.stop());
     await converged(backend, '/idle', 'idle', IDLE_SERVICES, idleRun.subscribedAt, 'idle services');
     await sleep(SETTLE_MS);
     const idle = await reading(idleRun.p);
@@ -211,6 +214,7 @@ describe.each(BACKENDS)('process — %s', (name) => {
     for (let i = 0; i < COLD; i++) engine.add({ name: `cold${i}`, service: 'cold' });
     const cold = await launch(engine, backend, '/cold');
     spawnToStream.push((cold.subscribedAt - cold.t0) / 1000);
+    onTestFinished(() => cold.p.stop());
     const c0 = cold.p.cpuSeconds();
     const fromSubscribe = await converged(backend, '/cold', 'cold', COLD, cold.subscribedAt, 'cold start');
     const coldCpu = cold.p.cpuSeconds() - c0;
@@ -227,6 +231,7 @@ describe.each(BACKENDS)('process — %s', (name) => {
     // A burst: BURST containers start at once into a ready process that tracks none.
     const burstRun = await launch(engine, backend, '/burst');
     spawnToStream.push((burstRun.subscribedAt - burstRun.t0) / 1000);
+    onTestFinished(() => burstRun.p.stop());
     await burstRun.p.ready();
     const ids = prepare(engine, 'burst', BURST);
     const b0 = burstRun.p.cpuSeconds();
@@ -283,6 +288,8 @@ describe('process — etcd only', () => {
     backend = await startBackend('etcd');
     engine = await startSyntheticEngine();
   });
+  // A test that failed half-way leaves no containers to the next.
+  afterEach(() => engine?.clear());
   afterAll(async () => {
     await engine?.close();
     await backend?.raw.close();
@@ -295,6 +302,8 @@ describe('process — etcd only', () => {
     for (let i = 0; i < 100; i++) engine.add({ name: `cpu${i}`, service });
     const run = await launch(engine, backend, base);
     const p = run.p;
+    // A failed wait must not leave the process running after the test.
+    onTestFinished(() => p.stop());
     await converged(backend, base, service, 100, run.subscribedAt, '100 services');
     let serial = 0;
 
@@ -363,6 +372,7 @@ describe('process — etcd only', () => {
     for (let i = 0; i < COLD; i++) engine.add({ name: `${service}${i}`, service });
     const run = await launch(engine, backend, base, how);
     const p = run.p;
+    onTestFinished(() => p.stop());
     await converged(backend, base, service, COLD, run.subscribedAt, 'soak cold start');
     await sleep(SETTLE_MS);
     const before = await reading(p);

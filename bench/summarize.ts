@@ -355,6 +355,28 @@ function processTables(rows: readonly Row[]): string[] {
       '',
     );
   }
+  for (const r of of('docker-client')) {
+    const clients = r.clients as {
+      client: string;
+      loadMs: number;
+      loadCpuMs: number;
+      anonLoadMiB: number;
+      cpuMsPerInspect: number;
+      anonAfterMiB: number;
+      rssAfterMiB: number;
+    }[];
+    out.push(
+      `### Docker client: dockerode vs the lean node:http client (\`${String(r.node)}\`, ${String(r.containers)} containers listed and inspected 16 in flight; median of ${String(r.runs)} fresh processes)`,
+      '',
+      '| client | load time (CPU) | + RssAnon on load | CPU per inspect | RssAnon / RSS after the inspects |',
+      '| --- | --- | --- | --- | --- |',
+      ...clients.map(
+        (c) =>
+          `| ${c.client} | ${c.loadMs} ms (${c.loadCpuMs} ms) | ${c.anonLoadMiB} MiB | ${c.cpuMsPerInspect} ms | ${c.anonAfterMiB} / ${c.rssAfterMiB} MiB |`,
+      ),
+      '',
+    );
+  }
   for (const r of of('process-modules')) {
     const modules = r.modules as {
       module: string;
