@@ -2,6 +2,7 @@ import type { ContainerInfo, ContainerInspectInfo, GetEventsOptions } from 'dock
 import type { Readable } from 'node:stream';
 import { Observable } from 'rxjs';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
+import { normaliseEvent, type EngineEvent } from './engine-events.js';
 import { silentLogger, type Logger } from './logger.js';
 
 /** The part of dockerode the bridge uses; a test can hand in anything shaped like it. */
@@ -30,21 +31,8 @@ export type DockerHint =
   /** The event stream is open (true) or lost (false). */
   | { readonly kind: 'connection'; readonly connected: boolean };
 
-/** Container actions that can change what a container offers. `health_status` arrives as `health_status: x`. */
-export const CONTAINER_ACTIONS = [
-  'start',
-  'restart',
-  'die',
-  'stop',
-  'kill',
-  'pause',
-  'unpause',
-  'health_status',
-  'rename',
-  'destroy',
-  'update',
-] as const;
-const NETWORK_ACTIONS = ['connect', 'disconnect'] as const;
+// Re-exported: the action names are the engine-event module's, where Docker's and Podman's are normalised.
+export { CONTAINER_ACTIONS } from './engine-events.js';
 
 export interface DockerSourceOptions {
   readonly docker: DockerApi;
@@ -74,15 +62,8 @@ interface RawEvent {
 
 /** Container id an event concerns, or undefined for events we do not care about. */
 export function eventContainerId(event: RawEvent): string | undefined {
-  if (event.Type === 'container') return event.Actor?.ID ?? event.id;
-  if (event.Type === 'network') return event.Actor?.Attributes?.container;
-  return undefined;
+  return normaliseEvent(event)?.id;
 }
-
-const eventFilters: GetEventsOptions['filters'] = {
-  type: ['container', 'network'],
-  event: [...CONTAINER_ACTIONS, ...NETWORK_ACTIONS],
-};
 
 /** Split a byte stream of concatenated JSON lines into objects; bad lines are reported, not thrown. */
 function jsonLines(onObject: (value: RawEvent) => void, onBadLine: (line: string) => void) {
@@ -113,7 +94,7 @@ class StreamStartTimeout extends Error {
 /** dockerode hands out the HTTP response, a Readable, typed as the narrower ReadableStream. */
 const destroy = (stream: NodeJS.ReadableStream) => (stream as Readable).destroy();
 
-const eventKey = (e: RawEvent) => `${e.timeNano ?? 0}|${eventContainerId(e) ?? ''}|${e.Action ?? ''}`;
+const eventKey = (e: EngineEvent) => `${e.timeNano}|${e.id}|${e.action}`;
 
 /**
  * Docker's event stream as hints, kept open forever: subscribes to events first, then lists the running
@@ -167,23 +148,21 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       }, delay);
     };
 
-    const onEvent = (event: RawEvent) => {
-      const id = eventContainerId(event);
-      if (id === undefined) return;
-      const timeNano = event.timeNano ?? (event.time ?? 0) * 1e9;
+    const onEvent = (raw: RawEvent) => {
+      // Every engine's line, filtered and normalised here: server-side filters are not portable (Podman).
+      const event = normaliseEvent(raw);
+      if (event === undefined) return;
+      const { id, action, timeNano } = event;
       since = Math.floor(timeNano / 1e9);
       // Remembered only for the stall check, which also prunes them.
       if (stallCheckMs > 0) delivered.set(eventKey(event), Date.now());
-      const attributes = event.Actor?.Attributes;
-      const exitCode = Number(attributes?.exitCode ?? NaN);
-      const signal = Number(attributes?.signal ?? NaN);
       subscriber.next({
         kind: 'event',
         id,
-        action: event.Action ?? '',
+        action,
         timeNano,
-        ...(Number.isInteger(exitCode) && { exitCode }),
-        ...(Number.isInteger(signal) && { signal }),
+        ...(event.exitCode !== undefined && { exitCode: event.exitCode }),
+        ...(event.signal !== undefined && { signal: event.signal }),
       });
     };
 
@@ -203,15 +182,16 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
     const checkStall = async (from: number, until: number) => {
       const s = stream;
       if (s === undefined) return;
-      const missed: RawEvent[] = [];
+      const missed: EngineEvent[] = [];
       try {
-        const past = await openEvents({ since: from, until, filters: eventFilters });
+        const past = await openEvents({ since: from, until });
         await new Promise<void>((resolve, reject) => {
           past.on(
             'data',
             jsonLines(
-              (e) => {
-                if (eventContainerId(e) !== undefined && !delivered.has(eventKey(e))) missed.push(e);
+              (raw) => {
+                const e = normaliseEvent(raw);
+                if (e !== undefined && !delivered.has(eventKey(e))) missed.push(e);
               },
               () => undefined,
             ),
@@ -254,7 +234,7 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       const connectedAt = Math.floor(Date.now() / 1000);
       let s: NodeJS.ReadableStream;
       try {
-        s = await openEvents({ ...(since !== undefined && { since }), filters: eventFilters });
+        s = await openEvents({ ...(since !== undefined && { since }) });
       } catch (error) {
         if (error instanceof StreamStartTimeout && !closed) {
           // Degrade to polling until the stream starts: list now so running containers get registered, and
