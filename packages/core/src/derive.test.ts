@@ -424,7 +424,7 @@ describe('deriveServices: --internal and network choice', () => {
     ['--network next', {}, 'zeta', 'alpha', '10.0.3.2', 0],
     ['then the NetworkMode network', {}, undefined, 'zeta', '10.0.3.2', 0],
     ['NetworkMode "default" means bridge', {}, undefined, 'default', '172.17.0.2', 0],
-    ['then user-defined networks by name, before bridge', {}, undefined, 'container:abc', '10.0.1.2', 0],
+    ['then user-defined networks by name, before bridge', {}, undefined, 'detached', '10.0.1.2', 0],
     ['--network not attached falls through silently', {}, 'gone', 'zeta', '10.0.3.2', 0],
     [
       'SERVICE_NETWORK not attached: warning and default choice',

@@ -27,6 +27,10 @@
  *   (`SERVICE_IGNORE`, `--explicit`) are named before binding problems: they are what the container asked for.
  *   Health is not a skip: an unhealthy container still derives services, which each registry withholds or
  *   mirrors (see `Registry.mirrorsHealth`).
+ * - Docker and Podman inspects are read alike (engine-inspect.ts says how they differ). A container that uses
+ *   another's network (`--network container:<id>`, a Podman pod's member) yields no service (`shared-network`):
+ *   the owner of the network publishes the ports and is registered; a pod through its infra container, named
+ *   after the pod.
  */
 import { isIP } from 'node:net';
 import type { ContainerInspectInfo } from 'dockerode';
@@ -39,6 +43,7 @@ import {
   parseServiceLabels,
   settingsFor,
 } from './labels.js';
+import { healthOf, podInfraName, sharedNetworkOwner } from './engine-inspect.js';
 import { oneLine, quote } from './text.js';
 import type { HealthStatus, LabelWarning, Protocol, Service } from './service.js';
 
@@ -80,6 +85,11 @@ export type SkipReason =
   | 'ignored'
   /** `--explicit`, and no `SERVICE_NAME` / `SERVICE_<port>_NAME` names this port. */
   | 'explicit-unnamed'
+  /**
+   * The container uses another container's network (`--network container:<id>`, or a Podman pod member): that
+   * container publishes the ports, and it is the one registered (a pod: through its infra container).
+   */
+  | 'shared-network'
   /** The inspect document could not be read at all. */
   | 'unreadable-inspect';
 
@@ -188,15 +198,15 @@ function cap(text: string, max: number): string {
 }
 
 /** How the container's state maps onto service health; undefined when it offers no services at all. */
-function containerLiveness(state: Obj): Liveness | undefined {
+function containerLiveness(c: Obj): Liveness | undefined {
+  const state = obj(c['State']);
   if (state['Paused'] === true) return { health: 'critical', output: 'container paused' };
   if (state['Running'] !== true || state['Restarting'] === true) return undefined;
-  if (state['Health'] === undefined || state['Health'] === null) return { health: 'passing', output: '' };
-  const health = obj(state['Health']);
-  const log = Array.isArray(health['Log']) ? (health['Log'] as unknown[]) : [];
-  const last = log.length > 0 ? obj(log[log.length - 1]) : {};
+  const health = healthOf(c);
+  if (health === undefined) return { health: 'passing', output: '' };
+  const last = health.log.length > 0 ? obj(health.log[health.log.length - 1]) : {};
   const output = cap(str(last['Output']).trim(), MAX_HEALTH_OUTPUT);
-  const status = str(health['Status']);
+  const { status } = health;
   switch (status) {
     case 'healthy':
     case 'none':
@@ -229,15 +239,15 @@ export function containerStateOf(container: ContainerInspectInfo): ContainerStat
     const state = obj(obj(container)['State']);
     const running = state['Running'] === true && state['Restarting'] !== true;
     const paused = state['Paused'] === true;
-    const health = state['Health'] === undefined || state['Health'] === null ? {} : obj(state['Health']);
-    const log = Array.isArray(health['Log']) ? (health['Log'] as unknown[]) : [];
+    const health = healthOf(container);
+    const log = health?.log ?? [];
     const last = log.length > 0 ? obj(log[log.length - 1]) : {};
     const exitCode = state['ExitCode'];
     return {
       status: oneLine(str(state['Status']), 40),
       running,
       paused,
-      health: oneLine(str(health['Status']), 40) || 'none',
+      health: oneLine(health?.status ?? '', 40) || 'none',
       healthOutput: oneLine(
         cap(str(last['Output']).replace(/\s+/g, ' ').trim(), MAX_HEALTH_OUTPUT),
         2 * MAX_HEALTH_OUTPUT,
@@ -389,6 +399,9 @@ function chooseNetwork(
 function defaultServiceName(c: Obj, config: Obj, name: string): string {
   const compose = str(obj(config['Labels'])[COMPOSE_SERVICE_LABEL]).trim();
   if (compose !== '' && isValidServiceName(compose)) return compose;
+  // A Podman pod's infra container stands for the pod: named after it, not after the pause image.
+  const pod = podInfraName(c);
+  if (pod !== undefined && isValidServiceName(pod)) return pod;
   // containerName() only returns names Docker would give, which are valid service names.
   return imageBaseName(str(config['Image']), str(c['Image'])) ?? name;
 }
@@ -483,6 +496,15 @@ function candidateTargets(ctx: Context): Candidates {
     detail: `${port}/sctp: only tcp and udp ports are registered`,
   }));
   const allPorts = portKeys(exposed, published);
+
+  const owner = sharedNetworkOwner(c);
+  if (owner !== undefined) {
+    const detail = `uses the network of container ${owner.slice(0, 12)} (a Podman pod's infra container, or --network container:…), which publishes the ports and is registered instead; label that container (a pod: podman pod create --label SERVICE_NAME=…)`;
+    if (allPorts.length === 0) dropped.push({ reason: 'shared-network', detail });
+    for (const port of allPorts)
+      dropped.push({ ...at(port), reason: 'shared-network', detail: `${portText(port)}: ${detail}` });
+    return { targets: [], dropped };
+  }
 
   if (networkMode === 'host') {
     // No port mapping exists: the exposed ports are the host's ports.
@@ -600,7 +622,7 @@ function capSkipped(skipped: Skip[]): Skip[] {
 
 function derive(container: ContainerInspectInfo, options: DeriveOptions, name: string): Derivation {
   const c = obj(container);
-  const liveness = containerLiveness(obj(c['State']));
+  const liveness = containerLiveness(c);
   if (liveness === undefined) return { services: [], warnings: [] };
 
   const config = obj(c['Config']);
