@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import {
+  engineIdentity,
   findNodeIdConflict,
   NodeIdConflictError,
   silentLogger,
@@ -57,12 +58,13 @@ export async function runCheck(
       ID?: string;
       ServerVersion?: string;
     };
+    const engine = engineIdentity(info);
     engineName = info.Name;
-    engineId = info.ID || undefined;
+    engineId = engine.id;
     report({
       ok: true,
       subject: 'docker',
-      detail: `engine "${info.Name ?? '?'}" ${info.ServerVersion ?? ''} at ${dockerHost}`,
+      detail: `engine "${info.Name ?? '?'}" ${info.ServerVersion ?? ''}${engine.kind === 'podman' ? ` (Podman${engine.rootless ? ', rootless' : ''})` : ''} at ${dockerHost}`,
     });
   } catch (error) {
     report({ ok: false, subject: 'docker', detail: `${dockerHost}: ${message(error)}` });

@@ -8,6 +8,7 @@ import {
   createSwarmBridge,
   formatHostPort,
   defaultBackoff,
+  engineIdentity,
   type Bridge,
   type Logger,
   type NodeIdConflictError,
@@ -76,7 +77,13 @@ export async function run(argv: readonly string[]): Promise<number> {
   const nodeId = config.nodeId ?? (clusterId !== undefined ? `swarm-${clusterId}` : info.Name!);
   // In Swarm mode the entries belong to the cluster, not to one manager's engine: the cluster is the writer,
   // so whichever manager runs the bridge adopts them.
-  const engineId = clusterId !== undefined ? `swarm-${clusterId}` : info.ID;
+  const engine = engineIdentity(info);
+  const engineId = clusterId !== undefined ? `swarm-${clusterId}` : engine.id;
+  if (engine.rootless && config.internal && !config.swarm) {
+    throw new ConfigError(
+      `--internal cannot be served by rootless ${engine.version}: its containers' addresses live in the user's own network namespace and no other host reaches them; publish the ports (-p) and run registrar with --ip <this host's address> instead`,
+    );
+  }
   const log = logger.child({ node: nodeId });
   if (engineId === undefined) {
     log.warn(
@@ -105,6 +112,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   log.info(
     {
       version: VERSION,
+      engine: `${engine.version}${engine.rootless ? ' (rootless)' : ''}`,
       registries: registries.map((r) => r.target),
       ttl: config.ttl,
       dryRun: config.dryRun,
@@ -118,6 +126,11 @@ export async function run(argv: readonly string[]): Promise<number> {
   if (config.swarm && config.deregisterOnExit && !config.dryRun) {
     log.warn(
       "--deregister-on-exit does not apply with --swarm: the entries are the cluster's, and the next elected manager adopts them; ignored",
+    );
+  }
+  if (engine.kind === 'podman' && config.drain && !config.swarm) {
+    log.info(
+      'Podman sends no event when a stop begins: a stopping container is withdrawn when its process exits (die), not at its stop signal',
     );
   }
   if (config.ip === undefined && !config.internal && !config.swarm) {

@@ -72,6 +72,10 @@ export type { ReconcilePlan } from './diff.js';
 export { planChanges, planReconcile } from './diff.js';
 export { coalesceWhileBusy } from './operators.js';
 export type { DockerApi, DockerHint, DockerSourceOptions } from './docker-source.js';
+export type { EngineIdentity } from './engine.js';
+export { engineIdentity } from './engine.js';
+export type { EngineAction, EngineEvent } from './engine-events.js';
+export { normaliseEvent } from './engine-events.js';
 export { dockerHints } from './docker-source.js';
 export type {
   ReconcilerObserver,
