@@ -25,6 +25,8 @@ export type DockerHint =
       readonly exitCode?: number;
       /** For `kill`: the signal number the engine sent. */
       readonly signal?: number;
+      /** For `health_status`: the status, where the engine names it (Podman does not). */
+      readonly health?: string;
     }
   /** The complete list of running containers, sent after every (re)connect of the event stream. */
   | { readonly kind: 'inventory'; readonly ids: readonly string[] }
@@ -163,6 +165,7 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
         timeNano,
         ...(event.exitCode !== undefined && { exitCode: event.exitCode }),
         ...(event.signal !== undefined && { signal: event.signal }),
+        ...(event.health !== undefined && { health: event.health }),
       });
     };
 
