@@ -11,6 +11,7 @@ const HEAVY = [
   'test/multihost/node-id.test.ts',
   'test/multihost/swarm.test.ts',
   'test/multihost/election.test.ts',
+  'test/podman/restart.test.ts',
 ];
 
 export default defineConfig({
