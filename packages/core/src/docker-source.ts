@@ -2,15 +2,21 @@ import type { ContainerInfo, ContainerInspectInfo, GetEventsOptions } from 'dock
 import type { Readable } from 'node:stream';
 import { Observable } from 'rxjs';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
-import { normaliseEvent, type EngineEvent } from './engine-events.js';
+import { CONTAINER_ID, normaliseEvent, type EventAction } from './engine-events.js';
+import { jsonLines } from './kit/json-lines.js';
+import { limitedWarning } from './kit/log-limit.js';
 import { silentLogger, type Logger } from './logger.js';
 
-/** The part of dockerode the bridge uses; a test can hand in anything shaped like it. */
+/**
+ * The part of dockerode the bridge uses; a test can hand in anything shaped like it. dockerode passes
+ * `abortSignal` to the HTTP request of each call.
+ */
 export interface DockerApi {
-  /** dockerode passes `abortSignal` to the HTTP request (its types do not list it). */
   getEvents(options?: GetEventsOptions & { abortSignal?: AbortSignal }): Promise<NodeJS.ReadableStream>;
-  listContainers(options?: { all?: boolean }): Promise<ContainerInfo[]>;
-  getContainer(id: string): { inspect(): Promise<ContainerInspectInfo> };
+  listContainers(options?: { all?: boolean; abortSignal?: AbortSignal }): Promise<ContainerInfo[]>;
+  getContainer(id: string): {
+    inspect(options?: { abortSignal?: AbortSignal }): Promise<ContainerInspectInfo>;
+  };
 }
 
 /** What the Docker side tells the bridge. Events are only hints: the bridge inspects to learn the state. */
@@ -19,7 +25,8 @@ export type DockerHint =
   | {
       readonly kind: 'event';
       readonly id: string;
-      readonly action: string;
+      /** The action without detail (`health_status: healthy` → `health_status`). */
+      readonly action: EventAction;
       readonly timeNano: number;
       /** For `die`: the exit code the engine reported. */
       readonly exitCode?: number;
@@ -28,13 +35,20 @@ export type DockerHint =
       /** For `health_status`: the status, where the engine names it (Podman does not). */
       readonly health?: string;
     }
-  /** The complete list of running containers, sent after every (re)connect of the event stream. */
-  | { readonly kind: 'inventory'; readonly ids: readonly string[] }
+  /**
+   * The complete list of running containers, sent after every (re)connect of the event stream, with the id
+   * segments each one's services may use (see `idSegmentsOf`).
+   */
+  | {
+      readonly kind: 'inventory';
+      readonly ids: readonly string[];
+      readonly segments?: ReadonlyMap<string, readonly string[]>;
+    }
   /** The event stream is open (true) or lost (false). */
   | { readonly kind: 'connection'; readonly connected: boolean };
 
-// Re-exported: the action names are the engine-event module's, where Docker's and Podman's are normalised.
-export { CONTAINER_ACTIONS } from './engine-events.js';
+// The action names and the Docker/Podman differences live in engine-events.ts.
+export { CONTAINER_ACTIONS, type EventAction } from './engine-events.js';
 
 export interface DockerSourceOptions {
   readonly docker: DockerApi;
@@ -51,39 +65,83 @@ export interface DockerSourceOptions {
    * interval, at most 5 s (5 s when the check is off).
    */
   readonly streamStartMs?: number;
+  /** Longest event line accepted (bytes); longer ones are skipped as they arrive. */
+  readonly maxLineBytes?: number;
 }
 
-interface RawEvent {
-  Type?: string;
-  Action?: string;
-  id?: string;
-  Actor?: { ID?: string; Attributes?: Record<string, string> };
-  time?: number;
-  timeNano?: number;
+/** One event as the source reads it, every field checked: the engine is not trusted. */
+interface EngineEvent {
+  readonly type: string;
+  readonly action: EventAction;
+  readonly id: string;
+  readonly timeNano: number;
+  readonly attributes: Readonly<Record<string, unknown>>;
+  readonly health?: string;
 }
 
-/** Container id an event concerns, or undefined for events we do not care about. */
-export function eventContainerId(event: RawEvent): string | undefined {
-  return normaliseEvent(event)?.id;
+/** Events stamped further ahead than this are stamped now: a hostile clock must not move replays. */
+const MAX_CLOCK_SKEW_NS = 60e9;
+
+const record = (value: unknown): Record<string, unknown> | undefined =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+const finite = (value: unknown): number | undefined =>
+  typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+
+/**
+ * The event, if it concerns a container the bridge cares about, with each field validated; undefined for
+ * anything else, malformed or not. `timeNano` falls back to `time`, then to now, and is never in the future.
+ */
+export function readEvent(raw: unknown, now = Date.now()): EngineEvent | undefined {
+  // Docker's and Podman's names and shapes, as one (engine-events.ts).
+  const normal = normaliseEvent(raw);
+  if (normal === undefined) return undefined;
+  const event = record(raw)!;
+  const nowNano = now * 1e6;
+  const stamped = finite(event.timeNano) ?? (finite(event.time) ?? NaN) * 1e9;
+  const timeNano =
+    Number.isFinite(stamped) && stamped >= 0 && stamped <= nowNano + MAX_CLOCK_SKEW_NS ? stamped : nowNano;
+  return { ...normal, timeNano };
 }
 
-/** Split a byte stream of concatenated JSON lines into objects; bad lines are reported, not thrown. */
-function jsonLines(onObject: (value: RawEvent) => void, onBadLine: (line: string) => void) {
-  let buffer = '';
-  return (chunk: Buffer | string) => {
-    buffer += chunk.toString();
-    let newline: number;
-    while ((newline = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, newline).trim();
-      buffer = buffer.slice(newline + 1);
-      if (line === '') continue;
-      try {
-        onObject(JSON.parse(line) as RawEvent);
-      } catch {
-        onBadLine(line.slice(0, 200));
-      }
-    }
-  };
+/** An integer attribute (`exitCode`, `signal`), or undefined. */
+function integerAttribute(attributes: Readonly<Record<string, unknown>>, key: string): number | undefined {
+  const value = attributes[key];
+  const parsed = typeof value === 'string' && /^-?\d{1,10}$/.test(value.trim()) ? Number(value) : NaN;
+  return Number.isSafeInteger(parsed) ? parsed : undefined;
+}
+
+/** `SERVICE_ID`, `SERVICE_<port>_ID`, `SERVICE_<port>_<proto>_ID`: each replaces the name in service ids. */
+const ID_LABEL = /^SERVICE_(?:\d+_(?:(?:TCP|UDP)_)?)?ID$/i;
+
+/**
+ * The middle parts (`<node>:<segment>:<port>`) the ids of a listed container's services may have, read from
+ * the list alone: its name and its `SERVICE_*ID` labels. (An id set through the environment shows only in
+ * an inspect.)
+ */
+export function idSegmentsOf(container: unknown): string[] {
+  const summary = record(container);
+  const names = Array.isArray(summary?.Names) ? summary.Names : [];
+  const labels = record(summary?.Labels) ?? {};
+  return [
+    ...names.flatMap((name) => (typeof name === 'string' ? [name.replace(/^\//, '')] : [])),
+    ...Object.entries(labels).flatMap(([key, value]) =>
+      ID_LABEL.test(key) && typeof value === 'string' ? [value.trim()] : [],
+    ),
+  ].filter((segment) => segment !== '');
+}
+
+/** An inventory hint from a container list, untrusted: entries without a valid id are left out. */
+export function inventoryHint(list: unknown): DockerHint {
+  if (!Array.isArray(list)) throw new Error('docker container list is not a JSON array');
+  const segments = new Map<string, readonly string[]>();
+  for (const container of list) {
+    const id = text(record(container)?.Id);
+    if (id !== undefined && CONTAINER_ID.test(id)) segments.set(id, idSegmentsOf(container));
+  }
+  return { kind: 'inventory', ids: [...segments.keys()], segments };
 }
 
 /** The `/events` response did not begin within the bound. */
@@ -101,7 +159,9 @@ const eventKey = (e: EngineEvent) => `${e.timeNano}|${e.id}|${e.action}`;
 /**
  * Docker's event stream as hints, kept open forever: subscribes to events first, then lists the running
  * containers (so nothing that happens in between is lost); when the stream ends, errors or stalls it
- * reconnects with backoff and replays from the last event seen. It never completes or errors.
+ * reconnects with backoff and replays from the last event seen. It never completes or errors. Everything the
+ * engine sends is validated; lines are capped (`maxLineBytes`) and unparseable ones are warned about at a
+ * limited rate.
  */
 export function dockerHints(options: DockerSourceOptions): Observable<DockerHint> {
   const { docker } = options;
@@ -109,6 +169,7 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
   const backoff = options.backoff ?? defaultBackoff;
   const stallCheckMs = options.stallCheckMs ?? 15_000;
   const streamStartMs = options.streamStartMs ?? (stallCheckMs > 0 ? Math.min(stallCheckMs, 5_000) : 5_000);
+  const warnBadLine = limitedWarning(logger, 'docker event line skipped');
 
   return new Observable<DockerHint>((subscriber) => {
     let closed = false;
@@ -121,10 +182,15 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
     let outageLogged = false;
     // Events delivered by the live stream recently, to compare against the stall check's bounded query.
     const delivered = new Map<string, number>();
+    // The stall check's query in flight, aborted when the source goes or the next check is due.
+    let stallQuery: AbortController | undefined;
+    let stallCheckFailures = 0;
 
     const drop = () => {
       clearInterval(stallTimer);
       stallTimer = undefined;
+      stallQuery?.abort();
+      stallQuery = undefined;
       const s = stream;
       stream = undefined;
       s?.removeAllListeners();
@@ -150,65 +216,93 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       }, delay);
     };
 
-    const onEvent = (raw: RawEvent) => {
-      // Every engine's line, filtered and normalised here: server-side filters are not portable (Podman).
-      const event = normaliseEvent(raw);
+    const onEvent = (raw: unknown) => {
+      const event = readEvent(raw);
       if (event === undefined) return;
-      const { id, action, timeNano } = event;
-      since = Math.floor(timeNano / 1e9);
+      since = Math.floor(event.timeNano / 1e9);
       // Remembered only for the stall check, which also prunes them.
       if (stallCheckMs > 0) delivered.set(eventKey(event), Date.now());
+      const exitCode = integerAttribute(event.attributes, 'exitCode');
+      const signal = integerAttribute(event.attributes, 'signal');
       subscriber.next({
         kind: 'event',
-        id,
-        action,
-        timeNano,
-        ...(event.exitCode !== undefined && { exitCode: event.exitCode }),
-        ...(event.signal !== undefined && { signal: event.signal }),
+        id: event.id,
+        action: event.action,
+        timeNano: event.timeNano,
+        ...(exitCode !== undefined && { exitCode }),
+        ...(signal !== undefined && { signal }),
         ...(event.health !== undefined && { health: event.health }),
       });
     };
 
-    /** `getEvents`, but failing with StreamStartTimeout when the response has not begun within the bound. */
-    const openEvents = async (query: GetEventsOptions) => {
-      const abort = new AbortController();
+    const lines = (onValue: (value: unknown) => void) =>
+      jsonLines(onValue, (why, sample) => warnBadLine({ why, line: sample }), options.maxLineBytes);
+
+    /**
+     * `getEvents`, failing with StreamStartTimeout when the response has not begun within the bound; `abort`
+     * (optional) cancels it at any time, the body included.
+     */
+    const openEvents = async (query: GetEventsOptions, abort = new AbortController()) => {
       const timeout = setTimeout(() => abort.abort(new StreamStartTimeout(streamStartMs)), streamStartMs);
       try {
         return await docker.getEvents({ ...query, abortSignal: abort.signal });
       } catch (error) {
-        throw abort.signal.aborted ? (abort.signal.reason as StreamStartTimeout) : error;
+        throw abort.signal.reason instanceof StreamStartTimeout ? abort.signal.reason : error;
       } finally {
         clearTimeout(timeout);
       }
     };
 
+    /**
+     * Compare what the engine says happened in [from, until] with what the live stream delivered. The whole
+     * query, body included, is bounded by the check interval: an engine that never ends the body costs no
+     * connection beyond it.
+     */
     const checkStall = async (from: number, until: number) => {
       const s = stream;
       if (s === undefined) return;
+      const abort = new AbortController();
+      stallQuery = abort;
+      const deadline = setTimeout(() => abort.abort(new Error('stall check query timed out')), stallCheckMs);
       const missed: EngineEvent[] = [];
       try {
-        const past = await openEvents({ since: from, until });
+        // No server-side filters, here or below: Podman's drop events (engine-events.ts); readEvent filters.
+        const past = await openEvents({ since: from, until }, abort);
         await new Promise<void>((resolve, reject) => {
+          const onAbort = () => {
+            destroy(past);
+            reject(abort.signal.reason instanceof Error ? abort.signal.reason : new Error('aborted'));
+          };
+          if (abort.signal.aborted) return onAbort();
+          abort.signal.addEventListener('abort', onAbort, { once: true });
           past.on(
             'data',
-            jsonLines(
-              (raw) => {
-                const e = normaliseEvent(raw);
-                if (e !== undefined && !delivered.has(eventKey(e))) missed.push(e);
-              },
-              () => undefined,
-            ),
+            lines((raw) => {
+              const event = readEvent(raw);
+              if (event !== undefined && !delivered.has(eventKey(event))) missed.push(event);
+            }),
           );
           past.on('end', resolve);
           past.on('close', resolve);
           past.on('error', reject);
         });
       } catch (error) {
-        logger.debug({ err: error }, 'docker stall check failed');
+        if (closed || stream !== s) return;
+        stallCheckFailures += 1;
+        if (stallCheckFailures === 1) {
+          logger.warn(
+            { err: error },
+            'docker stall check failed; the event stream is not verified meanwhile',
+          );
+        }
         return;
+      } finally {
+        clearTimeout(deadline);
+        if (stallQuery === abort) stallQuery = undefined;
       }
-      const horizon = Date.now() - 3 * stallCheckMs;
-      for (const [key, at] of delivered) if (at < horizon) delivered.delete(key);
+      if (stallCheckFailures > 0)
+        logger.info({ failedChecks: stallCheckFailures }, 'docker stall check works again');
+      stallCheckFailures = 0;
       if (missed.length > 0 && stream === s) {
         logger.warn({ missed: missed.length }, 'docker event stream stalled: events were not delivered');
         reconnectLater('stalled');
@@ -217,7 +311,9 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
 
     const listContainers = async (): Promise<ContainerInfo[] | undefined> => {
       try {
-        return await docker.listContainers();
+        const list = (await docker.listContainers()) as unknown;
+        if (!Array.isArray(list)) throw new Error('docker container list is not a JSON array');
+        return list as ContainerInfo[];
       } catch (error) {
         reconnectLater('inventory failed', error);
         return undefined;
@@ -227,9 +323,7 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
     /** An inventory without a live stream (it is late): running containers are served meanwhile. */
     const listInventory = async () => {
       const containers = await listContainers();
-      if (containers !== undefined && !closed) {
-        subscriber.next({ kind: 'inventory', ids: containers.map((c) => c.Id) });
-      }
+      if (containers !== undefined && !closed) subscriber.next(inventoryHint(containers));
     };
 
     const connect = async () => {
@@ -256,10 +350,7 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       }
       stream = s;
       since ??= connectedAt;
-      s.on(
-        'data',
-        jsonLines(onEvent, (line) => logger.warn({ line }, 'unparseable docker event skipped')),
-      );
+      s.on('data', lines(onEvent));
       s.on('end', () => reconnectLater('ended'));
       s.on('close', () => reconnectLater('closed'));
       s.on('error', (error) => reconnectLater('failed', error));
@@ -270,13 +361,21 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       if (outageLogged) logger.info('docker event stream connected again');
       outageLogged = false;
       attempt = 0;
-      subscriber.next({ kind: 'inventory', ids: containers.map((c) => c.Id) });
+      subscriber.next(inventoryHint(containers));
 
       if (stallCheckMs > 0) {
         // Query windows end a few seconds in the past: anything older must have reached the live stream.
         let checkedUntil = Math.max(connectedAt, since ?? connectedAt);
         stallTimer = setInterval(() => {
+          // Pruned on every tick, whatever the queries do: memory stays bounded by the event rate.
+          const horizon = Date.now() - 3 * stallCheckMs;
+          for (const [key, at] of delivered) {
+            if (at >= horizon) break;
+            delivered.delete(key);
+          }
           const until = Math.floor(Date.now() / 1000) - 2;
+          // One query at a time: one still running (bounded by the interval) is given up for the next.
+          stallQuery?.abort(new Error('stall check query outlived its interval'));
           if (until <= checkedUntil) return;
           const from = checkedUntil;
           checkedUntil = until;

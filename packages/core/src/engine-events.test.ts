@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { normaliseEvent, type EngineEvent } from './engine-events.js';
+import { normaliseEvent, type NormalisedEvent } from './engine-events.js';
 
 /** Event lines recorded from the real engines (run, health check, connect, rename, pause, stop/kill, rm). */
 function recorded(name: string): unknown[] {
@@ -10,7 +10,7 @@ function recorded(name: string): unknown[] {
     .map((line) => JSON.parse(line) as unknown);
 }
 
-const summary = (events: (EngineEvent | undefined)[]) =>
+const summary = (events: (NormalisedEvent | undefined)[]) =>
   events.filter((e) => e !== undefined).map((e) => `${e.id.slice(0, 12)} ${e.action}`);
 
 describe('normaliseEvent', () => {
@@ -45,14 +45,15 @@ describe('normaliseEvent', () => {
       'c1ea8330cf22 destroy',
     ]);
     const health = events.find((e) => e?.action === 'health_status');
-    expect(health).toEqual({
+    expect(health).toMatchObject({
+      type: 'container',
       id: 'fc62a70af68e49f9f5efc300cbeffb0ca52f8753a85f1d15e75f37fffc067235',
       action: 'health_status',
-      timeNano: 1796546328929874801,
     });
-    expect(events.find((e) => e?.action === 'die')?.exitCode).toBe(137);
+    expect(health).not.toHaveProperty('health');
+    expect(events.find((e) => e?.action === 'die')?.attributes['exitCode']).toBe('137');
     // Podman's kill names no signal: nothing that could start a drain.
-    expect(events.find((e) => e?.action === 'kill')).not.toHaveProperty('signal');
+    expect(events.find((e) => e?.action === 'kill')?.attributes).not.toHaveProperty('signal');
   });
 
   it("Docker 20.10's stream, unfiltered: exec_* and network create/destroy are dropped, the rest as before", () => {
@@ -70,8 +71,8 @@ describe('normaliseEvent', () => {
       '28d6e36b3ad1 stop',
       '28d6e36b3ad1 destroy',
     ]);
-    const kills = events.filter((e) => e?.action === 'kill').map((e) => e?.signal);
-    expect(kills).toEqual([15, 9]);
+    const kills = events.filter((e) => e?.action === 'kill').map((e) => e?.attributes['signal']);
+    expect(kills).toEqual(['15', '9']);
     expect(events.find((e) => e?.action === 'health_status')?.health).toBe('healthy');
   });
 
@@ -96,19 +97,16 @@ describe('normaliseEvent', () => {
       expect(normaliseEvent(line)).toBeUndefined();
   });
 
-  it('reads the legacy fields, and takes odd values as absent', () => {
+  it('reads the legacy fields, and keeps only a plain health word', () => {
     const id = 'b'.repeat(64);
-    expect(normaliseEvent({ status: 'die', id, time: 5 })).toEqual({ id, action: 'die', timeNano: 5e9 });
-    expect(
-      normaliseEvent({
-        Type: 'container',
-        Action: 'die',
-        Actor: { ID: id, Attributes: { exitCode: 'x' } },
-        timeNano: -1,
-      }),
-    ).toEqual({ id, action: 'die', timeNano: 0 });
+    expect(normaliseEvent({ status: 'die', id, time: 5 })).toEqual({
+      type: 'container',
+      id,
+      action: 'die',
+      attributes: {},
+    });
     expect(
       normaliseEvent({ Type: 'container', Action: 'health_status: <script>', Actor: { ID: id } }),
-    ).toEqual({ id, action: 'health_status', timeNano: 0 });
+    ).toEqual({ type: 'container', id, action: 'health_status', attributes: {} });
   });
 });

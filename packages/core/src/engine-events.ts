@@ -31,54 +31,44 @@ export const CONTAINER_ACTIONS = [
 ] as const;
 export const NETWORK_ACTIONS = ['connect', 'disconnect'] as const;
 
-export type EngineAction = (typeof CONTAINER_ACTIONS)[number] | (typeof NETWORK_ACTIONS)[number];
+/** An event's action as hints and metrics name it: one of a fixed set, so an engine cannot mint labels. */
+export type EventAction = (typeof CONTAINER_ACTIONS)[number] | (typeof NETWORK_ACTIONS)[number];
 
 /** Engine-specific names of the same action. */
-const ALIASES: Readonly<Record<string, EngineAction>> = { remove: 'destroy' };
+const ALIASES: Readonly<Partial<Record<string, EventAction>>> = { remove: 'destroy' };
 
-export interface EngineEvent {
+/** An event the bridge acts on, in the bridge's names; the time is the caller's to read. */
+export interface NormalisedEvent {
+  readonly type: 'container' | 'network';
   /** The container the event concerns. */
   readonly id: string;
-  readonly action: EngineAction;
-  /** Nanoseconds since the epoch; 0 when the engine gave no time. */
-  readonly timeNano: number;
-  /** `die`: the exit code the engine reported. */
-  readonly exitCode?: number;
-  /** `kill`: the signal number the engine reported (Docker only). */
-  readonly signal?: number;
-  /** `health_status`: the status, where the engine names it (Docker only). */
+  readonly action: EventAction;
+  /** The actor's attributes, unchecked (`exitCode`, `signal`...). */
+  readonly attributes: Readonly<Record<string, unknown>>;
+  /** `health_status`: the status, where the engine names it (Docker; Podman does not). */
   readonly health?: string;
 }
 
 type Obj = Record<string, unknown>;
-const obj = (value: unknown): Obj =>
-  value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Obj) : {};
+const obj = (value: unknown): Obj | undefined =>
+  value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Obj) : undefined;
 const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
 
-/** Container ids are 64 hex digits; anything id-shaped is accepted (test engines use short names). */
-const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/**
+ * What may name a container in a request path: Docker and Podman ids are 64 hex digits; anything else an engine
+ * sends (`../..`, a megabyte) is not looked up.
+ */
+export const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 const containerActions: ReadonlySet<string> = new Set(CONTAINER_ACTIONS);
 const networkActions: ReadonlySet<string> = new Set(NETWORK_ACTIONS);
 
-function integer(value: unknown): number | undefined {
-  if (typeof value !== 'string' || !/^-?\d{1,10}$/.test(value.trim())) return undefined;
-  return Number(value.trim());
-}
-
-function timeOf(event: Obj): number {
-  const nano = event['timeNano'];
-  if (typeof nano === 'number' && Number.isFinite(nano) && nano >= 0) return nano;
-  const seconds = event['time'];
-  if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0) return seconds * 1e9;
-  return 0;
-}
-
 /** The event the bridge acts on, or undefined for every other line (exec_*, create, image events...). */
-export function normaliseEvent(line: unknown): EngineEvent | undefined {
+export function normaliseEvent(line: unknown): NormalisedEvent | undefined {
   const event = obj(line);
+  if (event === undefined) return undefined;
   const actor = obj(event['Actor']);
-  const attributes = obj(actor['Attributes']);
+  const attributes = obj(actor?.['Attributes']) ?? {};
   // `Action` since API 1.22; the legacy `status` otherwise.
   const raw = str(event['Action']) ?? str(event['status']) ?? '';
   const colon = raw.indexOf(':');
@@ -86,28 +76,26 @@ export function normaliseEvent(line: unknown): EngineEvent | undefined {
   const type = str(event['Type']) ?? 'container';
 
   let id: string | undefined;
-  let action: EngineAction | undefined;
+  let action: EventAction;
   if (type === 'container') {
     const canonical = ALIASES[name] ?? name;
     if (!containerActions.has(canonical)) return undefined;
-    action = canonical as EngineAction;
-    id = str(actor['ID']) ?? str(event['id']);
+    action = canonical as EventAction;
+    id = str(actor?.['ID']) ?? str(event['id']);
   } else if (type === 'network') {
     if (!networkActions.has(name)) return undefined;
-    action = name as EngineAction;
+    action = name as EventAction;
+    // Docker: the container is an attribute. Podman: the container is the event's `id` (and its actor).
     id = str(attributes['container']) ?? str(event['id']);
   } else return undefined;
-  if (id === undefined || !ID.test(id)) return undefined;
+  if (id === undefined || !CONTAINER_ID.test(id)) return undefined;
 
-  const exitCode = action === 'die' ? integer(attributes['exitCode']) : undefined;
-  const signal = action === 'kill' ? integer(attributes['signal']) : undefined;
   const health = action === 'health_status' && colon >= 0 ? raw.slice(colon + 1).trim() : '';
   return {
+    type,
     id,
     action,
-    timeNano: timeOf(event),
-    ...(exitCode !== undefined && { exitCode }),
-    ...(signal !== undefined && { signal }),
-    ...(health !== '' && /^[a-z]{1,20}$/.test(health) && { health }),
+    attributes,
+    ...(/^[a-z]{1,20}$/.test(health) && { health }),
   };
 }

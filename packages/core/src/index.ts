@@ -74,7 +74,7 @@ export { coalesceWhileBusy } from './operators.js';
 export type { DockerApi, DockerHint, DockerSourceOptions } from './docker-source.js';
 export type { EngineIdentity } from './engine.js';
 export { engineIdentity } from './engine.js';
-export type { EngineAction, EngineEvent } from './engine-events.js';
+export type { EventAction, NormalisedEvent } from './engine-events.js';
 export { normaliseEvent } from './engine-events.js';
 export { dockerHints } from './docker-source.js';
 export type {
