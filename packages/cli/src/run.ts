@@ -263,7 +263,8 @@ export function prepareStateDir(dir: string): string {
 function describeOp(op: RegistryOp): string {
   if (op.type === 'deregister') return `- ${op.entry.id} (${op.entry.name})`;
   const s = op.service;
-  const address = formatHostPort({ host: s.address, port: s.port });
+  const v6 = s.dualStack?.ipv6;
+  const address = `${formatHostPort({ host: s.address, port: s.port })}${v6 ? ` ${formatHostPort({ host: v6.address, port: v6.port })}` : ''}`;
   return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address} tags=${s.tags.join(',')} health=${s.health}`;
 }
 

@@ -158,6 +158,8 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
     Meta: s.meta,
     Port: s.port,
     Address: s.address,
+    // Consul leaves an empty map out (omitempty).
+    ...(Object.keys(s.taggedAddresses).length > 0 && { TaggedAddresses: s.taggedAddresses }),
     Weights: s.weights,
     EnableTagOverride: s.enableTagOverride,
     Datacenter: datacenter,
@@ -203,6 +205,7 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
     Service: s.name,
     Tags: s.tags,
     Address: s.address,
+    ...(Object.keys(s.taggedAddresses).length > 0 && { TaggedAddresses: s.taggedAddresses }),
     Meta: s.meta,
     Port: s.port,
     Weights: s.weights,
@@ -536,6 +539,9 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
               ServiceName: s.name,
               ServiceTags: s.tags,
               ServiceAddress: s.address,
+              ...(Object.keys(s.taggedAddresses).length > 0 && {
+                ServiceTaggedAddresses: s.taggedAddresses,
+              }),
               ServiceWeights: s.weights,
               ServiceMeta: s.meta,
               ServicePort: s.port,

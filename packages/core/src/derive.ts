@@ -15,7 +15,9 @@
  * - Network choice (`--internal`, host-less fallbacks): `SERVICE_NETWORK` > `--network` > the network the
  *   container was started on (`HostConfig.NetworkMode`, `default` meaning `bridge`) > the only network >
  *   user-defined networks by name, then `bridge`. Only networks with an address count; IPv4 is preferred,
- *   `GlobalIPv6Address` is used on IPv6-only networks. Never random.
+ *   `GlobalIPv6Address` is used on IPv6-only networks. Never random. On a dual-stack network the service
+ *   records both (`Service.dualStack`), as it does for a port published on both wildcards with one `--ip`
+ *   per family.
  * - IDs are `<node-id>:<segment>:<port>[:<hostPort>][:udp]`. The segment is the container name, or the value of
  *   `SERVICE_<port>_ID` / `SERVICE_ID` (registrator compatibility) which replaces the container name but keeps
  *   the node prefix (ownership) and the port suffix (uniqueness inside the container). `:<hostPort>` is
@@ -45,13 +47,18 @@ import {
 } from './labels.js';
 import { healthOf, podInfraName, sharedNetworkOwner } from './engine-inspect.js';
 import { oneLine, quote } from './text.js';
-import type { HealthStatus, LabelWarning, Protocol, Service } from './service.js';
+import type { FamilyEndpoint, HealthStatus, LabelWarning, Protocol, Service } from './service.js';
 
 /** Bridge-wide options that shape derivation (the CLI flags of DESIGN §2). */
 export interface DeriveOptions {
   readonly nodeId: string;
   /** `--ip`: address advertised for published ports instead of the binding's host IP. */
   readonly hostIp?: string;
+  /**
+   * A second `--ip`, of the other family: with `hostIp` an IPv4 address, the IPv6 one. A port published on
+   * both wildcards (`0.0.0.0` and `::`) is then advertised at both (`Service.dualStack`).
+   */
+  readonly hostIp6?: string;
   /** `--internal`: advertise the container's own IP and exposed port. */
   readonly internal: boolean;
   /** `--network`: which container network's IP to use (`SERVICE_NETWORK` on the container wins). */
@@ -142,6 +149,8 @@ interface PortKey {
 interface Endpoint {
   readonly address: string;
   readonly hostPort: number;
+  /** The same service over IPv6, when `address` is its IPv4 endpoint on a dual-stack binding or network. */
+  readonly ipv6?: FamilyEndpoint;
 }
 
 interface Target extends PortKey {
@@ -151,7 +160,10 @@ interface Target extends PortKey {
 
 interface NetworkAddress {
   readonly name: string;
+  /** IPv4 when the network gives one, else IPv6. */
   readonly address: string;
+  /** On a dual-stack network: the IPv6 address beside the IPv4 `address`. */
+  readonly ipv6?: string;
 }
 
 interface Liveness {
@@ -303,12 +315,15 @@ function distinctEndpoints(endpoints: Endpoint[]): Endpoint[] {
     a.address < b.address ? -1 : a.address > b.address ? 1 : a.hostPort - b.hostPort,
   );
   return sorted.filter((e) => {
-    const key = `${e.address}|${e.hostPort}`;
+    const key = `${e.address}|${e.hostPort}|${e.ipv6?.address ?? ''}|${e.ipv6?.port ?? ''}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
   });
 }
+
+const isV4Wildcard = (ip: string) => ip === '0.0.0.0' || ip === '';
+const byHostPort = (a: { hostPort: number }, b: { hostPort: number }) => a.hostPort - b.hostPort;
 
 /**
  * Endpoints of one published container port. Returns `wildcardSkipped` when a wildcard binding had to be
@@ -317,6 +332,7 @@ function distinctEndpoints(endpoints: Endpoint[]): Endpoint[] {
 function publishedEndpoints(
   bindings: unknown[],
   hostIp: string | undefined,
+  hostIp6: string | undefined,
 ): { endpoints: Endpoint[]; wildcardSkipped: boolean; invalid: string[] } {
   const invalid: string[] = [];
   let parsed = bindings.flatMap((b) => {
@@ -338,12 +354,32 @@ function publishedEndpoints(
       invalid,
     };
   }
+  if (hostIp6 !== undefined) {
+    // One --ip per family: each binding is advertised at its family's, and the IPv4 and IPv6 wildcard
+    // bindings of one `-p` (paired in host-port order) become one dual-stack service.
+    const v4 = parsed.filter((b) => isV4Wildcard(b.ip)).sort(byHostPort);
+    const v6 = parsed.filter((b) => b.ip === '::').sort(byHostPort);
+    const pairs = Math.min(v4.length, v6.length);
+    const endpoints: Endpoint[] = [];
+    for (let i = 0; i < pairs; i++) {
+      endpoints.push({
+        address: hostIp,
+        hostPort: v4[i].hostPort,
+        ipv6: { address: hostIp6, port: v6[i].hostPort },
+      });
+    }
+    const single = [...v4.slice(pairs), ...v6.slice(pairs), ...parsed.filter((b) => !isWildcard(b.ip))];
+    for (const b of single) {
+      const six = b.ip === '::' || isIP(b.ip) === 6;
+      endpoints.push({ address: six ? hostIp6 : hostIp, hostPort: b.hostPort });
+    }
+    return { endpoints: distinctEndpoints(endpoints), wildcardSkipped: false, invalid };
+  }
   // The IPv4 and IPv6 wildcard bindings of one `-p` are a pair: keep the one --ip's family reaches.
   const hasV6Wildcard = parsed.some((b) => b.ip === '::');
-  const hasV4Wildcard = parsed.some((b) => b.ip === '0.0.0.0' || b.ip === '');
+  const hasV4Wildcard = parsed.some((b) => isV4Wildcard(b.ip));
   if (hasV4Wildcard && hasV6Wildcard) {
-    const drop =
-      isIP(hostIp) === 6 ? (ip: string) => ip === '0.0.0.0' || ip === '' : (ip: string) => ip === '::';
+    const drop = isIP(hostIp) === 6 ? isV4Wildcard : (ip: string) => ip === '::';
     parsed = parsed.filter((b) => !drop(b.ip));
   }
   return {
@@ -356,8 +392,12 @@ function publishedEndpoints(
 function networkAddresses(networks: Obj): NetworkAddress[] {
   return Object.entries(networks).flatMap(([name, value]) => {
     const net = obj(value);
-    const address = [str(net['IPAddress']), str(net['GlobalIPv6Address'])].find((a) => isIP(a) !== 0);
-    return address === undefined ? [] : [{ name, address }];
+    const ipv4 = str(net['IPAddress']);
+    const ipv6 = str(net['GlobalIPv6Address']);
+    const has4 = isIP(ipv4) === 4;
+    const has6 = isIP(ipv6) === 6;
+    if (has4) return [{ name, address: ipv4, ...(has6 && { ipv6 }) }];
+    return has6 ? [{ name, address: ipv6 }] : [];
   });
 }
 
@@ -547,7 +587,13 @@ function candidateTargets(ctx: Context): Candidates {
     return {
       targets: allPorts.map((port) => ({
         port,
-        endpoints: [{ address: network.address, hostPort: port.port }],
+        endpoints: [
+          {
+            address: network.address,
+            hostPort: port.port,
+            ...(network.ipv6 !== undefined && { ipv6: { address: network.ipv6, port: port.port } }),
+          },
+        ],
       })),
       dropped,
     };
@@ -567,7 +613,7 @@ function candidateTargets(ctx: Context): Candidates {
       });
       return [];
     }
-    const result = publishedEndpoints(bindings, options.hostIp);
+    const result = publishedEndpoints(bindings, options.hostIp, options.hostIp6);
     wildcardSkipped ||= result.wildcardSkipped;
     const others = result.endpoints.length > 0 ? '; its other bindings are advertised' : '';
     if (result.invalid.length > 0) {
@@ -679,6 +725,9 @@ function derive(container: ContainerInspectInfo, options: DeriveOptions, name: s
       name: serviceNameValue,
       address: endpoint.address,
       port: endpoint.hostPort,
+      ...(endpoint.ipv6 !== undefined && {
+        dualStack: { ipv4: { address: endpoint.address, port: endpoint.hostPort }, ipv6: endpoint.ipv6 },
+      }),
       protocol: target.protocol,
       containerPort: target.port,
       tags,

@@ -1,4 +1,5 @@
-export type { HealthStatus, LabelWarning, Protocol, Service } from './service.js';
+export type { FamilyEndpoint, HealthStatus, LabelWarning, Protocol, Service } from './service.js';
+export { familyAddresses } from './service.js';
 export type {
   ElectionOptions,
   Leadership,

@@ -1,5 +1,5 @@
 import type { Instance, Service } from '@registrar/core';
-import { formatHostPort } from '@registrar/core';
+import { familyAddresses, formatHostPort } from '@registrar/core';
 
 /**
  * How services are laid out in etcd:
@@ -66,7 +66,7 @@ export function ownedId(id: string, nodeId: string): boolean {
 
 /**
  * The JSON record, keys in a fixed order and metadata sorted, so equal services give equal bytes; `engine`
- * (the writing Docker engine's ID) follows `node` when known.
+ * (the writing Docker engine's ID) follows `node` when known; `addresses` ends a dual-stack service's record.
  */
 export function jsonRecord(service: Service, engineId?: string): string {
   const meta: Record<string, string> = {};
@@ -82,6 +82,8 @@ export function jsonRecord(service: Service, engineId?: string): string {
     node: service.node,
     ...(engineId !== undefined && { engine: engineId }),
     container: { id: service.container.id, name: service.container.name },
+    // Only on dual-stack services, last: records of single-stack services stay byte for byte as before.
+    ...(service.dualStack !== undefined && { addresses: familyAddresses(service.dualStack) }),
   });
 }
 
