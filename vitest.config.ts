@@ -12,6 +12,7 @@ const HEAVY = [
   'test/multihost/swarm.test.ts',
   'test/multihost/election.test.ts',
   'test/podman/restart.test.ts',
+  'test/ipv6/dual-stack.test.ts',
 ];
 
 export default defineConfig({
