@@ -108,6 +108,27 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'registrar_service_states',
+      help: 'Wanted services per registry by state: registered, pending, retrying (writes failing), rejected (refused by the registry), withheld (not passing, on a registry that holds passing services only)',
+      labelNames: ['backend', 'target', 'state'],
+      registers: [this.registry],
+      collect() {
+        for (const r of bridge()?.status().registries ?? []) {
+          for (const [state, count] of Object.entries(r.services)) {
+            this.set({ backend: r.backend, target: r.target, state }, count);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'registrar_unresolved_containers',
+      help: 'Running containers whose inspect keeps failing: their services are unknown and their entries kept',
+      registers: [this.registry],
+      collect() {
+        this.set(bridge()?.status().unresolved.length ?? 0);
+      },
+    });
+    new Gauge({
       name: 'registrar_containers',
       help: 'Running containers the bridge tracks',
       registers: [this.registry],

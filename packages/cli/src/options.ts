@@ -44,6 +44,8 @@ export interface CliConfig {
   readonly resync: number;
   /** Seconds between checks that the Docker event stream still delivers; 0 disables. */
   readonly stallCheck: number;
+  /** Seconds one Docker list or inspect may take before it is abandoned and retried. */
+  readonly dockerTimeout: number;
   readonly cleanup: boolean;
   readonly explicit: boolean;
   readonly deregister: DeregisterMode;
@@ -111,6 +113,12 @@ export function buildProgram(): Command {
       opt('--stall-check <seconds>', 'check that the Docker event stream still delivers; 0 disables').default(
         15,
       ),
+    )
+    .addOption(
+      opt(
+        '--docker-timeout <seconds>',
+        'bound on each Docker list and inspect call; one that takes longer is abandoned and retried',
+      ).default(10),
     )
     .addOption(
       opt(
@@ -266,6 +274,7 @@ export function parseCli(
     ...(ttlRefresh !== undefined && { ttlRefresh }),
     resync: seconds('resync', str('resync') ?? '300', 0),
     stallCheck: seconds('stall-check', str('stallCheck') ?? '15', 0),
+    dockerTimeout: seconds('docker-timeout', str('dockerTimeout') ?? '10', 0.1),
     cleanup: flag('cleanup'),
     explicit: flag('explicit'),
     deregister,

@@ -181,6 +181,7 @@ export async function run(argv: readonly string[]): Promise<number> {
         resync: config.resync,
         // Swarm has no task events: the stall check's interval is how often the cluster is listed whole.
         pollMs: config.stallCheck * 1000,
+        dockerTimeoutMs: config.dockerTimeout * 1000,
         cleanup: config.cleanup,
         dryRun: config.dryRun,
         // Every manager runs this; each registry elects the one that writes. A dry run writes nothing, not
@@ -195,6 +196,7 @@ export async function run(argv: readonly string[]): Promise<number> {
         ...deriveOptionsOf(config, nodeId),
         resync: config.resync,
         stallCheckMs: config.stallCheck * 1000,
+        dockerTimeoutMs: config.dockerTimeout * 1000,
         cleanup: config.cleanup,
         deregister: config.deregister,
         drain: config.drain,
