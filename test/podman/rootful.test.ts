@@ -161,6 +161,33 @@ describe.each(BACKENDS)('%s', (backendName) => {
     await until('served again', async () => (await served(svc)).length === 1);
   });
 
+  it("--internal: registered at the container's address on Podman's network, where it answers", async () => {
+    const svc = service();
+    const name = `int-${tag}-${serial}`;
+    const internal = spawnBridge([
+      '--docker-host',
+      podman.host,
+      '--internal',
+      '--node-id',
+      `${node}-internal`,
+      '--ttl',
+      '2',
+      backend.uri(`${scope}-internal`),
+    ]);
+    try {
+      await run(name, ['--init', '--expose', '80', '-e', `SERVICE_NAME=${svc}`]);
+      const address = (await podman.docker.getContainer(name).inspect()).NetworkSettings.IPAddress;
+      const id = `${node}-internal:${name}:80`;
+      await until(
+        'registered at the container address',
+        async () => (await backend.endpoints(`${scope}-internal`, svc)).get(id) === `${address}:80`,
+      );
+      expect(await get(`http://${address}:80/`)).toMatchObject({ status: 200, body: 'registrar test\n' });
+    } finally {
+      await internal.kill();
+    }
+  });
+
   it('podman rename moves the entry to the new name', async () => {
     const svc = service();
     const name = `old-${tag}-${serial}`;
