@@ -1,16 +1,7 @@
 import Docker from 'dockerode';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  accessSync,
-  chmodSync,
-  chownSync,
-  constants,
-  createWriteStream,
-  mkdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, chownSync, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeTestRootfs } from './docker.js';
 import { GiveUp, until } from './net.js';
@@ -111,8 +102,8 @@ export function ensureRootlessUser(): { uid: number; gid: number } {
       .split('\n')
       .some((line) => line.startsWith(`${ROOTLESS_USER}:`) || line.startsWith(`${ids.uid}:`));
   if (!has('/etc/subuid') || !has('/etc/subgid')) {
-    // A range of the project's own, above what useradd hands out by default.
-    const base = 300_000_000 + (ids.uid % 1000) * 65536;
+    // A range of the project's own, above what useradd hands out (login.defs: SUB_UID_MAX 600100000).
+    const base = 1_000_000_000 + (ids.uid % 1000) * 65536;
     execFileSync('usermod', [
       '--add-subuids',
       `${base}-${base + 65535}`,
@@ -262,14 +253,4 @@ async function ensureImage(cli: (args: readonly string[]) => Promise<string>, di
     removeDir(tree);
   }
   await cli(['import', rootfs, PODMAN_TEST_IMAGE]);
-}
-
-/** Whether `path` can be opened for reading and writing by the current process. */
-export function accessible(path: string): boolean {
-  try {
-    accessSync(path, constants.R_OK | constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }

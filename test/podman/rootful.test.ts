@@ -176,7 +176,10 @@ describe.each(BACKENDS)('%s', (backendName) => {
     ]);
     try {
       await run(name, ['--init', '--expose', '80', '-e', `SERVICE_NAME=${svc}`]);
-      const address = (await podman.docker.getContainer(name).inspect()).NetworkSettings.IPAddress;
+      const [network] = Object.values(
+        (await podman.docker.getContainer(name).inspect()).NetworkSettings.Networks,
+      );
+      const address = network!.IPAddress;
       const id = `${node}-internal:${name}:80`;
       await until(
         'registered at the container address',
