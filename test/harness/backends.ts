@@ -1,5 +1,5 @@
 import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
-import { formatHostPort } from '@registrar/core';
+import { formatHostPort } from '@registrar/core/kit';
 import { Etcd3 } from 'etcd3';
 import zookeeper from 'node-zookeeper-client';
 import { startEtcd, type EtcdServer } from './etcd.js';

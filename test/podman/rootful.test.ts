@@ -1,7 +1,7 @@
 // Podman (Debian's 4.3, rootful) through its Docker-compatible API, on every backend: a plain container is
 // registered and removed, a health check gates it, stop and rename are followed, and a pod is registered once
 // through its infra container. The bridge runs exactly as users run it: `--docker-host unix://<podman.sock>`.
-import type { ExplainReport } from '@registrar/core';
+import type { ExplainReport } from '@registrar/core/internal';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, startBackend, type Backend } from '../harness/backends.js';

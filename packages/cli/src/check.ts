@@ -1,13 +1,7 @@
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
-import {
-  engineIdentity,
-  findNodeIdConflict,
-  NodeIdConflictError,
-  silentLogger,
-  type Registry,
-  type Service,
-} from '@registrar/core';
+import { NodeIdConflictError, silentLogger, type Registry, type Service } from '@registrar/core';
+import { engineIdentity, findNodeIdConflict } from '@registrar/core/internal';
 import type { CliConfig } from './options.js';
 import { createRegistry } from './registries.js';
 

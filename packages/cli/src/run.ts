@@ -1,21 +1,20 @@
 import type Docker from 'dockerode';
 import { accessSync, constants, mkdirSync, statSync, type Stats } from 'node:fs';
 import {
-  backoffDelay,
   ConfigError,
-  quote,
-  createBridge,
-  createSwarmBridge,
-  formatHostPort,
-  defaultBackoff,
-  engineIdentity,
-  type Bridge,
   type Logger,
   type NodeIdConflictError,
   type Registry,
-  type SwarmBridge,
   type RegistryOp,
 } from '@registrar/core';
+import { backoffDelay, quote, formatHostPort, defaultBackoff } from '@registrar/core/kit';
+import {
+  createBridge,
+  createSwarmBridge,
+  engineIdentity,
+  type Bridge,
+  type SwarmBridge,
+} from '@registrar/core/internal';
 import { createDocker } from './docker.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
@@ -34,6 +33,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   }
   // Subcommands are imported when named, so the daemon does not carry their code (and `lb` its HAProxy client).
   if (argv[0] === 'lb') return (await import('./lb.js')).runLb(argv.slice(1));
+  if (argv[0] === 'render') return (await import('./render.js')).runRender(argv.slice(1));
   if (argv[0] === 'explain') {
     return (await import('./explain.js')).runExplain(
       argv.slice(1),

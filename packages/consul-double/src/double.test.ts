@@ -2,7 +2,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { formatGoDuration, parseGoDuration, startConsulDouble } from './index.js';
+import { formatGoDuration, parseGoDuration } from '@registrar/core/kit';
+import { startConsulDouble } from './index.js';
 import type { ConsulDouble, ConsulDoubleOptions } from './index.js';
 
 let double: ConsulDouble | undefined;

@@ -1,5 +1,5 @@
-import type { Instance, Service } from '@registrar/core';
-import { familyAddresses, formatHostPort } from '@registrar/core';
+import type { Instance, Service, ServiceProblem } from '@registrar/core';
+import { familyAddresses, formatHostPort, instanceLabels } from '@registrar/core/kit';
 
 /**
  * How services are laid out in etcd:
@@ -25,7 +25,7 @@ export interface LayoutCodec {
   readonly root: string;
   key(service: Service): string;
   /** Why the service's name or id cannot be stored in this layout, if it cannot. */
-  check(service: Service): string | undefined;
+  check(service: Service): ServiceProblem | undefined;
   value(service: Service): string;
   /** The id and name a stored key/value belongs to, or undefined when it is not owned by `nodeId`. */
   parse(key: string, value: string): ParsedEntry | undefined;
@@ -66,7 +66,8 @@ export function ownedId(id: string, nodeId: string): boolean {
 
 /**
  * The JSON record, keys in a fixed order and metadata sorted, so equal services give equal bytes; `engine`
- * (the writing Docker engine's ID) follows `node` when known; `addresses` ends a dual-stack service's record.
+ * (the writing Docker engine's ID) follows `node` when known, `container` comes next when there is one, and
+ * `addresses` ends a dual-stack service's record.
  */
 export function jsonRecord(service: Service, engineId?: string): string {
   const meta: Record<string, string> = {};
@@ -81,7 +82,8 @@ export function jsonRecord(service: Service, engineId?: string): string {
     meta,
     node: service.node,
     ...(engineId !== undefined && { engine: engineId }),
-    container: { id: service.container.id, name: service.container.name },
+    // Only a service the bridge derived from a container has one; `registerService`'s records stop at `node`.
+    ...(service.container && { container: { id: service.container.id, name: service.container.name } }),
     // Only on dual-stack services, last: records of single-stack services stay byte for byte as before.
     ...(service.dualStack !== undefined && { addresses: familyAddresses(service.dualStack) }),
   });
@@ -143,11 +145,11 @@ export function createCodec(options: LayoutOptions): LayoutCodec {
   const { prefix, nodeId } = options;
   if (options.layout === 'skydns') return skydnsCodec(options);
   const root = prefix;
-  const check = (service: Service) =>
+  const check = (service: Service): ServiceProblem | undefined =>
     service.id.includes('/')
-      ? 'an id must not contain "/"'
+      ? { field: 'id', message: `id ${JSON.stringify(service.id)} must not contain "/"` }
       : service.name === ''
-        ? 'the name is empty'
+        ? { field: 'name', message: 'the name is empty' }
         : undefined;
   const key = (service: Service) => `${root}/${service.name}/${service.id}`;
   /** `<root>/<name...>/<id>`: ids never contain `/`, so the last segment is the id, the rest the name. */
@@ -208,7 +210,10 @@ function skydnsCodec(options: LayoutOptions): LayoutCodec {
     root,
     check: (service) =>
       service.name.includes('/') || service.name.split('.').some((label) => label === '')
-        ? 'a skydns name must be dot-separated DNS labels without "/"'
+        ? {
+            field: 'name',
+            message: `name ${JSON.stringify(service.name)} must be dot-separated DNS labels without "/" in the skydns layout`,
+          }
         : undefined,
     key: (service) => `${root}${namePath(service.name)}/${encodeLabel(service.id)}`,
     value: (service) => JSON.stringify({ host: service.address, port: service.port, ttl: options.ttl }),
@@ -306,7 +311,7 @@ export function createReader(options: ReaderOptions): LayoutReader {
           if (!record) return 'not a JSON object';
           if (typeof record.address !== 'string' || record.address === '') return 'no "address"';
           if (!validPort(record.port)) return 'no "port" from 1 to 65535';
-          return { address: record.address, port: record.port };
+          return { address: record.address, port: record.port, ...instanceLabels(record.tags, record.meta) };
         };
   return {
     root: options.prefix,

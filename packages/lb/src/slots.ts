@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
-import { formatHostPort, type Instance } from '@registrar/core';
+import type { Instance } from '@registrar/core';
+import { formatHostPort } from '@registrar/core/kit';
 import type { Slot } from './haproxy.js';
 
 /** What to tell HAProxy so that a backend's enabled slots are exactly the wanted instances. */
