@@ -2,7 +2,7 @@
 // Podman: both must converge without help. (HEAVY in vitest.config.ts: it kills and restarts services.)
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnBridge } from '../harness/bridge.js';
+import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { until } from '../harness/net.js';
 import { PODMAN_TEST_IMAGE, startPodman, type Podman } from '../harness/podman.js';
@@ -115,21 +115,22 @@ describe('podman system service killed and restarted', () => {
       uri(scope),
     ];
     const first = spawnBridge(args);
-    await until('registered', async () => (await ids(scope, service)).join() === `${node}:${name}:80`);
-    const [stored] = Object.values(await client.getAll().prefix(`/${scope}/${service}/`).strings());
-    const engine = (JSON.parse(stored!) as { engine?: string }).engine;
-    expect(engine).toMatch(/^podman-[0-9a-f]{32}$/);
-    await first.kill('SIGKILL');
-
-    // Within the TTL, the entry is still there when the second bridge lists it: its own, not another engine's.
-    const second = spawnBridge(args);
+    let second: BridgeProcess | undefined;
     try {
+      await until('registered', async () => (await ids(scope, service)).join() === `${node}:${name}:80`);
+      const [stored] = Object.values(await client.getAll().prefix(`/${scope}/${service}/`).strings());
+      const engine = (JSON.parse(stored!) as { engine?: string }).engine;
+      expect(engine).toMatch(/^podman-[0-9a-f]{32}$/);
+      await first.kill('SIGKILL');
+
+      // Within the TTL, the entry is still there when the second bridge lists it: its own, not another engine's.
+      second = spawnBridge(args);
       await second.waitForLog('inventory', (l) => l.msg === 'docker inventory complete');
       await podman.cli(['rm', '-f', name]);
       await until('removed by the second bridge', async () => (await ids(scope, service)).length === 0);
       expect(second.logs.filter((l) => l.level >= 50 || /another Docker engine/.test(l.msg))).toEqual([]);
     } finally {
-      await second.kill();
+      await Promise.all([first.kill(), second?.kill()]);
     }
   });
 });
