@@ -8,6 +8,7 @@ import {
   type Service,
 } from '@registrar/core';
 import type { CliConfig } from './options.js';
+import { boundedInfo, describeDockerError, dockerAddress } from './docker.js';
 import { createRegistry } from './registries.js';
 
 /** Each probe gets this long; a server that never answers is a failure, not a hang. */
@@ -50,22 +51,21 @@ export async function runCheck(
 
   let engineName: string | undefined;
   let engineId: string | undefined;
-  const dockerHost = env.DOCKER_HOST || 'unix:///var/run/docker.sock';
-  try {
-    const info = (await within('docker info', docker.info())) as {
-      Name?: string;
-      ID?: string;
-      ServerVersion?: string;
-    };
+  const address = dockerAddress(config.dockerHost, env);
+  const result = await boundedInfo(docker, new AbortController().signal, PROBE_TIMEOUT_MS);
+  if ('info' in result) {
+    const { info } = result;
     engineName = info.Name;
     engineId = info.ID || undefined;
     report({
       ok: true,
       subject: 'docker',
-      detail: `engine "${info.Name ?? '?'}" ${info.ServerVersion ?? ''} at ${dockerHost}`,
+      detail: `engine "${info.Name ?? '?'}" ${info.ServerVersion ?? ''} at ${address}`,
     });
-  } catch (error) {
-    report({ ok: false, subject: 'docker', detail: `${dockerHost}: ${message(error)}` });
+  } else {
+    // One sentence with the address and the likely cause (missing socket, permission, refused, TLS...).
+    const { sentence } = describeDockerError(result.error, address, 'GET /info', result.timedOut, PROBE_TIMEOUT_MS);
+    report({ ok: false, subject: 'docker', detail: sentence });
   }
 
   const nodeId = config.nodeId ?? engineName ?? 'registrar';

@@ -12,7 +12,7 @@ import {
 import { createLogger } from './logging.js';
 import { serveMetrics } from './metrics.js';
 import { parseArgv, parseListenAddress, type LogFormat } from './options.js';
-import { checkRegistryUri, createFollower } from './registries.js';
+import { createFollower } from './registries.js';
 import { VERSION } from './version.js';
 
 export interface LbConfig {
@@ -137,8 +137,8 @@ export function parseLbCli(
     logLevel: string;
     logFormat?: LogFormat;
   }>();
+  // The URI is checked by its adapter when the follower is created, before anything connects.
   const uri = program.args[0] ?? '';
-  checkRegistryUri(uri);
   const interval = Number(o.checkInterval);
   if (
     String(o.checkInterval).trim() === '' ||

@@ -1,25 +1,19 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import type {
-  BridgeStatus,
-  ExplainLookup,
-  ExplainSummary,
-  Registry,
-  SwarmBridgeObserver,
-} from '@registrar/core';
-
-/** What the metrics read of a bridge: the container bridge and the Swarm bridge both have it. */
-export interface StatusSource {
-  status(): BridgeStatus;
-}
+import type { ExplainLookup, ExplainSummary, Registry, SwarmBridgeObserver } from '@registrar/core';
+import { REGISTRATION_STATES, type Health } from './health.js';
 import { VERSION } from './version.js';
 
-/** Prometheus metrics fed by the bridge's observer hooks and by every registry's `events$`. */
+/**
+ * Prometheus metrics fed by the bridge's observer hooks and by every registry's `events$`. They exist from the
+ * process's first second (the bridge waits for Docker first): the gauges read `health`, which knows what has
+ * started.
+ */
 export class Metrics {
   readonly registry = new PromRegistry();
-  private readonly reachable = new Map<string, boolean>();
   /** Ids each registry holds as written by this process (register ok → in, deregister ok / loss → out). */
   private readonly written = new Map<string, Set<string>>();
+  private readonly attached: Registry[] = [];
   private dockerConnected = false;
 
   private readonly ops = new Counter({
@@ -83,9 +77,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** `registries` are watched from here on: create the metrics right after them. */
-  constructor(bridge: () => StatusSource | undefined, registries: readonly Registry[]) {
-    for (const registry of registries) this.watch(registry);
+  constructor(private readonly health: Health) {
     collectDefaultMetrics({ register: this.registry, prefix: 'registrar_' });
     new Gauge({
       name: 'registrar_build_info',
@@ -94,11 +86,19 @@ export class Metrics {
       registers: [this.registry],
     }).set({ version: VERSION }, 1);
     new Gauge({
+      name: 'registrar_docker_up',
+      help: '1 while Docker answers: its info while starting, then the event stream',
+      registers: [this.registry],
+      collect() {
+        this.set(health.dockerUp() ? 1 : 0);
+      },
+    });
+    new Gauge({
       name: 'registrar_services',
       help: 'Services this node wants registered (desired set)',
       registers: [this.registry],
       collect() {
-        this.set(bridge()?.status().services ?? 0);
+        this.set(health.status()?.services ?? 0);
       },
     });
     new Gauge({
@@ -106,10 +106,26 @@ export class Metrics {
       help: 'Running containers the bridge tracks',
       registers: [this.registry],
       collect() {
-        this.set(bridge()?.status().containers ?? 0);
+        this.set(health.status()?.containers ?? 0);
       },
     });
-    const reachable = this.reachable;
+    const attached = this.attached;
+    new Gauge({
+      name: 'registrar_registrations',
+      help: 'Services per registry by state: registered, pending, retrying, rejected, withheld (e.g. unhealthy where health is not mirrored)',
+      labelNames: ['backend', 'target', 'state'],
+      registers: [this.registry],
+      collect() {
+        const counts = health.registrations();
+        if (counts === undefined) return;
+        for (const r of attached) {
+          const found = counts.find((c) => c.target === r.target);
+          for (const state of REGISTRATION_STATES) {
+            this.set({ backend: r.backend, target: r.target, state }, found?.states[state] ?? 0);
+          }
+        }
+      },
+    });
     const written = this.written;
     new Gauge({
       name: 'registrar_registry_services',
@@ -117,22 +133,29 @@ export class Metrics {
       labelNames: ['backend', 'target'],
       registers: [this.registry],
       collect() {
-        for (const r of registries) {
+        for (const r of attached) {
           this.set({ backend: r.backend, target: r.target }, written.get(r.target)?.size ?? 0);
         }
       },
     });
     new Gauge({
       name: 'registrar_registry_up',
-      help: '1 when the last call to the registry succeeded',
+      help: '1 when the last call to the registry (a write, a read or a heartbeat) succeeded',
       labelNames: ['backend', 'target'],
       registers: [this.registry],
       collect() {
-        for (const r of registries) {
-          this.set({ backend: r.backend, target: r.target }, reachable.get(r.target) ? 1 : 0);
-        }
+        for (const r of health.registryUp()) this.set({ backend: r.backend, target: r.target }, r.up ? 1 : 0);
       },
     });
+  }
+
+  /** `registries` are watched from here on: attach them right after creating them. */
+  attach(registries: readonly Registry[]): void {
+    this.health.attachRegistries(registries);
+    for (const registry of registries) {
+      this.attached.push(registry);
+      this.watch(registry);
+    }
   }
 
   readonly observer: SwarmBridgeObserver = {
@@ -152,7 +175,7 @@ export class Metrics {
     },
     // Counted from the registry's events$ (see `watch`); here only what this process wrote is forgotten.
     onLost: (r) => this.written.get(r.target)?.clear(),
-    onReachable: (r, up) => this.reachable.set(r.target, up),
+    onReachable: (r, up, failing) => this.health.reachable(r, up, failing),
     onDockerConnection: (connected) => {
       if (this.dockerConnected && !connected) this.reconnects.inc();
       this.dockerConnected = connected;
@@ -163,33 +186,13 @@ export class Metrics {
     },
   };
 
-  /** Count the liveness events a registry reports: failed heartbeats and losses. */
+  /** Count the liveness events a registry reports (failed heartbeats, losses); health follows them too. */
   private watch(registry: Registry): void {
     registry.events$.subscribe((event) => {
+      this.health.registryEvent(registry, event);
       if (event.type === 'heartbeat-failed') this.heartbeatFailures.inc(labels(registry));
       else if (event.type === 'liveness-lost') this.losses.inc(labels(registry));
     });
-  }
-
-  /** Ready: the Docker stream is connected, the first inventory is in and every registry answered. */
-  ready(bridge: StatusSource | undefined, registries: readonly Registry[]): { ok: boolean; detail: object } {
-    const status = bridge?.status();
-    const backends = Object.fromEntries(
-      registries.map((r) => [r.target, this.reachable.get(r.target) === true]),
-    );
-    const ok =
-      status !== undefined &&
-      status.dockerConnected &&
-      status.inventoryComplete &&
-      Object.values(backends).every(Boolean);
-    return {
-      ok,
-      detail: {
-        docker: status?.dockerConnected ?? false,
-        inventory: status?.inventoryComplete ?? false,
-        backends,
-      },
-    };
   }
 }
 
@@ -269,7 +272,7 @@ function serveDebug(req: IncomingMessage, res: ServerResponse, path: string, deb
 }
 
 /**
- * `/metrics`, `/healthz` (process alive), `/readyz` (see `Metrics.ready`) and, given a `debug` source,
+ * `/metrics`, `/healthz` (process alive), `/readyz` (see `Health.readiness`) and, given a `debug` source,
  * `/debug/containers[/<ref>]`.
  */
 export async function serveMetrics(

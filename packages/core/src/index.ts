@@ -61,6 +61,8 @@ export {
   readSecret,
   registryUriError,
   concurrencyLimit,
+  connectFailureIn,
+  connectionHint,
   runPool,
   showUri,
 } from './kit/index.js';

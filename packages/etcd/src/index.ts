@@ -8,4 +8,4 @@ export type {
 export type { EtcdLayout } from './layout.js';
 export { createEtcdFollower } from './follow.js';
 export type { EtcdFollowerOptions } from './follow.js';
-export { etcdFollowerFromUri, etcdRegistryFromUri } from './uri.js';
+export { checkEtcdUri, etcdFollowerFromUri, etcdRegistryFromUri } from './uri.js';

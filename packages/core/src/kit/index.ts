@@ -8,3 +8,4 @@ export type { EnvSecret, Environment } from './env-files.js';
 export { envValue, readEnvFile, readSecret } from './env-files.js';
 export { concurrencyLimit, runPool } from './pool.js';
 export { formatGoDuration, parseGoDuration } from './go-duration.js';
+export { connectFailureIn, connectionHint } from './net-errors.js';
