@@ -15,12 +15,24 @@ function recorder() {
   return { logger, lines };
 }
 
-function context(desired = new Map<string, Service>(), overrides: Partial<ChangeContext> = {}): ChangeContext {
-  return { desired: () => desired, inventoryComplete: () => true, cleanup: false, swarm: false, ...overrides };
+function context(
+  desired = new Map<string, Service>(),
+  overrides: Partial<ChangeContext> = {},
+): ChangeContext {
+  return {
+    desired: () => desired,
+    inventoryComplete: () => true,
+    cleanup: false,
+    swarm: false,
+    ...overrides,
+  };
 }
 
 const register = (s: Service): RegistryOp => ({ type: 'register', service: s });
-const deregister = (id: string): RegistryOp => ({ type: 'deregister', entry: { id, name: 'web', fingerprint: '' } });
+const deregister = (id: string): RegistryOp => ({
+  type: 'deregister',
+  entry: { id, name: 'web', fingerprint: '' },
+});
 
 describe('ChangeLog', () => {
   beforeEach(() => vi.useFakeTimers());
@@ -37,7 +49,11 @@ describe('ChangeLog', () => {
       `registered n1:web:80 10.0.0.5:32768 in ${ETCD}`,
       `deregistered n1:web:80 from ${ETCD} (container died)`,
     ]);
-    expect(lines[0]?.fields).toMatchObject({ target: ETCD, serviceId: 'n1:web:80', address: '10.0.0.5:32768' });
+    expect(lines[0]?.fields).toMatchObject({
+      target: ETCD,
+      serviceId: 'n1:web:80',
+      address: '10.0.0.5:32768',
+    });
   });
 
   it('summarises a burst: the first lines one by one, then one line with the count and the time it took', () => {
@@ -78,9 +94,19 @@ describe('deregisterReason', () => {
     const wanted = (s: Service) => context(new Map([[s.id, s]]));
     const draining = { ...web, health: 'critical' as const, healthOutput: 'draining: Docker sent SIGTERM' };
     expect(deregisterReason(web.id, wanted(draining), true)).toBe('drained');
-    expect(deregisterReason(web.id, wanted({ ...web, health: 'critical', healthOutput: 'container paused' }), true)).toBe('paused');
-    expect(deregisterReason(web.id, wanted({ ...web, health: 'critical', healthOutput: 'probe failed' }), true)).toBe('unhealthy');
-    expect(deregisterReason(web.id, wanted({ ...web, health: 'warning', healthOutput: '' }), true)).toBe('health starting');
+    expect(
+      deregisterReason(
+        web.id,
+        wanted({ ...web, health: 'critical', healthOutput: 'container paused' }),
+        true,
+      ),
+    ).toBe('paused');
+    expect(
+      deregisterReason(web.id, wanted({ ...web, health: 'critical', healthOutput: 'probe failed' }), true),
+    ).toBe('unhealthy');
+    expect(deregisterReason(web.id, wanted({ ...web, health: 'warning', healthOutput: '' }), true)).toBe(
+      'health starting',
+    );
   });
 
   it('says container died for one this run saw, gone at inventory (or cleanup) for one it never saw', () => {
@@ -98,5 +124,23 @@ describe('deregisterReason', () => {
     desired.delete(web.id);
     log.op(registry, deregister(web.id));
     expect(lines[0]?.msg).toBe(`deregistered n1:web:80 from ${ETCD} (container died)`);
+  });
+
+  it('keeps what it saw per registry: a service drained out of one registry still died in the other', () => {
+    const { logger, lines } = recorder();
+    const consul = { backend: 'consul', target: 'http://127.0.0.1:8500' } as Registry;
+    const draining = { ...web, health: 'critical' as const, healthOutput: 'draining: Docker sent SIGTERM' };
+    const desired = new Map<string, Service>();
+    const log = new ChangeLog(logger, context(desired));
+    log.op(registry, register(web));
+    log.op(consul, register(web));
+    desired.set(web.id, draining);
+    log.op(registry, deregister(web.id));
+    desired.delete(web.id);
+    log.op(consul, deregister(web.id));
+    expect(lines.slice(2).map((l) => l.msg)).toEqual([
+      `deregistered n1:web:80 from ${ETCD} (drained)`,
+      'deregistered n1:web:80 from http://127.0.0.1:8500 (container died)',
+    ]);
   });
 });

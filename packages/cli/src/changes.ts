@@ -42,8 +42,10 @@ const number = (n: number) => n.toLocaleString('en-US');
  */
 export class ChangeLog {
   private readonly bursts = new Map<string, Burst>();
-  /** Ids this run saw wanted: the inventory's, and every one it registered. Removed ones leave. */
-  private readonly seen = new Set<string>();
+  /** Per registry, the ids this run registered there; removed ones leave. */
+  private readonly registered = new Map<string, Set<string>>();
+  /** The ids the first inventory found wanted (bounded by it: ids are never added later). */
+  private readonly inventory = new Set<string>();
   private inventorySeen = false;
   private readonly quietMs: number;
   private readonly burstLines: number;
@@ -65,7 +67,7 @@ export class ChangeLog {
   pass(): void {
     if (this.inventorySeen || !this.context.inventoryComplete()) return;
     this.inventorySeen = true;
-    for (const id of this.context.desired().keys()) this.seen.add(id);
+    for (const id of this.context.desired().keys()) this.inventory.add(id);
   }
 
   /** A write that succeeded. */
@@ -122,20 +124,20 @@ export class ChangeLog {
         ? `${parts[0]} ${total === 1 ? 'service' : 'services'}`
         : `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)} services`;
     const seconds = Math.round((burst.last - burst.started) / 100) / 10;
-    this.log.info(
-      { target, ...burst.counts, seconds },
-      `${what} in ${target} in ${seconds} s`,
-    );
+    this.log.info({ target, ...burst.counts, seconds }, `${what} in ${target} in ${seconds} s`);
   }
 
   private describe(registry: Registry, op: RegistryOp) {
     const target = registry.target;
+    let registered = this.registered.get(target);
+    if (registered === undefined) this.registered.set(target, (registered = new Set()));
     if (op.type === 'register') {
       const s = op.service;
-      this.seen.add(s.id);
+      registered.add(s.id);
       const address = formatHostPort({ host: s.address, port: s.port });
       const kind: Kind = op.replaces ? 'updated' : 'registered';
-      const health = s.health === 'passing' ? '' : ` (${s.health}${s.healthOutput ? `: ${s.healthOutput}` : ''})`;
+      const health =
+        s.health === 'passing' ? '' : ` (${s.health}${s.healthOutput ? `: ${s.healthOutput}` : ''})`;
       return {
         kind,
         line: `${kind} ${s.id} ${address} in ${target}${health}`,
@@ -143,8 +145,8 @@ export class ChangeLog {
       };
     }
     const id = op.entry.id;
-    const reason = deregisterReason(id, this.context, this.seen.has(id));
-    this.seen.delete(id);
+    const reason = deregisterReason(id, this.context, registered.has(id) || this.inventory.has(id));
+    registered.delete(id);
     return {
       kind: 'deregistered' as const,
       line: `deregistered ${id} from ${target} (${reason})`,

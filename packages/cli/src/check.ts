@@ -64,7 +64,13 @@ export async function runCheck(
     });
   } else {
     // One sentence with the address and the likely cause (missing socket, permission, refused, TLS...).
-    const { sentence } = describeDockerError(result.error, address, 'GET /info', result.timedOut, PROBE_TIMEOUT_MS);
+    const { sentence } = describeDockerError(
+      result.error,
+      address,
+      'GET /info',
+      result.timedOut,
+      PROBE_TIMEOUT_MS,
+    );
     report({ ok: false, subject: 'docker', detail: sentence });
   }
 

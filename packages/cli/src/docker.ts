@@ -33,7 +33,8 @@ export interface DockerProblem {
   readonly sentence: string;
 }
 
-const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|EPROTO)/;
+const TLS_CODE =
+  /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|EPROTO)/;
 
 /**
  * One sentence with the address and the likely cause of a failed call to Docker, for logs, `/readyz` and
@@ -196,7 +197,10 @@ export async function waitForDocker(
     options.onProblem?.(problem);
     const delay = backoffDelay(attempt, defaultBackoff);
     if (problem.cause !== lastCause) {
-      logger.warn({ docker: address, cause: problem.cause, retryInMs: delay }, `waiting for Docker: ${problem.sentence}`);
+      logger.warn(
+        { docker: address, cause: problem.cause, retryInMs: delay },
+        `waiting for Docker: ${problem.sentence}`,
+      );
       lastCause = problem.cause;
     }
     await sleep(delay, signal);

@@ -70,7 +70,12 @@ describe('Health.readiness', () => {
       ok: true,
       detail: { docker: true, inventory: true, backends: { [ETCD]: true }, reasons: {} },
     });
-    health.reachable(etcd, false, { passes: 3, since: Date.UTC(2026, 0, 1), error: 'ECONNREFUSED', stage: 'write' });
+    health.reachable(etcd, false, {
+      passes: 3,
+      since: Date.UTC(2026, 0, 1),
+      error: 'ECONNREFUSED',
+      stage: 'write',
+    });
     expect(health.readiness().detail.reasons[ETCD]).toBe(
       'unreachable since 2026-01-01T00:00:00.000Z: write failing (3 passes): ECONNREFUSED',
     );
@@ -114,7 +119,11 @@ describe('registrationCounts', () => {
   });
 
   it('knows nothing where the bridge explains nothing although it wants services (Swarm mode)', () => {
-    const swarm: StatusSource = { status: () => running, explainAll: () => [], explain: () => ({ kind: 'unknown' }) };
+    const swarm: StatusSource = {
+      status: () => running,
+      explainAll: () => [],
+      explain: () => ({ kind: 'unknown' }),
+    };
     expect(registrationCounts(swarm)).toBeUndefined();
   });
 });

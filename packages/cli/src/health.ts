@@ -22,7 +22,11 @@ export interface RegistrationCounts {
   readonly backend: string;
   readonly target: string;
   readonly states: Readonly<Record<RegistrationStateName, number>>;
-  readonly example?: { readonly state: 'rejected' | 'retrying'; readonly id: string; readonly error?: string };
+  readonly example?: {
+    readonly state: 'rejected' | 'retrying';
+    readonly id: string;
+    readonly error?: string;
+  };
 }
 
 export const REGISTRATION_STATES = ['registered', 'pending', 'retrying', 'rejected', 'withheld'] as const;
@@ -47,8 +51,7 @@ export interface Readiness {
   };
 }
 
-const errorText = (error: unknown) =>
-  oneLine(error instanceof Error ? error.message : String(error), 300);
+const errorText = (error: unknown) => oneLine(error instanceof Error ? error.message : String(error), 300);
 
 /** Counts are derived from every container's explain report: at most once a second. */
 const COUNTS_TTL_MS = 1_000;
@@ -207,10 +210,15 @@ export class Health {
  */
 export function registrationCounts(source: StatusSource): RegistrationCounts[] | undefined {
   const summaries = source.explainAll?.() ?? [];
-  if (source.explain === undefined || (summaries.length === 0 && source.status().services > 0)) return undefined;
+  if (source.explain === undefined || (summaries.length === 0 && source.status().services > 0))
+    return undefined;
   const byTarget = new Map<
     string,
-    { backend: string; states: Record<RegistrationStateName, number>; example?: RegistrationCounts['example'] }
+    {
+      backend: string;
+      states: Record<RegistrationStateName, number>;
+      example?: RegistrationCounts['example'];
+    }
   >();
   for (const summary of summaries) {
     const lookup = source.explain(summary.id);

@@ -4,13 +4,14 @@ import { parseArgv, parseCli } from './options.js';
 /** The commands `registrar help <command>` knows, each printing the help its `--help` prints. */
 const COMMANDS: Record<string, (write: (text: string) => void) => Promise<void> | void> = {
   check: (write) => void parseCli(['--help'], write, 'check'),
-  explain: async (write) => parseArgv((await import('./explain.js')).buildExplainProgram(), ['--help'], write),
+  explain: async (write) =>
+    parseArgv((await import('./explain.js')).buildExplainProgram(), ['--help'], write),
   lb: async (write) => parseArgv((await import('./lb.js')).buildLbProgram(), ['--help'], write),
   version: (write) =>
     write('Usage: registrar version | registrar --version\n\nPrint the version of registrar and exit 0.\n'),
   help: (write) =>
     write(
-      'Usage: registrar help [command]\n\nPrint the help of a command (check, explain, lb, version), or without one the\nbridge\'s own: registrar --help. Every command also takes --help and -h.\n',
+      "Usage: registrar help [command]\n\nPrint the help of a command (check, explain, lb, version), or without one the\nbridge's own: registrar --help. Every command also takes --help and -h.\n",
     ),
 };
 

@@ -12,7 +12,7 @@ import {
 import { createLogger } from './logging.js';
 import { serveMetrics } from './metrics.js';
 import { parseArgv, parseListenAddress, type LogFormat } from './options.js';
-import { createFollower } from './registries.js';
+import { checkRegistryScheme, createFollower } from './registries.js';
 import { VERSION } from './version.js';
 
 export interface LbConfig {
@@ -137,8 +137,9 @@ export function parseLbCli(
     logLevel: string;
     logFormat?: LogFormat;
   }>();
-  // The URI is checked by its adapter when the follower is created, before anything connects.
+  // The scheme here; the rest by its adapter when the follower is created, before anything connects.
   const uri = program.args[0] ?? '';
+  checkRegistryScheme(uri);
   const interval = Number(o.checkInterval);
   if (
     String(o.checkInterval).trim() === '' ||

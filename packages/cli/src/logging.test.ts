@@ -53,7 +53,8 @@ describe('rateLimitWarnings', () => {
 
   it('lets a repeated warning through a few times per window, then says once how many were dropped', () => {
     const { log, lines } = logger({ perWindow: 2, windowMs: 60_000 });
-    for (let i = 0; i < 10_000; i++) log.child({ x: 1 }).warn({ line: `garbage ${i}` }, 'unparseable docker event skipped');
+    for (let i = 0; i < 10_000; i++)
+      log.child({ x: 1 }).warn({ line: `garbage ${i}` }, 'unparseable docker event skipped');
     log.warn('another warning');
     for (let i = 0; i < 50; i++) log.info({ i }, 'registered');
     expect(lines.filter((l) => l.msg === 'unparseable docker event skipped').map((l) => l.line)).toEqual([

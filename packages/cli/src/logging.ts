@@ -71,10 +71,10 @@ export function rateLimitWarnings(options: RateLimitOptions = {}) {
       return method.apply(this, args);
     }
     window.dropped += 1;
-    const logger = this;
     const seconds = Math.round(windowMs / 1000);
+    // An arrow function: the summary goes out through the logger (and bindings) that dropped the last line.
     window.summarise = () =>
-      method.apply(logger, [
+      method.apply(this, [
         { repeated: window.dropped, windowS: seconds },
         `${message} (repeated ${window.dropped.toLocaleString('en-US')} more times in ${seconds} s; not logged)`,
       ] as unknown as Parameters<LogFn>);
@@ -108,7 +108,7 @@ export async function createLogger(level: string, format: LogFormat): Promise<Pi
           colorize: process.stderr.isTTY,
           // One line per event, as a terminal reader follows it: the message, then its fields.
           singleLine: true,
-          ignore: 'pid,hostname',
+          ignore: 'hostname',
           translateTime: 'SYS:HH:MM:ss.l',
         })
       : pino.destination({ dest: 2, sync: true });

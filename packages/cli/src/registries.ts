@@ -104,24 +104,32 @@ function refuseCredentialQuery(text: string, scheme: string): void {
 }
 
 /**
- * Fail fast on a URI that is wrong, before anything connects: an unknown scheme, a credential in the query,
- * then the adapter's own checks, whose messages reach the user unchanged.
+ * What the CLI itself refuses in a registry URI, synchronously: an unknown scheme, a credential in the
+ * query. Returns the scheme.
  */
-export async function checkRegistryUri(text: string, env: RegistryUriContext['env'] = {}): Promise<void> {
+export function checkRegistryScheme(text: string): string {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text)?.[1]?.toLowerCase();
-  const load = scheme === undefined ? undefined : adapters[scheme];
-  if (scheme === undefined || load === undefined) {
+  if (scheme === undefined || adapters[scheme] === undefined) {
     throw new ConfigError(
       `unknown registry URI ${quote(redactUri(text), 120)}: expected one of ${SCHEMES.map((s) => `${s}://`).join(', ')}`,
     );
   }
   refuseCredentialQuery(text, scheme);
-  (await load()).check(text, env);
+  return scheme;
+}
+
+/**
+ * Fail fast on a URI that is wrong, before anything connects: an unknown scheme, a credential in the query,
+ * then the adapter's own checks, whose messages reach the user unchanged.
+ */
+export async function checkRegistryUri(text: string, env: RegistryUriContext['env'] = {}): Promise<void> {
+  const scheme = checkRegistryScheme(text);
+  (await adapters[scheme]()).check(text, env);
 }
 
 async function adapterOf(text: string, env: RegistryUriContext['env']): Promise<Adapter> {
   await checkRegistryUri(text, env);
-  return adapters[text.slice(0, text.indexOf(':')).toLowerCase()]!();
+  return adapters[checkRegistryScheme(text)]();
 }
 
 export async function createRegistry(text: string, ctx: RegistryUriContext): Promise<Registry> {

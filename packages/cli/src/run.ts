@@ -101,7 +101,16 @@ async function runBridge(config: CliConfig, docker: Docker): Promise<number> {
     : undefined;
 
   try {
-    return await bridgeAfterDocker(config, docker, { logger, address, stateDir, stopping, signalled, health, metrics, current });
+    return await bridgeAfterDocker(config, docker, {
+      logger,
+      address,
+      stateDir,
+      stopping,
+      signalled,
+      health,
+      metrics,
+      current,
+    });
   } finally {
     server?.close();
   }

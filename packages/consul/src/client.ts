@@ -215,7 +215,9 @@ export class ConsulClient {
     const reason = code ?? e.cause?.message ?? e.message;
     const hint =
       connectionHint(code, 'the Consul agent') ??
-      (reason === 'bad port' ? 'fetch refuses this port (e.g. 1, 25, 6000): use the agent\'s HTTP port' : undefined);
+      (reason === 'bad port'
+        ? "fetch refuses this port (e.g. 1, 25, 6000): use the agent's HTTP port"
+        : undefined);
     return new RegistryConnectionError(
       `Consul agent at ${this.target} unreachable (${what}): ${reason}${hint ? `: ${hint}` : ''}`,
       BACKEND,

@@ -39,7 +39,10 @@ const rejected = [
 export function toRegistryError(error: unknown, what: string): RegistryError {
   if (error instanceof RegistryError) return error;
   // grpc-js ends some messages with an empty "Resolution note:"; it says nothing.
-  const detail = (error instanceof Error ? error.message : String(error)).replace(/\s*Resolution note:\s*$/, '');
+  const detail = (error instanceof Error ? error.message : String(error)).replace(
+    /\s*Resolution note:\s*$/,
+    '',
+  );
   if (error instanceof EtcdLeaseInvalidError) {
     return new RegistrySessionLostError(`etcd ${what}: lease lost (${detail})`, backend, { cause: error });
   }

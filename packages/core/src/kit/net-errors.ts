@@ -3,7 +3,8 @@
  * by the adapters (and the CLI) so that "connect ECONNREFUSED" reads the same on every backend.
  */
 
-const TLS = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|EPROTO)/;
+const TLS =
+  /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|EPROTO)/;
 
 /** The likely cause of a connection that failed with `code`, naming `server` (e.g. `etcd`); undefined if unknown. */
 export function connectionHint(code: string | undefined, server: string): string | undefined {
@@ -35,5 +36,7 @@ export function connectionHint(code: string | undefined, server: string): string
 /** `connect ECONNREFUSED 127.0.0.1:2379` inside a client's error text (gRPC wraps it): the code and address. */
 export function connectFailureIn(text: string): { code: string; address: string } | undefined {
   const match = /connect (E[A-Z]+) (\S+?)\.?(?:\s|$)/.exec(text);
-  return match ? { code: match[1]!, address: match[2]! } : undefined;
+  return match?.[1] !== undefined && match[2] !== undefined
+    ? { code: match[1], address: match[2] }
+    : undefined;
 }
