@@ -56,34 +56,46 @@ describe('ChangeLog', () => {
     });
   });
 
-  it('summarises a burst: the first lines one by one, then one line with the count and the time it took', () => {
+  it('summarises a pass that writes many changes (a cold start): one line with the count and the time it took', () => {
     const { logger, lines } = recorder();
-    const log = new ChangeLog(logger, context(), { burstLines: 3, quietMs: 1_000 });
+    const log = new ChangeLog(logger, context(), { bulk: 5 });
+    log.pass(registry, 1_000);
     for (let i = 0; i < 1_000; i++) {
       log.op(registry, register(service({ id: `n1:c${i}:80`, port: 30000 + i })));
       if (i % 100 === 0) vi.advanceTimersByTime(90);
     }
-    expect(lines).toHaveLength(3);
-    vi.advanceTimersByTime(1_000);
-    expect(lines).toHaveLength(4);
-    expect(lines[3]?.msg).toBe(`registered 1,000 services in ${ETCD} in 0.9 s`);
-    // The next change after the quiet period is a burst of its own, logged one by one again.
+    expect(lines.map((l) => l.msg)).toEqual([`registered 1,000 services in ${ETCD} in 0.9 s`]);
+    expect(lines[0]?.fields).toMatchObject({ registered: 1_000, deregistered: 0, seconds: 0.9 });
+    // A pass of a few changes is logged one by one again.
+    log.pass(registry, 1);
     log.op(registry, deregister('n1:c0:80'));
-    expect(lines[4]?.msg).toBe(`deregistered n1:c0:80 from ${ETCD} (container died)`);
+    expect(lines[1]?.msg).toBe(`deregistered n1:c0:80 from ${ETCD} (container died)`);
   });
 
-  it('summarises a storm that never goes quiet every maxBurstMs, and what remains on flush', () => {
+  it('summarises a bulk pass whose writes partly failed at its next pass, or when its writes stop', () => {
     const { logger, lines } = recorder();
-    const log = new ChangeLog(logger, context(), { burstLines: 1, quietMs: 1_000, maxBurstMs: 10_000 });
+    const log = new ChangeLog(logger, context(), { bulk: 2, quietMs: 1_000 });
+    log.pass(registry, 10);
+    for (let i = 0; i < 8; i++) log.op(registry, register(service({ id: `n1:c${i}:80` })));
+    log.op(registry, deregister('n1:old:80'));
+    expect(lines).toEqual([]);
+    vi.advanceTimersByTime(1_000);
+    expect(lines.map((l) => l.msg)).toEqual([`registered 8 and deregistered 1 services in ${ETCD} in 0 s`]);
+  });
+
+  it('caps the lines of a storm of small passes per window, and summarises the rest when the window ends', () => {
+    const { logger, lines } = recorder();
+    const log = new ChangeLog(logger, context(), { linesPerWindow: 2, windowMs: 10_000 });
     for (let i = 0; i < 150; i++) {
+      log.pass(registry, 1);
       log.op(registry, register(service({ id: `n1:c${i}:80` })));
-      vi.advanceTimersByTime(100);
+      vi.advanceTimersByTime(50);
     }
-    log.flush();
+    vi.advanceTimersByTime(10_000);
     expect(lines.map((l) => l.msg)).toEqual([
       `registered n1:c0:80 10.0.0.5:8080 in ${ETCD}`,
-      `registered 100 services in ${ETCD} in 9.9 s`,
-      `registered 50 services in ${ETCD} in 4.9 s`,
+      `registered n1:c1:80 10.0.0.5:8080 in ${ETCD}`,
+      `registered 148 services in ${ETCD} in 7.4 s`,
     ]);
   });
 });

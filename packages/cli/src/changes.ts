@@ -12,44 +12,57 @@ export interface ChangeContext {
 }
 
 export interface ChangeLogOptions {
-  /** A burst ends after this long without a change. Default 1 s. */
+  /** A reconcile pass that writes more changes than this is one summary line, not one line each. Default 5. */
+  readonly bulk?: number;
+  /** Changes logged one by one per registry and window, whatever the passes; the rest are summarised. */
+  readonly linesPerWindow?: number;
+  /** Default 10 s. */
+  readonly windowMs?: number;
+  /** A bulk pass whose writes stop coming (some failed) is summarised after this long. Default 1 s. */
   readonly quietMs?: number;
-  /** Changes logged one by one at the start of a burst; the rest are summarised. Default 5. */
-  readonly burstLines?: number;
-  /** A burst that never ends is summarised this often. Default 10 s. */
-  readonly maxBurstMs?: number;
   readonly now?: () => number;
 }
 
 type Kind = 'registered' | 'updated' | 'deregistered';
 
-interface Burst {
+/** Changes counted instead of logged: one bulk pass, or the overflow of a window. */
+interface Tally {
   readonly started: number;
   last: number;
-  shown: number;
-  suppressed: number;
   readonly counts: Record<Kind, number>;
+  /** A bulk pass: the writes it planned; the summary goes out once they are all in. */
+  readonly expected?: number;
   timer?: NodeJS.Timeout;
 }
 
+interface Window {
+  readonly started: number;
+  lines: number;
+  overflow?: Tally;
+}
+
 const number = (n: number) => n.toLocaleString('en-US');
+const total = (t: Tally) => t.counts.registered + t.counts.updated + t.counts.deregistered;
 
 /**
  * One INFO line per change and registry, `registered <id> <address>:<port> in <registry>` / `deregistered <id>
- * (<reason>)`, like registrator's `added:` / `removed:`. A cold start or a resync would flood the log with
- * thousands of them, so each registry's burst logs its first few changes one by one and then one summary when
- * it ends: `registered 1,000 services in etcd://… in 0.9 s`. Fed by the reconcilers' `onOp` hook.
+ * from <registry> (<reason>)`, like registrator's `added:` / `removed:`. A pass that writes many changes at once
+ * (a cold start, a resync, a lost lease) is one line instead, `registered 1,000 services in etcd://… in 0.9 s`,
+ * and so is whatever exceeds `linesPerWindow` in a window (a storm of small changes). Fed by the reconcilers'
+ * `onPass` and `onOp` hooks.
  */
 export class ChangeLog {
-  private readonly bursts = new Map<string, Burst>();
+  private readonly bulks = new Map<string, Tally>();
+  private readonly windows = new Map<string, Window>();
   /** Per registry, the ids this run registered there; removed ones leave. */
   private readonly registered = new Map<string, Set<string>>();
   /** The ids the first inventory found wanted (bounded by it: ids are never added later). */
   private readonly inventory = new Set<string>();
   private inventorySeen = false;
+  private readonly bulk: number;
+  private readonly linesPerWindow: number;
+  private readonly windowMs: number;
   private readonly quietMs: number;
-  private readonly burstLines: number;
-  private readonly maxBurstMs: number;
   private readonly now: () => number;
 
   constructor(
@@ -57,74 +70,100 @@ export class ChangeLog {
     private readonly context: ChangeContext,
     options: ChangeLogOptions = {},
   ) {
+    this.bulk = options.bulk ?? 5;
+    this.linesPerWindow = options.linesPerWindow ?? 50;
+    this.windowMs = options.windowMs ?? 10_000;
     this.quietMs = options.quietMs ?? 1_000;
-    this.burstLines = options.burstLines ?? 5;
-    this.maxBurstMs = options.maxBurstMs ?? 10_000;
     this.now = options.now ?? Date.now;
   }
 
-  /** Before each reconcile pass (`onPass`): the first after the inventory remembers what it found. */
-  pass(): void {
-    if (this.inventorySeen || !this.context.inventoryComplete()) return;
-    this.inventorySeen = true;
-    for (const id of this.context.desired().keys()) this.inventory.add(id);
+  /**
+   * A reconcile pass begins (`onPass`) and plans `drift` writes: more than `bulk` are tallied into one line.
+   * The first pass after the inventory also remembers what the inventory found.
+   */
+  pass(registry?: Registry, drift = 0): void {
+    if (!this.inventorySeen && this.context.inventoryComplete()) {
+      this.inventorySeen = true;
+      for (const id of this.context.desired().keys()) this.inventory.add(id);
+    }
+    if (registry === undefined) return;
+    this.endBulk(registry.target);
+    if (drift > this.bulk) this.bulks.set(registry.target, tally(this.now(), drift));
   }
 
   /** A write that succeeded. */
   op(registry: Registry, op: RegistryOp): void {
     this.pass();
-    const now = this.now();
-    let burst = this.bursts.get(registry.target);
-    if (burst !== undefined && now - burst.started >= this.maxBurstMs) {
-      // A storm that does not end: summarise what it did so far, and go on summarising.
-      this.end(registry.target, burst);
-      burst = this.startBurst(registry.target, now, this.burstLines);
-    }
-    burst ??= this.startBurst(registry.target, now, 0);
-    burst.last = now;
+    const target = registry.target;
     const { kind, line, fields } = this.describe(registry, op);
-    burst.counts[kind] += 1;
-    if (burst.shown < this.burstLines) {
-      burst.shown += 1;
+    const now = this.now();
+    const bulk = this.bulks.get(target);
+    if (bulk !== undefined) {
+      this.count(bulk, kind, now);
+      if (total(bulk) >= (bulk.expected ?? Infinity)) this.endBulk(target);
+      else this.quiet(bulk, () => this.endBulk(target));
+      return;
+    }
+    let window = this.windows.get(target);
+    if (window === undefined || now - window.started >= this.windowMs) {
+      if (window !== undefined) this.endWindow(target, window);
+      window = { started: now, lines: 0 };
+      this.windows.set(target, window);
+    }
+    if (window.lines < this.linesPerWindow) {
+      window.lines += 1;
       this.log.info(fields, line);
-    } else burst.suppressed += 1;
-    clearTimeout(burst.timer);
-    const current = burst;
-    burst.timer = setTimeout(() => this.end(registry.target, current), this.quietMs);
-    burst.timer.unref();
+      return;
+    }
+    window.overflow ??= tally(now);
+    this.count(window.overflow, kind, now);
+    const current = window;
+    this.quiet(window.overflow, () => this.endWindow(target, current), this.windowMs);
   }
 
-  /** Summarise every burst in progress (on shutdown). */
+  /** Summarise whatever is being tallied (on shutdown). */
   flush(): void {
-    for (const [target, burst] of this.bursts) this.end(target, burst);
+    for (const target of [...this.bulks.keys()]) this.endBulk(target);
+    for (const [target, window] of [...this.windows]) this.endWindow(target, window);
   }
 
-  private startBurst(target: string, now: number, shown: number): Burst {
-    const burst: Burst = {
-      started: now,
-      last: now,
-      shown,
-      suppressed: 0,
-      counts: { registered: 0, updated: 0, deregistered: 0 },
-    };
-    this.bursts.set(target, burst);
-    return burst;
+  private count(t: Tally, kind: Kind, now: number) {
+    t.counts[kind] += 1;
+    t.last = now;
   }
 
-  private end(target: string, burst: Burst): void {
-    clearTimeout(burst.timer);
-    if (this.bursts.get(target) === burst) this.bursts.delete(target);
-    if (burst.suppressed === 0) return;
-    const parts = (Object.entries(burst.counts) as [Kind, number][])
-      .filter(([, n]) => n > 0)
-      .map(([kind, n]) => `${kind} ${number(n)}`);
-    const total = burst.counts.registered + burst.counts.updated + burst.counts.deregistered;
+  private quiet(t: Tally, end: () => void, ms = this.quietMs) {
+    clearTimeout(t.timer);
+    t.timer = setTimeout(end, ms);
+    t.timer.unref();
+  }
+
+  private endBulk(target: string) {
+    const bulk = this.bulks.get(target);
+    if (bulk === undefined) return;
+    this.bulks.delete(target);
+    this.summarise(target, bulk);
+  }
+
+  private endWindow(target: string, window: Window) {
+    if (this.windows.get(target) === window) this.windows.delete(target);
+    if (window.overflow !== undefined) this.summarise(target, window.overflow);
+    window.overflow = undefined;
+  }
+
+  private summarise(target: string, t: Tally) {
+    clearTimeout(t.timer);
+    const n = total(t);
+    if (n === 0) return;
+    const parts = (Object.entries(t.counts) as [Kind, number][])
+      .filter(([, count]) => count > 0)
+      .map(([kind, count]) => `${kind} ${number(count)}`);
     const what =
       parts.length === 1
-        ? `${parts[0]} ${total === 1 ? 'service' : 'services'}`
+        ? `${parts[0]} ${n === 1 ? 'service' : 'services'}`
         : `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)} services`;
-    const seconds = Math.round((burst.last - burst.started) / 100) / 10;
-    this.log.info({ target, ...burst.counts, seconds }, `${what} in ${target} in ${seconds} s`);
+    const seconds = Math.round((t.last - t.started) / 100) / 10;
+    this.log.info({ target, ...t.counts, seconds }, `${what} in ${target} in ${seconds} s`);
   }
 
   private describe(registry: Registry, op: RegistryOp) {
@@ -153,6 +192,15 @@ export class ChangeLog {
       fields: { target, serviceId: id, reason },
     };
   }
+}
+
+function tally(now: number, expected?: number): Tally {
+  return {
+    started: now,
+    last: now,
+    counts: { registered: 0, updated: 0, deregistered: 0 },
+    ...(expected !== undefined && { expected }),
+  };
 }
 
 /**

@@ -1,7 +1,7 @@
-import type { BridgeStatus, ExplainLookup, LivenessLoss, Registry, RegistryEvent } from '@registrar/core';
+import type { BridgeStatus, LivenessLoss, Registry, RegistryEvent } from '@registrar/core';
 import { EMPTY, Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { Health, registrationCounts, type StatusSource } from './health.js';
+import { Health, type StatusSource } from './health.js';
 
 const ETCD = 'etcd://127.0.0.1:2379/services';
 
@@ -21,27 +21,22 @@ function registry(target = ETCD): Registry {
   };
 }
 
-const running: BridgeStatus = { dockerConnected: true, inventoryComplete: true, containers: 1, services: 2 };
+type States = Record<'registered' | 'pending' | 'retrying' | 'rejected' | 'withheld', number>;
+const none: States = { registered: 0, pending: 0, retrying: 0, rejected: 0, withheld: 0 };
 
-/** A bridge with one container whose two services stand as `states` say in etcd. */
-function bridgeWith(states: { id: string; state: string; error?: string }[], status = running): StatusSource {
-  const report = {
-    registries: [{ backend: 'etcd', target: ETCD, mirrorsHealth: false }],
-    ports: [
-      {
-        port: 80,
-        services: states.map(({ id, state, error }) => ({
-          id,
-          registrations: [{ backend: 'etcd', target: ETCD, state, ...(error && { error }) }],
-        })),
-      },
-    ],
+/** A bridge whose status says Docker streams, the inventory is in, and etcd holds services as `services` say. */
+function bridgeWith(services: Partial<States> = {}, more: Partial<BridgeStatus> = {}): StatusSource {
+  const status: BridgeStatus = {
+    dockerConnected: true,
+    inventoryComplete: true,
+    containers: 1,
+    services: 2,
+    docker: { failing: 0, timeouts: 0 },
+    unresolved: [],
+    registries: [{ backend: 'etcd', target: ETCD, writing: true, services: { ...none, ...services } }],
+    ...more,
   };
-  return {
-    status: () => status,
-    explainAll: () => [{ id: 'c1', name: 'web', verdict: 'partial', summary: '' }],
-    explain: () => ({ kind: 'found', report }) as unknown as ExplainLookup,
-  };
+  return { status: () => status };
 }
 
 describe('Health.readiness', () => {
@@ -63,12 +58,18 @@ describe('Health.readiness', () => {
     const etcd = registry();
     health.docker(undefined);
     health.attachRegistries([etcd]);
-    health.attachBridge(bridgeWith([{ id: 'n1:web:80', state: 'registered' }]));
+    health.attachBridge(bridgeWith({ registered: 2 }));
     expect(health.readiness().detail.reasons).toEqual({ [ETCD]: 'no answer yet (first pass in progress)' });
     health.reachable(etcd, true);
     expect(health.readiness()).toEqual({
       ok: true,
-      detail: { docker: true, inventory: true, backends: { [ETCD]: true }, reasons: {} },
+      detail: {
+        docker: true,
+        inventory: true,
+        backends: { [ETCD]: true },
+        services: { [ETCD]: { ...none, registered: 2 } },
+        reasons: {},
+      },
     });
     health.reachable(etcd, false, {
       passes: 3,
@@ -81,49 +82,47 @@ describe('Health.readiness', () => {
     );
   });
 
-  it('is not ready while a service is rejected or retrying, and names one with its error', () => {
+  it('is not ready while a service is rejected or retrying, while Docker calls fail or a container cannot be inspected', () => {
     const health = new Health([ETCD]);
     const etcd = registry();
     health.docker(undefined);
     health.attachRegistries([etcd]);
     health.reachable(etcd, true);
     health.attachBridge(
-      bridgeWith([
-        { id: 'n1:web:80', state: 'registered' },
-        { id: 'n1:web:81', state: 'rejected', error: 'permission denied' },
-      ]),
+      bridgeWith(
+        { registered: 1, rejected: 1 },
+        {
+          docker: {
+            failing: 4,
+            lastError: 'docker inspect of 0123abcd did not answer within 10000 ms',
+            since: Date.UTC(2026, 0, 1),
+            timeouts: 4,
+          },
+          unresolved: [{ id: '0123abcd4567ef', error: 'HTTP 500', attempts: 3 }],
+        },
+      ),
     );
     const { ok, detail } = health.readiness();
     expect(ok).toBe(false);
-    expect(detail.reasons).toEqual({ services: `1 rejected in ${ETCD} (e.g. n1:web:81: permission denied)` });
+    expect(detail.reasons).toEqual({
+      docker:
+        '4 Docker calls failed in a row since 2026-01-01T00:00:00.000Z: docker inspect of 0123abcd did not answer within 10000 ms',
+      inventory: '1 containers cannot be inspected (e.g. 0123abcd4567: HTTP 500)',
+      services: `1 rejected in ${ETCD} (registrar explain <container> gives each registry's message)`,
+    });
   });
-});
 
-describe('registrationCounts', () => {
-  it('counts services by state per registry from the explain reports', () => {
-    const counts = registrationCounts(
-      bridgeWith([
-        { id: 'a', state: 'registered' },
-        { id: 'b', state: 'retrying', error: 'UNAVAILABLE' },
-        { id: 'c', state: 'withheld' },
-      ]),
+  it('follows the registry’s heartbeats: a failed one makes it unreachable until they recover', () => {
+    const health = new Health([ETCD]);
+    const etcd = registry();
+    health.attachRegistries([etcd]);
+    health.reachable(etcd, true);
+    health.registryEvent(etcd, { type: 'heartbeat-failed', error: new Error('UNAVAILABLE') });
+    expect(health.readiness().detail.reasons[ETCD]).toMatch(
+      /^unreachable since \S+: heartbeat failing: UNAVAILABLE$/,
     );
-    expect(counts).toEqual([
-      {
-        backend: 'etcd',
-        target: ETCD,
-        states: { registered: 1, pending: 0, retrying: 1, rejected: 0, withheld: 1 },
-        example: { state: 'retrying', id: 'b', error: 'UNAVAILABLE' },
-      },
-    ]);
-  });
-
-  it('knows nothing where the bridge explains nothing although it wants services (Swarm mode)', () => {
-    const swarm: StatusSource = {
-      status: () => running,
-      explainAll: () => [],
-      explain: () => ({ kind: 'unknown' }),
-    };
-    expect(registrationCounts(swarm)).toBeUndefined();
+    expect(health.registryUp()).toEqual([{ backend: 'etcd', target: ETCD, up: false }]);
+    health.registryEvent(etcd, { type: 'recovered' });
+    expect(health.registryUp()).toEqual([{ backend: 'etcd', target: ETCD, up: true }]);
   });
 });

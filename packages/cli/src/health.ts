@@ -1,32 +1,10 @@
-import type {
-  BridgeStatus,
-  ExplainLookup,
-  ExplainSummary,
-  Registry,
-  RegistryFailing,
-  RegistryEvent,
-} from '@registrar/core';
+import type { BridgeStatus, Registry, RegistryFailing, RegistryEvent } from '@registrar/core';
 import { oneLine } from '@registrar/core';
 import type { DockerProblem } from './docker.js';
 
 /** What health reads of a bridge: the container bridge and the Swarm bridge both have it. */
 export interface StatusSource {
   status(): BridgeStatus;
-  /** Per container, where its services stand in each registry (the container bridge; Swarm gives none). */
-  explainAll?(): readonly ExplainSummary[];
-  explain?(ref: string): ExplainLookup;
-}
-
-/** Where one registry's services stand, by state, with one example id and error for the states that hurt. */
-export interface RegistrationCounts {
-  readonly backend: string;
-  readonly target: string;
-  readonly states: Readonly<Record<RegistrationStateName, number>>;
-  readonly example?: {
-    readonly state: 'rejected' | 'retrying';
-    readonly id: string;
-    readonly error?: string;
-  };
 }
 
 export const REGISTRATION_STATES = ['registered', 'pending', 'retrying', 'rejected', 'withheld'] as const;
@@ -40,21 +18,24 @@ interface RegistryHealth {
   error?: string;
 }
 
-/** `/readyz`: `ready`, the booleans of each dependency, and a reason for each one that is not ready. */
+/**
+ * `/readyz`: `ready`, the booleans of each dependency, each registry's services by state, and a reason for each
+ * dependency that is not ready (`docker`, `inventory`, each registry by its target, `services`).
+ */
 export interface Readiness {
   readonly ok: boolean;
   readonly detail: {
     readonly docker: boolean;
+    readonly dockerCalls?: BridgeStatus['docker'];
     readonly inventory: boolean;
+    readonly unresolved?: BridgeStatus['unresolved'];
     readonly backends: Readonly<Record<string, boolean>>;
+    readonly services: Readonly<Record<string, Readonly<Record<RegistrationStateName, number>>>>;
     readonly reasons: Readonly<Record<string, string>>;
   };
 }
 
 const errorText = (error: unknown) => oneLine(error instanceof Error ? error.message : String(error), 300);
-
-/** Counts are derived from every container's explain report: at most once a second. */
-const COUNTS_TTL_MS = 1_000;
 
 /**
  * The process's health from its first second: Docker while the bridge waits for it, then the bridge's status,
@@ -70,7 +51,6 @@ export class Health {
   };
   private readonly registries = new Map<string, RegistryHealth>();
   private source: StatusSource | undefined;
-  private counts: { at: number; value: readonly RegistrationCounts[] | undefined } | undefined;
 
   constructor(uris: readonly string[]) {
     this.pendingUris = uris;
@@ -137,17 +117,6 @@ export class Health {
     return this.source?.status();
   }
 
-  /**
-   * Per registry, services by state. Today derived from every container's explain report (the reconcilers'
-   * `stateOf`); undefined where the bridge explains nothing (Swarm mode).
-   */
-  registrations(now = Date.now()): readonly RegistrationCounts[] | undefined {
-    if (this.counts !== undefined && now - this.counts.at < COUNTS_TTL_MS) return this.counts.value;
-    const value = this.source ? registrationCounts(this.source) : undefined;
-    this.counts = { at: now, value };
-    return value;
-  }
-
   readiness(): Readiness {
     const reasons: Record<string, string> = {};
     const status = this.source?.status();
@@ -156,6 +125,9 @@ export class Health {
       reasons.docker = this.dockerProblem?.sentence ?? 'starting the bridge';
     } else if (!docker) {
       reasons.docker = 'the Docker event stream is not connected; reconnecting with backoff';
+    } else if (status.docker.failing > 0) {
+      const since = status.docker.since === undefined ? '' : ` since ${iso(status.docker.since)}`;
+      reasons.docker = `${status.docker.failing} Docker calls failed in a row${since}: ${status.docker.lastError ?? 'no answer'}`;
     }
     const inventory = status?.inventoryComplete ?? false;
     if (!inventory) {
@@ -163,6 +135,9 @@ export class Health {
         status === undefined
           ? 'not started: waiting for Docker'
           : 'the first inventory of running containers is not complete';
+    } else if (status !== undefined && status.unresolved.length > 0) {
+      const [first] = status.unresolved;
+      reasons.inventory = `${status.unresolved.length} containers cannot be inspected (e.g. ${first?.id.slice(0, 12)}: ${oneLine(first?.error ?? '', 200)})`;
     }
     const backends: Record<string, boolean> = {};
     for (const uri of this.pendingUris) {
@@ -172,25 +147,35 @@ export class Health {
     for (const [target, r] of this.registries) {
       backends[target] = r.up === true;
       if (r.up === undefined) reasons[target] = 'no answer yet (first pass in progress)';
-      else if (!r.up) {
-        const since = r.since === undefined ? '' : ` since ${new Date(r.since).toISOString()}`;
-        reasons[target] = `unreachable${since}: ${r.error ?? 'the last call failed'}`;
-      }
+      else if (!r.up)
+        reasons[target] =
+          `unreachable${r.since === undefined ? '' : ` since ${iso(r.since)}`}: ${r.error ?? 'the last call failed'}`;
     }
-    const troubled = (this.registrations() ?? []).flatMap((c) => {
+    const services: Record<string, Record<RegistrationStateName, number>> = {};
+    const troubled: string[] = [];
+    for (const r of status?.registries ?? []) {
+      services[r.target] = { ...r.services };
       const parts = (['rejected', 'retrying'] as const)
-        .filter((s) => c.states[s] > 0)
-        .map((s) => `${c.states[s]} ${s}`);
-      if (parts.length === 0) return [];
-      const example = c.example
-        ? ` (e.g. ${c.example.id}${c.example.error ? `: ${oneLine(c.example.error, 200)}` : ''})`
-        : '';
-      return [`${parts.join(', ')} in ${c.target}${example}`];
-    });
-    if (troubled.length > 0) reasons.services = troubled.join('; ');
+        .filter((state) => r.services[state] > 0)
+        .map((state) => `${r.services[state]} ${state}`);
+      if (parts.length === 0) continue;
+      const why = r.failing ? `: ${oneLine(r.failing.error, 200)}` : '';
+      troubled.push(`${parts.join(', ')} in ${r.target}${why}`);
+    }
+    if (troubled.length > 0) {
+      reasons.services = `${troubled.join('; ')} (registrar explain <container> gives each registry's message)`;
+    }
     return {
       ok: Object.keys(reasons).length === 0,
-      detail: { docker, inventory, backends, reasons },
+      detail: {
+        docker,
+        ...(status !== undefined && status.docker.failing > 0 && { dockerCalls: status.docker }),
+        inventory,
+        ...(status !== undefined && status.unresolved.length > 0 && { unresolved: status.unresolved }),
+        backends,
+        services,
+        reasons,
+      },
     };
   }
 
@@ -204,61 +189,4 @@ export class Health {
   }
 }
 
-/**
- * Services by state per registry, from each tracked container's explain report (which reads every
- * reconciler's `stateOf`). Undefined when the source explains nothing although it wants services (Swarm).
- */
-export function registrationCounts(source: StatusSource): RegistrationCounts[] | undefined {
-  const summaries = source.explainAll?.() ?? [];
-  if (source.explain === undefined || (summaries.length === 0 && source.status().services > 0))
-    return undefined;
-  const byTarget = new Map<
-    string,
-    {
-      backend: string;
-      states: Record<RegistrationStateName, number>;
-      example?: RegistrationCounts['example'];
-    }
-  >();
-  for (const summary of summaries) {
-    const lookup = source.explain(summary.id);
-    if (lookup.kind !== 'found') continue;
-    for (const registry of lookup.report.registries) {
-      if (!byTarget.has(registry.target)) {
-        byTarget.set(registry.target, { backend: registry.backend, states: zeroStates() });
-      }
-    }
-    for (const port of lookup.report.ports) {
-      for (const service of port.services) {
-        for (const registration of service.registrations) {
-          let entry = byTarget.get(registration.target);
-          if (entry === undefined) {
-            entry = { backend: registration.backend, states: zeroStates() };
-            byTarget.set(registration.target, entry);
-          }
-          entry.states[registration.state] += 1;
-          if (
-            (registration.state === 'rejected' || registration.state === 'retrying') &&
-            entry.example === undefined
-          ) {
-            entry.example = {
-              state: registration.state,
-              id: service.id,
-              ...(registration.error !== undefined && { error: registration.error }),
-            };
-          }
-        }
-      }
-    }
-  }
-  return [...byTarget].map(([target, e]) => ({
-    backend: e.backend,
-    target,
-    states: e.states,
-    ...(e.example && { example: e.example }),
-  }));
-}
-
-function zeroStates(): Record<RegistrationStateName, number> {
-  return { registered: 0, pending: 0, retrying: 0, rejected: 0, withheld: 0 };
-}
+const iso = (ms: number) => new Date(ms).toISOString();

@@ -71,6 +71,12 @@ export class Metrics {
     labelNames: ['backend', 'target'],
     registers: [this.registry],
   });
+  private readonly dockerCalls = new Counter({
+    name: 'registrar_docker_calls_total',
+    help: 'Docker list and inspect calls by outcome (ok, error, timeout: no answer within the bound)',
+    labelNames: ['call', 'outcome'],
+    registers: [this.registry],
+  });
   private readonly reconnects = new Counter({
     name: 'registrar_docker_reconnects_total',
     help: 'Times the Docker event stream was lost and had to be reopened',
@@ -109,24 +115,21 @@ export class Metrics {
         this.set(health.status()?.containers ?? 0);
       },
     });
-    const attached = this.attached;
     new Gauge({
       name: 'registrar_registrations',
       help: 'Services per registry by state: registered, pending, retrying, rejected, withheld (e.g. unhealthy where health is not mirrored)',
       labelNames: ['backend', 'target', 'state'],
       registers: [this.registry],
       collect() {
-        const counts = health.registrations();
-        if (counts === undefined) return;
-        for (const r of attached) {
-          const found = counts.find((c) => c.target === r.target);
+        for (const r of health.status()?.registries ?? []) {
           for (const state of REGISTRATION_STATES) {
-            this.set({ backend: r.backend, target: r.target, state }, found?.states[state] ?? 0);
+            this.set({ backend: r.backend, target: r.target, state }, r.services[state]);
           }
         }
       },
     });
     const written = this.written;
+    const attached = this.attached;
     new Gauge({
       name: 'registrar_registry_services',
       help: 'Services this process has registered and not removed, per registry',
@@ -180,10 +183,12 @@ export class Metrics {
       if (this.dockerConnected && !connected) this.reconnects.inc();
       this.dockerConnected = connected;
     },
+    // The action comes from a fixed set (core's EventAction), so an engine cannot mint series.
     onDockerEvent: (action, lag) => {
-      this.events.inc({ action: action.split(':')[0] ?? action });
+      this.events.inc({ action });
       this.eventLag.observe(lag);
     },
+    onDockerCall: (call, outcome) => this.dockerCalls.inc({ call, outcome }),
   };
 
   /** Count the liveness events a registry reports (failed heartbeats, losses); health follows them too. */
@@ -205,6 +210,13 @@ const labels = (r: Registry) => ({ backend: r.backend, target: r.target });
 export interface DebugSource {
   containers(): readonly ExplainSummary[] | undefined;
   container(ref: string): ExplainLookup | undefined;
+}
+
+/** `/debug` shows labels and probe output: by default only clients on this host's loopback get it. */
+function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
+  return v4.startsWith('127.') || address === '::1';
 }
 
 /** Container references longer than this are not looked up (a full id is 64, Docker names up to 253). */
@@ -280,6 +292,8 @@ export async function serveMetrics(
   metrics: { readonly registry: PromRegistry },
   readiness: () => { ok: boolean; detail: object },
   debug?: DebugSource,
+  /** Answer `/debug` to any client, not only loopback ones (`--debug-remote`). */
+  debugRemote = false,
 ): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
@@ -305,6 +319,14 @@ export async function serveMetrics(
       debug !== undefined &&
       (path === '/debug/containers' || path.startsWith('/debug/containers/'))
     ) {
+      if (!debugRemote && !isLoopback(req.socket.remoteAddress)) {
+        json(res, 403, {
+          error: 'loopback-only',
+          message:
+            '/debug answers loopback clients only: run registrar explain on the same host (docker exec into its container), or start the bridge with --debug-remote',
+        });
+        return;
+      }
       try {
         serveDebug(req, res, path, debug);
       } catch (error) {

@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync, type Stats } from 'node:fs';
 import {
   ConfigError,
   quote,
@@ -19,7 +19,7 @@ import { printHelp } from './help.js';
 import { Health } from './health.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
-import { deriveOptionsOf, parseCli, type CliConfig } from './options.js';
+import { deriveOptionsOf, NODE_ID_PATTERN, parseCli, type CliConfig } from './options.js';
 import { checkRegistryUri, createRegistry } from './registries.js';
 import { VERSION } from './version.js';
 
@@ -90,10 +90,16 @@ async function runBridge(config: CliConfig, docker: Docker): Promise<number> {
   const metrics = new Metrics(health);
   const current: { bridge?: Bridge | SwarmBridge } = {};
   const server = config.metricsAddr
-    ? await serveMetrics(config.metricsAddr, metrics, () => health.readiness(), {
-        containers: () => current.bridge?.explainAll(),
-        container: (ref) => current.bridge?.explain(ref),
-      }).catch((error: unknown) => {
+    ? await serveMetrics(
+        config.metricsAddr,
+        metrics,
+        () => health.readiness(),
+        {
+          containers: () => current.bridge?.explainAll(),
+          container: (ref) => current.bridge?.explain(ref),
+        },
+        config.debugRemote,
+      ).catch((error: unknown) => {
         throw new ConfigError(
           `cannot listen on --metrics-addr ${config.metricsAddr?.host}:${config.metricsAddr?.port}: ${(error as Error).message}`,
         );
@@ -143,7 +149,7 @@ async function bridgeAfterDocker(config: CliConfig, docker: Docker, r: Running):
     return 0;
   }
   const clusterId = config.swarm ? swarmClusterId(info) : undefined;
-  const nodeId = config.nodeId ?? (clusterId !== undefined ? `swarm-${clusterId}` : info.Name!);
+  const nodeId = config.nodeId ?? (clusterId !== undefined ? `swarm-${clusterId}` : engineNodeId(info));
   // In Swarm mode the entries belong to the cluster, not to one manager's engine: the cluster is the writer,
   // so whichever manager runs the bridge adopts them.
   const engineId = clusterId !== undefined ? `swarm-${clusterId}` : info.ID;
@@ -207,7 +213,7 @@ async function bridgeAfterDocker(config: CliConfig, docker: Docker, r: Running):
     ...metrics.observer,
     onPass: (registry: Registry, drift: number) => {
       metrics.observer.onPass?.(registry, drift);
-      changes.pass();
+      changes.pass(registry, drift);
     },
     onOp: (registry: Registry, op: RegistryOp, outcome: 'ok' | 'error' | 'dry-run', seconds: number) => {
       metrics.observer.onOp?.(registry, op, outcome, seconds);
@@ -280,14 +286,30 @@ async function bridgeAfterDocker(config: CliConfig, docker: Docker, r: Running):
   return 0;
 }
 
-/** `--state-dir`, created (0700) if missing; a directory we cannot use is a configuration error. */
-function prepareStateDir(dir: string): string {
+/**
+ * `--state-dir`, created (0700) if missing. It holds credentials (a ZooKeeper session's password): a
+ * directory we cannot write, or that another user owns or can write to, is a configuration error.
+ */
+export function prepareStateDir(dir: string): string {
+  let stat: Stats;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     accessSync(dir, constants.W_OK);
+    stat = statSync(dir);
   } catch (error) {
     throw new ConfigError(
       `invalid --state-dir ${quote(dir, 120)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; give a writable directory`,
+    );
+  }
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid) {
+    throw new ConfigError(
+      `invalid --state-dir ${quote(dir, 120)}: owned by uid ${stat.uid}, not by this process (uid ${uid}); it holds credentials: chown it or give a directory of this user's`,
+    );
+  }
+  if ((stat.mode & 0o022) !== 0) {
+    throw new ConfigError(
+      `invalid --state-dir ${quote(dir, 120)}: others can write to it (mode ${(stat.mode & 0o777).toString(8)}); it holds credentials: chmod 700 it`,
     );
   }
   return dir;
@@ -299,6 +321,20 @@ function describeOp(op: RegistryOp): string {
   const s = op.service;
   const address = formatHostPort({ host: s.address, port: s.port });
   return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address} tags=${s.tags.join(',')} health=${s.health}`;
+}
+
+/**
+ * The default node id: the engine's host name, held to the rules `--node-id` is (it is the first part of every
+ * service id, so a name like `x:y` or ` ` would make ids that parse wrong).
+ */
+export function engineNodeId(info: EngineInfo): string {
+  const name = typeof info.Name === 'string' ? info.Name : '';
+  if (!NODE_ID_PATTERN.test(name)) {
+    throw new ConfigError(
+      `docker info gives the host name ${quote(name, 60)}, which cannot be a node id (letters, digits, '.', '_' and '-'); pass --node-id <id>`,
+    );
+  }
+  return name;
 }
 
 /**

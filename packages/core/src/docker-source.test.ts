@@ -1,7 +1,13 @@
 import type { ContainerInfo } from 'dockerode';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { dockerHints, type DockerApi, type DockerHint, type DockerSourceOptions } from './docker-source.js';
+import {
+  dockerHints,
+  readEvent,
+  type DockerApi,
+  type DockerHint,
+  type DockerSourceOptions,
+} from './docker-source.js';
 import type { Logger } from './logger.js';
 import { SIGTERM } from './signals.js';
 import { SyntheticDocker } from './testing/index.js';
@@ -62,7 +68,7 @@ describe('dockerHints', () => {
       expect(calls.slice(0, 2).every((c) => c.aborted())).toBe(true);
       const inventories = hints.filter((h) => h.kind === 'inventory');
       await vi.waitFor(() => expect(hints.filter((h) => h.kind === 'inventory')).toHaveLength(3));
-      expect(inventories[0]).toEqual({ kind: 'inventory', ids: ['c1', 'c2'] });
+      expect(inventories[0]).toMatchObject({ kind: 'inventory', ids: ['c1', 'c2'] });
       const late = lines.filter((l) => l.msg.includes('did not start within 30 ms'));
       expect(late.map((l) => l.level)).toEqual(['warn', 'debug']);
       expect(lines.some((l) => l.msg === 'docker event stream connected again')).toBe(true);
@@ -85,7 +91,9 @@ describe('dockerHints', () => {
       (hint) => hints.push(hint),
     );
     try {
-      await vi.waitFor(() => expect(hints).toContainEqual({ kind: 'inventory', ids: ['c1'] }));
+      await vi.waitFor(() =>
+        expect(hints).toContainEqual(expect.objectContaining({ kind: 'inventory', ids: ['c1'] })),
+      );
       expect(hints[0]).toEqual({ kind: 'connection', connected: true });
       expect(calls).toHaveLength(1);
       expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
@@ -154,7 +162,7 @@ describe('dockerHints against the synthetic engine, on a fake clock', () => {
     const { seen, kinds, subscription } = watch(docker);
     await settle();
     expect(kinds()).toEqual(['0 connected', '0 inventory 1']);
-    expect(seen[1]?.hint).toEqual({ kind: 'inventory', ids: [a] });
+    expect(seen[1]?.hint).toMatchObject({ kind: 'inventory', ids: [a] });
 
     const b = docker.start({ name: 'b' });
     docker.kill(a, SIGTERM);
@@ -311,5 +319,84 @@ describe('dockerHints against the synthetic engine, on a fake clock', () => {
     again.subscription.unsubscribe();
     await settle();
     expect(docker.openStreams).toBe(0);
+  });
+});
+
+describe('readEvent: every field of an event is untrusted', () => {
+  const NOW = Date.parse('2026-06-01T00:00:00Z');
+  const id = 'a'.repeat(64);
+  const base = { Type: 'container', Action: 'start', Actor: { ID: id, Attributes: {} }, timeNano: NOW * 1e6 };
+
+  it('reads a well-formed event, with the detail of health_status dropped', () => {
+    expect(readEvent(base, NOW)).toMatchObject({ id, action: 'start', timeNano: NOW * 1e6 });
+    expect(readEvent({ ...base, Action: 'health_status: unhealthy' }, NOW)?.action).toBe('health_status');
+    const network = { Type: 'network', Action: 'connect', Actor: { ID: 'n', Attributes: { container: id } } };
+    expect(readEvent(network, NOW)).toMatchObject({ id, action: 'connect' });
+  });
+
+  it('gives up on malformed fields without throwing', () => {
+    const hostile: unknown[] = [
+      null,
+      5,
+      'text',
+      [],
+      { ...base, Action: 5 },
+      { ...base, Action: { toString: 1 } },
+      { ...base, Actor: 'x' },
+      { ...base, Actor: { ID: '../../info' } },
+      { ...base, Actor: { ID: 'x'.repeat(1_000) } },
+      { ...base, Type: 'network', Actor: { Attributes: { container: 7 } } },
+      // Unknown actions do not reach the bridge (nor the metrics' labels).
+      { ...base, Action: 'exec_create: sh' },
+      { ...base, Action: `weird-${'z'.repeat(50)}` },
+    ];
+    for (const event of hostile) expect(readEvent(event, NOW)).toBeUndefined();
+  });
+
+  it('stamps a malformed or future time with now, so no replay is moved by it', () => {
+    for (const timeNano of ['abc', NaN, Infinity, -1, 1e30, null]) {
+      expect(readEvent({ ...base, timeNano, time: undefined }, NOW)?.timeNano).toBe(NOW * 1e6);
+    }
+    expect(readEvent({ ...base, timeNano: undefined, time: NOW / 1000 - 5 }, NOW)?.timeNano).toBe(
+      (NOW / 1000 - 5) * 1e9,
+    );
+  });
+});
+
+describe('dockerHints: the stall check against a broken engine', () => {
+  /** A Docker API whose live stream opens and whose bounded queries the test decides. */
+  function engine(query: () => Promise<NodeJS.ReadableStream>) {
+    const live = new PassThrough();
+    const queries: PassThrough[] = [];
+    const docker: DockerApi = {
+      getEvents: (options) => {
+        if (options?.until === undefined) return Promise.resolve(live);
+        return query().then((stream) => {
+          queries.push(stream as PassThrough);
+          return stream;
+        });
+      },
+      listContainers: () => Promise.resolve([]),
+      getContainer: () => ({ inspect: () => Promise.reject(new Error('not used')) }),
+    };
+    return { docker, live, queries };
+  }
+
+  it('a query whose body never ends is cut off: no connection outlives its interval', async () => {
+    const { docker, queries } = engine(() => Promise.resolve(new PassThrough()));
+    const { logger, lines } = recordingLogger();
+    // Windows end 2 s in the past and start at the connection: the first query goes out after ~3 s.
+    const subscription = dockerHints({ docker, logger, stallCheckMs: 100 }).subscribe();
+    try {
+      await vi.waitFor(() => expect(queries.length).toBeGreaterThanOrEqual(3), { timeout: 15_000 });
+      expect(queries.filter((q) => !q.destroyed).length).toBeLessThanOrEqual(1);
+      // Said once, at warn, not per interval.
+      expect(lines.filter((l) => l.msg.startsWith('docker stall check failed')).map((l) => l.level)).toEqual([
+        'warn',
+      ]);
+    } finally {
+      subscription.unsubscribe();
+    }
+    expect(queries.every((q) => q.destroyed)).toBe(true);
   });
 });
