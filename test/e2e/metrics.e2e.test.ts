@@ -291,7 +291,7 @@ describe('registrar --metrics-addr', () => {
     );
     await info(`deregistered ${id} from ${consulTarget} (container died)`);
     // Debug lines aside, nothing but these INFO lines about this container.
-    const about = bridge.logs.filter((l) => l.level === 30 && (l.serviceId === id || l.msg.includes(id)));
+    const about = bridge.logs.filter((l) => l.level === 30 && l.msg.includes(id));
     expect(about.map((l) => l.msg.split(' (')[0]).sort()).toEqual(
       [
         `registered ${id} 127.0.0.1:${hostPort} in ${etcdTarget}`,

@@ -49,10 +49,17 @@ describe('ChangeLog', () => {
       `registered n1:web:80 10.0.0.5:32768 in ${ETCD}`,
       `deregistered n1:web:80 from ${ETCD} (container died)`,
     ]);
-    expect(lines[0]?.fields).toMatchObject({
-      target: ETCD,
-      serviceId: 'n1:web:80',
-      address: '10.0.0.5:32768',
+    expect(lines[0]?.fields).toEqual({
+      change: {
+        kind: 'registered',
+        target: ETCD,
+        serviceId: 'n1:web:80',
+        container: 'web-1',
+        address: '10.0.0.5:32768',
+      },
+    });
+    expect(lines[1]?.fields).toEqual({
+      change: { kind: 'deregistered', target: ETCD, serviceId: 'n1:web:80', reason: 'container died' },
     });
   });
 
@@ -65,7 +72,9 @@ describe('ChangeLog', () => {
       if (i % 100 === 0) vi.advanceTimersByTime(90);
     }
     expect(lines.map((l) => l.msg)).toEqual([`registered 1,000 services in ${ETCD} in 0.9 s`]);
-    expect(lines[0]?.fields).toMatchObject({ registered: 1_000, deregistered: 0, seconds: 0.9 });
+    expect(lines[0]?.fields).toEqual({
+      change: { target: ETCD, registered: 1_000, updated: 0, deregistered: 0, seconds: 0.9 },
+    });
     // A pass of a few changes is logged one by one again.
     log.pass(registry, 1);
     log.op(registry, deregister('n1:c0:80'));

@@ -49,7 +49,7 @@ const total = (t: Tally) => t.counts.registered + t.counts.updated + t.counts.de
  * from <registry> (<reason>)`, like registrator's `added:` / `removed:`. A pass that writes many changes at once
  * (a cold start, a resync, a lost lease) is one line instead, `registered 1,000 services in etcd://… in 0.9 s`,
  * and so is whatever exceeds `linesPerWindow` in a window (a storm of small changes). Fed by the reconcilers'
- * `onPass` and `onOp` hooks.
+ * `onPass` and `onOp` hooks. The fields go under `change` (the pretty log shows the message alone).
  */
 export class ChangeLog {
   private readonly bulks = new Map<string, Tally>();
@@ -163,7 +163,7 @@ export class ChangeLog {
         ? `${parts[0]} ${n === 1 ? 'service' : 'services'}`
         : `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)} services`;
     const seconds = Math.round((t.last - t.started) / 100) / 10;
-    this.log.info({ target, ...t.counts, seconds }, `${what} in ${target} in ${seconds} s`);
+    this.log.info({ change: { target, ...t.counts, seconds } }, `${what} in ${target} in ${seconds} s`);
   }
 
   private describe(registry: Registry, op: RegistryOp) {
@@ -180,7 +180,7 @@ export class ChangeLog {
       return {
         kind,
         line: `${kind} ${s.id} ${address} in ${target}${health}`,
-        fields: { target, serviceId: s.id, container: s.container.name, address },
+        fields: { change: { kind, target, serviceId: s.id, container: s.container.name, address } },
       };
     }
     const id = op.entry.id;
@@ -189,7 +189,7 @@ export class ChangeLog {
     return {
       kind: 'deregistered' as const,
       line: `deregistered ${id} from ${target} (${reason})`,
-      fields: { target, serviceId: id, reason },
+      fields: { change: { kind: 'deregistered', target, serviceId: id, reason } },
     };
   }
 }

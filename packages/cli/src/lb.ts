@@ -89,6 +89,8 @@ Each backend is a server-template in haproxy.cfg whose slots start disabled, e.g
   backend web
     server-template s 1-10 127.0.0.1:80 check disabled
 
+Exit codes: 0 after SIGTERM/SIGINT, 1 a fatal error, 2 bad usage.
+
 Examples:
   registrar lb --haproxy /run/haproxy/admin.sock --service web etcd://127.0.0.1:2379/services
   registrar lb --haproxy 127.0.0.1:9999 --service web=web_backend,api zookeeper://zk1:2181/services

@@ -106,9 +106,10 @@ export async function createLogger(level: string, format: LogFormat): Promise<Pi
           destination: 2,
           sync: true,
           colorize: process.stderr.isTTY,
-          // One line per event, as a terminal reader follows it: the message, then its fields.
+          // One line per event, as a terminal reader follows it: the message, then its fields (those of a
+          // registration are in its message already).
           singleLine: true,
-          ignore: 'hostname',
+          ignore: 'hostname,change',
           translateTime: 'SYS:HH:MM:ss.l',
         })
       : pino.destination({ dest: 2, sync: true });
