@@ -144,6 +144,7 @@ describe('docs/cli.md and --help', () => {
     ['Options', ['--help']],
     ['`registrar explain`', ['explain', '--help']],
     ['`registrar lb`', ['lb', '--help']],
+    ['`registrar render`', ['render', '--help']],
   ])('the table of "## %s" lists exactly the options and variables of registrar %j', (heading, args) => {
     const fromHelp = helpOptions(help(...args));
     const documented = documentedOptions(section(cli, heading));
@@ -181,7 +182,7 @@ describe('environment variables named in the docs', () => {
   const deploy = files(['deploy', 'scripts', '.ci']) + read('Dockerfile') + read('docker-compose.yml');
 
   it('every REGISTRAR_* variable is an option’s (in some --help) or one the scripts, deploy files or CI read', () => {
-    const inHelp = [['--help'], ['explain', '--help'], ['lb', '--help']]
+    const inHelp = [['--help'], ['explain', '--help'], ['lb', '--help'], ['render', '--help']]
       .map((args) => help(...args))
       .join('\n')
       .replace(/\s+/g, ' ');

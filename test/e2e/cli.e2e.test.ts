@@ -86,6 +86,7 @@ describe('help per command', () => {
     [['explain', '-h'], 'Usage: registrar explain [options] <container>'],
     [['help', 'lb'], 'Usage: registrar lb [options] <registry-uri>'],
     [['lb', '--help'], 'Usage: registrar lb [options] <registry-uri>'],
+    [['help', 'render'], 'Usage: registrar render [options] <registry-uri>'],
     [['help', 'version'], 'Usage: registrar version | registrar --version'],
     [['help'], 'Usage: registrar [options] <registry-uri...>'],
     [['-h'], 'Usage: registrar [options] <registry-uri...>'],
@@ -109,7 +110,7 @@ describe('help per command', () => {
     const { code, stderr } = await runCli(['help', 'chek'], docker);
     expect(code).toBe(2);
     expect(stderr).toEqual([
-      'registrar: registrar help: unknown command "chek"; the commands are check, explain, lb, version, help (registrar --help shows the bridge\'s options)',
+      'registrar: registrar help: unknown command "chek"; the commands are check, explain, lb, render, version, help (registrar --help shows the bridge\'s options)',
     ]);
   });
 });

@@ -232,7 +232,7 @@ describe('registrar --metrics-addr', () => {
     expect(res.body).toContain('/metrics');
   });
 
-  it('logs one INFO line per change and registry, and shows a refused service in /readyz and registrar_registrations', async () => {
+  it('logs one INFO line per change and registry, and shows a refused service in /readyz and registrar_service_states', async () => {
     const { consul, port, bridge, node } = await start();
     await until('ready', async () => (await get(port, '/readyz')).status === 200);
     const [etcdTarget, consulTarget] = (
@@ -255,7 +255,7 @@ describe('registrar --metrics-addr', () => {
     await info(`registered ${id} 127.0.0.1:${hostPort} in ${consulTarget}`);
     await until('counted as registered', async () => {
       const text = (await get(port, '/metrics')).body;
-      return (sample(text, 'registrar_registrations', { backend: 'etcd', state: 'registered' }) ?? 0) >= 1;
+      return (sample(text, 'registrar_service_states', { backend: 'etcd', state: 'registered' }) ?? 0) >= 1;
     });
 
     // Refused by Consul (script checks are off there): /readyz says so, with the service and the error.
@@ -274,7 +274,7 @@ describe('registrar --metrics-addr', () => {
     });
     const text = (await get(port, '/metrics')).body;
     expect(
-      sample(text, 'registrar_registrations', { backend: 'consul', state: 'rejected' }),
+      sample(text, 'registrar_service_states', { backend: 'consul', state: 'rejected' }),
     ).toBeGreaterThanOrEqual(1);
     await refused.remove({ force: true });
     await info(`deregistered ${node}:${refusedName}:80 from ${etcdTarget} (container died)`);

@@ -40,7 +40,7 @@ const errorText = (error: unknown) => oneLine(error instanceof Error ? error.mes
 /**
  * The process's health from its first second: Docker while the bridge waits for it, then the bridge's status,
  * each registry's last call and heartbeat, and the services the registries refused or keep failing. `/readyz`,
- * `registrar_docker_up`, `registrar_registry_up` and `registrar_registrations` all read it.
+ * `registrar_docker_up`, `registrar_registry_up` and `registrar_service_states` all read it.
  */
 export class Health {
   /** The URIs as given: the registries' names until the adapters exist (they wait for Docker's info). */

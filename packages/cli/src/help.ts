@@ -7,11 +7,12 @@ const COMMANDS: Record<string, (write: (text: string) => void) => Promise<void> 
   explain: async (write) =>
     parseArgv((await import('./explain.js')).buildExplainProgram(), ['--help'], write),
   lb: async (write) => parseArgv((await import('./lb.js')).buildLbProgram(), ['--help'], write),
+  render: async (write) => parseArgv((await import('./render.js')).buildRenderProgram(), ['--help'], write),
   version: (write) =>
     write('Usage: registrar version | registrar --version\n\nPrint the version of registrar and exit 0.\n'),
   help: (write) =>
     write(
-      "Usage: registrar help [command]\n\nPrint the help of a command (check, explain, lb, version), or without one the\nbridge's own: registrar --help. Every command also takes --help and -h.\n",
+      "Usage: registrar help [command]\n\nPrint the help of a command (check, explain, lb, render, version), or without one the\nbridge's own: registrar --help. Every command also takes --help and -h.\n",
     ),
 };
 

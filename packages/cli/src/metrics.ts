@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
 import type { ExplainLookup, ExplainSummary, Registry, SwarmBridgeObserver } from '@registrar/core';
-import { REGISTRATION_STATES, type Health } from './health.js';
+import type { Health } from './health.js';
 import { VERSION } from './version.js';
 
 /**
@@ -108,24 +108,32 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'registrar_service_states',
+      help: 'Wanted services per registry by state: registered, pending, retrying (writes failing), rejected (refused by the registry), withheld (not passing, on a registry that holds passing services only)',
+      labelNames: ['backend', 'target', 'state'],
+      registers: [this.registry],
+      collect() {
+        for (const r of health.status()?.registries ?? []) {
+          for (const [state, count] of Object.entries(r.services)) {
+            this.set({ backend: r.backend, target: r.target, state }, count);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'registrar_unresolved_containers',
+      help: 'Running containers whose inspect keeps failing: their services are unknown and their entries kept',
+      registers: [this.registry],
+      collect() {
+        this.set(health.status()?.unresolved.length ?? 0);
+      },
+    });
+    new Gauge({
       name: 'registrar_containers',
       help: 'Running containers the bridge tracks',
       registers: [this.registry],
       collect() {
         this.set(health.status()?.containers ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'registrar_registrations',
-      help: 'Services per registry by state: registered, pending, retrying, rejected, withheld (e.g. unhealthy where health is not mirrored)',
-      labelNames: ['backend', 'target', 'state'],
-      registers: [this.registry],
-      collect() {
-        for (const r of health.status()?.registries ?? []) {
-          for (const state of REGISTRATION_STATES) {
-            this.set({ backend: r.backend, target: r.target, state }, r.services[state]);
-          }
-        }
       },
     });
     const written = this.written;

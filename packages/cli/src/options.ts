@@ -41,6 +41,8 @@ export interface CliConfig {
   readonly resync: number;
   /** Seconds between checks that the Docker event stream still delivers; 0 disables. */
   readonly stallCheck: number;
+  /** Seconds one Docker list or inspect may take before it is abandoned and retried. */
+  readonly dockerTimeout: number;
   readonly cleanup: boolean;
   readonly explicit: boolean;
   readonly deregister: DeregisterMode;
@@ -100,6 +102,8 @@ Commands (registrar help <command>, or registrar <command> --help):
                                                 running bridge at --metrics-addr (default 127.0.0.1:9105),
                                                 else derives from Docker; --json for the document
   registrar lb [options] <registry-uri>         keep HAProxy backends' slots equal to services' live instances
+  registrar render [options] <registry-uri>     render config files (nginx, HAProxy, Prometheus file_sd...) from
+                                                services' live instances; check each and reload its consumer
   registrar version                             print the version
   registrar help [command]                      this help, or a command's
 
@@ -155,6 +159,12 @@ export function buildProgram(command: CliCommand = 'bridge'): Command {
       opt('--stall-check <seconds>', 'check that the Docker event stream still delivers; 0 disables').default(
         15,
       ),
+    )
+    .addOption(
+      opt(
+        '--docker-timeout <seconds>',
+        'bound on each Docker list and inspect call; one that takes longer is abandoned and retried',
+      ).default(10),
     )
     .addOption(
       opt(
@@ -289,6 +299,7 @@ export function parseCli(
     ...(ttlRefresh !== undefined && { ttlRefresh }),
     resync: seconds('resync', str('resync') ?? '300', 0),
     stallCheck: seconds('stall-check', str('stallCheck') ?? '15', 0),
+    dockerTimeout: seconds('docker-timeout', str('dockerTimeout') ?? '10', 0.1),
     cleanup: flag('cleanup'),
     explicit: flag('explicit'),
     deregister,

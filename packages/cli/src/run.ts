@@ -36,6 +36,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   if (argv[0] === 'help') return printHelp(argv.slice(1), write);
   // Subcommands are imported when named, so the daemon does not carry their code (and `lb` its HAProxy client).
   if (argv[0] === 'lb') return (await import('./lb.js')).runLb(argv.slice(1));
+  if (argv[0] === 'render') return (await import('./render.js')).runRender(argv.slice(1));
   if (argv[0] === 'explain') {
     return (await import('./explain.js')).runExplain(argv.slice(1), write, (text) =>
       process.stderr.write(text),
@@ -235,6 +236,7 @@ async function bridgeAfterDocker(config: CliConfig, docker: Docker, r: Running):
         resync: config.resync,
         // Swarm has no task events: the stall check's interval is how often the cluster is listed whole.
         pollMs: config.stallCheck * 1000,
+        dockerTimeoutMs: config.dockerTimeout * 1000,
         cleanup: config.cleanup,
         dryRun: config.dryRun,
         // Every manager runs this; each registry elects the one that writes. A dry run writes nothing, not
@@ -249,6 +251,7 @@ async function bridgeAfterDocker(config: CliConfig, docker: Docker, r: Running):
         ...deriveOptionsOf(config, nodeId),
         resync: config.resync,
         stallCheckMs: config.stallCheck * 1000,
+        dockerTimeoutMs: config.dockerTimeout * 1000,
         cleanup: config.cleanup,
         deregister: config.deregister,
         drain: config.drain,

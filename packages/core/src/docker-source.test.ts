@@ -1,5 +1,7 @@
 import type { ContainerInfo } from 'dockerode';
 import { PassThrough } from 'node:stream';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   dockerHints,
@@ -398,5 +400,58 @@ describe('dockerHints: the stall check against a broken engine', () => {
       subscription.unsubscribe();
     }
     expect(queries.every((q) => q.destroyed)).toBe(true);
+  });
+});
+
+describe('dockerHints: what the stall check remembers', () => {
+  it('forgets delivered events on every tick even when its queries fail: 200,000 events leave no heap behind', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const live = new PassThrough();
+    let failedQueries = 0;
+    const docker: DockerApi = {
+      getEvents: (options) => {
+        if (options?.until === undefined) return Promise.resolve(live);
+        failedQueries += 1;
+        return Promise.reject(new Error('engine error 500'));
+      },
+      listContainers: () => Promise.resolve([]),
+      getContainer: () => ({ inspect: () => Promise.reject(new Error('not used')) }),
+    };
+    let events = 0;
+    const subscription = dockerHints({ docker, stallCheckMs: 100 }).subscribe((hint) => {
+      if (hint.kind === 'event') events += 1;
+    });
+    try {
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      const now = Date.now() * 1e6;
+      for (let batch = 0; batch < 20; batch++) {
+        let lines = '';
+        for (let i = 0; i < 10_000; i++) {
+          const n = batch * 10_000 + i;
+          const id = n.toString(16).padStart(64, '0');
+          lines += `${JSON.stringify({ Type: 'container', Action: 'update', Actor: { ID: id }, timeNano: now - n })}\n`;
+        }
+        live.write(lines);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await vi.waitFor(() => expect(events).toBe(200_000), { timeout: 20_000 });
+      // Three intervals on, every remembered event is past the horizon; some checks ran and failed.
+      const delivered = Date.now();
+      await vi.waitFor(
+        () => {
+          expect(Date.now() - delivered).toBeGreaterThan(500);
+          expect(failedQueries).toBeGreaterThan(0);
+        },
+        { timeout: 10_000 },
+      );
+      gc();
+      const grown = (process.memoryUsage().heapUsed - before) / 2 ** 20;
+      // Kept, the 200,000 keys were ~40 MiB.
+      expect(grown).toBeLessThan(10);
+    } finally {
+      subscription.unsubscribe();
+    }
   });
 });

@@ -71,6 +71,8 @@ interface Watcher {
 }
 
 export interface SyntheticEngineOptions {
+  /** The engine's host name in `/info` (the bridge's default node id); default `synthetic-engine`. */
+  readonly name?: string;
   /** Make the engine a Swarm manager of a synthetic cluster. */
   readonly swarm?: SyntheticSwarmOptions;
 }
@@ -351,7 +353,7 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
         200,
         JSON.stringify({
           ID: manager === 0 ? 'SYNTHETIC' : `SYNTHETIC-${manager}`,
-          Name: swarm === undefined ? ENGINE_NAME : swarm.hostname(manager),
+          Name: swarm === undefined ? (options.name ?? ENGINE_NAME) : swarm.hostname(manager),
           ServerVersion: '20.10.24',
           Containers: containers.size,
           ContainersRunning: containers.size,
