@@ -1,4 +1,5 @@
-import { formatHostPort, type Logger, type Registry, type RegistryOp, type Service } from '@registrar/core';
+import type { Logger, Registry, RegistryOp, Service } from '@registrar/core';
+import { formatHostPort } from '@registrar/core/kit';
 
 /** What the change log reads of the bridge to say why a service was removed. */
 export interface ChangeContext {
@@ -180,7 +181,15 @@ export class ChangeLog {
       return {
         kind,
         line: `${kind} ${s.id} ${address} in ${target}${health}`,
-        fields: { change: { kind, target, serviceId: s.id, container: s.container.name, address } },
+        fields: {
+          change: {
+            kind,
+            target,
+            serviceId: s.id,
+            ...(s.container && { container: s.container.name }),
+            address,
+          },
+        },
       };
     }
     const id = op.entry.id;

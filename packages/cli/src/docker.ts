@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
-import { backoffDelay, ConfigError, defaultBackoff, oneLine, quote, type Logger } from '@registrar/core';
+import { ConfigError, type Logger } from '@registrar/core';
+import { backoffDelay, defaultBackoff, oneLine, quote } from '@registrar/core/kit';
 
 /**
  * Docker from `--docker-host` or DOCKER_HOST, with DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, like every Docker

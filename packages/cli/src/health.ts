@@ -1,5 +1,6 @@
-import type { BridgeStatus, Registry, RegistryFailing, RegistryEvent } from '@registrar/core';
-import { oneLine } from '@registrar/core';
+import type { BridgeStatus, Registry, RegistryEvent } from '@registrar/core';
+import { oneLine } from '@registrar/core/kit';
+import type { RegistryFailing } from '@registrar/core/internal';
 import type { DockerProblem } from './docker.js';
 
 /** What health reads of a bridge: the container bridge and the Swarm bridge both have it. */

@@ -1,4 +1,5 @@
-import { ConfigError, quote } from '@registrar/core';
+import { ConfigError } from '@registrar/core';
+import { quote } from '@registrar/core/kit';
 import { parseArgv, parseCli } from './options.js';
 
 /** The commands `registrar help <command>` knows, each printing the help its `--help` prints. */

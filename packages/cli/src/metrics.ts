@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import type { ExplainLookup, ExplainSummary, Registry, SwarmBridgeObserver } from '@registrar/core';
+import type { Registry } from '@registrar/core';
+import type { ExplainLookup, ExplainSummary, SwarmBridgeObserver } from '@registrar/core/internal';
 import type { Health } from './health.js';
 import { VERSION } from './version.js';
 

@@ -1,11 +1,11 @@
 import {
   ConfigError,
-  quote,
   silentLogger,
   type Registry,
   type RegistryUriContext,
   type ServiceFollower,
 } from '@registrar/core';
+import { quote } from '@registrar/core/kit';
 
 type Factory = (uri: string, ctx: RegistryUriContext) => Registry;
 type FollowerFactory = (uri: string, ctx: Pick<RegistryUriContext, 'logger' | 'env'>) => ServiceFollower;

@@ -2,17 +2,13 @@ import type Docker from 'dockerode';
 import { accessSync, constants, mkdirSync, statSync, type Stats } from 'node:fs';
 import {
   ConfigError,
-  quote,
-  createBridge,
-  createSwarmBridge,
-  formatHostPort,
-  type Bridge,
   type Logger,
   type NodeIdConflictError,
   type Registry,
-  type SwarmBridge,
   type RegistryOp,
 } from '@registrar/core';
+import { quote, formatHostPort } from '@registrar/core/kit';
+import { createBridge, createSwarmBridge, type Bridge, type SwarmBridge } from '@registrar/core/internal';
 import { ChangeLog } from './changes.js';
 import { createDocker, dockerAddress, waitForDocker, type EngineInfo } from './docker.js';
 import { printHelp } from './help.js';

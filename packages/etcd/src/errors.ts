@@ -1,11 +1,10 @@
 import {
-  connectFailureIn,
-  connectionHint,
   RegistryConnectionError,
   RegistryError,
   RegistryRejectedError,
   RegistrySessionLostError,
 } from '@registrar/core';
+import { connectFailureIn, connectionHint } from '@registrar/core/kit';
 import {
   ClientClosedError,
   EtcdAuthenticationFailedError,

@@ -1,5 +1,6 @@
 import type { LivenessLoss, Logger, RegistryEvent } from '@registrar/core';
-import { readStateFile, RegistryRejectedError, removeStateFile, writeStateFile } from '@registrar/core';
+import { RegistryRejectedError } from '@registrar/core';
+import { readStateFile, removeStateFile, writeStateFile } from '@registrar/core/kit';
 import type { Etcd3, ILeaseKeepAliveResponse } from 'etcd3';
 import { castGrpcError, EtcdLeaseInvalidError } from 'etcd3';
 import { Subject } from 'rxjs';
