@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { NodeIdConflictError, silentLogger, type Registry, type Service } from '@registrar/core';
-import { findNodeIdConflict } from '@registrar/core/internal';
+import { engineIdentity, findNodeIdConflict } from '@registrar/core/internal';
 import type { CliConfig } from './options.js';
 import { boundedInfo, describeDockerError, dockerAddress } from './docker.js';
 import { createRegistry } from './registries.js';
@@ -50,12 +50,13 @@ export async function runCheck(
   const result = await boundedInfo(docker, new AbortController().signal, PROBE_TIMEOUT_MS);
   if ('info' in result) {
     const { info } = result;
+    const engine = engineIdentity(info);
     engineName = info.Name;
-    engineId = info.ID || undefined;
+    engineId = engine.id;
     report({
       ok: true,
       subject: 'docker',
-      detail: `engine "${info.Name ?? '?'}" ${info.ServerVersion ?? ''} at ${address}`,
+      detail: `engine "${info.Name ?? '?'}" ${info.ServerVersion ?? ''}${engine.kind === 'podman' ? ` (Podman${engine.rootless ? ', rootless' : ''})` : ''} at ${address}`,
     });
   } else {
     // One sentence with the address and the likely cause (missing socket, permission, refused, TLS...).

@@ -11,12 +11,13 @@ export type LogFormat = 'json' | 'pretty';
 /** Everything the daemon was asked to do, validated. */
 /** The derivation settings of the bridge's and explain's options: both must derive services alike. */
 export function deriveOptionsOf(
-  config: Pick<CliConfig, 'ip' | 'internal' | 'network' | 'tags' | 'explicit'>,
+  config: Pick<CliConfig, 'ip' | 'ip6' | 'internal' | 'network' | 'tags' | 'explicit'>,
   nodeId: string,
 ): DeriveOptions {
   return {
     nodeId,
     ...(config.ip !== undefined && { hostIp: config.ip }),
+    ...(config.ip6 !== undefined && { hostIp6: config.ip6 }),
     internal: config.internal,
     ...(config.network !== undefined && { network: config.network }),
     tags: config.tags,
@@ -26,7 +27,10 @@ export function deriveOptionsOf(
 
 export interface CliConfig {
   readonly uris: readonly string[];
+  /** `--ip`: the address advertised for published ports (IPv4 when two are given). */
   readonly ip?: string;
+  /** A second `--ip`, the IPv6 one beside an IPv4 `ip`: dual-stack bindings are advertised at both. */
+  readonly ip6?: string;
   readonly internal: boolean;
   readonly network?: string;
   readonly tags: readonly string[];
@@ -142,7 +146,7 @@ export function buildProgram(command: CliCommand = 'bridge'): Command {
       '<registry-uri...>',
       'etcd://host:port[,host:port]/prefix | zookeeper://hosts/base | consul://host:port',
     )
-    .addOption(opt('--ip <addr>', 'address to advertise for published ports'))
+    .addOption(ipOption('address to advertise for published ports'))
     .addOption(opt('--internal', "advertise the container's own IP and exposed port"))
     .addOption(opt('--network <name>', "which container network's IP to use"))
     .addOption(opt('--tags <list>', 'comma-separated tags added to every service'))
@@ -265,7 +269,7 @@ export function parseCli(
   if (ttlRefresh !== undefined && ttlRefresh >= ttl) {
     fail(`invalid --ttl-refresh ${ttlRefresh}: must be less than --ttl ${ttl} (default ttl/3)`);
   }
-  const ip = checkIp(str('ip'));
+  const { ip, ip6 } = parseIps(o.ip);
   // Commander has checked the choices.
   const deregister = (str('deregister') ?? 'always') as DeregisterMode;
   const nodeId = checkNodeId(str('nodeId'));
@@ -286,6 +290,7 @@ export function parseCli(
   return {
     uris: program.args,
     ...(ip !== undefined && { ip }),
+    ...(ip6 !== undefined && { ip6 }),
     internal: flag('internal'),
     ...(network !== undefined && network !== '' && { network }),
     tags,
@@ -333,6 +338,35 @@ export function optionReaders(program: Command) {
         )
       : o[key] === true;
   return { str, flag, fromEnv };
+}
+
+/**
+ * `--ip <addr>`, repeatable and comma-separated (so `REGISTRAR_IP=10.0.0.5,fd00::5` works too): at most one
+ * address per IP family.
+ */
+export function ipOption(description: string): Option {
+  return opt(
+    '--ip <addr>',
+    `${description}; one per IP family for dual stack (--ip 10.0.0.5 --ip fd00::5)`,
+  ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(',')]);
+}
+
+/** The `--ip` values: the first address, and the IPv6 one beside an IPv4 first when both families are given. */
+export function parseIps(values: unknown): { ip?: string; ip6?: string } {
+  const given = (Array.isArray(values) ? (values as unknown[]) : typeof values === 'string' ? [values] : [])
+    .map((v) => String(v).trim())
+    .filter((v) => v !== '');
+  const ips = given.map((v) => checkIp(v)!);
+  const v4 = ips.filter((ip) => isIP(ip) === 4);
+  const v6 = ips.filter((ip) => isIP(ip) === 6);
+  if (v4.length > 1 || v6.length > 1) {
+    const [a, b] = v4.length > 1 ? v4 : v6;
+    fail(
+      `invalid --ip: ${quote(a, 60)} and ${quote(b, 60)} are of the same IP family; give at most one IPv4 and one IPv6 address`,
+    );
+  }
+  if (v4[0] !== undefined) return { ip: v4[0], ...(v6[0] !== undefined && { ip6: v6[0] }) };
+  return v6[0] !== undefined ? { ip: v6[0] } : {};
 }
 
 /** `--ip`: an address clients can reach (not a wildcard). */

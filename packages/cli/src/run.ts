@@ -8,7 +8,13 @@ import {
   type RegistryOp,
 } from '@registrar/core';
 import { quote, formatHostPort } from '@registrar/core/kit';
-import { createBridge, createSwarmBridge, type Bridge, type SwarmBridge } from '@registrar/core/internal';
+import {
+  createBridge,
+  createSwarmBridge,
+  engineIdentity,
+  type Bridge,
+  type SwarmBridge,
+} from '@registrar/core/internal';
 import { ChangeLog } from './changes.js';
 import { createDocker, dockerAddress, waitForDocker, type EngineInfo } from './docker.js';
 import { printHelp } from './help.js';
@@ -149,7 +155,13 @@ async function bridgeAfterDocker(config: CliConfig, docker: Docker, r: Running):
   const nodeId = config.nodeId ?? (clusterId !== undefined ? `swarm-${clusterId}` : engineNodeId(info));
   // In Swarm mode the entries belong to the cluster, not to one manager's engine: the cluster is the writer,
   // so whichever manager runs the bridge adopts them.
-  const engineId = clusterId !== undefined ? `swarm-${clusterId}` : info.ID;
+  const engine = engineIdentity(info);
+  const engineId = clusterId !== undefined ? `swarm-${clusterId}` : engine.id;
+  if (engine.rootless && config.internal && !config.swarm) {
+    throw new ConfigError(
+      `--internal cannot be served by rootless ${engine.version}: its containers' addresses live in the user's own network namespace and no other host reaches them; publish the ports (-p) and run registrar with --ip <this host's address> instead`,
+    );
+  }
   const log = logger.child({ node: nodeId });
   if (engineId === undefined) {
     log.warn(
@@ -176,8 +188,8 @@ async function bridgeAfterDocker(config: CliConfig, docker: Docker, r: Running):
   metrics.attach(registries);
   log.info(
     {
-      engine: info.Name,
-      engineVersion: info.ServerVersion,
+      engine: `${engine.version}${engine.rootless ? ' (rootless)' : ''}`,
+      engineName: info.Name,
       registries: registries.map((reg) => reg.target),
       ...(config.swarm && { swarmMode: config.swarmMode, cluster: clusterId }),
     },
@@ -189,6 +201,11 @@ async function bridgeAfterDocker(config: CliConfig, docker: Docker, r: Running):
   if (config.swarm && config.deregisterOnExit && !config.dryRun) {
     log.warn(
       "--deregister-on-exit does not apply with --swarm: the entries are the cluster's, and the next elected manager adopts them; ignored",
+    );
+  }
+  if (engine.kind === 'podman' && config.drain && !config.swarm) {
+    log.info(
+      'Podman sends no event when a stop begins: a stopping container is withdrawn when its process exits (die), not at its stop signal',
     );
   }
   if (config.ip === undefined && !config.internal && !config.swarm) {
@@ -318,7 +335,8 @@ export function prepareStateDir(dir: string): string {
 function describeOp(op: RegistryOp): string {
   if (op.type === 'deregister') return `- ${op.entry.id} (${op.entry.name})`;
   const s = op.service;
-  const address = formatHostPort({ host: s.address, port: s.port });
+  const v6 = s.dualStack?.ipv6;
+  const address = `${formatHostPort({ host: s.address, port: s.port })}${v6 ? ` ${formatHostPort({ host: v6.address, port: v6.port })}` : ''}`;
   return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address} tags=${s.tags.join(',')} health=${s.health}`;
 }
 

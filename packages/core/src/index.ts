@@ -7,7 +7,7 @@
 export { registerService } from './register-service.js';
 export type { RegisterOptions, Registration, RegistrationStatus } from './register-service.js';
 export type { ServiceCheck, ServiceRecord } from './service-record.js';
-export type { HealthStatus, Protocol, Service } from './service.js';
+export type { FamilyEndpoint, HealthStatus, Protocol, Service } from './service.js';
 export type {
   ElectionOptions,
   Leadership,
