@@ -88,7 +88,8 @@ describe.skipIf(podman === undefined)(
       );
 
     it('the engine is recognised as rootless Podman, with an engine ID of its own store', async () => {
-      const line = await bridge.waitForLog('start line', (l) => l.msg === 'registrar starting');
+      // Named once the engine answered (the start line comes before anything can wait).
+      const line = await bridge.waitForLog('the engine named', (l) => l.msg === 'bridge starting');
       expect(line.engine).toMatch(/^Podman 4\.\d+\.\d+ \(rootless\)$/);
     });
 

@@ -38,4 +38,4 @@ export type { BridgeObserver, BridgeOptions, BridgeStatus, DeregisterMode } from
 export type { DockerApi } from './docker-source.js';
 export type { DeriveOptions } from './derive.js';
 export type { BackoffOptions } from './backoff.js';
-export type { ReconcilerObserver, RegistryOp } from './reconciler.js';
+export type { ReconcilerObserver, RegistryFailing, RegistryOp } from './reconciler.js';

@@ -18,3 +18,4 @@ export { followGate, followLifetimes, instanceLabels } from '../follow-gate.js';
 export { endpointProblem } from '../service-record.js';
 export { renamedOption } from './renamed.js';
 export { familyAddresses } from '../service.js';
+export { connectFailureIn, connectionHint } from './net-errors.js';
