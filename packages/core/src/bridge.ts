@@ -216,9 +216,9 @@ export class Bridge {
     this.subscription.add(this.pendingLooks);
     this.subscription.add(() => this.looks$.complete());
     this.subscription.add(
-      inspectContainers(merge(hintedLooks$, this.looks$), this.docker).subscribe((inspection) =>
-        this.onInspection(inspection),
-      ),
+      inspectContainers(merge(hintedLooks$, this.looks$), this.docker, {
+        tracked: (id) => this.containers.has(id),
+      }).subscribe((inspection) => this.onInspection(inspection)),
     );
     for (const reconciler of this.reconcilers) {
       this.subscription.add(reconciler.registry.lost$.subscribe((loss) => reconciler.lost(loss.reason)));

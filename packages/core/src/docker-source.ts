@@ -79,6 +79,11 @@ interface EngineEvent {
   readonly health?: string;
 }
 
+/**
+ * How many delivered events the stall check remembers; a window with more is not checked (see `dockerHints`).
+ * A host's normal churn stays far below it.
+ */
+const MAX_REMEMBERED_EVENTS = 4_096;
 /** Events stamped further ahead than this are stamped now: a hostile clock must not move replays. */
 const MAX_CLOCK_SKEW_NS = 60e9;
 
@@ -182,6 +187,9 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
     let outageLogged = false;
     // Events delivered by the live stream recently, to compare against the stall check's bounded query.
     const delivered = new Map<string, number>();
+    // The last second in which more events arrived than are remembered: its windows are not checked (a
+    // stream that delivers that much is not stalled), and a flood costs no memory beyond the cap.
+    let floodedSecond: number | undefined;
     // The stall check's query in flight, aborted when the source goes or the next check is due.
     let stallQuery: AbortController | undefined;
     let stallCheckFailures = 0;
@@ -221,7 +229,10 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       if (event === undefined) return;
       since = Math.floor(event.timeNano / 1e9);
       // Remembered only for the stall check, which also prunes them.
-      if (stallCheckMs > 0) delivered.set(eventKey(event), Date.now());
+      if (stallCheckMs > 0) {
+        if (delivered.size < MAX_REMEMBERED_EVENTS) delivered.set(eventKey(event), Date.now());
+        else floodedSecond = Math.floor(Date.now() / 1000);
+      }
       const exitCode = integerAttribute(event.attributes, 'exitCode');
       const signal = integerAttribute(event.attributes, 'signal');
       subscriber.next({
@@ -261,6 +272,8 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
     const checkStall = async (from: number, until: number) => {
       const s = stream;
       if (s === undefined) return;
+      // The stream delivered more than can be remembered in this window: it is flowing, not stalled.
+      if (floodedSecond !== undefined && floodedSecond >= from - 1) return;
       const abort = new AbortController();
       stallQuery = abort;
       const deadline = setTimeout(() => abort.abort(new Error('stall check query timed out')), stallCheckMs);

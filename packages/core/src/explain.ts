@@ -277,7 +277,7 @@ function registration(
         reasons: [
           reason(
             'registry-rejected',
-            `the registry refused it: ${view.error ?? 'no message'}; not retried until the service's definition changes`,
+            `the registry refused it: ${view.error ?? 'no message'}; offered again with a slow backoff (2 s, doubling to 60 s), on every resync and at once when the container changes`,
           ),
         ],
         ...written,
