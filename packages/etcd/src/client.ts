@@ -1,9 +1,16 @@
 import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
-import { Etcd3, isRecoverableError } from 'etcd3';
+import { Etcd3, GRPCResourceExhastedError, isRecoverableError } from 'etcd3';
 import type { EtcdClientOptions, EtcdConnectionOptions } from './registry.js';
 
 const toBuffer = (value: string | Buffer | undefined) =>
   value === undefined ? undefined : Buffer.isBuffer(value) ? value : Buffer.from(value);
+
+/**
+ * What says a host is failing: etcd3's recoverable errors, except an answer too large to receive, which
+ * every host would give alike (etcd3 counts it, and would open every host's circuit breaker on it).
+ */
+const hostFault = (error: Error) =>
+  isRecoverableError(error) && !(error instanceof GRPCResourceExhastedError);
 
 /**
  * Our client, for the registry and the follower alike: every call bounded, and a dead host retried after 1 s
@@ -39,6 +46,9 @@ export function createClient(
     }),
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeoutMs }),
     grpcOptions: {
+      // Reads come in pages of ~1 MiB (range.ts); this only spares a page of unusually large values, or a
+      // watch catching up on many revisions, the default 4 MiB limit's permanent RESOURCE_EXHAUSTED.
+      'grpc.max_receive_message_length': 64 << 20,
       'grpc.max_reconnect_backoff_ms': 2000,
       'grpc.initial_reconnect_backoff_ms': 200,
       ...(extra.keepaliveMs !== undefined && {
@@ -48,11 +58,11 @@ export function createClient(
     },
     faultHandling: {
       host: () =>
-        circuitBreaker(handleWhen(isRecoverableError), {
+        circuitBreaker(handleWhen(hostFault), {
           halfOpenAfter: 1000,
           breaker: new ConsecutiveBreaker(3),
         }),
-      global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(2, hosts.length) }),
+      global: retry(handleWhen(hostFault), { maxAttempts: Math.max(2, hosts.length) }),
     },
   });
 }

@@ -1,13 +1,14 @@
 import type { ElectionOptions, Leadership, Logger, Registry, RegistryEntry, Service } from '@registrar/core';
 import { ConfigError, RegistryRejectedError, silentLogger } from '@registrar/core';
-import type { Etcd3 } from 'etcd3';
+import type { Etcd3, IRangeRequest } from 'etcd3';
 import { EtcdLeaseInvalidError } from 'etcd3';
 import { createClient, prefixEnd, targetOf } from './client.js';
-import { backend, bounded, toRegistryError } from './errors.js';
+import { backend, bounded, compacted, toRegistryError } from './errors.js';
 import type { EtcdLayout, LayoutCodec } from './layout.js';
 import { createCodec, defaultPrefix, layouts, normalisePrefix, ownedId } from './layout.js';
 import { EtcdLeadership } from './election.js';
 import { LeaseKeeper } from './lease.js';
+import { keyAfter, ownedRuns, readRange } from './range.js';
 
 /** Connection settings for a client the adapter creates, owns and closes. */
 export interface EtcdConnectionOptions {
@@ -304,19 +305,45 @@ class EtcdRegistry implements Registry {
     }
   }
 
-  /** Every key under the layout's root that this node owns. */
+  /**
+   * Every key under the layout's root that this node owns. The root is shared by every node (20,000 entries
+   * of others are ~18 MB), so it is read in pages and keys only; then the values of our own keys, one range
+   * per stretch of them (about one per service), at the same revision. A revision compacted meanwhile
+   * (etcd keeps old ones only so long) starts the read again.
+   */
   private async scan(): Promise<StoredEntry[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.scanOnce();
+      } catch (error) {
+        if (attempt >= 3 || !compacted(error)) throw error;
+        this.logger.debug({ err: error }, 'etcd compacted the revision of a paged read; reading again');
+      }
+    }
+  }
+
+  private async scanOnce(): Promise<StoredEntry[]> {
     const root = Buffer.from(`${this.codec.root}/`);
-    const rangeEnd = prefixEnd(root);
-    const response = await this.call('range', (options) =>
-      this.client.kv.range({ key: root, range_end: rangeEnd }, options),
-    );
+    const page = (request: IRangeRequest) =>
+      this.call('range', (options) => this.client.kv.range(request, options));
+    const keys = await readRange(page, { key: root, rangeEnd: prefixEnd(root), keysOnly: true });
     const entries: StoredEntry[] = [];
-    for (const kv of response.kvs) {
-      const key = kv.key.toString();
-      const value = kv.value.toString();
-      const parsed = this.codec.parse(key, value);
-      if (parsed) entries.push({ ...parsed, key, fingerprint: fingerprintOf(key, value, kv.lease) });
+    const runs = ownedRuns(
+      keys.kvs.map((kv) => kv.key),
+      (key) => this.codec.owns(key.toString()),
+    );
+    for (const run of runs) {
+      const read = await readRange(page, {
+        key: run.first,
+        rangeEnd: keyAfter(run.last),
+        revision: keys.revision,
+      });
+      for (const kv of read.kvs) {
+        const key = kv.key.toString();
+        const value = kv.value.toString();
+        const parsed = this.codec.parse(key, value);
+        if (parsed) entries.push({ ...parsed, key, fingerprint: fingerprintOf(key, value, kv.lease) });
+      }
     }
     return entries;
   }
