@@ -51,7 +51,7 @@ beforeAll(async () => {
       transaction.create(
         `${BASE}/web/${other.id}`,
         Buffer.from(codec.encode(other, node, 0)),
-        zookeeper.ACL.OPEN_ACL_UNSAFE,
+        [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('world', 'anyone'))],
         zookeeper.CreateMode.PERSISTENT,
       );
     }
