@@ -25,7 +25,7 @@ const subscriptions: Subscription[] = [];
 const commit = (transaction: zookeeper.Transaction) =>
   new Promise<void>((resolve, reject) =>
     transaction.commit((error: unknown) =>
-      error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(),
+      error ? reject(error instanceof Error ? error : new Error(JSON.stringify(error))) : resolve(),
     ),
   );
 
