@@ -1,22 +1,31 @@
 import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
-import { Etcd3, GRPCResourceExhastedError, isRecoverableError } from 'etcd3';
+import { Etcd3, GRPCDeadlineExceededError, GRPCResourceExhastedError, isRecoverableError } from 'etcd3';
 import type { EtcdClientOptions, EtcdConnectionOptions } from './registry.js';
 
 const toBuffer = (value: string | Buffer | undefined) =>
   value === undefined ? undefined : Buffer.isBuffer(value) ? value : Buffer.from(value);
 
 /**
- * What says a host is failing: etcd3's recoverable errors, except an answer too large to receive, which
- * every host would give alike (etcd3 counts it, and would open every host's circuit breaker on it).
+ * What says a host is failing, for etcd3's per-host circuit breakers and its immediate retry on another host:
+ * its recoverable errors (unreachable, reset...) except two. An answer too large to receive: every host would
+ * give it alike. And a deadline: `etcdCall` sends an attempt that ran out again itself, with a new deadline;
+ * etcd3 would retry with the spent one, fail at once against every host and open all their breakers, which
+ * is what made a leader's death cost seconds (its followers, waiting for a new leader, answer nothing for a
+ * while without being at fault).
  */
 const hostFault = (error: Error) =>
-  isRecoverableError(error) && !(error instanceof GRPCResourceExhastedError);
+  isRecoverableError(error) &&
+  !(error instanceof GRPCResourceExhastedError) &&
+  !(error instanceof GRPCDeadlineExceededError);
 
 /**
- * Our client, for the registry and the follower alike: every call bounded, and a dead host retried after 1 s
- * instead of etcd3's 5 s. `keepaliveMs` adds gRPC keepalive pings, so that a stream to a server that stopped
- * answering (paused, partitioned) fails instead of waiting forever; etcd refuses pings more often than every
- * 5 s (`--grpc-keepalive-min-time`).
+ * Our client, for the registry and the follower alike: every call bounded (`etcdCall` sends each attempt with
+ * its own deadline and tries another member when one fails), and a dead host retried after 1 s instead of
+ * etcd3's 5 s. gRPC keepalive pings every `keepaliveMs` (default 10 s) on a connection that has calls or
+ * streams open, so that one to a member that stopped answering (paused, cut off: no FIN ever comes) fails
+ * within about 2 s of a ping instead of hanging: etcd refuses pings more often than every 5 s
+ * (`--grpc-keepalive-min-time`) and, by default, any ping on a connection without a stream, hence
+ * `keepalive_permit_without_calls` stays off.
  */
 export function createClient(
   options: EtcdConnectionOptions,
@@ -51,10 +60,9 @@ export function createClient(
       'grpc.max_receive_message_length': 64 << 20,
       'grpc.max_reconnect_backoff_ms': 2000,
       'grpc.initial_reconnect_backoff_ms': 200,
-      ...(extra.keepaliveMs !== undefined && {
-        'grpc.keepalive_time_ms': Math.max(5000, extra.keepaliveMs),
-        'grpc.keepalive_timeout_ms': timeoutMs,
-      }),
+      'grpc.keepalive_time_ms': Math.max(5000, extra.keepaliveMs ?? 10_000),
+      'grpc.keepalive_timeout_ms': Math.min(timeoutMs, 2000),
+      'grpc.keepalive_permit_without_calls': 0,
     },
     faultHandling: {
       host: () =>

@@ -3,7 +3,8 @@ import { backoffDelay, ConfigError, followGate, followLifetimes, quote, silentLo
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import { Observable } from 'rxjs';
 import { createClient, prefixEnd, targetOf } from './client.js';
-import { backend, bounded, toRegistryError } from './errors.js';
+import { etcdCall } from './call.js';
+import { backend, toRegistryError } from './errors.js';
 import { createReader, defaultPrefix, layouts, normalisePrefix } from './layout.js';
 import { readRange } from './range.js';
 import type { EtcdClientOptions, EtcdCommonOptions, EtcdConnectionOptions } from './registry.js';
@@ -44,13 +45,8 @@ export function createEtcdFollower(options: EtcdFollowerOptions): ServiceFollowe
   const target = targetOf(options, reader.root);
   const lifetimes = followLifetimes();
 
-  const call = async <T>(what: string, fn: (callOptions: { deadline: number }) => Promise<T>) => {
-    try {
-      return await bounded(fn({ deadline: Date.now() + timeoutMs }), timeoutMs + 500, what);
-    } catch (error) {
-      throw toRegistryError(error, what);
-    }
-  };
+  const call = <T>(what: string, fn: (callOptions: { deadline: number }) => Promise<T>) =>
+    etcdCall(what, timeoutMs, fn, logger);
 
   const follow = (name: string): Observable<FollowUpdate> => {
     const dir = reader.dir(name);

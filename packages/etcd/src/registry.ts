@@ -3,7 +3,8 @@ import { ConfigError, RegistryRejectedError, silentLogger } from '@registrar/cor
 import type { Etcd3, IRangeRequest } from 'etcd3';
 import { EtcdLeaseInvalidError } from 'etcd3';
 import { createClient, prefixEnd, targetOf } from './client.js';
-import { backend, bounded, compacted, toRegistryError } from './errors.js';
+import { etcdCall } from './call.js';
+import { backend, compacted } from './errors.js';
 import type { EtcdLayout, LayoutCodec } from './layout.js';
 import { createCodec, defaultPrefix, layouts, normalisePrefix, ownedId } from './layout.js';
 import { EtcdLeadership } from './election.js';
@@ -218,24 +219,19 @@ class EtcdRegistry implements Registry {
     const leaseId = await this.lease.acquire();
     const stale = (this.index.get(service.id) ?? []).filter((old) => old !== key);
     const put = { key: Buffer.from(key), value: Buffer.from(value), lease: leaseId };
+    // Written only if not there yet: an attempt cut off by its deadline may have landed, and its retry must
+    // not write the same again. A renamed service's new key and the removal of the old one land together.
+    const there = [
+      { key: put.key, target: 'Value' as const, result: 'Equal' as const, value: put.value },
+      { key: put.key, target: 'Lease' as const, result: 'Equal' as const, lease: leaseId },
+    ];
+    const removals = stale.map((old) => ({ request_delete_range: { key: Buffer.from(old) } }));
     await this.call('put', async (options) => {
       try {
-        if (stale.length === 0) {
-          await this.client.kv.put(put, options);
-        } else {
-          // Renamed service: the new key and the removal of the old one land together.
-          await this.client.kv.txn(
-            {
-              compare: [],
-              success: [
-                { request_put: put },
-                ...stale.map((old) => ({ request_delete_range: { key: Buffer.from(old) } })),
-              ],
-              failure: [],
-            },
-            options,
-          );
-        }
+        await this.client.kv.txn(
+          { compare: there, success: removals, failure: [{ request_put: put }, ...removals] },
+          options,
+        );
       } catch (error) {
         if (error instanceof EtcdLeaseInvalidError)
           this.lease.lose(leaseId, 'etcd refused a put: lease not found');
@@ -348,12 +344,9 @@ class EtcdRegistry implements Registry {
     return entries;
   }
 
-  private async call<T>(what: string, fn: (options: { deadline: number }) => Promise<T>): Promise<T> {
-    try {
-      return await bounded(fn({ deadline: Date.now() + this.timeoutMs }), this.timeoutMs + 500, what);
-    } catch (error) {
-      throw toRegistryError(error, what);
-    }
+  /** Bounded by the request timeout, and tried again on another member when one fails (see `etcdCall`). */
+  private call<T>(what: string, fn: (options: { deadline: number }) => Promise<T>): Promise<T> {
+    return etcdCall(what, this.timeoutMs, fn, this.logger);
   }
 
   private assertOpen() {
