@@ -12,7 +12,7 @@ import {
   type RegistrarProcess,
 } from './registrar-process.js';
 import { record } from './report.js';
-import { startSyntheticEngine, type SyntheticEngine } from './synthetic-engine.js';
+import { startSyntheticEngine, type SyntheticEngine } from '@registrar/core/testing';
 
 const COLD = Number(process.env.BENCH_CONTAINERS ?? 1_000);
 /** 100,000 is the goal's soak; 20,000 keeps `pnpm bench` near 10 min on 2 cores (~550 events/s each way). */

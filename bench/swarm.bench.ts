@@ -1,5 +1,5 @@
 // `registrar --swarm` as users run it on a manager: the built CLI as a child process on the synthetic engine's
-// Swarm manager API (bench/synthetic-swarm.ts: services, tasks, nodes, networks, service/node events, over the
+// Swarm manager API (@registrar/core/testing's synthetic engine: services, tasks, nodes, networks, service/node events, over the
 // unix socket), writing into the real etcd, ZooKeeper and the Consul double. Each figure stands beside the
 // backend's own client writing the same number of entries at the reconciler's concurrency, in the same run.
 // Assertions are about correctness only (the registry ends exact); timing goals are reported, never asserted.
@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, countReaches, pool, sleep, startBackend, type Backend } from './backends.js';
 import { launchOn, type Launched } from './registrar-process.js';
 import { record } from './report.js';
-import { startSyntheticEngine, type SyntheticEngine } from './synthetic-engine.js';
+import { startSyntheticEngine, type SyntheticEngine } from '@registrar/core/testing';
 
 const SERVICES = Number(process.env.BENCH_SWARM_SERVICES ?? 40);
 const REPLICAS = Number(process.env.BENCH_SWARM_REPLICAS ?? 50);

@@ -40,13 +40,16 @@ export function faultScope(backend: string) {
       bridges.push(b);
       return b;
     },
-    /** Start a published container named `<prefix>-xxxx` offering `service`. */
-    async container(prefix: string, spec: Pick<ContainerSpec, 'cmd' | 'stopTimeout' | 'health'> = {}) {
+    /** Start a published container named `<prefix>-xxxx` offering `service` (more `env` beside its name). */
+    async container(
+      prefix: string,
+      { env, ...spec }: Pick<ContainerSpec, 'cmd' | 'stopTimeout' | 'health' | 'env'> = {},
+    ) {
       const name = uniqueName(prefix);
       const container = await runContainer({
         name,
         publish: ['80/tcp'],
-        env: { SERVICE_NAME: service },
+        env: { SERVICE_NAME: service, ...env },
         labels: { [key]: value },
         ...spec,
       });

@@ -15,6 +15,8 @@ export interface ContainerSpec {
   publish?: string[];
   /** The host IP `publish` binds instead of 127.0.0.1 (`0.0.0.0`: all interfaces). */
   publishIp?: string;
+  /** The host port `publish` binds (default: one Docker picks). */
+  hostPort?: number;
   /** Exposed only (for --internal). */
   expose?: string[];
   cmd?: string[];
@@ -32,7 +34,7 @@ export async function runContainer(spec: ContainerSpec): Promise<Docker.Containe
   for (const port of spec.expose ?? []) exposed[port] = {};
   for (const port of spec.publish ?? []) {
     exposed[port] = {};
-    bindings[port] = [{ HostIp: spec.publishIp ?? '127.0.0.1', HostPort: '' }];
+    bindings[port] = [{ HostIp: spec.publishIp ?? '127.0.0.1', HostPort: String(spec.hostPort ?? '') }];
   }
   const container = await docker.createContainer({
     name: spec.name,

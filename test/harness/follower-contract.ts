@@ -214,3 +214,15 @@ export async function closeCompletesEveryFollow(
   await f.close();
   expect(completed).toBe(true);
 }
+
+/**
+ * The service's tags and metadata reach its instance where the layout stores them (`carried`), as written:
+ * quotes, `;`, `}` and a newline included. Where the layout stores none, the instance has neither.
+ */
+export async function tagsAndMeta(backend: FollowerBackend, carried: boolean): Promise<void> {
+  const tags = ['edge', 'a "quoted"; }'];
+  const meta = { zone: 'eu-1', note: 'two\nlines; }' };
+  await backend.registry('a').register(backend.service({ node: 'a', tags, meta }));
+  const follow = backend.follow();
+  await follow.until([{ ...backend.instance('a'), ...(carried && { tags, meta }) }]);
+}

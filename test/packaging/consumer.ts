@@ -6,6 +6,9 @@
  * argv/env: `ETCD_ENDPOINT` (`http://127.0.0.1:<port>`) and `ZOOKEEPER_CONNECT` (`127.0.0.1:<port>`); the
  * Consul agent double is started in-process from the installed `@registrar/consul-double`.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createBridge, RegistryError, type DockerApi, type Registry, type Service } from '@registrar/core';
 import { service } from '@registrar/core/testing';
@@ -13,6 +16,7 @@ import { createConsulRegistry } from '@registrar/consul';
 import { startConsulDouble } from '@registrar/consul-double';
 import { createEtcdFollower, createEtcdRegistry } from '@registrar/etcd';
 import { planSlots } from '@registrar/lb';
+import { followIntoFiles } from '@registrar/render';
 import { filter, firstValueFrom } from 'rxjs';
 import { createZookeeperRegistry } from '@registrar/zookeeper';
 
@@ -249,6 +253,23 @@ try {
     `plan ${JSON.stringify(plan.commands)}`,
   );
   console.log('ok follower saw pack-bridge:web:80 and planned its HAProxy slot');
+  // The same follower into a file, as `registrar render` uses it.
+  const dir = mkdtempSync(join(tmpdir(), 'registrar-consumer-'));
+  try {
+    const template = join(dir, 'web.liquid');
+    const out = join(dir, 'web.conf');
+    writeFileSync(template, '{% for i in services.web %}server {{ i.endpoint }};{% endfor %}');
+    await firstValueFrom(
+      followIntoFiles({ follower, targets: [{ template, out }] }).pipe(
+        filter((event) => event.kind === 'render' && event.outcome === 'written'),
+      ),
+    );
+    const written = readFileSync(out, 'utf8');
+    check(written === `server ${instance.address}:${instance.port};`, `rendered ${JSON.stringify(written)}`);
+    console.log('ok render wrote the upstream of pack-bridge:web:80');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 } finally {
   await follower.close();
   // Without `deregister` the key stays until its lease expires, so the test can read it from etcd itself.

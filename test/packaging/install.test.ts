@@ -15,7 +15,7 @@ import { removeDir, tempDir } from '../harness/process.js';
 import { startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const LIBRARIES = ['core', 'etcd', 'zookeeper', 'consul', 'consul-double', 'lb'] as const;
+const LIBRARIES = ['core', 'etcd', 'zookeeper', 'consul', 'consul-double', 'lb', 'render'] as const;
 /** The version of a tool the workspace has installed (its manifest names only `catalog:`). */
 const installedVersion = (name: string): string =>
   (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string })
@@ -236,6 +236,7 @@ describe('the library packages, packed and installed with npm outside the worksp
       ),
       expect.stringMatching(/^ok consul register list deregister close \(http:\/\/127\.0\.0\.1:\d+\)$/),
       'ok follower saw pack-bridge:web:80 and planned its HAProxy slot',
+      'ok render wrote the upstream of pack-bridge:web:80',
       'ok bridge registered pack-bridge:web:80 in etcd',
     ]);
     // It exited on its own (within run()'s bound): close() and bridge.stop() released every socket and timer.

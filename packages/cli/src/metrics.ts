@@ -77,6 +77,12 @@ export class Metrics {
     labelNames: ['backend', 'target'],
     registers: [this.registry],
   });
+  private readonly dockerCalls = new Counter({
+    name: 'registrar_docker_calls_total',
+    help: 'Docker list and inspect calls by outcome (ok, error, timeout: no answer within the bound)',
+    labelNames: ['call', 'outcome'],
+    registers: [this.registry],
+  });
   private readonly reconnects = new Counter({
     name: 'registrar_docker_reconnects_total',
     help: 'Times the Docker event stream was lost and had to be reopened',
@@ -99,6 +105,27 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(bridge()?.status().services ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'registrar_service_states',
+      help: 'Wanted services per registry by state: registered, pending, retrying (writes failing), rejected (refused by the registry), withheld (not passing, on a registry that holds passing services only)',
+      labelNames: ['backend', 'target', 'state'],
+      registers: [this.registry],
+      collect() {
+        for (const r of bridge()?.status().registries ?? []) {
+          for (const [state, count] of Object.entries(r.services)) {
+            this.set({ backend: r.backend, target: r.target, state }, count);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'registrar_unresolved_containers',
+      help: 'Running containers whose inspect keeps failing: their services are unknown and their entries kept',
+      registers: [this.registry],
+      collect() {
+        this.set(bridge()?.status().unresolved.length ?? 0);
       },
     });
     new Gauge({
@@ -157,10 +184,12 @@ export class Metrics {
       if (this.dockerConnected && !connected) this.reconnects.inc();
       this.dockerConnected = connected;
     },
+    // The action comes from a fixed set (core's EventAction), so an engine cannot mint series.
     onDockerEvent: (action, lag) => {
-      this.events.inc({ action: action.split(':')[0] ?? action });
+      this.events.inc({ action });
       this.eventLag.observe(lag);
     },
+    onDockerCall: (call, outcome) => this.dockerCalls.inc({ call, outcome }),
   };
 
   /** Count the liveness events a registry reports: failed heartbeats and losses. */
@@ -171,23 +200,34 @@ export class Metrics {
     });
   }
 
-  /** Ready: the Docker stream is connected, the first inventory is in and every registry answered. */
+  /**
+   * Ready: the Docker stream is connected and its calls answer, the first inventory is in, every container
+   * could be inspected, every registry answered, and no wanted service is refused or being retried.
+   */
   ready(bridge: StatusSource | undefined, registries: readonly Registry[]): { ok: boolean; detail: object } {
     const status = bridge?.status();
     const backends = Object.fromEntries(
       registries.map((r) => [r.target, this.reachable.get(r.target) === true]),
     );
+    const services = Object.fromEntries((status?.registries ?? []).map((r) => [r.target, r.services]));
+    const stuck = (status?.registries ?? []).some((r) => r.services.rejected > 0 || r.services.retrying > 0);
     const ok =
       status !== undefined &&
       status.dockerConnected &&
+      status.docker.failing === 0 &&
       status.inventoryComplete &&
+      status.unresolved.length === 0 &&
+      !stuck &&
       Object.values(backends).every(Boolean);
     return {
       ok,
       detail: {
         docker: status?.dockerConnected ?? false,
+        ...(status !== undefined && status.docker.failing > 0 && { dockerCalls: status.docker }),
         inventory: status?.inventoryComplete ?? false,
+        ...(status !== undefined && status.unresolved.length > 0 && { unresolved: status.unresolved }),
         backends,
+        services,
       },
     };
   }
@@ -202,6 +242,13 @@ const labels = (r: Registry) => ({ backend: r.backend, target: r.target });
 export interface DebugSource {
   containers(): readonly ExplainSummary[] | undefined;
   container(ref: string): ExplainLookup | undefined;
+}
+
+/** `/debug` shows labels and probe output: by default only clients on this host's loopback get it. */
+function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
+  return v4.startsWith('127.') || address === '::1';
 }
 
 /** Container references longer than this are not looked up (a full id is 64, Docker names up to 253). */
@@ -277,6 +324,8 @@ export async function serveMetrics(
   metrics: { readonly registry: PromRegistry },
   readiness: () => { ok: boolean; detail: object },
   debug?: DebugSource,
+  /** Answer `/debug` to any client, not only loopback ones (`--debug-remote`). */
+  debugRemote = false,
 ): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
@@ -302,6 +351,14 @@ export async function serveMetrics(
       debug !== undefined &&
       (path === '/debug/containers' || path.startsWith('/debug/containers/'))
     ) {
+      if (!debugRemote && !isLoopback(req.socket.remoteAddress)) {
+        json(res, 403, {
+          error: 'loopback-only',
+          message:
+            '/debug answers loopback clients only: run registrar explain on the same host (docker exec into its container), or start the bridge with --debug-remote',
+        });
+        return;
+      }
       try {
         serveDebug(req, res, path, debug);
       } catch (error) {

@@ -40,6 +40,8 @@ export interface CliConfig {
   readonly resync: number;
   /** Seconds between checks that the Docker event stream still delivers; 0 disables. */
   readonly stallCheck: number;
+  /** Seconds one Docker list or inspect may take before it is abandoned and retried. */
+  readonly dockerTimeout: number;
   readonly cleanup: boolean;
   readonly explicit: boolean;
   readonly deregister: DeregisterMode;
@@ -53,6 +55,8 @@ export interface CliConfig {
   readonly dockerHost?: string;
   readonly dryRun: boolean;
   readonly metricsAddr?: { host: string; port: number };
+  /** `--debug-remote`: serve `/debug/*` to clients other than loopback ones. */
+  readonly debugRemote: boolean;
   readonly logLevel: string;
   readonly logFormat: LogFormat;
   /** `--swarm`: on a Swarm manager, register the cluster's services instead of this engine's containers. */
@@ -106,7 +110,18 @@ export function buildProgram(): Command {
         15,
       ),
     )
-    .addOption(opt('--cleanup', "remove this node's registrations whose container is gone"))
+    .addOption(
+      opt(
+        '--docker-timeout <seconds>',
+        'bound on each Docker list and inspect call; one that takes longer is abandoned and retried',
+      ).default(10),
+    )
+    .addOption(
+      opt(
+        '--cleanup',
+        "kept for compatibility: this node's registrations whose container is gone are always removed once Docker's inventory is in",
+      ),
+    )
     .addOption(opt('--explicit', 'only register containers that name a service (SERVICE_NAME)'))
     .addOption(
       opt('--deregister <mode>', 'on-success keeps the services of containers that failed')
@@ -154,6 +169,12 @@ export function buildProgram(): Command {
       opt(
         '--metrics-addr <host:port>',
         'serve Prometheus /metrics, /healthz, /readyz and /debug/containers (registrar explain)',
+      ),
+    )
+    .addOption(
+      opt(
+        '--debug-remote',
+        'also answer /debug/containers to non-loopback clients (it shows every SERVICE_* value and probe output)',
       ),
     )
     .addOption(opt('--log-level <level>', 'log lines from this level up').choices(LOG_LEVELS).default('info'))
@@ -248,6 +269,7 @@ export function parseCli(
     ...(ttlRefresh !== undefined && { ttlRefresh }),
     resync: seconds('resync', str('resync') ?? '300', 0),
     stallCheck: seconds('stall-check', str('stallCheck') ?? '15', 0),
+    dockerTimeout: seconds('docker-timeout', str('dockerTimeout') ?? '10', 0.1),
     cleanup: flag('cleanup'),
     explicit: flag('explicit'),
     deregister,
@@ -259,6 +281,7 @@ export function parseCli(
     ...(stateDir !== undefined && stateDir !== '' && { stateDir }),
     dryRun: flag('dryRun'),
     ...(metricsText !== undefined && { metricsAddr: parseListenAddress(metricsText) }),
+    debugRemote: flag('debugRemote'),
     logLevel,
     logFormat,
     swarm,
@@ -298,9 +321,12 @@ export function checkIp(ip: string | undefined): string | undefined {
   return ip;
 }
 
+/** What a node id may be: the first part of every service id, so never ':' or '/'. */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
 /** `--node-id`: the first part of every service id. */
 export function checkNodeId(nodeId: string | undefined): string | undefined {
-  if (nodeId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(nodeId)) {
+  if (nodeId !== undefined && !NODE_ID_PATTERN.test(nodeId)) {
     fail(
       `invalid --node-id ${quote(nodeId, 60)}: use letters, digits, '.', '_' and '-' (it is the first part of every service ID)`,
     );

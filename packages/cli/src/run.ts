@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync, type Stats } from 'node:fs';
 import {
   backoffDelay,
   ConfigError,
@@ -18,7 +18,7 @@ import {
 import { createDocker } from './docker.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
-import { deriveOptionsOf, parseCli, type CliConfig } from './options.js';
+import { deriveOptionsOf, NODE_ID_PATTERN, parseCli, type CliConfig } from './options.js';
 import { checkRegistryUri, createRegistry } from './registries.js';
 import { VERSION } from './version.js';
 
@@ -33,6 +33,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   }
   // Subcommands are imported when named, so the daemon does not carry their code (and `lb` its HAProxy client).
   if (argv[0] === 'lb') return (await import('./lb.js')).runLb(argv.slice(1));
+  if (argv[0] === 'render') return (await import('./render.js')).runRender(argv.slice(1));
   if (argv[0] === 'explain') {
     return (await import('./explain.js')).runExplain(
       argv.slice(1),
@@ -73,7 +74,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   const info = await dockerInfo(docker, config.nodeId === undefined, logger, stopping.signal);
   if (info === undefined) return 0; // signalled while waiting for Docker
   const clusterId = config.swarm ? swarmClusterId(info) : undefined;
-  const nodeId = config.nodeId ?? (clusterId !== undefined ? `swarm-${clusterId}` : info.Name!);
+  const nodeId = config.nodeId ?? (clusterId !== undefined ? `swarm-${clusterId}` : engineNodeId(info));
   // In Swarm mode the entries belong to the cluster, not to one manager's engine: the cluster is the writer,
   // so whichever manager runs the bridge adopts them.
   const engineId = clusterId !== undefined ? `swarm-${clusterId}` : info.ID;
@@ -128,10 +129,16 @@ export async function run(argv: readonly string[]): Promise<number> {
 
   // The metrics server starts before the bridge so a port clash is reported before anything is written.
   const server = config.metricsAddr
-    ? await serveMetrics(config.metricsAddr, metrics, () => metrics.ready(current.bridge, registries), {
-        containers: () => current.bridge?.explainAll(),
-        container: (ref) => current.bridge?.explain(ref),
-      }).catch((error: unknown) => {
+    ? await serveMetrics(
+        config.metricsAddr,
+        metrics,
+        () => metrics.ready(current.bridge, registries),
+        {
+          containers: () => current.bridge?.explainAll(),
+          container: (ref) => current.bridge?.explain(ref),
+        },
+        config.debugRemote,
+      ).catch((error: unknown) => {
         throw new ConfigError(
           `cannot listen on --metrics-addr ${config.metricsAddr?.host}:${config.metricsAddr?.port}: ${(error as Error).message}`,
         );
@@ -162,6 +169,7 @@ export async function run(argv: readonly string[]): Promise<number> {
         resync: config.resync,
         // Swarm has no task events: the stall check's interval is how often the cluster is listed whole.
         pollMs: config.stallCheck * 1000,
+        dockerTimeoutMs: config.dockerTimeout * 1000,
         cleanup: config.cleanup,
         dryRun: config.dryRun,
         // Every manager runs this; each registry elects the one that writes. A dry run writes nothing, not
@@ -176,6 +184,7 @@ export async function run(argv: readonly string[]): Promise<number> {
         ...deriveOptionsOf(config, nodeId),
         resync: config.resync,
         stallCheckMs: config.stallCheck * 1000,
+        dockerTimeoutMs: config.dockerTimeout * 1000,
         cleanup: config.cleanup,
         deregister: config.deregister,
         drain: config.drain,
@@ -211,14 +220,30 @@ export async function run(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-/** `--state-dir`, created (0700) if missing; a directory we cannot use is a configuration error. */
-function prepareStateDir(dir: string): string {
+/**
+ * `--state-dir`, created (0700) if missing. It holds credentials (a ZooKeeper session's password): a
+ * directory we cannot write, or that another user owns or can write to, is a configuration error.
+ */
+export function prepareStateDir(dir: string): string {
+  let stat: Stats;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     accessSync(dir, constants.W_OK);
+    stat = statSync(dir);
   } catch (error) {
     throw new ConfigError(
       `invalid --state-dir ${quote(dir, 120)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; give a writable directory`,
+    );
+  }
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid) {
+    throw new ConfigError(
+      `invalid --state-dir ${quote(dir, 120)}: owned by uid ${stat.uid}, not by this process (uid ${uid}); it holds credentials: chown it or give a directory of this user's`,
+    );
+  }
+  if ((stat.mode & 0o022) !== 0) {
+    throw new ConfigError(
+      `invalid --state-dir ${quote(dir, 120)}: others can write to it (mode ${(stat.mode & 0o777).toString(8)}); it holds credentials: chmod 700 it`,
     );
   }
   return dir;
@@ -272,6 +297,20 @@ async function dockerInfo(
     }
   }
   return undefined;
+}
+
+/**
+ * The default node id: the engine's host name, held to the rules `--node-id` is (it is the first part of every
+ * service id, so a name like `x:y` or ` ` would make ids that parse wrong).
+ */
+export function engineNodeId(info: EngineInfo): string {
+  const name = typeof info.Name === 'string' ? info.Name : '';
+  if (!NODE_ID_PATTERN.test(name)) {
+    throw new ConfigError(
+      `docker info gives the host name ${quote(name, 60)}, which cannot be a node id (letters, digits, '.', '_' and '-'); pass --node-id <id>`,
+    );
+  }
+  return name;
 }
 
 /**

@@ -78,6 +78,11 @@ export interface ConsulDouble {
   invalidateSession(id: string): boolean;
   /** Run the reaper now instead of waiting for its period. */
   reap(): void;
+  /**
+   * With ACLs on: the management token is now `token` (a token deleted and another created, as an operator
+   * does): requests with the old one get 403 `ACL not found` until it is set back.
+   */
+  setAclToken(token: string): void;
   /** Stop and start again on the same port; with `loseState` every service and check is forgotten. */
   restart(options?: { loseState?: boolean }): Promise<void>;
   /** Stop listening (clients get connection refused) but keep every service and check, until `start`. */
@@ -107,7 +112,9 @@ interface Ctx {
   identity: 'management' | 'anonymous' | 'open';
 }
 
-export async function startConsulDouble(options: ConsulDoubleOptions = {}): Promise<ConsulDouble> {
+export async function startConsulDouble(given: ConsulDoubleOptions = {}): Promise<ConsulDouble> {
+  // A copy: `setAclToken` changes the token of this double only.
+  const options = { ...given };
   const host = options.host ?? '127.0.0.1';
   const nodeName = options.nodeName ?? 'consul-double';
   const datacenter = options.datacenter ?? 'dc1';
@@ -760,6 +767,10 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}): Prom
     },
     invalidateSession: (id) => kv.destroySession(id),
     reap: () => agent.reap(),
+    setAclToken: (token) => {
+      if (options.aclToken === undefined) throw new Error('setAclToken: the double was started without ACLs');
+      options.aclToken = token;
+    },
     restart: async ({ loseState = false } = {}) => {
       await stop();
       if (loseState) agent.clear();

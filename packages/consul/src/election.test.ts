@@ -400,7 +400,6 @@ describe('Consul election', () => {
         registry: c.registry,
         desired: () => desired,
         inventoryComplete: () => true,
-        cleanup: false,
         logger: silentLogger,
         observer: { onOp: (_r, op, outcome) => outcome === 'ok' && done.push(op) },
       });

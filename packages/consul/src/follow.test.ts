@@ -120,6 +120,11 @@ describe('consul follower (consul-double)', () => {
     expect(warnings.filter((w) => w.includes('Service.Port'))).toHaveLength(1);
   });
 
+  it('tags and metadata are read back as written, without the adapter’s own Meta keys', async () => {
+    double = await startConsulDouble();
+    await contract.tagsAndMeta(backend, true);
+  });
+
   it('a follower started before the service exists emits [] and then the instance', async () => {
     double = await startConsulDouble();
     await contract.emptyThenInstance(backend);

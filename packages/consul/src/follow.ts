@@ -6,6 +6,7 @@ import {
   followGate,
   followLifetimes,
   formatGoDuration,
+  instanceLabels,
   quote,
   RegistryConnectionError,
   silentLogger,
@@ -33,11 +34,14 @@ export type ConsulFollowerOptions = Pick<
 
 interface HealthEntry {
   Node?: { Address?: unknown } | null;
-  Service?: { ID?: unknown; Address?: unknown; Port?: unknown } | null;
+  Service?: { ID?: unknown; Address?: unknown; Port?: unknown; Tags?: unknown; Meta?: unknown } | null;
 }
 
 const validPort = (port: unknown): port is number =>
   typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535;
+
+/** The adapter's own Meta keys (owner node, engine, container...), not the service's metadata. */
+const isBookkeeping = (key: string) => key.startsWith('registrar-');
 
 /** One entry of `/v1/health/service/:name` as an instance, or why it is not one. */
 export function instanceOf(entry: HealthEntry): Instance | string {
@@ -47,7 +51,8 @@ export function instanceOf(entry: HealthEntry): Instance | string {
   const address = typeof own === 'string' && own !== '' ? own : entry.Node?.Address;
   if (typeof address !== 'string' || address === '') return 'neither Service.Address nor Node.Address';
   if (!validPort(entry.Service?.Port)) return 'no Service.Port from 1 to 65535';
-  return { id, address, port: entry.Service.Port };
+  const labels = instanceLabels(entry.Service.Tags, entry.Service.Meta, isBookkeeping);
+  return { id, address, port: entry.Service.Port, ...labels };
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>

@@ -42,11 +42,20 @@ describe('Bridge', () => {
     docker.add({ name: 'api-1', service: 'api', ports: { '8080/tcp': 30001, '9090/tcp': 30002 } });
     const { bridge, registry } = start(docker);
     await eventually(() => expect(registry.ids()).toEqual(['n1:api-1:8080', 'n1:api-1:9090', 'n1:web-1:80']));
-    expect(bridge.status()).toEqual({
+    expect(bridge.status()).toMatchObject({
       dockerConnected: true,
       inventoryComplete: true,
       containers: 2,
       services: 3,
+      docker: { failing: 0, timeouts: 0 },
+      unresolved: [],
+      registries: [
+        {
+          backend: 'memory',
+          writing: true,
+          services: { registered: 3, pending: 0, retrying: 0, rejected: 0, withheld: 0 },
+        },
+      ],
     });
     expect([...bridge.desired().keys()].sort()).toEqual(registry.ids());
     const api = registry.services.get('n1:api-1:9090');
@@ -229,16 +238,12 @@ describe('Bridge', () => {
     await eventually(() => expect(registry.ids()).toEqual(['n1:a:80', 'n1:b:80']));
   });
 
-  it('leaves entries of an earlier run alone, and with cleanup removes the ones no container claims', async () => {
+  it('removes entries of an earlier run that no container claims once the inventory is complete, without --cleanup', async () => {
     const docker = new SyntheticDocker();
     docker.add({ name: 'a', service: 'web' });
     const registry = new MemoryRegistry({ nodeId: 'n1' });
     registry.entries.set('n1:gone:80', { id: 'n1:gone:80', name: 'web', fingerprint: 'earlier run' });
-    const first = start(docker, { registry });
-    await eventually(() => expect(registry.ids()).toEqual(['n1:a:80', 'n1:gone:80']));
-    await first.bridge.stop();
-
-    start(docker, { registry, cleanup: true });
+    start(docker, { registry });
     await eventually(() => expect(registry.ids()).toEqual(['n1:a:80']));
   });
 
@@ -275,5 +280,80 @@ describe('Bridge', () => {
     expect(bridge.explain('nothing-like-it')).toEqual({ kind: 'unknown' });
     // Both synthetic ids begin with zeros.
     expect(bridge.explain('0000').kind).toBe('ambiguous');
+  });
+
+  it('bounds every inspect: hung ones are abandoned and retried in a lane of their own, a new container is registered meanwhile', async () => {
+    const docker = new SyntheticDocker();
+    const hung = Array.from({ length: 20 }, (_, i) => docker.add({ name: `hung-${i}`, service: 'web' }));
+    for (const id of hung) docker.hangInspects.add(id);
+    const { bridge, registry } = start(docker, { dockerTimeoutMs: 100 });
+    docker.start({ name: 'new', service: 'web' });
+    await eventually(() => expect(registry.ids()).toEqual(['n1:new:80']));
+    // After three failed attempts each, the hung containers no longer hold back the inventory.
+    await eventually(() => expect(bridge.status().inventoryComplete).toBe(true));
+    const status = bridge.status();
+    expect(status.unresolved.map((u) => u.id).sort()).toEqual([...hung].sort());
+    expect(status.unresolved[0]!.error).toMatch(/did not answer within 100 ms/);
+    expect(status.docker.timeouts).toBeGreaterThanOrEqual(60);
+    // Never more than the retry lane's four at once.
+    expect(docker.heldRequests).toBeLessThanOrEqual(4);
+  });
+
+  it('a container that cannot be inspected keeps its entries; once inspected it is served, and removed when it goes', async () => {
+    const docker = new SyntheticDocker();
+    const broken = docker.add({ name: 'broken', service: 'web' });
+    docker.brokenInspects.add(broken);
+    const registry = new MemoryRegistry({ nodeId: 'n1' });
+    registry.entries.set('n1:broken:80', { id: 'n1:broken:80', name: 'web', fingerprint: 'earlier run' });
+    registry.entries.set('n1:gone:80', { id: 'n1:gone:80', name: 'web', fingerprint: 'earlier run' });
+    const { bridge } = start(docker, { registry });
+    // The inventory completes without it: the entry of a container that no longer runs goes, its own stays.
+    await eventually(() => expect(registry.ids()).toEqual(['n1:broken:80']));
+    expect(bridge.status()).toMatchObject({ inventoryComplete: true, unresolved: [{ id: broken }] });
+    docker.brokenInspects.delete(broken);
+    await eventually(() => expect(registry.services.get('n1:broken:80')?.container.id).toBe(broken));
+    expect(bridge.status().unresolved).toEqual([]);
+    docker.exit(broken, 0);
+    await eventually(() => expect(registry.ids()).toEqual([]));
+  });
+
+  it('an empty first container list is confirmed by a second one before anything adopted is removed', async () => {
+    const docker = new SyntheticDocker();
+    const a = docker.add({ name: 'a', service: 'web' });
+    const registry = new MemoryRegistry({ nodeId: 'n1' });
+    const adopted = { id: 'n1:a:80', name: 'web', fingerprint: 'earlier run' };
+    registry.entries.set(adopted.id, adopted);
+    // The first list misses it (an engine or proxy answering wrong), the next does not.
+    docker.hideFromList(a);
+    const list = docker.listContainers.bind(docker);
+    docker.listContainers = (options) => list(options).finally(() => docker.hideFromList(a, false));
+    const { bridge } = start(docker, { registry });
+    await eventually(() => expect(bridge.status().inventoryComplete).toBe(true));
+    await eventually(() => expect(registry.services.get('n1:a:80')?.container.id).toBe(a));
+    expect(registry.calls.filter((c) => c.method === 'deregister')).toEqual([]);
+  });
+});
+
+describe('Bridge on a fake clock', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('StopTimeout -1 (Docker waits indefinitely): a stopping container stays withdrawn until it exits', async () => {
+    const docker = new SyntheticDocker();
+    const id = docker.add({ name: 'web-1', service: 'web', stopTimeout: -1 });
+    const { registry } = start(docker);
+    await eventually(() => expect(registry.ids()).toEqual(['n1:web-1:80']));
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    docker.kill(id, SIGTERM);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(registry.ids()).toEqual([]);
+    // An hour on (a window of 0 ms served it again at once; 10 s would after 11 s): still withdrawn.
+    await vi.advanceTimersByTimeAsync(3_600_000);
+    expect(registry.ids()).toEqual([]);
+    vi.useRealTimers();
+    docker.exit(id, 0);
+    await eventually(() => expect(registry.ids()).toEqual([]));
+    expect(registry.calls.filter((c) => c.method === 'register')).toHaveLength(1);
   });
 });

@@ -9,12 +9,32 @@ import {
   type Skip,
 } from './derive.js';
 import { DesiredServices } from './desired.js';
+import {
+  boundedDocker,
+  dockerCalls,
+  type DockerCall,
+  type DockerCallHealth,
+  type DockerCallOutcome,
+  type DockerCalls,
+} from './docker-calls.js';
 import { explainContainer, matchContainer, type ExplainReport, type ExplainSummary } from './explain.js';
-import { dockerHints, type DockerApi, type DockerHint } from './docker-source.js';
+import {
+  dockerHints,
+  inventoryHint,
+  type DockerApi,
+  type DockerHint,
+  type EventAction,
+} from './docker-source.js';
 import { silentLogger, type Logger } from './logger.js';
 import { inspectContainers, type Inspection, type Look } from './inspect.js';
-import { reconcilersFor, type Reconciler, type ReconcilerObserver } from './reconciler.js';
+import {
+  reconcilersFor,
+  type Reconciler,
+  type ReconcilerObserver,
+  type RegistryStatus,
+} from './reconciler.js';
 import type { Registry } from './registry.js';
+import { oneLine } from './text.js';
 import type { LabelWarning, Service } from './service.js';
 import { SIGINT, SIGTERM, signalName, signalNumber } from './signals.js';
 
@@ -26,7 +46,10 @@ export interface BridgeOptions extends DeriveOptions {
   readonly logger?: Logger;
   /** `--resync`: seconds between full reconciles against Docker and every registry; 0 = never. */
   readonly resync?: number;
-  /** `--cleanup`: remove this node's entries whose container is gone, including ones from earlier runs. */
+  /**
+   * `--cleanup`, kept for compatibility: once the first inventory is complete, this node's entries whose
+   * container is gone are removed whoever wrote them (an earlier run included), with or without it.
+   */
   readonly cleanup?: boolean;
   /** `--deregister on-success`: keep the services of a container that exited with a non-zero code. */
   readonly deregister?: DeregisterMode;
@@ -40,12 +63,23 @@ export interface BridgeOptions extends DeriveOptions {
    * start of `docker stop`), instead of when its process has exited. Default true (`--no-drain`: false).
    */
   readonly drain?: boolean;
+  /** How long one Docker list or inspect may take (ms) before it is abandoned and retried. Default 10 s. */
+  readonly dockerTimeoutMs?: number;
 }
 
 export interface BridgeObserver extends ReconcilerObserver {
   onDockerConnection?(connected: boolean): void;
-  /** Docker event received, with its lag (now − event time) in seconds. */
-  onDockerEvent?(action: string, lagSeconds: number): void;
+  /** Docker event received (its action from a fixed set), with its lag (now − event time) in seconds. */
+  onDockerEvent?(action: EventAction, lagSeconds: number): void;
+  /** A Docker list or inspect call ended. */
+  onDockerCall?(call: DockerCall, outcome: DockerCallOutcome, seconds: number): void;
+}
+
+/** A running container whose inspect keeps failing: its services are unknown, its entries are kept. */
+export interface UnresolvedContainer {
+  readonly id: string;
+  readonly error: string;
+  readonly attempts: number;
 }
 
 export interface BridgeStatus {
@@ -53,7 +87,17 @@ export interface BridgeStatus {
   readonly inventoryComplete: boolean;
   readonly containers: number;
   readonly services: number;
+  /** Docker's list and inspect calls: the current streak of failures. */
+  readonly docker: DockerCallHealth;
+  readonly unresolved: readonly UnresolvedContainer[];
+  /** Per registry, how its wanted services stand. */
+  readonly registries: readonly RegistryStatus[];
 }
+
+/** Failed inspects in a row after which a container no longer holds back the inventory. */
+const UNRESOLVED_AFTER = 3;
+/** How long an empty first container list waits to be confirmed by a second one. */
+const EMPTY_INVENTORY_CONFIRM_MS = 1_000;
 
 interface Tracked {
   readonly name: string;
@@ -70,7 +114,7 @@ interface Tracked {
   readonly warned: string;
   /** The signal `docker stop` sends this container first (its StopSignal, else SIGTERM). */
   readonly stopSignal: number;
-  /** How long `docker stop` waits for it before SIGKILL (its StopTimeout, else Docker's 10 s). */
+  /** How long `docker stop` waits for it before SIGKILL (its StopTimeout, else Docker's 10 s; or no end). */
   readonly stopTimeoutMs: number;
   /** Set while the container is being stopped: its services are withdrawn until it exits or outlives this. */
   readonly draining?: { readonly signal: number; readonly until: number };
@@ -78,6 +122,19 @@ interface Tracked {
 
 /** Docker's default for `docker stop` without `-t` and without a container StopTimeout. */
 const DEFAULT_STOP_TIMEOUT_S = 10;
+/** The longest delay a Node timer takes; a longer stop window is treated as having no end. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * How long `docker stop` waits before SIGKILL, from the container's `StopTimeout` (untrusted): Docker's
+ * default when unset or malformed, Infinity when negative (Docker then waits indefinitely) or too long to time.
+ */
+export function stopWindowMs(stopTimeout: unknown): number {
+  if (typeof stopTimeout !== 'number' || !Number.isFinite(stopTimeout)) return DEFAULT_STOP_TIMEOUT_S * 1000;
+  if (stopTimeout < 0) return Infinity;
+  const ms = stopTimeout * 1000;
+  return ms > MAX_TIMER_MS ? Infinity : ms;
+}
 
 /** What `/debug/containers/<ref>` answers. */
 export type ExplainLookup =
@@ -92,6 +149,14 @@ export type ExplainLookup =
 export class Bridge {
   private readonly containers = new Map<string, Tracked>();
   private readonly reconcilers: Reconciler[];
+  /** Docker's list and inspect calls, bounded; the event stream bounds its own start. */
+  private readonly calls: DockerCalls;
+  private readonly docker: DockerApi;
+  /** Running containers whose inspect keeps failing, by id. */
+  private readonly unresolved = new Map<string, UnresolvedContainer>();
+  /** From the latest container list: the id segments each running container's services may use. */
+  private segments: ReadonlyMap<string, readonly string[]> = new Map();
+  private emptyInventoryConfirmed = false;
   private readonly log: Logger;
   private readonly subscription = new Subscription();
   private readonly desiredServices: DesiredServices;
@@ -110,6 +175,12 @@ export class Bridge {
 
   constructor(private readonly options: BridgeOptions) {
     this.log = options.logger ?? silentLogger;
+    this.calls = dockerCalls({
+      timeoutMs: options.dockerTimeoutMs ?? 10_000,
+      logger: this.log,
+      ...(options.observer?.onDockerCall && { onCall: options.observer.onDockerCall.bind(options.observer) }),
+    });
+    this.docker = boundedDocker(options.docker, this.calls);
     this.desiredServices = new DesiredServices((holder, other) =>
       this.log.warn(
         { serviceId: holder.id, container: other.container.name, holder: holder.container.name },
@@ -119,7 +190,7 @@ export class Bridge {
     this.reconcilers = reconcilersFor(options.registries, {
       desired: () => this.desiredServices.services,
       inventoryComplete: () => this.firstInventoryDone,
-      cleanup: options.cleanup ?? false,
+      keep: (id) => this.isUnresolvedEntry(id),
       dryRun: options.dryRun ?? false,
       logger: this.log,
       ...(options.backoff && { backoff: options.backoff }),
@@ -129,7 +200,7 @@ export class Bridge {
 
   start(): void {
     const hints$ = dockerHints({
-      docker: this.options.docker,
+      docker: this.docker,
       logger: this.log,
       ...(this.options.backoff && { backoff: this.options.backoff }),
       ...(this.options.stallCheckMs !== undefined && { stallCheckMs: this.options.stallCheckMs }),
@@ -138,7 +209,7 @@ export class Bridge {
     this.subscription.add(this.pendingLooks);
     this.subscription.add(() => this.looks$.complete());
     this.subscription.add(
-      inspectContainers(merge(hintedLooks$, this.looks$), this.options.docker).subscribe((inspection) =>
+      inspectContainers(merge(hintedLooks$, this.looks$), this.docker).subscribe((inspection) =>
         this.onInspection(inspection),
       ),
     );
@@ -165,6 +236,9 @@ export class Bridge {
       inventoryComplete: this.firstInventoryDone,
       containers: this.containers.size,
       services: this.desiredServices.services.size,
+      docker: this.calls.health(),
+      unresolved: [...this.unresolved.values()],
+      registries: this.reconcilers.map((reconciler) => reconciler.status()),
     };
   }
 
@@ -257,20 +331,32 @@ export class Bridge {
           if (hint.signal !== undefined) this.drainOnSignal(hint.id, hint.signal);
           return [];
         }
+        if (hint.action === 'destroy') return [{ id: hint.id, exitCode: undefined, gone: true }];
         return [{ id: hint.id, exitCode: hint.action === 'die' ? (hint.exitCode ?? 0) : undefined }];
       case 'inventory':
+        if (hint.segments !== undefined) this.segments = hint.segments;
+        if (!this.firstInventoryDone && hint.ids.length === 0 && !this.emptyInventoryConfirmed) {
+          // Before anything may be removed, a list that says nothing runs is asked once more.
+          this.lookLater(undefined, EMPTY_INVENTORY_CONFIRM_MS);
+          return [];
+        }
         return this.startInventory(hint.ids);
     }
   }
 
-  /** Re-list Docker's running containers (periodic resync). */
+  /** Re-list Docker's running containers (periodic resync, the confirmation of an empty first list). */
   private async inventory() {
+    let hint: DockerHint;
     try {
-      const list = await this.options.docker.listContainers();
-      for (const look of this.startInventory(list.map((c) => c.Id))) this.looks$.next(look);
-    } catch (error) {
-      this.log.warn({ err: error }, 'docker container list failed; will retry on next resync');
+      hint = inventoryHint(await this.docker.listContainers());
+    } catch {
+      // Logged by the bounded calls; the next resync or reconnect lists again.
+      return;
     }
+    if (hint.kind !== 'inventory') return;
+    if (!this.firstInventoryDone) this.emptyInventoryConfirmed = true;
+    if (hint.segments !== undefined) this.segments = hint.segments;
+    for (const look of this.startInventory(hint.ids)) this.looks$.next(look);
   }
 
   /**
@@ -287,8 +373,24 @@ export class Bridge {
     return [...all].map((id) => ({ id, exitCode: undefined }));
   }
 
-  private lookLater(id: string, delayMs: number) {
-    this.pendingLooks.add(timer(delayMs).subscribe(() => this.looks$.next({ id, exitCode: undefined })));
+  /** Look at a container again after `delayMs`; no id: list them all again. */
+  private lookLater(id: string | undefined, delayMs: number, retry = false) {
+    this.pendingLooks.add(
+      timer(delayMs).subscribe(() => {
+        if (id === undefined) void this.inventory();
+        else this.looks$.next({ id, exitCode: undefined, ...(retry && { retry }) });
+      }),
+    );
+  }
+
+  /** Whether `entryId` may belong to a running container that could not be inspected: never removed. */
+  private isUnresolvedEntry(entryId: string): boolean {
+    for (const id of this.unresolved.keys()) {
+      for (const segment of this.segments.get(id) ?? []) {
+        if (entryId.startsWith(`${this.options.nodeId}:${segment}:`)) return true;
+      }
+    }
+    return false;
   }
 
   private completeInventory() {
@@ -308,11 +410,31 @@ export class Bridge {
       const attempt = (this.retryAttempts.get(id) ?? 0) + 1;
       this.retryAttempts.set(id, attempt);
       const delay = backoffDelay(attempt, this.options.backoff ?? defaultBackoff);
+      const error = oneLine(
+        inspection.error instanceof Error ? inspection.error.message : String(inspection.error),
+        300,
+      );
       this.log.debug({ containerId: id, err: inspection.error, retryInMs: delay }, 'inspect failed');
-      this.lookLater(id, delay);
+      if (attempt >= UNRESOLVED_AFTER) {
+        // It no longer holds back the inventory; its entries stay until an inspect says what it runs.
+        if (!this.unresolved.has(id)) {
+          this.log.warn(
+            { containerId: id, attempts: attempt, err: inspection.error },
+            'container cannot be inspected: its registry entries are kept as they are, and it is looked at again',
+          );
+        }
+        this.unresolved.set(id, { id, error, attempts: attempt });
+        if (this.inventoryPending?.delete(id) && this.inventoryPending.size === 0) this.completeInventory();
+      }
+      this.lookLater(id, delay, true);
       return;
     }
     this.retryAttempts.delete(id);
+    if (this.unresolved.delete(id)) {
+      this.log.info({ containerId: id }, 'container inspected again');
+      // Its entries were kept aside from every diff: look at all of them again.
+      for (const reconciler of this.reconcilers) reconciler.poke();
+    }
     if (inspection.state === 'gone') this.track(id, undefined);
     else if (inspection.state === 'stopped') this.stopped(id, inspection.exitCode);
     else this.update(id, inspection.info);
@@ -362,7 +484,8 @@ export class Bridge {
       );
     }
     this.track(id, { ...tracked, draining: { signal, until: Date.now() + windowMs } });
-    this.lookLater(id, windowMs);
+    // Docker waits indefinitely (StopTimeout -1): withdrawn until the container exits.
+    if (Number.isFinite(windowMs)) this.lookLater(id, windowMs);
   }
 
   /** The container is not running. `--deregister on-success` keeps a failed container's services. */
@@ -391,7 +514,10 @@ export class Bridge {
     }
     const name = (info.Name ?? '').replace(/^\//, '');
     // Both are in Docker's ContainerConfig; @types/dockerode lists neither.
-    const { StopSignal, StopTimeout } = (info.Config ?? {}) as { StopSignal?: string; StopTimeout?: number };
+    const { StopSignal, StopTimeout } = (info.Config ?? {}) as {
+      StopSignal?: unknown;
+      StopTimeout?: unknown;
+    };
     // Still within its stop window: keep it withdrawn. Past it and still running: it survived, serve it.
     const draining =
       previous?.draining && Date.now() < previous.draining.until ? previous.draining : undefined;
@@ -403,8 +529,8 @@ export class Bridge {
       state: containerStateOf(info),
       derivedAt: Date.now(),
       warned,
-      stopSignal: signalNumber(StopSignal) ?? SIGTERM,
-      stopTimeoutMs: (StopTimeout ?? DEFAULT_STOP_TIMEOUT_S) * 1000,
+      stopSignal: signalNumber(typeof StopSignal === 'string' ? StopSignal : undefined) ?? SIGTERM,
+      stopTimeoutMs: stopWindowMs(StopTimeout),
       ...(draining && { draining }),
     };
     // An unchanged derivation keeps the previous service objects, so nothing downstream sees a change.

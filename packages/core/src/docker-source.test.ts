@@ -1,7 +1,15 @@
 import type { ContainerInfo } from 'dockerode';
 import { PassThrough } from 'node:stream';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { dockerHints, type DockerApi, type DockerHint, type DockerSourceOptions } from './docker-source.js';
+import {
+  dockerHints,
+  readEvent,
+  type DockerApi,
+  type DockerHint,
+  type DockerSourceOptions,
+} from './docker-source.js';
 import type { Logger } from './logger.js';
 import { SIGTERM } from './signals.js';
 import { SyntheticDocker } from './testing/index.js';
@@ -62,7 +70,7 @@ describe('dockerHints', () => {
       expect(calls.slice(0, 2).every((c) => c.aborted())).toBe(true);
       const inventories = hints.filter((h) => h.kind === 'inventory');
       await vi.waitFor(() => expect(hints.filter((h) => h.kind === 'inventory')).toHaveLength(3));
-      expect(inventories[0]).toEqual({ kind: 'inventory', ids: ['c1', 'c2'] });
+      expect(inventories[0]).toMatchObject({ kind: 'inventory', ids: ['c1', 'c2'] });
       const late = lines.filter((l) => l.msg.includes('did not start within 30 ms'));
       expect(late.map((l) => l.level)).toEqual(['warn', 'debug']);
       expect(lines.some((l) => l.msg === 'docker event stream connected again')).toBe(true);
@@ -85,7 +93,9 @@ describe('dockerHints', () => {
       (hint) => hints.push(hint),
     );
     try {
-      await vi.waitFor(() => expect(hints).toContainEqual({ kind: 'inventory', ids: ['c1'] }));
+      await vi.waitFor(() =>
+        expect(hints).toContainEqual(expect.objectContaining({ kind: 'inventory', ids: ['c1'] })),
+      );
       expect(hints[0]).toEqual({ kind: 'connection', connected: true });
       expect(calls).toHaveLength(1);
       expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
@@ -154,7 +164,7 @@ describe('dockerHints against the synthetic engine, on a fake clock', () => {
     const { seen, kinds, subscription } = watch(docker);
     await settle();
     expect(kinds()).toEqual(['0 connected', '0 inventory 1']);
-    expect(seen[1]?.hint).toEqual({ kind: 'inventory', ids: [a] });
+    expect(seen[1]?.hint).toMatchObject({ kind: 'inventory', ids: [a] });
 
     const b = docker.start({ name: 'b' });
     docker.kill(a, SIGTERM);
@@ -311,5 +321,137 @@ describe('dockerHints against the synthetic engine, on a fake clock', () => {
     again.subscription.unsubscribe();
     await settle();
     expect(docker.openStreams).toBe(0);
+  });
+});
+
+describe('readEvent: every field of an event is untrusted', () => {
+  const NOW = Date.parse('2026-06-01T00:00:00Z');
+  const id = 'a'.repeat(64);
+  const base = { Type: 'container', Action: 'start', Actor: { ID: id, Attributes: {} }, timeNano: NOW * 1e6 };
+
+  it('reads a well-formed event, with the detail of health_status dropped', () => {
+    expect(readEvent(base, NOW)).toMatchObject({ id, action: 'start', timeNano: NOW * 1e6 });
+    expect(readEvent({ ...base, Action: 'health_status: unhealthy' }, NOW)?.action).toBe('health_status');
+    const network = { Type: 'network', Action: 'connect', Actor: { ID: 'n', Attributes: { container: id } } };
+    expect(readEvent(network, NOW)).toMatchObject({ id, action: 'connect' });
+  });
+
+  it('gives up on malformed fields without throwing', () => {
+    const hostile: unknown[] = [
+      null,
+      5,
+      'text',
+      [],
+      { ...base, Action: 5 },
+      { ...base, Action: { toString: 1 } },
+      { ...base, Actor: 'x' },
+      { ...base, Actor: { ID: '../../info' } },
+      { ...base, Actor: { ID: 'x'.repeat(1_000) } },
+      { ...base, Type: 'network', Actor: { Attributes: { container: 7 } } },
+      // Unknown actions do not reach the bridge (nor the metrics' labels).
+      { ...base, Action: 'exec_create: sh' },
+      { ...base, Action: `weird-${'z'.repeat(50)}` },
+    ];
+    for (const event of hostile) expect(readEvent(event, NOW)).toBeUndefined();
+  });
+
+  it('stamps a malformed or future time with now, so no replay is moved by it', () => {
+    for (const timeNano of ['abc', NaN, Infinity, -1, 1e30, null]) {
+      expect(readEvent({ ...base, timeNano, time: undefined }, NOW)?.timeNano).toBe(NOW * 1e6);
+    }
+    expect(readEvent({ ...base, timeNano: undefined, time: NOW / 1000 - 5 }, NOW)?.timeNano).toBe(
+      (NOW / 1000 - 5) * 1e9,
+    );
+  });
+});
+
+describe('dockerHints: the stall check against a broken engine', () => {
+  /** A Docker API whose live stream opens and whose bounded queries the test decides. */
+  function engine(query: () => Promise<NodeJS.ReadableStream>) {
+    const live = new PassThrough();
+    const queries: PassThrough[] = [];
+    const docker: DockerApi = {
+      getEvents: (options) => {
+        if (options?.until === undefined) return Promise.resolve(live);
+        return query().then((stream) => {
+          queries.push(stream as PassThrough);
+          return stream;
+        });
+      },
+      listContainers: () => Promise.resolve([]),
+      getContainer: () => ({ inspect: () => Promise.reject(new Error('not used')) }),
+    };
+    return { docker, live, queries };
+  }
+
+  it('a query whose body never ends is cut off: no connection outlives its interval', async () => {
+    const { docker, queries } = engine(() => Promise.resolve(new PassThrough()));
+    const { logger, lines } = recordingLogger();
+    // Windows end 2 s in the past and start at the connection: the first query goes out after ~3 s.
+    const subscription = dockerHints({ docker, logger, stallCheckMs: 100 }).subscribe();
+    try {
+      await vi.waitFor(() => expect(queries.length).toBeGreaterThanOrEqual(3), { timeout: 15_000 });
+      expect(queries.filter((q) => !q.destroyed).length).toBeLessThanOrEqual(1);
+      // Said once, at warn, not per interval.
+      expect(lines.filter((l) => l.msg.startsWith('docker stall check failed')).map((l) => l.level)).toEqual([
+        'warn',
+      ]);
+    } finally {
+      subscription.unsubscribe();
+    }
+    expect(queries.every((q) => q.destroyed)).toBe(true);
+  });
+});
+
+describe('dockerHints: what the stall check remembers', () => {
+  it('forgets delivered events on every tick even when its queries fail: 200,000 events leave no heap behind', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const live = new PassThrough();
+    let failedQueries = 0;
+    const docker: DockerApi = {
+      getEvents: (options) => {
+        if (options?.until === undefined) return Promise.resolve(live);
+        failedQueries += 1;
+        return Promise.reject(new Error('engine error 500'));
+      },
+      listContainers: () => Promise.resolve([]),
+      getContainer: () => ({ inspect: () => Promise.reject(new Error('not used')) }),
+    };
+    let events = 0;
+    const subscription = dockerHints({ docker, stallCheckMs: 100 }).subscribe((hint) => {
+      if (hint.kind === 'event') events += 1;
+    });
+    try {
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      const now = Date.now() * 1e6;
+      for (let batch = 0; batch < 20; batch++) {
+        let lines = '';
+        for (let i = 0; i < 10_000; i++) {
+          const n = batch * 10_000 + i;
+          const id = n.toString(16).padStart(64, '0');
+          lines += `${JSON.stringify({ Type: 'container', Action: 'update', Actor: { ID: id }, timeNano: now - n })}\n`;
+        }
+        live.write(lines);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await vi.waitFor(() => expect(events).toBe(200_000), { timeout: 20_000 });
+      // Three intervals on, every remembered event is past the horizon; some checks ran and failed.
+      const delivered = Date.now();
+      await vi.waitFor(
+        () => {
+          expect(Date.now() - delivered).toBeGreaterThan(500);
+          expect(failedQueries).toBeGreaterThan(0);
+        },
+        { timeout: 10_000 },
+      );
+      gc();
+      const grown = (process.memoryUsage().heapUsed - before) / 2 ** 20;
+      // Kept, the 200,000 keys were ~40 MiB.
+      expect(grown).toBeLessThan(10);
+    } finally {
+      subscription.unsubscribe();
+    }
   });
 });

@@ -2,14 +2,20 @@ import type { ContainerInfo, ContainerInspectInfo, GetEventsOptions } from 'dock
 import type { Readable } from 'node:stream';
 import { Observable } from 'rxjs';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
+import { jsonLines } from './kit/json-lines.js';
+import { limitedWarning } from './kit/log-limit.js';
 import { silentLogger, type Logger } from './logger.js';
 
-/** The part of dockerode the bridge uses; a test can hand in anything shaped like it. */
+/**
+ * The part of dockerode the bridge uses; a test can hand in anything shaped like it. dockerode passes
+ * `abortSignal` to the HTTP request of each call.
+ */
 export interface DockerApi {
-  /** dockerode passes `abortSignal` to the HTTP request (its types do not list it). */
   getEvents(options?: GetEventsOptions & { abortSignal?: AbortSignal }): Promise<NodeJS.ReadableStream>;
-  listContainers(options?: { all?: boolean }): Promise<ContainerInfo[]>;
-  getContainer(id: string): { inspect(): Promise<ContainerInspectInfo> };
+  listContainers(options?: { all?: boolean; abortSignal?: AbortSignal }): Promise<ContainerInfo[]>;
+  getContainer(id: string): {
+    inspect(options?: { abortSignal?: AbortSignal }): Promise<ContainerInspectInfo>;
+  };
 }
 
 /** What the Docker side tells the bridge. Events are only hints: the bridge inspects to learn the state. */
@@ -18,15 +24,23 @@ export type DockerHint =
   | {
       readonly kind: 'event';
       readonly id: string;
-      readonly action: string;
+      /** The action without detail (`health_status: healthy` → `health_status`). */
+      readonly action: EventAction;
       readonly timeNano: number;
       /** For `die`: the exit code the engine reported. */
       readonly exitCode?: number;
       /** For `kill`: the signal number the engine sent. */
       readonly signal?: number;
     }
-  /** The complete list of running containers, sent after every (re)connect of the event stream. */
-  | { readonly kind: 'inventory'; readonly ids: readonly string[] }
+  /**
+   * The complete list of running containers, sent after every (re)connect of the event stream, with the id
+   * segments each one's services may use (see `idSegmentsOf`).
+   */
+  | {
+      readonly kind: 'inventory';
+      readonly ids: readonly string[];
+      readonly segments?: ReadonlyMap<string, readonly string[]>;
+    }
   /** The event stream is open (true) or lost (false). */
   | { readonly kind: 'connection'; readonly connected: boolean };
 
@@ -46,6 +60,9 @@ export const CONTAINER_ACTIONS = [
 ] as const;
 const NETWORK_ACTIONS = ['connect', 'disconnect'] as const;
 
+/** An event's action as hints and metrics name it: one of a fixed set, so an engine cannot mint labels. */
+export type EventAction = (typeof CONTAINER_ACTIONS)[number] | (typeof NETWORK_ACTIONS)[number];
+
 export interface DockerSourceOptions {
   readonly docker: DockerApi;
   readonly logger?: Logger;
@@ -61,47 +78,105 @@ export interface DockerSourceOptions {
    * interval, at most 5 s (5 s when the check is off).
    */
   readonly streamStartMs?: number;
+  /** Longest event line accepted (bytes); longer ones are skipped as they arrive. */
+  readonly maxLineBytes?: number;
 }
 
-interface RawEvent {
-  Type?: string;
-  Action?: string;
-  id?: string;
-  Actor?: { ID?: string; Attributes?: Record<string, string> };
-  time?: number;
-  timeNano?: number;
+/** One event as the source reads it, every field checked: the engine is not trusted. */
+interface EngineEvent {
+  readonly type: string;
+  readonly action: EventAction;
+  readonly id: string;
+  readonly timeNano: number;
+  readonly attributes: Readonly<Record<string, unknown>>;
 }
 
-/** Container id an event concerns, or undefined for events we do not care about. */
-export function eventContainerId(event: RawEvent): string | undefined {
-  if (event.Type === 'container') return event.Actor?.ID ?? event.id;
-  if (event.Type === 'network') return event.Actor?.Attributes?.container;
-  return undefined;
+const ACTIONS: ReadonlySet<string> = new Set([...CONTAINER_ACTIONS, ...NETWORK_ACTIONS]);
+/**
+ * What may name a container in a request path: Docker and Podman ids are 64 hex digits; anything else an engine
+ * sends (`../..`, a megabyte) is not looked up.
+ */
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** Events stamped further ahead than this are stamped now: a hostile clock must not move replays. */
+const MAX_CLOCK_SKEW_NS = 60e9;
+
+const record = (value: unknown): Record<string, unknown> | undefined =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+const finite = (value: unknown): number | undefined =>
+  typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+
+/**
+ * The event, if it concerns a container the bridge cares about, with each field validated; undefined for
+ * anything else, malformed or not. `timeNano` falls back to `time`, then to now, and is never in the future.
+ */
+export function readEvent(raw: unknown, now = Date.now()): EngineEvent | undefined {
+  const event = record(raw);
+  if (event === undefined) return undefined;
+  const type = text(event.Type);
+  const actor = record(event.Actor);
+  const attributes = record(actor?.Attributes) ?? {};
+  const id =
+    type === 'container'
+      ? (text(actor?.ID) ?? text(event.id))
+      : type === 'network'
+        ? text(attributes.container)
+        : undefined;
+  if (id === undefined || !CONTAINER_ID.test(id)) return undefined;
+  // `health_status: healthy` → `health_status`.
+  const action = text(event.Action)?.split(':', 1)[0]?.trim();
+  if (action === undefined || !ACTIONS.has(action)) return undefined;
+  const nowNano = now * 1e6;
+  const stamped = finite(event.timeNano) ?? (finite(event.time) ?? NaN) * 1e9;
+  const timeNano =
+    Number.isFinite(stamped) && stamped >= 0 && stamped <= nowNano + MAX_CLOCK_SKEW_NS ? stamped : nowNano;
+  return { type: type!, action: action as EventAction, id, timeNano, attributes };
+}
+
+/** An integer attribute (`exitCode`, `signal`), or undefined. */
+function integerAttribute(attributes: Readonly<Record<string, unknown>>, key: string): number | undefined {
+  const value = attributes[key];
+  const parsed = typeof value === 'string' && /^-?\d{1,10}$/.test(value.trim()) ? Number(value) : NaN;
+  return Number.isSafeInteger(parsed) ? parsed : undefined;
+}
+
+/** `SERVICE_ID`, `SERVICE_<port>_ID`, `SERVICE_<port>_<proto>_ID`: each replaces the name in service ids. */
+const ID_LABEL = /^SERVICE_(?:\d+_(?:(?:TCP|UDP)_)?)?ID$/i;
+
+/**
+ * The middle parts (`<node>:<segment>:<port>`) the ids of a listed container's services may have, read from
+ * the list alone: its name and its `SERVICE_*ID` labels. (An id set through the environment shows only in
+ * an inspect.)
+ */
+export function idSegmentsOf(container: unknown): string[] {
+  const summary = record(container);
+  const names = Array.isArray(summary?.Names) ? summary.Names : [];
+  const labels = record(summary?.Labels) ?? {};
+  return [
+    ...names.flatMap((name) => (typeof name === 'string' ? [name.replace(/^\//, '')] : [])),
+    ...Object.entries(labels).flatMap(([key, value]) =>
+      ID_LABEL.test(key) && typeof value === 'string' ? [value.trim()] : [],
+    ),
+  ].filter((segment) => segment !== '');
+}
+
+/** An inventory hint from a container list, untrusted: entries without a valid id are left out. */
+export function inventoryHint(list: unknown): DockerHint {
+  if (!Array.isArray(list)) throw new Error('docker container list is not a JSON array');
+  const segments = new Map<string, readonly string[]>();
+  for (const container of list) {
+    const id = text(record(container)?.Id);
+    if (id !== undefined && CONTAINER_ID.test(id)) segments.set(id, idSegmentsOf(container));
+  }
+  return { kind: 'inventory', ids: [...segments.keys()], segments };
 }
 
 const eventFilters: GetEventsOptions['filters'] = {
   type: ['container', 'network'],
   event: [...CONTAINER_ACTIONS, ...NETWORK_ACTIONS],
 };
-
-/** Split a byte stream of concatenated JSON lines into objects; bad lines are reported, not thrown. */
-function jsonLines(onObject: (value: RawEvent) => void, onBadLine: (line: string) => void) {
-  let buffer = '';
-  return (chunk: Buffer | string) => {
-    buffer += chunk.toString();
-    let newline: number;
-    while ((newline = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, newline).trim();
-      buffer = buffer.slice(newline + 1);
-      if (line === '') continue;
-      try {
-        onObject(JSON.parse(line) as RawEvent);
-      } catch {
-        onBadLine(line.slice(0, 200));
-      }
-    }
-  };
-}
 
 /** The `/events` response did not begin within the bound. */
 class StreamStartTimeout extends Error {
@@ -113,12 +188,14 @@ class StreamStartTimeout extends Error {
 /** dockerode hands out the HTTP response, a Readable, typed as the narrower ReadableStream. */
 const destroy = (stream: NodeJS.ReadableStream) => (stream as Readable).destroy();
 
-const eventKey = (e: RawEvent) => `${e.timeNano ?? 0}|${eventContainerId(e) ?? ''}|${e.Action ?? ''}`;
+const eventKey = (e: EngineEvent) => `${e.timeNano}|${e.id}|${e.action}`;
 
 /**
  * Docker's event stream as hints, kept open forever: subscribes to events first, then lists the running
  * containers (so nothing that happens in between is lost); when the stream ends, errors or stalls it
- * reconnects with backoff and replays from the last event seen. It never completes or errors.
+ * reconnects with backoff and replays from the last event seen. It never completes or errors. Everything the
+ * engine sends is validated; lines are capped (`maxLineBytes`) and unparseable ones are warned about at a
+ * limited rate.
  */
 export function dockerHints(options: DockerSourceOptions): Observable<DockerHint> {
   const { docker } = options;
@@ -126,6 +203,7 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
   const backoff = options.backoff ?? defaultBackoff;
   const stallCheckMs = options.stallCheckMs ?? 15_000;
   const streamStartMs = options.streamStartMs ?? (stallCheckMs > 0 ? Math.min(stallCheckMs, 5_000) : 5_000);
+  const warnBadLine = limitedWarning(logger, 'docker event line skipped');
 
   return new Observable<DockerHint>((subscriber) => {
     let closed = false;
@@ -138,10 +216,15 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
     let outageLogged = false;
     // Events delivered by the live stream recently, to compare against the stall check's bounded query.
     const delivered = new Map<string, number>();
+    // The stall check's query in flight, aborted when the source goes or the next check is due.
+    let stallQuery: AbortController | undefined;
+    let stallCheckFailures = 0;
 
     const drop = () => {
       clearInterval(stallTimer);
       stallTimer = undefined;
+      stallQuery?.abort();
+      stallQuery = undefined;
       const s = stream;
       stream = undefined;
       s?.removeAllListeners();
@@ -167,65 +250,91 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       }, delay);
     };
 
-    const onEvent = (event: RawEvent) => {
-      const id = eventContainerId(event);
-      if (id === undefined) return;
-      const timeNano = event.timeNano ?? (event.time ?? 0) * 1e9;
-      since = Math.floor(timeNano / 1e9);
+    const onEvent = (raw: unknown) => {
+      const event = readEvent(raw);
+      if (event === undefined) return;
+      since = Math.floor(event.timeNano / 1e9);
       // Remembered only for the stall check, which also prunes them.
       if (stallCheckMs > 0) delivered.set(eventKey(event), Date.now());
-      const attributes = event.Actor?.Attributes;
-      const exitCode = Number(attributes?.exitCode ?? NaN);
-      const signal = Number(attributes?.signal ?? NaN);
+      const exitCode = integerAttribute(event.attributes, 'exitCode');
+      const signal = integerAttribute(event.attributes, 'signal');
       subscriber.next({
         kind: 'event',
-        id,
-        action: event.Action ?? '',
-        timeNano,
-        ...(Number.isInteger(exitCode) && { exitCode }),
-        ...(Number.isInteger(signal) && { signal }),
+        id: event.id,
+        action: event.action,
+        timeNano: event.timeNano,
+        ...(exitCode !== undefined && { exitCode }),
+        ...(signal !== undefined && { signal }),
       });
     };
 
-    /** `getEvents`, but failing with StreamStartTimeout when the response has not begun within the bound. */
-    const openEvents = async (query: GetEventsOptions) => {
-      const abort = new AbortController();
+    const lines = (onValue: (value: unknown) => void) =>
+      jsonLines(onValue, (why, sample) => warnBadLine({ why, line: sample }), options.maxLineBytes);
+
+    /**
+     * `getEvents`, failing with StreamStartTimeout when the response has not begun within the bound; `abort`
+     * (optional) cancels it at any time, the body included.
+     */
+    const openEvents = async (query: GetEventsOptions, abort = new AbortController()) => {
       const timeout = setTimeout(() => abort.abort(new StreamStartTimeout(streamStartMs)), streamStartMs);
       try {
         return await docker.getEvents({ ...query, abortSignal: abort.signal });
       } catch (error) {
-        throw abort.signal.aborted ? (abort.signal.reason as StreamStartTimeout) : error;
+        throw abort.signal.reason instanceof StreamStartTimeout ? abort.signal.reason : error;
       } finally {
         clearTimeout(timeout);
       }
     };
 
+    /**
+     * Compare what the engine says happened in [from, until] with what the live stream delivered. The whole
+     * query, body included, is bounded by the check interval: an engine that never ends the body costs no
+     * connection beyond it.
+     */
     const checkStall = async (from: number, until: number) => {
       const s = stream;
       if (s === undefined) return;
-      const missed: RawEvent[] = [];
+      const abort = new AbortController();
+      stallQuery = abort;
+      const deadline = setTimeout(() => abort.abort(new Error('stall check query timed out')), stallCheckMs);
+      const missed: EngineEvent[] = [];
       try {
-        const past = await openEvents({ since: from, until, filters: eventFilters });
+        const past = await openEvents({ since: from, until, filters: eventFilters }, abort);
         await new Promise<void>((resolve, reject) => {
+          const onAbort = () => {
+            destroy(past);
+            reject(abort.signal.reason instanceof Error ? abort.signal.reason : new Error('aborted'));
+          };
+          if (abort.signal.aborted) return onAbort();
+          abort.signal.addEventListener('abort', onAbort, { once: true });
           past.on(
             'data',
-            jsonLines(
-              (e) => {
-                if (eventContainerId(e) !== undefined && !delivered.has(eventKey(e))) missed.push(e);
-              },
-              () => undefined,
-            ),
+            lines((raw) => {
+              const event = readEvent(raw);
+              if (event !== undefined && !delivered.has(eventKey(event))) missed.push(event);
+            }),
           );
           past.on('end', resolve);
           past.on('close', resolve);
           past.on('error', reject);
         });
       } catch (error) {
-        logger.debug({ err: error }, 'docker stall check failed');
+        if (closed || stream !== s) return;
+        stallCheckFailures += 1;
+        if (stallCheckFailures === 1) {
+          logger.warn(
+            { err: error },
+            'docker stall check failed; the event stream is not verified meanwhile',
+          );
+        }
         return;
+      } finally {
+        clearTimeout(deadline);
+        if (stallQuery === abort) stallQuery = undefined;
       }
-      const horizon = Date.now() - 3 * stallCheckMs;
-      for (const [key, at] of delivered) if (at < horizon) delivered.delete(key);
+      if (stallCheckFailures > 0)
+        logger.info({ failedChecks: stallCheckFailures }, 'docker stall check works again');
+      stallCheckFailures = 0;
       if (missed.length > 0 && stream === s) {
         logger.warn({ missed: missed.length }, 'docker event stream stalled: events were not delivered');
         reconnectLater('stalled');
@@ -234,7 +343,9 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
 
     const listContainers = async (): Promise<ContainerInfo[] | undefined> => {
       try {
-        return await docker.listContainers();
+        const list = (await docker.listContainers()) as unknown;
+        if (!Array.isArray(list)) throw new Error('docker container list is not a JSON array');
+        return list as ContainerInfo[];
       } catch (error) {
         reconnectLater('inventory failed', error);
         return undefined;
@@ -244,9 +355,7 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
     /** An inventory without a live stream (it is late): running containers are served meanwhile. */
     const listInventory = async () => {
       const containers = await listContainers();
-      if (containers !== undefined && !closed) {
-        subscriber.next({ kind: 'inventory', ids: containers.map((c) => c.Id) });
-      }
+      if (containers !== undefined && !closed) subscriber.next(inventoryHint(containers));
     };
 
     const connect = async () => {
@@ -273,10 +382,7 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       }
       stream = s;
       since ??= connectedAt;
-      s.on(
-        'data',
-        jsonLines(onEvent, (line) => logger.warn({ line }, 'unparseable docker event skipped')),
-      );
+      s.on('data', lines(onEvent));
       s.on('end', () => reconnectLater('ended'));
       s.on('close', () => reconnectLater('closed'));
       s.on('error', (error) => reconnectLater('failed', error));
@@ -287,13 +393,21 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       if (outageLogged) logger.info('docker event stream connected again');
       outageLogged = false;
       attempt = 0;
-      subscriber.next({ kind: 'inventory', ids: containers.map((c) => c.Id) });
+      subscriber.next(inventoryHint(containers));
 
       if (stallCheckMs > 0) {
         // Query windows end a few seconds in the past: anything older must have reached the live stream.
         let checkedUntil = Math.max(connectedAt, since ?? connectedAt);
         stallTimer = setInterval(() => {
+          // Pruned on every tick, whatever the queries do: memory stays bounded by the event rate.
+          const horizon = Date.now() - 3 * stallCheckMs;
+          for (const [key, at] of delivered) {
+            if (at >= horizon) break;
+            delivered.delete(key);
+          }
           const until = Math.floor(Date.now() / 1000) - 2;
+          // One query at a time: one still running (bounded by the interval) is given up for the next.
+          stallQuery?.abort(new Error('stall check query outlived its interval'));
           if (until <= checkedUntil) return;
           const from = checkedUntil;
           checkedUntil = until;

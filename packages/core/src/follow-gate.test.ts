@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FollowUpdate } from './follow.js';
-import { followGate, followLifetimes } from './follow-gate.js';
+import { followGate, followLifetimes, instanceLabels } from './follow-gate.js';
 
 const a = { id: 'n1:a:80', address: '10.0.0.1', port: 1 };
 const b = { id: 'n2:b:80', address: '10.0.0.2', port: 2 };
@@ -26,6 +26,37 @@ describe('followGate', () => {
       { kind: 'instances', instances: [a] },
     ]);
     expect(gate.reachable).toBe(true);
+  });
+
+  it('carries tags and sorted metadata, only when there are some; a change of either is a new set', () => {
+    const out: FollowUpdate[] = [];
+    const gate = followGate((update) => out.push(update));
+    gate.instances([{ ...a, tags: [], meta: {} }]);
+    gate.instances([{ ...a, tags: ['x'], meta: { z: '1', a: '2' } }]);
+    gate.instances([{ ...a, tags: ['x'], meta: { a: '2', z: '1' } }]); // same metadata, other order
+    gate.instances([{ ...a, tags: ['x'], meta: { a: '3', z: '1' } }]);
+    expect(out).toEqual([
+      { kind: 'instances', instances: [a] },
+      { kind: 'instances', instances: [{ ...a, tags: ['x'], meta: { a: '2', z: '1' } }] },
+      { kind: 'instances', instances: [{ ...a, tags: ['x'], meta: { a: '3', z: '1' } }] },
+    ]);
+    const first = out[1]!.kind === 'instances' ? out[1]!.instances[0]! : undefined;
+    expect(Object.keys(first?.meta ?? {})).toEqual(['a', 'z']);
+  });
+});
+
+describe('instanceLabels', () => {
+  it('keeps string tags and string metadata except the bookkeeping keys; `__proto__` stays a plain key', () => {
+    const meta = JSON.parse('{"zone":"a","__proto__":"p","n":1,"registrar-node":"h1"}') as unknown;
+    const labels = instanceLabels(['t', 7, null, 'u'], meta, (key) => key.startsWith('registrar-'));
+    expect(labels.tags).toEqual(['t', 'u']);
+    expect(Object.entries(labels.meta ?? {})).toEqual([
+      ['zone', 'a'],
+      ['__proto__', 'p'],
+    ]);
+    expect(Object.getPrototypeOf(labels.meta)).toBe(Object.prototype);
+    expect(instanceLabels('t', ['x'])).toEqual({});
+    expect(instanceLabels(undefined, null)).toEqual({});
   });
 });
 

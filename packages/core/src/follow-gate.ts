@@ -25,12 +25,49 @@ const byId = (a: Instance, b: Instance) =>
           ? 1
           : a.port - b.port;
 
+const byKey = ([a]: [string, string], [b]: [string, string]) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** An instance with only the contract's fields, tags and metadata only when there are some, metadata sorted. */
+function normalise({ id, address, port, tags, meta }: Instance): Instance {
+  const pairs = meta ? Object.entries(meta).sort(byKey) : [];
+  return {
+    id,
+    address,
+    port,
+    ...(tags !== undefined && tags.length > 0 && { tags: [...tags] }),
+    // fromEntries defines own properties, so a key such as `__proto__` stays a plain key.
+    ...(pairs.length > 0 && { meta: Object.fromEntries(pairs) }),
+  };
+}
+
+/**
+ * Tags and metadata as an adapter's reader finds them in a stored value, for an `Instance`: only strings are
+ * kept, and metadata keys for which `bookkeeping` is true (the writer's own fields) are left out.
+ */
+export function instanceLabels(
+  tags: unknown,
+  meta: unknown,
+  bookkeeping: (key: string) => boolean = () => false,
+): Pick<Instance, 'tags' | 'meta'> {
+  const tagList = Array.isArray(tags) ? tags.filter((tag): tag is string => typeof tag === 'string') : [];
+  const pairs =
+    meta !== null && typeof meta === 'object' && !Array.isArray(meta)
+      ? Object.entries(meta).filter(
+          (pair): pair is [string, string] => typeof pair[1] === 'string' && !bookkeeping(pair[0]),
+        )
+      : [];
+  return {
+    ...(tagList.length > 0 && { tags: tagList }),
+    ...(pairs.length > 0 && { meta: Object.fromEntries(pairs) }),
+  };
+}
+
 export function followGate(next: (update: FollowUpdate) => void): FollowGate {
   let last: string | undefined;
   let reachable = true;
   return {
     instances(instances) {
-      const sorted = [...instances].map(({ id, address, port }) => ({ id, address, port })).sort(byId);
+      const sorted = [...instances].map(normalise).sort(byId);
       const key = JSON.stringify(sorted);
       if (reachable && key === last) return;
       last = key;

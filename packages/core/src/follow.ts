@@ -1,8 +1,8 @@
 import type { Observable } from 'rxjs';
 
 /**
- * The read side of a registry, for clients of the services it holds (`registrar lb`): every node's live
- * instances of one service, not just this bridge's own entries.
+ * The read side of a registry, for clients of the services it holds (`registrar lb`, `registrar render`):
+ * every node's live instances of one service, not just this bridge's own entries.
  */
 
 /** One live instance of a service, as the registry holds it. */
@@ -11,6 +11,13 @@ export interface Instance {
   readonly id: string;
   readonly address: string;
   readonly port: number;
+  /** The entry's tags, where its layout stores them; absent when there are none. */
+  readonly tags?: readonly string[];
+  /**
+   * The service's own metadata, where its layout stores it (the bridge's bookkeeping keys, such as the owner
+   * node, left out); absent when there is none.
+   */
+  readonly meta?: Readonly<Record<string, string>>;
 }
 
 /**

@@ -10,7 +10,7 @@ export type {
 } from './registry.js';
 export type { FollowUpdate, Instance, ServiceFollower } from './follow.js';
 export type { FollowGate, FollowLifetimes } from './follow-gate.js';
-export { followGate, followLifetimes } from './follow-gate.js';
+export { followGate, followLifetimes, instanceLabels } from './follow-gate.js';
 export type { LogFn, Logger } from './logger.js';
 export { silentLogger } from './logger.js';
 export {

@@ -31,4 +31,56 @@ describe('inspectContainers', () => {
     subscription.unsubscribe();
     expect(looks$.observed).toBe(false);
   });
+
+  it('a die answers at once, even while an inspect of that container hangs, and aborts that inspect', async () => {
+    const docker = new SyntheticDocker();
+    const id = docker.add({ name: 'a', service: 'web' });
+    docker.hangInspects.add(id);
+    const looks$ = new Subject<Look>();
+    const seen: Inspection[] = [];
+    const subscription = inspectContainers(looks$, docker).subscribe((i) => seen.push(i));
+    looks$.next(look(id));
+    await expect.poll(() => docker.heldRequests).toBe(1);
+    looks$.next(look(id, 0));
+    await expect.poll(() => seen).toEqual([{ id, state: 'stopped', exitCode: 0 }]);
+    expect(docker.heldRequests).toBe(0);
+    looks$.next({ id, exitCode: undefined, gone: true });
+    await expect.poll(() => seen.at(-1)).toEqual({ id, state: 'gone' });
+    subscription.unsubscribe();
+  });
+
+  it('retries run in a lane of their own: containers whose inspects hang never hold back a new one', async () => {
+    const docker = new SyntheticDocker();
+    const hung = Array.from({ length: 20 }, (_, i) => docker.add({ name: `hung-${i}`, service: 'web' }));
+    for (const id of hung) docker.hangInspects.add(id);
+    const fresh = docker.add({ name: 'fresh', service: 'web' });
+    const looks$ = new Subject<Look>();
+    const seen: Inspection[] = [];
+    const subscription = inspectContainers(looks$, docker, { concurrency: 4, retryConcurrency: 2 }).subscribe(
+      (i) => seen.push(i),
+    );
+    for (const id of hung) looks$.next({ id, exitCode: undefined, retry: true });
+    await expect.poll(() => docker.heldRequests).toBe(2);
+    looks$.next(look(fresh));
+    await expect.poll(() => seen.map((i) => i.id)).toEqual([fresh]);
+    expect(docker.heldRequests).toBe(2);
+    subscription.unsubscribe();
+    // Unsubscribing aborts what hangs.
+    expect(docker.heldRequests).toBe(0);
+  });
+
+  it('holds nothing per container once its work is done: 50,000 looks at unknown ids leave empty maps', async () => {
+    const docker = new SyntheticDocker();
+    const looks$ = new Subject<Look>();
+    let seen = 0;
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const subscription = inspectContainers(looks$, docker).subscribe(() => (seen += 1));
+    for (let i = 0; i < 50_000; i++) looks$.next(look(i.toString(16).padStart(64, '0')));
+    await expect.poll(() => seen, { timeout: 20_000 }).toBe(50_000);
+    expect(docker.inspects).toBe(50_000);
+    // No timer per container is left behind (a groupBy stage kept one per id for 5 s: 50,000 of them).
+    expect(timers() - before).toBeLessThan(10);
+    subscription.unsubscribe();
+  });
 });

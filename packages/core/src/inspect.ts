@@ -1,25 +1,16 @@
 import type { ContainerInspectInfo } from 'dockerode';
-import {
-  defer,
-  finalize,
-  groupBy,
-  mergeMap,
-  of,
-  Subject,
-  switchMap,
-  takeUntil,
-  timer,
-  type Observable,
-} from 'rxjs';
+import { Observable } from 'rxjs';
 import type { DockerApi } from './docker-source.js';
-import { concurrencyLimit } from './kit/pool.js';
-import { coalesceWhileBusy } from './operators.js';
 
 /** A request to look at one container. */
 export interface Look {
   readonly id: string;
   /** Set when a `die` event already told us the container stopped, with its exit code. */
   readonly exitCode: number | undefined;
+  /** Set when a `destroy` event already told us the container is gone. */
+  readonly gone?: boolean;
+  /** A look again after a failed inspect: it runs in the retry lane, so failing containers never crowd out others. */
+  readonly retry?: boolean;
 }
 
 /** What one look found. */
@@ -31,48 +22,145 @@ export type Inspection = { readonly id: string } & (
   | { readonly state: 'error'; readonly error: unknown }
 );
 
+export interface InspectOptions {
+  /**
+   * Inspects in flight at once for fresh looks. An inventory of 1,000 containers would otherwise hold 1,000
+   * inspect documents at the same moment, and the heap V8 grows for that peak it keeps.
+   */
+  readonly concurrency?: number;
+  /** Inspects in flight at once for retries of failed ones, beside `concurrency`. */
+  readonly retryConcurrency?: number;
+}
+
 const isNotFound = (error: unknown) => (error as { statusCode?: number } | undefined)?.statusCode === 404;
+const isDocument = (value: unknown): value is ContainerInspectInfo =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** One lane of the scheduler: the looks waiting for a slot (in arrival order) and the slots' limit. */
+interface Lane {
+  readonly waiting: Map<string, Look>;
+  readonly limit: number;
+  running: number;
+}
 
 /**
  * The inspect stage. Per container: inspect at once, and coalesce the looks that arrive meanwhile into one
- * more. A `die` needs no inspect: the event says the process exited (and with which code), and an inspect
- * at that moment blocks for a few hundred ms while the engine tears the container down. Never errors.
+ * more. A `die` or `destroy` needs no inspect: the event says what happened, so it is answered at once and an
+ * inspect still running for that container is aborted (its answer would be older than the event). Two lanes
+ * of bounded concurrency, fresh looks and retries, so containers whose inspects keep failing or hanging never
+ * hold the slots a new container needs. The state is three maps keyed by container id, nothing per container
+ * outlives its work. Never errors; completes when `looks$` does and the work in flight is done.
  */
 export function inspectContainers(
   looks$: Observable<Look>,
   docker: DockerApi,
-  /**
-   * Inspects in flight at once, across containers. An inventory of 1,000 containers would otherwise hold
-   * 1,000 inspect documents at the same moment, and the heap V8 grows for that peak it keeps.
-   */
-  concurrency = 16,
+  options: InspectOptions = {},
 ): Observable<Inspection> {
-  const limited = concurrencyLimit(concurrency);
-  const inspect = async (id: string): Promise<Inspection> => {
-    try {
-      return { id, state: 'found', info: await limited(() => docker.getContainer(id).inspect()) };
-    } catch (error) {
-      return isNotFound(error) ? { id, state: 'gone' } : { id, state: 'error', error };
-    }
-  };
-  return defer(() => {
-    // groupBy keeps its source subscribed while a group's duration runs (up to 5 s after the last look), even
-    // once nobody listens: cut the source off explicitly when the subscriber goes.
-    const unsubscribed$ = new Subject<void>();
-    return looks$.pipe(
-      takeUntil(unsubscribed$),
-      // A container's group lives while it is busy and 5 s beyond, so churn leaves no state behind.
-      groupBy((look) => look.id, { duration: (group$) => group$.pipe(switchMap(() => timer(5_000))) }),
-      mergeMap((group$) =>
-        group$.pipe(
-          coalesceWhileBusy(({ id, exitCode }) =>
-            exitCode === undefined
-              ? defer(() => inspect(id))
-              : of<Inspection>({ id, state: 'stopped', exitCode }),
-          ),
-        ),
-      ),
-      finalize(() => unsubscribed$.next()),
-    );
+  return new Observable<Inspection>((subscriber) => {
+    const fresh: Lane = { waiting: new Map(), limit: options.concurrency ?? 16, running: 0 };
+    const retries: Lane = { waiting: new Map(), limit: options.retryConcurrency ?? 4, running: 0 };
+    /** Inspects in flight, by container id. */
+    const running = new Map<string, { readonly abort: AbortController; readonly lane: Lane }>();
+    /** Looks that arrived while their container's inspect ran: one more inspect follows it. */
+    const again = new Map<string, Look>();
+    let sourceDone = false;
+
+    const finishIfDone = () => {
+      if (sourceDone && running.size === 0 && fresh.waiting.size === 0 && retries.waiting.size === 0) {
+        subscriber.complete();
+      }
+    };
+
+    const stopRunning = (id: string) => {
+      const inFlight = running.get(id);
+      if (inFlight === undefined) return;
+      running.delete(id);
+      inFlight.lane.running -= 1;
+      inFlight.abort.abort();
+    };
+
+    const enqueue = (look: Look) => {
+      const { id } = look;
+      if (running.has(id)) {
+        again.set(id, look);
+        return;
+      }
+      if (fresh.waiting.has(id)) return;
+      if (look.retry === true) {
+        if (!retries.waiting.has(id)) retries.waiting.set(id, look);
+        return;
+      }
+      retries.waiting.delete(id);
+      fresh.waiting.set(id, look);
+    };
+
+    const inspect = async (id: string, signal: AbortSignal): Promise<Inspection> => {
+      try {
+        const info: unknown = await docker.getContainer(id).inspect({ abortSignal: signal });
+        if (!isDocument(info)) throw new Error('docker inspect answered with no JSON object');
+        return { id, state: 'found', info };
+      } catch (error) {
+        return isNotFound(error) ? { id, state: 'gone' } : { id, state: 'error', error };
+      }
+    };
+
+    const start = (look: Look, lane: Lane) => {
+      const abort = new AbortController();
+      running.set(look.id, { abort, lane });
+      lane.running += 1;
+      void inspect(look.id, abort.signal).then((inspection) => {
+        // Aborted: a die/destroy answered for this container meanwhile, or the subscriber went.
+        if (running.get(look.id)?.abort !== abort) return;
+        running.delete(look.id);
+        lane.running -= 1;
+        subscriber.next(inspection);
+        const next = again.get(look.id);
+        if (next !== undefined) {
+          again.delete(look.id);
+          enqueue(next);
+        }
+        pump();
+        finishIfDone();
+      });
+    };
+
+    const pump = () => {
+      for (const lane of [fresh, retries]) {
+        for (const [id, look] of lane.waiting) {
+          if (lane.running >= lane.limit) break;
+          lane.waiting.delete(id);
+          start(look, lane);
+        }
+      }
+    };
+
+    const subscription = looks$.subscribe({
+      next: (look) => {
+        const { id } = look;
+        if (look.exitCode !== undefined || look.gone === true) {
+          // Known without an inspect: anything waiting or running for this container is older than this.
+          fresh.waiting.delete(id);
+          retries.waiting.delete(id);
+          again.delete(id);
+          stopRunning(id);
+          subscriber.next(
+            look.gone === true ? { id, state: 'gone' } : { id, state: 'stopped', exitCode: look.exitCode! },
+          );
+        } else enqueue(look);
+        pump();
+      },
+      error: (error: unknown) => subscriber.error(error),
+      complete: () => {
+        sourceDone = true;
+        finishIfDone();
+      },
+    });
+    return () => {
+      subscription.unsubscribe();
+      for (const id of [...running.keys()]) stopRunning(id);
+      fresh.waiting.clear();
+      retries.waiting.clear();
+      again.clear();
+    };
   });
 }

@@ -1,20 +1,30 @@
 import { describe, expect, it } from 'vitest';
 import { NodeIdConflictError, RegistryConnectionError } from './errors.js';
-import { silentLogger } from './logger.js';
+import type { BackoffOptions } from './backoff.js';
+import { silentLogger, type Logger } from './logger.js';
 import { Reconciler } from './reconciler.js';
 import type { Service } from './service.js';
-import { MemoryRegistry, service } from './testing/index.js';
+import { capturingLogger, MemoryRegistry, service } from './testing/index.js';
 
-function setup(registry: MemoryRegistry, options: { cleanup?: boolean; inventory?: boolean } = {}) {
+function setup(
+  registry: MemoryRegistry,
+  options: {
+    inventory?: boolean;
+    keep?: (id: string) => boolean;
+    logger?: Logger;
+    refusalBackoff?: BackoffOptions;
+  } = {},
+) {
   let desired = new Map<string, Service>();
   let inventory = options.inventory ?? true;
   const reconciler = new Reconciler({
     registry,
     desired: () => desired,
     inventoryComplete: () => inventory,
-    cleanup: options.cleanup ?? false,
-    logger: silentLogger,
+    ...(options.keep && { keep: options.keep }),
+    logger: options.logger ?? silentLogger,
     backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+    refusalBackoff: options.refusalBackoff ?? { initialMs: 60_000, maxMs: 60_000, jitter: 0 },
   });
   return {
     reconciler,
@@ -59,15 +69,49 @@ describe('Reconciler', () => {
     expect(registry.writes).toBe(4);
   });
 
-  it('does not retry a registration the registry rejected until the service changes', async () => {
+  it('offers a refused registration again on every resync, and not in between until its backoff', async () => {
     const registry = new MemoryRegistry();
     registry.rejected.add('n1:bad:80');
     const { reconciler, set } = setup(registry);
     set(service({ id: 'n1:bad:80' }), service({ id: 'n1:ok:80' }));
     await settle(registry, () => registry.entries.has('n1:ok:80'));
-    reconciler.resync();
-    await reconciler.stop();
+    await reconciler.settled();
     expect(registry.writes).toBe(2);
+    // A pass for another reason does not offer it again before its time (60 s here).
+    reconciler.changed(['n1:bad:80']);
+    await reconciler.settled();
+    expect(registry.writes).toBe(2);
+    reconciler.resync();
+    await reconciler.settled();
+    expect(registry.writes).toBe(3);
+    expect(reconciler.stateOf('n1:bad:80', service({ id: 'n1:bad:80' })).state).toBe('rejected');
+    // The permission is fixed: the next resync registers it, no restart needed.
+    registry.rejected.clear();
+    reconciler.resync();
+    await settle(registry, () => registry.entries.has('n1:bad:80'));
+    await reconciler.stop();
+  });
+
+  it('offers refused registrations again with a slow backoff, logging the refusal once per streak', async () => {
+    const registry = new MemoryRegistry();
+    registry.rejected.add('n1:a:80').add('n1:b:80');
+    const { logger, lines } = capturingLogger();
+    const { reconciler, set } = setup(registry, {
+      logger,
+      refusalBackoff: { initialMs: 30, maxMs: 30, jitter: 0 },
+    });
+    set(service({ id: 'n1:a:80' }), service({ id: 'n1:b:80' }));
+    await settle(registry, () => registry.writes >= 6);
+    expect(registry.entries.size).toBe(0);
+    registry.rejected.clear();
+    await settle(registry, () => registry.entries.size === 2);
+    await reconciler.stop();
+    const refusals = lines.filter((l) => l.msg.startsWith('registration refused by the registry'));
+    expect(refusals.map((l) => l.level)).toEqual(['error']);
+    expect(refusals[0]!.msg).toContain('permission denied');
+    expect(
+      lines.filter((l) => l.msg === 'registration accepted by the registry after refusals'),
+    ).toHaveLength(2);
   });
 
   it('re-registers everything after the adapter lost its lease', async () => {
@@ -92,21 +136,35 @@ describe('Reconciler', () => {
     await settle(consul, () => consul.entries.size === 1);
   });
 
-  it('leaves entries of an earlier run alone unless --cleanup, and then only after the inventory', async () => {
+  it('removes entries of an earlier run that nothing wants, only once the inventory is complete', async () => {
     const registry = new MemoryRegistry();
     registry.entries.set('n1:old:80', { id: 'n1:old:80', name: 'web', fingerprint: 'x' });
-    const keep = setup(registry);
-    keep.set();
-    await keep.reconciler.stop();
+    registry.entries.set('n1:kept:80', { id: 'n1:kept:80', name: 'web', fingerprint: 'x' });
+    const run = setup(registry, { inventory: false, keep: (id) => id === 'n1:kept:80' });
+    run.set();
+    await run.reconciler.settled();
     expect(registry.entries.has('n1:old:80')).toBe(true);
-
-    const clean = setup(registry, { cleanup: true, inventory: false });
-    clean.set();
-    await clean.reconciler.settled();
-    expect(registry.entries.has('n1:old:80')).toBe(true);
-    clean.finishInventory();
-    clean.reconciler.poke();
+    run.finishInventory();
+    run.reconciler.poke();
     await settle(registry, () => !registry.entries.has('n1:old:80'));
+    await run.reconciler.settled();
+    // `keep` holds back an entry whose container could not be looked at.
+    expect(registry.entries.has('n1:kept:80')).toBe(true);
+    await run.reconciler.stop();
+  });
+
+  it('an adopted entry seen wanted, then unwanted, is removed even before the inventory is complete', async () => {
+    const registry = new MemoryRegistry();
+    const a = service({ id: 'n1:a:80' });
+    registry.entries.set(a.id, { id: a.id, name: a.name, fingerprint: registry.fingerprint(a) });
+    const run = setup(registry, { inventory: false });
+    run.set(a);
+    await run.reconciler.settled();
+    const writes = registry.writes;
+    expect(writes).toBe(0);
+    run.set();
+    await settle(registry, () => !registry.entries.has(a.id));
+    await run.reconciler.stop();
   });
 
   it('removes what it registered itself when the service goes away', async () => {
@@ -220,7 +278,6 @@ describe('Reconciler work per change', () => {
       registry,
       desired: () => desired,
       inventoryComplete: () => true,
-      cleanup: false,
       logger: silentLogger,
       backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
     });
@@ -293,14 +350,13 @@ describe('Reconciler work per change', () => {
 });
 
 describe('Reconciler: another engine under this node id', () => {
-  const conflicting = (registry: MemoryRegistry, options: { cleanup?: boolean } = {}) => {
+  const conflicting = (registry: MemoryRegistry) => {
     const fatal: NodeIdConflictError[] = [];
     const desired = new Map<string, Service>();
     const reconciler = new Reconciler({
       registry,
       desired: () => desired,
       inventoryComplete: () => true,
-      cleanup: options.cleanup ?? false,
       logger: silentLogger,
       backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
       observer: { onFatal: (_registry, error) => void fatal.push(error) },
@@ -313,7 +369,7 @@ describe('Reconciler: another engine under this node id', () => {
     registry.engineId = 'ENGINE-B';
     const theirs = { id: 'n1:web:80', name: 'web', fingerprint: 'theirs', engine: 'ENGINE-A' };
     registry.entries.set(theirs.id, theirs);
-    const { reconciler, desired, fatal } = conflicting(registry, { cleanup: true });
+    const { reconciler, desired, fatal } = conflicting(registry);
     desired.set('n1:web:80', service({ id: 'n1:web:80' }));
     desired.set('n1:api:80', service({ id: 'n1:api:80' }));
     reconciler.poke();

@@ -15,7 +15,8 @@ import { oneLine } from './text.js';
  * - `pending`: wanted, the write is queued or in flight;
  * - `retrying`: wanted, and the registry's passes keep failing (retryable errors): `error` is the last one,
  *   `attempts` the failed passes in a row;
- * - `rejected`: the registry refused this very definition (non-retryable): not retried until it changes;
+ * - `rejected`: the registry refused this very definition (non-retryable, e.g. a permission): tried again
+ *   with a slow backoff, on every resync, and at once when the definition changes;
  * - `stored`: not wanted here (any more), still stored: its removal is pending or being retried;
  * - `absent`: not wanted, not stored.
  */
@@ -36,6 +37,33 @@ export interface RegistryFailing {
   readonly error: string;
   readonly stage: string;
 }
+
+/** How one registry's wanted services stand, for readiness and metrics. */
+export interface RegistryStatus {
+  readonly backend: string;
+  readonly target: string;
+  /** False while standing by for another writer (Swarm) or halted by a node id conflict. */
+  readonly writing: boolean;
+  readonly failing?: RegistryFailing;
+  /**
+   * Wanted services by state; `withheld`: desired but not served here (not passing, on a registry that
+   * holds only passing services).
+   */
+  readonly services: Readonly<
+    Record<'registered' | 'pending' | 'retrying' | 'rejected' | 'withheld', number>
+  >;
+}
+
+/** A registration the registry refused: when to offer it again, and why it was refused. */
+interface Refusal {
+  readonly fingerprint: string;
+  readonly error: string;
+  readonly attempts: number;
+  readonly retryAt: number;
+}
+
+/** Backoff between offers of a refused registration: a permission or ACL can be fixed without a restart. */
+export const refusalBackoff: BackoffOptions = { initialMs: 2_000, maxMs: 60_000, jitter: 0.2 };
 
 /** The last write of one id: what is stored as far as this process knows, and how the last attempt went. */
 interface WriteRecord {
@@ -95,14 +123,20 @@ export interface ReconcilerOptions {
    * diff, so the caller should hand out a map it keeps up to date rather than build one per call.
    */
   readonly desired: () => ReadonlyMap<string, Service>;
-  /** True once the first complete Docker inventory is in: only then may entries we did not write be removed. */
+  /**
+   * True once the first complete Docker inventory is in. Before it only entries this process wrote or saw
+   * wanted may be removed; after it, every entry of this node that nothing wants, whoever wrote it (an
+   * earlier run, a predecessor in Swarm mode): the registry then equals what Docker runs.
+   */
   readonly inventoryComplete: () => boolean;
-  /** `--cleanup`: remove this node's entries whose container is gone, even ones an earlier run wrote. */
-  readonly cleanup: boolean;
+  /** Entries never removed even when nothing wants them (e.g. of a container that could not be inspected). */
+  readonly keep?: (id: string) => boolean;
   /** Print instead of writing. */
   readonly dryRun?: boolean;
   readonly logger: Logger;
   readonly backoff?: BackoffOptions;
+  /** Between offers of a refused registration; default `refusalBackoff`. */
+  readonly refusalBackoff?: BackoffOptions;
   /** Writes in flight at once per registry. */
   readonly concurrency?: number;
   readonly observer?: ReconcilerObserver;
@@ -132,10 +166,15 @@ export class Reconciler {
   private everything = true;
   /** Ids whose last write failed: whether the registry holds them is unknown, so their op is issued again. */
   private readonly uncertain = new Set<string>();
-  /** Ids this process registered (or tried to): those we may remove without `--cleanup`. */
+  /**
+   * Ids this process registered (or tried to), or saw wanted: removed when no longer wanted, even before the
+   * first inventory is complete.
+   */
   private readonly mine = new Set<string>();
-  /** Registrations the registry refused, by id → fingerprint and error: not retried until the service changes. */
-  private readonly rejected = new Map<string, { readonly fingerprint: string; readonly error: string }>();
+  /** Registrations the registry refused, by id: offered again at `retryAt`, on resync, or once changed. */
+  private readonly rejected = new Map<string, Refusal>();
+  /** The timer that offers refused registrations again. */
+  private refusalRetry: Subscription | undefined;
   /** Per id the outcome of the last write; only ids wanted or stored are kept. */
   private readonly writes = new Map<string, WriteRecord>();
   private failing: RegistryFailing | undefined;
@@ -143,11 +182,6 @@ export class Reconciler {
   private stopped = false;
   /** Another bridge writes this node id's entries (Swarm mode follower): no pass lists or writes. */
   private standingBy = false;
-  /**
-   * Elected writer (Swarm mode): the node id's entries are the cluster's, whoever wrote them, so those no
-   * task accounts for are removed as with `--cleanup` (once the inventory is complete).
-   */
-  private ownsNode = false;
   /** Set once another engine's entries of this node id were seen: nothing is written any more. */
   private halted: NodeIdConflictError | undefined;
   /** The pass in flight, for `settled()` and `stop()`. */
@@ -186,9 +220,13 @@ export class Reconciler {
     this.schedule();
   }
 
-  /** Forget what we believe is stored and read it back from the registry on the next pass. */
+  /**
+   * Forget what we believe is stored and read it back from the registry on the next pass; refused
+   * registrations are offered again.
+   */
   resync(): void {
     this.actual = undefined;
+    for (const [id, refusal] of this.rejected) this.rejected.set(id, { ...refusal, retryAt: 0 });
     this.poke();
   }
 
@@ -221,7 +259,6 @@ export class Reconciler {
    */
   lead(): void {
     this.standingBy = false;
-    this.ownsNode = true;
     this.failures = 0;
     this.failing = undefined;
     this.resync();
@@ -241,6 +278,7 @@ export class Reconciler {
   async stop(): Promise<void> {
     this.stopped = true;
     this.retry?.unsubscribe();
+    this.refusalRetry?.unsubscribe();
     this.subscription.unsubscribe();
     await this.current;
   }
@@ -252,6 +290,28 @@ export class Reconciler {
 
   get dryRun(): boolean {
     return this.options.dryRun ?? false;
+  }
+
+  /** How this registry's wanted services stand: O(desired services). */
+  status(): RegistryStatus {
+    const services = { registered: 0, pending: 0, retrying: 0, rejected: 0, withheld: 0 };
+    for (const id of this.options.desired().keys()) {
+      const wanted = this.wantedHere(id);
+      if (wanted === undefined) services.withheld += 1;
+      else {
+        const { state } = this.stateOf(id, wanted);
+        if (state === 'registered' || state === 'pending' || state === 'retrying' || state === 'rejected') {
+          services[state] += 1;
+        }
+      }
+    }
+    return {
+      backend: this.registry.backend,
+      target: this.registry.target,
+      writing: this.writing,
+      ...(this.failing && { failing: this.failing }),
+      services,
+    };
   }
 
   /**
@@ -355,7 +415,11 @@ export class Reconciler {
       : new Set([...this.dirty, ...this.uncertain]);
     this.everything = false;
     this.dirty = new Set();
-    const cleanup = (this.options.cleanup || this.ownsNode) && this.options.inventoryComplete();
+    const desired = this.options.desired();
+    for (const id of ids) if (desired.has(id)) this.mine.add(id);
+    const inventoryComplete = this.options.inventoryComplete();
+    const keep = this.options.keep ?? (() => false);
+    const now = Date.now();
     const fingerprints = new Map<Service, string>();
     const fingerprintOnce = (service: Service) => {
       let fingerprint = fingerprints.get(service);
@@ -367,13 +431,19 @@ export class Reconciler {
       (id) => this.wantedHere(id),
       actual,
       fingerprintOnce,
-      (entry) => this.mine.has(entry.id) || cleanup,
+      (entry) => !keep(entry.id) && (inventoryComplete || this.mine.has(entry.id)),
       this.uncertain,
     );
+    const refusedForNow = (service: Service) => {
+      const refusal = this.rejected.get(service.id);
+      return (
+        refusal !== undefined && refusal.fingerprint === fingerprintOnce(service) && now < refusal.retryAt
+      );
+    };
     const ops: RegistryOp[] = [
       ...plan.deregister.map((entry): RegistryOp => ({ type: 'deregister', entry })),
       ...plan.register
-        .filter((service) => this.rejected.get(service.id)?.fingerprint !== fingerprintOnce(service))
+        .filter((service) => !refusedForNow(service))
         .map((service): RegistryOp => {
           const replaces = actual.get(service.id);
           return replaces ? { type: 'register', service, replaces } : { type: 'register', service };
@@ -397,8 +467,22 @@ export class Reconciler {
       return;
     }
     this.prune(ids);
+    this.scheduleRefusals();
     if (firstError === undefined) this.succeeded();
     else this.failed(firstError, 'write', passStarted);
+  }
+
+  /** Offer the earliest refused registration again when its time comes (one timer for all of them). */
+  private scheduleRefusals() {
+    this.refusalRetry?.unsubscribe();
+    this.refusalRetry = undefined;
+    if (this.rejected.size === 0 || this.stopped) return;
+    let next = Infinity;
+    for (const refusal of this.rejected.values()) next = Math.min(next, refusal.retryAt);
+    this.refusalRetry = timer(Math.max(0, next - Date.now())).subscribe(() => {
+      const due = [...this.rejected].filter(([, refusal]) => refusal.retryAt <= Date.now());
+      this.changed(due.map(([id]) => id));
+    });
   }
 
   /** Make one write; returns the error to retry the pass for, if any. */
@@ -435,12 +519,9 @@ export class Reconciler {
       }
       const record = this.writes.get(id);
       this.writes.set(id, { ...record, failed: { error: errorText(error), at: Date.now() } });
-      if (error instanceof RegistryError && !error.retryable) {
-        this.log.error({ serviceId: id, err: error }, `${op.type} rejected by the registry`);
-        if (op.type === 'register') {
-          this.rejected.set(id, { fingerprint: this.fingerprintOf(op.service), error: errorText(error) });
-          return undefined;
-        }
+      if (error instanceof RegistryError && !error.retryable && op.type === 'register') {
+        this.refused(op.service, error);
+        return undefined;
       }
       // The write may or may not have landed: issue it again on the next pass, whatever it is by then.
       this.uncertain.add(id);
@@ -462,12 +543,39 @@ export class Reconciler {
     }
   }
 
+  /**
+   * The registry refused a registration (a permission, an ACL, a quota): offered again with a slow backoff.
+   * Logged once per streak of refusals, with the registry's own message.
+   */
+  private refused(service: Service, error: RegistryError) {
+    const previous = this.rejected.get(service.id);
+    const attempts = (previous?.attempts ?? 0) + 1;
+    const delay = backoffDelay(attempts, this.options.refusalBackoff ?? refusalBackoff);
+    const text = errorText(error);
+    if (this.rejected.size === 0) {
+      this.log.error(
+        { serviceId: service.id, err: error, retryInMs: delay },
+        `registration refused by the registry: ${text}; offered again with backoff and on every resync (no restart needed once fixed)`,
+      );
+    } else {
+      this.log.debug({ serviceId: service.id, err: error, retryInMs: delay }, 'registration refused again');
+    }
+    this.rejected.set(service.id, {
+      fingerprint: this.fingerprintOf(service),
+      error: text,
+      attempts,
+      retryAt: Date.now() + delay,
+    });
+  }
+
   private applied(op: RegistryOp) {
     if (op.type === 'register') {
       const fingerprint = this.fingerprintOf(op.service);
       this.mine.add(op.service.id);
       this.uncertain.delete(op.service.id);
-      this.rejected.delete(op.service.id);
+      if (this.rejected.delete(op.service.id)) {
+        this.log.info({ serviceId: op.service.id }, 'registration accepted by the registry after refusals');
+      }
       this.writes.set(op.service.id, { written: { service: op.service, fingerprint, at: Date.now() } });
       const engine = this.registry.engineId;
       this.actual?.set(op.service.id, {

@@ -69,6 +69,12 @@ describe('etcd follower (real etcd)', () => {
     await contract.emptyThenInstance(backend({ prefix: freshPrefix() }));
   });
 
+  for (const layout of ['json', 'hostport', 'skydns'] as const satisfies EtcdLayout[]) {
+    it(`${layout}: tags and metadata ${layout === 'json' ? 'are read back as written' : 'are not stored'}`, async () => {
+      await contract.tagsAndMeta(backend({ layout, prefix: freshPrefix() }), layout === 'json');
+    });
+  }
+
   it('skips values that are not instances with one warning each, and never fails', async () => {
     const prefix = freshPrefix();
     const { logger, warnings } = capture();

@@ -1,5 +1,5 @@
 import type { Instance, Service } from '@registrar/core';
-import { formatHostPort } from '@registrar/core';
+import { formatHostPort, instanceLabels } from '@registrar/core';
 
 /**
  * How services are laid out in etcd:
@@ -316,7 +316,7 @@ export function createReader(options: ReaderOptions): LayoutReader {
           if (!record) return 'not a JSON object';
           if (typeof record.address !== 'string' || record.address === '') return 'no "address"';
           if (!validPort(record.port)) return 'no "port" from 1 to 65535';
-          return { address: record.address, port: record.port };
+          return { address: record.address, port: record.port, ...instanceLabels(record.tags, record.meta) };
         };
   return {
     root: options.prefix,

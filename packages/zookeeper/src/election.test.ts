@@ -63,7 +63,6 @@ const script = `
     registry: r,
     desired: () => desired,
     inventoryComplete: () => true,
-    cleanup: false,
     logger: silentLogger,
     observer: {
       onOp: (_, op, outcome) => out({ ev: 'op', type: op.type, outcome }),

@@ -53,6 +53,13 @@ const instance = (node: string, port = 32768, address = '10.0.0.5'): Instance =>
   port,
 });
 
+/** The registrator layout also stores the fixture service's tags and metadata. */
+const registratorInstance = (node: string, port?: number, address?: string): Instance => ({
+  ...instance(node, port, address),
+  tags: ['blue', 'v1'],
+  meta: { env: 'test', version: '1.2' },
+});
+
 const capture = warningCapture;
 
 /** The contract scenarios' view of ZooKeeper, with these registry and follower options. */
@@ -62,7 +69,7 @@ const backend = (
   registry: (nodeId) => registry(nodeId, options),
   follow: () => watch(follower(options), 'web'),
   service,
-  instance,
+  instance: options.layout === 'registrator' ? registratorInstance : instance,
 });
 
 describe('zookeeper follower (real ZooKeeper)', () => {
@@ -73,6 +80,21 @@ describe('zookeeper follower (real ZooKeeper)', () => {
         addressOfB: '10.0.0.6',
         other: { name: 'api', id: 'a:api1:80', port: 1 },
       });
+    });
+  }
+
+  for (const [layout, payload] of [
+    ['curator', 'none'],
+    ['curator', 'spring'],
+    ['curator', 'plain'],
+    ['registrator', undefined],
+  ] as const) {
+    const carried = payload !== 'none';
+    it(`${layout}${payload ? ` (payload ${payload})` : ''}: tags and metadata ${carried ? 'are read back as written' : 'are not stored'}`, async () => {
+      await contract.tagsAndMeta(
+        backend({ basePath: freshBase(), layout, ...(payload && { payload }) }),
+        carried,
+      );
     });
   }
 
@@ -192,7 +214,7 @@ describe('zookeeper follower (real ZooKeeper)', () => {
       target: `zookeeper://${server.connectString}${basePath}`,
       followers,
       watch,
-      expected: [instance('a')],
+      expected: [registratorInstance('a')],
       invalid: { uri: 'zk://127.0.0.1:1/x', env: { ZOOKEEPER_AUTH: 'nocolon' } },
       badName: 'a/b',
     });

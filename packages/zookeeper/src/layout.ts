@@ -1,4 +1,5 @@
 import type { Instance, Service } from '@registrar/core';
+import { instanceLabels } from '@registrar/core';
 
 /**
  * How services map onto nodes. `curator`: `<base>/<name>/<id>` holding Apache Curator's ServiceInstance JSON
@@ -110,6 +111,32 @@ function ownershipField(doc: Record<string, unknown>, field: string): string | u
   return candidates.find((value): value is string => typeof value === 'string');
 }
 
+/** Keys of a curator payload's metadata that are not the service's own: the bridge's and Jackson's. */
+const isBookkeeping = (key: string) =>
+  key === 'tags' || key === 'protocol' || key === '@class' || key.startsWith('registrar.');
+
+/**
+ * Tags and metadata of a curator-layout node, from its payload: Spring's `metadata`, or a `Map` payload itself
+ * (payload `none` carries neither). Tags are the comma-joined `tags` entry the bridge writes.
+ */
+function curatorLabels(payload: unknown): Pick<Instance, 'tags' | 'meta'> {
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return {};
+  const record = payload as Record<string, unknown>;
+  const metadata =
+    record['@class'] === SPRING_PAYLOAD_CLASS
+      ? record.metadata
+      : record['@class'] === MAP_PAYLOAD_CLASS
+        ? record
+        : undefined;
+  if (metadata === null || typeof metadata !== 'object') return {};
+  const tags = (metadata as Record<string, unknown>).tags;
+  return instanceLabels(
+    typeof tags === 'string' ? tags.split(',').filter((tag) => tag !== '') : undefined,
+    metadata,
+    isBookkeeping,
+  );
+}
+
 export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCodec {
   if (!ZOOKEEPER_PAYLOADS.includes(payloadMode)) {
     throw new TypeError(`unknown zookeeper payload ${JSON.stringify(payloadMode)}`);
@@ -192,6 +219,7 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
         id: typeof doc.id === 'string' && doc.id !== '' ? doc.id : child,
         address: doc.address,
         port: doc.port,
+        ...curatorLabels(doc.payload),
       };
     },
   };
@@ -238,6 +266,7 @@ export const registratorCodec: LayoutCodec = {
       id: typeof doc.ID === 'string' && doc.ID !== '' ? doc.ID : child,
       address: doc.IP,
       port: doc.PublicPort,
+      ...instanceLabels(doc.Tags, doc.Attrs),
     };
   },
 };

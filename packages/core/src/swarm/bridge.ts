@@ -17,7 +17,15 @@ import {
   type SwarmDeriveOptions,
   type SwarmSnapshot,
 } from './derive.js';
-import { fetchSwarm, swarmHints, type SwarmDockerApi, type SwarmFetch, type SwarmLook } from './source.js';
+import { dockerCalls, type DockerCalls } from '../docker-calls.js';
+import {
+  boundedSwarmDocker,
+  fetchSwarm,
+  swarmHints,
+  type SwarmDockerApi,
+  type SwarmFetch,
+  type SwarmLook,
+} from './source.js';
 
 export interface SwarmBridgeOptions extends SwarmDeriveOptions {
   /** A Swarm manager's engine. */
@@ -26,8 +34,13 @@ export interface SwarmBridgeOptions extends SwarmDeriveOptions {
   readonly logger?: Logger;
   /** `--resync`: seconds between full reconciles against every registry; 0 = never. */
   readonly resync?: number;
-  /** `--cleanup`: remove this node id's entries that no running task accounts for, also older runs'. */
+  /**
+   * `--cleanup`, kept for compatibility: once the cluster's first inventory is complete, this node id's
+   * entries that no running task accounts for are removed, whoever wrote them, with or without it.
+   */
   readonly cleanup?: boolean;
+  /** How long one list of the manager may take (ms) before it is abandoned and retried. Default 10 s. */
+  readonly dockerTimeoutMs?: number;
   readonly dryRun?: boolean;
   /** How often the whole cluster is listed (ms; 0: never); see `SwarmSourceOptions.pollMs`. */
   readonly pollMs?: number;
@@ -84,6 +97,9 @@ const SETTLE_BRISK_MS = 30_000;
  */
 export class SwarmBridge {
   private readonly services = new Map<string, TrackedService>();
+  /** The manager's lists, bounded. */
+  private readonly calls: DockerCalls;
+  private readonly docker: SwarmDockerApi;
   private readonly reconcilers: Reconciler[];
   /** Per registry, the election it holds when `elect` is given. */
   private readonly leaderships: Leadership[] = [];
@@ -103,6 +119,12 @@ export class SwarmBridge {
 
   constructor(private readonly options: SwarmBridgeOptions) {
     this.log = options.logger ?? silentLogger;
+    this.calls = dockerCalls({
+      timeoutMs: options.dockerTimeoutMs ?? 10_000,
+      logger: this.log,
+      ...(options.observer?.onDockerCall && { onCall: options.observer.onDockerCall.bind(options.observer) }),
+    });
+    this.docker = boundedSwarmDocker(options.docker, this.calls);
     if (options.elect) {
       for (const registry of options.registries.filter((r) => r.elect === undefined)) {
         this.log.warn(
@@ -120,7 +142,6 @@ export class SwarmBridge {
     this.reconcilers = reconcilersFor(options.registries, {
       desired: () => this.desiredServices.services,
       inventoryComplete: () => this.firstInventoryDone,
-      cleanup: options.cleanup ?? false,
       dryRun: options.dryRun ?? false,
       logger: this.log,
       ...(options.backoff && { backoff: options.backoff }),
@@ -130,7 +151,7 @@ export class SwarmBridge {
 
   start(): void {
     const hints$ = swarmHints({
-      docker: this.options.docker,
+      docker: this.docker,
       logger: this.log,
       ...(this.options.pollMs !== undefined && { pollMs: this.options.pollMs }),
       ...(this.options.backoff && { backoff: this.options.backoff }),
@@ -150,9 +171,7 @@ export class SwarmBridge {
       for (const { timer } of this.settling.values()) timer?.unsubscribe();
     });
     this.subscription.add(
-      fetchSwarm(merge(hintedLooks$, this.looks$), this.options.docker).subscribe((fetched) =>
-        this.onFetch(fetched),
-      ),
+      fetchSwarm(merge(hintedLooks$, this.looks$), this.docker).subscribe((fetched) => this.onFetch(fetched)),
     );
     for (const reconciler of this.reconcilers) {
       this.subscription.add(reconciler.registry.lost$.subscribe((loss) => reconciler.lost(loss.reason)));
@@ -212,6 +231,9 @@ export class SwarmBridge {
       inventoryComplete: this.firstInventoryDone,
       containers: tasks,
       services: this.desiredServices.services.size,
+      docker: this.calls.health(),
+      unresolved: [],
+      registries: this.reconcilers.map((reconciler) => reconciler.status()),
     };
   }
 

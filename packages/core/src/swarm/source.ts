@@ -2,16 +2,40 @@ import type { GetEventsOptions } from 'dockerode';
 import type { Readable } from 'node:stream';
 import { defer, groupBy, mergeMap, Observable, switchMap, timer } from 'rxjs';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from '../backoff.js';
+import type { DockerCalls } from '../docker-calls.js';
+import { jsonLines } from '../kit/json-lines.js';
+import { limitedWarning } from '../kit/log-limit.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { coalesceWhileBusy } from '../operators.js';
 import type { SwarmSnapshot } from './derive.js';
 
+interface ListOptions {
+  readonly filters?: Record<string, string[]>;
+  readonly abortSignal?: AbortSignal;
+}
+
 /** The part of dockerode Swarm mode uses, on a manager; a test can hand in anything shaped like it. */
 export interface SwarmDockerApi {
   getEvents(options?: GetEventsOptions & { abortSignal?: AbortSignal }): Promise<NodeJS.ReadableStream>;
-  listServices(options?: { filters?: Record<string, string[]> }): Promise<unknown[]>;
-  listTasks(options?: { filters?: Record<string, string[]> }): Promise<unknown[]>;
-  listNodes(): Promise<unknown[]>;
+  listServices(options?: ListOptions): Promise<unknown[]>;
+  listTasks(options?: ListOptions): Promise<unknown[]>;
+  listNodes(options?: { abortSignal?: AbortSignal }): Promise<unknown[]>;
+}
+
+/** A manager's lists through bounded `calls` (the event stream bounds its own start). */
+export function boundedSwarmDocker(docker: SwarmDockerApi, calls: DockerCalls): SwarmDockerApi {
+  const list =
+    (what: string, run: (options: ListOptions) => Promise<unknown[]>) =>
+    (options: ListOptions = {}) =>
+      calls.run('swarm', what, (abortSignal) => run({ ...options, abortSignal }), options.abortSignal);
+  return {
+    getEvents: (options) => docker.getEvents(options),
+    listServices: list('swarm service list', (options) => docker.listServices(options)),
+    listTasks: list('swarm task list', (options) => docker.listTasks(options)),
+    listNodes: list('swarm node list', ({ abortSignal }) =>
+      docker.listNodes(abortSignal === undefined ? {} : { abortSignal }),
+    ),
+  };
 }
 
 /** What to look at again. Events are hints only: what is registered always follows from a fresh list. */
@@ -39,11 +63,12 @@ export interface SwarmSourceOptions {
   readonly streamStartMs?: number;
 }
 
-interface RawEvent {
-  Type?: string;
-  Action?: string;
-  Actor?: { ID?: string; Attributes?: Record<string, string> };
-}
+const record = (value: unknown): Record<string, unknown> | undefined =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+/** A Swarm object id as managers write them; anything else an engine sends is not looked up. */
+const SWARM_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** The label Swarm puts on every task container. */
 const SERVICE_ID_LABEL = 'com.docker.swarm.service.id';
@@ -53,13 +78,16 @@ const eventFilters: GetEventsOptions['filters'] = {
   event: ['create', 'update', 'remove', 'start', 'die', 'health_status', 'destroy'],
 };
 
-/** The look an event asks for, if any. */
-export function swarmEventLook(event: RawEvent): SwarmLook | undefined {
-  const id = event.Actor?.ID ?? '';
-  if (event.Type === 'service' && id !== '') return { kind: 'service', id };
-  if (event.Type === 'node') return { kind: 'nodes' };
-  const serviceId = event.Actor?.Attributes?.[SERVICE_ID_LABEL];
-  if (event.Type === 'container' && serviceId !== undefined && serviceId !== '')
+/** The look an event (untrusted JSON) asks for, if any. */
+export function swarmEventLook(raw: unknown): SwarmLook | undefined {
+  const event = record(raw);
+  const actor = record(event?.Actor);
+  const id = actor?.ID;
+  if (event?.Type === 'service' && typeof id === 'string' && SWARM_ID.test(id))
+    return { kind: 'service', id };
+  if (event?.Type === 'node') return { kind: 'nodes' };
+  const serviceId = record(actor?.Attributes)?.[SERVICE_ID_LABEL];
+  if (event?.Type === 'container' && typeof serviceId === 'string' && SWARM_ID.test(serviceId))
     return { kind: 'service', id: serviceId };
   return undefined;
 }
@@ -77,6 +105,7 @@ export function swarmHints(options: SwarmSourceOptions): Observable<SwarmHint> {
   const backoff = options.backoff ?? defaultBackoff;
   const pollMs = options.pollMs ?? 15_000;
   const streamStartMs = options.streamStartMs ?? 5_000;
+  const warnBadLine = limitedWarning(logger, 'docker event line skipped');
 
   return new Observable<SwarmHint>((subscriber) => {
     let closed = false;
@@ -135,25 +164,16 @@ export function swarmHints(options: SwarmSourceOptions): Observable<SwarmHint> {
         return;
       }
       stream = s;
-      let buffer = '';
-      s.on('data', (chunk: Buffer | string) => {
-        buffer += chunk.toString();
-        let newline: number;
-        while ((newline = buffer.indexOf('\n')) >= 0) {
-          const line = buffer.slice(0, newline).trim();
-          buffer = buffer.slice(newline + 1);
-          if (line === '') continue;
-          let event: RawEvent;
-          try {
-            event = JSON.parse(line) as RawEvent;
-          } catch {
-            logger.warn({ line: line.slice(0, 200) }, 'unparseable docker event skipped');
-            continue;
-          }
-          const look = swarmEventLook(event);
-          if (look !== undefined) subscriber.next(look);
-        }
-      });
+      s.on(
+        'data',
+        jsonLines(
+          (event) => {
+            const look = swarmEventLook(event);
+            if (look !== undefined) subscriber.next(look);
+          },
+          (why, line) => warnBadLine({ why, line }),
+        ),
+      );
       s.on('end', () => reconnectLater('ended'));
       s.on('close', () => reconnectLater('closed'));
       s.on('error', (error) => reconnectLater('failed', error));

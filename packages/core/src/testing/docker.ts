@@ -54,6 +54,14 @@ export class SyntheticDocker implements DockerApi {
   readonly eventRequests: GetEventsOptions[] = [];
   /** `/events` requests never answer (an engine or proxy that holds the response) until they are aborted. */
   holdEvents = false;
+  /** Inspects of these containers never answer until aborted (a hung engine call). */
+  readonly hangInspects = new Set<string>();
+  /** Inspects of these containers always fail with HTTP 500. */
+  readonly brokenInspects = new Set<string>();
+  /** Container lists never answer until aborted. */
+  holdLists = false;
+  /** Hung inspects and lists not yet aborted by the client. */
+  heldRequests = 0;
   /** id → the inspect document as the engine would send it (parsed per inspect, as dockerode does). */
   private readonly documents = new Map<string, string>();
   private readonly hidden = new Set<string>();
@@ -256,8 +264,9 @@ export class SyntheticDocker implements DockerApi {
     return Promise.resolve(stream);
   }
 
-  listContainers(options: { all?: boolean } = {}): Promise<ContainerInfo[]> {
+  listContainers(options: { all?: boolean; abortSignal?: AbortSignal } = {}): Promise<ContainerInfo[]> {
     this.lists += 1;
+    if (this.holdLists) return this.held(options.abortSignal);
     if (this.failing.list > 0) {
       this.failing.list -= 1;
       return Promise.reject(new DockerApiError('server error', 500));
@@ -277,10 +286,14 @@ export class SyntheticDocker implements DockerApi {
     return Promise.resolve(listed);
   }
 
-  getContainer(id: string): { inspect(): Promise<ContainerInspectInfo> } {
+  getContainer(id: string): {
+    inspect(options?: { abortSignal?: AbortSignal }): Promise<ContainerInspectInfo>;
+  } {
     return {
-      inspect: () => {
+      inspect: (options = {}) => {
         this.inspects += 1;
+        if (this.hangInspects.has(id)) return this.held(options.abortSignal);
+        if (this.brokenInspects.has(id)) return Promise.reject(new DockerApiError('server error', 500));
         if (this.failing.inspect > 0) {
           this.failing.inspect -= 1;
           return Promise.reject(new DockerApiError('server error', 500));
@@ -291,6 +304,19 @@ export class SyntheticDocker implements DockerApi {
           : Promise.reject(new DockerApiError(`No such container: ${id}`, 404));
       },
     };
+  }
+
+  /** A request that never answers: rejects only when the client aborts it, as an HTTP request would. */
+  private held<T>(signal: AbortSignal | undefined): Promise<T> {
+    this.heldRequests += 1;
+    return new Promise<T>((_, reject) => {
+      const aborted = () => {
+        this.heldRequests -= 1;
+        reject(new Error('request aborted', { cause: signal?.reason }));
+      };
+      if (signal?.aborted) aborted();
+      else signal?.addEventListener('abort', aborted, { once: true });
+    });
   }
 
   /** Streams the client has not closed; by their state, since a client may remove every listener first. */

@@ -5,3 +5,14 @@
 export { DockerApiError, SyntheticDocker, type SyntheticContainer } from './docker.js';
 export { MemoryRegistry, type MemoryRegistryOptions, type RegistryCall } from './memory-registry.js';
 export { service } from './service.js';
+export {
+  startSyntheticEngine,
+  type EngineContainer,
+  type RequestCounts,
+  type RequestFault,
+  type RequestKind,
+  type SyntheticEngine,
+  type SyntheticEngineOptions,
+} from './engine.js';
+export type { SwarmServiceSpec, SyntheticSwarm, SyntheticSwarmOptions, TaskState } from './swarm.js';
+export { capturingLogger, type CapturedLine } from './logger.js';

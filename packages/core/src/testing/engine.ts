@@ -2,32 +2,48 @@
 // real `registrar` process (dockerode, its HTTP parsing, the event stream) runs against it unchanged. It holds
 // containers with published ports and labels, and starts, stops and churns them, emitting the events dockerd
 // would. Only node:http; paths are accepted with or without an API version prefix (`/v1.41/...`).
-// With `swarm`, the engine is also a Swarm manager (bench/synthetic-swarm.ts): `/info` says so, the Swarm
-// endpoints answer, and `/events` delivers `service` / `node` events; `openManager` serves the same cluster as
-// another manager on a socket of its own.
+// It is also a hostile engine, for the fault tests: any kind of request can be made to hang (no answer), to
+// stall (headers and part of a body, never the end) or to fail, per container for inspects; raw bytes can be
+// written to the open event streams (malformed lines, endless lines).
+// With `swarm`, the engine is also a Swarm manager (./swarm.ts): `/info` says so, the Swarm endpoints answer,
+// and `/events` delivers `service` / `node` events; `openManager` serves the same cluster as another manager on
+// a socket of its own.
+import type { ContainerInspectInfo } from 'dockerode';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSyntheticSwarm, type SyntheticSwarm, type SyntheticSwarmOptions } from './synthetic-swarm.js';
+import published from '../fixtures/published.json' with { type: 'json' };
+import { createSyntheticSwarm, type SyntheticSwarm, type SyntheticSwarmOptions } from './swarm.js';
 
-const template = readFileSync(
-  new URL('../packages/core/src/fixtures/published.json', import.meta.url),
-  'utf8',
-);
+const template = JSON.stringify(published);
 const API_VERSION = '1.41';
 const ENGINE_NAME = 'synthetic-engine';
 /** Events kept for `since` / `until` queries (the stall check asks for the last few seconds only). */
 const HISTORY = 50_000;
 
-export interface SyntheticContainer {
+export interface EngineContainer {
   /** Container name without the leading slash. */
   readonly name: string;
   /** SERVICE_NAME label; default `svc`. */
   readonly service?: string;
   /** SERVICE_TAGS label. */
   readonly tags?: string;
+  /** Change the inspect document before it is served (e.g. `Config.StopTimeout`, a hostile field). */
+  readonly inspect?: (document: ContainerInspectInfo) => void;
 }
+
+/** The kinds of request a fault can be set for. `eventsQuery` is a bounded `/events` (with `until`). */
+export type RequestKind = 'info' | 'list' | 'inspect' | 'events' | 'eventsQuery';
+
+/**
+ * What a broken or hostile engine does to a request:
+ * - `hang`: accepts it and never answers (not even headers);
+ * - `stall`: sends the headers and part of the body, and never ends it;
+ * - `fail`: answers with this HTTP status and an error message.
+ */
+export type RequestFault =
+  { readonly kind: 'hang' } | { readonly kind: 'stall' } | { readonly kind: 'fail'; readonly status: number };
 
 interface Held {
   readonly id: string;
@@ -55,12 +71,16 @@ interface Watcher {
 }
 
 export interface SyntheticEngineOptions {
+  /** The engine's host name in `/info` (the bridge's default node id); default `synthetic-engine`. */
+  readonly name?: string;
   /** Make the engine a Swarm manager of a synthetic cluster. */
   readonly swarm?: SyntheticSwarmOptions;
 }
 
 export interface RequestCounts {
   events: number;
+  /** Bounded `/events` queries (with `until`), e.g. the stall check's. */
+  eventsQueries: number;
   list: number;
   inspect: number;
   info: number;
@@ -82,15 +102,26 @@ export interface SyntheticEngine {
   /** Event streams open now. */
   subscribers(): number;
   /** Create a running container without an event (it was there before the bridge); returns its id. */
-  add(spec: SyntheticContainer): string;
+  add(spec: EngineContainer): string;
   /** Create a container and announce its `start`. */
-  start(spec: SyntheticContainer): string;
+  start(spec: EngineContainer): string;
   /** The container exits and is gone: `die` with exit code 0 (no `destroy`, so one removal is one event). */
   die(id: string): void;
   /** `docker stop`: `kill` (SIGTERM), `die` (exit code 0), `stop`; the container is gone afterwards. */
   stop(id: string): void;
   /** Forget every container without an event (between runs of separate bridges). */
   clear(): void;
+  /**
+   * From now on, requests of `kind` meet `fault` (undefined: answered normally again); for inspects, `id`
+   * limits it to one container. Requests already held stay held until `close()`.
+   */
+  fault(kind: RequestKind, fault: RequestFault | undefined, id?: string): void;
+  /** Requests held open by a `hang` or `stall` fault right now (connections the client has not closed). */
+  held(): number;
+  /** Write raw bytes to every open live event stream: a malformed line, half a line, an endless one. */
+  writeRaw(data: string | Buffer): void;
+  /** Emit one container event as dockerd would, with extra fields merged over the usual ones. */
+  emitRaw(event: Record<string, unknown>): void;
   /** With `swarm`: the cluster this engine manages. */
   readonly swarm?: SyntheticSwarm;
   /** With `swarm`: the same cluster served by another manager (`index` ≥ 1) on a socket of its own. */
@@ -108,6 +139,7 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
   const watchers = new Set<Watcher>();
   const requests: RequestCounts = {
     events: 0,
+    eventsQueries: 0,
     list: 0,
     inspect: 0,
     info: 0,
@@ -142,7 +174,7 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
           deliver(type, action, event, manager),
         );
 
-  const create = (spec: SyntheticContainer): Held => {
+  const create = (spec: EngineContainer): Held => {
     serial += 1;
     const id = `${serial.toString(16).padStart(12, '0')}${'e'.repeat(52)}`;
     // Wraps so a long soak never makes an invalid port (which derivation rightly refuses).
@@ -162,6 +194,7 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
     info.Config.Hostname = id.slice(0, 12);
     info.Config.Labels = labels;
     info.NetworkSettings.Ports = { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(hostPort) }] };
+    spec.inspect?.(info as unknown as ContainerInspectInfo);
     const held = { id, name: spec.name, labels, hostPort, inspect: JSON.stringify(info) };
     containers.set(id, held);
     return held;
@@ -193,6 +226,29 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
   const notFound = (res: ServerResponse, what: string) =>
     json(res, 404, JSON.stringify({ message: `No such container: ${what}` }));
 
+  /** Faults by request kind, and by `inspect:<id>` for one container's inspects. */
+  const faults = new Map<string, RequestFault>();
+  /** Responses a fault holds open. */
+  const heldOpen = new Set<ServerResponse>();
+  /** Apply the fault set for this request, if any; true when it took the request. */
+  const faulted = (kind: RequestKind, res: ServerResponse, id?: string): boolean => {
+    const fault = (id !== undefined ? faults.get(`inspect:${id}`) : undefined) ?? faults.get(kind);
+    if (fault === undefined) return false;
+    if (fault.kind === 'fail') {
+      json(res, fault.status, JSON.stringify({ message: `synthetic ${kind} failure (${fault.status})` }));
+      return true;
+    }
+    heldOpen.add(res);
+    res.on('close', () => heldOpen.delete(res));
+    if (fault.kind === 'stall') {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Api-Version': API_VERSION });
+      // Events are a stream of lines: an empty start; a document is cut in the middle.
+      res.write(kind === 'events' || kind === 'eventsQuery' ? '' : '{"Id":');
+      res.flushHeaders();
+    }
+    return true;
+  };
+
   const lookup = (ref: string): Held | undefined => {
     const exact = containers.get(ref);
     if (exact !== undefined) return exact;
@@ -201,7 +257,10 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
   };
 
   const events = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams, manager: number) => {
-    requests.events += 1;
+    const bounded = query.get('until') !== null && query.get('until') !== '';
+    if (bounded) requests.eventsQueries += 1;
+    else requests.events += 1;
+    if (faulted(bounded ? 'eventsQuery' : 'events', res)) return;
     const seconds = (name: string) => {
       const value = query.get(name);
       return value === null || value === '' ? undefined : Number(value) * 1e9;
@@ -269,6 +328,7 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
       return;
     if (req.method === 'GET' && path === '/containers/json') {
       requests.list += 1;
+      if (faulted('list', res)) return;
       return json(res, 200, JSON.stringify([...containers.values()].map(listSummary)));
     }
     const inspect = /^\/containers\/([^/]+)\/json$/.exec(path);
@@ -277,6 +337,7 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
       requests.lastInspectAt = performance.now();
       const ref = decodeURIComponent(inspect[1]);
       const held = lookup(ref);
+      if (faulted('inspect', res, held?.id ?? ref)) return;
       return held === undefined ? notFound(res, ref) : json(res, 200, held.inspect);
     }
     if ((req.method === 'GET' || req.method === 'HEAD') && path === '/_ping') {
@@ -286,12 +347,13 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
     }
     if (req.method === 'GET' && path === '/info') {
       requests.info += 1;
+      if (faulted('info', res)) return;
       return json(
         res,
         200,
         JSON.stringify({
           ID: manager === 0 ? 'SYNTHETIC' : `SYNTHETIC-${manager}`,
-          Name: swarm === undefined ? ENGINE_NAME : swarm.hostname(manager),
+          Name: swarm === undefined ? (options.name ?? ENGINE_NAME) : swarm.hostname(manager),
           ServerVersion: '20.10.24',
           Containers: containers.size,
           ContainersRunning: containers.size,
@@ -366,6 +428,20 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
         ['stop', {}],
       ]),
     clear: () => containers.clear(),
+    fault(kind, fault, id) {
+      const key = id === undefined ? kind : `inspect:${id}`;
+      if (fault === undefined) faults.delete(key);
+      else faults.set(key, fault);
+    },
+    held: () => heldOpen.size,
+    writeRaw(data) {
+      for (const w of watchers) w.res.write(data);
+    },
+    emitRaw(event) {
+      const timeNano = nowNano();
+      const line = `${JSON.stringify({ Type: 'container', time: Math.floor(timeNano / 1e9), timeNano, ...event })}\n`;
+      for (const w of watchers) w.res.write(line);
+    },
     ...(swarm && { swarm }),
     async openManager(index) {
       if (swarm === undefined) throw new Error('openManager: the engine was started without swarm');
@@ -375,6 +451,7 @@ export async function startSyntheticEngine(options: SyntheticEngineOptions = {})
     },
     async close() {
       for (const w of watchers) w.res.end();
+      for (const res of heldOpen) res.destroy();
       for (const server of servers) {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,17 +1,21 @@
-// The Swarm manager half of the synthetic engine (bench/synthetic-engine.ts serves it on the same socket): a
+// The Swarm manager half of the synthetic engine (./engine.ts serves it on the same socket): a
 // cluster of nodes, an overlay network, services and their tasks, answering `/services`, `/tasks`, `/nodes` and
 // `/networks` the way a manager does, and emitting the `service` / `node` events Swarm emits. Swarm emits no
 // task events: a task that changes state changes only what the next `/tasks` list says (plus, for a task on the
 // manager's own node, the container event its engine emits). The documents are clones of the ones captured
 // from a real two-node Swarm (packages/core/src/fixtures/swarm-snapshot.json), with ids, names, slots, nodes,
 // states and addresses filled in.
-import { readFileSync } from 'node:fs';
+import snapshot from '../fixtures/swarm-snapshot.json' with { type: 'json' };
 
 type Obj = Record<string, unknown>;
 
-const fixture = JSON.parse(
-  readFileSync(new URL('../packages/core/src/fixtures/swarm-snapshot.json', import.meta.url), 'utf8'),
-) as { swarm: Obj; services: Obj[]; tasks: Obj[]; nodes: Obj[]; networks: Obj[] };
+const fixture = snapshot as unknown as {
+  swarm: Obj;
+  services: Obj[];
+  tasks: Obj[];
+  nodes: Obj[];
+  networks: Obj[];
+};
 /** A replicated service published on the routing mesh and attached to an overlay network. */
 const serviceTemplate = fixture.services.find((s) => (s.Spec as Obj).Name === 'shop_web')!;
 const taskTemplate = fixture.tasks.find(
@@ -373,7 +377,7 @@ export function createSyntheticSwarm(options: SyntheticSwarmOptions, emit: Swarm
     const out: string[] = [];
     for (const task of candidates) {
       if (desired !== undefined && !desired.includes(String(task.doc.DesiredState))) continue;
-      if (onNodes !== undefined && !onNodes.includes(nodeIds[task.nodeIndex]!)) continue;
+      if (onNodes !== undefined && !onNodes.includes(nodeIds[task.nodeIndex])) continue;
       if (ids !== undefined && !ids.some((id) => task.id.startsWith(id))) continue;
       out.push(taskJson(task));
     }
@@ -488,7 +492,7 @@ export function createSyntheticSwarm(options: SyntheticSwarmOptions, emit: Swarm
       const one = /^\/services\/([^/]+)$/.exec(path);
       if (one) {
         requests.services += 1;
-        const service = lookupService(decodeURIComponent(one[1]!));
+        const service = lookupService(decodeURIComponent(one[1]));
         if (service === undefined) reply(404, JSON.stringify({ message: `service ${one[1]} not found` }));
         else reply(200, serviceJson(service));
         return true;
@@ -503,7 +507,7 @@ export function createSyntheticSwarm(options: SyntheticSwarmOptions, emit: Swarm
       const task = /^\/tasks\/([^/]+)$/.exec(path);
       if (task) {
         requests.tasks += 1;
-        const found = tasks.get(decodeURIComponent(task[1]!));
+        const found = tasks.get(decodeURIComponent(task[1]));
         if (found === undefined) reply(404, JSON.stringify({ message: `task ${task[1]} not found` }));
         else reply(200, taskJson(found));
         return true;
