@@ -1,7 +1,7 @@
 // `registrar explain <container>` end to end: real containers, a real bridge with --metrics-addr mirroring into
 // a real etcd and the Consul agent double, and the built CLI asking it. One test per reason a port is (not)
 // registered, then the path without a bridge (derived from Docker with explain's own options).
-import type { ExplainReport, ExplainSummary } from '@registrar/core';
+import type { ExplainReport, ExplainSummary } from '@registrar/core/internal';
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

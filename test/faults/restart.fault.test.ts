@@ -47,14 +47,18 @@ describe.each(BACKENDS)('%s', (name) => {
     expect(await backend.stamps(t.scope, t.service)).toEqual(before);
 
     const renamed = uniqueName('c-renamed');
+    const changed = Date.now();
     await c.container.rename({ name: renamed });
     await t.converged(
       backend,
       'the renamed container replaces its adopted entry',
       idsOf(t.node, [a.name, renamed]),
     );
+    console.log(`[measure] ${name}: adopted entry replaced ${Date.now() - changed} ms after the rename`);
+    const removed = Date.now();
     await a.container.remove({ force: true });
     await t.converged(backend, 'the adopted entry of a removed container goes', idsOf(t.node, [renamed]));
+    console.log(`[measure] ${name}: adopted entry removed ${Date.now() - removed} ms after docker rm -f`);
     await c.container.remove({ force: true });
     await t.converged(backend, 'nothing left', []);
   });
@@ -70,8 +74,12 @@ describe.each(BACKENDS)('%s', (name) => {
     // The bridge goes away without deregistering; one container goes while it is down.
     await first.kill('SIGKILL');
     await c.container.remove({ force: true });
+    const restarted = Date.now();
     t.bridge(backend.uri(t.scope), t.node, args);
     await t.converged(backend, 'the entry of the gone container removed', idsOf(t.node, [a.name]), 15_000);
+    console.log(
+      `[measure] ${name}: stale entry removed ${Date.now() - restarted} ms after the bridge started`,
+    );
   });
 });
 

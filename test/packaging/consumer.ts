@@ -1,17 +1,27 @@
 /**
  * A program as a user of the published packages writes it. `install.test.ts` copies it into a project outside
  * the workspace, where `@registrar/*` come from the packed tarballs, compiles it with `tsc --strict` and runs
- * it with node. Each step prints one `ok ...` line; any failure throws, so node exits non-zero.
+ * it with node. It prints what it did, one line each; the test reads those lines, acts on the registries from
+ * outside (revokes the etcd lease, expires the ZooKeeper session, fails the Consul check) and answers on
+ * standard input when the program may go on. Any failure throws, so node exits non-zero.
  *
- * argv/env: `ETCD_ENDPOINT` (`http://127.0.0.1:<port>`) and `ZOOKEEPER_CONNECT` (`127.0.0.1:<port>`); the
- * Consul agent double is started in-process from the installed `@registrar/consul-double`.
+ * env: `ETCD_ENDPOINT` (`http://127.0.0.1:<port>`), `ZOOKEEPER_HOSTS` (`127.0.0.1:<port>`), `CONSUL_AGENT`
+ * (`127.0.0.1:<port>`); another Consul agent double is started in-process from the installed
+ * `@registrar/consul-double`.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { createBridge, RegistryError, type DockerApi, type Registry, type Service } from '@registrar/core';
-import { service } from '@registrar/core/testing';
+import { createInterface } from 'node:readline';
+import {
+  ConfigError,
+  createBridge,
+  registerService,
+  type DockerApi,
+  type Registry,
+  type RegistrationStatus,
+} from '@registrar/core';
 import { createConsulRegistry } from '@registrar/consul';
 import { startConsulDouble } from '@registrar/consul-double';
 import { createEtcdFollower, createEtcdRegistry } from '@registrar/etcd';
@@ -44,58 +54,87 @@ async function eventually(what: string, probe: () => Promise<boolean>, timeoutMs
   }
 }
 
-/** A service for the round trips, from the fixtures the core package exports for tests. */
-const apiService = (node: string, port: number): Service =>
-  service({ node, name: 'api', address: '127.0.0.1', port, container: { id: 'c0ffee', name: 'api' } });
+const stdin = createInterface({ input: process.stdin });
+const input = stdin[Symbol.asyncIterator]();
 
-/** The Registry contract, the same for every adapter: register, list, deregister, close. */
-async function roundTrip(label: string, registry: Registry, entry: Service): Promise<void> {
-  const lost = registry.lost$.subscribe(({ reason }) => console.error(`${label}: liveness lost: ${reason}`));
-  try {
-    await registry.register(entry);
-    const listed = await registry.list();
-    check(
-      listed.some((e) => e.id === entry.id && e.name === entry.name),
-      `${label} lists ${entry.id} after register (got ${JSON.stringify(listed)})`,
-    );
-    await registry.deregister(entry.id);
-    const after = await registry.list();
-    check(!after.some((e) => e.id === entry.id), `${label} no longer lists ${entry.id}`);
-  } catch (error) {
-    // The error taxonomy is part of the API: a failure here is a RegistryError.
-    if (error instanceof RegistryError) throw new Error(`${label}: ${error.name}: ${error.message}`);
-    throw error;
-  } finally {
-    lost.unsubscribe();
-    await registry.close({ deregister: true });
-  }
-  console.log(`ok ${registry.backend} register list deregister close (${registry.target})`);
+/** Wait for the test to say `word` on standard input. */
+async function heard(word: string): Promise<void> {
+  const { value, done } = await input.next();
+  if (done === true || value !== word)
+    throw new Error(`expected "${word}" on stdin, got ${done === true ? 'its end' : JSON.stringify(value)}`);
 }
 
-const etcdEndpoint = env('ETCD_ENDPOINT');
-const zookeeperConnect = env('ZOOKEEPER_CONNECT');
-
-await roundTrip(
-  'etcd',
-  createEtcdRegistry({ hosts: [etcdEndpoint], nodeId: 'pack-etcd', prefix: '/pack', ttl: 10 }),
-  apiService('pack-etcd', 8081),
-);
-
-await roundTrip(
-  'zookeeper',
-  createZookeeperRegistry({ connectString: zookeeperConnect, nodeId: 'pack-zk', basePath: '/pack', ttl: 10 }),
-  apiService('pack-zk', 8082),
-);
-
-const consul = await startConsulDouble();
-try {
-  await roundTrip(
-    'consul',
-    createConsulRegistry({ nodeId: 'pack-consul', url: consul.url, ttl: 10 }),
-    apiService('pack-consul', 8083),
+/**
+ * What the README shows, against one registry: a refused record, a registration kept through a loss of
+ * liveness caused from outside, removed by its AbortSignal, and one removed at the end of an `await using` block.
+ */
+async function lifecycle(label: string, registry: Registry): Promise<void> {
+  const refused: unknown = await registerService(registry, {
+    name: 'api',
+    address: 'localhost',
+    port: 9000,
+  }).then(
+    () => undefined,
+    (error: unknown) => error,
   );
+  check(
+    refused instanceof ConfigError && refused.field === 'address',
+    `${label}: address localhost is refused with a ConfigError naming "address" (got ${String(refused)})`,
+  );
+  console.log(`refused ${label} ${refused.message}`);
+
+  const controller = new AbortController();
+  const reg = await registerService(
+    registry,
+    { name: 'api', address: '127.0.0.1', port: 9000, tags: ['v1'], meta: { zone: 'a' } },
+    { signal: controller.signal },
+  );
+  const seen: RegistrationStatus['state'][] = [];
+  const watching = reg.status$.subscribe((status) => seen.push(status.state));
+  console.log(`registered ${label} ${reg.id}`);
+  await heard('abort'); // meanwhile the test took the liveness away and saw the entry come back
+  console.log(`states ${label} ${seen.join(',')}`);
+  controller.abort();
+  console.log(`aborted ${label}`);
+  await firstValueFrom(reg.status$.pipe(filter((status) => status.state === 'closed')));
+  watching.unsubscribe();
+
+  await heard('using');
+  {
+    await using scoped = await registerService(registry, { name: 'api', address: '127.0.0.1', port: 9001 });
+    console.log(`using ${label} ${scoped.id}`);
+    await heard('leave');
+  }
+  console.log(`left ${label}`);
+  await registry.close();
+}
+
+await lifecycle(
+  'etcd',
+  createEtcdRegistry({ hosts: [env('ETCD_ENDPOINT')], nodeId: 'pack-etcd', prefix: '/pack', ttl: 3 }),
+);
+await lifecycle(
+  'zookeeper',
+  createZookeeperRegistry({ hosts: [env('ZOOKEEPER_HOSTS')], nodeId: 'pack-zk', prefix: '/pack', ttl: 3 }),
+);
+await lifecycle(
+  'consul',
+  createConsulRegistry({ hosts: [env('CONSUL_AGENT')], nodeId: 'pack-consul', ttl: 3 }),
+);
+stdin.close(); // nothing more to hear: an open stdin would keep the process alive
+
+// The Consul agent double as its package ships it.
+const double = await startConsulDouble();
+try {
+  const registry = createConsulRegistry({ hosts: [double.url], nodeId: 'pack-double', ttl: 10 });
+  const reg = await registerService(registry, { name: 'web', address: '127.0.0.1', port: 8080 });
+  const held = (await (await fetch(`${double.url}/v1/agent/services`)).json()) as Record<string, unknown>;
+  check(reg.id in held, `the double holds ${reg.id}`);
+  await reg.close();
+  await registry.close({ deregister: true });
+  console.log(`ok consul-double held ${reg.id}`);
 } finally {
-  await consul.close();
+  await double.close();
 }
 
 // The bridge over a synthetic Docker engine: one running container publishing 80/tcp on 127.0.0.1:32768.
@@ -214,6 +253,7 @@ const docker: DockerApi = {
   },
 };
 
+const etcdEndpoint = env('ETCD_ENDPOINT');
 const bridged = createEtcdRegistry({
   hosts: [etcdEndpoint],
   nodeId: 'pack-bridge',

@@ -5,14 +5,19 @@
  * packed Consul agent double and a bridge over a synthetic Docker engine (`consumer.ts`).
  */
 import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
+import zk from 'node-zookeeper-client';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
+import { until } from '../harness/net.js';
 import { removeDir, tempDir } from '../harness/process.js';
-import { startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
+import { startTcpProxy, type TcpProxy } from '../harness/proxy.js';
+import { connectedClient, startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const LIBRARIES = ['core', 'etcd', 'zookeeper', 'consul', 'consul-double', 'lb', 'render'] as const;
@@ -85,6 +90,190 @@ let project: string;
 const tarballs = new Map<string, string>();
 let etcd: EtcdServer | undefined;
 let zookeeper: ZookeeperServer | undefined;
+/** The consumer reaches ZooKeeper through it, so the test can cut it off until its session expires. */
+let zookeeperProxy: TcpProxy | undefined;
+let consul: ConsulDouble | undefined;
+/** Clients of the test's own, reading what the consumer stored. */
+let etcdReader: Etcd3 | undefined;
+let zookeeperReader: zk.Client | undefined;
+/** The TTL (s) the consumer gives every adapter. */
+const TTL = 3;
+
+/**
+ * One registry seen from outside the consumer: what it stores under an id, whether a consumer of it would
+ * route to that id, and how its liveness is taken away the way an operator or an outage would.
+ */
+interface Outside {
+  readonly name: 'etcd' | 'zookeeper' | 'consul';
+  /** The stored record (JSON), or undefined when there is none. */
+  stored(id: string): Promise<string | undefined>;
+  /** Stored and, where the registry has health (Consul), passing. */
+  serving(id: string): Promise<boolean>;
+  /** Resolves once `id` no longer serves and the registry answers the consumer again. */
+  loseLiveness(id: string): Promise<void>;
+}
+
+function exec(command: string, args: readonly string[]): Promise<Result> {
+  return run(command, args, { cwd: root, timeoutMs: 20_000, env: process.env });
+}
+
+const OUTSIDE: Outside[] = [
+  {
+    name: 'etcd',
+    async stored(id) {
+      return (await etcdReader!.get(`/pack/api/${id}`).string()) ?? undefined;
+    },
+    async serving(id) {
+      return (await this.stored(id)) !== undefined;
+    },
+    async loseLiveness(id) {
+      const endpoints = `--endpoints=${etcd!.endpoint}`;
+      const got = await exec('etcdctl', [endpoints, 'get', `/pack/api/${id}`, '-w', 'json']);
+      expect(got.code, show('etcdctl get', got)).toBe(0);
+      // An int64: JSON.parse would round it.
+      const lease = /"lease":(\d+)/.exec(got.stdout)?.[1];
+      expect(lease, got.stdout).toBeDefined();
+      const revoked = await exec('etcdctl', [endpoints, 'lease', 'revoke', BigInt(lease!).toString(16)]);
+      expect(revoked.code, show('etcdctl lease revoke', revoked)).toBe(0);
+    },
+  },
+  {
+    name: 'zookeeper',
+    stored(id) {
+      return new Promise<string | undefined>((resolve, reject) =>
+        zookeeperReader!.getData(`/pack/api/${id}`, (error, data) => {
+          if (!error) resolve(data?.toString('utf8') ?? '');
+          else if (error instanceof zk.Exception && error.getCode() === zk.Exception.NO_NODE)
+            resolve(undefined);
+          else reject(new Error(String(error)));
+        }),
+      );
+    },
+    async serving(id) {
+      return (await this.stored(id)) !== undefined;
+    },
+    async loseLiveness(id) {
+      // Cut the consumer off until ZooKeeper has expired its session (its ephemeral node is gone).
+      await zookeeperProxy!.down();
+      await until('the session to expire', async () => !(await this.serving(id)), 30_000);
+      await zookeeperProxy!.up();
+    },
+  },
+  {
+    name: 'consul',
+    async stored(id) {
+      const services = (await (await fetch(`${consul!.url}/v1/agent/services`)).json()) as Record<
+        string,
+        unknown
+      >;
+      return id in services ? JSON.stringify(services[id]) : undefined;
+    },
+    async serving(id) {
+      const entries = (await (await fetch(`${consul!.url}/v1/health/service/api?passing`)).json()) as {
+        Service: { ID: string };
+      }[];
+      return entries.some((entry) => entry.Service.ID === id);
+    },
+    async loseLiveness(id) {
+      // The TTL check every service of the node aliases, failed from outside.
+      const res = await fetch(`${consul!.url}/v1/agent/check/fail/service:registrar:pack-consul`, {
+        method: 'PUT',
+      });
+      expect(res.status).toBe(200);
+      expect(await this.serving(id)).toBe(false);
+    },
+  },
+];
+
+/** Waits until `probe` holds; how long that took (ms), or a failure after `timeoutMs`. */
+async function within(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<number> {
+  const started = performance.now();
+  await until(what, probe, timeoutMs);
+  return performance.now() - started;
+}
+
+/** The compiled consumer, driven through its stdin and stdout (see consumer.ts). */
+function startProgram(cwd: string, extra: Record<string, string>) {
+  const child = spawn(process.execPath, ['out/consumer.js'], {
+    cwd,
+    env: userEnv(extra),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const exit = new Promise<Result>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  const state = () => `--- stdout so far\n${stdout}--- stderr so far\n${stderr}`;
+  /** The next line, which must match `pattern`. */
+  const line = async (pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> => {
+    let timer: NodeJS.Timeout | undefined;
+    const next = await Promise.race([
+      lines.next(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no line matching ${pattern} in ${timeoutMs} ms\n${state()}`)),
+          timeoutMs,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (next.done === true)
+      throw new Error(`the program ended before a line matching ${pattern}\n${state()}`);
+    stdout += `${next.value}\n`;
+    const match = pattern.exec(next.value);
+    if (!match) throw new Error(`line ${JSON.stringify(next.value)} does not match ${pattern}\n${state()}`);
+    return match;
+  };
+  const say = (word: string) => void child.stdin.write(`${word}\n`);
+  return {
+    line,
+    exit,
+    kill: () => child.kill('SIGKILL'),
+    /** Nothing more to say. */
+    done: () => child.stdin.end(),
+    /** One registry's part of the program; the figures it measured go to the test's output. */
+    async lifecycle(outside: Outside) {
+      const { name } = outside;
+      await line(
+        new RegExp(`^refused ${name} invalid service address: address "localhost" is not an IP address`),
+      );
+      const [, id] = await line(new RegExp(`^registered ${name} (\\S+)$`));
+      expect(id).toBe(`${name === 'zookeeper' ? 'pack-zk' : `pack-${name}`}:api:9000`);
+      expect(await outside.serving(id!)).toBe(true);
+      // A neutral record: nothing about Docker is stored.
+      const record = (await outside.stored(id!))!;
+      // (ZooKeeper's default payload `none` carries no metadata, so that every Curator consumer can read it.)
+      if (name !== 'zookeeper') expect(record).toContain('"zone"');
+      expect(record).not.toMatch(/container/i);
+
+      await outside.loseLiveness(id!);
+      const backMs = await within(`${id} to serve again`, () => outside.serving(id!), (TTL + 2) * 1000);
+      say('abort');
+      const [, states] = await line(new RegExp(`^states ${name} (\\S+)$`));
+      expect(states!.split(',').at(-1)).toBe('registered');
+      // etcd and ZooKeeper lost every entry and wrote it again; Consul's next heartbeat passed the check again.
+      if (name !== 'consul') expect(states).toBe('registered,lost,registered');
+      await line(new RegExp(`^aborted ${name}$`));
+      const goneMs = await within(
+        `${id} to be deregistered`,
+        async () => (await outside.stored(id!)) === undefined,
+        1000,
+      );
+
+      say('using');
+      const [, scoped] = await line(new RegExp(`^using ${name} (\\S+)$`));
+      expect(await outside.stored(scoped!)).toBeDefined();
+      say('leave');
+      await line(new RegExp(`^left ${name}$`));
+      expect(await outside.stored(scoped!)).toBeUndefined();
+      console.log(
+        `${name}: back ${(backMs / 1000).toFixed(2)} s after the liveness was taken (bound ttl + 2 = ${TTL + 2} s); gone ${Math.round(goneMs)} ms after abort (bound 1000 ms)`,
+      );
+    },
+  };
+}
 
 beforeAll(async () => {
   work = tempDir('packaging');
@@ -130,16 +319,24 @@ beforeAll(async () => {
     }),
     (async () => {
       etcd = await startEtcd();
+      etcdReader = new Etcd3({ hosts: etcd.endpoint });
     })(),
     (async () => {
       zookeeper = await startZookeeper();
+      zookeeperProxy = await startTcpProxy(zookeeper.port);
+      zookeeperReader = await connectedClient(zookeeper.connectString);
+    })(),
+    (async () => {
+      consul = await startConsulDouble({ reapIntervalMs: 200, minDeregisterAfterMs: 1000 });
     })(),
   ]);
   if (installed.code !== 0) throw new Error(show('npm install', installed));
 }, 600_000);
 
 afterAll(async () => {
-  await Promise.all([etcd?.close(), zookeeper?.close()]);
+  etcdReader?.close();
+  zookeeperReader?.close();
+  await Promise.all([etcd?.close(), zookeeperProxy?.close().then(() => zookeeper?.close()), consul?.close()]);
   if (work) removeDir(work);
 });
 
@@ -162,6 +359,19 @@ describe('the library packages, packed and installed with npm outside the worksp
     expect(files).toEqual(
       expect.arrayContaining(['package.json', 'README.md', 'LICENSE', 'dist/index.d.ts']),
     );
+    // Source maps carry their sources (src/ is not shipped); no declaration maps point at it.
+    expect(files.filter((path) => path.endsWith('.d.ts.map'))).toEqual([]);
+    const maps = files.filter((path) => path.endsWith('.js.map'));
+    expect(maps.length).toBeGreaterThan(0);
+    for (const path of maps) {
+      const map = JSON.parse(readFileSync(join(installed, path), 'utf8')) as {
+        sources: string[];
+        sourcesContent?: (string | null)[];
+      };
+      expect(map.sourcesContent?.filter((content) => typeof content === 'string').length, path).toBe(
+        map.sources.length,
+      );
+    }
   });
 
   it('every @registrar package came from its tarball, rxjs once as a peer, no runtime dockerode', () => {
@@ -222,24 +432,30 @@ describe('the library packages, packed and installed with npm outside the worksp
     expect(read).toContain(join(project, 'node_modules', '@types', 'dockerode', 'index.d.ts'));
     expect(existsSync(join(project, 'out', 'consumer.js'))).toBe(true);
 
-    // The compiled program: register, list, deregister in etcd, ZooKeeper and Consul, and a bridge into etcd.
-    const program = await run(process.execPath, ['out/consumer.js'], {
-      cwd: project,
-      timeoutMs: 120_000,
-      env: userEnv({ ETCD_ENDPOINT: etcd!.endpoint, ZOOKEEPER_CONNECT: zookeeper!.connectString }),
+    // The compiled program, driven line by line: for each registry, what the README promises (see consumer.ts).
+    const program = startProgram(project, {
+      ETCD_ENDPOINT: etcd!.endpoint,
+      ZOOKEEPER_HOSTS: `127.0.0.1:${zookeeperProxy!.port}`,
+      CONSUL_AGENT: `127.0.0.1:${consul!.port}`,
     });
-    expect(program.code, show('node out/consumer.js', program)).toBe(0);
-    expect(program.stdout.trim().split('\n')).toEqual([
-      expect.stringMatching(/^ok etcd register list deregister close \(etcd:\/\/127\.0\.0\.1:\d+\/pack\)$/),
-      expect.stringMatching(
-        /^ok zookeeper register list deregister close \(zookeeper:\/\/127\.0\.0\.1:\d+\/pack\)$/,
-      ),
-      expect.stringMatching(/^ok consul register list deregister close \(http:\/\/127\.0\.0\.1:\d+\)$/),
-      'ok follower saw pack-bridge:web:80 and planned its HAProxy slot',
-      'ok render wrote the upstream of pack-bridge:web:80',
-      'ok bridge registered pack-bridge:web:80 in etcd',
-    ]);
-    // It exited on its own (within run()'s bound): close() and bridge.stop() released every socket and timer.
+    try {
+      for (const backend of OUTSIDE) await program.lifecycle(backend);
+      program.done();
+      await program.line(/^ok consul-double held pack-double:web:8080$/);
+      await program.line(/^ok follower saw pack-bridge:web:80 and planned its HAProxy slot$/);
+      await program.line(/^ok render wrote the upstream of pack-bridge:web:80$/);
+      await program.line(/^ok bridge registered pack-bridge:web:80 in etcd$/);
+      const exit = await Promise.race([
+        program.exit,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('the program did not exit in 60 s: a handle left open')), 60_000),
+        ),
+      ]);
+      expect(exit.code, show('node out/consumer.js', exit)).toBe(0);
+    } finally {
+      program.kill();
+    }
+    // It exited on its own: registrations, registries and the bridge released every socket and timer.
 
     // Read back from etcd itself: the bridge stopped without deregistering, so the key lives until its lease ends.
     const client = new Etcd3({ hosts: etcd!.endpoint });

@@ -1,12 +1,7 @@
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
-import {
-  findNodeIdConflict,
-  NodeIdConflictError,
-  silentLogger,
-  type Registry,
-  type Service,
-} from '@registrar/core';
+import { NodeIdConflictError, silentLogger, type Registry, type Service } from '@registrar/core';
+import { findNodeIdConflict } from '@registrar/core/internal';
 import type { CliConfig } from './options.js';
 import { createRegistry } from './registries.js';
 

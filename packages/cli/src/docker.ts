@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
-import { ConfigError, quote } from '@registrar/core';
+import { ConfigError } from '@registrar/core';
+import { quote } from '@registrar/core/kit';
 
 /**
  * Docker from `--docker-host` or DOCKER_HOST, with DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, like every Docker

@@ -1,11 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  ConfigError,
-  containerStateOf,
-  deriveServices,
-  explainContainer,
-  type DeriveOptions,
-} from '@registrar/core';
+import { ConfigError, type DeriveOptions } from '@registrar/core';
+import { containerStateOf, deriveServices, explainContainer } from '@registrar/core/internal';
 import type { ContainerInspectInfo } from 'dockerode';
 import { parseExplainCli, renderReport } from './explain.js';
 import { buildProgram } from './options.js';

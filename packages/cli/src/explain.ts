@@ -1,18 +1,16 @@
 import { Command, Option } from 'commander';
 import type Docker from 'dockerode';
 import { get as httpGet } from 'node:http';
+import { ConfigError } from '@registrar/core';
+import { formatHostPort, oneLine, quote } from '@registrar/core/kit';
 import {
-  ConfigError,
   containerStateOf,
   deriveServices,
   explainContainer,
-  formatHostPort,
   matchContainer,
-  oneLine,
-  quote,
   type ExplainReason,
   type ExplainReport,
-} from '@registrar/core';
+} from '@registrar/core/internal';
 import { createDocker } from './docker.js';
 import {
   checkIp,

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { collectDefaultMetrics, Counter, Gauge, Registry as PromRegistry } from 'prom-client';
-import { ConfigError, oneLine, quote, type Logger } from '@registrar/core';
+import { ConfigError, type Logger } from '@registrar/core';
+import { oneLine, quote } from '@registrar/core/kit';
 import {
   describeAddress,
   followIntoHaproxy,

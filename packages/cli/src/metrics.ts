@@ -1,12 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import type {
-  BridgeStatus,
-  ExplainLookup,
-  ExplainSummary,
-  Registry,
-  SwarmBridgeObserver,
-} from '@registrar/core';
+import type { BridgeStatus, Registry } from '@registrar/core';
+import type { ExplainLookup, ExplainSummary, SwarmBridgeObserver } from '@registrar/core/internal';
 
 /** What the metrics read of a bridge: the container bridge and the Swarm bridge both have it. */
 export interface StatusSource {

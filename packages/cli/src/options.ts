@@ -1,14 +1,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { isIP } from 'node:net';
-import {
-  ConfigError,
-  SWARM_MODES,
-  oneLine,
-  quote,
-  type DeregisterMode,
-  type DeriveOptions,
-  type SwarmMode,
-} from '@registrar/core';
+import { ConfigError, type DeregisterMode, type DeriveOptions } from '@registrar/core';
+import { oneLine, quote } from '@registrar/core/kit';
+import { SWARM_MODES, type SwarmMode } from '@registrar/core/internal';
 import { VERSION } from './version.js';
 
 export type LogFormat = 'json' | 'pretty';

@@ -1,10 +1,5 @@
-import {
-  ConfigError,
-  parseRegistryUri,
-  type Registry,
-  type RegistryUriContext,
-  type ServiceFollower,
-} from '@registrar/core';
+import { ConfigError, type Registry, type RegistryUriContext, type ServiceFollower } from '@registrar/core';
+import { parseRegistryUri } from '@registrar/core/kit';
 
 type Factory = (uri: string, ctx: RegistryUriContext) => Registry;
 type FollowerFactory = (uri: string, ctx: Pick<RegistryUriContext, 'logger' | 'env'>) => ServiceFollower;

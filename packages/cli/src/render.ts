@@ -2,7 +2,8 @@ import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { Subject } from 'rxjs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import { ConfigError, oneLine, parseGoDuration, quote, type Logger } from '@registrar/core';
+import { ConfigError, type Logger } from '@registrar/core';
+import { oneLine, parseGoDuration, quote } from '@registrar/core/kit';
 import {
   followIntoFiles,
   GOOD_OUTCOMES,

@@ -1,20 +1,14 @@
 import type Docker from 'dockerode';
 import { accessSync, constants, mkdirSync, statSync, type Stats } from 'node:fs';
 import {
-  backoffDelay,
   ConfigError,
-  quote,
-  createBridge,
-  createSwarmBridge,
-  formatHostPort,
-  defaultBackoff,
-  type Bridge,
   type Logger,
   type NodeIdConflictError,
   type Registry,
-  type SwarmBridge,
   type RegistryOp,
 } from '@registrar/core';
+import { backoffDelay, quote, formatHostPort, defaultBackoff } from '@registrar/core/kit';
+import { createBridge, createSwarmBridge, type Bridge, type SwarmBridge } from '@registrar/core/internal';
 import { createDocker } from './docker.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';

@@ -1,5 +1,6 @@
 import { CommanderError } from 'commander';
-import { ConfigError, oneLine } from '@registrar/core';
+import { ConfigError } from '@registrar/core';
+import { oneLine } from '@registrar/core/kit';
 import { run } from './run.js';
 
 /** Exit codes: 0 clean shutdown, 2 bad usage or configuration, 1 fatal runtime error. */

@@ -1,4 +1,5 @@
-import { ConfigError, oneLine, quote, RegistryConnectionError, RegistryRejectedError } from '@registrar/core';
+import { ConfigError, RegistryConnectionError, RegistryRejectedError } from '@registrar/core';
+import { oneLine, quote, renamedOption } from '@registrar/core/kit';
 import { Agent, fetch as undiciFetch } from 'undici';
 
 const BACKEND = 'consul';
@@ -49,6 +50,37 @@ export function agentUrl(url: string | URL | undefined): URL {
     );
   }
   return new URL(text);
+}
+
+/**
+ * The agent's base URL from `hosts` (one `host:port` or `http(s)://host:port`; http unless `tls` is given, port
+ * 8500 / 8501 unless given) or the deprecated `url`; default `http://127.0.0.1:8500`.
+ */
+export function agentOf(
+  where: string,
+  options: { readonly hosts?: readonly string[]; readonly url?: string | URL; readonly tls?: unknown },
+): URL {
+  const url = renamedOption<unknown>(where, options, 'hosts', 'url');
+  if (options.hosts === undefined) return agentUrl(url as string | URL | undefined);
+  const { hosts } = options;
+  if (!Array.isArray(hosts) || hosts.length !== 1 || typeof hosts[0] !== 'string' || hosts[0] === '') {
+    throw new ConfigError(
+      `${where}: hosts must name exactly one Consul agent (services are registered with the node's own agent), e.g. ['127.0.0.1:8500']`,
+      { field: 'hosts' },
+    );
+  }
+  const [host] = hosts as [string];
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(host)) return agentUrl(host);
+  const https = options.tls !== undefined;
+  const port = https ? 8501 : 8500;
+  const colons = host.split(':').length - 1;
+  const withPort =
+    /^\[.*\]:\d+$/.test(host) || (colons === 1 && /:\d+$/.test(host))
+      ? host
+      : colons > 1 && !host.startsWith('[')
+        ? `[${host}]:${port}` // a bare IPv6 address
+        : `${host}:${port}`;
+  return agentUrl(`${https ? 'https' : 'http'}://${withPort}`);
 }
 
 /** Thin agent API client: one place for the token, ns/partition, timeouts and error mapping. */

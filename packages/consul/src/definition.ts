@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { HealthStatus, Service } from '@registrar/core';
-import { formatGoDuration, formatHostPort, oneLine, parseGoDuration, quote } from '@registrar/core';
+import { formatGoDuration, formatHostPort, oneLine, parseGoDuration, quote } from '@registrar/core/kit';
 
 /** A check block of `/v1/agent/service/register`, in Consul's field names. */
 export interface ConsulCheck {
@@ -55,6 +55,8 @@ export interface DefinitionWarning {
   /** The label at fault, e.g. `SERVICE_CHECK_INTERVAL`. */
   readonly key: string;
   readonly message: string;
+  /** The same, as a field of a `registerService` record: `meta.<key>` or `check`. */
+  readonly field: string;
 }
 
 /** Meta keys the adapter owns; a service's own metadata cannot override them. */
@@ -158,8 +160,10 @@ export function buildDefinition(service: Service, settings: DefinitionSettings):
     },
     {
       // Docker health, set through /v1/agent/check/update on each transition only.
-      Name: 'container health',
-      Notes: `Docker health of container ${service.container.name}, set by registrar`,
+      Name: service.container ? 'container health' : 'registrar health',
+      Notes: service.container
+        ? `Docker health of container ${service.container.name}, set by registrar`
+        : 'Passing while registrar keeps the service registered',
       TTL: formatGoDuration(settings.healthTtl * 1000),
       Status: service.health,
     },
@@ -207,8 +211,11 @@ function buildMeta(
   const meta: Record<string, string> = {
     [META_NODE]: nodeId,
     ...(engineId !== undefined && { [META_ENGINE]: engineId }),
-    [META_CONTAINER_ID]: service.container.id,
-    [META_CONTAINER_NAME]: service.container.name,
+    // Only a service the bridge derived from a container has one; `registerService`'s records do not.
+    ...(service.container && {
+      [META_CONTAINER_ID]: service.container.id,
+      [META_CONTAINER_NAME]: service.container.name,
+    }),
   };
   for (const [rawKey, rawValue] of Object.entries(service.meta)) {
     if (OPTION_KEYS.has(rawKey)) continue;
@@ -218,6 +225,7 @@ function buildMeta(
     if (key === '' || key.startsWith('registrar-')) {
       warnings.push({
         key: label,
+        field: `meta.${rawKey}`,
         message: `metadata key ${quote(rawKey, 60)} is reserved or empty in Consul; it was dropped`,
       });
       continue;
@@ -225,6 +233,7 @@ function buildMeta(
     if (key !== rawKey) {
       warnings.push({
         key: label,
+        field: `meta.${rawKey}`,
         message: `metadata key ${quote(rawKey, 60)} is not valid in Consul (allowed: A-Z a-z 0-9 _ -, ≤ ${META_KEY_MAX}); registered as ${quote(key, 60)}`,
       });
     }
@@ -232,6 +241,7 @@ function buildMeta(
     if (Object.keys(meta).length + 1 >= META_MAX_PAIRS) {
       warnings.push({
         key: label,
+        field: `meta.${rawKey}`,
         message: `Consul allows at most ${META_MAX_PAIRS} metadata pairs; ${quote(rawKey, 60)} was dropped`,
       });
       continue;
@@ -240,6 +250,7 @@ function buildMeta(
     if (value.length > META_VALUE_MAX) {
       warnings.push({
         key: label,
+        field: `meta.${rawKey}`,
         message: `metadata value longer than ${META_VALUE_MAX} characters; it was truncated`,
       });
       value = value.slice(0, META_VALUE_MAX);
@@ -262,7 +273,7 @@ function buildOptions(
     return raw === '' ? undefined : raw;
   };
   const warn = (key: string, message: string): void =>
-    void warnings.push({ key: `SERVICE_${key.toUpperCase()}`, message });
+    void warnings.push({ key: `SERVICE_${key.toUpperCase()}`, field: `meta.${key}`, message });
   const out: Pick<ConsulRegistration, 'EnableTagOverride' | 'Weights'> = {};
 
   const override = given('enable_tag_override');
@@ -359,7 +370,8 @@ function parseBool(value: string): boolean | undefined {
 function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): ConsulCheck[] {
   const opts = service.checks;
   if (Object.keys(opts).length === 0) return [];
-  const warn = (key: string, message: string): void => void warnings.push({ key: label(key), message });
+  const warn = (key: string, message: string): void =>
+    void warnings.push({ key: label(key), field: 'check', message });
   for (const key of Object.keys(opts)) {
     if (!KNOWN_OPTIONS.has(key)) {
       warn(key, `unknown check option (known: ${[...KNOWN_OPTIONS].map(label).join(', ')}); ignored`);
@@ -414,7 +426,9 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
   const hostPort = formatHostPort({ host: service.address, port: service.port });
   const common = (kind: string): ConsulCheck => ({
     Name: `${service.name} ${kind} check`,
-    Notes: `From ${label(kind)} on container ${service.container.name}`,
+    Notes: service.container
+      ? `From ${label(kind)} on container ${service.container.name}`
+      : `From the ${kind} check registrar was given`,
     ...(initial && { Status: initial }),
     ...(deregister && { DeregisterCriticalServiceAfter: deregister }),
   });
@@ -496,20 +510,19 @@ function buildExtraChecks(service: Service, warnings: DefinitionWarning[]): Cons
       shell = null;
     }
   }
-  if (cmd && shell !== null && needsInterval('cmd')) {
+  const container = service.container;
+  if (cmd && shell !== null && container && needsInterval('cmd')) {
     // What registrator's check_cmd meant: the command, through a shell, in the container.
     const sh = shell ?? '/bin/sh';
-    checks.push(
-      timed('cmd', { DockerContainerID: service.container.id, Shell: sh, Args: [sh, '-c', sub(cmd)] }),
-    );
+    checks.push(timed('cmd', { DockerContainerID: container.id, Shell: sh, Args: [sh, '-c', sub(cmd)] }));
   }
-  if (docker && shell !== null && needsInterval('docker')) {
+  if (docker && shell !== null && container && needsInterval('docker')) {
     const command = sub(docker);
     const words = command.split(/\s+/).filter((w) => w !== '');
     if (words.length > 0) {
       checks.push(
         timed('docker', {
-          DockerContainerID: service.container.id,
+          DockerContainerID: container.id,
           ...(shell ? { Shell: shell, Args: [shell, '-c', command] } : { Args: words }),
         }),
       );

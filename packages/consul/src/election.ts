@@ -1,4 +1,4 @@
-import { formatGoDuration } from '@registrar/core';
+import { formatGoDuration } from '@registrar/core/kit';
 import type { Leadership, Logger } from '@registrar/core';
 import { BehaviorSubject } from 'rxjs';
 import type { ConsulClient } from './client.js';

@@ -1,25 +1,33 @@
 import type { BackoffOptions, FollowUpdate, Instance, ServiceFollower } from '@registrar/core';
+import { ConfigError, consoleLogger, RegistryConnectionError } from '@registrar/core';
 import {
   backoffDelay,
-  ConfigError,
   defaultBackoff,
   followGate,
   followLifetimes,
   formatGoDuration,
   instanceLabels,
   quote,
-  RegistryConnectionError,
-  silentLogger,
-} from '@registrar/core';
+  renamedOption,
+} from '@registrar/core/kit';
 import { Observable } from 'rxjs';
-import { agentUrl, ConsulClient } from './client.js';
+import { agentOf, ConsulClient } from './client.js';
 import type { ConsulRegistryOptions } from './registry.js';
 
 const BACKEND = 'consul';
 
 export type ConsulFollowerOptions = Pick<
   ConsulRegistryOptions,
-  'url' | 'token' | 'tls' | 'namespace' | 'partition' | 'requestTimeoutMs' | 'logger' | 'fetch'
+  | 'hosts'
+  | 'url'
+  | 'token'
+  | 'tls'
+  | 'namespace'
+  | 'partition'
+  | 'timeoutMs'
+  | 'requestTimeoutMs'
+  | 'logger'
+  | 'fetch'
 > & {
   /**
    * Longest a blocking query is held, in milliseconds; default 60000 (Consul allows 10 minutes). Also bounds
@@ -75,16 +83,17 @@ const sleep = (ms: number, signal: AbortSignal) =>
  * failed query emits `unreachable` once, then retries with backoff from index 0 and emits the full set.
  */
 export function createConsulFollower(options: ConsulFollowerOptions = {}): ServiceFollower {
-  const logger = (options.logger ?? silentLogger).child({ backend: BACKEND, role: 'follower' });
+  const logger = (options.logger ?? consoleLogger).child({ backend: BACKEND, role: 'follower' });
   const waitMs = options.waitMs ?? 60_000;
   if (!(waitMs >= 1000 && waitMs <= 600_000)) {
     throw new ConfigError(`consul follower: waitMs ${waitMs} must be from 1000 to 600000 (10 minutes)`);
   }
-  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+  const requestTimeoutMs =
+    renamedOption<number>('consul follower', options, 'timeoutMs', 'requestTimeoutMs') ?? 10_000;
   const minIntervalMs = options.minIntervalMs ?? 100;
   const backoff = options.backoff ?? defaultBackoff;
   const client = new ConsulClient({
-    baseUrl: agentUrl(options.url),
+    baseUrl: agentOf('consul follower', options),
     timeoutMs: requestTimeoutMs,
     ...(options.token !== undefined && { token: options.token }),
     ...(options.tls !== undefined && { tls: options.tls }),

@@ -249,7 +249,7 @@ describe('createConsulRegistry', () => {
     const checks = await get('/v1/agent/checks');
     expect(checks[`service:${svc.id}:3`]).toMatchObject({ Type: 'docker', Interval: '30s' });
     expect(d.checkDefinition(`service:${svc.id}:3`)).toMatchObject({
-      dockerContainerId: svc.container.id,
+      dockerContainerId: svc.container!.id,
       args: ['/bin/check.sh', '8080'],
       intervalMs: 30_000,
     });

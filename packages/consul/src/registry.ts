@@ -1,11 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import {
-  ConfigError,
-  formatGoDuration,
-  NodeIdConflictError,
-  RegistryRejectedError,
-  silentLogger,
-} from '@registrar/core';
+import { ConfigError, consoleLogger, NodeIdConflictError, RegistryRejectedError } from '@registrar/core';
+import { endpointProblem, formatGoDuration, renamedOption } from '@registrar/core/kit';
 import type {
   ElectionOptions,
   Leadership,
@@ -15,9 +10,10 @@ import type {
   RegistryEntry,
   RegistryEvent,
   Service,
+  ServiceProblem,
 } from '@registrar/core';
 import { Subject } from 'rxjs';
-import { agentUrl, ConsulClient } from './client.js';
+import { agentOf, ConsulClient } from './client.js';
 import type { ConsulTlsOptions } from './client.js';
 import { createConsulElection } from './election.js';
 import type { ConsulElection } from './election.js';
@@ -32,7 +28,12 @@ export interface ConsulRegistryOptions {
    * that a bridge of another host using the same node id on this agent never touches them.
    */
   engineId?: string;
-  /** Agent HTTP API base URL. Default `http://127.0.0.1:8500`; `https://` for TLS. */
+  /**
+   * The agent, as one `host:port` (port 8500, or 8501 with `tls`) or `http(s)://host:port`: services are
+   * registered with one agent, the node's own. Default `127.0.0.1:8500`.
+   */
+  hosts?: readonly string[];
+  /** @deprecated Renamed `hosts` (the same for every adapter): `url: u` is `hosts: [u]`. Goes in the next release. */
   url?: string | URL;
   /** ACL token sent as `X-Consul-Token`; never logged. */
   token?: string;
@@ -72,7 +73,10 @@ export interface ConsulRegistryOptions {
    */
   electionTtl?: number;
   /** Per-request timeout in milliseconds. Default 10000. */
+  timeoutMs?: number;
+  /** @deprecated Renamed `timeoutMs` (the same for every adapter); this name goes in the next release. */
   requestTimeoutMs?: number;
+  /** Default: core's console logger (one line per event on standard error). */
   logger?: Logger;
   /** A ready HTTP client (`fetch`-compatible) to use instead of creating one; not closed by `close()`. */
   fetch?: (
@@ -125,7 +129,7 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
   const { nodeId } = options;
   if (!nodeId)
     throw new ConfigError('createConsulRegistry: nodeId is required; pass the node id to register as');
-  const logger = options.logger ?? silentLogger;
+  const logger = options.logger ?? consoleLogger;
   const ttl = options.ttl ?? 30;
   const refreshMs = (options.ttlRefresh ?? ttl / 3) * 1000;
   const deregisterAfter = options.deregisterAfter ?? 60;
@@ -139,8 +143,8 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
   const foreign = (engine: string | undefined): engine is string =>
     engine !== undefined && engineId !== undefined && engine !== engineId;
   const client = new ConsulClient({
-    baseUrl: agentUrl(options.url),
-    timeoutMs: options.requestTimeoutMs ?? 10_000,
+    baseUrl: agentOf('consul registry', options),
+    timeoutMs: renamedOption<number>('consul registry', options, 'timeoutMs', 'requestTimeoutMs') ?? 10_000,
     ...(options.token !== undefined && { token: options.token }),
     ...(options.tls !== undefined && { tls: options.tls }),
     ...(options.namespace !== undefined && { namespace: options.namespace }),
@@ -168,13 +172,15 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
   const build = (service: Service, warn: boolean): BuiltDefinition => {
     const built = buildDefinition(service, settings);
     if (warn) {
+      // A library record with a problem never gets here (check() refused it): these are a container's labels.
+      const container = service.container?.name ?? service.id;
       for (const w of built.warnings) {
-        const key = `${service.container.name}\0${w.key}\0${w.message}`;
+        const key = `${container}\0${w.key}\0${w.message}`;
         if (warned.has(key)) continue;
         warned.add(key);
         logger.warn(
-          { container: service.container.name, label: w.key, service: service.id },
-          `container ${service.container.name}: ${w.key}: ${w.message}`,
+          { container, label: w.key, service: service.id },
+          `container ${container}: ${w.key}: ${w.message}`,
         );
       }
     }
@@ -335,12 +341,23 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
     describeLiveness: () =>
       `TTL check of ${bridgeId}, ${ttl} s; services deregistered ${deregisterAfter} s after it goes critical (Consul raises this to at least 60 s)`,
 
+    check(service: Service): ServiceProblem | undefined {
+      const endpoint = endpointProblem(service);
+      if (endpoint || service.container) return endpoint;
+      if (service.id === bridgeId) return { field: 'id', message: `id ${bridgeId} is the bridge service's` };
+      // A container's labels are adapted with a warning; a record given to registerService is refused instead.
+      const [warning] = buildDefinition(service, settings).warnings;
+      return warning && { field: warning.field, message: warning.message };
+    },
+
     fingerprint(service: Service): string {
       const built = build(service, false);
       return fingerprintOf(built.defKey, built.health);
     },
 
     async register(service: Service): Promise<void> {
+      const unusable = endpointProblem(service);
+      if (unusable) throw new RegistryRejectedError(`service ${service.id}: ${unusable.message}`, BACKEND);
       if (service.id === bridgeId)
         throw new RegistryRejectedError(`service id ${bridgeId} is reserved for the bridge`, BACKEND);
       const k = known.get(service.id);

@@ -1,5 +1,5 @@
+import { ConfigError, consoleLogger } from '@registrar/core';
 import {
-  ConfigError,
   envValue,
   formatHostPort,
   parseGoDuration,
@@ -9,14 +9,9 @@ import {
   readSecret,
   registryUriError,
   showUri,
-} from '@registrar/core';
-import type {
-  Registry,
-  RegistryUri,
-  RegistryUriContext,
-  RegistryUriSyntax,
-  ServiceFollower,
-} from '@registrar/core';
+} from '@registrar/core/kit';
+import type { Registry, RegistryUriContext, ServiceFollower } from '@registrar/core';
+import type { RegistryUri, RegistryUriSyntax } from '@registrar/core/kit';
 import type { ConsulTlsOptions } from './client.js';
 import { createConsulFollower } from './follow.js';
 import { createConsulRegistry } from './registry.js';
@@ -81,7 +76,7 @@ function defaultAgent(
 /** How to reach the agent, as registry and follower both take it. */
 type ConsulConnectionOptions = Pick<
   ConsulRegistryOptions,
-  'url' | 'token' | 'tls' | 'namespace' | 'partition'
+  'hosts' | 'token' | 'tls' | 'namespace' | 'partition'
 >;
 
 /**
@@ -91,7 +86,7 @@ type ConsulConnectionOptions = Pick<
 function parseConnection(
   input: URL | string,
   ctx: Pick<RegistryUriContext, 'logger' | 'env'>,
-): { uri: RegistryUri; connection: ConsulConnectionOptions & { url: string } } {
+): { uri: RegistryUri; connection: ConsulConnectionOptions & { hosts: [string] } } {
   const uri = parseRegistryUri(input, syntax);
   const fail = (problem: string, fix: string): never => {
     throw registryUriError(uri.text, syntax, problem, fix);
@@ -152,7 +147,7 @@ function parseConnection(
       ...(servername && { servername }),
     };
   } else if (cert || ca) {
-    ctx.logger.warn(
+    (ctx.logger ?? consoleLogger).warn(
       { uri: showUri(uri.text).slice(1, -1) },
       'CONSUL_CACERT/CONSUL_CLIENT_CERT are set but the URI is consul:// (plain HTTP); use consul-tls:// to use them',
     );
@@ -164,7 +159,7 @@ function parseConnection(
   return {
     uri,
     connection: {
-      url,
+      hosts: [url],
       ...(token !== undefined && { token }),
       ...(tlsOptions !== undefined && { tls: tlsOptions }),
       ...(ns && { namespace: ns }),
@@ -200,7 +195,7 @@ export function parseConsulUri(input: URL | string, ctx: RegistryUriContext): Co
     ...(ctx.engineId !== undefined && { engineId: ctx.engineId }),
     ...connection,
     ttl: ctx.ttl,
-    logger: ctx.logger,
+    ...(ctx.logger !== undefined && { logger: ctx.logger }),
     ...(ctx.ttlRefresh !== undefined && { ttlRefresh: ctx.ttlRefresh }),
     ...(deregisterAfter !== undefined && { deregisterAfter }),
     ...(ctx.dryRun === true && { readOnly: true }),
@@ -216,5 +211,8 @@ export function consulFollowerFromUri(
   input: URL | string,
   ctx: Pick<RegistryUriContext, 'logger' | 'env'>,
 ): ServiceFollower {
-  return createConsulFollower({ ...parseConnection(input, ctx).connection, logger: ctx.logger });
+  return createConsulFollower({
+    ...parseConnection(input, ctx).connection,
+    ...(ctx.logger !== undefined && { logger: ctx.logger }),
+  });
 }

@@ -174,14 +174,14 @@ describe('Bridge', () => {
     });
     await eventually(() => expect(bridge.status().containers).toBe(2));
     expect(bridge.status().services).toBe(1);
-    expect(registry.services.get('n1:shared:80')?.container.name).toBe('a');
+    expect(registry.services.get('n1:shared:80')?.container?.name).toBe('a');
     const b = bridge.explain('b');
     expect(b.kind === 'found' && JSON.stringify(b.report)).toContain(
       'service id n1:shared:80 is already taken by container a',
     );
 
     docker.exit(first, 0);
-    await eventually(() => expect(registry.services.get('n1:shared:80')?.container.name).toBe('b'));
+    await eventually(() => expect(registry.services.get('n1:shared:80')?.container?.name).toBe('b'));
     expect(registry.services.get('n1:shared:80')?.port).toBe(30002);
   });
 
@@ -327,7 +327,7 @@ describe('Bridge', () => {
     await eventually(() => expect(registry.ids()).toEqual(['n1:broken:80']));
     expect(bridge.status()).toMatchObject({ inventoryComplete: true, unresolved: [{ id: broken }] });
     docker.brokenInspects.delete(broken);
-    await eventually(() => expect(registry.services.get('n1:broken:80')?.container.id).toBe(broken));
+    await eventually(() => expect(registry.services.get('n1:broken:80')?.container?.id).toBe(broken));
     expect(bridge.status().unresolved).toEqual([]);
     docker.exit(broken, 0);
     await eventually(() => expect(registry.ids()).toEqual([]));
@@ -345,7 +345,7 @@ describe('Bridge', () => {
     docker.listContainers = (options) => list(options).finally(() => docker.hideFromList(a, false));
     const { bridge } = start(docker, { registry });
     await eventually(() => expect(bridge.status().inventoryComplete).toBe(true));
-    await eventually(() => expect(registry.services.get('n1:a:80')?.container.id).toBe(a));
+    await eventually(() => expect(registry.services.get('n1:a:80')?.container?.id).toBe(a));
     expect(registry.calls.filter((c) => c.method === 'deregister')).toEqual([]);
   });
 });

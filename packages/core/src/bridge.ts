@@ -183,7 +183,7 @@ export class Bridge {
     this.docker = boundedDocker(options.docker, this.calls);
     this.desiredServices = new DesiredServices((holder, other) =>
       this.log.warn(
-        { serviceId: holder.id, container: other.container.name, holder: holder.container.name },
+        { serviceId: holder.id, container: other.container?.name, holder: holder.container?.name },
         'duplicate service id: already registered for another container; check SERVICE_ID',
       ),
     );
@@ -294,7 +294,9 @@ export class Bridge {
       })),
       holderOf: (serviceId) => {
         const holder = desired.get(serviceId);
-        return holder !== undefined && holder.container.id !== id ? holder.container.name : undefined;
+        return holder?.container !== undefined && holder.container.id !== id
+          ? holder.container.name
+          : undefined;
       },
       derivedAt: tracked.derivedAt,
       ...(tracked.keptAfterExit && { keptAfterExit: true }),

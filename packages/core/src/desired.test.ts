@@ -35,7 +35,7 @@ describe('DesiredServices', () => {
   it('the first claim of an id holds it, warns once, and the next takes over when it goes', () => {
     const warnings: string[] = [];
     const desired = new DesiredServices((holder, other) =>
-      warnings.push(`${other.container.name} vs ${holder.container.name}`),
+      warnings.push(`${other.container?.name} vs ${holder.container?.name}`),
     );
     const first = service('n1:same:80', 'first');
     const second = service('n1:same:80', 'second');

@@ -76,4 +76,13 @@ export class NodeIdConflictError extends RegistryError {
  */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+  /**
+   * The option or service field at fault (`address`, `port`, `name`, `tags[1]`, `meta.zone`, `hosts`...) when
+   * the error is about one; `registerService` always names it.
+   */
+  readonly field?: string;
+  constructor(message: string, options?: { readonly field?: string; readonly cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    if (options?.field !== undefined) this.field = options.field;
+  }
 }

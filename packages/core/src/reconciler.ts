@@ -514,7 +514,7 @@ export class Reconciler {
       this.options.observer?.onOp?.(registry, op, 'ok', seconds());
       this.log.debug(
         op.type === 'register'
-          ? { serviceId: id, container: op.service.container.name, containerId: op.service.container.id }
+          ? { serviceId: id, container: op.service.container?.name, containerId: op.service.container?.id }
           : { serviceId: id },
         op.type === 'register' ? 'registered' : 'deregistered',
       );

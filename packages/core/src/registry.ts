@@ -19,6 +19,14 @@ export interface RegistryEntry {
   readonly engine?: string;
 }
 
+/** Why a registry cannot store a service as it is: the field at fault and what is wrong with it. */
+export interface ServiceProblem {
+  /** `name`, `id`, `address`, `port`, `tags[0]`, `meta.<key>`, `check.http`... */
+  readonly field: string;
+  /** One line, e.g. `"a/b" cannot be a ZooKeeper node name`. */
+  readonly message: string;
+}
+
 /** Why an adapter's entries are gone and must all be registered again. */
 export interface LivenessLoss {
   readonly reason: string;
@@ -67,6 +75,13 @@ export interface Registry {
   readonly events$: Observable<RegistryEvent>;
 
   fingerprint(service: Service): string;
+  /**
+   * Why this registry cannot store `service` (an address that is not an IP, a port outside 1–65535, a name or
+   * id its layout cannot hold), or undefined when it can. Pure, no I/O. `register` rejects such a service with
+   * a `RegistryRejectedError` saying the same; `registerService` refuses it up front with a `ConfigError`
+   * naming the field. Optional: a registry without it is asked nothing before writing.
+   */
+  check?(service: Service): ServiceProblem | undefined;
   register(service: Service): Promise<void>;
   deregister(id: string): Promise<void>;
   /**
@@ -129,7 +144,8 @@ export interface RegistryUriContext {
   readonly ttl: number;
   /** Heartbeat interval in seconds (`--ttl-refresh`); adapters default to ttl/3. */
   readonly ttlRefresh?: number;
-  readonly logger: Logger;
+  /** Default: the console logger (one line per event on standard error). */
+  readonly logger?: Logger;
   /** Where credentials come from (`process.env` in the CLI); never argv. */
   readonly env: Readonly<Record<string, string | undefined>>;
   /** `--dry-run`: the adapter must not write, not even to keep liveness. */

@@ -23,7 +23,11 @@ export interface Service {
   readonly meta: Readonly<Record<string, string>>;
   /** Node id of the bridge that owns this registration. */
   readonly node: string;
-  readonly container: { readonly id: string; readonly name: string };
+  /**
+   * The container the bridge derived it from. Absent for a service registered with `registerService`: the
+   * adapters then store no container fields at all.
+   */
+  readonly container?: { readonly id: string; readonly name: string };
   readonly health: HealthStatus;
   /** Why the service is not passing (probe output, "container paused"); empty when passing. */
   readonly healthOutput: string;

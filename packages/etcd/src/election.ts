@@ -1,5 +1,5 @@
 import type { ElectionOptions, Leadership, Logger } from '@registrar/core';
-import { backoffDelay, defaultBackoff } from '@registrar/core';
+import { backoffDelay, defaultBackoff } from '@registrar/core/kit';
 import type { Campaign, Election, Etcd3 } from 'etcd3';
 import { EventEmitter } from 'node:events';
 import { BehaviorSubject, distinctUntilChanged, type Observable } from 'rxjs';

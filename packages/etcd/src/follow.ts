@@ -1,5 +1,7 @@
 import type { FollowUpdate, Instance, ServiceFollower } from '@registrar/core';
-import { backoffDelay, ConfigError, followGate, followLifetimes, quote, silentLogger } from '@registrar/core';
+import { ConfigError, consoleLogger } from '@registrar/core';
+import { renamedOption } from '@registrar/core/kit';
+import { backoffDelay, followGate, followLifetimes, quote } from '@registrar/core/kit';
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import { Observable } from 'rxjs';
 import { createClient, prefixEnd, targetOf } from './client.js';
@@ -11,7 +13,7 @@ import type { EtcdClientOptions, EtcdCommonOptions, EtcdConnectionOptions } from
 
 export type EtcdFollowerOptions = Pick<
   EtcdCommonOptions,
-  'prefix' | 'layout' | 'skydnsDomain' | 'requestTimeout' | 'logger'
+  'prefix' | 'layout' | 'skydnsDomain' | 'timeoutMs' | 'requestTimeout' | 'logger'
 > & {
   /**
    * Milliseconds between gRPC keepalive pings on the watch stream (at least 5000, etcd's minimum), so that
@@ -35,8 +37,8 @@ export function createEtcdFollower(options: EtcdFollowerOptions): ServiceFollowe
   if (!options.client && (!options.hosts || options.hosts.length === 0)) {
     throw new ConfigError('no etcd hosts given: pass `hosts` or a ready `client`');
   }
-  const timeoutMs = options.requestTimeout ?? 5000;
-  const logger = (options.logger ?? silentLogger).child({ backend, role: 'follower' });
+  const timeoutMs = renamedOption<number>('etcd follower', options, 'timeoutMs', 'requestTimeout') ?? 5000;
+  const logger = (options.logger ?? consoleLogger).child({ backend, role: 'follower' });
   const ownsClient = !options.client;
   const client: Etcd3 =
     options.client ?? createClient(options, timeoutMs, { keepaliveMs: options.keepaliveMs ?? 10_000 });

@@ -8,4 +8,5 @@ export type {
 export type { EtcdLayout } from './layout.js';
 export { createEtcdFollower } from './follow.js';
 export type { EtcdFollowerOptions } from './follow.js';
-export { etcdFollowerFromUri, etcdRegistryFromUri } from './uri.js';
+export { etcdFollowerFromUri, etcdRegistryFromUri, parseEtcdUri } from './uri.js';
+export type { ParsedEtcdUri } from './uri.js';

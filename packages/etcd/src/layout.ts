@@ -1,5 +1,5 @@
-import type { Instance, Service } from '@registrar/core';
-import { formatHostPort, instanceLabels } from '@registrar/core';
+import type { Instance, Service, ServiceProblem } from '@registrar/core';
+import { formatHostPort, instanceLabels } from '@registrar/core/kit';
 
 /**
  * How services are laid out in etcd:
@@ -25,7 +25,7 @@ export interface LayoutCodec {
   readonly root: string;
   key(service: Service): string;
   /** Why the service's name or id cannot be stored in this layout, if it cannot. */
-  check(service: Service): string | undefined;
+  check(service: Service): ServiceProblem | undefined;
   value(service: Service): string;
   /**
    * Whether a key can hold an entry of `nodeId`, judged from the key alone (its id segment): the filter
@@ -71,7 +71,7 @@ export function ownedId(id: string, nodeId: string): boolean {
 
 /**
  * The JSON record, keys in a fixed order and metadata sorted, so equal services give equal bytes; `engine`
- * (the writing Docker engine's ID) follows `node` when known.
+ * (the writing Docker engine's ID) follows `node` when known, and `container` ends it when there is one.
  */
 export function jsonRecord(service: Service, engineId?: string): string {
   const meta: Record<string, string> = {};
@@ -86,7 +86,8 @@ export function jsonRecord(service: Service, engineId?: string): string {
     meta,
     node: service.node,
     ...(engineId !== undefined && { engine: engineId }),
-    container: { id: service.container.id, name: service.container.name },
+    // Only a service the bridge derived from a container has one; `registerService`'s records stop at `node`.
+    ...(service.container && { container: { id: service.container.id, name: service.container.name } }),
   });
 }
 
@@ -146,11 +147,11 @@ export function createCodec(options: LayoutOptions): LayoutCodec {
   const { prefix, nodeId } = options;
   if (options.layout === 'skydns') return skydnsCodec(options);
   const root = prefix;
-  const check = (service: Service) =>
+  const check = (service: Service): ServiceProblem | undefined =>
     service.id.includes('/')
-      ? 'an id must not contain "/"'
+      ? { field: 'id', message: `id ${JSON.stringify(service.id)} must not contain "/"` }
       : service.name === ''
-        ? 'the name is empty'
+        ? { field: 'name', message: 'the name is empty' }
         : undefined;
   const key = (service: Service) => `${root}/${service.name}/${service.id}`;
   /** `<root>/<name...>/<id>`: ids never contain `/`, so the last segment is the id, the rest the name. */
@@ -224,7 +225,10 @@ function skydnsCodec(options: LayoutOptions): LayoutCodec {
     root,
     check: (service) =>
       service.name.includes('/') || service.name.split('.').some((label) => label === '')
-        ? 'a skydns name must be dot-separated DNS labels without "/"'
+        ? {
+            field: 'name',
+            message: `name ${JSON.stringify(service.name)} must be dot-separated DNS labels without "/" in the skydns layout`,
+          }
         : undefined,
     key: (service) => `${root}${namePath(service.name)}/${encodeLabel(service.id)}`,
     value: (service) => JSON.stringify({ host: service.address, port: service.port, ttl: options.ttl }),

@@ -1,11 +1,6 @@
 import type { LivenessLoss, Logger, RegistryEvent } from '@registrar/core';
-import {
-  readStateFile,
-  RegistryRejectedError,
-  RegistrySessionLostError,
-  removeStateFile,
-  writeStateFile,
-} from '@registrar/core';
+import { RegistryRejectedError, RegistrySessionLostError } from '@registrar/core';
+import { readStateFile, removeStateFile, writeStateFile } from '@registrar/core/kit';
 import type { Etcd3, ILeaseKeepAliveResponse } from 'etcd3';
 import { castGrpcError } from 'etcd3';
 import { Subject } from 'rxjs';

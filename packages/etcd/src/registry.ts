@@ -1,5 +1,14 @@
-import type { ElectionOptions, Leadership, Logger, Registry, RegistryEntry, Service } from '@registrar/core';
-import { ConfigError, RegistryRejectedError, silentLogger } from '@registrar/core';
+import type {
+  ElectionOptions,
+  Leadership,
+  Logger,
+  Registry,
+  RegistryEntry,
+  Service,
+  ServiceProblem,
+} from '@registrar/core';
+import { endpointProblem, renamedOption } from '@registrar/core/kit';
+import { ConfigError, consoleLogger, RegistryRejectedError } from '@registrar/core';
 import type { Etcd3, IRangeRequest } from 'etcd3';
 import { EtcdLeaseInvalidError } from 'etcd3';
 import { createClient, prefixEnd, targetOf } from './client.js';
@@ -48,10 +57,13 @@ export interface EtcdCommonOptions {
   /** skydns only: the DNS zone; default `skydns.local`. */
   readonly skydnsDomain?: string;
   /**
-   * Milliseconds any one etcd call (connecting included) may take before it fails with a
+   * Milliseconds any one etcd call (connecting, and attempts on other members, included) may take before it fails with a
    * RegistryConnectionError; default 5000. (etcd3 1.1.2 ignores its own `dialTimeout`.)
    */
+  readonly timeoutMs?: number;
+  /** @deprecated Renamed `timeoutMs` (the same for every adapter); this name goes in the next release. */
   readonly requestTimeout?: number;
+  /** Default: core's console logger (one line per event on standard error). */
   readonly logger?: Logger;
   /**
    * A file (mode 0600) keeping this adapter's lease id, so that a restarted process keeps that lease alive
@@ -92,8 +104,8 @@ function validate(options: EtcdRegistryOptions) {
 export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
   const { ttl, interval } = validate(options);
   const layout = options.layout ?? 'json';
-  const timeoutMs = options.requestTimeout ?? 5000;
-  const logger = (options.logger ?? silentLogger).child({ backend });
+  const timeoutMs = renamedOption<number>('etcd registry', options, 'timeoutMs', 'requestTimeout') ?? 5000;
+  const logger = (options.logger ?? consoleLogger).child({ backend });
   const ownsClient = !options.client;
   const client = options.client ?? createClient(options, timeoutMs);
   const prefix = normalisePrefix(options.prefix ?? defaultPrefix(layout));
@@ -194,6 +206,10 @@ class EtcdRegistry implements Registry {
     return this.electing;
   }
 
+  check(service: Service): ServiceProblem | undefined {
+    return endpointProblem(service) ?? this.codec.check(service);
+  }
+
   fingerprint(service: Service): string {
     return fingerprintOf(this.codec.key(service), this.codec.value(service), this.lease.id ?? 'none');
   }
@@ -212,8 +228,8 @@ class EtcdRegistry implements Registry {
         backend,
       );
     }
-    const unusable = this.codec.check(service);
-    if (unusable) throw new RegistryRejectedError(`service ${service.id}: ${unusable}`, backend);
+    const unusable = this.check(service);
+    if (unusable) throw new RegistryRejectedError(`service ${service.id}: ${unusable.message}`, backend);
     const key = this.codec.key(service);
     const value = this.codec.value(service);
     const leaseId = await this.lease.acquire();

@@ -18,7 +18,7 @@ describe('parseEtcdUri under hostile input', () => {
           const port = Number(/:(\d+)$/.exec(h)?.[1]);
           expect(port >= 1 && port <= 65_535, h).toBe(true);
         }
-        if (parsed.requestTimeout !== undefined) expect(Number.isFinite(parsed.requestTimeout)).toBe(true);
+        if (parsed.timeoutMs !== undefined) expect(Number.isFinite(parsed.timeoutMs)).toBe(true);
       }),
       params,
     );

@@ -15,7 +15,7 @@ describe('parseEtcdUri', () => {
     ['etcd-tls://h/x', { tls: true }],
     ['etcd://h/x?layout=hostport', { layout: 'hostport' }],
     ['etcd://h?layout=skydns&domain=dc1.example', { layout: 'skydns', domain: 'dc1.example' }],
-    ['etcd://h/x?timeout=1.5', { requestTimeout: 1500 }],
+    ['etcd://h/x?timeout=1.5', { timeoutMs: 1500 }],
   ])('%s', (uri, expected) => {
     expect(parseEtcdUri(uri)).toMatchObject(expected);
   });

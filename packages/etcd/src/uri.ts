@@ -1,6 +1,7 @@
-import type { Registry, RegistryUriContext, RegistryUriSyntax, ServiceFollower } from '@registrar/core';
+import type { Registry, RegistryUriContext, ServiceFollower } from '@registrar/core';
+import type { RegistryUriSyntax } from '@registrar/core/kit';
+import { ConfigError } from '@registrar/core';
 import {
-  ConfigError,
   envValue,
   formatHostPort,
   parseRegistryUri,
@@ -9,7 +10,7 @@ import {
   readSecret,
   registryUriError,
   stateFilePath,
-} from '@registrar/core';
+} from '@registrar/core/kit';
 import { createEtcdFollower } from './follow.js';
 import type { EtcdLayout } from './layout.js';
 import { layouts } from './layout.js';
@@ -39,7 +40,7 @@ export interface ParsedEtcdUri {
   readonly layout: EtcdLayout | undefined;
   readonly domain: string | undefined;
   /** Milliseconds. */
-  readonly requestTimeout: number | undefined;
+  readonly timeoutMs: number | undefined;
 }
 
 /** Parses `etcd://host:port[,host:port...]/prefix[?layout=json|hostport|skydns&domain=...&timeout=<s>]`. */
@@ -73,7 +74,7 @@ export function parseEtcdUri(input: string | URL): ParsedEtcdUri {
     prefix: uri.path === '' ? undefined : uri.path,
     layout: layout as EtcdLayout | undefined,
     domain,
-    requestTimeout: seconds === undefined ? undefined : seconds * 1000,
+    timeoutMs: seconds === undefined ? undefined : seconds * 1000,
   };
 }
 
@@ -127,8 +128,8 @@ export function etcdRegistryFromUri(uri: string | URL, ctx: RegistryUriContext):
     ...(parsed.prefix !== undefined && { prefix: parsed.prefix }),
     ...(parsed.layout !== undefined && { layout: parsed.layout }),
     ...(parsed.domain !== undefined && { skydnsDomain: parsed.domain }),
-    ...(parsed.requestTimeout !== undefined && { requestTimeout: parsed.requestTimeout }),
-    logger: ctx.logger,
+    ...(parsed.timeoutMs !== undefined && { timeoutMs: parsed.timeoutMs }),
+    ...(ctx.logger !== undefined && { logger: ctx.logger }),
     ...(ctx.stateDir !== undefined && {
       stateFile: stateFilePath(
         ctx.stateDir,
@@ -157,7 +158,7 @@ export function etcdFollowerFromUri(
     ...(parsed.prefix !== undefined && { prefix: parsed.prefix }),
     ...(parsed.layout !== undefined && { layout: parsed.layout }),
     ...(parsed.domain !== undefined && { skydnsDomain: parsed.domain }),
-    ...(parsed.requestTimeout !== undefined && { requestTimeout: parsed.requestTimeout }),
-    logger: ctx.logger,
+    ...(parsed.timeoutMs !== undefined && { timeoutMs: parsed.timeoutMs }),
+    ...(ctx.logger !== undefined && { logger: ctx.logger }),
   });
 }

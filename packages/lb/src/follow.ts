@@ -12,13 +12,13 @@ import {
   type Observable,
 } from 'rxjs';
 import {
-  coalesceWhileBusy,
   silentLogger,
   type FollowUpdate,
   type Instance,
   type Logger,
   type ServiceFollower,
 } from '@registrar/core';
+import { coalesceWhileBusy } from '@registrar/core/internal';
 import {
   commandFailures,
   describeAddress,

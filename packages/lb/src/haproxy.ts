@@ -1,5 +1,6 @@
 import { connect, isIP } from 'node:net';
-import { ConfigError, formatHostPort, quote } from '@registrar/core';
+import { ConfigError } from '@registrar/core';
+import { formatHostPort, quote } from '@registrar/core/kit';
 
 /** Where HAProxy's runtime API listens: a `stats socket` on a unix path or on TCP. */
 export type RuntimeAddress = { readonly path: string } | { readonly host: string; readonly port: number };

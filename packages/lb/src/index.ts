@@ -1,13 +1,6 @@
 export { followIntoHaproxy } from './follow.js';
 export type { HaproxyFollowOptions, LbEvent, LbTarget } from './follow.js';
-export {
-  commandFailures,
-  describeAddress,
-  HaproxyCommandError,
-  parseRuntimeAddress,
-  parseServersState,
-  runtimeCommand,
-} from './haproxy.js';
+export { describeAddress, parseRuntimeAddress, runtimeCommand } from './haproxy.js';
 export type { RuntimeAddress, Slot } from './haproxy.js';
 export { planSlots } from './slots.js';
 export type { SlotPlan } from './slots.js';

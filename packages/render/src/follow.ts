@@ -13,16 +13,9 @@ import {
   Subscription,
   timer,
 } from 'rxjs';
-import {
-  backoffDelay,
-  coalesceWhileBusy,
-  formatHostPort,
-  oneLine,
-  silentLogger,
-  type Instance,
-  type Logger,
-  type ServiceFollower,
-} from '@registrar/core';
+import { silentLogger, type Instance, type Logger, type ServiceFollower } from '@registrar/core';
+import { backoffDelay, formatHostPort, oneLine } from '@registrar/core/kit';
+import { coalesceWhileBusy } from '@registrar/core/internal';
 import { runCommand } from './command.js';
 import { readCurrent, replaceFile, restoreFile, type CurrentFile } from './files.js';
 import { settle, type WaitWindow } from './settle.js';

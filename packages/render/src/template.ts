@@ -1,6 +1,6 @@
 import { dirname, resolve } from 'node:path';
 import { Drop, Liquid, type Template } from 'liquidjs';
-import { oneLine } from '@registrar/core';
+import { oneLine } from '@registrar/core/kit';
 import { haproxy, hostname, integer, isPlain, json, nginx, token } from './escape.js';
 
 /**

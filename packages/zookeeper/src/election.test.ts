@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import type { Stat } from 'node-zookeeper-client';
 import { firstValueFrom } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createZookeeperRegistry, electionPath } from './index.js';
+import { createZookeeperRegistry } from './index.js';
+import { electionPath } from './election.js';
 import { connectRaw, service, zkErrorName, type Raw } from './testing/helpers.js';
 
 const TTL = 4; // entries session 4 s, election session 2 s (the harness allows 1–30 s)

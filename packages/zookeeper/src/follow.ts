@@ -1,18 +1,11 @@
 import type { FollowUpdate, Instance, ServiceFollower } from '@registrar/core';
-import {
-  backoffDelay,
-  ConfigError,
-  followGate,
-  followLifetimes,
-  quote,
-  RegistryConnectionError,
-  silentLogger,
-} from '@registrar/core';
+import { ConfigError, consoleLogger, RegistryConnectionError } from '@registrar/core';
+import { backoffDelay, followGate, followLifetimes, quote } from '@registrar/core/kit';
 import zookeeper from 'node-zookeeper-client';
 import type { Client, Event, Stat } from 'node-zookeeper-client';
 import { Observable, Subject } from 'rxjs';
 import { codecFor } from './layout.js';
-import { normaliseBase, type ZookeeperRegistryOptions } from './registry.js';
+import { normaliseBase, resolveNames, type ZookeeperRegistryOptions } from './registry.js';
 import { checkDigest, createClient, isCode, Session, toRegistryError } from './session.js';
 
 const BACKEND = 'zookeeper';
@@ -20,10 +13,16 @@ const E = zookeeper.Exception;
 
 export type ZookeeperFollowerOptions = Pick<
   ZookeeperRegistryOptions,
-  'basePath' | 'layout' | 'auth' | 'operationTimeoutMs' | 'logger'
+  | 'hosts'
+  | 'connectString'
+  | 'prefix'
+  | 'basePath'
+  | 'layout'
+  | 'auth'
+  | 'timeoutMs'
+  | 'operationTimeoutMs'
+  | 'logger'
 > & {
-  /** `host:port[,host:port...]`. Needed unless `client` is given. */
-  readonly connectString?: string;
   /** A factory the follower calls for every new session (those clients are owned and closed). */
   readonly client?: () => Client;
   /**
@@ -48,15 +47,16 @@ interface Child {
  * `exists` and gives the empty set. A dropped connection or a lost session emits `unreachable` once; every
  * reconnect reads the children again. One session serves every followed name.
  */
-export function createZookeeperFollower(options: ZookeeperFollowerOptions): ServiceFollower {
+export function createZookeeperFollower(given: ZookeeperFollowerOptions): ServiceFollower {
+  const options = resolveNames('zookeeper follower', given);
   const { connectString, client: factory, auth } = options;
   if (!connectString && !factory) {
-    throw new ConfigError('zookeeper follower: give connectString (host:port[,host:port]) or client');
+    throw new ConfigError("zookeeper follower: give hosts (e.g. ['zk1:2181']) or client", { field: 'hosts' });
   }
   checkDigest(auth);
   const base = normaliseBase(options.basePath ?? '/services');
   const codec = codecFor(options.layout ?? 'curator');
-  const logger = (options.logger ?? silentLogger).child({ registry: BACKEND, role: 'follower' });
+  const logger = (options.logger ?? consoleLogger).child({ registry: BACKEND, role: 'follower' });
   const sessionTimeoutMs = options.sessionTimeoutMs ?? 10_000;
   const operationTimeoutMs = options.operationTimeoutMs ?? Math.min(sessionTimeoutMs, 5000);
   const connected$ = new Subject<void>();

@@ -1,5 +1,5 @@
 import type { Instance, Service } from '@registrar/core';
-import { instanceLabels } from '@registrar/core';
+import { instanceLabels } from '@registrar/core/kit';
 
 /**
  * How services map onto nodes. `curator`: `<base>/<name>/<id>` holding Apache Curator's ServiceInstance JSON
@@ -152,8 +152,11 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
       const ownership: Record<string, string> = {
         [META_NODE]: owner,
         ...(engine !== undefined && { [META_ENGINE]: engine }),
-        [META_CONTAINER_ID]: service.container.id,
-        [META_CONTAINER_NAME]: service.container.name,
+        // Only a service the bridge derived from a container has one; `registerService`'s records do not.
+        ...(service.container && {
+          [META_CONTAINER_ID]: service.container.id,
+          [META_CONTAINER_NAME]: service.container.name,
+        }),
       };
       const metadata: Record<string, string> = {
         ...sortedRecord(service.meta),
@@ -239,7 +242,7 @@ export const registratorCodec: LayoutCodec = {
       PublicPort: service.port,
       PrivatePort: service.containerPort,
       // registrator stored the container's host name, which Docker defaults to the short id.
-      ContainerID: service.container.id.slice(0, 12),
+      ...(service.container && { ContainerID: service.container.id.slice(0, 12) }),
       Tags: [...service.tags],
       Attrs: sortedRecord(service.meta),
       ID: service.id,

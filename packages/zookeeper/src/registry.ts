@@ -7,17 +7,22 @@ import type {
   RegistryEntry,
   RegistryEvent,
   Service,
+  ServiceProblem,
 } from '@registrar/core';
 import {
   ConfigError,
+  consoleLogger,
   NodeIdConflictError,
   RegistryError,
   RegistryRejectedError,
-  removeStateFile,
-  runPool,
-  silentLogger,
-  writeStateFile,
 } from '@registrar/core';
+import {
+  endpointProblem,
+  removeStateFile,
+  renamedOption,
+  runPool,
+  writeStateFile,
+} from '@registrar/core/kit';
 import { createHash } from 'node:crypto';
 import zookeeper from 'node-zookeeper-client';
 import type { ACL, Client, Stat } from 'node-zookeeper-client';
@@ -32,7 +37,12 @@ const BACKEND = 'zookeeper';
 const E = zookeeper.Exception;
 
 export interface ZookeeperRegistryOptions {
-  /** `host:port[,host:port...]` (port defaults to 2181). Needed unless `client` is a factory. */
+  /** The ensemble's servers, `host:port` each (port defaults to 2181). Needed unless `client` is given. */
+  readonly hosts?: readonly string[];
+  /**
+   * @deprecated Renamed `hosts` (the same for every adapter): `connectString: 'a:2181,b:2181'` is
+   * `hosts: ['a:2181', 'b:2181']`. This name goes in the next release.
+   */
   readonly connectString?: string;
   /**
    * A ready client (not owned: never closed by the adapter; it cannot be replaced when its session expires,
@@ -48,10 +58,14 @@ export interface ZookeeperRegistryOptions {
    */
   readonly engineId?: string;
   /** Where services live, default `/services` (Curator's and Spring Cloud Zookeeper's default). */
+  readonly prefix?: string;
+  /** @deprecated Renamed `prefix` (the same for every adapter); this name goes in the next release. */
   readonly basePath?: string;
   /** Liveness TTL in seconds, requested as the session timeout (the server clamps it to 2–20 × tickTime). */
   readonly ttl?: number;
-  /** Bound on each operation and on waiting for a session, default min(session timeout, 5 s). */
+  /** Bound in milliseconds on each operation and on waiting for a session, default min(session timeout, 5 s). */
+  readonly timeoutMs?: number;
+  /** @deprecated Renamed `timeoutMs` (the same for every adapter); this name goes in the next release. */
   readonly operationTimeoutMs?: number;
   /** Default `curator`. */
   readonly layout?: ZookeeperLayout;
@@ -66,6 +80,7 @@ export interface ZookeeperRegistryOptions {
    * Not accepted with the registrator layout, whose nodes have no payload.
    */
   readonly payload?: ZookeeperPayload;
+  /** Default: core's console logger (one line per event on standard error). */
   readonly logger?: Logger;
   /**
    * A file (mode 0600) that keeps this adapter's session id and password, so that a restarted process resumes
@@ -73,6 +88,42 @@ export interface ZookeeperRegistryOptions {
    * session and re-creates every node. Needs `connectString`.
    */
   readonly stateFile?: string;
+}
+
+/**
+ * The options with the renamed ones resolved onto the names this module uses inside (`connectString`,
+ * `basePath`, `operationTimeoutMs`); giving a new name and its deprecated one is refused.
+ */
+export function resolveNames<
+  T extends Pick<
+    ZookeeperRegistryOptions,
+    'hosts' | 'connectString' | 'prefix' | 'basePath' | 'timeoutMs' | 'operationTimeoutMs'
+  >,
+>(where: string, options: T): T {
+  renamedOption(where, options, 'hosts', 'connectString');
+  const { hosts } = options;
+  if (
+    hosts !== undefined &&
+    (!Array.isArray(hosts) ||
+      hosts.length === 0 ||
+      hosts.some((h) => typeof h !== 'string' || h === '' || h.includes(',')))
+  ) {
+    throw new ConfigError(
+      `${where}: hosts must be a non-empty list of host:port strings, e.g. ['zk1:2181']`,
+      {
+        field: 'hosts',
+      },
+    );
+  }
+  const connectString = hosts !== undefined ? hosts.join(',') : options.connectString;
+  const basePath = renamedOption<string>(where, options, 'prefix', 'basePath');
+  const operationTimeoutMs = renamedOption<number>(where, options, 'timeoutMs', 'operationTimeoutMs');
+  return {
+    ...options,
+    ...(connectString !== undefined && { connectString }),
+    ...(basePath !== undefined && { basePath }),
+    ...(operationTimeoutMs !== undefined && { operationTimeoutMs }),
+  };
 }
 
 /** Where a node of ours was found and what it holds. */
@@ -112,12 +163,13 @@ export function digestAcls(auth: ZookeeperRegistryOptions['auth'], worldReadable
   return acls;
 }
 
-function checkSegment(what: string, value: string) {
-  // ZooKeeper path rules: no '/', no '.'/'..', no NUL or control characters.
+/** ZooKeeper path rules for one node name: no '/', not '.' or '..', no NUL or control characters. */
+function segmentProblem(field: string, value: string): ServiceProblem | undefined {
   // eslint-disable-next-line no-control-regex
   if (value === '' || value === '.' || value === '..' || /[/\u0000-\u001f\u007f]/.test(value)) {
-    throw new RegistryRejectedError(`${what} "${value}" cannot be a ZooKeeper node name`, BACKEND);
+    return { field, message: `${field} ${JSON.stringify(value)} cannot be a ZooKeeper node name` };
   }
+  return undefined;
 }
 
 function parentOf(path: string): string {
@@ -161,10 +213,16 @@ class ZookeeperRegistry implements Registry {
   private election: ZookeeperElection | undefined;
   private closed = false;
 
-  constructor(private readonly options: ZookeeperRegistryOptions) {
+  private readonly options: ZookeeperRegistryOptions;
+
+  constructor(given: ZookeeperRegistryOptions) {
+    const options = resolveNames('zookeeper registry', given);
+    this.options = options;
     if (!options.nodeId) throw new ConfigError('zookeeper registry: nodeId is required');
     if (!options.connectString && !options.client) {
-      throw new ConfigError('zookeeper registry: give connectString (host:port[,host:port]) or client');
+      throw new ConfigError("zookeeper registry: give hosts (e.g. ['zk1:2181']) or client", {
+        field: 'hosts',
+      });
     }
     checkDigest(options.auth);
     const ttl = options.ttl ?? 15;
@@ -179,7 +237,7 @@ class ZookeeperRegistry implements Registry {
     }
     this.codec = codecFor(options.layout ?? 'curator', options.payload);
     this.acls = digestAcls(options.auth, options.worldReadable ?? false);
-    this.logger = (options.logger ?? silentLogger).child({ registry: BACKEND });
+    this.logger = (options.logger ?? consoleLogger).child({ registry: BACKEND });
     this.requestedTimeoutMs = Math.round(ttl * 1000);
     this.operationTimeoutMs = options.operationTimeoutMs ?? Math.min(this.requestedTimeoutMs, 5000);
     const hosts = options.connectString ?? 'client';
@@ -374,10 +432,18 @@ class ZookeeperRegistry implements Registry {
     return engine !== undefined && this.engineId !== undefined && engine !== this.engineId;
   }
 
+  check(service: Service): ServiceProblem | undefined {
+    return (
+      endpointProblem(service) ??
+      segmentProblem('name', service.name) ??
+      segmentProblem('id', service.id) ??
+      (this.codec.layout === 'registrator' ? segmentProblem('address', service.address) : undefined)
+    );
+  }
+
   async register(service: Service): Promise<void> {
-    checkSegment('service name', service.name);
-    checkSegment('service id', service.id);
-    if (this.codec.layout === 'registrator') checkSegment('address', service.address);
+    const unusable = this.check(service);
+    if (unusable) throw new RegistryRejectedError(`service ${service.id}: ${unusable.message}`, BACKEND);
     const session = this.session;
     const path = this.codec.path(this.base, service);
     try {

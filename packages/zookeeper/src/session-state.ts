@@ -1,4 +1,4 @@
-import { readStateFile } from '@registrar/core';
+import { readStateFile } from '@registrar/core/kit';
 
 /** What a restarted bridge needs to resume its ZooKeeper session: the id and the password the server gave. */
 export interface SavedSession {

@@ -10,8 +10,8 @@ describe('parseZookeeperUri under hostile input', () => {
       fc.property(hostileUri(['zookeeper', 'zk']), (text) => {
         const parsed = expectConfigErrorOrValue(() => parseZookeeperUri(text));
         if (parsed === undefined) return;
-        expect(parsed.basePath.startsWith('/')).toBe(true);
-        for (const h of parsed.connectString.split(',')) {
+        expect(parsed.prefix.startsWith('/')).toBe(true);
+        for (const h of parsed.hosts) {
           const port = Number(/:(\d+)$/.exec(h)?.[1]);
           expect(port >= 1 && port <= 65_535, h).toBe(true);
         }

@@ -7,9 +7,9 @@ import { parseZookeeperUri } from './uri.js';
 
 describe('parseZookeeperUri', () => {
   /** What a curator-layout URI parses to: no payload unless `more` names one. */
-  const curator = (connectString: string, basePath: string, more: object = {}) => ({
-    connectString,
-    basePath,
+  const curator = (hosts: string, prefix: string, more: object = {}) => ({
+    hosts: hosts.split(','),
+    prefix,
     layout: 'curator',
     payload: 'none',
     ...more,
@@ -20,7 +20,7 @@ describe('parseZookeeperUri', () => {
     ['zk://127.0.0.1:2181/', curator('127.0.0.1:2181', '/services')],
     [
       'zookeeper://zk:2181/a/b/?layout=registrator',
-      { connectString: 'zk:2181', basePath: '/a/b', layout: 'registrator' },
+      { hosts: ['zk:2181'], prefix: '/a/b', layout: 'registrator' },
     ],
     ['ZK://zk/x?world-readable=true', curator('zk:2181', '/x', { worldReadable: true })],
     ['zk://zk/x?world-readable=false&layout=curator', curator('zk:2181', '/x')],
@@ -32,7 +32,7 @@ describe('parseZookeeperUri', () => {
   });
 
   it('accepts a URL object', () => {
-    expect(parseZookeeperUri(new URL('zk://h1:2181/s'), {}).connectString).toBe('h1:2181');
+    expect(parseZookeeperUri(new URL('zk://h1:2181/s'), {}).hosts).toEqual(['h1:2181']);
   });
 
   it.each([

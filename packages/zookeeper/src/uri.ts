@@ -1,5 +1,6 @@
 import type { Registry, RegistryUriContext, ServiceFollower } from '@registrar/core';
-import type { RegistryUriProblem, RegistryUriSyntax } from '@registrar/core';
+import { consoleLogger } from '@registrar/core';
+import type { RegistryUriProblem, RegistryUriSyntax } from '@registrar/core/kit';
 import {
   MAX_URI_LENGTH,
   formatHostPort,
@@ -10,15 +11,18 @@ import {
   registryUriError,
   showUri,
   stateFilePath,
-} from '@registrar/core';
+} from '@registrar/core/kit';
 import { createZookeeperFollower } from './follow.js';
 import { ZOOKEEPER_PAYLOADS, type ZookeeperLayout, type ZookeeperPayload } from './layout.js';
 import { createZookeeperRegistry, normaliseBase, type ZookeeperRegistryOptions } from './registry.js';
 
 /** What a registry URI says, before node id, TTL and logger are added. */
-export type ZookeeperUriOptions = Required<
-  Pick<ZookeeperRegistryOptions, 'connectString' | 'basePath' | 'layout'>
-> &
+export type ZookeeperUriOptions = {
+  /** `host:port` each, port 2181 unless given. */
+  readonly hosts: string[];
+  /** The base path, `/services` unless given. */
+  readonly prefix: string;
+} & Required<Pick<ZookeeperRegistryOptions, 'layout'>> &
   Pick<ZookeeperRegistryOptions, 'auth' | 'worldReadable' | 'payload'>;
 
 /** Stricter than core's host check: no leading or trailing dot or hyphen. */
@@ -139,18 +143,13 @@ export function parseZookeeperUri(
   env: RegistryUriContext['env'] = {},
 ): ZookeeperUriOptions {
   const parsed = parseRegistryUri(uri, { ...syntax, describe: (problem) => describe(problem, String(uri)) });
-  const connectString = parsed.hosts
-    .map((server) => {
-      if (!HOST.test(server.host)) {
-        fail(
-          `zookeeper server ${quote(server.host, 60)} has no valid host`,
-          'write host:port, e.g. zk1:2181',
-        );
-      }
-      return formatHostPort(server);
-    })
-    .join(',');
-  const basePath = parseBase(parsed.path);
+  const hosts = parsed.hosts.map((server) => {
+    if (!HOST.test(server.host)) {
+      fail(`zookeeper server ${quote(server.host, 60)} has no valid host`, 'write host:port, e.g. zk1:2181');
+    }
+    return formatHostPort(server);
+  });
+  const prefix = parseBase(parsed.path);
   let layout: ZookeeperLayout = 'curator';
   let payload: ZookeeperPayload | undefined;
   let worldReadable: boolean | undefined;
@@ -186,8 +185,8 @@ export function parseZookeeperUri(
   }
   const auth = readAuth(env);
   return {
-    connectString,
-    basePath,
+    hosts,
+    prefix,
     layout,
     ...(layout === 'curator' ? { payload: payload ?? 'none' } : {}),
     ...(auth ? { auth } : {}),
@@ -199,7 +198,7 @@ export function parseZookeeperUri(
 export function zookeeperRegistryFromUri(uri: URL | string, ctx: RegistryUriContext): Registry {
   const options = parseZookeeperUri(uri, ctx.env);
   if (options.worldReadable && !options.auth) {
-    ctx.logger.warn(
+    (ctx.logger ?? consoleLogger).warn(
       'zookeeper world-readable=true has no effect without ZOOKEEPER_AUTH: nodes are open to all',
     );
   }
@@ -208,13 +207,13 @@ export function zookeeperRegistryFromUri(uri: URL | string, ctx: RegistryUriCont
     nodeId: ctx.nodeId,
     ...(ctx.engineId !== undefined && { engineId: ctx.engineId }),
     ttl: ctx.ttl,
-    logger: ctx.logger,
+    ...(ctx.logger !== undefined && { logger: ctx.logger }),
     ...(ctx.stateDir !== undefined && {
       stateFile: stateFilePath(
         ctx.stateDir,
         'zookeeper-session',
-        options.connectString,
-        options.basePath,
+        options.hosts.join(','),
+        options.prefix,
         ctx.nodeId,
       ),
     }),
@@ -229,12 +228,12 @@ export function zookeeperFollowerFromUri(
   uri: URL | string,
   ctx: Pick<RegistryUriContext, 'logger' | 'env'>,
 ): ServiceFollower {
-  const { connectString, basePath, layout, auth } = parseZookeeperUri(uri, ctx.env);
+  const { hosts, prefix, layout, auth } = parseZookeeperUri(uri, ctx.env);
   return createZookeeperFollower({
-    connectString,
-    basePath,
+    hosts,
+    prefix,
     layout,
     ...(auth && { auth }),
-    logger: ctx.logger,
+    ...(ctx.logger !== undefined && { logger: ctx.logger }),
   });
 }

@@ -135,7 +135,7 @@ export class SwarmBridge {
     }
     this.desiredServices = new DesiredServices((holder, other) =>
       this.log.warn(
-        { serviceId: holder.id, task: other.container.name, holder: holder.container.name },
+        { serviceId: holder.id, task: other.container?.name, holder: holder.container?.name },
         'duplicate service id: already registered for another Swarm service; check SERVICE_ID',
       ),
     );

@@ -67,7 +67,7 @@ describe('deriveSwarmServices: tasks mode', () => {
       expect(entry.node).toBe('swarm-c1');
       expect(entry.health).toBe('passing');
       expect(entry.containerPort).toBe(80);
-      expect(entry.container.name).toBe(`shop_web.${entry.id.split('.')[1]}.${entry.container.id}`);
+      expect(entry.container?.name).toBe(`shop_web.${entry.id.split('.')[1]}.${entry.container?.id}`);
     }
     // The overlay, never Swarm's ingress network, although both tasks are on it.
     for (const entry of web.services) expect(entry.address.startsWith('10.232.')).toBe(true);
@@ -285,7 +285,7 @@ describe('deriveSwarmServices: nodes', () => {
     const running = runningTasksOf(down, 'hostport');
     expect(running).toHaveLength(2);
     const served = of(down, 'hostport', 'tasks').services;
-    expect(served.map((x) => x.container.id)).toEqual(
+    expect(served.map((x) => x.container?.id)).toEqual(
       running.filter((t) => t.NodeID === first!.ID).map((t) => t.ID),
     );
   });

@@ -23,5 +23,8 @@ const DEFAULTS = {
 export function service(overrides: Partial<Service> = {}): Service {
   const { id, ...fields } = { ...DEFAULTS, ...overrides };
   const udp = fields.protocol === 'udp' ? ':udp' : '';
-  return { id: id ?? `${fields.node}:${fields.container.name}:${fields.containerPort}${udp}`, ...fields };
+  return {
+    id: id ?? `${fields.node}:${fields.container?.name ?? fields.name}:${fields.containerPort}${udp}`,
+    ...fields,
+  };
 }

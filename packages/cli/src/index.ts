@@ -1,3 +1,0 @@
-export type { CliConfig, LogFormat } from './options.js';
-export { buildProgram, parseCli } from './options.js';
-export { run } from './run.js';

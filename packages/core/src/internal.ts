@@ -1,0 +1,71 @@
+/**
+ * `@registrar/core/internal`: what this repository's own packages (the CLI, `@registrar/lb`, the adapters)
+ * share beyond the public API and the adapter kit: derivation, labels, the reconciler, explain, the Swarm
+ * bridge. No compatibility promise: anything here may change in any release.
+ */
+export type { LabelWarning } from './service.js';
+export type { ContainerState, Derivation, Skip, SkipReason } from './derive.js';
+export {
+  COMPOSE_SERVICE_LABEL,
+  MAX_SKIPPED,
+  containerName,
+  containerStateOf,
+  deriveServices,
+  imageBaseName,
+} from './derive.js';
+export type { LabelScope, PortSettings, ServiceLabels } from './labels.js';
+export {
+  MAX_LABEL_VALUE_BYTES,
+  MAX_SERVICE_NAME_LENGTH,
+  collectSettings,
+  isTruthy,
+  isValidServiceName,
+  parseServiceLabels,
+  parseTags,
+  settingsFor,
+} from './labels.js';
+export type { ReconcilePlan } from './diff.js';
+export { planChanges, planReconcile } from './diff.js';
+export { coalesceWhileBusy } from './operators.js';
+export type { DockerHint, DockerSourceOptions } from './docker-source.js';
+export { dockerHints } from './docker-source.js';
+export type { ReconcilerOptions, RegistrationState, RegistryFailing } from './reconciler.js';
+export { Reconciler, findNodeIdConflict } from './reconciler.js';
+export { Bridge, createBridge } from './bridge.js';
+export type { ExplainLookup } from './bridge.js';
+export type {
+  ContainerMatch,
+  ExplainCode,
+  ExplainInput,
+  ExplainPort,
+  ExplainReason,
+  ExplainRegistration,
+  ExplainRegistry,
+  ExplainReport,
+  ExplainService,
+  ExplainSummary,
+  ExplainVerdict,
+  RegistrationVerdict,
+} from './explain.js';
+export { MIN_ID_PREFIX, explainContainer, matchContainer } from './explain.js';
+export type {
+  SwarmContext,
+  SwarmDerivation,
+  SwarmDeriveOptions,
+  SwarmMode,
+  SwarmSkip,
+  SwarmSkipReason,
+  SwarmSnapshot,
+} from './swarm/derive.js';
+export {
+  STACK_NAMESPACE_LABEL,
+  SWARM_MODES,
+  deriveSwarmService,
+  deriveSwarmServices,
+  isTaskServed,
+  swarmContext,
+} from './swarm/derive.js';
+export type { SwarmDockerApi, SwarmFetch, SwarmHint, SwarmLook, SwarmSourceOptions } from './swarm/source.js';
+export { fetchSwarm, swarmEventLook, swarmHints } from './swarm/source.js';
+export type { SwarmBridgeObserver, SwarmBridgeOptions } from './swarm/bridge.js';
+export { SwarmBridge, createSwarmBridge } from './swarm/bridge.js';
