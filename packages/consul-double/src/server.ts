@@ -165,6 +165,8 @@ export async function startConsulDouble(given: ConsulDoubleOptions = {}): Promis
     Meta: s.meta,
     Port: s.port,
     Address: s.address,
+    // Consul leaves an empty map out (omitempty).
+    ...(Object.keys(s.taggedAddresses).length > 0 && { TaggedAddresses: s.taggedAddresses }),
     Weights: s.weights,
     EnableTagOverride: s.enableTagOverride,
     Datacenter: datacenter,
@@ -210,6 +212,7 @@ export async function startConsulDouble(given: ConsulDoubleOptions = {}): Promis
     Service: s.name,
     Tags: s.tags,
     Address: s.address,
+    ...(Object.keys(s.taggedAddresses).length > 0 && { TaggedAddresses: s.taggedAddresses }),
     Meta: s.meta,
     Port: s.port,
     Weights: s.weights,
@@ -543,6 +546,9 @@ export async function startConsulDouble(given: ConsulDoubleOptions = {}): Promis
               ServiceName: s.name,
               ServiceTags: s.tags,
               ServiceAddress: s.address,
+              ...(Object.keys(s.taggedAddresses).length > 0 && {
+                ServiceTaggedAddresses: s.taggedAddresses,
+              }),
               ServiceWeights: s.weights,
               ServiceMeta: s.meta,
               ServicePort: s.port,

@@ -136,6 +136,13 @@ export function stopWindowMs(stopTimeout: unknown): number {
   return ms > MAX_TIMER_MS ? Infinity : ms;
 }
 
+/**
+ * Podman (4.3) announces a health check's result before it records it: an inspect right after its bare
+ * `health_status` event can read the previous state, and no other event follows. The container is looked at
+ * again this much later.
+ */
+const UNNAMED_HEALTH_RELOOK_MS = 1_000;
+
 /** What `/debug/containers/<ref>` answers. */
 export type ExplainLookup =
   | { readonly kind: 'found'; readonly report: ExplainReport }
@@ -333,6 +340,9 @@ export class Bridge {
           hint.action,
           Math.max(0, Date.now() / 1000 - hint.timeNano / 1e9),
         );
+        if (hint.action === 'health_status' && hint.health === undefined) {
+          this.lookLater(hint.id, UNNAMED_HEALTH_RELOOK_MS);
+        }
         // `kill` only announces a signal; a `die` follows if the process exits.
         if (hint.action === 'kill') {
           if (hint.signal !== undefined) this.drainOnSignal(hint.id, hint.signal);

@@ -128,3 +128,36 @@ describe('codecs', () => {
     expect(normalisePrefix('/')).toBe('');
   });
 });
+
+describe('dual-stack services', () => {
+  const dual = service({
+    node: 'n1',
+    dualStack: { ipv4: { address: '10.0.0.5', port: 8080 }, ipv6: { address: 'fd00::5', port: 8080 } },
+  });
+
+  it('json: `addresses` ends the record, with the endpoint per family; other records are unchanged', () => {
+    const codec = createCodec({ layout: 'json', prefix: '/services', nodeId: 'n1', domain: 'x', ttl: 15 });
+    const record = JSON.parse(codec.value(dual)) as Record<string, unknown>;
+    expect(Object.keys(record).at(-1)).toBe('addresses');
+    expect(record).toMatchObject({
+      address: '10.0.0.5',
+      port: 8080,
+      addresses: { ipv4: { address: '10.0.0.5', port: 8080 }, ipv6: { address: 'fd00::5', port: 8080 } },
+    });
+    const { dualStack: _, ...single } = dual;
+    expect(codec.value(single)).not.toContain('addresses');
+    expect(codec.parse(codec.key(dual), codec.value(dual))).toEqual({ id: dual.id, name: dual.name });
+  });
+
+  it('hostport keeps one "ip:port" (the IPv4 one); an IPv6 address is bracketed', () => {
+    const codec = createCodec({
+      layout: 'hostport',
+      prefix: '/services',
+      nodeId: 'n1',
+      domain: 'x',
+      ttl: 15,
+    });
+    expect(codec.value(dual)).toBe('10.0.0.5:8080');
+    expect(codec.value(service({ node: 'n1', address: 'fd00::5' }))).toBe('[fd00::5]:8080');
+  });
+});

@@ -1,5 +1,5 @@
 import type { Instance, Service, ServiceProblem } from '@registrar/core';
-import { formatHostPort, instanceLabels } from '@registrar/core/kit';
+import { familyAddresses, formatHostPort, instanceLabels } from '@registrar/core/kit';
 
 /**
  * How services are laid out in etcd:
@@ -71,7 +71,8 @@ export function ownedId(id: string, nodeId: string): boolean {
 
 /**
  * The JSON record, keys in a fixed order and metadata sorted, so equal services give equal bytes; `engine`
- * (the writing Docker engine's ID) follows `node` when known, and `container` ends it when there is one.
+ * (the writing Docker engine's ID) follows `node` when known, `container` comes next when there is one, and
+ * `addresses` ends a dual-stack service's record.
  */
 export function jsonRecord(service: Service, engineId?: string): string {
   const meta: Record<string, string> = {};
@@ -88,6 +89,8 @@ export function jsonRecord(service: Service, engineId?: string): string {
     ...(engineId !== undefined && { engine: engineId }),
     // Only a service the bridge derived from a container has one; `registerService`'s records stop at `node`.
     ...(service.container && { container: { id: service.container.id, name: service.container.name } }),
+    // Only on dual-stack services, last: records of single-stack services stay byte for byte as before.
+    ...(service.dualStack !== undefined && { addresses: familyAddresses(service.dualStack) }),
   });
 }
 

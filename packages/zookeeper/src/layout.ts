@@ -1,5 +1,5 @@
 import type { Instance, Service } from '@registrar/core';
-import { instanceLabels } from '@registrar/core/kit';
+import { familyAddresses, instanceLabels } from '@registrar/core/kit';
 
 /**
  * How services map onto nodes. `curator`: `<base>/<name>/<id>` holding Apache Curator's ServiceInstance JSON
@@ -185,6 +185,9 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
         registrationTimeUTC,
         serviceType: 'DYNAMIC',
         uriSpec: null,
+        // A dual-stack service's endpoint per family (`address`/`port` are the IPv4 one), beside Curator's
+        // fields as the owner is: JsonInstanceSerializer ignores unknown ones.
+        ...(service.dualStack !== undefined && { addresses: familyAddresses(service.dualStack) }),
         // Without a payload the owner goes beside Curator's fields; JsonInstanceSerializer ignores unknown ones.
         ...(payload === null ? ownership : {}),
       });

@@ -295,6 +295,7 @@ class ZookeeperRegistry implements Registry {
       owned,
       requestedTimeoutMs: this.requestedTimeoutMs,
       operationTimeoutMs: this.operationTimeoutMs,
+      ...(connectString !== undefined && { servers: connectString }),
       logger: this.logger,
       onLost: (reason) => this.onSessionLost(reason),
       onHeartbeatFailed: (error) => {
