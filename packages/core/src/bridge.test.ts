@@ -258,6 +258,22 @@ describe('Bridge', () => {
     await eventually(() => expect(registry.ids()).toEqual(['n1:a:80', 'n1:b:80']));
   });
 
+  it('retries a failed write as soon as the registry reports it recovered, not after its backoff', async () => {
+    const docker = new SyntheticDocker();
+    docker.add({ name: 'a', service: 'web' });
+    const registry = new MemoryRegistry({ nodeId: 'n1' });
+    registry.down = true;
+    // A backoff far longer than the test: only the recovery can bring the retry.
+    const { bridge } = start(docker, {
+      registry,
+      backoff: { initialMs: 600_000, maxMs: 600_000, jitter: 0 },
+    });
+    await eventually(() => expect(bridge.status().registries[0]?.services.retrying).toBe(1));
+    registry.down = false;
+    registry.recovered();
+    await eventually(() => expect(registry.ids()).toEqual(['n1:a:80']));
+  });
+
   it('removes entries of an earlier run that no container claims once the inventory is complete, without --cleanup', async () => {
     const docker = new SyntheticDocker();
     docker.add({ name: 'a', service: 'web' });

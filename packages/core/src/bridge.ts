@@ -222,6 +222,11 @@ export class Bridge {
     );
     for (const reconciler of this.reconcilers) {
       this.subscription.add(reconciler.registry.lost$.subscribe((loss) => reconciler.lost(loss.reason)));
+      this.subscription.add(
+        reconciler.registry.events$.subscribe((event) => {
+          if (event.type === 'recovered') reconciler.recovered();
+        }),
+      );
       // Read what this node already owns, so adoption needs no writes when nothing changed.
       reconciler.poke();
     }

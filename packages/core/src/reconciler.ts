@@ -244,6 +244,14 @@ export class Reconciler {
   }
 
   /**
+   * The adapter is in touch with the registry again (reconnected, failed over to another member): a pass
+   * that failed meanwhile is retried now rather than after its backoff, which by then may be seconds.
+   */
+  recovered(): void {
+    if (this.failures > 0 && this.retry) this.schedule();
+  }
+
+  /**
    * Another bridge is the writer: list nothing, write nothing (a write in flight finishes; the rest of its
    * pass is dropped), until `lead()`.
    */

@@ -65,6 +65,12 @@ export function toRegistryError(error: unknown, what: string): RegistryError {
   return new RegistryConnectionError(`etcd ${what}: ${detail}`, backend, { cause: error });
 }
 
+/** etcd no longer holds the revision a read asked for (compacted since): read again at the newest. */
+export function compacted(error: unknown): boolean {
+  const cause = error instanceof RegistryError ? error.cause : error;
+  return cause instanceof Error && cause.message.includes('required revision has been compacted');
+}
+
 /**
  * Rejects with a connection error when `promise` has not settled within `ms`: a backstop for the gRPC
  * deadline, which does not cover every step (auth token exchange, stream set-up).

@@ -107,6 +107,21 @@ describe('codecs', () => {
     expect(codec.parse('/skydns/local/skydns/web/n11--web--80', '')).toBeUndefined();
   });
 
+  it("owns: whose a key can be, from the key alone (a shared prefix is listed without other nodes' values)", () => {
+    const json = createCodec({ ...base, layout: 'json' });
+    expect(json.owns(json.key(svc))).toBe(true);
+    expect(json.owns('/services/web/n11:web-1:80')).toBe(false);
+    expect(json.owns('/services/web/n1')).toBe(false);
+    // A record naming us under a key of another node's id is not ours: we never write such a key.
+    expect(json.parse('/services/web/n2:web-1:80', json.value(svc))).toBeUndefined();
+    const hostport = createCodec({ ...base, layout: 'hostport' });
+    expect(hostport.owns('/services/a/b/n1:web-1:80')).toBe(true);
+    expect(hostport.owns('/services/web/n2:web-1:80')).toBe(false);
+    const skydns = createCodec({ ...base, prefix: '/skydns', layout: 'skydns' });
+    expect(skydns.owns(skydns.key(svc))).toBe(true);
+    expect(skydns.owns('/skydns/local/skydns/web/n11--web--80')).toBe(false);
+  });
+
   it('normalises prefixes', () => {
     expect(normalisePrefix('services/')).toBe('/services');
     expect(normalisePrefix('/a/b//')).toBe('/a/b');

@@ -150,6 +150,13 @@ describe('curator codec', () => {
   it('the registrator layout has no payload', () => {
     expect(codecFor('registrator')).toBe(registratorCodec);
   });
+  it('mayOwn: curator nodes are named by the id, so the name says whose they can be; registrator names cannot', () => {
+    const curator = codecFor('curator');
+    expect(curator.mayOwn('n1:web-1:80', 'n1')).toBe(true);
+    expect(curator.mayOwn('n11:web-1:80', 'n1')).toBe(false);
+    expect(curator.mayOwn('n1', 'n1')).toBe(false);
+    expect(codecFor('registrator').mayOwn('10.0.0.5:8080', 'n1')).toBe(true);
+  });
 });
 
 describe('dual-stack services', () => {
