@@ -213,6 +213,35 @@ describe('service registration', () => {
   });
 });
 
+describe('tagged addresses', () => {
+  it("stores a registration's TaggedAddresses and adds its Address family's lan/wan ones, as the agent does", async () => {
+    await start();
+    const tagged = { lan_ipv6: { Address: 'fd00::5', Port: 81 } };
+    expect(
+      (await register({ Name: 'web', ID: 'a', Address: '10.0.0.5', Port: 80, TaggedAddresses: tagged }))
+        .status,
+    ).toBe(200);
+    expect((await register({ Name: 'web', ID: 'b', Address: 'fd00::6', Port: 80 })).status).toBe(200);
+    expect((await register({ Name: 'web', ID: 'c' })).status).toBe(200);
+    const services = (await call('GET', '/v1/agent/services')).json;
+    expect(services.a.TaggedAddresses).toEqual({
+      lan_ipv4: { Address: '10.0.0.5', Port: 80 },
+      wan_ipv4: { Address: '10.0.0.5', Port: 80 },
+      lan_ipv6: { Address: 'fd00::5', Port: 81 },
+    });
+    expect(services.b.TaggedAddresses).toEqual({
+      lan_ipv6: { Address: 'fd00::6', Port: 80 },
+      wan_ipv6: { Address: 'fd00::6', Port: 80 },
+    });
+    expect(services.c).not.toHaveProperty('TaggedAddresses');
+    const catalog = (await call('GET', '/v1/catalog/service/web')).json;
+    expect(catalog.find((e: any) => e.ServiceID === 'a').ServiceTaggedAddresses.lan_ipv6.Address).toBe(
+      'fd00::5',
+    );
+    expect((await register({ Name: 'web', ID: 'd', TaggedAddresses: { lan: 'x' } })).status).toBe(400);
+  });
+});
+
 describe('script and Docker checks', () => {
   const dockerCheck = {
     DockerContainerID: 'f00d',

@@ -14,6 +14,11 @@ function scope(r: Scoped) {
   };
 }
 
+/** A service's tagged addresses under `key`; Consul leaves an empty map out (omitempty). */
+function taggedAddresses(s: ServiceRecord, key: 'TaggedAddresses' | 'ServiceTaggedAddresses') {
+  return Object.keys(s.taggedAddresses).length > 0 ? { [key]: s.taggedAddresses } : {};
+}
+
 export function nodeJson(node: NodeIdentity) {
   return {
     ID: node.id,
@@ -35,6 +40,7 @@ export function agentServiceJson(s: ServiceRecord, node: NodeIdentity) {
     Meta: s.meta,
     Port: s.port,
     Address: s.address,
+    ...taggedAddresses(s, 'TaggedAddresses'),
     Weights: s.weights,
     EnableTagOverride: s.enableTagOverride,
     Datacenter: node.datacenter,
@@ -90,6 +96,7 @@ export function healthServiceJson(s: ServiceRecord) {
     Service: s.name,
     Tags: s.tags,
     Address: s.address,
+    ...taggedAddresses(s, 'TaggedAddresses'),
     Meta: s.meta,
     Port: s.port,
     Weights: s.weights,
@@ -114,6 +121,7 @@ export function catalogServiceJson(s: ServiceRecord, node: NodeIdentity) {
     ServiceName: s.name,
     ServiceTags: s.tags,
     ServiceAddress: s.address,
+    ...taggedAddresses(s, 'ServiceTaggedAddresses'),
     ServiceWeights: s.weights,
     ServiceMeta: s.meta,
     ServicePort: s.port,
