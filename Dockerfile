@@ -61,7 +61,7 @@ LABEL org.opencontainers.image.title="registrar" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="MIT" \
-      org.opencontainers.image.documentation="https://github.com/registrar/registrar#deployment"
+      org.opencontainers.image.documentation="https://github.com/registrar/registrar/blob/main/docs/deployment.md"
 COPY --from=build /out/registrar /app
 # Logs as JSON on stderr; metrics and health on 9105 so the HEALTHCHECK below has something to probe.
 ENV REGISTRAR_LOG_FORMAT=json \

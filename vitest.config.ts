@@ -11,6 +11,12 @@ const HEAVY = [
   'test/multihost/node-id.test.ts',
   'test/multihost/swarm.test.ts',
   'test/multihost/election.test.ts',
+  // Restarts Podman's API service.
+  'test/podman/restart.test.ts',
+  // Its own Podman API service, and a latency bound (registered within 1 s of `podman run`) that a file
+  // running beside it on two cores could break.
+  'test/podman/rootful.test.ts',
+  'test/ipv6/dual-stack.test.ts',
 ];
 
 export default defineConfig({

@@ -1,8 +1,12 @@
 // deploy/compose/docker-compose.prod.yml on the locally built images (test/compose/build-images.sh): registrar
 // behind the read-only socket proxy registers a container in a real etcd (test/deploy/prod-registry.yml adds
 // one on the compose network), runs read-only, without capabilities, with no-new-privileges and without the
-// socket, and `down` leaves nothing behind.
+// socket, and `down` leaves nothing behind. The image is built with the production recipe's own `docker build`
+// line (docs/deployment.md; from the offline Node base) and the stack comes up with the recipe's compose command.
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import type Docker from 'dockerode';
@@ -12,16 +16,32 @@ import { docker } from '../harness/docker.js';
 import { until } from '../harness/net.js';
 import { buildImages, createStack, dockerGid, leftovers, type Stack } from '../compose/compose.js';
 
-const FILES = ['deploy/compose/docker-compose.prod.yml', 'test/deploy/prod-registry.yml'];
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const PROD = 'deploy/compose/docker-compose.prod.yml';
+const FILES = [PROD, 'test/deploy/prod-registry.yml'];
+
+/** The production recipe's command lines, as docs/deployment.md gives them. */
+const RECIPE = (
+  /<!-{2} recipe: production[^>]*-{2}>\n```sh\n([\s\S]*?)```/.exec(
+    readFileSync(`${ROOT}/docs/deployment.md`, 'utf8'),
+  )?.[1] ?? ''
+)
+  .split('\n')
+  .filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
+/** The recipe's image, built under a name of this test's own (the engine is shared): removed afterwards. */
+const RECIPE_IMAGE = `registrar-recipe-test:${randomBytes(3).toString('hex')}`;
+
 const ENV = {
   REGISTRAR_URI: 'etcd://etcd:2379/services',
   REGISTRAR_IP: '127.0.0.1',
-  REGISTRAR_IMAGE: 'registrar:local',
+  REGISTRAR_IMAGE: RECIPE_IMAGE,
   SOCKET_PROXY_IMAGE: 'registrar-local/servers:bookworm',
   REGISTRAR_METRICS_PORT: '',
 };
 
 const execFileAsync = promisify(execFile);
+/** What the recipe's compose command does (checked against it below). */
+const UP = ['up', '-d'];
 
 /** `docker exec` to completion: exit code and output, whatever the code. */
 async function dockerExec(id: string, cmd: string[]) {
@@ -42,14 +62,50 @@ let demo: Docker.Container | undefined;
 
 beforeAll(async () => {
   await buildImages();
+  // The recipe's build line (checked below), from the offline Node base build-images.sh made, under this
+  // test's own image name; the stack runs this image.
+  const build = RECIPE[0]?.split(/\s+/) ?? [];
+  expect(build.slice(0, 3)).toEqual(['docker', 'build', '-t']);
+  const args = [...build.slice(1, 3), RECIPE_IMAGE, ...build.slice(4)];
+  await execFileAsync('docker', [...args, '--quiet', '--build-arg', 'BASE_IMAGE=registrar-local/node:24'], {
+    cwd: ROOT,
+    maxBuffer: 64 * 1024 * 1024,
+  });
 }, 1_200_000);
 
 afterAll(async () => {
+  await docker
+    .getImage(RECIPE_IMAGE)
+    .remove({ force: true })
+    .catch(() => undefined);
   await demo?.remove({ force: true }).catch(() => undefined);
   await stack?.compose('down', '-v', '--remove-orphans', '-t', '2').catch(() => undefined);
 }, 120_000);
 
 describe('deploy/compose/docker-compose.prod.yml', { timeout: 240_000, shuffle: false }, () => {
+  it('the production recipe in docs/deployment.md builds the image the compose file runs and brings it up', () => {
+    expect(RECIPE).toHaveLength(3);
+    const [build = '', exported = '', up = ''] = RECIPE;
+    // 1. The build line: the image the compose file runs by default.
+    const tag = /^docker build -t (\S+) \.$/.exec(build)?.[1];
+    expect(tag, build).toBeDefined();
+    const image = /\$\{REGISTRAR_IMAGE:-([^}]+)\}/.exec(readFileSync(`${ROOT}/${PROD}`, 'utf8'))?.[1];
+    expect(image).toBe(tag!.includes(':') ? tag : `${tag}:latest`);
+    // beforeAll built it with this line (from the offline Node base, under this test's own name).
+    // 2. The variables the compose file requires, and nothing else.
+    expect([...exported.matchAll(/\b([A-Z_]+)=/g)].map((m) => m[1]).sort()).toEqual([
+      'DOCKER_GID',
+      'REGISTRAR_IP',
+      'REGISTRAR_URI',
+    ]);
+    // 3. The compose command: this file, `up -d` (run by the next test, under a project name of its own).
+    const args = up.split(/\s+/);
+    expect(args.slice(0, 2)).toEqual(['docker', 'compose']);
+    const files = args.flatMap((arg, i) => (args[i - 1] === '-f' ? [arg] : []));
+    expect(files).toEqual([PROD]);
+    expect(args.slice(-2)).toEqual(UP);
+  });
+
   it.each(['DOCKER_GID', 'REGISTRAR_URI', 'REGISTRAR_IP'])('refuses to start without %s', async (name) => {
     const unset = createStack({ files: FILES, env: { ...ENV, [name]: '' } });
     const failure = await unset.compose('config', '-q').then(
@@ -62,7 +118,7 @@ describe('deploy/compose/docker-compose.prod.yml', { timeout: 240_000, shuffle: 
   it('runs registrar behind the read-only socket proxy, hardened, and registers a container in etcd', async () => {
     stack = createStack({ files: FILES, env: ENV });
     const s = stack;
-    await s.compose('up', '-d');
+    await s.compose(...UP);
     await until(
       'socket-proxy, registrar and etcd healthy',
       async () => {

@@ -1,4 +1,4 @@
-// deploy/systemd/registrar.service: the unit the README shows, and one systemd itself accepts.
+// deploy/systemd/registrar.service: the unit docs/deployment.md shows, and one systemd itself accepts.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -8,8 +8,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const UNIT = `${ROOT}/deploy/systemd/registrar.service`;
 
 describe('deploy/systemd/registrar.service', () => {
-  it('is the unit the README shows', () => {
-    const readme = readFileSync(`${ROOT}/README.md`, 'utf8');
+  it('is the unit docs/deployment.md shows', () => {
+    const readme = readFileSync(`${ROOT}/docs/deployment.md`, 'utf8');
     const block = /```ini\n# \/etc\/systemd\/system\/registrar\.service\n([\s\S]*?)```/.exec(readme)?.[1];
     expect(block).toBe(readFileSync(UNIT, 'utf8'));
   });

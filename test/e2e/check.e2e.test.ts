@@ -114,6 +114,13 @@ describe('registrar check', () => {
     expect(stdout).toHaveLength(3);
     expect(stdout[1]).toMatch(/^ok /);
     expect(stdout[2]).toMatch(new RegExp(`^FAIL {2}etcd://127\\.0\\.0\\.1:${closed}/x {2}\\S`));
+    // One sentence with the address and the likely cause, not gRPC's text.
+    expect(stdout[2]).toMatch(
+      new RegExp(
+        `etcd range: cannot connect to 127\\.0\\.0\\.1:${closed} \\(ECONNREFUSED\\): nothing listens there: is etcd running, and is this its client port\\?$`,
+      ),
+    );
+    expect(stdout[2]).not.toContain('Resolution note');
   });
 
   it('reports a rejected Consul token, and passes with the right one', async () => {
@@ -207,7 +214,9 @@ describe('registrar check', () => {
       etcdUri(),
     ]);
     expect(code).toBe(1);
-    expect(stdout[0]).toMatch(new RegExp(`^FAIL {2}docker {2}unix://${socket}: .*ENOENT`));
+    expect(stdout[0]).toBe(
+      `FAIL  docker  no Docker socket at ${socket} (ENOENT): mount it into the container (-v /var/run/docker.sock:/var/run/docker.sock:ro), or point --docker-host / DOCKER_HOST at the engine`,
+    );
     expect(stdout[1]).toMatch(/^ok /);
   });
 });

@@ -231,4 +231,75 @@ describe('registrar --metrics-addr', () => {
     expect(res.status).toBe(404);
     expect(res.body).toContain('/metrics');
   });
+
+  it('logs one INFO line per change and registry, and shows a refused service in /readyz and registrar_service_states', async () => {
+    const { consul, port, bridge, node } = await start();
+    await until('ready', async () => (await get(port, '/readyz')).status === 200);
+    const [etcdTarget, consulTarget] = (
+      await bridge.waitForLog('bridge starting', (l) => l.msg === 'bridge starting')
+    ).registries as [string, string];
+    expect(consulTarget).toBe(consul.url);
+    const info = (line: string) => bridge.waitForLog(line, (l) => l.level === 30 && l.msg === line);
+
+    // Started after the inventory: one line per registry, with the address clients get.
+    const name = uniqueName('m');
+    const web = await runContainer({
+      name,
+      publish: ['80/tcp'],
+      env: { SERVICE_NAME: uniqueName('web') },
+      labels,
+    });
+    const hostPort = (await web.inspect()).NetworkSettings.Ports['80/tcp']?.[0]?.HostPort;
+    const id = `${node}:${name}:80`;
+    await info(`registered ${id} 127.0.0.1:${hostPort} in ${etcdTarget}`);
+    await info(`registered ${id} 127.0.0.1:${hostPort} in ${consulTarget}`);
+    await until('counted as registered', async () => {
+      const text = (await get(port, '/metrics')).body;
+      return (sample(text, 'registrar_service_states', { backend: 'etcd', state: 'registered' }) ?? 0) >= 1;
+    });
+
+    // Refused by Consul (script checks are off there): /readyz says so, with the service and the error.
+    const refusedName = uniqueName('m');
+    const refused = await runContainer({
+      name: refusedName,
+      publish: ['80/tcp'],
+      env: { SERVICE_NAME: uniqueName('scripted'), SERVICE_CHECK_SCRIPT: 'true' },
+      labels,
+    });
+    let reasons: Record<string, string> = {};
+    await until('/readyz 503 naming the refusal', async () => {
+      const res = await get(port, '/readyz');
+      reasons = (JSON.parse(res.body) as { reasons: Record<string, string> }).reasons;
+      return res.status === 503 && (reasons.services ?? '').includes(`rejected in ${consulTarget}`);
+    });
+    const text = (await get(port, '/metrics')).body;
+    expect(
+      sample(text, 'registrar_service_states', { backend: 'consul', state: 'rejected' }),
+    ).toBeGreaterThanOrEqual(1);
+    await refused.remove({ force: true });
+    await info(`deregistered ${node}:${refusedName}:80 from ${etcdTarget} (container died)`);
+    await until('ready again', async () => (await get(port, '/readyz')).status === 200);
+
+    // docker stop: withdrawn at the stop signal (etcd holds passing services only; Consul marks it critical),
+    // then removed from Consul when the process exits.
+    await web.stop({ t: 1 });
+    await info(`deregistered ${id} from ${etcdTarget} (drained)`);
+    await bridge.waitForLog('Consul marks it critical', (l) =>
+      l.msg.startsWith(
+        `updated ${id} 127.0.0.1:${hostPort} in ${consulTarget} (critical: draining: Docker sent SIGTERM`,
+      ),
+    );
+    await info(`deregistered ${id} from ${consulTarget} (container died)`);
+    // Debug lines aside, nothing but these INFO lines about this container.
+    const about = bridge.logs.filter((l) => l.level === 30 && l.msg.includes(id));
+    expect(about.map((l) => l.msg.split(' (')[0]).sort()).toEqual(
+      [
+        `registered ${id} 127.0.0.1:${hostPort} in ${etcdTarget}`,
+        `registered ${id} 127.0.0.1:${hostPort} in ${consulTarget}`,
+        `deregistered ${id} from ${etcdTarget}`,
+        `updated ${id} 127.0.0.1:${hostPort} in ${consulTarget}`,
+        `deregistered ${id} from ${consulTarget}`,
+      ].sort(),
+    );
+  });
 });

@@ -102,7 +102,7 @@ describe('bash scripts/quickstart', () => {
     pids.push(etcdPid, registrarPid);
     expect(alive(etcdPid)).toBe(true);
     expect(alive(registrarPid)).toBe(true);
-    expect(output).toContain(`node: "${node}"`); // the arguments after -- reached registrar
+    expect(output).toContain(`"node":"${node}"`); // the arguments after -- reached registrar
 
     // The line the script prints to try, with the image it imported (published on loopback here).
     const name = uniqueName('qs-web');
@@ -131,6 +131,31 @@ describe('bash scripts/quickstart', () => {
     expect(await page.text()).toContain('hello from a container registered by registrar');
     client.close();
     client = undefined;
+
+    // What the README's tour shows in the foreground: one INFO line per registration and per removal.
+    const etcdTarget = `etcd://127.0.0.1:${port}/services`;
+    const second = await docker.createContainer({
+      name: uniqueName('qs-web'),
+      Image: image,
+      Cmd: ['httpd', '-f', '-p', '80'],
+      Env: [`SERVICE_NAME=${service}`],
+      Labels: { [TEST_LABEL]: 'true', [labelKey]: labelValue },
+      ExposedPorts: { '80/tcp': {} },
+      HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] } },
+    });
+    await second.start();
+    const secondInfo = await second.inspect();
+    const secondId = `${node}:${secondInfo.Name.replace(/^\//, '')}:80`;
+    const secondPort = secondInfo.NetworkSettings.Ports['80/tcp']?.[0]?.HostPort;
+    await until('the INFO line of its registration', () =>
+      output.includes(
+        `INFO (${registrarPid}): registered ${secondId} 127.0.0.1:${secondPort} in ${etcdTarget}`,
+      ),
+    );
+    await second.remove({ force: true });
+    await until('the INFO line of its removal', () =>
+      output.includes(`INFO (${registrarPid}): deregistered ${secondId} from ${etcdTarget} (container died)`),
+    );
 
     const dockerBefore = (await docker.info()) as { ID: string };
     child.kill('SIGINT');

@@ -1,8 +1,10 @@
 // A registry that refuses for a while (a permission revoked, an ACL token deleted) and then accepts again:
 // what it refused is registered once it is fixed, without a restart; while it refuses, /readyz says so and
 // the log says it once, with the registry's own message. Real etcd 3.4 with auth, and the Consul double with
-// ACLs (default deny).
+// ACLs (default deny). The containers are the synthetic engine's (@registrar/core/testing), so no other test's
+// container on the shared engine is refused beside them.
 import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
+import { startSyntheticEngine, type SyntheticEngine } from '@registrar/core/testing';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type BridgeProcess } from '../harness/bridge.js';
@@ -37,6 +39,17 @@ async function refusedOnce(bridge: BridgeProcess, metricsPort: number, message: 
   expect(metrics).toMatch(/^registrar_service_states\{[^}]*state="rejected"\} 1$/m);
 }
 
+let engine: SyntheticEngine;
+afterEach(async () => {
+  await engine?.close();
+});
+
+/** A container of the synthetic engine offering the scope's service. */
+const container = (t: ReturnType<typeof faultScope>, name: string) => {
+  engine.start({ name, service: t.service });
+  return { name };
+};
+
 describe('etcd: a permission revoked, then granted again', () => {
   let etcd: EtcdServer;
   let root: Etcd3;
@@ -67,19 +80,21 @@ describe('etcd: a permission revoked, then granted again', () => {
     await role.grant(permission);
     const user = await root.user(`bridge-${t.scope}`).create('secret');
     await user.addRole(role);
+    engine = await startSyntheticEngine();
     const metricsPort = await freePort();
     const uri = `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}/${t.scope}`;
     const bridge = t.bridge(uri, t.node, ['--metrics-addr', `127.0.0.1:${metricsPort}`], {
       ETCD_USERNAME: `bridge-${t.scope}`,
       ETCD_PASSWORD: 'secret',
+      DOCKER_HOST: engine.host,
     });
     const ids = async () =>
       (await root.getAll().prefix(`${prefix}${t.service}/`).keys()).map((k) => k.split('/').pop()!);
-    const a = await t.container('a');
+    const a = container(t, 'a');
     await until('a registered', async () => sameIds(await ids(), idsOf(t.node, [a.name])));
 
     await role.revoke(permission);
-    const b = await t.container('b');
+    const b = container(t, 'b');
     await refusedOnce(bridge, metricsPort, /permission denied/i);
     await role.grant(permission);
     const fixed = Date.now();
@@ -111,14 +126,13 @@ describe('Consul: the ACL token deleted, then created again', () => {
 
   it('a registration refused with 403 meanwhile is made once the token is back, with no restart', async () => {
     t = faultScope('consul');
+    engine = await startSyntheticEngine();
     const metricsPort = await freePort();
     const bridge = t.bridge(
       `consul://127.0.0.1:${consul.port}`,
       t.node,
       ['--metrics-addr', `127.0.0.1:${metricsPort}`],
-      {
-        CONSUL_HTTP_TOKEN: 'secret',
-      },
+      { CONSUL_HTTP_TOKEN: 'secret', DOCKER_HOST: engine.host },
     );
     const ids = async () => {
       const response = await fetch(`${consul.url}/v1/agent/services`, {
@@ -130,11 +144,11 @@ describe('Consul: the ACL token deleted, then created again', () => {
         .filter(([, s]) => s.Service === t.service)
         .map(([id]) => id);
     };
-    const a = await t.container('a');
+    const a = container(t, 'a');
     await until('a registered', async () => sameIds(await ids(), idsOf(t.node, [a.name])));
 
     consul.setAclToken('rotated');
-    const b = await t.container('b');
+    const b = container(t, 'b');
     await refusedOnce(bridge, metricsPort, /ACL not found/);
     consul.setAclToken('secret');
     const fixed = Date.now();

@@ -1,4 +1,5 @@
 import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
+import { formatHostPort } from '@registrar/core/kit';
 import { Etcd3 } from 'etcd3';
 import zookeeper from 'node-zookeeper-client';
 import { startEtcd, type EtcdServer } from './etcd.js';
@@ -22,6 +23,12 @@ export interface Backend {
   addresses(scope: string, service: string): Promise<Map<string, string>>;
   /** `id → "address:port"` of each stored `service` entry under `scope`, as the registry holds it. */
   endpoints(scope: string, service: string): Promise<Map<string, string>>;
+  /**
+   * `id → {ipv4, ipv6}` ("address:port", IPv6 bracketed) of each stored `service` entry that records an
+   * endpoint per IP family, read as a client would: etcd's and ZooKeeper's `addresses` field, Consul's
+   * `TaggedAddresses.lan_ipv4`/`lan_ipv6`.
+   */
+  families(scope: string, service: string): Promise<Map<string, { ipv4?: string; ipv6?: string }>>;
   /** Version stamp of each `service` entry (changes on any write): proves an entry was left untouched. */
   stamps(scope: string, service: string): Promise<Map<string, string>>;
   /** Refuse connections and cut open ones, as if the server were gone. */
@@ -70,6 +77,15 @@ async function etcdBackend(server: EtcdServer): Promise<Backend> {
         }),
       );
     },
+    async families(scope, service) {
+      const values = await client.getAll().prefix(`/${scope}/${service}/`).strings();
+      return new Map(
+        Object.entries(values).map(([key, v]) => [
+          key.split('/').pop() ?? key,
+          familiesOf((JSON.parse(v) as { addresses?: RecordedFamilies }).addresses),
+        ]),
+      );
+    },
     async stamps(scope, service) {
       const res = await client.getAll().prefix(`/${scope}/${service}/`).exec();
       return new Map(
@@ -112,14 +128,21 @@ async function zookeeperBackend(server: ZookeeperServer): Promise<Backend> {
     );
   /** Each entry's Curator ServiceInstance record. */
   const records = async (scope: string, service: string) => {
-    const found = new Map<string, { address: string; port: number }>();
+    const found = new Map<string, { address: string; port: number; addresses?: RecordedFamilies }>();
     for (const id of await children(`/${scope}/${service}`)) {
       const data = await new Promise<Buffer | undefined>((resolve, reject) =>
         client.getData(`/${scope}/${service}/${id}`, (error, value) =>
           error ? reject(new Error(String(error))) : resolve(value),
         ),
       );
-      found.set(id, JSON.parse(data?.toString() ?? '{}') as { address: string; port: number });
+      found.set(
+        id,
+        JSON.parse(data?.toString() ?? '{}') as {
+          address: string;
+          port: number;
+          addresses?: RecordedFamilies;
+        },
+      );
     }
     return found;
   };
@@ -138,6 +161,12 @@ async function zookeeperBackend(server: ZookeeperServer): Promise<Backend> {
       for (const [id, record] of await records(scope, service))
         endpoints.set(id, `${record.address}:${record.port}`);
       return endpoints;
+    },
+    async families(scope, service) {
+      const families = new Map<string, { ipv4?: string; ipv6?: string }>();
+      for (const [id, record] of await records(scope, service))
+        families.set(id, familiesOf(record.addresses));
+      return families;
     },
     async stamps(scope, service) {
       const stamps = new Map<string, string>();
@@ -202,6 +231,29 @@ async function consulBackend(agent: ConsulDouble): Promise<Backend> {
           .map(([id, s]) => [id, `${s.Address}:${s.Port}`]),
       );
     },
+    async families(_scope, service) {
+      const res = await fetch(`${agent.url}/v1/agent/services`);
+      const services = (await res.json()) as Record<
+        string,
+        { Service: string; TaggedAddresses?: Record<string, { Address: string; Port: number }> }
+      >;
+      return new Map(
+        Object.entries(services)
+          .filter(([, s]) => s.Service === service)
+          .map(([id, s]) => {
+            const tagged = s.TaggedAddresses ?? {};
+            const v4 = tagged['lan_ipv4'];
+            const v6 = tagged['lan_ipv6'];
+            return [
+              id,
+              familiesOf({
+                ...(v4 && { ipv4: { address: v4.Address, port: v4.Port } }),
+                ...(v6 && { ipv6: { address: v6.Address, port: v6.Port } }),
+              }),
+            ];
+          }),
+      );
+    },
     async passing(_scope, service) {
       const res = await fetch(`${agent.url}/v1/health/service/${service}?passing`);
       return ((await res.json()) as { Service: { ID: string } }[]).map((e) => e.Service.ID);
@@ -220,5 +272,22 @@ async function consulBackend(agent: ConsulDouble): Promise<Backend> {
       await proxy.close();
       await agent.close();
     },
+  };
+}
+
+/** The `addresses` field of etcd and ZooKeeper records (docs/engines.md). */
+interface RecordedFamilies {
+  readonly ipv4?: { readonly address: string; readonly port: number };
+  readonly ipv6?: { readonly address: string; readonly port: number };
+}
+
+function familiesOf(addresses: RecordedFamilies | undefined): { ipv4?: string; ipv6?: string } {
+  return {
+    ...(addresses?.ipv4 && {
+      ipv4: formatHostPort({ host: addresses.ipv4.address, port: addresses.ipv4.port }),
+    }),
+    ...(addresses?.ipv6 && {
+      ipv6: formatHostPort({ host: addresses.ipv6.address, port: addresses.ipv6.port }),
+    }),
   };
 }

@@ -19,7 +19,62 @@ export interface Cluster {
   readonly hosts: string;
   /** Until every member answers, and the cluster has a leader again. */
   healthy(): Promise<void>;
+  /** The member that leads right now, as the members themselves say (undefined while there is none). */
+  leader(): Promise<Member | undefined>;
+  /**
+   * Whether the cluster serves writes right now, asked of every running member at once, each within
+   * `timeoutMs` (etcd: a put of a probe key outside every test's prefix; ZooKeeper: a member in `leader` or
+   * `follower` mode, which only a quorum with a leader gives).
+   */
+  serving(timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** An etcd cluster can also hand its leadership to a member on request. */
+export interface EtcdCluster extends Cluster {
+  moveLeader(to: Member): Promise<void>;
+}
+
+/**
+ * How long after `since` the cluster served again: a probe every 25 ms, overlapping (one that hangs on a dead
+ * leader does not delay the next), and the first one to succeed decides. Resolves with milliseconds.
+ */
+export async function servingAgain(cluster: Cluster, since: number, timeoutMs = 30_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const timer = setInterval(() => {
+      if (Date.now() - since > timeoutMs) {
+        clearInterval(timer);
+        reject(new Error(`the cluster did not serve again within ${timeoutMs} ms`));
+        return;
+      }
+      void cluster.serving(2000).then((ok) => {
+        if (!ok || done) return;
+        done = true;
+        clearInterval(timer);
+        resolve(Date.now() - since);
+      });
+    }, 25);
+  });
+}
+
+/** etcd's JSON gateway (the v3 API over HTTP), bounded: undefined when the member does not answer in time. */
+async function etcdGateway(port: number, path: string, body: object, timeoutMs = 1000): Promise<unknown> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+      method: 'POST',
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    return response.ok ? ((await response.json()) as unknown) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface EtcdStatus {
+  header: { member_id: string };
+  leader: string;
 }
 
 function member(
@@ -59,8 +114,8 @@ function member(
   return self;
 }
 
-/** A 3-member etcd cluster (Debian's etcd 3.4) on loopback ports. */
-export async function startEtcdCluster(size = 3): Promise<Cluster> {
+/** A 3-member etcd cluster (Debian's etcd 3.4, default raft timings) on loopback ports. */
+export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
   const dir = tempDir('etcd-cluster');
   const ports = await Promise.all(
     Array.from({ length: size }, async () => [await freePort(), await freePort()] as const),
@@ -97,9 +152,45 @@ export async function startEtcdCluster(size = 3): Promise<Cluster> {
   });
   // The members wait for each other to form the cluster: start them together.
   await Promise.all(members.map((m) => m.start()));
+  const status = async (m: Member) =>
+    m.running
+      ? ((await etcdGateway(m.port, '/v3/maintenance/status', {})) as EtcdStatus | undefined)
+      : undefined;
+  const statuses = async () =>
+    Promise.all(members.map(async (m) => ({ member: m, status: await status(m) })));
+  const probeKey = Buffer.from('/registrar-cluster-probe').toString('base64');
+  const leader = async () => {
+    const all = await statuses();
+    const id = all.find((s) => s.status)?.status?.leader;
+    return all.find((s) => s.status?.header.member_id === id && id !== '0')?.member;
+  };
   return {
     members,
     hosts: members.map((m) => `127.0.0.1:${m.port}`).join(','),
+    leader,
+    async moveLeader(to) {
+      const all = await statuses();
+      const target = all.find((s) => s.member === to)?.status?.header.member_id;
+      const current = all.find((s) => s.status && s.status.header.member_id === s.status.leader);
+      if (!target || !current) throw new Error('moveLeader: no leader, or the target does not answer');
+      if (current.member === to) return;
+      const moved = await etcdGateway(
+        current.member.port,
+        '/v3/maintenance/transfer-leadership',
+        { targetID: target },
+        10_000,
+      );
+      if (!moved) throw new Error(`moveLeader: ${current.member.name} refused to hand over to ${to.name}`);
+      await until(`${to.name} leads`, async () => (await leader()) === to, 10_000);
+    },
+    async serving(timeoutMs = 1000) {
+      const answers = await Promise.all(
+        members
+          .filter((m) => m.running)
+          .map((m) => etcdGateway(m.port, '/v3/kv/put', { key: probeKey, value: '' }, timeoutMs)),
+      );
+      return answers.some((answer) => answer !== undefined);
+    },
     async healthy() {
       await until(
         'every etcd member healthy',
@@ -177,9 +268,21 @@ export async function startZookeeperEnsemble(size = 3, tickTime = 500): Promise<
     );
   });
   await Promise.all(members.map((m) => m.start()));
+  const mode = async (m: Member, timeoutMs = 1000) =>
+    m.running
+      ? /Mode: (\w+)/.exec(await fourLetter(m.port, 'srvr', timeoutMs).catch(() => ''))?.[1]
+      : undefined;
   return {
     members,
     hosts: members.map((m) => `127.0.0.1:${m.port}`).join(','),
+    async leader() {
+      const modes = await Promise.all(members.map((m) => mode(m)));
+      return members[modes.indexOf('leader')];
+    },
+    async serving(timeoutMs = 1000) {
+      const modes = await Promise.all(members.map((m) => mode(m, timeoutMs)));
+      return modes.some((x) => x === 'leader' || x === 'follower');
+    },
     async healthy() {
       await until(
         'every ZooKeeper server in the ensemble',

@@ -25,7 +25,23 @@ const APPLETS = [
   'test',
 ];
 
-/** Build the test image unless it exists. Needs `/bin/busybox` from Debian's busybox-static. */
+/**
+ * The test image's root file system in `dir`: Debian's static busybox, its applets, `/tmp` and `/www`. Needs
+ * `/bin/busybox` from Debian's busybox-static.
+ */
+export function writeTestRootfs(dir: string) {
+  const busybox = '/bin/busybox';
+  if (!existsSync(busybox))
+    throw new Error('busybox-static is not installed (apt-get install busybox-static)');
+  mkdirSync(`${dir}/bin`, { recursive: true });
+  mkdirSync(`${dir}/tmp`);
+  mkdirSync(`${dir}/www`);
+  cpSync(busybox, `${dir}/bin/busybox`);
+  for (const applet of APPLETS) symlinkSync('busybox', `${dir}/bin/${applet}`);
+  writeFileSync(`${dir}/www/index.html`, 'registrar test\n');
+}
+
+/** Build the test image unless it exists. */
 export async function ensureTestImage(): Promise<string> {
   try {
     await docker.getImage(TEST_IMAGE).inspect();
@@ -33,17 +49,9 @@ export async function ensureTestImage(): Promise<string> {
   } catch {
     // build below
   }
-  const busybox = '/bin/busybox';
-  if (!existsSync(busybox))
-    throw new Error('busybox-static is not installed (apt-get install busybox-static)');
   const dir = tempDir('image');
   try {
-    mkdirSync(`${dir}/bin`, { recursive: true });
-    mkdirSync(`${dir}/tmp`);
-    mkdirSync(`${dir}/www`);
-    cpSync(busybox, `${dir}/bin/busybox`);
-    for (const applet of APPLETS) symlinkSync('busybox', `${dir}/bin/${applet}`);
-    writeFileSync(`${dir}/www/index.html`, 'registrar test\n');
+    writeTestRootfs(dir);
     execFileSync('sh', ['-c', `tar -C '${dir}' -c . | docker import - ${TEST_IMAGE}`], { stdio: 'ignore' });
   } finally {
     removeDir(dir);

@@ -1,5 +1,5 @@
 import Docker from 'dockerode';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import {
@@ -26,6 +26,12 @@ export interface Engine {
   readonly name: string;
   /** The bridge network its containers use. */
   readonly network: string;
+  /** Its IPv6 subnet (a ULA /64) when started with `ipv6`: the network is dual-stack. */
+  readonly ipv6Subnet?: string;
+  /** The network namespace it runs in (`/run/netns/<netns>`): what reaches its containers runs there. */
+  readonly netns: string;
+  /** Run a command inside the engine's network namespace; resolves with its stdout. */
+  inNamespace(command: string, args: readonly string[], timeoutMs?: number): Promise<string>;
   readonly running: boolean;
   /** SIGTERM to dockerd, by its pid, and wait until it has exited. */
   stop(): Promise<void>;
@@ -36,14 +42,22 @@ export interface Engine {
 
 let engines = 0;
 
-export async function startEngine(options: { liveRestore?: boolean } = {}): Promise<Engine> {
+export interface EngineOptions {
+  readonly liveRestore?: boolean;
+  /** Make its network dual-stack, with an IPv6 ULA /64 of the project's own beside the IPv4 /24. */
+  readonly ipv6?: boolean;
+}
+
+export async function startEngine(options: EngineOptions = {}): Promise<Engine> {
   const tag = randomBytes(3).toString('hex');
   const ns = `registrar-${tag}`;
   const name = `engine-${tag}`;
   const dir = tempDir('engine');
   const network = 'enginenet';
-  // A /24 of the project's test range per engine of this process.
-  const subnet = `10.233.${(process.pid * 7 + engines++) % 250}.0/24`;
+  // A /24 of the project's test range per engine of this process, and the same number in a ULA /64.
+  const slot = (process.pid * 7 + engines++) % 250;
+  const subnet = `10.233.${slot}.0/24`;
+  const ipv6Subnet = options.ipv6 ? `fd00:233:0:${slot.toString(16)}::/64` : undefined;
   execFileSync('ip', ['netns', 'add', ns]);
   execFileSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
   const engineDocker = new Docker({ socketPath: dockerSocket(dir) });
@@ -64,6 +78,21 @@ export async function startEngine(options: { liveRestore?: boolean } = {}): Prom
     docker: engineDocker,
     name,
     network,
+    ...(ipv6Subnet !== undefined && { ipv6Subnet }),
+    netns: ns,
+    inNamespace: (command, args, timeoutMs = 20_000) =>
+      new Promise((resolve, reject) => {
+        // nsenter --net (not `ip netns exec`): the same namespace the engine's containers are reached in.
+        execFile(
+          'nsenter',
+          [`--net=/run/netns/${ns}`, command, ...args],
+          { timeout: timeoutMs },
+          (error, stdout, stderr) =>
+            error
+              ? reject(new Error(`${command} in ${ns}: ${stderr.trim() || error.message}`))
+              : resolve(stdout),
+        );
+      }),
     get running() {
       return dockerd?.running ?? false;
     },
@@ -94,7 +123,8 @@ export async function startEngine(options: { liveRestore?: boolean } = {}): Prom
     await engineDocker.createNetwork({
       Name: network,
       Driver: 'bridge',
-      IPAM: { Config: [{ Subnet: subnet }] },
+      ...(ipv6Subnet !== undefined && { EnableIPv6: true }),
+      IPAM: { Config: [{ Subnet: subnet }, ...(ipv6Subnet !== undefined ? [{ Subnet: ipv6Subnet }] : [])] },
     });
   } catch (error) {
     await engine.close().catch(() => undefined);

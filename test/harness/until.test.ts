@@ -114,7 +114,7 @@ describe('until with a bridge process', () => {
       `unix:///nonexistent-${process.pid}.sock`,
       'etcd://127.0.0.1:2379',
     ]);
-    await bridge.waitForLog('waiting for Docker', (l) => l.msg === 'docker not reachable; waiting for it');
+    await bridge.waitForLog('waiting for Docker', (l) => l.msg.startsWith('waiting for Docker:'));
     bridge.child.kill('SIGTERM');
     await bridge.exited;
     let polls = 0;

@@ -92,14 +92,19 @@ function instances(answer: ProbeAnswer): CuratorInstance[] {
 
 const ids = (answer: ProbeAnswer) => instances(answer).map((i) => i.id);
 
-/** A bridge writing into `uris`, and one container offering SERVICE on a published port, with metadata. */
-async function bridgeAndContainer(uris: string[]) {
+/**
+ * A bridge writing into `uris`, and one container offering SERVICE on a published port, with metadata.
+ * `dualStack`: published on all interfaces (0.0.0.0 and ::) and advertised with `--ip 127.0.0.1 --ip ::1`.
+ */
+async function bridgeAndContainer(uris: string[], dualStack = false) {
   const node = `cur-${randomBytes(2).toString('hex')}`;
-  bridges.push(spawnBridge(['--ip', '127.0.0.1', '--node-id', node, '--ttl', '2', ...uris]));
+  const ips = dualStack ? ['--ip', '127.0.0.1', '--ip', '::1'] : ['--ip', '127.0.0.1'];
+  bridges.push(spawnBridge([...ips, '--node-id', node, '--ttl', '2', ...uris]));
   const name = uniqueName('curator');
   const container = await runContainer({
     name,
     publish: ['80/tcp'],
+    ...(dualStack && { publishIp: '' }),
     env: { SERVICE_NAME: SERVICE, SERVICE_TAGS: 'blue,green', SERVICE_VERSION: '1.2' },
     labels: { [labelKey]: labelValue },
     network: network!.id,
@@ -250,5 +255,25 @@ describe('Apache Curator 5 reads what the bridge writes', () => {
 
     // No payload: the generic consumer gets its application's instance and registrar's in one query.
     expect(ids(await probe('map').query('map', `${base}-none`, SERVICE))).toEqual(['app-map', id].sort());
+  });
+
+  it("a dual-stack node's `addresses` field is ignored by every consumer: they read the IPv4 address and port", async () => {
+    const base = `/curator-dual-${randomBytes(3).toString('hex')}`;
+    const { id, port } = await bridgeAndContainer(
+      (['spring', 'plain', 'none'] as const).map(
+        (mode) => `zookeeper://${zk!.connectString}${base}-${mode}?payload=${mode}`,
+      ),
+      true,
+    );
+    for (const { mode, readers } of modes) {
+      await until(`the dual-stack node in ${base}-${mode}`, async () =>
+        (await stored(`${base}-${mode}/${SERVICE}/${id}`).catch(() => '')).includes('"addresses"'),
+      );
+      for (const type of readers) {
+        expect(instances(await probe(type).query(type, `${base}-${mode}`, SERVICE))).toMatchObject([
+          { id, address: '127.0.0.1', port },
+        ]);
+      }
+    }
   });
 });

@@ -132,7 +132,7 @@ describe('registrar --swarm on every manager of a three-manager Swarm', () => {
     const four = await converge(4, 'created');
     // Each registry has exactly one writer, and only it ever wrote an entry.
     // The registries' targets as the bridges log them (URIs without credentials), in URI order.
-    const targets = started[0]!.logs.find((l) => l.msg === 'registrar starting')!.registries as string[];
+    const targets = started[0]!.logs.find((l) => l.msg === 'bridge starting')!.registries as string[];
     const leaders = new Map<string, BridgeProcess>();
     for (const [i, t] of targets.entries()) {
       await until(

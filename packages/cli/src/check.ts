@@ -1,8 +1,9 @@
 import type { DockerClient } from './docker.js';
 import { randomBytes } from 'node:crypto';
 import { NodeIdConflictError, silentLogger, type Registry, type Service } from '@registrar/core';
-import { findNodeIdConflict } from '@registrar/core/internal';
+import { engineIdentity, findNodeIdConflict } from '@registrar/core/internal';
 import type { CliConfig } from './options.js';
+import { boundedInfo, describeDockerError, dockerAddress } from './docker.js';
 import { createRegistry } from './registries.js';
 
 /** Each probe gets this long; a server that never answers is a failure, not a hang. */
@@ -45,22 +46,28 @@ export async function runCheck(
 
   let engineName: string | undefined;
   let engineId: string | undefined;
-  const dockerHost = env.DOCKER_HOST || 'unix:///var/run/docker.sock';
-  try {
-    const info = (await within('docker info', docker.info())) as {
-      Name?: string;
-      ID?: string;
-      ServerVersion?: string;
-    };
+  const address = dockerAddress(config.dockerHost, env);
+  const result = await boundedInfo(docker, new AbortController().signal, PROBE_TIMEOUT_MS);
+  if ('info' in result) {
+    const { info } = result;
+    const engine = engineIdentity(info);
     engineName = info.Name;
-    engineId = info.ID || undefined;
+    engineId = engine.id;
     report({
       ok: true,
       subject: 'docker',
-      detail: `engine "${info.Name ?? '?'}" ${info.ServerVersion ?? ''} at ${dockerHost}`,
+      detail: `engine "${info.Name ?? '?'}" ${info.ServerVersion ?? ''}${engine.kind === 'podman' ? ` (Podman${engine.rootless ? ', rootless' : ''})` : ''} at ${address}`,
     });
-  } catch (error) {
-    report({ ok: false, subject: 'docker', detail: `${dockerHost}: ${message(error)}` });
+  } else {
+    // One sentence with the address and the likely cause (missing socket, permission, refused, TLS...).
+    const { sentence } = describeDockerError(
+      result.error,
+      address,
+      'GET /info',
+      result.timedOut,
+      PROBE_TIMEOUT_MS,
+    );
+    report({ ok: false, subject: 'docker', detail: sentence });
   }
 
   const nodeId = config.nodeId ?? engineName ?? 'registrar';

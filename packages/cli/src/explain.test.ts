@@ -118,4 +118,40 @@ describe('renderReport', () => {
       ].join('\n'),
     );
   });
+
+  it('IPv6 endpoints are bracketed, and a dual-stack service shows both', () => {
+    const dual = {
+      ...info,
+      Config: { ...info.Config, Labels: {}, ExposedPorts: { '80/tcp': {} } },
+      NetworkSettings: {
+        Ports: {},
+        Networks: { enginenet: { IPAddress: '10.233.0.2', GlobalIPv6Address: 'fd00:233::2' } },
+      },
+      HostConfig: { NetworkMode: 'enginenet' },
+    } as unknown as ContainerInspectInfo;
+    const internal = { ...options, internal: true };
+    const report = explainContainer({
+      source: 'docker',
+      container: { id: dual.Id, name: 'web-1' },
+      state: containerStateOf(dual),
+      derivation: deriveServices(dual, internal),
+      options: internal,
+      registries: [],
+    });
+    expect(renderReport(report, 'docker')).toContain(
+      'web at 10.233.0.2:80 and [fd00:233::2]:80 (id vm:web-1:80)',
+    );
+    const published = { ...options, hostIp: '::1' };
+    const v6 = explainContainer({
+      source: 'docker',
+      container: { id: info.Id, name: 'web-1' },
+      state: containerStateOf(info),
+      derivation: deriveServices(info, published),
+      options: published,
+      registries: [],
+    });
+    const text = renderReport(v6, 'docker');
+    expect(text).toContain('web at [::1]:32768 (id vm:web-1:80)');
+    expect(text).toContain('--ip ::1');
+  });
 });

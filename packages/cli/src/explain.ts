@@ -12,7 +12,8 @@ import {
 } from '@registrar/core/internal';
 import { createDocker, type DockerClient } from './docker.js';
 import {
-  checkIp,
+  ipOption,
+  parseIps,
   checkNodeId,
   deriveOptionsOf,
   opt,
@@ -34,6 +35,7 @@ export interface ExplainConfig {
   readonly json: boolean;
   /** The derive options used when no bridge answers. */
   readonly ip?: string;
+  readonly ip6?: string;
   readonly internal: boolean;
   readonly network?: string;
   readonly explicit: boolean;
@@ -55,7 +57,7 @@ export function buildExplainProgram(): Command {
       ).default(DEFAULT_METRICS_ADDR),
     )
     .addOption(new Option('--json', 'print the explain document as JSON'))
-    .addOption(opt('--ip <addr>', 'without a bridge: address to advertise for published ports'))
+    .addOption(ipOption('without a bridge: address to advertise for published ports'))
     .addOption(opt('--internal', "without a bridge: advertise the container's own IP and exposed port"))
     .addOption(opt('--network <name>', "without a bridge: which container network's IP to use"))
     .addOption(opt('--explicit', 'without a bridge: only containers that name a service'))
@@ -83,7 +85,7 @@ export function parseExplainCli(argv: readonly string[], write: (text: string) =
   const container = program.args[0] ?? '';
   if (container.trim() === '') throw new ConfigError('registrar explain: give a container name or id');
   const listen = parseListenAddress(str('metricsAddr') ?? DEFAULT_METRICS_ADDR);
-  const ip = checkIp(str('ip'));
+  const { ip, ip6 } = parseIps(program.opts<{ ip?: unknown }>().ip);
   const nodeId = checkNodeId(str('nodeId'));
   const network = str('network');
   const dockerHost = str('dockerHost');
@@ -92,6 +94,7 @@ export function parseExplainCli(argv: readonly string[], write: (text: string) =
     metricsAddr: { host: askHost(listen.host), port: listen.port },
     json: program.opts<{ json?: boolean }>().json === true,
     ...(ip !== undefined && { ip }),
+    ...(ip6 !== undefined && { ip6 }),
     internal: flag('internal'),
     ...(network !== undefined && network !== '' && { network }),
     explicit: flag('explicit'),
@@ -297,7 +300,10 @@ export function renderReport(report: ExplainReport, optionsOf: string): string {
   for (const p of report.ports) {
     const port = `${p.port}/${p.protocol}`;
     for (const s of p.services) {
-      const what = `${s.name} at ${formatHostPort({ host: s.address, port: s.port })} (id ${s.id})`;
+      const at = s.dualStack
+        ? `${formatHostPort({ host: s.dualStack.ipv4.address, port: s.dualStack.ipv4.port })} and ${formatHostPort({ host: s.dualStack.ipv6.address, port: s.dualStack.ipv6.port })}`
+        : formatHostPort({ host: s.address, port: s.port });
+      const what = `${s.name} at ${at} (id ${s.id})`;
       if (s.registrations.length === 0) {
         row(port, '-', 'derived', [what, reasonText(s.reasons)].filter((t) => t !== '').join('; '));
       }

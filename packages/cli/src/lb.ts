@@ -13,7 +13,7 @@ import {
 import { createLogger } from './logging.js';
 import { serveMetrics } from './metrics.js';
 import { parseArgv, parseListenAddress, type LogFormat } from './options.js';
-import { checkRegistryUri, createFollower } from './registries.js';
+import { checkRegistryScheme, createFollower } from './registries.js';
 import { VERSION } from './version.js';
 
 export interface LbConfig {
@@ -90,6 +90,8 @@ Each backend is a server-template in haproxy.cfg whose slots start disabled, e.g
   backend web
     server-template s 1-10 127.0.0.1:80 check disabled
 
+Exit codes: 0 after SIGTERM/SIGINT, 1 a fatal error, 2 bad usage.
+
 Examples:
   registrar lb --haproxy /run/haproxy/admin.sock --service web etcd://127.0.0.1:2379/services
   registrar lb --haproxy 127.0.0.1:9999 --service web=web_backend,api zookeeper://zk1:2181/services
@@ -138,8 +140,9 @@ export function parseLbCli(
     logLevel: string;
     logFormat?: LogFormat;
   }>();
+  // The scheme here; the rest by its adapter when the follower is created, before anything connects.
   const uri = program.args[0] ?? '';
-  checkRegistryUri(uri);
+  checkRegistryScheme(uri);
   const interval = Number(o.checkInterval);
   if (
     String(o.checkInterval).trim() === '' ||

@@ -2,6 +2,7 @@ import type { LivenessLoss, Registry, RegistryEvent } from '@registrar/core';
 import { RegistryConnectionError } from '@registrar/core';
 import { Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
+import { Health } from './health.js';
 import { Metrics } from './metrics.js';
 
 /** A registry that only reports the liveness events a test pushes. */
@@ -32,7 +33,8 @@ describe('Metrics and the registries’ events$', () => {
   it('counts heartbeat failures and liveness losses per registry from events$', async () => {
     const etcd = fakeRegistry('etcd', 'etcd://127.0.0.1:2379/services');
     const zk = fakeRegistry('zookeeper', 'zookeeper://127.0.0.1:2181/services');
-    const metrics = new Metrics(() => undefined, [etcd.registry, zk.registry]);
+    const metrics = new Metrics(new Health([]));
+    metrics.attach([etcd.registry, zk.registry]);
     const failed = { type: 'heartbeat-failed', error: new RegistryConnectionError('down', 'etcd') } as const;
 
     etcd.events.next(failed);
@@ -51,7 +53,8 @@ describe('Metrics and the registries’ events$', () => {
 
   it('declares the counters before any event, then counts each failed heartbeat', async () => {
     const consul = fakeRegistry('consul', 'consul://127.0.0.1:8500');
-    const metrics = new Metrics(() => undefined, [consul.registry]);
+    const metrics = new Metrics(new Health([]));
+    metrics.attach([consul.registry]);
     const text = await metrics.registry.metrics();
     expect(text).toContain('# TYPE registrar_heartbeat_failures_total counter');
     expect(
@@ -59,5 +62,27 @@ describe('Metrics and the registries’ events$', () => {
     ).toBeUndefined();
     consul.events.next({ type: 'heartbeat-failed', error: new Error('ECONNREFUSED') });
     expect(await sample(metrics, 'registrar_heartbeat_failures_total', { backend: 'consul' })).toBe(1);
+  });
+
+  it('serves build info and Docker as down from the first second, before any registry exists', async () => {
+    const health = new Health(['etcd://127.0.0.1:2379/services']);
+    const metrics = new Metrics(health);
+    expect(await sample(metrics, 'registrar_docker_up', {})).toBe(0);
+    expect(await sample(metrics, 'registrar_build_info', {})).toBe(1);
+    health.docker(undefined);
+    expect(await sample(metrics, 'registrar_docker_up', {})).toBe(1);
+  });
+
+  it('reports a registry down while its heartbeats fail, and up again once they recover', async () => {
+    const etcd = fakeRegistry('etcd', 'etcd://127.0.0.1:2379/services');
+    const metrics = new Metrics(new Health([]));
+    metrics.attach([etcd.registry]);
+    const labels = { backend: 'etcd', target: etcd.registry.target };
+    metrics.observer.onReachable?.(etcd.registry, true);
+    expect(await sample(metrics, 'registrar_registry_up', labels)).toBe(1);
+    etcd.events.next({ type: 'heartbeat-failed', error: new RegistryConnectionError('down', 'etcd') });
+    expect(await sample(metrics, 'registrar_registry_up', labels)).toBe(0);
+    etcd.events.next({ type: 'recovered' });
+    expect(await sample(metrics, 'registrar_registry_up', labels)).toBe(1);
   });
 });

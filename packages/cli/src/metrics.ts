@@ -1,20 +1,20 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
-import type { BridgeStatus, Registry } from '@registrar/core';
+import type { Registry } from '@registrar/core';
 import type { ExplainLookup, ExplainSummary, SwarmBridgeObserver } from '@registrar/core/internal';
-
-/** What the metrics read of a bridge: the container bridge and the Swarm bridge both have it. */
-export interface StatusSource {
-  status(): BridgeStatus;
-}
+import type { Health } from './health.js';
 import { VERSION } from './version.js';
 
-/** Prometheus metrics fed by the bridge's observer hooks and by every registry's `events$`. */
+/**
+ * Prometheus metrics fed by the bridge's observer hooks and by every registry's `events$`. They exist from the
+ * process's first second (the bridge waits for Docker first): the gauges read `health`, which knows what has
+ * started.
+ */
 export class Metrics {
   readonly registry = new PromRegistry();
-  private readonly reachable = new Map<string, boolean>();
   /** Ids each registry holds as written by this process (register ok → in, deregister ok / loss → out). */
   private readonly written = new Map<string, Set<string>>();
+  private readonly attached: Registry[] = [];
   private dockerConnected = false;
 
   private readonly ops = new Counter({
@@ -84,9 +84,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** `registries` are watched from here on: create the metrics right after them. */
-  constructor(bridge: () => StatusSource | undefined, registries: readonly Registry[]) {
-    for (const registry of registries) this.watch(registry);
+  constructor(private readonly health: Health) {
     collectDefaultMetrics({ register: this.registry, prefix: 'registrar_' });
     new Gauge({
       name: 'registrar_build_info',
@@ -95,11 +93,19 @@ export class Metrics {
       registers: [this.registry],
     }).set({ version: VERSION }, 1);
     new Gauge({
+      name: 'registrar_docker_up',
+      help: '1 while Docker answers: its info while starting, then the event stream',
+      registers: [this.registry],
+      collect() {
+        this.set(health.dockerUp() ? 1 : 0);
+      },
+    });
+    new Gauge({
       name: 'registrar_services',
       help: 'Services this node wants registered (desired set)',
       registers: [this.registry],
       collect() {
-        this.set(bridge()?.status().services ?? 0);
+        this.set(health.status()?.services ?? 0);
       },
     });
     new Gauge({
@@ -108,7 +114,7 @@ export class Metrics {
       labelNames: ['backend', 'target', 'state'],
       registers: [this.registry],
       collect() {
-        for (const r of bridge()?.status().registries ?? []) {
+        for (const r of health.status()?.registries ?? []) {
           for (const [state, count] of Object.entries(r.services)) {
             this.set({ backend: r.backend, target: r.target, state }, count);
           }
@@ -120,7 +126,7 @@ export class Metrics {
       help: 'Running containers whose inspect keeps failing: their services are unknown and their entries kept',
       registers: [this.registry],
       collect() {
-        this.set(bridge()?.status().unresolved.length ?? 0);
+        this.set(health.status()?.unresolved.length ?? 0);
       },
     });
     new Gauge({
@@ -128,33 +134,40 @@ export class Metrics {
       help: 'Running containers the bridge tracks',
       registers: [this.registry],
       collect() {
-        this.set(bridge()?.status().containers ?? 0);
+        this.set(health.status()?.containers ?? 0);
       },
     });
-    const reachable = this.reachable;
     const written = this.written;
+    const attached = this.attached;
     new Gauge({
       name: 'registrar_registry_services',
       help: 'Services this process has registered and not removed, per registry',
       labelNames: ['backend', 'target'],
       registers: [this.registry],
       collect() {
-        for (const r of registries) {
+        for (const r of attached) {
           this.set({ backend: r.backend, target: r.target }, written.get(r.target)?.size ?? 0);
         }
       },
     });
     new Gauge({
       name: 'registrar_registry_up',
-      help: '1 when the last call to the registry succeeded',
+      help: '1 when the last call to the registry (a write, a read or a heartbeat) succeeded',
       labelNames: ['backend', 'target'],
       registers: [this.registry],
       collect() {
-        for (const r of registries) {
-          this.set({ backend: r.backend, target: r.target }, reachable.get(r.target) ? 1 : 0);
-        }
+        for (const r of health.registryUp()) this.set({ backend: r.backend, target: r.target }, r.up ? 1 : 0);
       },
     });
+  }
+
+  /** `registries` are watched from here on: attach them right after creating them. */
+  attach(registries: readonly Registry[]): void {
+    this.health.attachRegistries(registries);
+    for (const registry of registries) {
+      this.attached.push(registry);
+      this.watch(registry);
+    }
   }
 
   readonly observer: SwarmBridgeObserver = {
@@ -174,7 +187,7 @@ export class Metrics {
     },
     // Counted from the registry's events$ (see `watch`); here only what this process wrote is forgotten.
     onLost: (r) => this.written.get(r.target)?.clear(),
-    onReachable: (r, up) => this.reachable.set(r.target, up),
+    onReachable: (r, up, failing) => this.health.reachable(r, up, failing),
     onDockerConnection: (connected) => {
       if (this.dockerConnected && !connected) this.reconnects.inc();
       this.dockerConnected = connected;
@@ -187,44 +200,13 @@ export class Metrics {
     onDockerCall: (call, outcome) => this.dockerCalls.inc({ call, outcome }),
   };
 
-  /** Count the liveness events a registry reports: failed heartbeats and losses. */
+  /** Count the liveness events a registry reports (failed heartbeats, losses); health follows them too. */
   private watch(registry: Registry): void {
     registry.events$.subscribe((event) => {
+      this.health.registryEvent(registry, event);
       if (event.type === 'heartbeat-failed') this.heartbeatFailures.inc(labels(registry));
       else if (event.type === 'liveness-lost') this.losses.inc(labels(registry));
     });
-  }
-
-  /**
-   * Ready: the Docker stream is connected and its calls answer, the first inventory is in, every container
-   * could be inspected, every registry answered, and no wanted service is refused or being retried.
-   */
-  ready(bridge: StatusSource | undefined, registries: readonly Registry[]): { ok: boolean; detail: object } {
-    const status = bridge?.status();
-    const backends = Object.fromEntries(
-      registries.map((r) => [r.target, this.reachable.get(r.target) === true]),
-    );
-    const services = Object.fromEntries((status?.registries ?? []).map((r) => [r.target, r.services]));
-    const stuck = (status?.registries ?? []).some((r) => r.services.rejected > 0 || r.services.retrying > 0);
-    const ok =
-      status !== undefined &&
-      status.dockerConnected &&
-      status.docker.failing === 0 &&
-      status.inventoryComplete &&
-      status.unresolved.length === 0 &&
-      !stuck &&
-      Object.values(backends).every(Boolean);
-    return {
-      ok,
-      detail: {
-        docker: status?.dockerConnected ?? false,
-        ...(status !== undefined && status.docker.failing > 0 && { dockerCalls: status.docker }),
-        inventory: status?.inventoryComplete ?? false,
-        ...(status !== undefined && status.unresolved.length > 0 && { unresolved: status.unresolved }),
-        backends,
-        services,
-      },
-    };
   }
 }
 
@@ -311,7 +293,7 @@ function serveDebug(req: IncomingMessage, res: ServerResponse, path: string, deb
 }
 
 /**
- * `/metrics`, `/healthz` (process alive), `/readyz` (see `Metrics.ready`) and, given a `debug` source,
+ * `/metrics`, `/healthz` (process alive), `/readyz` (see `Health.readiness`) and, given a `debug` source,
  * `/debug/containers[/<ref>]`.
  */
 export async function serveMetrics(

@@ -133,3 +133,34 @@ describe('--swarm and --swarm-mode', () => {
     expect(refusal([URI])).toMatch(/^REGISTRAR_SWARM_MODE applies to Swarm mode only/);
   });
 });
+
+describe('--ip: one address per IP family', () => {
+  it('takes one of each family, as repeated flags or a comma list, IPv4 first', () => {
+    expect(parseCli(['--ip', 'fd00::5', '--ip', '10.0.0.5', URI])).toMatchObject({
+      ip: '10.0.0.5',
+      ip6: 'fd00::5',
+    });
+    expect(parseCli(['--ip', '10.0.0.5,fd00::5', URI])).toMatchObject({ ip: '10.0.0.5', ip6: 'fd00::5' });
+    vi.stubEnv('REGISTRAR_IP', '10.0.0.5, fd00::5');
+    expect(parseCli([URI])).toMatchObject({ ip: '10.0.0.5', ip6: 'fd00::5' });
+  });
+
+  it('one address is the --ip it always was, whatever its family', () => {
+    const v6 = parseCli(['--ip', 'fd00::5', URI]);
+    expect([v6.ip, v6.ip6]).toEqual(['fd00::5', undefined]);
+    const v4 = parseCli(['--ip', '10.0.0.5', URI]);
+    expect([v4.ip, v4.ip6]).toEqual(['10.0.0.5', undefined]);
+  });
+
+  it('refuses two of one family, and any address that is no address', () => {
+    expect(refusal(['--ip', '10.0.0.5', '--ip', '10.0.0.6', URI])).toBe(
+      'invalid --ip: "10.0.0.5" and "10.0.0.6" are of the same IP family; give at most one IPv4 and one IPv6 address',
+    );
+    expect(refusal(['--ip', '10.0.0.5,nope', URI])).toBe(
+      'invalid --ip "nope": expected an IPv4 or IPv6 address',
+    );
+    expect(refusal(['--ip', '::', URI])).toMatch(
+      /^invalid --ip "::": an unspecified address cannot be reached/,
+    );
+  });
+});

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { ConfigError, type DeregisterMode, type DeriveOptions } from '@registrar/core';
 import { oneLine, quote } from '@registrar/core/kit';
 import { SWARM_MODES, type SwarmMode } from '@registrar/core/internal';
+import { exitCodesHelp } from './exit-codes.js';
 import { VERSION } from './version.js';
 
 export type LogFormat = 'json' | 'pretty';
@@ -10,12 +11,13 @@ export type LogFormat = 'json' | 'pretty';
 /** Everything the daemon was asked to do, validated. */
 /** The derivation settings of the bridge's and explain's options: both must derive services alike. */
 export function deriveOptionsOf(
-  config: Pick<CliConfig, 'ip' | 'internal' | 'network' | 'tags' | 'explicit'>,
+  config: Pick<CliConfig, 'ip' | 'ip6' | 'internal' | 'network' | 'tags' | 'explicit'>,
   nodeId: string,
 ): DeriveOptions {
   return {
     nodeId,
     ...(config.ip !== undefined && { hostIp: config.ip }),
+    ...(config.ip6 !== undefined && { hostIp6: config.ip6 }),
     internal: config.internal,
     ...(config.network !== undefined && { network: config.network }),
     tags: config.tags,
@@ -25,7 +27,10 @@ export function deriveOptionsOf(
 
 export interface CliConfig {
   readonly uris: readonly string[];
+  /** `--ip`: the address advertised for published ports (IPv4 when two are given). */
   readonly ip?: string;
+  /** A second `--ip`, the IPv6 one beside an IPv4 `ip`: dual-stack bindings are advertised at both. */
+  readonly ip6?: string;
   readonly internal: boolean;
   readonly network?: string;
   readonly tags: readonly string[];
@@ -84,15 +89,64 @@ function envFlag(long: string, env: NodeJS.ProcessEnv): boolean {
   return fail(`invalid ${name} ${quote(value, 40)}: expected true or false`);
 }
 
-export function buildProgram(): Command {
-  return new Command('registrar')
-    .description('Mirror the services of Docker containers into Consul, etcd or ZooKeeper.')
+/** The bridge itself, or `registrar check`, which takes the same options and URIs. */
+export type CliCommand = 'bridge' | 'check';
+
+const BRIDGE_HELP = `
+Commands (registrar help <command>, or registrar <command> --help):
+  registrar check [options] <registry-uri...>   preflight: Docker answers; each registry accepts a probe entry
+                                                (read, write, delete); exit 0 when all pass, 1 otherwise
+  registrar explain [options] <container>       why each port of a container is (not) registered: asks the
+                                                running bridge at --metrics-addr (default 127.0.0.1:9105),
+                                                else derives from Docker; --json for the document
+  registrar lb [options] <registry-uri>         keep HAProxy backends' slots equal to services' live instances
+  registrar render [options] <registry-uri>     render config files (nginx, HAProxy, Prometheus file_sd...) from
+                                                services' live instances; check each and reload its consumer
+  registrar version                             print the version
+  registrar help [command]                      this help, or a command's
+
+Registry credentials never go in the URI: ETCD_USERNAME/ETCD_PASSWORD[_FILE], ZOOKEEPER_AUTH[_FILE],
+CONSUL_HTTP_TOKEN[_FILE]; TLS files ETCD_CACERT/ETCD_CERT/ETCD_KEY, CONSUL_CACERT/CONSUL_CLIENT_CERT/
+CONSUL_CLIENT_KEY. Docker: --docker-host or DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH.
+
+${exitCodesHelp()}
+
+Examples:
+  registrar --ip 10.0.0.5 etcd://127.0.0.1:2379/services
+  registrar --internal --network backend zookeeper://zk1:2181,zk2:2181/services
+  registrar --swarm --swarm-mode vip --network backend etcd://etcd:2379/services   (on a Swarm manager)
+  CONSUL_HTTP_TOKEN=... registrar --ip 10.0.0.5 --cleanup consul://127.0.0.1:8500
+  registrar --dry-run --ip 10.0.0.5 etcd://127.0.0.1:2379/services              (print the diff, write nothing)
+  registrar check etcd://127.0.0.1:2379/services
+  registrar explain web-1`;
+
+const CHECK_HELP = `
+One line per dependency: "ok" or "FAIL", what was tried and, for a failure, the likely cause. Docker must
+answer GET /info; each registry must accept a probe entry (list, write, read back, delete) under the node id
+<node-id>.check, which proves its address, credentials, TLS and write permission without touching a running
+bridge's entries. Each probe is bounded (15 s).
+
+Exit codes: 0 every check passed, 1 a check failed, 2 bad usage (a malformed URI, a credential in the URI).
+
+Examples:
+  registrar check etcd://127.0.0.1:2379/services
+  ETCD_USERNAME=registrar ETCD_PASSWORD_FILE=/run/secrets/etcd registrar check etcds://etcd:2379/services
+  registrar check --docker-host tcp://10.0.0.5:2375 zk://zk1:2181/services consul://127.0.0.1:8500`;
+
+export function buildProgram(command: CliCommand = 'bridge'): Command {
+  const check = command === 'check';
+  return new Command(check ? 'registrar check' : 'registrar')
+    .description(
+      check
+        ? 'Preflight: check that Docker answers and that every registry accepts a probe entry, with the options and URIs the bridge would run with.'
+        : 'Mirror the services of Docker containers into Consul, etcd or ZooKeeper.',
+    )
     .version(VERSION, '--version', 'print the version and exit (also: registrar version)')
     .argument(
       '<registry-uri...>',
       'etcd://host:port[,host:port]/prefix | zookeeper://hosts/base | consul://host:port',
     )
-    .addOption(opt('--ip <addr>', 'address to advertise for published ports'))
+    .addOption(ipOption('address to advertise for published ports'))
     .addOption(opt('--internal', "advertise the container's own IP and exposed port"))
     .addOption(opt('--network <name>', "which container network's IP to use"))
     .addOption(opt('--tags <list>', 'comma-separated tags added to every service'))
@@ -173,28 +227,7 @@ export function buildProgram(): Command {
     )
     .addOption(opt('--log-level <level>', 'log lines from this level up').choices(LOG_LEVELS).default('info'))
     .addOption(opt('--log-format <format>', 'default: pretty on a terminal, else json').choices(LOG_FORMATS))
-    .addHelpText(
-      'after',
-      `
-Commands:
-  registrar check [options] <registry-uri...>   preflight: Docker answers; each registry accepts a probe entry
-                                                (read, write, delete); exit 0 when all pass, 1 otherwise
-  registrar explain [options] <container>       why each port of a container is (not) registered: asks the
-                                                running bridge at --metrics-addr (default 127.0.0.1:9105),
-                                                else derives from Docker; --json for the document
-                                                (see registrar explain --help)
-  registrar lb [options] <registry-uri>         keep HAProxy backends' slots equal to services' live instances
-                                                (see registrar lb --help)
-  registrar version                             print the version
-
-Examples:
-  registrar --ip 10.0.0.5 etcd://127.0.0.1:2379/services
-  registrar --internal --network backend zookeeper://zk1:2181,zk2:2181/services
-  registrar --swarm --swarm-mode vip --network backend etcd://etcd:2379/services   (on a Swarm manager)
-  CONSUL_HTTP_TOKEN=... registrar --ip 10.0.0.5 --cleanup consul://127.0.0.1:8500
-  registrar check etcd://127.0.0.1:2379/services
-  registrar explain web-1`,
-    )
+    .addHelpText('after', check ? CHECK_HELP : BRIDGE_HELP)
     .showHelpAfterError(false)
     .allowExcessArguments(false);
 }
@@ -223,9 +256,10 @@ function seconds(name: string, value: string, min: number): number {
 export function parseCli(
   argv: readonly string[],
   write: (text: string) => void = () => undefined,
+  command: CliCommand = 'bridge',
 ): CliConfig {
-  const program = buildProgram();
-  parseArgv(program, argv, write);
+  const program = buildProgram(command);
+  parseArgv(program, argv, write, command === 'check' ? 'registrar check --help' : 'registrar --help');
   const { str, flag, fromEnv } = optionReaders(program);
   const o = program.opts<Record<string, string | number | boolean | undefined>>();
 
@@ -235,7 +269,7 @@ export function parseCli(
   if (ttlRefresh !== undefined && ttlRefresh >= ttl) {
     fail(`invalid --ttl-refresh ${ttlRefresh}: must be less than --ttl ${ttl} (default ttl/3)`);
   }
-  const ip = checkIp(str('ip'));
+  const { ip, ip6 } = parseIps(o.ip);
   // Commander has checked the choices.
   const deregister = (str('deregister') ?? 'always') as DeregisterMode;
   const nodeId = checkNodeId(str('nodeId'));
@@ -256,6 +290,7 @@ export function parseCli(
   return {
     uris: program.args,
     ...(ip !== undefined && { ip }),
+    ...(ip6 !== undefined && { ip6 }),
     internal: flag('internal'),
     ...(network !== undefined && network !== '' && { network }),
     tags,
@@ -303,6 +338,35 @@ export function optionReaders(program: Command) {
         )
       : o[key] === true;
   return { str, flag, fromEnv };
+}
+
+/**
+ * `--ip <addr>`, repeatable and comma-separated (so `REGISTRAR_IP=10.0.0.5,fd00::5` works too): at most one
+ * address per IP family.
+ */
+export function ipOption(description: string): Option {
+  return opt(
+    '--ip <addr>',
+    `${description}; one per IP family for dual stack (--ip 10.0.0.5 --ip fd00::5)`,
+  ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(',')]);
+}
+
+/** The `--ip` values: the first address, and the IPv6 one beside an IPv4 first when both families are given. */
+export function parseIps(values: unknown): { ip?: string; ip6?: string } {
+  const given = (Array.isArray(values) ? (values as unknown[]) : typeof values === 'string' ? [values] : [])
+    .map((v) => String(v).trim())
+    .filter((v) => v !== '');
+  const ips = given.map((v) => checkIp(v)!);
+  const v4 = ips.filter((ip) => isIP(ip) === 4);
+  const v6 = ips.filter((ip) => isIP(ip) === 6);
+  if (v4.length > 1 || v6.length > 1) {
+    const [a, b] = v4.length > 1 ? v4 : v6;
+    fail(
+      `invalid --ip: ${quote(a, 60)} and ${quote(b, 60)} are of the same IP family; give at most one IPv4 and one IPv6 address`,
+    );
+  }
+  if (v4[0] !== undefined) return { ip: v4[0], ...(v6[0] !== undefined && { ip6: v6[0] }) };
+  return v6[0] !== undefined ? { ip: v6[0] } : {};
 }
 
 /** `--ip`: an address clients can reach (not a wildcard). */

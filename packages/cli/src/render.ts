@@ -16,7 +16,7 @@ import {
 import { createLogger } from './logging.js';
 import { serveMetrics } from './metrics.js';
 import { parseArgv, parseListenAddress, type LogFormat } from './options.js';
-import { checkRegistryUri, createFollower } from './registries.js';
+import { checkRegistryScheme, createFollower } from './registries.js';
 import { VERSION } from './version.js';
 
 export interface RenderConfig {
@@ -227,7 +227,8 @@ export function parseRenderCli(
     logFormat?: LogFormat;
   }>();
   const uri = program.args[0] ?? '';
-  checkRegistryUri(uri);
+  // The scheme here; the rest by its adapter when the follower is created, before anything connects.
+  checkRegistryScheme(uri);
   return {
     uri,
     targets: parseTargets(given),

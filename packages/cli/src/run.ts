@@ -6,9 +6,18 @@ import {
   type Registry,
   type RegistryOp,
 } from '@registrar/core';
-import { backoffDelay, quote, formatHostPort, defaultBackoff, startQuietGc } from '@registrar/core/kit';
-import { createBridge, createSwarmBridge, type Bridge, type SwarmBridge } from '@registrar/core/internal';
-import { createDocker, type DockerClient } from './docker.js';
+import { quote, formatHostPort, startQuietGc } from '@registrar/core/kit';
+import {
+  createBridge,
+  createSwarmBridge,
+  engineIdentity,
+  type Bridge,
+  type SwarmBridge,
+} from '@registrar/core/internal';
+import { ChangeLog } from './changes.js';
+import { createDocker, dockerAddress, waitForDocker, type DockerClient, type EngineInfo } from './docker.js';
+import { printHelp } from './help.js';
+import { Health } from './health.js';
 import { createLogger } from './logging.js';
 import { Metrics, serveMetrics } from './metrics.js';
 import { deriveOptionsOf, NODE_ID_PATTERN, parseCli, type CliConfig } from './options.js';
@@ -18,36 +27,37 @@ import { VERSION } from './version.js';
 /** How long a graceful shutdown may take before we give up on the registries and exit anyway. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
-/** The daemon. Resolves with the exit code after a signal; throws ConfigError for bad usage. */
+/** The daemon and its commands. Resolves with the exit code after a signal; throws ConfigError for bad usage. */
 export async function run(argv: readonly string[]): Promise<number> {
+  const write = (text: string) => process.stdout.write(text);
   if (argv.length === 1 && argv[0] === 'version') {
-    process.stdout.write(`${VERSION}\n`);
+    write(`${VERSION}\n`);
     return 0;
   }
+  if (argv[0] === 'help') return printHelp(argv.slice(1), write);
   // Subcommands are imported when named, so the daemon does not carry their code (and `lb` its HAProxy client).
   if (argv[0] === 'lb') return (await import('./lb.js')).runLb(argv.slice(1));
   if (argv[0] === 'render') return (await import('./render.js')).runRender(argv.slice(1));
   if (argv[0] === 'explain') {
-    return (await import('./explain.js')).runExplain(
-      argv.slice(1),
-      (text) => process.stdout.write(text),
-      (text) => process.stderr.write(text),
+    return (await import('./explain.js')).runExplain(argv.slice(1), write, (text) =>
+      process.stderr.write(text),
     );
   }
   const checking = argv[0] === 'check';
-  const config = parseCli(checking ? argv.slice(1) : argv, (text) => process.stdout.write(text));
-  for (const uri of config.uris) checkRegistryUri(uri);
+  const config = parseCli(checking ? argv.slice(1) : argv, write, checking ? 'check' : 'bridge');
+  // Each adapter checks its own URIs (and credentials in the environment) before anything connects.
+  for (const uri of config.uris) await checkRegistryUri(uri, process.env);
   const docker = await createDocker(config.dockerHost);
-  if (checking)
-    return (await import('./check.js')).runCheck(
-      config,
-      docker,
-      (line) => process.stdout.write(line),
-      process.env,
-    );
+  if (checking) return (await import('./check.js')).runCheck(config, docker, write, process.env);
+  return runBridge(config, docker);
+}
+
+async function runBridge(config: CliConfig, docker: DockerClient): Promise<number> {
   const stateDir = config.stateDir === undefined ? undefined : prepareStateDir(config.stateDir);
   const logger = (await createLogger(config.logLevel, config.logFormat)) as unknown as Logger;
+  const address = dockerAddress(config.dockerHost);
 
+  // Signals are handled before anything can wait: a SIGTERM while Docker does not answer ends the wait.
   const stopping = new AbortController();
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
@@ -62,15 +72,95 @@ export async function run(argv: readonly string[]): Promise<number> {
     process.on('SIGINT', onSignal);
   });
 
+  // The start line comes first: whatever waits after it, the log says what this process is.
+  logger.info(
+    {
+      version: VERSION,
+      uris: config.uris,
+      docker: address,
+      ...(config.nodeId !== undefined && { node: config.nodeId }),
+      ...(config.metricsAddr && { metrics: formatHostPort(config.metricsAddr) }),
+      ttl: config.ttl,
+      dryRun: config.dryRun,
+      ...(config.swarm && { swarmMode: config.swarmMode }),
+    },
+    'registrar starting',
+  );
+
+  // Health and metrics from the first second, before Docker answers: a probe sees why the bridge waits.
+  const health = new Health(config.uris);
+  const metrics = new Metrics(health);
+  const current: { bridge?: Bridge | SwarmBridge } = {};
+  const server = config.metricsAddr
+    ? await serveMetrics(
+        config.metricsAddr,
+        metrics,
+        () => health.readiness(),
+        {
+          containers: () => current.bridge?.explainAll(),
+          container: (ref) => current.bridge?.explain(ref),
+        },
+        config.debugRemote,
+      ).catch((error: unknown) => {
+        throw new ConfigError(
+          `cannot listen on --metrics-addr ${config.metricsAddr?.host}:${config.metricsAddr?.port}: ${(error as Error).message}`,
+        );
+      })
+    : undefined;
+
+  try {
+    return await bridgeAfterDocker(config, docker, {
+      logger,
+      address,
+      stateDir,
+      stopping,
+      signalled,
+      health,
+      metrics,
+      current,
+    });
+  } finally {
+    server?.close();
+  }
+}
+
+interface Running {
+  readonly logger: Logger;
+  readonly address: string;
+  readonly stateDir: string | undefined;
+  readonly stopping: AbortController;
+  readonly signalled: Promise<NodeJS.Signals>;
+  readonly health: Health;
+  readonly metrics: Metrics;
+  readonly current: { bridge?: Bridge | SwarmBridge };
+}
+
+async function bridgeAfterDocker(config: CliConfig, docker: DockerClient, r: Running): Promise<number> {
+  const { logger, health, metrics, current } = r;
   // Also with --node-id: every entry records the engine's ID (and Swarm mode needs the engine's Swarm
-  // state), so nothing is written before Docker answers.
-  const info = await dockerInfo(docker, config.nodeId === undefined, logger, stopping.signal);
-  if (info === undefined) return 0; // signalled while waiting for Docker
+  // state), so nothing is written before Docker answers. Each call is bounded; a signal ends the wait.
+  const info = await waitForDocker(docker, {
+    address: r.address,
+    needName: config.nodeId === undefined,
+    logger,
+    signal: r.stopping.signal,
+    onProblem: (problem) => health.docker(problem),
+  });
+  if (info === undefined) {
+    logger.info({ signal: await r.signalled }, 'stopped while waiting for Docker');
+    return 0;
+  }
   const clusterId = config.swarm ? swarmClusterId(info) : undefined;
   const nodeId = config.nodeId ?? (clusterId !== undefined ? `swarm-${clusterId}` : engineNodeId(info));
   // In Swarm mode the entries belong to the cluster, not to one manager's engine: the cluster is the writer,
   // so whichever manager runs the bridge adopts them.
-  const engineId = clusterId !== undefined ? `swarm-${clusterId}` : info.ID;
+  const engine = engineIdentity(info);
+  const engineId = clusterId !== undefined ? `swarm-${clusterId}` : engine.id;
+  if (engine.rootless && config.internal && !config.swarm) {
+    throw new ConfigError(
+      `--internal cannot be served by rootless ${engine.version}: its containers' addresses live in the user's own network namespace and no other host reaches them; publish the ports (-p) and run registrar with --ip <this host's address> instead`,
+    );
+  }
   const log = logger.child({ node: nodeId });
   if (engineId === undefined) {
     log.warn(
@@ -89,22 +179,20 @@ export async function run(argv: readonly string[]): Promise<number> {
         logger: log,
         env: process.env,
         dryRun: config.dryRun,
-        ...(stateDir !== undefined && { stateDir }),
+        ...(r.stateDir !== undefined && { stateDir: r.stateDir }),
       }),
     ),
   );
   // Right after the registries, in the same tick: their events$ are counted from the start.
-  const current: { bridge?: Bridge | SwarmBridge } = {};
-  const metrics = new Metrics(() => current.bridge, registries);
+  metrics.attach(registries);
   log.info(
     {
-      version: VERSION,
-      registries: registries.map((r) => r.target),
-      ttl: config.ttl,
-      dryRun: config.dryRun,
+      engine: `${engine.version}${engine.rootless ? ' (rootless)' : ''}`,
+      engineName: info.Name,
+      registries: registries.map((reg) => reg.target),
       ...(config.swarm && { swarmMode: config.swarmMode, cluster: clusterId }),
     },
-    'registrar starting',
+    'bridge starting',
   );
   if (config.swarm && (config.ip !== undefined || config.internal)) {
     log.warn('--ip and --internal do not apply with --swarm (--swarm-mode decides the addresses); ignored');
@@ -114,38 +202,36 @@ export async function run(argv: readonly string[]): Promise<number> {
       "--deregister-on-exit does not apply with --swarm: the entries are the cluster's, and the next elected manager adopts them; ignored",
     );
   }
+  if (engine.kind === 'podman' && config.drain && !config.swarm) {
+    log.info(
+      'Podman sends no event when a stop begins: a stopping container is withdrawn when its process exits (die), not at its stop signal',
+    );
+  }
   if (config.ip === undefined && !config.internal && !config.swarm) {
     log.warn(
       'no --ip given: ports published on all interfaces (0.0.0.0/::) are skipped; pass --ip <host address>',
     );
   }
 
-  // The metrics server starts before the bridge so a port clash is reported before anything is written.
-  const server = config.metricsAddr
-    ? await serveMetrics(
-        config.metricsAddr,
-        metrics,
-        () => metrics.ready(current.bridge, registries),
-        {
-          containers: () => current.bridge?.explainAll(),
-          container: (ref) => current.bridge?.explain(ref),
-        },
-        config.debugRemote,
-      ).catch((error: unknown) => {
-        throw new ConfigError(
-          `cannot listen on --metrics-addr ${config.metricsAddr?.host}:${config.metricsAddr?.port}: ${(error as Error).message}`,
-        );
-      })
-    : undefined;
-
   // A registry holding this node id's entries from another engine: the bridge cannot go on (exit 2).
   let conflicted: (error: NodeIdConflictError) => void = () => undefined;
   const conflict = new Promise<NodeIdConflictError>((resolve) => (conflicted = resolve));
+  const changes = new ChangeLog(log, {
+    desired: () => current.bridge?.desired() ?? new Map(),
+    inventoryComplete: () => current.bridge?.status().inventoryComplete ?? false,
+    cleanup: config.cleanup,
+    swarm: config.swarm,
+  });
   const observer = {
     ...metrics.observer,
+    onPass: (registry: Registry, drift: number) => {
+      metrics.observer.onPass?.(registry, drift);
+      changes.pass(registry, drift);
+    },
     onOp: (registry: Registry, op: RegistryOp, outcome: 'ok' | 'error' | 'dry-run', seconds: number) => {
       metrics.observer.onOp?.(registry, op, outcome, seconds);
       if (outcome === 'dry-run') process.stdout.write(`${registry.target} ${describeOp(op)}\n`);
+      else if (outcome === 'ok') changes.op(registry, op);
     },
     onFatal: (_registry: Registry, error: NodeIdConflictError) => conflicted(error),
   };
@@ -186,6 +272,7 @@ export async function run(argv: readonly string[]): Promise<number> {
       });
 
   current.bridge = bridge;
+  health.attachBridge(bridge);
   // The heap a cold start or a burst grew to is handed back once things are quiet again.
   const quietGc = startQuietGc({
     onCollect: ({ beforeBytes, afterBytes, ms }) =>
@@ -199,9 +286,10 @@ export async function run(argv: readonly string[]): Promise<number> {
       ),
   });
 
-  const reason = await Promise.race([signalled, conflict]);
+  const reason = await Promise.race([r.signalled, conflict]);
   quietGc.stop();
   const conflictFound = typeof reason === 'string' ? undefined : reason;
+  changes.flush();
   log.info(
     {
       ...(conflictFound ? { conflict: conflictFound.target } : { signal: reason }),
@@ -213,13 +301,13 @@ export async function run(argv: readonly string[]): Promise<number> {
     setTimeout(() => resolve('timeout'), SHUTDOWN_TIMEOUT_MS).unref(),
   );
   const outcome = await Promise.race([bridge.stop({ deregister: config.deregisterOnExit }), timedOut]);
+  changes.flush();
   if (outcome === 'timeout') {
     log.warn(
       { timeoutMs: SHUTDOWN_TIMEOUT_MS },
       'shutdown timed out; exiting with registrations left to expire',
     );
   }
-  server?.close();
   log.info('stopped');
   // The adapters left the other engine's entries alone, on close too; the one line says what to do.
   if (conflictFound) throw new ConfigError(conflictFound.message);
@@ -259,50 +347,9 @@ export function prepareStateDir(dir: string): string {
 function describeOp(op: RegistryOp): string {
   if (op.type === 'deregister') return `- ${op.entry.id} (${op.entry.name})`;
   const s = op.service;
-  const address = formatHostPort({ host: s.address, port: s.port });
+  const v6 = s.dualStack?.ipv6;
+  const address = `${formatHostPort({ host: s.address, port: s.port })}${v6 ? ` ${formatHostPort({ host: v6.address, port: v6.port })}` : ''}`;
   return `${op.replaces ? '~' : '+'} ${s.id} ${s.name} ${address} tags=${s.tags.join(',')} health=${s.health}`;
-}
-
-/** What the bridge reads of `docker info`. */
-interface EngineInfo {
-  readonly Name?: string;
-  /** The engine's ID, recorded with every entry. */
-  readonly ID?: string;
-  readonly Swarm?: {
-    readonly LocalNodeState?: string;
-    readonly ControlAvailable?: boolean;
-    readonly Cluster?: { readonly ID?: string };
-  };
-}
-
-/**
- * The engine's info: its host name (the default node id, needed when `needName`), ID and Swarm state. Waits
- * for Docker with backoff rather than exiting.
- */
-async function dockerInfo(
-  docker: DockerClient,
-  needName: boolean,
-  logger: Logger,
-  signal: AbortSignal,
-): Promise<EngineInfo | undefined> {
-  for (let attempt = 1; !signal.aborted; attempt++) {
-    try {
-      const info = (await docker.info()) as EngineInfo;
-      if (info.Name || !needName) return info;
-      throw new Error('docker info has no Name');
-    } catch (error) {
-      const delay = backoffDelay(attempt, defaultBackoff);
-      if (attempt === 1) logger.warn({ err: error }, 'docker not reachable; waiting for it');
-      await new Promise((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        signal.addEventListener('abort', () => {
-          clearTimeout(timer);
-          resolve(undefined);
-        });
-      });
-    }
-  }
-  return undefined;
 }
 
 /**

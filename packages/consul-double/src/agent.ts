@@ -32,12 +32,23 @@ export interface CheckDefinition {
   deregisterAfterMs?: number;
 }
 
+/** One of a service's `TaggedAddresses`. */
+export interface ServiceAddress {
+  Address: string;
+  Port: number;
+}
+
 export interface ServiceDefinition {
   id: string;
   name: string;
   tags: string[];
   address: string;
   port: number;
+  /**
+   * `lan_ipv4`, `lan_ipv6`, `wan_ipv4`... As the agent stores them: what the registration gave, plus
+   * `lan_ipv4`/`wan_ipv4` (or `lan_ipv6`/`wan_ipv6`) from an IP `Address` where it gave none.
+   */
+  taggedAddresses: Record<string, ServiceAddress>;
   meta: Record<string, string>;
   enableTagOverride: boolean;
   weights: { Passing: number; Warning: number };

@@ -1,4 +1,5 @@
-import type { CheckDefinition, ServiceDefinition } from './agent.js';
+import { isIP } from 'node:net';
+import type { CheckDefinition, ServiceAddress, ServiceDefinition } from './agent.js';
 import { parseGoDuration } from '@registrar/core/kit';
 
 /** A 400 answer: Consul writes these as plain text. */
@@ -187,6 +188,7 @@ export function decodeServiceRegistration(text: string): ServiceDefinition {
   const address = str(obj, `${w}.Address`, 'Address') ?? '';
   const port = int(obj, `${w}.Port`, 'Port') ?? 0;
   const meta = stringMap(obj, `${w}.Meta`, 'Meta') ?? {};
+  const tagged = taggedAddresses(field(obj, 'TaggedAddresses'));
   const enableTagOverride = bool(obj, `${w}.EnableTagOverride`, 'EnableTagOverride') ?? false;
   const weightsRaw = field(obj, 'Weights');
   // No Weights: the agent fills in its defaults. A Weights object is decoded like any Go struct, so a field it
@@ -236,12 +238,48 @@ export function decodeServiceRegistration(text: string): ServiceDefinition {
     tags,
     address,
     port,
+    taggedAddresses: withDefaultAddresses(tagged, address, port),
     meta,
     enableTagOverride,
     weights: weights ?? { Passing: 1, Warning: 1 },
     checks,
     ...(namespace !== undefined && { namespace }),
     ...(partition !== undefined && { partition }),
+  };
+}
+
+/** `TaggedAddresses`: Go's `map[string]structs.ServiceAddress`. */
+function taggedAddresses(value: unknown): Record<string, ServiceAddress> {
+  if (value === undefined || value === null) return {};
+  const where = 'ServiceDefinition.TaggedAddresses';
+  if (goType(value) !== 'object') throw decodeError(value, where, 'map[string]structs.ServiceAddress');
+  const out: Record<string, ServiceAddress> = {};
+  for (const [key, entry] of Object.entries(value as Json)) {
+    if (goType(entry) !== 'object') throw decodeError(entry, where, 'structs.ServiceAddress');
+    out[key] = {
+      Address: str(entry as Json, 'ServiceAddress.Address', 'Address') ?? '',
+      Port: int(entry as Json, 'ServiceAddress.Port', 'Port') ?? 0,
+    };
+  }
+  return out;
+}
+
+/**
+ * What the agent adds (consul/agent/agent.go, addServiceInternal): for an IP `Address`, its family's `lan_*`
+ * and `wan_*` tagged addresses, unless the registration gave them.
+ */
+function withDefaultAddresses(
+  given: Record<string, ServiceAddress>,
+  address: string,
+  port: number,
+): Record<string, ServiceAddress> {
+  const family = isIP(address);
+  if (family === 0) return given;
+  const suffix = family === 4 ? 'ipv4' : 'ipv6';
+  return {
+    ...given,
+    [`lan_${suffix}`]: given[`lan_${suffix}`] ?? { Address: address, Port: port },
+    [`wan_${suffix}`]: given[`wan_${suffix}`] ?? { Address: address, Port: port },
   };
 }
 

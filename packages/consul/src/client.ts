@@ -1,5 +1,5 @@
 import { ConfigError, RegistryConnectionError, RegistryRejectedError } from '@registrar/core';
-import { oneLine, quote, renamedOption } from '@registrar/core/kit';
+import { connectionHint, oneLine, quote, renamedOption } from '@registrar/core/kit';
 import type { Agent, fetch as UndiciFetch } from 'undici';
 
 const BACKEND = 'consul';
@@ -242,9 +242,15 @@ export class ConsulClient {
         },
       );
     }
-    const reason = (e.cause?.code as string | undefined) ?? e.cause?.message ?? e.message;
+    const code = e.cause?.code as string | undefined;
+    const reason = code ?? e.cause?.message ?? e.message;
+    const hint =
+      connectionHint(code, 'the Consul agent') ??
+      (reason === 'bad port'
+        ? "fetch refuses this port (e.g. 1, 25, 6000): use the agent's HTTP port"
+        : undefined);
     return new RegistryConnectionError(
-      `Consul agent at ${this.target} unreachable (${what}): ${reason}`,
+      `Consul agent at ${this.target} unreachable (${what}): ${reason}${hint ? `: ${hint}` : ''}`,
       BACKEND,
       {
         cause: err,

@@ -28,11 +28,19 @@ export interface ConsulWeights {
   Warning: number;
 }
 
+/** A service's address in one role (`lan_ipv4`, `lan_ipv6`...), as Consul's `TaggedAddresses` holds it. */
+export interface ConsulServiceAddress {
+  Address: string;
+  Port: number;
+}
+
 export interface ConsulRegistration {
   ID: string;
   Name: string;
   Address: string;
   Port: number;
+  /** A dual-stack service's `lan_ipv4` and `lan_ipv6` (Consul adds the rest from `Address`). */
+  TaggedAddresses?: Record<string, ConsulServiceAddress>;
   Tags: string[];
   Meta: Record<string, string>;
   EnableTagOverride?: boolean;
@@ -121,6 +129,7 @@ export function defKeyOf(s: {
   name: string;
   address: string;
   port: number;
+  dualStack?: Service['dualStack'];
   tags: readonly string[];
   meta: Readonly<Record<string, string>>;
   weights?: Readonly<ConsulWeights> | null | undefined;
@@ -135,6 +144,7 @@ export function defKeyOf(s: {
     name: s.name,
     address: s.address,
     port: s.port,
+    dualStack: s.dualStack,
     tags: override ? undefined : s.tags,
     meta: s.meta,
     weights: defaultWeights ? undefined : { passing: weights.Passing, warning: weights.Warning },
@@ -181,6 +191,7 @@ export function buildDefinition(service: Service, settings: DefinitionSettings):
     Name: service.name,
     Address: service.address,
     Port: service.port,
+    ...(service.dualStack !== undefined && { TaggedAddresses: taggedAddresses(service.dualStack) }),
     Tags: [...service.tags],
     Meta: meta,
     ...options,
@@ -199,6 +210,32 @@ export function buildDefinition(service: Service, settings: DefinitionSettings):
       output: normalizeOutput(service.health === 'passing' ? '' : service.healthOutput),
     },
     warnings,
+  };
+}
+
+/**
+ * Consul's own names for a service's address per family: clients that want one family read
+ * `TaggedAddresses.lan_ipv4` or `lan_ipv6` (Consul fills `wan_*` and the `Address` family's `lan_*` itself).
+ */
+export function taggedAddresses(
+  dualStack: NonNullable<Service['dualStack']>,
+): Record<string, ConsulServiceAddress> {
+  return {
+    lan_ipv4: { Address: dualStack.ipv4.address, Port: dualStack.ipv4.port },
+    lan_ipv6: { Address: dualStack.ipv6.address, Port: dualStack.ipv6.port },
+  };
+}
+
+/** A dual-stack service as the agent answers it: both `lan_ipv4` and `lan_ipv6` are there. */
+export function dualStackOf(
+  tagged: Record<string, Partial<ConsulServiceAddress> | null | undefined> | null | undefined,
+): Service['dualStack'] {
+  const v4 = tagged?.['lan_ipv4'];
+  const v6 = tagged?.['lan_ipv6'];
+  if (typeof v4?.Address !== 'string' || typeof v6?.Address !== 'string') return undefined;
+  return {
+    ipv4: { address: v4.Address, port: v4.Port ?? 0 },
+    ipv6: { address: v6.Address, port: v6.Port ?? 0 },
   };
 }
 

@@ -45,7 +45,7 @@ export interface ConsulElection extends Leadership {
   readonly leading: boolean;
   /**
    * Whether the leader's session lives on the agent this candidate talks to: then the leader's services are
-   * on that agent too, and a follower keeps them alive by passing the bridge check (see the README).
+   * on that agent too, and a follower keeps them alive by passing the bridge check (see docs/swarm.md).
    */
   readonly leaderOnOurAgent: boolean;
 }

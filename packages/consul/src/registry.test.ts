@@ -468,6 +468,33 @@ describe('createConsulRegistry', () => {
   });
 });
 
+describe('consul registry: dual-stack services', () => {
+  it('registers TaggedAddresses lan_ipv4 and lan_ipv6, and lists the service back without drift', async () => {
+    await start();
+    const r = registry();
+    const svc = service({
+      dualStack: { ipv4: { address: '10.0.0.5', port: 8080 }, ipv6: { address: 'fd00::5', port: 8081 } },
+    });
+    await r.register(svc);
+    const services = await get('/v1/agent/services');
+    expect(services[svc.id].TaggedAddresses).toEqual({
+      lan_ipv4: { Address: '10.0.0.5', Port: 8080 },
+      lan_ipv6: { Address: 'fd00::5', Port: 8081 },
+      // What the agent adds itself from Address.
+      wan_ipv4: { Address: '10.0.0.5', Port: 8080 },
+    });
+    const [health] = await get('/v1/health/service/web?passing');
+    expect(health.Service.TaggedAddresses.lan_ipv6).toEqual({ Address: 'fd00::5', Port: 8081 });
+    expect(await r.list()).toEqual([{ id: svc.id, name: 'web', fingerprint: r.fingerprint(svc) }]);
+    // The same service without its IPv6 side is a change to write, and back.
+    const { dualStack: _, ...single } = svc;
+    expect(r.fingerprint(single)).not.toBe(r.fingerprint(svc));
+    await r.register(single);
+    expect((await get('/v1/agent/services'))[svc.id].TaggedAddresses).not.toHaveProperty('lan_ipv6');
+    expect(await r.list()).toEqual([{ id: svc.id, name: 'web', fingerprint: r.fingerprint(single) }]);
+  });
+});
+
 describe('consul registry: the writing engine', () => {
   const stampsOf = async () => {
     const services = (await get('/v1/agent/services')) as Record<string, any>;

@@ -17,7 +17,15 @@ import { agentOf, ConsulClient } from './client.js';
 import type { ConsulTlsOptions } from './client.js';
 import { createConsulElection } from './election.js';
 import type { ConsulElection } from './election.js';
-import { META_ENGINE, META_NODE, META_ROLE, buildDefinition, defKeyOf, fingerprintOf } from './definition.js';
+import {
+  META_ENGINE,
+  META_NODE,
+  META_ROLE,
+  buildDefinition,
+  defKeyOf,
+  dualStackOf,
+  fingerprintOf,
+} from './definition.js';
 import type { BuiltDefinition } from './definition.js';
 
 export interface ConsulRegistryOptions {
@@ -90,6 +98,7 @@ interface AgentService {
   Service: string;
   Address?: string;
   Port?: number;
+  TaggedAddresses?: Record<string, { Address?: string; Port?: number } | null> | null;
   Tags?: string[] | null;
   Meta?: Record<string, string> | null;
   Weights?: { Passing: number; Warning: number } | null;
@@ -423,6 +432,7 @@ export function createConsulRegistry(options: ConsulRegistryOptions): Registry {
           name: s.Service,
           address: s.Address ?? '',
           port: s.Port ?? 0,
+          dualStack: dualStackOf(s.TaggedAddresses),
           tags: s.Tags ?? [],
           meta,
           weights: s.Weights,

@@ -75,6 +75,26 @@ describe('Bridge', () => {
     );
   });
 
+  it("Podman's bare health_status: the bridge looks again, as Podman records the result after announcing it", async () => {
+    const docker = new SyntheticDocker();
+    const id = docker.add({ name: 'web-1', service: 'web' });
+    docker.change(id, (info) => {
+      info.State.Health = { Status: 'starting', FailingStreak: 0, Log: [] };
+    });
+    const { registry } = start(docker, {
+      registry: new MemoryRegistry({ nodeId: 'n1', mirrorsHealth: true }),
+    });
+    await eventually(() => expect(registry.services.get('n1:web-1:80')?.health).toBe('warning'));
+    // The event first, with no status in it; the recorded state changes only after the bridge's first look.
+    const inspects = docker.inspects;
+    docker.emit(id, 'health_status');
+    await eventually(() => expect(docker.inspects).toBeGreaterThan(inspects));
+    docker.change(id, (info) => {
+      info.State.Health = { Status: 'healthy', FailingStreak: 0, Log: [] };
+    });
+    await eventually(() => expect(registry.services.get('n1:web-1:80')?.health).toBe('passing'));
+  });
+
   it('follows events: start registers, die withdraws, a restart registers again, destroy withdraws', async () => {
     const docker = new SyntheticDocker();
     const { bridge, registry } = start(docker);
@@ -236,6 +256,22 @@ describe('Bridge', () => {
     registry.loseLiveness('lease expired');
     expect(registry.ids()).toEqual([]);
     await eventually(() => expect(registry.ids()).toEqual(['n1:a:80', 'n1:b:80']));
+  });
+
+  it('retries a failed write as soon as the registry reports it recovered, not after its backoff', async () => {
+    const docker = new SyntheticDocker();
+    docker.add({ name: 'a', service: 'web' });
+    const registry = new MemoryRegistry({ nodeId: 'n1' });
+    registry.down = true;
+    // A backoff far longer than the test: only the recovery can bring the retry.
+    const { bridge } = start(docker, {
+      registry,
+      backoff: { initialMs: 600_000, maxMs: 600_000, jitter: 0 },
+    });
+    await eventually(() => expect(bridge.status().registries[0]?.services.retrying).toBe(1));
+    registry.down = false;
+    registry.recovered();
+    await eventually(() => expect(registry.ids()).toEqual(['n1:a:80']));
   });
 
   it('removes entries of an earlier run that no container claims once the inventory is complete, without --cleanup', async () => {

@@ -136,6 +136,13 @@ export function stopWindowMs(stopTimeout: unknown): number {
   return ms > MAX_TIMER_MS ? Infinity : ms;
 }
 
+/**
+ * Podman (4.3) announces a health check's result before it records it: an inspect right after its bare
+ * `health_status` event can read the previous state, and no other event follows. The container is looked at
+ * again this much later.
+ */
+const UNNAMED_HEALTH_RELOOK_MS = 1_000;
+
 /** What `/debug/containers/<ref>` answers. */
 export type ExplainLookup =
   | { readonly kind: 'found'; readonly report: ExplainReport }
@@ -209,12 +216,17 @@ export class Bridge {
     this.subscription.add(this.pendingLooks);
     this.subscription.add(() => this.looks$.complete());
     this.subscription.add(
-      inspectContainers(merge(hintedLooks$, this.looks$), this.docker).subscribe((inspection) =>
-        this.onInspection(inspection),
-      ),
+      inspectContainers(merge(hintedLooks$, this.looks$), this.docker, {
+        tracked: (id) => this.containers.has(id),
+      }).subscribe((inspection) => this.onInspection(inspection)),
     );
     for (const reconciler of this.reconcilers) {
       this.subscription.add(reconciler.registry.lost$.subscribe((loss) => reconciler.lost(loss.reason)));
+      this.subscription.add(
+        reconciler.registry.events$.subscribe((event) => {
+          if (event.type === 'recovered') reconciler.recovered();
+        }),
+      );
       // Read what this node already owns, so adoption needs no writes when nothing changed.
       reconciler.poke();
     }
@@ -328,6 +340,9 @@ export class Bridge {
           hint.action,
           Math.max(0, Date.now() / 1000 - hint.timeNano / 1e9),
         );
+        if (hint.action === 'health_status' && hint.health === undefined) {
+          this.lookLater(hint.id, UNNAMED_HEALTH_RELOOK_MS);
+        }
         // `kill` only announces a signal; a `die` follows if the process exits.
         if (hint.action === 'kill') {
           if (hint.signal !== undefined) this.drainOnSignal(hint.id, hint.signal);

@@ -424,7 +424,7 @@ describe('deriveServices: --internal and network choice', () => {
     ['--network next', {}, 'zeta', 'alpha', '10.0.3.2', 0],
     ['then the NetworkMode network', {}, undefined, 'zeta', '10.0.3.2', 0],
     ['NetworkMode "default" means bridge', {}, undefined, 'default', '172.17.0.2', 0],
-    ['then user-defined networks by name, before bridge', {}, undefined, 'container:abc', '10.0.1.2', 0],
+    ['then user-defined networks by name, before bridge', {}, undefined, 'detached', '10.0.1.2', 0],
     ['--network not attached falls through silently', {}, 'gone', 'zeta', '10.0.3.2', 0],
     [
       'SERVICE_NETWORK not attached: warning and default choice',
@@ -1006,5 +1006,69 @@ describe('containerStateOf', () => {
 
   it('never throws', () => {
     expect(containerStateOf(null as unknown as ContainerInspectInfo)).toMatchObject({ running: false });
+  });
+});
+
+describe('deriveServices: dual stack', () => {
+  const dual = { enginenet: { IPAddress: '10.233.0.2', GlobalIPv6Address: 'fd00:233::2' } };
+
+  it('--internal on a dual-stack network: the IPv4 address first, both families recorded', () => {
+    const d = deriveServices(
+      inspect({ networks: dual, networkMode: 'enginenet', exposed: ['80/tcp'] }),
+      opts({ internal: true }),
+    );
+    expect(only(d.services)).toMatchObject({
+      address: '10.233.0.2',
+      port: 80,
+      dualStack: { ipv4: { address: '10.233.0.2', port: 80 }, ipv6: { address: 'fd00:233::2', port: 80 } },
+    });
+  });
+
+  it('one family only: no dualStack, as before', () => {
+    const v6only = { enginenet: { GlobalIPv6Address: 'fd00:233::2' } };
+    const six = only(
+      deriveServices(
+        inspect({ networks: v6only, networkMode: 'enginenet', exposed: ['80/tcp'] }),
+        opts({ internal: true }),
+      ).services,
+    );
+    expect(six.address).toBe('fd00:233::2');
+    expect(six).not.toHaveProperty('dualStack');
+    const four = only(deriveServices(inspect({ exposed: ['80/tcp'] }), opts({ internal: true })).services);
+    expect(four).not.toHaveProperty('dualStack');
+  });
+
+  it("Docker's 0.0.0.0 and :: bindings of one -p, with one --ip per family: one service at both", () => {
+    const c = fixture('anyip');
+    const v4 = hostPort(c, '80/tcp', '0.0.0.0');
+    const v6 = hostPort(c, '80/tcp', '::');
+    const d = deriveServices(c, opts({ hostIp: '192.0.2.10', hostIp6: '2001:db8::10' }));
+    expect(only(d.services)).toMatchObject({
+      address: '192.0.2.10',
+      port: v4,
+      dualStack: { ipv4: { address: '192.0.2.10', port: v4 }, ipv6: { address: '2001:db8::10', port: v6 } },
+    });
+    // One --ip: one family, as before.
+    const single = only(deriveServices(c, opts({ hostIp: '192.0.2.10' })).services);
+    expect(single).toMatchObject({ address: '192.0.2.10', port: v4 });
+    expect(single).not.toHaveProperty('dualStack');
+  });
+
+  it('with one --ip per family, each binding without a twin goes to its own family', () => {
+    const d = deriveServices(
+      inspect({
+        ports: {
+          '80/tcp': [
+            { HostIp: '0.0.0.0', HostPort: '8080' },
+            { HostIp: '::1', HostPort: '8081' },
+          ],
+        },
+      }),
+      opts({ hostIp: '192.0.2.10', hostIp6: '2001:db8::10' }),
+    );
+    expect(d.services.map((s) => [s.address, s.port, s.dualStack])).toEqual([
+      ['192.0.2.10', 8080, undefined],
+      ['2001:db8::10', 8081, undefined],
+    ]);
   });
 });

@@ -15,7 +15,9 @@
  * - Network choice (`--internal`, host-less fallbacks): `SERVICE_NETWORK` > `--network` > the network the
  *   container was started on (`HostConfig.NetworkMode`, `default` meaning `bridge`) > the only network >
  *   user-defined networks by name, then `bridge`. Only networks with an address count; IPv4 is preferred,
- *   `GlobalIPv6Address` is used on IPv6-only networks. Never random.
+ *   `GlobalIPv6Address` is used on IPv6-only networks. Never random. On a dual-stack network the service
+ *   records both (`Service.dualStack`), as it does for a port published on both wildcards with one `--ip`
+ *   per family.
  * - IDs are `<node-id>:<segment>:<port>[:<hostPort>][:udp]`. The segment is the container name, or the value of
  *   `SERVICE_<port>_ID` / `SERVICE_ID` (registrator compatibility) which replaces the container name but keeps
  *   the node prefix (ownership) and the port suffix (uniqueness inside the container). `:<hostPort>` is
@@ -27,6 +29,10 @@
  *   (`SERVICE_IGNORE`, `--explicit`) are named before binding problems: they are what the container asked for.
  *   Health is not a skip: an unhealthy container still derives services, which each registry withholds or
  *   mirrors (see `Registry.mirrorsHealth`).
+ * - Docker and Podman inspects are read alike (engine-inspect.ts says how they differ). A container that uses
+ *   another's network (`--network container:<id>`, a Podman pod's member) yields no service (`shared-network`):
+ *   the owner of the network publishes the ports and is registered; a pod through its infra container, named
+ *   after the pod.
  */
 import { isIP } from 'node:net';
 import type { ContainerInspectInfo } from 'dockerode';
@@ -39,14 +45,20 @@ import {
   parseServiceLabels,
   settingsFor,
 } from './labels.js';
+import { healthOf, podInfraName, sharedNetworkOwner } from './engine-inspect.js';
 import { oneLine, quote } from './text.js';
-import type { HealthStatus, LabelWarning, Protocol, Service } from './service.js';
+import type { FamilyEndpoint, HealthStatus, LabelWarning, Protocol, Service } from './service.js';
 
 /** Bridge-wide options that shape derivation (the CLI flags of DESIGN §2). */
 export interface DeriveOptions {
   readonly nodeId: string;
   /** `--ip`: address advertised for published ports instead of the binding's host IP. */
   readonly hostIp?: string;
+  /**
+   * A second `--ip`, of the other family: with `hostIp` an IPv4 address, the IPv6 one. A port published on
+   * both wildcards (`0.0.0.0` and `::`) is then advertised at both (`Service.dualStack`).
+   */
+  readonly hostIp6?: string;
   /** `--internal`: advertise the container's own IP and exposed port. */
   readonly internal: boolean;
   /** `--network`: which container network's IP to use (`SERVICE_NETWORK` on the container wins). */
@@ -80,6 +92,11 @@ export type SkipReason =
   | 'ignored'
   /** `--explicit`, and no `SERVICE_NAME` / `SERVICE_<port>_NAME` names this port. */
   | 'explicit-unnamed'
+  /**
+   * The container uses another container's network (`--network container:<id>`, or a Podman pod member): that
+   * container publishes the ports, and it is the one registered (a pod: through its infra container).
+   */
+  | 'shared-network'
   /** The inspect document could not be read at all. */
   | 'unreadable-inspect';
 
@@ -132,6 +149,8 @@ interface PortKey {
 interface Endpoint {
   readonly address: string;
   readonly hostPort: number;
+  /** The same service over IPv6, when `address` is its IPv4 endpoint on a dual-stack binding or network. */
+  readonly ipv6?: FamilyEndpoint;
 }
 
 interface Target extends PortKey {
@@ -141,7 +160,10 @@ interface Target extends PortKey {
 
 interface NetworkAddress {
   readonly name: string;
+  /** IPv4 when the network gives one, else IPv6. */
   readonly address: string;
+  /** On a dual-stack network: the IPv6 address beside the IPv4 `address`. */
+  readonly ipv6?: string;
 }
 
 interface Liveness {
@@ -188,15 +210,15 @@ function cap(text: string, max: number): string {
 }
 
 /** How the container's state maps onto service health; undefined when it offers no services at all. */
-function containerLiveness(state: Obj): Liveness | undefined {
+function containerLiveness(c: Obj): Liveness | undefined {
+  const state = obj(c['State']);
   if (state['Paused'] === true) return { health: 'critical', output: 'container paused' };
   if (state['Running'] !== true || state['Restarting'] === true) return undefined;
-  if (state['Health'] === undefined || state['Health'] === null) return { health: 'passing', output: '' };
-  const health = obj(state['Health']);
-  const log = Array.isArray(health['Log']) ? (health['Log'] as unknown[]) : [];
-  const last = log.length > 0 ? obj(log[log.length - 1]) : {};
+  const health = healthOf(c);
+  if (health === undefined) return { health: 'passing', output: '' };
+  const last = health.log.length > 0 ? obj(health.log[health.log.length - 1]) : {};
   const output = cap(str(last['Output']).trim(), MAX_HEALTH_OUTPUT);
-  const status = str(health['Status']);
+  const { status } = health;
   switch (status) {
     case 'healthy':
     case 'none':
@@ -229,15 +251,15 @@ export function containerStateOf(container: ContainerInspectInfo): ContainerStat
     const state = obj(obj(container)['State']);
     const running = state['Running'] === true && state['Restarting'] !== true;
     const paused = state['Paused'] === true;
-    const health = state['Health'] === undefined || state['Health'] === null ? {} : obj(state['Health']);
-    const log = Array.isArray(health['Log']) ? (health['Log'] as unknown[]) : [];
+    const health = healthOf(container);
+    const log = health?.log ?? [];
     const last = log.length > 0 ? obj(log[log.length - 1]) : {};
     const exitCode = state['ExitCode'];
     return {
       status: oneLine(str(state['Status']), 40),
       running,
       paused,
-      health: oneLine(str(health['Status']), 40) || 'none',
+      health: oneLine(health?.status ?? '', 40) || 'none',
       healthOutput: oneLine(
         cap(str(last['Output']).replace(/\s+/g, ' ').trim(), MAX_HEALTH_OUTPUT),
         2 * MAX_HEALTH_OUTPUT,
@@ -293,12 +315,15 @@ function distinctEndpoints(endpoints: Endpoint[]): Endpoint[] {
     a.address < b.address ? -1 : a.address > b.address ? 1 : a.hostPort - b.hostPort,
   );
   return sorted.filter((e) => {
-    const key = `${e.address}|${e.hostPort}`;
+    const key = `${e.address}|${e.hostPort}|${e.ipv6?.address ?? ''}|${e.ipv6?.port ?? ''}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
   });
 }
+
+const isV4Wildcard = (ip: string) => ip === '0.0.0.0' || ip === '';
+const byHostPort = (a: { hostPort: number }, b: { hostPort: number }) => a.hostPort - b.hostPort;
 
 /**
  * Endpoints of one published container port. Returns `wildcardSkipped` when a wildcard binding had to be
@@ -307,6 +332,7 @@ function distinctEndpoints(endpoints: Endpoint[]): Endpoint[] {
 function publishedEndpoints(
   bindings: unknown[],
   hostIp: string | undefined,
+  hostIp6: string | undefined,
 ): { endpoints: Endpoint[]; wildcardSkipped: boolean; invalid: string[] } {
   const invalid: string[] = [];
   let parsed = bindings.flatMap((b) => {
@@ -328,12 +354,32 @@ function publishedEndpoints(
       invalid,
     };
   }
+  if (hostIp6 !== undefined) {
+    // One --ip per family: each binding is advertised at its family's, and the IPv4 and IPv6 wildcard
+    // bindings of one `-p` (paired in host-port order) become one dual-stack service.
+    const v4 = parsed.filter((b) => isV4Wildcard(b.ip)).sort(byHostPort);
+    const v6 = parsed.filter((b) => b.ip === '::').sort(byHostPort);
+    const pairs = Math.min(v4.length, v6.length);
+    const endpoints: Endpoint[] = [];
+    for (let i = 0; i < pairs; i++) {
+      endpoints.push({
+        address: hostIp,
+        hostPort: v4[i].hostPort,
+        ipv6: { address: hostIp6, port: v6[i].hostPort },
+      });
+    }
+    const single = [...v4.slice(pairs), ...v6.slice(pairs), ...parsed.filter((b) => !isWildcard(b.ip))];
+    for (const b of single) {
+      const six = b.ip === '::' || isIP(b.ip) === 6;
+      endpoints.push({ address: six ? hostIp6 : hostIp, hostPort: b.hostPort });
+    }
+    return { endpoints: distinctEndpoints(endpoints), wildcardSkipped: false, invalid };
+  }
   // The IPv4 and IPv6 wildcard bindings of one `-p` are a pair: keep the one --ip's family reaches.
   const hasV6Wildcard = parsed.some((b) => b.ip === '::');
-  const hasV4Wildcard = parsed.some((b) => b.ip === '0.0.0.0' || b.ip === '');
+  const hasV4Wildcard = parsed.some((b) => isV4Wildcard(b.ip));
   if (hasV4Wildcard && hasV6Wildcard) {
-    const drop =
-      isIP(hostIp) === 6 ? (ip: string) => ip === '0.0.0.0' || ip === '' : (ip: string) => ip === '::';
+    const drop = isIP(hostIp) === 6 ? isV4Wildcard : (ip: string) => ip === '::';
     parsed = parsed.filter((b) => !drop(b.ip));
   }
   return {
@@ -346,8 +392,12 @@ function publishedEndpoints(
 function networkAddresses(networks: Obj): NetworkAddress[] {
   return Object.entries(networks).flatMap(([name, value]) => {
     const net = obj(value);
-    const address = [str(net['IPAddress']), str(net['GlobalIPv6Address'])].find((a) => isIP(a) !== 0);
-    return address === undefined ? [] : [{ name, address }];
+    const ipv4 = str(net['IPAddress']);
+    const ipv6 = str(net['GlobalIPv6Address']);
+    const has4 = isIP(ipv4) === 4;
+    const has6 = isIP(ipv6) === 6;
+    if (has4) return [{ name, address: ipv4, ...(has6 && { ipv6 }) }];
+    return has6 ? [{ name, address: ipv6 }] : [];
   });
 }
 
@@ -389,6 +439,9 @@ function chooseNetwork(
 function defaultServiceName(c: Obj, config: Obj, name: string): string {
   const compose = str(obj(config['Labels'])[COMPOSE_SERVICE_LABEL]).trim();
   if (compose !== '' && isValidServiceName(compose)) return compose;
+  // A Podman pod's infra container stands for the pod: named after it, not after the pause image.
+  const pod = podInfraName(c);
+  if (pod !== undefined && isValidServiceName(pod)) return pod;
   // containerName() only returns names Docker would give, which are valid service names.
   return imageBaseName(str(config['Image']), str(c['Image'])) ?? name;
 }
@@ -484,6 +537,15 @@ function candidateTargets(ctx: Context): Candidates {
   }));
   const allPorts = portKeys(exposed, published);
 
+  const owner = sharedNetworkOwner(c);
+  if (owner !== undefined) {
+    const detail = `uses the network of container ${owner.slice(0, 12)} (a Podman pod's infra container, or --network container:…), which publishes the ports and is registered instead; label that container (a pod: podman pod create --label SERVICE_NAME=…)`;
+    if (allPorts.length === 0) dropped.push({ reason: 'shared-network', detail });
+    for (const port of allPorts)
+      dropped.push({ ...at(port), reason: 'shared-network', detail: `${portText(port)}: ${detail}` });
+    return { targets: [], dropped };
+  }
+
   if (networkMode === 'host') {
     // No port mapping exists: the exposed ports are the host's ports.
     if (allPorts.length === 0) {
@@ -525,7 +587,13 @@ function candidateTargets(ctx: Context): Candidates {
     return {
       targets: allPorts.map((port) => ({
         port,
-        endpoints: [{ address: network.address, hostPort: port.port }],
+        endpoints: [
+          {
+            address: network.address,
+            hostPort: port.port,
+            ...(network.ipv6 !== undefined && { ipv6: { address: network.ipv6, port: port.port } }),
+          },
+        ],
       })),
       dropped,
     };
@@ -545,7 +613,7 @@ function candidateTargets(ctx: Context): Candidates {
       });
       return [];
     }
-    const result = publishedEndpoints(bindings, options.hostIp);
+    const result = publishedEndpoints(bindings, options.hostIp, options.hostIp6);
     wildcardSkipped ||= result.wildcardSkipped;
     const others = result.endpoints.length > 0 ? '; its other bindings are advertised' : '';
     if (result.invalid.length > 0) {
@@ -600,7 +668,7 @@ function capSkipped(skipped: Skip[]): Skip[] {
 
 function derive(container: ContainerInspectInfo, options: DeriveOptions, name: string): Derivation {
   const c = obj(container);
-  const liveness = containerLiveness(obj(c['State']));
+  const liveness = containerLiveness(c);
   if (liveness === undefined) return { services: [], warnings: [] };
 
   const config = obj(c['Config']);
@@ -657,6 +725,9 @@ function derive(container: ContainerInspectInfo, options: DeriveOptions, name: s
       name: serviceNameValue,
       address: endpoint.address,
       port: endpoint.hostPort,
+      ...(endpoint.ipv6 !== undefined && {
+        dualStack: { ipv4: { address: endpoint.address, port: endpoint.hostPort }, ipv6: endpoint.ipv6 },
+      }),
       protocol: target.protocol,
       containerPort: target.port,
       tags,

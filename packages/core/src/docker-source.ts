@@ -2,6 +2,7 @@ import type { ContainerInfo, ContainerInspectInfo, GetEventsOptions } from 'dock
 import type { Readable } from 'node:stream';
 import { Observable } from 'rxjs';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
+import { CONTAINER_ID, normaliseEvent, type EventAction } from './engine-events.js';
 import { jsonLines } from './kit/json-lines.js';
 import { limitedWarning } from './kit/log-limit.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -31,6 +32,8 @@ export type DockerHint =
       readonly exitCode?: number;
       /** For `kill`: the signal number the engine sent. */
       readonly signal?: number;
+      /** For `health_status`: the status, where the engine names it (Podman does not). */
+      readonly health?: string;
     }
   /**
    * The complete list of running containers, sent after every (re)connect of the event stream, with the id
@@ -44,24 +47,8 @@ export type DockerHint =
   /** The event stream is open (true) or lost (false). */
   | { readonly kind: 'connection'; readonly connected: boolean };
 
-/** Container actions that can change what a container offers. `health_status` arrives as `health_status: x`. */
-export const CONTAINER_ACTIONS = [
-  'start',
-  'restart',
-  'die',
-  'stop',
-  'kill',
-  'pause',
-  'unpause',
-  'health_status',
-  'rename',
-  'destroy',
-  'update',
-] as const;
-const NETWORK_ACTIONS = ['connect', 'disconnect'] as const;
-
-/** An event's action as hints and metrics name it: one of a fixed set, so an engine cannot mint labels. */
-export type EventAction = (typeof CONTAINER_ACTIONS)[number] | (typeof NETWORK_ACTIONS)[number];
+// The action names and the Docker/Podman differences live in engine-events.ts.
+export { CONTAINER_ACTIONS, type EventAction } from './engine-events.js';
 
 export interface DockerSourceOptions {
   readonly docker: DockerApi;
@@ -89,14 +76,14 @@ interface EngineEvent {
   readonly id: string;
   readonly timeNano: number;
   readonly attributes: Readonly<Record<string, unknown>>;
+  readonly health?: string;
 }
 
-const ACTIONS: ReadonlySet<string> = new Set([...CONTAINER_ACTIONS, ...NETWORK_ACTIONS]);
 /**
- * What may name a container in a request path: Docker and Podman ids are 64 hex digits; anything else an engine
- * sends (`../..`, a megabyte) is not looked up.
+ * How many delivered events the stall check remembers; a window with more is not checked (see `dockerHints`).
+ * A host's normal churn stays far below it.
  */
-const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const MAX_REMEMBERED_EVENTS = 4_096;
 /** Events stamped further ahead than this are stamped now: a hostile clock must not move replays. */
 const MAX_CLOCK_SKEW_NS = 60e9;
 
@@ -113,26 +100,15 @@ const finite = (value: unknown): number | undefined =>
  * anything else, malformed or not. `timeNano` falls back to `time`, then to now, and is never in the future.
  */
 export function readEvent(raw: unknown, now = Date.now()): EngineEvent | undefined {
-  const event = record(raw);
-  if (event === undefined) return undefined;
-  const type = text(event.Type);
-  const actor = record(event.Actor);
-  const attributes = record(actor?.Attributes) ?? {};
-  const id =
-    type === 'container'
-      ? (text(actor?.ID) ?? text(event.id))
-      : type === 'network'
-        ? text(attributes.container)
-        : undefined;
-  if (id === undefined || !CONTAINER_ID.test(id)) return undefined;
-  // `health_status: healthy` → `health_status`.
-  const action = text(event.Action)?.split(':', 1)[0]?.trim();
-  if (action === undefined || !ACTIONS.has(action)) return undefined;
+  // Docker's and Podman's names and shapes, as one (engine-events.ts).
+  const normal = normaliseEvent(raw);
+  if (normal === undefined) return undefined;
+  const event = record(raw)!;
   const nowNano = now * 1e6;
   const stamped = finite(event.timeNano) ?? (finite(event.time) ?? NaN) * 1e9;
   const timeNano =
     Number.isFinite(stamped) && stamped >= 0 && stamped <= nowNano + MAX_CLOCK_SKEW_NS ? stamped : nowNano;
-  return { type: type!, action: action as EventAction, id, timeNano, attributes };
+  return { ...normal, timeNano };
 }
 
 /** An integer attribute (`exitCode`, `signal`), or undefined. */
@@ -173,11 +149,6 @@ export function inventoryHint(list: unknown): DockerHint {
   return { kind: 'inventory', ids: [...segments.keys()], segments };
 }
 
-const eventFilters: GetEventsOptions['filters'] = {
-  type: ['container', 'network'],
-  event: [...CONTAINER_ACTIONS, ...NETWORK_ACTIONS],
-};
-
 /** The `/events` response did not begin within the bound. */
 class StreamStartTimeout extends Error {
   constructor(readonly ms: number) {
@@ -216,6 +187,9 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
     let outageLogged = false;
     // Events delivered by the live stream recently, to compare against the stall check's bounded query.
     const delivered = new Map<string, number>();
+    // The last second in which more events arrived than are remembered: its windows are not checked (a
+    // stream that delivers that much is not stalled), and a flood costs no memory beyond the cap.
+    let floodedSecond: number | undefined;
     // The stall check's query in flight, aborted when the source goes or the next check is due.
     let stallQuery: AbortController | undefined;
     let stallCheckFailures = 0;
@@ -255,7 +229,10 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       if (event === undefined) return;
       since = Math.floor(event.timeNano / 1e9);
       // Remembered only for the stall check, which also prunes them.
-      if (stallCheckMs > 0) delivered.set(eventKey(event), Date.now());
+      if (stallCheckMs > 0) {
+        if (delivered.size < MAX_REMEMBERED_EVENTS) delivered.set(eventKey(event), Date.now());
+        else floodedSecond = Math.floor(Date.now() / 1000);
+      }
       const exitCode = integerAttribute(event.attributes, 'exitCode');
       const signal = integerAttribute(event.attributes, 'signal');
       subscriber.next({
@@ -265,6 +242,7 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
         timeNano: event.timeNano,
         ...(exitCode !== undefined && { exitCode }),
         ...(signal !== undefined && { signal }),
+        ...(event.health !== undefined && { health: event.health }),
       });
     };
 
@@ -294,12 +272,15 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
     const checkStall = async (from: number, until: number) => {
       const s = stream;
       if (s === undefined) return;
+      // The stream delivered more than can be remembered in this window: it is flowing, not stalled.
+      if (floodedSecond !== undefined && floodedSecond >= from - 1) return;
       const abort = new AbortController();
       stallQuery = abort;
       const deadline = setTimeout(() => abort.abort(new Error('stall check query timed out')), stallCheckMs);
       const missed: EngineEvent[] = [];
       try {
-        const past = await openEvents({ since: from, until, filters: eventFilters }, abort);
+        // No server-side filters, here or below: Podman's drop events (engine-events.ts); readEvent filters.
+        const past = await openEvents({ since: from, until }, abort);
         await new Promise<void>((resolve, reject) => {
           const onAbort = () => {
             destroy(past);
@@ -363,7 +344,7 @@ export function dockerHints(options: DockerSourceOptions): Observable<DockerHint
       const connectedAt = Math.floor(Date.now() / 1000);
       let s: NodeJS.ReadableStream;
       try {
-        s = await openEvents({ ...(since !== undefined && { since }), filters: eventFilters });
+        s = await openEvents({ ...(since !== undefined && { since }) });
       } catch (error) {
         if (error instanceof StreamStartTimeout && !closed) {
           // Degrade to polling until the stream starts: list now so running containers get registered, and

@@ -94,6 +94,8 @@ export interface ExplainService {
   readonly name: string;
   readonly address: string;
   readonly port: number;
+  /** Its endpoint in each IP family, when it answers over both (see `Service.dualStack`). */
+  readonly dualStack?: Service['dualStack'];
   readonly health: HealthStatus;
   readonly healthOutput: string;
   /** What keeps it from being served anywhere, or from registries that do not mirror health. */
@@ -275,7 +277,7 @@ function registration(
         reasons: [
           reason(
             'registry-rejected',
-            `the registry refused it: ${view.error ?? 'no message'}; not retried until the service's definition changes`,
+            `the registry refused it: ${view.error ?? 'no message'}; offered again with a slow backoff (2 s, doubling to 60 s), on every resync and at once when the container changes`,
           ),
         ],
         ...written,
@@ -353,6 +355,7 @@ export function explainContainer(input: ExplainInput): ExplainReport {
       name: service.name,
       address: service.address,
       port: service.port,
+      ...(service.dualStack !== undefined && { dualStack: service.dualStack }),
       health: service.health,
       healthOutput: service.healthOutput,
       reasons: conds.map((c) =>
@@ -414,7 +417,8 @@ export function explainContainer(input: ExplainInput): ExplainReport {
     })),
     options: {
       nodeId: o.nodeId,
-      ...(o.hostIp !== undefined && { ip: o.hostIp }),
+      // As `--ip` takes them: one per family, comma-separated.
+      ...(o.hostIp !== undefined && { ip: [o.hostIp, o.hostIp6].filter(Boolean).join(',') }),
       internal: o.internal,
       ...(o.network !== undefined && { network: o.network }),
       explicit: o.explicit,

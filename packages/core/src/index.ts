@@ -7,7 +7,7 @@
 export { registerService } from './register-service.js';
 export type { RegisterOptions, Registration, RegistrationStatus } from './register-service.js';
 export type { ServiceCheck, ServiceRecord } from './service-record.js';
-export type { HealthStatus, Protocol, Service } from './service.js';
+export type { FamilyEndpoint, HealthStatus, Protocol, Service } from './service.js';
 export type {
   ElectionOptions,
   Leadership,
@@ -40,4 +40,4 @@ export type { BridgeObserver, BridgeOptions, BridgeStatus, DeregisterMode } from
 export type { DockerApi } from './docker-source.js';
 export type { DeriveOptions } from './derive.js';
 export type { BackoffOptions } from './backoff.js';
-export type { ReconcilerObserver, RegistryOp } from './reconciler.js';
+export type { ReconcilerObserver, RegistryFailing, RegistryOp } from './reconciler.js';

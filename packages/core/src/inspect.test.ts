@@ -83,4 +83,34 @@ describe('inspectContainers', () => {
     expect(timers() - before).toBeLessThan(10);
     subscription.unsubscribe();
   });
+
+  it('crowded: one container list answers the looks of untracked containers that do not run', async () => {
+    const docker = new SyntheticDocker();
+    const running = docker.add({ name: 'running', service: 'web' });
+    const tracked = docker.add({ name: 'tracked', service: 'web' });
+    docker.exit(tracked, 3);
+    const looks$ = new Subject<Look>();
+    const seen: Inspection[] = [];
+    const subscription = inspectContainers(looks$, docker, {
+      concurrency: 1,
+      tracked: (id) => id === tracked,
+      listAbove: 10,
+    }).subscribe((i) => seen.push(i));
+    const ghosts = Array.from(
+      { length: 100 },
+      (_, i) => `${i.toString(16).padStart(12, '0')}${'a'.repeat(52)}`,
+    );
+    for (const id of ghosts) looks$.next(look(id));
+    looks$.next(look(running));
+    looks$.next(look(tracked));
+    await expect.poll(() => seen.length).toBe(102);
+    // A list answers only looks queued before it was asked for: a second one takes the rest.
+    expect(docker.lists).toBeLessThanOrEqual(3);
+    // The running one and the tracked one were inspected; of the ghosts, at most those inspected before the list.
+    expect(seen.find((i) => i.id === running)?.state).toBe('found');
+    expect(seen.find((i) => i.id === tracked)).toMatchObject({ state: 'found' });
+    expect(seen.filter((i) => ghosts.includes(i.id)).every((i) => i.state === 'gone')).toBe(true);
+    expect(docker.inspects).toBeLessThan(10);
+    subscription.unsubscribe();
+  });
 });

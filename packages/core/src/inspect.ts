@@ -30,6 +30,14 @@ export interface InspectOptions {
   readonly concurrency?: number;
   /** Inspects in flight at once for retries of failed ones, beside `concurrency`. */
   readonly retryConcurrency?: number;
+  /**
+   * Whether the bridge tracks this container. With more than `listAbove` looks waiting, one container list
+   * answers those of untracked containers that do not run (a burst of events for containers already gone, say)
+   * instead of one inspect each; tracked ones are always inspected. Absent: every look is inspected.
+   */
+  readonly tracked?: (id: string) => boolean;
+  /** Default 64. */
+  readonly listAbove?: number;
 }
 
 const isNotFound = (error: unknown) => (error as { statusCode?: number } | undefined)?.statusCode === 404;
@@ -38,7 +46,8 @@ const isDocument = (value: unknown): value is ContainerInspectInfo =>
 
 /** One lane of the scheduler: the looks waiting for a slot (in arrival order) and the slots' limit. */
 interface Lane {
-  readonly waiting: Map<string, Look>;
+  /** By container id: the look and the sequence number it was queued with. */
+  readonly waiting: Map<string, { readonly look: Look; readonly seq: number }>;
   readonly limit: number;
   running: number;
 }
@@ -64,9 +73,19 @@ export function inspectContainers(
     /** Looks that arrived while their container's inspect ran: one more inspect follows it. */
     const again = new Map<string, Look>();
     let sourceDone = false;
+    let queued = 0;
+    /** The container list in flight, if any. */
+    let listing: AbortController | undefined;
+    const listAbove = options.listAbove ?? 64;
 
     const finishIfDone = () => {
-      if (sourceDone && running.size === 0 && fresh.waiting.size === 0 && retries.waiting.size === 0) {
+      if (
+        sourceDone &&
+        running.size === 0 &&
+        listing === undefined &&
+        fresh.waiting.size === 0 &&
+        retries.waiting.size === 0
+      ) {
         subscriber.complete();
       }
     };
@@ -86,12 +105,49 @@ export function inspectContainers(
         return;
       }
       if (fresh.waiting.has(id)) return;
+      queued += 1;
       if (look.retry === true) {
-        if (!retries.waiting.has(id)) retries.waiting.set(id, look);
+        if (!retries.waiting.has(id)) retries.waiting.set(id, { look, seq: queued });
         return;
       }
       retries.waiting.delete(id);
-      fresh.waiting.set(id, look);
+      fresh.waiting.set(id, { look, seq: queued });
+    };
+
+    /**
+     * Many looks waiting: list the running containers once, and answer the looks queued before the list of
+     * untracked containers it does not show (they run no services) without inspecting them.
+     */
+    const listWhenCrowded = () => {
+      const { tracked } = options;
+      if (tracked === undefined || listing !== undefined) return;
+      if (fresh.waiting.size + retries.waiting.size <= listAbove) return;
+      const abort = new AbortController();
+      listing = abort;
+      const before = queued;
+      void docker
+        .listContainers({ abortSignal: abort.signal })
+        .then(
+          (list: unknown) =>
+            new Set((Array.isArray(list) ? list : []).map((c) => (c as { Id?: unknown } | null)?.Id)),
+          () => undefined,
+        )
+        .then((runningIds) => {
+          if (listing !== abort) return;
+          listing = undefined;
+          // The list failed: every look is inspected as usual.
+          if (runningIds !== undefined) {
+            for (const lane of [fresh, retries]) {
+              for (const [id, { seq }] of lane.waiting) {
+                if (seq > before || runningIds.has(id) || tracked(id)) continue;
+                lane.waiting.delete(id);
+                subscriber.next({ id, state: 'gone' });
+              }
+            }
+          }
+          pump();
+          finishIfDone();
+        });
     };
 
     const inspect = async (id: string, signal: AbortSignal): Promise<Inspection> => {
@@ -125,8 +181,9 @@ export function inspectContainers(
     };
 
     const pump = () => {
+      listWhenCrowded();
       for (const lane of [fresh, retries]) {
-        for (const [id, look] of lane.waiting) {
+        for (const [id, { look }] of lane.waiting) {
           if (lane.running >= lane.limit) break;
           lane.waiting.delete(id);
           start(look, lane);
@@ -158,6 +215,8 @@ export function inspectContainers(
     return () => {
       subscription.unsubscribe();
       for (const id of [...running.keys()]) stopRunning(id);
+      listing?.abort();
+      listing = undefined;
       fresh.waiting.clear();
       retries.waiting.clear();
       again.clear();

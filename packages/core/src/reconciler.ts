@@ -107,8 +107,8 @@ export interface ReconcilerObserver {
   onPass?(registry: Registry, drift: number): void;
   onOp?(registry: Registry, op: RegistryOp, outcome: 'ok' | 'error' | 'dry-run', seconds: number): void;
   onLost?(registry: Registry): void;
-  /** Reachability as seen by the last call to the registry. */
-  onReachable?(registry: Registry, reachable: boolean): void;
+  /** Reachability as seen by the last call to the registry; when unreachable, the streak of failed passes. */
+  onReachable?(registry: Registry, reachable: boolean, failing?: RegistryFailing): void;
   /**
    * The registry holds entries of this node id written by another Docker engine: this reconciler stopped
    * for good before touching them and never writes again. The bridge cannot go on; the CLI exits 2.
@@ -241,6 +241,14 @@ export class Reconciler {
       else this.writes.set(id, { failed: record.failed });
     }
     this.poke();
+  }
+
+  /**
+   * The adapter is in touch with the registry again (reconnected, failed over to another member): a pass
+   * that failed meanwhile is retried now rather than after its backoff, which by then may be seconds.
+   */
+  recovered(): void {
+    if (this.failures > 0 && this.retry) this.schedule();
   }
 
   /**
@@ -625,7 +633,7 @@ export class Reconciler {
     const fields = { stage, err: error, retryInMs: delay };
     if (this.failures === 1) this.log.warn(fields, 'registry unavailable; retrying');
     else this.log.debug(fields, 'registry still unavailable');
-    this.options.observer?.onReachable?.(this.registry, false);
+    this.options.observer?.onReachable?.(this.registry, false, this.failing);
     if (this.stopped) return;
     this.retry = timer(delay).subscribe(() => this.schedule());
   }

@@ -7,6 +7,13 @@ export type Protocol = 'tcp' | 'udp';
  */
 export type HealthStatus = 'passing' | 'warning' | 'critical';
 
+/** Where a service answers in one IP family. */
+export interface FamilyEndpoint {
+  /** An IPv4 or IPv6 literal (IPv6 without brackets). */
+  readonly address: string;
+  readonly port: number;
+}
+
 /** One registrable endpoint: a container port, named, tagged and owned by one bridge node. */
 export interface Service {
   /** `<node-id>:<container-name>:<port>[:udp]`: stable across bridge restarts, unique per host. */
@@ -15,6 +22,12 @@ export interface Service {
   /** IPv4 or IPv6 literal (IPv6 without brackets). */
   readonly address: string;
   readonly port: number;
+  /**
+   * Set when the service answers over both IP families (a dual-stack network with `--internal`, or a port
+   * published on both wildcards with one `--ip` per family): its endpoint in each. `address`/`port` are the
+   * IPv4 one, so readers that know one address keep working.
+   */
+  readonly dualStack?: { readonly ipv4: FamilyEndpoint; readonly ipv6: FamilyEndpoint };
   readonly protocol: Protocol;
   /** The container-side port the service was derived from (equals `port` with `--internal`). */
   readonly containerPort: number;
@@ -45,4 +58,20 @@ export interface LabelWarning {
   /** The label or environment key at fault, e.g. `SERVICE_80_NAME`. */
   readonly key: string;
   readonly message: string;
+}
+
+/**
+ * A dual-stack service's endpoint per IP family, as the etcd JSON and ZooKeeper curator layouts record it in
+ * their `addresses` field: `{"ipv4": {"address", "port"}, "ipv6": {"address", "port"}}`, beside `address` and
+ * `port` (the IPv4 one).
+ */
+export function familyAddresses(dualStack: NonNullable<Service['dualStack']>): {
+  readonly ipv4: FamilyEndpoint;
+  readonly ipv6: FamilyEndpoint;
+} {
+  const { ipv4, ipv6 } = dualStack;
+  return {
+    ipv4: { address: ipv4.address, port: ipv4.port },
+    ipv6: { address: ipv6.address, port: ipv6.port },
+  };
 }

@@ -1,15 +1,31 @@
 import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
-import { Etcd3, isRecoverableError } from 'etcd3';
+import { Etcd3, GRPCDeadlineExceededError, GRPCResourceExhastedError, isRecoverableError } from 'etcd3';
 import type { EtcdClientOptions, EtcdConnectionOptions } from './registry.js';
 
 const toBuffer = (value: string | Buffer | undefined) =>
   value === undefined ? undefined : Buffer.isBuffer(value) ? value : Buffer.from(value);
 
 /**
- * Our client, for the registry and the follower alike: every call bounded, and a dead host retried after 1 s
- * instead of etcd3's 5 s. `keepaliveMs` adds gRPC keepalive pings, so that a stream to a server that stopped
- * answering (paused, partitioned) fails instead of waiting forever; etcd refuses pings more often than every
- * 5 s (`--grpc-keepalive-min-time`).
+ * What says a host is failing, for etcd3's per-host circuit breakers and its immediate retry on another host:
+ * its recoverable errors (unreachable, reset...) except two. An answer too large to receive: every host would
+ * give it alike. And a deadline: `etcdCall` sends an attempt that ran out again itself, with a new deadline;
+ * etcd3 would retry with the spent one, fail at once against every host and open all their breakers, which
+ * is what made a leader's death cost seconds (its followers, waiting for a new leader, answer nothing for a
+ * while without being at fault).
+ */
+const hostFault = (error: Error) =>
+  isRecoverableError(error) &&
+  !(error instanceof GRPCResourceExhastedError) &&
+  !(error instanceof GRPCDeadlineExceededError);
+
+/**
+ * Our client, for the registry and the follower alike: every call bounded (`etcdCall` sends each attempt with
+ * its own deadline and tries another member when one fails), and a dead host retried after 1 s instead of
+ * etcd3's 5 s. gRPC keepalive pings every `keepaliveMs` (default 10 s) on a connection that has calls or
+ * streams open, so that one to a member that stopped answering (paused, cut off: no FIN ever comes) fails
+ * within about 2 s of a ping instead of hanging: etcd refuses pings more often than every 5 s
+ * (`--grpc-keepalive-min-time`) and, by default, any ping on a connection without a stream, hence
+ * `keepalive_permit_without_calls` stays off.
  */
 export function createClient(
   options: EtcdConnectionOptions,
@@ -39,20 +55,22 @@ export function createClient(
     }),
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeoutMs }),
     grpcOptions: {
+      // Reads come in pages of ~1 MiB (range.ts); this only spares a page of unusually large values, or a
+      // watch catching up on many revisions, the default 4 MiB limit's permanent RESOURCE_EXHAUSTED.
+      'grpc.max_receive_message_length': 64 << 20,
       'grpc.max_reconnect_backoff_ms': 2000,
       'grpc.initial_reconnect_backoff_ms': 200,
-      ...(extra.keepaliveMs !== undefined && {
-        'grpc.keepalive_time_ms': Math.max(5000, extra.keepaliveMs),
-        'grpc.keepalive_timeout_ms': timeoutMs,
-      }),
+      'grpc.keepalive_time_ms': Math.max(5000, extra.keepaliveMs ?? 10_000),
+      'grpc.keepalive_timeout_ms': Math.min(timeoutMs, 2000),
+      'grpc.keepalive_permit_without_calls': 0,
     },
     faultHandling: {
       host: () =>
-        circuitBreaker(handleWhen(isRecoverableError), {
+        circuitBreaker(handleWhen(hostFault), {
           halfOpenAfter: 1000,
           breaker: new ConsecutiveBreaker(3),
         }),
-      global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(2, hosts.length) }),
+      global: retry(handleWhen(hostFault), { maxAttempts: Math.max(2, hosts.length) }),
     },
   });
 }

@@ -4,6 +4,7 @@ import {
   RegistryRejectedError,
   RegistrySessionLostError,
 } from '@registrar/core';
+import { connectFailureIn, connectionHint } from '@registrar/core/kit';
 import {
   ClientClosedError,
   EtcdAuthenticationFailedError,
@@ -36,7 +37,11 @@ const rejected = [
  */
 export function toRegistryError(error: unknown, what: string): RegistryError {
   if (error instanceof RegistryError) return error;
-  const detail = error instanceof Error ? error.message : String(error);
+  // grpc-js ends some messages with an empty "Resolution note:"; it says nothing.
+  const detail = (error instanceof Error ? error.message : String(error)).replace(
+    /\s*Resolution note:\s*$/,
+    '',
+  );
   if (error instanceof EtcdLeaseInvalidError) {
     return new RegistrySessionLostError(`etcd ${what}: lease lost (${detail})`, backend, { cause: error });
   }
@@ -46,7 +51,24 @@ export function toRegistryError(error: unknown, what: string): RegistryError {
   if (programming || rejected.some((type) => error instanceof type)) {
     return new RegistryRejectedError(`etcd ${what}: ${detail}`, backend, { cause: error });
   }
+  // gRPC's "14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED h:p": one
+  // sentence with the address and what it most likely means.
+  const failure = connectFailureIn(detail);
+  if (failure !== undefined) {
+    const hint = connectionHint(failure.code, 'etcd');
+    return new RegistryConnectionError(
+      `etcd ${what}: cannot connect to ${failure.address} (${failure.code})${hint ? `: ${hint}` : ''}`,
+      backend,
+      { cause: error },
+    );
+  }
   return new RegistryConnectionError(`etcd ${what}: ${detail}`, backend, { cause: error });
+}
+
+/** etcd no longer holds the revision a read asked for (compacted since): read again at the newest. */
+export function compacted(error: unknown): boolean {
+  const cause = error instanceof RegistryError ? error.cause : error;
+  return cause instanceof Error && cause.message.includes('required revision has been compacted');
 }
 
 /**

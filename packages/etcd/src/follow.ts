@@ -5,8 +5,10 @@ import { backoffDelay, followGate, followLifetimes, quote } from '@registrar/cor
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import { Observable } from 'rxjs';
 import { createClient, prefixEnd, targetOf } from './client.js';
-import { backend, bounded, toRegistryError } from './errors.js';
+import { etcdCall } from './call.js';
+import { backend, toRegistryError } from './errors.js';
 import { createReader, defaultPrefix, layouts, normalisePrefix } from './layout.js';
+import { readRange } from './range.js';
 import type { EtcdClientOptions, EtcdCommonOptions, EtcdConnectionOptions } from './registry.js';
 
 export type EtcdFollowerOptions = Pick<
@@ -22,8 +24,8 @@ export type EtcdFollowerOptions = Pick<
 } & (EtcdConnectionOptions | EtcdClientOptions);
 
 /**
- * Every node's instances of a service in etcd, for `registrar lb`: one `range` of `<prefix>/<name>/`, then a
- * watch from the revision after it (no gap, no polling), and the full set after every change. When the watch
+ * Every node's instances of a service in etcd, for `registrar lb`: a paged read of `<prefix>/<name>/` at one
+ * revision, then a watch from the revision after it (no gap, no polling), and the full set after every change. When the watch
  * stream breaks it emits `unreachable` once, and reads everything again (range, then a new watch) when etcd
  * answers again. Values that are not an instance of the layout are skipped with one warning each.
  */
@@ -45,13 +47,8 @@ export function createEtcdFollower(options: EtcdFollowerOptions): ServiceFollowe
   const target = targetOf(options, reader.root);
   const lifetimes = followLifetimes();
 
-  const call = async <T>(what: string, fn: (callOptions: { deadline: number }) => Promise<T>) => {
-    try {
-      return await bounded(fn({ deadline: Date.now() + timeoutMs }), timeoutMs + 500, what);
-    } catch (error) {
-      throw toRegistryError(error, what);
-    }
-  };
+  const call = <T>(what: string, fn: (callOptions: { deadline: number }) => Promise<T>) =>
+    etcdCall(what, timeoutMs, fn, logger);
 
   const follow = (name: string): Observable<FollowUpdate> => {
     const dir = reader.dir(name);
@@ -117,8 +114,10 @@ export function createEtcdFollower(options: EtcdFollowerOptions): ServiceFollowe
         timer = undefined;
         try {
           const key = Buffer.from(dir);
-          const response = await call('range', (callOptions) =>
-            client.kv.range({ key, range_end: prefixEnd(key) }, callOptions),
+          // In pages: one service of a large fleet can pass gRPC's 4 MiB receive limit on its own.
+          const response = await readRange(
+            (request) => call('range', (callOptions) => client.kv.range(request, callOptions)),
+            { key, rangeEnd: prefixEnd(key) },
           );
           if (stopped) return;
           entries.clear();
@@ -133,7 +132,7 @@ export function createEtcdFollower(options: EtcdFollowerOptions): ServiceFollowe
           const next = client
             .watch()
             .prefix(dir)
-            .startRevision((BigInt(response.header.revision) + 1n).toString())
+            .startRevision((BigInt(response.revision) + 1n).toString())
             .watcher();
           watcher = next;
           // Only a watch that is up ends the backoff: one etcd keeps refusing is retried ever more slowly.

@@ -8,5 +8,5 @@ export type {
 export type { EtcdLayout } from './layout.js';
 export { createEtcdFollower } from './follow.js';
 export type { EtcdFollowerOptions } from './follow.js';
-export { etcdFollowerFromUri, etcdRegistryFromUri, parseEtcdUri } from './uri.js';
+export { checkEtcdUri, etcdFollowerFromUri, etcdRegistryFromUri, parseEtcdUri } from './uri.js';
 export type { ParsedEtcdUri } from './uri.js';

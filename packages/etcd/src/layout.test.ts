@@ -107,9 +107,57 @@ describe('codecs', () => {
     expect(codec.parse('/skydns/local/skydns/web/n11--web--80', '')).toBeUndefined();
   });
 
+  it("owns: whose a key can be, from the key alone (a shared prefix is listed without other nodes' values)", () => {
+    const json = createCodec({ ...base, layout: 'json' });
+    expect(json.owns(json.key(svc))).toBe(true);
+    expect(json.owns('/services/web/n11:web-1:80')).toBe(false);
+    expect(json.owns('/services/web/n1')).toBe(false);
+    // A record naming us under a key of another node's id is not ours: we never write such a key.
+    expect(json.parse('/services/web/n2:web-1:80', json.value(svc))).toBeUndefined();
+    const hostport = createCodec({ ...base, layout: 'hostport' });
+    expect(hostport.owns('/services/a/b/n1:web-1:80')).toBe(true);
+    expect(hostport.owns('/services/web/n2:web-1:80')).toBe(false);
+    const skydns = createCodec({ ...base, prefix: '/skydns', layout: 'skydns' });
+    expect(skydns.owns(skydns.key(svc))).toBe(true);
+    expect(skydns.owns('/skydns/local/skydns/web/n11--web--80')).toBe(false);
+  });
+
   it('normalises prefixes', () => {
     expect(normalisePrefix('services/')).toBe('/services');
     expect(normalisePrefix('/a/b//')).toBe('/a/b');
     expect(normalisePrefix('/')).toBe('');
+  });
+});
+
+describe('dual-stack services', () => {
+  const dual = service({
+    node: 'n1',
+    dualStack: { ipv4: { address: '10.0.0.5', port: 8080 }, ipv6: { address: 'fd00::5', port: 8080 } },
+  });
+
+  it('json: `addresses` ends the record, with the endpoint per family; other records are unchanged', () => {
+    const codec = createCodec({ layout: 'json', prefix: '/services', nodeId: 'n1', domain: 'x', ttl: 15 });
+    const record = JSON.parse(codec.value(dual)) as Record<string, unknown>;
+    expect(Object.keys(record).at(-1)).toBe('addresses');
+    expect(record).toMatchObject({
+      address: '10.0.0.5',
+      port: 8080,
+      addresses: { ipv4: { address: '10.0.0.5', port: 8080 }, ipv6: { address: 'fd00::5', port: 8080 } },
+    });
+    const { dualStack: _, ...single } = dual;
+    expect(codec.value(single)).not.toContain('addresses');
+    expect(codec.parse(codec.key(dual), codec.value(dual))).toEqual({ id: dual.id, name: dual.name });
+  });
+
+  it('hostport keeps one "ip:port" (the IPv4 one); an IPv6 address is bracketed', () => {
+    const codec = createCodec({
+      layout: 'hostport',
+      prefix: '/services',
+      nodeId: 'n1',
+      domain: 'x',
+      ttl: 15,
+    });
+    expect(codec.value(dual)).toBe('10.0.0.5:8080');
+    expect(codec.value(service({ node: 'n1', address: 'fd00::5' }))).toBe('[fd00::5]:8080');
   });
 });

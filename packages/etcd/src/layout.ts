@@ -1,5 +1,5 @@
 import type { Instance, Service, ServiceProblem } from '@registrar/core';
-import { formatHostPort, instanceLabels } from '@registrar/core/kit';
+import { familyAddresses, formatHostPort, instanceLabels } from '@registrar/core/kit';
 
 /**
  * How services are laid out in etcd:
@@ -27,6 +27,11 @@ export interface LayoutCodec {
   /** Why the service's name or id cannot be stored in this layout, if it cannot. */
   check(service: Service): ServiceProblem | undefined;
   value(service: Service): string;
+  /**
+   * Whether a key can hold an entry of `nodeId`, judged from the key alone (its id segment): the filter
+   * that spares reading the values of other nodes' entries under a shared prefix.
+   */
+  owns(key: string): boolean;
   /** The id and name a stored key/value belongs to, or undefined when it is not owned by `nodeId`. */
   parse(key: string, value: string): ParsedEntry | undefined;
 }
@@ -66,7 +71,8 @@ export function ownedId(id: string, nodeId: string): boolean {
 
 /**
  * The JSON record, keys in a fixed order and metadata sorted, so equal services give equal bytes; `engine`
- * (the writing Docker engine's ID) follows `node` when known, and `container` ends it when there is one.
+ * (the writing Docker engine's ID) follows `node` when known, `container` comes next when there is one, and
+ * `addresses` ends a dual-stack service's record.
  */
 export function jsonRecord(service: Service, engineId?: string): string {
   const meta: Record<string, string> = {};
@@ -83,6 +89,8 @@ export function jsonRecord(service: Service, engineId?: string): string {
     ...(engineId !== undefined && { engine: engineId }),
     // Only a service the bridge derived from a container has one; `registerService`'s records stop at `node`.
     ...(service.container && { container: { id: service.container.id, name: service.container.name } }),
+    // Only on dual-stack services, last: records of single-stack services stay byte for byte as before.
+    ...(service.dualStack !== undefined && { addresses: familyAddresses(service.dualStack) }),
   });
 }
 
@@ -157,16 +165,19 @@ export function createCodec(options: LayoutOptions): LayoutCodec {
     if (slash <= 0) return undefined;
     return { name: rest.slice(0, slash), id: rest.slice(slash + 1) };
   };
+  /** Keys whose last segment is one of our ids: the only keys this node ever writes. */
+  const owned = (storedKey: string) => {
+    const entry = split(storedKey);
+    return entry && ownedId(entry.id, nodeId) ? entry : undefined;
+  };
   if (options.layout === 'hostport') {
     return {
       root,
       key,
       check,
       value: (service) => formatHostPort({ host: service.address, port: service.port }),
-      parse: (storedKey) => {
-        const entry = split(storedKey);
-        return entry && ownedId(entry.id, nodeId) ? entry : undefined;
-      },
+      owns: (storedKey) => owned(storedKey) !== undefined,
+      parse: (storedKey) => owned(storedKey),
     };
   }
   return {
@@ -174,10 +185,11 @@ export function createCodec(options: LayoutOptions): LayoutCodec {
     key,
     check,
     value: (service) => jsonRecord(service, options.engineId),
+    owns: (storedKey) => owned(storedKey) !== undefined,
     parse: (storedKey, value) => {
-      const entry = split(storedKey);
+      const entry = owned(storedKey);
       if (!entry) return undefined;
-      // The record's `node` is the owner; anything unparsable is someone else's and left alone.
+      // Ours when the record's `node` says so too; anything unparsable is someone else's and left alone.
       let record: unknown;
       try {
         record = JSON.parse(value);
@@ -195,6 +207,15 @@ export function createCodec(options: LayoutOptions): LayoutCodec {
 
 function skydnsCodec(options: LayoutOptions): LayoutCodec {
   const root = `${options.prefix}${domainPath(options.domain)}`;
+  /** The key alone says whose it is: the value is CoreDNS's record. */
+  const parse = (storedKey: string): ParsedEntry | undefined => {
+    if (!storedKey.startsWith(`${root}/`)) return undefined;
+    const segments = storedKey.slice(root.length + 1).split('/');
+    if (segments.length < 2) return undefined;
+    const id = decodeLabel(segments.pop()!);
+    if (id === undefined || !ownedId(id, options.nodeId)) return undefined;
+    return { id, name: segments.reverse().join('.') };
+  };
   /** Dotted names nest like domains: `api.v1` is `<root>/v1/api`, queried as `api.v1.<domain>`. */
   const namePath = (name: string) =>
     name
@@ -214,14 +235,8 @@ function skydnsCodec(options: LayoutOptions): LayoutCodec {
         : undefined,
     key: (service) => `${root}${namePath(service.name)}/${encodeLabel(service.id)}`,
     value: (service) => JSON.stringify({ host: service.address, port: service.port, ttl: options.ttl }),
-    parse: (storedKey) => {
-      if (!storedKey.startsWith(`${root}/`)) return undefined;
-      const segments = storedKey.slice(root.length + 1).split('/');
-      if (segments.length < 2) return undefined;
-      const id = decodeLabel(segments.pop()!);
-      if (id === undefined || !ownedId(id, options.nodeId)) return undefined;
-      return { id, name: segments.reverse().join('.') };
-    },
+    owns: (storedKey) => parse(storedKey) !== undefined,
+    parse,
   };
 }
 

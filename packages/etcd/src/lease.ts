@@ -1,10 +1,14 @@
 import type { LivenessLoss, Logger, RegistryEvent } from '@registrar/core';
-import { RegistryRejectedError } from '@registrar/core';
+import { RegistryRejectedError, RegistrySessionLostError } from '@registrar/core';
 import { readStateFile, removeStateFile, writeStateFile } from '@registrar/core/kit';
 import type { Etcd3, ILeaseKeepAliveResponse } from 'etcd3';
-import { castGrpcError, EtcdLeaseInvalidError } from 'etcd3';
+import { castGrpcError } from 'etcd3';
 import { Subject } from 'rxjs';
-import { backend, bounded, toRegistryError } from './errors.js';
+import { etcdCall } from './call.js';
+import { backend, toRegistryError } from './errors.js';
+
+/** After a failed keepalive, the next one is sent this soon (or at the interval, if shorter). */
+const KEEPALIVE_RETRY_MS = 250;
 
 interface HeldLease {
   readonly id: string;
@@ -136,8 +140,8 @@ export class LeaseKeeper {
       if (Number(response.TTL) !== this.options.ttl) return undefined;
       return { id, ttlMs: Number(response.TTL) * 1000 };
     } catch (error) {
-      if (error instanceof EtcdLeaseInvalidError) return undefined;
-      throw toRegistryError(error, 'lease keepalive (resume)');
+      if (error instanceof RegistrySessionLostError) return undefined;
+      throw error;
     }
   }
 
@@ -155,16 +159,13 @@ export class LeaseKeeper {
       }
     }
     const { client, ttl, timeoutMs } = this.options;
-    let response;
-    try {
-      response = await bounded(
-        client.leaseClient.leaseGrant({ TTL: ttl }, { deadline: Date.now() + timeoutMs }),
-        timeoutMs + 500,
-        'lease grant',
-      );
-    } catch (error) {
-      throw toRegistryError(error, 'lease grant');
-    }
+    // A grant cut off by its deadline may have landed: that lease, kept alive by nobody, expires after the TTL.
+    const response = await etcdCall(
+      'lease grant',
+      timeoutMs,
+      (options) => client.leaseClient.leaseGrant({ TTL: ttl }, options),
+      this.options.logger,
+    );
     const lease: HeldLease = { id: response.ID, ttlMs: Number(response.TTL) * 1000 };
     if (this.closed) {
       // close() ran while we waited: do not leave a lease nobody keeps.
@@ -196,14 +197,16 @@ export class LeaseKeeper {
   private async revoke(id: string): Promise<void> {
     const { client, timeoutMs } = this.options;
     try {
-      await bounded(
-        client.leaseClient.leaseRevoke({ ID: id }, { deadline: Date.now() + timeoutMs }),
-        timeoutMs + 500,
+      await etcdCall(
         'lease revoke',
+        timeoutMs,
+        (options) => client.leaseClient.leaseRevoke({ ID: id }, options),
+        this.options.logger,
       );
     } catch (error) {
-      if (error instanceof EtcdLeaseInvalidError) return; // already gone, keys with it
-      throw toRegistryError(error, 'lease revoke');
+      // Already gone, keys with it (perhaps by an attempt cut off by its deadline).
+      if (error instanceof RegistrySessionLostError) return;
+      throw error;
     }
   }
 
@@ -220,8 +223,8 @@ export class LeaseKeeper {
     );
   }
 
-  private scheduleKeepalive(lease: HeldLease) {
-    lease.keepaliveTimer = setTimeout(() => void this.keepalive(lease), this.options.keepaliveMs);
+  private scheduleKeepalive(lease: HeldLease, afterMs = this.options.keepaliveMs) {
+    lease.keepaliveTimer = setTimeout(() => void this.keepalive(lease), afterMs);
   }
 
   private async keepalive(lease: HeldLease) {
@@ -238,22 +241,29 @@ export class LeaseKeeper {
       }
     } catch (error) {
       if (this.held !== lease) return;
-      if (error instanceof EtcdLeaseInvalidError)
+      if (error instanceof RegistrySessionLostError)
         return this.lose(lease.id, 'etcd no longer knows the lease');
       // Unreachable etcd: keep trying; the deadline timer decides when the lease must be considered gone.
       this.options.logger.debug({ lease: lease.id, err: error }, 'etcd keepalive failed');
       this.failing = true;
       this.events$.next({ type: 'heartbeat-failed', error: toRegistryError(error, 'lease keepalive') });
+      // Again soon, not a whole interval later: a cluster electing a new leader answers again within a
+      // second or two, and the lease must be renewed before its TTL runs out here.
+      return this.scheduleKeepalive(lease, Math.min(this.options.keepaliveMs, KEEPALIVE_RETRY_MS));
     }
     this.scheduleKeepalive(lease);
   }
 
-  /** One request on a short-lived keepalive stream, bounded by the call timeout. */
-  private async keepaliveOnce(id: string): Promise<ILeaseKeepAliveResponse> {
+  /**
+   * One request on a short-lived keepalive stream, within the call timeout (at most the keepalive interval),
+   * tried again on another member when one fails or does not answer (`etcdCall`): etcd3 sends a stream to
+   * one host and never elsewhere, and a dead member must not cost keepalives until the lease runs out.
+   */
+  private keepaliveOnce(id: string): Promise<ILeaseKeepAliveResponse> {
     const { client, timeoutMs } = this.options;
     const limit = Math.min(timeoutMs, this.options.keepaliveMs);
-    const exchange = async () => {
-      const stream = await client.leaseClient.leaseKeepAlive({ deadline: Date.now() + limit });
+    const exchange = async (options: { deadline: number }) => {
+      const stream = await client.leaseClient.leaseKeepAlive(options);
       return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
         stream.on('data', (response) => {
           stream.end();
@@ -263,7 +273,7 @@ export class LeaseKeeper {
         stream.write({ ID: id });
       });
     };
-    return bounded(exchange(), limit + 200, 'lease keepalive');
+    return etcdCall('lease keepalive', limit, exchange, this.options.logger);
   }
 }
 

@@ -153,6 +153,26 @@ describe('etcd registry (real etcd)', () => {
     expect(registry.fingerprint({ ...services[0], port: 1 })).not.toBe(stored.get(services[0].id));
   });
 
+  it('a put sent again after it landed writes nothing more (an attempt cut off by its deadline may have)', async () => {
+    const registry = adapter();
+    const web = service({ node: 'n1' });
+    await registry.register(web);
+    const before = await dump(shared.plain, `${prefixOf(registry)}/`);
+    await registry.register(web);
+    const after = await dump(shared.plain, `${prefixOf(registry)}/`);
+    expect(after.revision).toBe(before.revision);
+    // A real change is still written, and a key put without the lease gets it back.
+    await registry.register({ ...web, port: 1 });
+    expect(JSON.parse((await dump(shared.plain, `${prefixOf(registry)}/`)).keys[0].value).port).toBe(1);
+    await registry.register(web);
+    const stored = (await dump(shared.plain, `${prefixOf(registry)}/`)).keys[0];
+    // The same value put without the lease (a plain put detaches the key from it).
+    await shared.plain.put(stored.key).value(stored.value);
+    expect((await dump(shared.plain, `${prefixOf(registry)}/`)).keys[0].lease).toBe('0');
+    await registry.register(web);
+    expect((await dump(shared.plain, `${prefixOf(registry)}/`)).keys[0].lease).toBe(stored.lease);
+  });
+
   it('a new instance adopts the previous one’s keys: new lease, different fingerprints, re-put', async () => {
     const first = adapter();
     const web = service({ node: 'n1' });

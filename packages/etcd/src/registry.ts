@@ -11,14 +11,16 @@ import type {
 } from '@registrar/core';
 import { endpointProblem, renamedOption, roundsById, runPool, splitBatches } from '@registrar/core/kit';
 import { ConfigError, consoleLogger, RegistryRejectedError, RegistrySessionLostError } from '@registrar/core';
-import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
+import type { Etcd3, ICompare, IRangeRequest, IRequestOp } from 'etcd3';
 import { EtcdLeaseInvalidError } from 'etcd3';
 import { createClient, prefixEnd, targetOf } from './client.js';
-import { backend, bounded, toRegistryError } from './errors.js';
+import { etcdCall } from './call.js';
+import { backend, compacted, toRegistryError } from './errors.js';
 import type { EtcdLayout, LayoutCodec } from './layout.js';
 import { createCodec, defaultPrefix, layouts, normalisePrefix, ownedId } from './layout.js';
 import { EtcdLeadership } from './election.js';
 import { LeaseKeeper } from './lease.js';
+import { keyAfter, ownedRuns, readRange } from './range.js';
 
 /** Connection settings for a client the adapter creates, owns and closes. */
 export interface EtcdConnectionOptions {
@@ -57,7 +59,7 @@ export interface EtcdCommonOptions {
   /** skydns only: the DNS zone; default `skydns.local`. */
   readonly skydnsDomain?: string;
   /**
-   * Milliseconds any one etcd call (connecting included) may take before it fails with a
+   * Milliseconds any one etcd call (connecting, and attempts on other members, included) may take before it fails with a
    * RegistryConnectionError; default 5000. (etcd3 1.1.2 ignores its own `dialTimeout`.)
    */
   readonly timeoutMs?: number;
@@ -258,24 +260,19 @@ class EtcdRegistry implements Registry {
     const leaseId = await this.lease.acquire();
     const stale = (this.index.get(service.id) ?? []).filter((old) => old !== key);
     const put = { key: Buffer.from(key), value: Buffer.from(value), lease: leaseId };
+    // Written only if not there yet: an attempt cut off by its deadline may have landed, and its retry must
+    // not write the same again. A renamed service's new key and the removal of the old one land together.
+    const there = [
+      { key: put.key, target: 'Value' as const, result: 'Equal' as const, value: put.value },
+      { key: put.key, target: 'Lease' as const, result: 'Equal' as const, lease: leaseId },
+    ];
+    const removals = stale.map((old) => ({ request_delete_range: { key: Buffer.from(old) } }));
     await this.call('put', async (options) => {
       try {
-        if (stale.length === 0) {
-          await this.client.kv.put(put, options);
-        } else {
-          // Renamed service: the new key and the removal of the old one land together.
-          await this.client.kv.txn(
-            {
-              compare: [],
-              success: [
-                { request_put: put },
-                ...stale.map((old) => ({ request_delete_range: { key: Buffer.from(old) } })),
-              ],
-              failure: [],
-            },
-            options,
-          );
-        }
+        await this.client.kv.txn(
+          { compare: there, success: removals, failure: [{ request_put: put }, ...removals] },
+          options,
+        );
       } catch (error) {
         if (error instanceof EtcdLeaseInvalidError)
           this.lease.lose(leaseId, 'etcd refused a put: lease not found');
@@ -524,29 +521,52 @@ class EtcdRegistry implements Registry {
     }
   }
 
-  /** Every key under the layout's root that this node owns. */
+  /**
+   * Every key under the layout's root that this node owns. The root is shared by every node (20,000 entries
+   * of others are ~18 MB), so it is read in pages and keys only; then the values of our own keys, one range
+   * per stretch of them (about one per service), at the same revision. A revision compacted meanwhile
+   * (etcd keeps old ones only so long) starts the read again.
+   */
   private async scan(): Promise<StoredEntry[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.scanOnce();
+      } catch (error) {
+        if (attempt >= 3 || !compacted(error)) throw error;
+        this.logger.debug({ err: error }, 'etcd compacted the revision of a paged read; reading again');
+      }
+    }
+  }
+
+  private async scanOnce(): Promise<StoredEntry[]> {
     const root = Buffer.from(`${this.codec.root}/`);
-    const rangeEnd = prefixEnd(root);
-    const response = await this.call('range', (options) =>
-      this.client.kv.range({ key: root, range_end: rangeEnd }, options),
-    );
+    const page = (request: IRangeRequest) =>
+      this.call('range', (options) => this.client.kv.range(request, options));
+    const keys = await readRange(page, { key: root, rangeEnd: prefixEnd(root), keysOnly: true });
     const entries: StoredEntry[] = [];
-    for (const kv of response.kvs) {
-      const key = kv.key.toString();
-      const value = kv.value.toString();
-      const parsed = this.codec.parse(key, value);
-      if (parsed) entries.push({ ...parsed, key, fingerprint: fingerprintOf(key, value, kv.lease) });
+    const runs = ownedRuns(
+      keys.kvs.map((kv) => kv.key),
+      (key) => this.codec.owns(key.toString()),
+    );
+    for (const run of runs) {
+      const read = await readRange(page, {
+        key: run.first,
+        rangeEnd: keyAfter(run.last),
+        revision: keys.revision,
+      });
+      for (const kv of read.kvs) {
+        const key = kv.key.toString();
+        const value = kv.value.toString();
+        const parsed = this.codec.parse(key, value);
+        if (parsed) entries.push({ ...parsed, key, fingerprint: fingerprintOf(key, value, kv.lease) });
+      }
     }
     return entries;
   }
 
-  private async call<T>(what: string, fn: (options: { deadline: number }) => Promise<T>): Promise<T> {
-    try {
-      return await bounded(fn({ deadline: Date.now() + this.timeoutMs }), this.timeoutMs + 500, what);
-    } catch (error) {
-      throw toRegistryError(error, what);
-    }
+  /** Bounded by the request timeout, and tried again on another member when one fails (see `etcdCall`). */
+  private call<T>(what: string, fn: (options: { deadline: number }) => Promise<T>): Promise<T> {
+    return etcdCall(what, this.timeoutMs, fn, this.logger);
   }
 
   private assertOpen() {

@@ -115,6 +115,14 @@ function fromEnv(env: RegistryUriContext['env'], tls: boolean): Pick<EtcdConnect
   };
 }
 
+/**
+ * Everything `etcdRegistryFromUri` checks (the URI, the credentials and TLS files in `env`), without creating
+ * a client: the CLI refuses a bad URI with the adapter's own words before anything connects.
+ */
+export function checkEtcdUri(uri: string | URL, env: RegistryUriContext['env']): void {
+  fromEnv(env, parseEtcdUri(uri).tls);
+}
+
 /** The CLI's entry point: an adapter from `etcd[s]://host:port[,...]/prefix?...` and the CLI's settings. */
 export function etcdRegistryFromUri(uri: string | URL, ctx: RegistryUriContext): Registry {
   const parsed = parseEtcdUri(uri);

@@ -79,4 +79,18 @@ describe('planSlots', () => {
       'set server web/s1 state ready',
     ]);
   });
+
+  it('IPv6: an address HAProxy reports compressed is the same as any other spelling of it', () => {
+    const slots = [slot(1, '::1', 8080, true), slot(2, 'fd00::5', 8080, false)];
+    const same = planSlots('web', slots, [instance('0:0:0:0:0:0:0:1', 8080)]);
+    expect(same).toEqual({ commands: [], serving: 1, enabled: 0, disabled: 0, unplaced: [] });
+    // A free slot that last held the instance takes it back without being re-pointed.
+    const back = planSlots('web', slots, [instance('::1', 8080), instance('FD00:0::5', 8080)]);
+    expect(back.commands).toEqual(['set server web/s2 state ready']);
+    const fresh = planSlots('web', [slot(1)], [instance('fd00::7', 8080)]);
+    expect(fresh.commands).toEqual([
+      'set server web/s1 addr fd00::7 port 8080',
+      'set server web/s1 state ready',
+    ]);
+  });
 });

@@ -1,4 +1,6 @@
+import { isIP } from 'node:net';
 import type { Instance } from '@registrar/core';
+import { formatHostPort } from '@registrar/core/kit';
 import type { Slot } from './haproxy.js';
 
 /** What to tell HAProxy so that a backend's enabled slots are exactly the wanted instances. */
@@ -13,7 +15,16 @@ export interface SlotPlan {
   readonly unplaced: readonly Instance[];
 }
 
-const endpoint = (address: string, port: number) => `${address}:${port}`;
+/**
+ * One spelling per address: HAProxy reports IPv6 compressed and lower-case (`::1`), a registry may hold any
+ * form (`0:0:0:0:0:0:0:1`), and the two must compare equal or the slot is re-pointed on every pass.
+ */
+function canonicalAddress(address: string): string {
+  if (isIP(address) !== 6) return address;
+  return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+}
+
+const endpoint = (address: string, port: number) => formatHostPort({ host: canonicalAddress(address), port });
 
 /**
  * Decide the commands that make `slots` serve exactly `wanted`, changing as little as possible: a slot
@@ -44,7 +55,7 @@ export function planSlots(backend: string, slots: readonly Slot[], wanted: reado
   const take = (slot: Slot, instance: Instance) => {
     taken.add(slot.name);
     const server = `${backend}/${slot.name}`;
-    if (slot.address !== instance.address || slot.port !== instance.port) {
+    if (endpoint(slot.address, slot.port) !== endpoint(instance.address, instance.port)) {
       enables.push(`set server ${server} addr ${instance.address} port ${instance.port}`);
     }
     enables.push(`set server ${server} state ready`);

@@ -44,6 +44,7 @@ afterAll(async () => {
 const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 
 const core = fileURLToPath(new URL('../../core/dist/index.js', import.meta.url));
+const coreInternal = fileURLToPath(new URL('../../core/dist/internal.js', import.meta.url));
 
 /**
  * One candidate, wired as SwarmBridge.follow() wires it: core's Reconciler stands by until elected, then
@@ -51,7 +52,8 @@ const core = fileURLToPath(new URL('../../core/dist/index.js', import.meta.url))
  */
 const script = `
   import { createZookeeperRegistry } from ${JSON.stringify(dist)};
-  import { Reconciler, silentLogger } from ${JSON.stringify(core)};
+  import { silentLogger } from ${JSON.stringify(core)};
+  import { Reconciler } from ${JSON.stringify(coreInternal)};
   const [connectString, base, nodeId, candidate, json] = process.argv.slice(1);
   const services = JSON.parse(json);
   const desired = new Map(services.map((s) => [s.id, s]));

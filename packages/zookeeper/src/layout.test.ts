@@ -150,4 +150,30 @@ describe('curator codec', () => {
   it('the registrator layout has no payload', () => {
     expect(codecFor('registrator')).toBe(registratorCodec);
   });
+  it('mayOwn: curator nodes are named by the id, so the name says whose they can be; registrator names cannot', () => {
+    const curator = codecFor('curator');
+    expect(curator.mayOwn('n1:web-1:80', 'n1')).toBe(true);
+    expect(curator.mayOwn('n11:web-1:80', 'n1')).toBe(false);
+    expect(curator.mayOwn('n1', 'n1')).toBe(false);
+    expect(codecFor('registrator').mayOwn('10.0.0.5:8080', 'n1')).toBe(true);
+  });
+});
+
+describe('dual-stack services', () => {
+  it("curator: `addresses` beside Curator's fields, in every payload mode; single-stack nodes unchanged", () => {
+    const dual = service({
+      node: 'n1',
+      dualStack: { ipv4: { address: '10.0.0.5', port: 32768 }, ipv6: { address: 'fd00::5', port: 32769 } },
+    });
+    for (const mode of ZOOKEEPER_PAYLOADS) {
+      const doc = JSON.parse(curatorCodec(mode).encode(dual, 'n1', TIME)) as Record<string, unknown>;
+      expect(doc).toMatchObject({
+        address: '10.0.0.5',
+        port: 32768,
+        addresses: { ipv4: { address: '10.0.0.5', port: 32768 }, ipv6: { address: 'fd00::5', port: 32769 } },
+      });
+      expect(curatorCodec(mode).decode(JSON.stringify(doc))).toMatchObject({ id: dual.id, node: 'n1' });
+      expect(curatorCodec(mode).encode(s, 'n1', TIME)).not.toContain('addresses');
+    }
+  });
 });

@@ -1,5 +1,5 @@
 import type { Instance, Service } from '@registrar/core';
-import { instanceLabels } from '@registrar/core/kit';
+import { familyAddresses, instanceLabels } from '@registrar/core/kit';
 
 /**
  * How services map onto nodes. `curator`: `<base>/<name>/<id>` holding Apache Curator's ServiceInstance JSON
@@ -56,6 +56,11 @@ export interface LayoutCodec {
   encode(service: Service, owner: string, registrationTimeUTC: number, engine?: string): string;
   /** Parse stored bytes; undefined when they are not a node this layout (and this bridge) could have written. */
   decode(data: string): DecodedNode | undefined;
+  /**
+   * Whether the node named `child` can be one `nodeId` wrote, from its name alone: listing reads only those,
+   * not every other node's under a shared base.
+   */
+  mayOwn(child: string, nodeId: string): boolean;
   /** Stored bytes with volatile fields neutralised: equal for two writes of the same service. */
   canonical(data: string): string;
   /**
@@ -139,6 +144,8 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
   return {
     layout: 'curator',
     path: (base, service) => `${base}/${service.name}/${service.id}`,
+    // The node is named by the id, `<node-id>:...`.
+    mayOwn: (child, nodeId) => child.startsWith(`${nodeId}:`),
     encode(service, owner, registrationTimeUTC, engine) {
       // Field order and the absent `enabled` are what Curator's JsonInstanceSerializer writes by default
       // (its compatible mode); readers take `enabled` as true. With payload=plain the bytes are Curator's own.
@@ -178,6 +185,9 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
         registrationTimeUTC,
         serviceType: 'DYNAMIC',
         uriSpec: null,
+        // A dual-stack service's endpoint per family (`address`/`port` are the IPv4 one), beside Curator's
+        // fields as the owner is: JsonInstanceSerializer ignores unknown ones.
+        ...(service.dualStack !== undefined && { addresses: familyAddresses(service.dualStack) }),
         // Without a payload the owner goes beside Curator's fields; JsonInstanceSerializer ignores unknown ones.
         ...(payload === null ? ownership : {}),
       });
@@ -224,6 +234,8 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
 export const registratorCodec: LayoutCodec = {
   layout: 'registrator',
   path: (base, service) => `${base}/${service.name}/${service.address}:${service.port}`,
+  // `ip:port` names say nothing of the owner: only the data does.
+  mayOwn: () => true,
   encode(service, owner, _registrationTimeUTC, engine) {
     // registrator's ZnodeBody in Go field order; `ID`, `Node` and `Engine` are additions (Go's decoder ignores
     // unknown fields) that let list() and deregister() work and record the owner and its Docker engine.

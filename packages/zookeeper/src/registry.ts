@@ -321,6 +321,7 @@ class ZookeeperRegistry implements Registry {
       owned,
       requestedTimeoutMs: this.requestedTimeoutMs,
       operationTimeoutMs: this.operationTimeoutMs,
+      ...(connectString !== undefined && { servers: connectString }),
       logger: this.logger,
       onLost: (reason) => this.onSessionLost(reason),
       onHeartbeatFailed: (error) => {
@@ -838,12 +839,17 @@ class ZookeeperRegistry implements Registry {
     }
   }
 
-  /** Every node under the base whose record names this node as owner. Reads only, pipelined. */
+  /**
+   * Every node under the base whose record names this node as owner. Reads only, pipelined; the data of
+   * only those children whose name this node can own (the curator layout names them `<node-id>:...`), so a
+   * base shared with thousands of other nodes' instances costs one `getChildren` per service, not a read
+   * of each instance.
+   */
   private async scan(session: Session): Promise<OwnedNode[]> {
     const names = await this.children(session, this.base || '/');
     const perName = await runPool(names, 16, async (name) => {
       const dir = `${this.base}/${name}`;
-      const kids = await this.children(session, dir);
+      const kids = (await this.children(session, dir)).filter((kid) => this.codec.mayOwn(kid, this.nodeId));
       const found = await runPool(kids, 32, async (kid) => {
         const path = `${dir}/${kid}`;
         let existing: { data: string; stat: Stat } | undefined;

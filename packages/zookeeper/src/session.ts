@@ -117,6 +117,8 @@ export interface SessionOptions {
   readonly requestedTimeoutMs: number;
   /** Bound on every operation and on waiting for a first connection. */
   readonly operationTimeoutMs: number;
+  /** The servers (`host:port,...`), for messages: a connection that never comes names where it was sought. */
+  readonly servers?: string;
   readonly logger: Logger;
   /** Called once when the session is gone for good (expired, silent too long, auth failed). */
   readonly onLost: (reason: string) => void;
@@ -325,7 +327,9 @@ export class Session {
         return;
       case 'connecting':
         throw new RegistryConnectionError(
-          `no ZooKeeper session within ${this.options.operationTimeoutMs} ms`,
+          this.options.servers === undefined
+            ? `no ZooKeeper session within ${this.options.operationTimeoutMs} ms`
+            : `no ZooKeeper session with ${this.options.servers} within ${this.options.operationTimeoutMs} ms: is ZooKeeper running there and answering on that client port?`,
           BACKEND,
         );
       case 'disconnected':

@@ -20,3 +20,5 @@ export type { FollowGate, FollowLifetimes } from '../follow-gate.js';
 export { followGate, followLifetimes, instanceLabels } from '../follow-gate.js';
 export { endpointProblem } from '../service-record.js';
 export { renamedOption } from './renamed.js';
+export { familyAddresses } from '../service.js';
+export { connectFailureIn, connectionHint } from './net-errors.js';

@@ -175,6 +175,11 @@ export class SwarmBridge {
     );
     for (const reconciler of this.reconcilers) {
       this.subscription.add(reconciler.registry.lost$.subscribe((loss) => reconciler.lost(loss.reason)));
+      this.subscription.add(
+        reconciler.registry.events$.subscribe((event) => {
+          if (event.type === 'recovered') reconciler.recovered();
+        }),
+      );
       if (this.options.elect && reconciler.registry.elect) this.follow(reconciler, this.options.elect);
       else reconciler.poke();
     }
