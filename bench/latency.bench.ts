@@ -85,7 +85,7 @@ async function watchEtcd(server: EtcdServer): Promise<Watched> {
   const watcher = await client.watch().prefix('/').create();
   watcher.on('put', (kv) => seen.set(`put ${kv.key.toString()}`, nowMs()));
   watcher.on('delete', (kv) => seen.set(`delete ${kv.key.toString()}`, nowMs()));
-  const lease = await client.leaseClient.leaseGrant({ TTL: 60 });
+  let lease = '';
   const prefix = `/raw-${randomBytes(3).toString('hex')}`;
   return {
     name: 'etcd',
@@ -95,9 +95,11 @@ async function watchEtcd(server: EtcdServer): Promise<Watched> {
     follow: () => Promise.resolve(),
     arm: () => Promise.resolve(),
     async rawWrite(i) {
+      // A lease of its own for each series of raw writes (a scenario's rounds outlast any fixed TTL).
+      if (i === 0) lease = (await client.leaseClient.leaseGrant({ TTL: 600 })).ID;
       const key = `${prefix}/${i}`;
       const t0 = nowMs();
-      await client.kv.put({ key: Buffer.from(key), value: Buffer.from('{"raw":true}'), lease: lease.ID });
+      await client.kv.put({ key: Buffer.from(key), value: Buffer.from('{"raw":true}'), lease });
       await until('raw etcd put seen', () => seen.has(`put ${key}`));
       return seen.get(`put ${key}`)! - t0;
     },

@@ -113,9 +113,9 @@ const launch = (engine: SyntheticEngine, backend: Backend, base: string, how: Pa
     START_TIMEOUT_MS,
   );
 
-/** Prepare `count` containers of `service` (documents built now, outside any timed region). */
-const prepare = (engine: SyntheticEngine, service: string, count: number, from = 0) =>
-  Array.from({ length: count }, (_, i) => engine.prepare({ name: `${service}-${from + i}`, service }));
+/** Prepare `count` containers `<prefix>-<n>` of `service` (documents built now, outside any timed region). */
+const prepare = (engine: SyntheticEngine, service: string, count: number, from = 0, prefix = service) =>
+  Array.from({ length: count }, (_, i) => engine.prepare({ name: `${prefix}-${from + i}`, service }));
 
 describe('process — start-up', () => {
   it('module by module: load time and memory of each dependency in a fresh node', () => {
@@ -313,7 +313,7 @@ describe('process — etcd only', () => {
       const wall: number[] = [];
       for (let b = 0; b < CPU_BATCHES; b++) {
         const half = CPU_EVENTS / 2;
-        const ids = prepare(engine, `${service}-b`, half, serial);
+        const ids = prepare(engine, service, half, serial, `${service}-b`);
         serial += half;
         await sleep(500);
         const c0 = p.cpuSeconds();
@@ -381,7 +381,7 @@ describe('process — etcd only', () => {
     let serial = 0;
     for (let done = 0; done < SOAK;) {
       const batch = Math.min(SOAK_BATCH, Math.ceil((SOAK - done) / 2));
-      const ids = prepare(engine, `${service}-s`, batch, serial);
+      const ids = prepare(engine, service, batch, serial, `${service}-s`);
       serial += batch;
       const c0 = p.cpuSeconds();
       const t0 = performance.now();
