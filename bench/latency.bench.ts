@@ -74,7 +74,7 @@ interface Watched {
   arm(key: string): Promise<void>;
   /** `put <key>` / `delete <key>` → arrival time at the watcher. */
   readonly seen: Map<string, number>;
-  /** One raw write of the backend's own client; the milliseconds until its watcher saw it. */
+  /** One raw write (a new entry each time) of the backend's own client; the ms until its watcher saw it. */
   rawWrite(i: number): Promise<number>;
   close(): Promise<void>;
 }
@@ -86,6 +86,7 @@ async function watchEtcd(server: EtcdServer): Promise<Watched> {
   watcher.on('put', (kv) => seen.set(`put ${kv.key.toString()}`, nowMs()));
   watcher.on('delete', (kv) => seen.set(`delete ${kv.key.toString()}`, nowMs()));
   let lease = '';
+  let serial = 0;
   const prefix = `/raw-${randomBytes(3).toString('hex')}`;
   return {
     name: 'etcd',
@@ -97,7 +98,7 @@ async function watchEtcd(server: EtcdServer): Promise<Watched> {
     async rawWrite(i) {
       // A lease of its own for each series of raw writes (a scenario's rounds outlast any fixed TTL).
       if (i === 0) lease = (await client.leaseClient.leaseGrant({ TTL: 600 })).ID;
-      const key = `${prefix}/${i}`;
+      const key = `${prefix}/${serial++}`;
       const t0 = nowMs();
       await client.kv.put({ key: Buffer.from(key), value: Buffer.from('{"raw":true}'), lease });
       await until('raw etcd put seen', () => seen.has(`put ${key}`));
@@ -129,6 +130,7 @@ async function watchZookeeper(server: ZookeeperServer): Promise<Watched> {
       ),
     ).then(() => undefined);
   const prefix = `/raw-${randomBytes(3).toString('hex')}`;
+  let serial = 0;
   await zk((cb) => writer.mkdirp(prefix, cb));
   const acl = [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('world', 'anyone'))];
   return {
@@ -138,8 +140,8 @@ async function watchZookeeper(server: ZookeeperServer): Promise<Watched> {
     key: (base, name, id) => `${base}/${name}/${id}`,
     follow: () => Promise.resolve(),
     arm,
-    async rawWrite(i) {
-      const path = `${prefix}/${i}`;
+    async rawWrite() {
+      const path = `${prefix}/${serial++}`;
       await arm(path);
       const t0 = nowMs();
       await zk((cb) =>
@@ -201,6 +203,7 @@ async function watchConsul(double: ConsulDouble): Promise<Watched> {
   };
   await register({ ID: 'raw-bridge', Name: 'raw-bridge', Check: { TTL: '24h' } });
   const rawName = `raw-${randomBytes(3).toString('hex')}`;
+  let serial = 0;
   // The first answer of a blocking query comes at once: it must come before anything is timed.
   await follow(rawName);
   return {
@@ -210,10 +213,11 @@ async function watchConsul(double: ConsulDouble): Promise<Watched> {
     key: (_base, _name, id) => id,
     follow,
     arm: () => Promise.resolve(),
-    async rawWrite(i) {
-      const id = `${rawName}:${i}`;
+    async rawWrite() {
+      const n = serial++;
+      const id = `${rawName}:${n}`;
       const t0 = nowMs();
-      await register(consulRegistration(id, rawName, 30000 + i, 'raw-bridge'));
+      await register(consulRegistration(id, rawName, 30000 + n, 'raw-bridge'));
       await until('raw consul register seen', () => seen.has(`put ${id}`));
       return seen.get(`put ${id}`)! - t0;
     },
