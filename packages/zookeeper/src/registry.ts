@@ -371,6 +371,8 @@ class ZookeeperRegistry implements Registry {
     if (this.closed) return;
     this.logger.warn({ reason }, 'zookeeper session lost; opening a new one, every entry must be re-created');
     this.written.clear();
+    // Its ephemeral nodes went with it: the re-registration that follows is a batch of creates.
+    this.paths.clear();
     this.session = this.openSession(false);
     this.events.next({ type: 'liveness-lost', reason });
     this.lost.next({ reason });
@@ -769,10 +771,9 @@ class ZookeeperRegistry implements Registry {
   private createOp(session: Session, index: number, service: Service): MultiOp | undefined {
     if (this.check(service)) return undefined;
     const path = this.codec.path(this.base, service);
-    const previous = this.paths.get(service.id);
-    // A node this session holds is updated after a read, and a renamed one also removed: register does both.
-    if ((previous !== undefined && previous !== path) || this.ownWrite(session, path, service.id))
-      return undefined;
+    // A node known to exist (written, or listed from an earlier session) is read first, updated or replaced,
+    // and a renamed one also removed: register does all that. A create is for an id with no node yet.
+    if (this.paths.has(service.id)) return undefined;
     const data = Buffer.from(this.codec.encode(service, this.nodeId, Date.now(), this.engineId));
     const parent = parentOf(path);
     return {
