@@ -1,7 +1,7 @@
 import { startSyntheticEngine, type SyntheticEngine } from '@registrar/core/testing';
 import { makeCertificates } from '@registrar/test/harness/tls';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -107,6 +107,36 @@ describe('LeanDocker against the synthetic engine (the Engine API on a unix sock
     events.abort();
     await closed;
     engine.fault('events', undefined);
+  });
+});
+
+describe('LeanDocker on a kept-alive connection the engine closes', () => {
+  it('a request that meets the closed connection is sent once more on a fresh one', async () => {
+    // Answers the first request of each connection; a second one on the same connection finds it closed,
+    // as when the engine's idle timeout and the client's reuse cross.
+    const dir = mkdtempSync(join(tmpdir(), 'docker-stale-'));
+    const socketPath = join(dir, 'docker.sock');
+    let connections = 0;
+    const server = createHttpServer((req, res) => {
+      const served = (req.socket as { served?: boolean }).served === true;
+      if (served) return req.socket.destroy();
+      (req.socket as { served?: boolean }).served = true;
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{"Name":"stale"}');
+    });
+    server.on('connection', () => (connections += 1));
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    const client = new LeanDocker({ socketPath });
+    try {
+      expect(await client.info()).toEqual({ Name: 'stale' });
+      expect(await client.info()).toEqual({ Name: 'stale' });
+      expect(connections).toBe(2);
+    } finally {
+      client.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -175,8 +175,26 @@ export class LeanDocker {
     }
   }
 
-  /** GET `path`; resolves with the response once its headers say 2xx, rejects with a DockerApiError else. */
-  private open(path: string, query: Query, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+  /**
+   * GET `path`; resolves with the response once its headers say 2xx, rejects with a DockerApiError else. A
+   * kept-alive connection the engine closed just as it was reused (ECONNRESET, EPIPE before any answer) is
+   * not the engine's answer: the request goes once more on a fresh connection, as Node's documentation advises.
+   */
+  private async open(path: string, query: Query, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+    try {
+      return await this.attempt(path, query, signal);
+    } catch (error) {
+      if (!(error instanceof StaleConnection)) throw error;
+      return this.attempt(path, query, signal, true);
+    }
+  }
+
+  private attempt(
+    path: string,
+    query: Query,
+    signal: AbortSignal | undefined,
+    retried = false,
+  ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(abortError(signal));
       const req = this.send(
@@ -190,9 +208,20 @@ export class LeanDocker {
           );
         },
       );
-      req.on('error', (error) => reject(signal?.aborted ? abortError(signal) : error));
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        if (signal?.aborted) return reject(abortError(signal));
+        const stale = req.reusedSocket && !retried && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
+        reject(stale ? new StaleConnection(error) : error);
+      });
       req.end();
     });
+  }
+}
+
+/** A kept-alive connection that was closed under the request: sent again once. */
+class StaleConnection extends Error {
+  constructor(readonly original: Error) {
+    super(original.message);
   }
 }
 

@@ -4,15 +4,24 @@ import { describe, expect, it } from 'vitest';
 import { startQuietGc, type QuietGcProbe } from './quiet-gc.js';
 
 /** A process whose event-loop utilisation the test scripts, one value per look. */
-function scripted(heap = { totalBytes: 100 * 2 ** 20, usedBytes: 20 * 2 ** 20 }) {
+function scripted() {
   const loads: number[] = [];
+  /** The heap's size: 20 MiB at the start, grown to 100 by each burst, back to 20 by a collection. */
+  const heap = { bytes: 20 * 2 ** 20 };
   let look: () => void = () => undefined;
   const collected: number[] = [];
   let looks = 0;
   const probe: QuietGcProbe = {
-    utilisation: () => loads.shift() ?? 0,
-    heap: () => heap,
-    collect: () => void collected.push(looks),
+    utilisation: () => {
+      const load = loads.shift() ?? 0;
+      if (load > 0.05) heap.bytes = 100 * 2 ** 20;
+      return load;
+    },
+    heapBytes: () => heap.bytes,
+    collect: () => {
+      collected.push(looks);
+      heap.bytes = 20 * 2 ** 20;
+    },
     every: (_ms, fn) => {
       look = fn;
       return () => (look = () => undefined);
@@ -26,7 +35,7 @@ function scripted(heap = { totalBytes: 100 * 2 ** 20, usedBytes: 20 * 2 ** 20 })
       look();
     }
   };
-  return { probe, run, collected };
+  return { probe, run, collected, heap };
 }
 
 describe('quiet GC', () => {
@@ -51,11 +60,16 @@ describe('quiet GC', () => {
     expect(collected).toEqual([]);
   });
 
-  it('not when the heap has too little free space to be worth a collection', () => {
-    const { probe, run, collected } = scripted({ totalBytes: 30 * 2 ** 20, usedBytes: 25 * 2 ** 20 });
-    startQuietGc({ quietMs: 1000, checkMs: 500, minSlackBytes: 8 * 2 ** 20, probe });
-    run(0.9, 0, 0, 0, 0);
-    expect(collected).toEqual([]);
+  it('not when the heap has not grown by minGrowthBytes since the last collection', () => {
+    const { probe, run, collected, heap } = scripted();
+    startQuietGc({ quietMs: 1000, checkMs: 500, minGrowthBytes: 8 * 2 ** 20, probe });
+    run(0.9, 0, 0);
+    expect(collected).toEqual([3]);
+    // A burst that left the heap as it was (4 MiB more): nothing to give back.
+    run(0.9);
+    heap.bytes = 24 * 2 ** 20;
+    run(0, 0);
+    expect(collected).toEqual([3]);
   });
 
   it('in a real process: after a burst the heap gives its free pages back', () => {
@@ -64,11 +78,11 @@ describe('quiet GC', () => {
     const script = `
       const { startQuietGc } = await import(${JSON.stringify(module)});
       const { getHeapStatistics } = await import('node:v8');
+      const done = new Promise((resolve) => startQuietGc({ quietMs: 500, checkMs: 100, onCollect: resolve }));
       let garbage = [];
       for (let i = 0; i < 150000; i++) garbage.push({ i, text: 'x'.repeat(200), list: [i, i + 1] });
       const peak = getHeapStatistics().total_heap_size;
       garbage = undefined;
-      const done = new Promise((resolve) => startQuietGc({ quietMs: 500, checkMs: 100, onCollect: resolve }));
       const timeout = new Promise((resolve) => setTimeout(() => resolve(undefined), 10000));
       const info = await Promise.race([done, timeout]);
       console.log(JSON.stringify({ peak, info, after: getHeapStatistics().total_heap_size }));

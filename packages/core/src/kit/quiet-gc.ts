@@ -2,8 +2,9 @@
 // heap to (a cold start of 1,000 services, a churn of thousands of events) long after the objects on them died:
 // a daemon that idles for hours holds its peak. A last-resort major GC compacts the heap and hands the free
 // pages back, for 0.1-0.2 s of CPU; V8 runs one only when an allocation fails. So: wait until the event loop has
-// been quiet for a while after being busy, and collect once if the heap holds enough free space to be worth it.
-// Never during a burst: a busy loop postpones it, and one collection per busy spell at most.
+// been quiet for a while after being busy, and collect once if the heap grew enough since the last collection to
+// be worth it (its used size is no guide: it counts the garbage no GC has marked yet). Never during a burst: a
+// busy loop postpones it, and one collection per busy spell at most.
 import { runInNewContext } from 'node:vm';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { performance } from 'node:perf_hooks';
@@ -15,8 +16,11 @@ export interface QuietGcOptions {
   readonly checkMs?: number;
   /** Event-loop utilisation (0-1) over a look above which the process counts as busy; default 0.05. */
   readonly busyAbove?: number;
-  /** Free space in the heap (total − used) below which a collection is not worth it; default 8 MiB. */
-  readonly minSlackBytes?: number;
+  /**
+   * Growth of the heap since the last collection (or the start) below which one is not worth it; default
+   * 8 MiB.
+   */
+  readonly minGrowthBytes?: number;
   /** Told of each collection: heap total before and after, and how long it took. */
   readonly onCollect?: (info: { beforeBytes: number; afterBytes: number; ms: number }) => void;
   /** For tests: what the process is doing and how it collects (defaults: this process, V8's GC). */
@@ -26,7 +30,8 @@ export interface QuietGcOptions {
 export interface QuietGcProbe {
   /** Event-loop utilisation since the previous call (0-1). */
   utilisation(): number;
-  heap(): { totalBytes: number; usedBytes: number };
+  /** The heap's size (what V8 holds of the system's memory). */
+  heapBytes(): number;
   collect(): void;
   /** Call `look` every `ms` without keeping the process alive; returns how to stop. */
   every(ms: number, look: () => void): () => void;
@@ -43,15 +48,17 @@ export function processProbe(): QuietGcProbe {
       last = now;
       return delta.utilization;
     },
-    heap() {
-      const h = getHeapStatistics();
-      return { totalBytes: h.total_heap_size, usedBytes: h.used_heap_size };
-    },
+    heapBytes: () => getHeapStatistics().total_heap_size,
     collect() {
       if (gc === undefined) {
-        // `gc` without --expose-gc on the command line: the flag is read when a context is created.
-        setFlagsFromString('--expose-gc');
-        gc = runInNewContext('gc') as (options: object) => void;
+        // `node --expose-gc` gives it for free. Without the flag, a context made after setting it has one:
+        // that costs a few MiB of the node binary's pages (a context is deserialised from its snapshot).
+        const exposed = (globalThis as { gc?: unknown }).gc;
+        if (typeof exposed === 'function') gc = exposed as (options: object) => void;
+        else {
+          setFlagsFromString('--expose-gc');
+          gc = runInNewContext('gc') as (options: object) => void;
+        }
       }
       gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     },
@@ -64,15 +71,16 @@ export function processProbe(): QuietGcProbe {
 }
 
 /**
- * Start watching: after every busy spell, once the loop has been quiet for `quietMs` and the heap has at least
- * `minSlackBytes` free, one memory-reducing collection. Returns how to stop.
+ * Start watching: after every busy spell, once the loop has been quiet for `quietMs` and the heap has grown by at
+ * least `minGrowthBytes` since the last collection, one memory-reducing collection. Returns how to stop.
  */
 export function startQuietGc(options: QuietGcOptions = {}): { stop(): void } {
   const quietMs = options.quietMs ?? 2_000;
   const checkMs = options.checkMs ?? 500;
   const busyAbove = options.busyAbove ?? 0.05;
-  const minSlack = options.minSlackBytes ?? 8 * 2 ** 20;
+  const minGrowth = options.minGrowthBytes ?? 8 * 2 ** 20;
   const probe = options.probe ?? processProbe();
+  let floor = probe.heapBytes();
   // Start-up itself is a busy spell (modules, the first inventory).
   let busySince = true;
   let quietFor = 0;
@@ -85,14 +93,15 @@ export function startQuietGc(options: QuietGcOptions = {}): { stop(): void } {
     quietFor += checkMs;
     if (!busySince || quietFor < quietMs) return;
     busySince = false;
-    const before = probe.heap();
-    if (before.totalBytes - before.usedBytes < minSlack) return;
+    const before = probe.heapBytes();
+    if (before - floor < minGrowth) return;
     const started = performance.now();
     probe.collect();
     const ms = performance.now() - started;
     // The collection itself is not activity: the next look starts a fresh measurement.
     probe.utilisation();
-    options.onCollect?.({ beforeBytes: before.totalBytes, afterBytes: probe.heap().totalBytes, ms });
+    floor = probe.heapBytes();
+    options.onCollect?.({ beforeBytes: before, afterBytes: floor, ms });
   };
   return { stop: probe.every(checkMs, look) };
 }
