@@ -63,17 +63,12 @@ interface Variant extends Partial<Launch> {
 
 /** What was tried to find what holds the memory (etcd, idle and at COLD services). */
 const VARIANTS: readonly Variant[] = [
-  { label: 'Node defaults' },
+  { label: 'Node defaults (glibc defaults, no flags)' },
   { ...SHIPPED, label: `as shipped: ${SHIPPED.label}` },
-  { label: 'MALLOC_ARENA_MAX=1', env: { MALLOC_ARENA_MAX: '1' } },
-  { label: '--max-semi-space-size=1', nodeFlags: ['--max-semi-space-size=1'] },
-  { label: '--optimize-for-size', nodeFlags: ['--optimize-for-size'] },
-  { label: '--single-threaded-gc', nodeFlags: ['--single-threaded-gc'] },
-  {
-    label: '--max-semi-space-size=1 --single-threaded-gc, MALLOC_ARENA_MAX=1',
-    nodeFlags: ['--max-semi-space-size=1', '--single-threaded-gc'],
-    env: { MALLOC_ARENA_MAX: '1' },
-  },
+  { label: 'MALLOC_ARENA_MAX=1 only', env: { MALLOC_ARENA_MAX: '1' } },
+  { ...SHIPPED, label: 'as shipped + --optimize-for-size', nodeFlags: ['--optimize-for-size'] },
+  { ...SHIPPED, label: 'as shipped + --max-semi-space-size=1', nodeFlags: ['--max-semi-space-size=1'] },
+  { ...SHIPPED, label: 'as shipped + --single-threaded-gc', nodeFlags: ['--single-threaded-gc'] },
 ];
 
 /** The first line, cut short: a crashed child's stderr can hold a whole inlined module. */
@@ -468,4 +463,10 @@ describe('process — etcd only', () => {
 
   it(`memory around a ${SOAK}-event churn soak, as shipped`, () => soak('shipped', SHIPPED));
   it(`memory around a ${SOAK}-event churn soak, Node defaults`, () => soak('default', NODE_DEFAULTS));
+  it(`memory around a ${SOAK}-event churn soak, as shipped + --optimize-for-size`, () =>
+    soak('optsize', {
+      ...SHIPPED,
+      label: `${SHIPPED.label} --optimize-for-size`,
+      nodeFlags: ['--optimize-for-size'],
+    }));
 });
