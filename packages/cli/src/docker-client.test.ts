@@ -118,9 +118,12 @@ describe('LeanDocker on a kept-alive connection the engine closes', () => {
     const socketPath = join(dir, 'docker.sock');
     let connections = 0;
     const server = createHttpServer((req, res) => {
-      const served = (req.socket as { served?: boolean }).served === true;
-      if (served) return req.socket.destroy();
-      (req.socket as { served?: boolean }).served = true;
+      const socket = req.socket as typeof req.socket & { served?: boolean };
+      if (socket.served === true) {
+        socket.destroy();
+        return;
+      }
+      socket.served = true;
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.end('{"Name":"stale"}');
     });
