@@ -469,16 +469,17 @@ class EtcdRegistry implements Registry {
     this.assertOpen();
     // A lease an earlier run left is taken over first, so the keys on it match and need no write.
     if (this.lease.resumable) await this.lease.acquire();
-    // Otherwise the lease is granted now, beside the read, not by the first write: the start of the first
-    // container after start-up costs no grant.
-    const granting = this.readOnly
-      ? undefined
-      : this.lease.acquire().then(
-          () => undefined,
-          (error: unknown) =>
-            this.logger.debug({ err: error }, 'etcd lease grant failed; the first write asks again'),
+    const stored = await this.scan();
+    // Otherwise the lease is granted now, once etcd answered the read, not by the first write: the start of the
+    // first container after start-up costs no grant. (Not beside the read: against an etcd that does not answer,
+    // two failing calls would open the client's circuit breaker and hide why the read failed.)
+    if (!this.readOnly) {
+      await this.lease
+        .acquire()
+        .catch((error: unknown) =>
+          this.logger.debug({ err: error }, 'etcd lease grant failed; the first write asks again'),
         );
-    const stored = await this.scan().finally(() => granting);
+    }
     const byId = new Map<string, StoredEntry[]>();
     for (const entry of stored) byId.set(entry.id, [...(byId.get(entry.id) ?? []), entry]);
     this.index.clear();
