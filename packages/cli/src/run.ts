@@ -8,13 +8,7 @@ import {
   type RegistryOp,
 } from '@registrar/core';
 import { quote, formatHostPort } from '@registrar/core/kit';
-import {
-  createBridge,
-  createSwarmBridge,
-  engineIdentity,
-  type Bridge,
-  type SwarmBridge,
-} from '@registrar/core/internal';
+import { createBridge, createSwarmBridge, engineIdentity, type Bridge } from '@registrar/core/internal';
 import { ChangeLog } from './changes.js';
 import { createDocker, dockerAddress, waitForDocker, type EngineInfo } from './docker.js';
 import { printHelp } from './help.js';
@@ -91,7 +85,7 @@ async function runBridge(config: CliConfig, docker: Docker): Promise<number> {
   // Health and metrics from the first second, before Docker answers: a probe sees why the bridge waits.
   const health = new Health(config.uris);
   const metrics = new Metrics(health);
-  const current: { bridge?: Bridge | SwarmBridge } = {};
+  const current: { bridge?: Bridge } = {};
   const server = config.metricsAddr
     ? await serveMetrics(
         config.metricsAddr,
@@ -133,7 +127,7 @@ interface Running {
   readonly signalled: Promise<NodeJS.Signals>;
   readonly health: Health;
   readonly metrics: Metrics;
-  readonly current: { bridge?: Bridge | SwarmBridge };
+  readonly current: { bridge?: Bridge };
 }
 
 async function bridgeAfterDocker(config: CliConfig, docker: Docker, r: Running): Promise<number> {

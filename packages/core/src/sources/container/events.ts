@@ -1,23 +1,10 @@
-import type { ContainerInfo, ContainerInspectInfo, GetEventsOptions } from 'dockerode';
-import type { Readable } from 'node:stream';
+import type { DockerApi } from '../../docker-calls.js';
 import { Observable } from 'rxjs';
-import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
-import { CONTAINER_ID, normaliseEvent, type EventAction } from './engine-events.js';
-import { jsonLines } from './kit/json-lines.js';
-import { limitedWarning } from './kit/log-limit.js';
-import { silentLogger, type Logger } from './logger.js';
-
-/**
- * The part of dockerode the bridge uses; a test can hand in anything shaped like it. dockerode passes
- * `abortSignal` to the HTTP request of each call.
- */
-export interface DockerApi {
-  getEvents(options?: GetEventsOptions & { abortSignal?: AbortSignal }): Promise<NodeJS.ReadableStream>;
-  listContainers(options?: { all?: boolean; abortSignal?: AbortSignal }): Promise<ContainerInfo[]>;
-  getContainer(id: string): {
-    inspect(options?: { abortSignal?: AbortSignal }): Promise<ContainerInspectInfo>;
-  };
-}
+import { defaultBackoff, type BackoffOptions } from '../../backoff.js';
+import { CONTAINER_ID, normaliseEvent, type EventAction } from '../../engine-events.js';
+import { destroyStream, keepStreamOpen, openWithin, type StreamSession } from '../../kit/event-stream.js';
+import { jsonLines } from '../../kit/json-lines.js';
+import { silentLogger, type Logger } from '../../logger.js';
 
 /** What the Docker side tells the bridge. Events are only hints: the bridge inspects to learn the state. */
 export type DockerHint =
@@ -48,7 +35,7 @@ export type DockerHint =
   | { readonly kind: 'connection'; readonly connected: boolean };
 
 // The action names and the Docker/Podman differences live in engine-events.ts.
-export { CONTAINER_ACTIONS, type EventAction } from './engine-events.js';
+export { CONTAINER_ACTIONS, type EventAction } from '../../engine-events.js';
 
 export interface DockerSourceOptions {
   readonly docker: DockerApi;
@@ -149,259 +136,215 @@ export function inventoryHint(list: unknown): DockerHint {
   return { kind: 'inventory', ids: [...segments.keys()], segments };
 }
 
-/** The `/events` response did not begin within the bound. */
-class StreamStartTimeout extends Error {
-  constructor(readonly ms: number) {
-    super(`docker /events response did not begin within ${ms} ms`);
-  }
-}
-
-/** dockerode hands out the HTTP response, a Readable, typed as the narrower ReadableStream. */
-const destroy = (stream: NodeJS.ReadableStream) => (stream as Readable).destroy();
-
 const eventKey = (e: EngineEvent) => `${e.timeNano}|${e.id}|${e.action}`;
 
 /**
- * Docker's event stream as hints, kept open forever: subscribes to events first, then lists the running
- * containers (so nothing that happens in between is lost); when the stream ends, errors or stalls it
- * reconnects with backoff and replays from the last event seen. It never completes or errors. Everything the
- * engine sends is validated; lines are capped (`maxLineBytes`) and unparseable ones are warned about at a
- * limited rate.
+ * Docker's event stream as hints, kept open forever (`keepStreamOpen`): subscribes to events first, then lists
+ * the running containers (so nothing that happens in between is lost); when the stream ends, errors or stalls
+ * it reconnects with backoff and replays from the last event seen. It never completes or errors. Everything
+ * the engine sends is validated; lines are capped (`maxLineBytes`).
  */
 export function dockerHints(options: DockerSourceOptions): Observable<DockerHint> {
   const { docker } = options;
   const logger = options.logger ?? silentLogger;
-  const backoff = options.backoff ?? defaultBackoff;
   const stallCheckMs = options.stallCheckMs ?? 15_000;
   const streamStartMs = options.streamStartMs ?? (stallCheckMs > 0 ? Math.min(stallCheckMs, 5_000) : 5_000);
-  const warnBadLine = limitedWarning(logger, 'docker event line skipped');
 
   return new Observable<DockerHint>((subscriber) => {
-    let closed = false;
-    let attempt = 0;
-    let stream: NodeJS.ReadableStream | undefined;
-    let retryTimer: NodeJS.Timeout | undefined;
-    let stallTimer: NodeJS.Timeout | undefined;
     // Unix seconds to replay from; Docker's `since` is inclusive, so a replayed event is simply seen twice.
     let since: number | undefined;
-    let outageLogged = false;
-    // Events delivered by the live stream recently, to compare against the stall check's bounded query.
-    const delivered = new Map<string, number>();
-    // The last second in which more events arrived than are remembered: its windows are not checked (a
-    // stream that delivers that much is not stalled), and a flood costs no memory beyond the cap.
-    let floodedSecond: number | undefined;
-    // The stall check's query in flight, aborted when the source goes or the next check is due.
-    let stallQuery: AbortController | undefined;
-    let stallCheckFailures = 0;
+    // When the stream was last asked for (unix seconds).
+    let askedAt = 0;
+    let closed = false;
+    const checker =
+      stallCheckMs > 0
+        ? stallChecker({
+            docker,
+            logger,
+            intervalMs: stallCheckMs,
+            startMs: streamStartMs,
+            maxLineBytes: options.maxLineBytes,
+          })
+        : undefined;
+    let stopChecking: (() => void) | undefined;
 
-    const drop = () => {
-      clearInterval(stallTimer);
-      stallTimer = undefined;
-      stallQuery?.abort();
-      stallQuery = undefined;
-      const s = stream;
-      stream = undefined;
-      s?.removeAllListeners();
-      s?.on('error', () => undefined);
-      if (s) destroy(s);
-    };
-
-    const reconnectLater = (why: string, error?: unknown) => {
-      if (closed || retryTimer !== undefined) return;
-      const wasConnected = stream !== undefined;
-      drop();
-      if (wasConnected) subscriber.next({ kind: 'connection', connected: false });
-      attempt += 1;
-      const delay = backoffDelay(attempt, backoff);
-      const fields = { err: error, retryInMs: delay };
-      if (!outageLogged) {
-        logger.warn(fields, `docker event stream ${why}; reconnecting`);
-        outageLogged = true;
-      } else logger.debug(fields, `docker event stream ${why}; reconnecting`);
-      retryTimer = setTimeout(() => {
-        retryTimer = undefined;
-        void connect();
-      }, delay);
-    };
-
-    const onEvent = (raw: unknown) => {
-      const event = readEvent(raw);
-      if (event === undefined) return;
-      since = Math.floor(event.timeNano / 1e9);
-      // Remembered only for the stall check, which also prunes them.
-      if (stallCheckMs > 0) {
-        if (delivered.size < MAX_REMEMBERED_EVENTS) delivered.set(eventKey(event), Date.now());
-        else floodedSecond = Math.floor(Date.now() / 1000);
-      }
-      const exitCode = integerAttribute(event.attributes, 'exitCode');
-      const signal = integerAttribute(event.attributes, 'signal');
-      subscriber.next({
-        kind: 'event',
-        id: event.id,
-        action: event.action,
-        timeNano: event.timeNano,
-        ...(exitCode !== undefined && { exitCode }),
-        ...(signal !== undefined && { signal }),
-        ...(event.health !== undefined && { health: event.health }),
-      });
-    };
-
-    const lines = (onValue: (value: unknown) => void) =>
-      jsonLines(onValue, (why, sample) => warnBadLine({ why, line: sample }), options.maxLineBytes);
-
-    /**
-     * `getEvents`, failing with StreamStartTimeout when the response has not begun within the bound; `abort`
-     * (optional) cancels it at any time, the body included.
-     */
-    const openEvents = async (query: GetEventsOptions, abort = new AbortController()) => {
-      const timeout = setTimeout(() => abort.abort(new StreamStartTimeout(streamStartMs)), streamStartMs);
+    /** The running containers as an inventory hint; a failure reconnects the session given. */
+    const listInventory = async (session?: StreamSession): Promise<boolean> => {
       try {
-        return await docker.getEvents({ ...query, abortSignal: abort.signal });
+        const hint = inventoryHint(await docker.listContainers());
+        if (closed || (session !== undefined && !session.current)) return false;
+        subscriber.next(hint);
+        return true;
       } catch (error) {
-        throw abort.signal.reason instanceof StreamStartTimeout ? abort.signal.reason : error;
-      } finally {
-        clearTimeout(timeout);
+        session?.reconnect('inventory failed', error);
+        return false;
       }
     };
 
-    /**
-     * Compare what the engine says happened in [from, until] with what the live stream delivered. The whole
-     * query, body included, is bounded by the check interval: an engine that never ends the body costs no
-     * connection beyond it.
-     */
-    const checkStall = async (from: number, until: number) => {
-      const s = stream;
-      if (s === undefined) return;
-      // The stream delivered more than can be remembered in this window: it is flowing, not stalled.
-      if (floodedSecond !== undefined && floodedSecond >= from - 1) return;
-      const abort = new AbortController();
-      stallQuery = abort;
-      const deadline = setTimeout(() => abort.abort(new Error('stall check query timed out')), stallCheckMs);
-      const missed: EngineEvent[] = [];
-      try {
-        // No server-side filters, here or below: Podman's drop events (engine-events.ts); readEvent filters.
-        const past = await openEvents({ since: from, until }, abort);
-        await new Promise<void>((resolve, reject) => {
-          const onAbort = () => {
-            destroy(past);
-            reject(abort.signal.reason instanceof Error ? abort.signal.reason : new Error('aborted'));
-          };
-          if (abort.signal.aborted) return onAbort();
-          abort.signal.addEventListener('abort', onAbort, { once: true });
-          past.on(
-            'data',
-            lines((raw) => {
-              const event = readEvent(raw);
-              if (event !== undefined && !delivered.has(eventKey(event))) missed.push(event);
-            }),
-          );
-          past.on('end', resolve);
-          past.on('close', resolve);
-          past.on('error', reject);
-        });
-      } catch (error) {
-        if (closed || stream !== s) return;
-        stallCheckFailures += 1;
-        if (stallCheckFailures === 1) {
-          logger.warn(
-            { err: error },
-            'docker stall check failed; the event stream is not verified meanwhile',
-          );
-        }
-        return;
-      } finally {
-        clearTimeout(deadline);
-        if (stallQuery === abort) stallQuery = undefined;
-      }
-      if (stallCheckFailures > 0)
-        logger.info({ failedChecks: stallCheckFailures }, 'docker stall check works again');
-      stallCheckFailures = 0;
-      if (missed.length > 0 && stream === s) {
-        logger.warn({ missed: missed.length }, 'docker event stream stalled: events were not delivered');
-        reconnectLater('stalled');
-      }
-    };
-
-    const listContainers = async (): Promise<ContainerInfo[] | undefined> => {
-      try {
-        const list = (await docker.listContainers()) as unknown;
-        if (!Array.isArray(list)) throw new Error('docker container list is not a JSON array');
-        return list as ContainerInfo[];
-      } catch (error) {
-        reconnectLater('inventory failed', error);
-        return undefined;
-      }
-    };
-
-    /** An inventory without a live stream (it is late): running containers are served meanwhile. */
-    const listInventory = async () => {
-      const containers = await listContainers();
-      if (containers !== undefined && !closed) subscriber.next(inventoryHint(containers));
-    };
-
-    const connect = async () => {
-      if (closed) return;
-      const connectedAt = Math.floor(Date.now() / 1000);
-      let s: NodeJS.ReadableStream;
-      try {
-        s = await openEvents({ ...(since !== undefined && { since }) });
-      } catch (error) {
-        if (error instanceof StreamStartTimeout && !closed) {
+    const stop = keepStreamOpen(
+      {
+        name: 'docker event stream',
+        open: (signal) => {
+          askedAt = Math.floor(Date.now() / 1000);
+          // No server-side filters: Podman's drop events (engine-events.ts); readEvent filters.
+          return docker.getEvents({ ...(since !== undefined && { since }), abortSignal: signal });
+        },
+        startMs: streamStartMs,
+        backoff: options.backoff ?? defaultBackoff,
+        logger,
+        ...(options.maxLineBytes !== undefined && { maxLineBytes: options.maxLineBytes }),
+        lateNote:
+          ' (the engine or a proxy between holds the /events response); listing containers without it',
+      },
+      {
+        value: (raw) => {
+          const event = readEvent(raw);
+          if (event === undefined) return;
+          since = Math.floor(event.timeNano / 1e9);
+          checker?.delivered(event);
+          const exitCode = integerAttribute(event.attributes, 'exitCode');
+          const signal = integerAttribute(event.attributes, 'signal');
+          subscriber.next({
+            kind: 'event',
+            id: event.id,
+            action: event.action,
+            timeNano: event.timeNano,
+            ...(exitCode !== undefined && { exitCode }),
+            ...(signal !== undefined && { signal }),
+            ...(event.health !== undefined && { health: event.health }),
+          });
+        },
+        open: (session) => {
+          const from = Math.max(askedAt, since ?? askedAt);
+          since ??= askedAt;
+          subscriber.next({ kind: 'connection', connected: true });
+          void listInventory(session).then((listed) => {
+            if (!listed) return;
+            session.recovered();
+            stopChecking = checker?.start(session, from);
+          });
+        },
+        lost: () => {
+          stopChecking?.();
+          stopChecking = undefined;
+          subscriber.next({ kind: 'connection', connected: false });
+        },
+        retrying: (late) => {
           // Degrade to polling until the stream starts: list now so running containers get registered, and
           // replay from here once a stream opens.
-          since = connectedAt;
-          reconnectLater(
-            `did not start within ${streamStartMs} ms (the engine or a proxy between holds the /events response); listing containers without it`,
-          );
-          await listInventory();
-        } else reconnectLater('unavailable', error);
-        return;
-      }
-      if (closed) {
-        destroy(s);
-        return;
-      }
-      stream = s;
-      since ??= connectedAt;
-      s.on('data', lines(onEvent));
-      s.on('end', () => reconnectLater('ended'));
-      s.on('close', () => reconnectLater('closed'));
-      s.on('error', (error) => reconnectLater('failed', error));
-      subscriber.next({ kind: 'connection', connected: true });
-
-      const containers = await listContainers();
-      if (containers === undefined || stream !== s) return;
-      if (outageLogged) logger.info('docker event stream connected again');
-      outageLogged = false;
-      attempt = 0;
-      subscriber.next(inventoryHint(containers));
-
-      if (stallCheckMs > 0) {
-        // Query windows end a few seconds in the past: anything older must have reached the live stream.
-        let checkedUntil = Math.max(connectedAt, since ?? connectedAt);
-        stallTimer = setInterval(() => {
-          // Pruned on every tick, whatever the queries do: memory stays bounded by the event rate.
-          const horizon = Date.now() - 3 * stallCheckMs;
-          for (const [key, at] of delivered) {
-            if (at >= horizon) break;
-            delivered.delete(key);
-          }
-          const until = Math.floor(Date.now() / 1000) - 2;
-          // One query at a time: one still running (bounded by the interval) is given up for the next.
-          stallQuery?.abort(new Error('stall check query outlived its interval'));
-          if (until <= checkedUntil) return;
-          const from = checkedUntil;
-          checkedUntil = until;
-          void checkStall(from, until);
-        }, stallCheckMs);
-      }
-    };
-
-    void connect();
+          if (!late) return;
+          since = askedAt;
+          void listInventory();
+        },
+      },
+    );
     return () => {
       closed = true;
-      clearTimeout(retryTimer);
-      drop();
+      stopChecking?.();
+      stop();
     };
   });
+}
+
+/**
+ * The stall check: remembers what the live stream delivered and, every `intervalMs`, compares it with a
+ * bounded query for the events of a window that ended a few seconds ago. A stream that stays open but stops
+ * delivering is reconnected (and replays). Memory stays bounded: remembered events are pruned on every tick,
+ * whatever the queries do, and at most `MAX_REMEMBERED_EVENTS` are kept (a window that delivered more is not
+ * checked: a stream delivering that much is not stalled). The whole query, body included, is bounded by the
+ * interval, so an engine that never ends its body costs no connection beyond it.
+ */
+function stallChecker(options: {
+  readonly docker: DockerApi;
+  readonly logger: Logger;
+  readonly intervalMs: number;
+  readonly startMs: number;
+  readonly maxLineBytes: number | undefined;
+}) {
+  const { docker, logger, intervalMs } = options;
+  const delivered = new Map<string, number>();
+  let floodedSecond: number | undefined;
+  let failures = 0;
+
+  const check = async (session: StreamSession, from: number, until: number, abort: AbortController) => {
+    if (floodedSecond !== undefined && floodedSecond >= from - 1) return;
+    const deadline = setTimeout(() => abort.abort(new Error('stall check query timed out')), intervalMs);
+    const missed: EngineEvent[] = [];
+    try {
+      const past = await openWithin(
+        (signal) => docker.getEvents({ since: from, until, abortSignal: signal }),
+        options.startMs,
+        abort,
+      );
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          destroyStream(past);
+          reject(abort.signal.reason instanceof Error ? abort.signal.reason : new Error('aborted'));
+        };
+        if (abort.signal.aborted) return onAbort();
+        abort.signal.addEventListener('abort', onAbort, { once: true });
+        past.on(
+          'data',
+          jsonLines(
+            (raw) => {
+              const event = readEvent(raw);
+              if (event !== undefined && !delivered.has(eventKey(event))) missed.push(event);
+            },
+            () => undefined,
+            options.maxLineBytes,
+          ),
+        );
+        past.on('end', resolve);
+        past.on('close', resolve);
+        past.on('error', reject);
+      });
+    } catch (error) {
+      if (!session.current) return;
+      failures += 1;
+      if (failures === 1) {
+        logger.warn({ err: error }, 'docker stall check failed; the event stream is not verified meanwhile');
+      }
+      return;
+    } finally {
+      clearTimeout(deadline);
+    }
+    if (failures > 0) logger.info({ failedChecks: failures }, 'docker stall check works again');
+    failures = 0;
+    if (missed.length > 0 && session.current) {
+      logger.warn({ missed: missed.length }, 'docker event stream stalled: events were not delivered');
+      session.reconnect('stalled');
+    }
+  };
+
+  return {
+    delivered(event: EngineEvent) {
+      if (delivered.size < MAX_REMEMBERED_EVENTS) delivered.set(eventKey(event), Date.now());
+      else floodedSecond = Math.floor(Date.now() / 1000);
+    },
+    /** Check `session`'s stream from `from` (unix seconds) on; returns the function that stops it. */
+    start(session: StreamSession, from: number): () => void {
+      let checkedUntil = from;
+      let query: AbortController | undefined;
+      const timer = setInterval(() => {
+        const horizon = Date.now() - 3 * intervalMs;
+        for (const [key, at] of delivered) {
+          if (at >= horizon) break;
+          delivered.delete(key);
+        }
+        // One query at a time: one still running (bounded by the interval) is given up for the next.
+        query?.abort(new Error('stall check query outlived its interval'));
+        // Query windows end a few seconds in the past: anything older must have reached the live stream.
+        const until = Math.floor(Date.now() / 1000) - 2;
+        if (until <= checkedUntil) return;
+        const windowFrom = checkedUntil;
+        checkedUntil = until;
+        query = new AbortController();
+        void check(session, windowFrom, until, query);
+      }, intervalMs);
+      return () => {
+        clearInterval(timer);
+        query?.abort();
+      };
+    },
+  };
 }
