@@ -13,7 +13,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runContainer, uniqueName } from '../harness/containers.js';
 import { docker } from '../harness/docker.js';
-import { until } from '../harness/net.js';
+import { until } from '@registrar/core/testing';
 import { buildImages, createStack, dockerGid, leftovers, type Stack } from '../compose/compose.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, runCli } from '../harness/bridge.js';
 import { runContainer, uniqueName } from '../harness/containers.js';
-import { freePort, until } from '../harness/net.js';
+import { freePort, until } from '@registrar/core/testing';
 
 const JOB_FILE = fileURLToPath(new URL('../../deploy/nomad/registrar.nomad.hcl', import.meta.url));
 

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnBridge, type BridgeProcess, type LogLine } from '../harness/bridge.js';
 import { exec, hostPort, runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { removeLabelled } from '../harness/docker.js';
-import { until } from '../harness/net.js';
+import { until } from '@registrar/core/testing';
 
 let consul: ConsulDouble;
 const bridges: BridgeProcess[] = [];

@@ -3,7 +3,7 @@
 // --no-drain keeps it until the process exits.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, BACKENDS, type Backend } from '../harness/backends.js';
-import { until } from '../harness/net.js';
+import { until } from '@registrar/core/testing';
 import { faultScope, idsOf, sameIds } from '../faults/common.js';
 
 /** httpd that, on SIGTERM, goes on running for `seconds` before it exits (a graceful shutdown). */

@@ -5,8 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { exec, hostPort, runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { docker, removeLabelled } from '../harness/docker.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { until } from '../harness/net.js';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { until } from '@registrar/core/testing';
 
 let etcd: EtcdServer;
 let client: Etcd3;

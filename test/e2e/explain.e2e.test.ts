@@ -9,7 +9,7 @@ import { startBackend, type Backend } from '../harness/backends.js';
 import { runCli, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { runContainer, TEST_LABEL, uniqueName, type ContainerSpec } from '../harness/containers.js';
 import { removeLabelled } from '../harness/docker.js';
-import { freePort, until } from '../harness/net.js';
+import { freePort, until } from '@registrar/core/testing';
 
 const tag = randomBytes(3).toString('hex');
 const runLabel = `${TEST_LABEL}.explain=${tag}`;

@@ -7,8 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_VERSION, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { removeLabelled } from '../harness/docker.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { freePort, until } from '../harness/net.js';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { freePort, until } from '@registrar/core/testing';
 
 let etcd: EtcdServer;
 let etcdClient: Etcd3;

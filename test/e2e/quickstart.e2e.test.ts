@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { docker, removeLabelled } from '../harness/docker.js';
-import { freePort, until } from '../harness/net.js';
+import { freePort, until } from '@registrar/core/testing';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const tag = randomBytes(3).toString('hex');

@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../harness/bridge.js';
 import { startBackend, type Backend } from '../harness/backends.js';
-import { until } from '../harness/net.js';
-import { removeDir, tempDir } from '../harness/process.js';
+import { until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
 import { faultScope, idsOf } from '../faults/common.js';
 
 const CONFIG = fileURLToPath(new URL('../../deploy/docker-socket-proxy/haproxy.cfg', import.meta.url));

@@ -6,8 +6,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
-import { freePort, until } from '../harness/net.js';
-import { removeDir, tempDir } from '../harness/process.js';
+import { freePort, until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
 
 const servers: Server[] = [];
 const dirs: string[] = [];

@@ -2,7 +2,7 @@
 // died meanwhile), and two bridges of different nodes sharing one registry scope.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, BACKENDS, type Backend } from '../harness/backends.js';
-import { until } from '../harness/net.js';
+import { until } from '@registrar/core/testing';
 import { faultScope, idsOf } from './common.js';
 
 /** Cycles per churn loop: 4 loops × 32 × ~8 events (create, connect, start, kill, die, disconnect, stop,

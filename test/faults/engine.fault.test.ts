@@ -12,7 +12,7 @@ import { startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { TEST_IMAGE } from '../harness/docker.js';
 import { startEngine, type Engine } from '../harness/engine.js';
-import { freePort, until } from '../harness/net.js';
+import { freePort, until } from '@registrar/core/testing';
 import { faultScope, sameIds } from './common.js';
 
 let engine: Engine;

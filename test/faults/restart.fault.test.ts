@@ -7,8 +7,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, BACKENDS, type Backend } from '../harness/backends.js';
 import { docker } from '../harness/docker.js';
-import { freePort, until } from '../harness/net.js';
-import { removeDir, tempDir } from '../harness/process.js';
+import { freePort, until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
 import { runContainer, uniqueName } from '../harness/containers.js';
 import { faultScope, idsOf, sameIds } from './common.js';
 

@@ -10,7 +10,7 @@ import {
   mountsUnder,
   type DockerdProcess,
 } from './dockerd.js';
-import { tempDir } from './process.js';
+import { tempDir } from '@registrar/test-servers/process';
 
 /**
  * A Docker engine of a test's own: a `dockerd` in a network namespace (and UTS namespace, so its host name is

@@ -21,8 +21,8 @@ import {
   mountsUnder,
   type DockerdProcess,
 } from './dockerd.js';
-import { until } from './net.js';
-import { tempDir } from './process.js';
+import { until } from '@registrar/core/testing';
+import { tempDir } from '@registrar/test-servers/process';
 
 /**
  * Several Docker hosts on this machine: each a network namespace with a veth on a test bridge of this run's

@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeTestRootfs } from './docker.js';
-import { GiveUp, until } from './net.js';
-import { removeDir, tempDir } from './process.js';
+import { GiveUp, until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
 
 /**
  * Podman for a test file: its own `podman system service --time=0` on a socket in a temp dir (stopped by its

@@ -9,9 +9,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { hostPort, runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { docker, removeLabelled } from '../harness/docker.js';
-import { until } from '../harness/net.js';
-import { removeDir, tempDir } from '../harness/process.js';
-import { connectedClient, startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
+import { until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
+import { connectedClient, startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import {
   checkCuratorTools,
   compileProbe,

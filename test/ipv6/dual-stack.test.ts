@@ -10,7 +10,7 @@ import { BACKENDS, startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { TEST_IMAGE } from '../harness/docker.js';
 import { startEngine, type Engine } from '../harness/engine.js';
-import { until } from '../harness/net.js';
+import { until } from '@registrar/core/testing';
 
 let engine: Engine;
 const tag = randomBytes(3).toString('hex');

@@ -10,7 +10,7 @@ import { startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { TEST_IMAGE } from '../harness/docker.js';
 import { startHosts, type TestHosts } from '../harness/hosts.js';
-import { until } from '../harness/net.js';
+import { until } from '@registrar/core/testing';
 import { faultScope } from '../faults/common.js';
 import { addressOn, runningTasks, sorted } from './swarm-tasks.js';
 

@@ -8,7 +8,7 @@ import { startBackend, type Backend } from '../harness/backends.js';
 import { runCli, spawnBridge, type BridgeProcess, type SpawnOptions } from '../harness/bridge.js';
 import { TEST_IMAGE } from '../harness/docker.js';
 import { startHosts, type TestHost, type TestHosts } from '../harness/hosts.js';
-import { until } from '../harness/net.js';
+import { until } from '@registrar/core/testing';
 import { faultScope } from '../faults/common.js';
 
 /** What the test reads of `docker info`. */

@@ -16,7 +16,7 @@ import {
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, tempDir } from '../harness/process.js';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const LIBRARIES = readdirSync(join(root, 'packages'));
