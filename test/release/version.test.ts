@@ -43,7 +43,7 @@ beforeAll(() => {
   // The configuration only: changesets waiting for the next release would change what this one bumps.
   mkdirSync(join(work, '.changeset'));
   cpSync(join(root, '.changeset', 'config.json'), join(work, '.changeset', 'config.json'));
-  for (const dir of [...LIBRARIES.map((name) => `packages/${name}`), 'test', 'bench']) {
+  for (const dir of [...LIBRARIES.map((name) => `packages/${name}`), 'test', 'test/servers', 'bench']) {
     mkdirSync(join(work, dir), { recursive: true });
     for (const file of ['package.json', 'CHANGELOG.md']) {
       if (existsSync(join(root, dir, file))) cpSync(join(root, dir, file), join(work, dir, file));
