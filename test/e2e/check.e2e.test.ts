@@ -7,12 +7,12 @@ import { Etcd3 } from 'etcd3';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../harness/bridge.js';
 import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
 import { freePort } from '@registrar/core/testing';
 import { removeDir, tempDir } from '@registrar/test-servers/process';
 import { makeCertificates } from '@registrar/test-servers/tls';
 import { startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
+import { runCli } from '../harness/bridge.js';
 
 let etcd: EtcdServer;
 let zk: ZookeeperServer;

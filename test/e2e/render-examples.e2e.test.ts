@@ -12,9 +12,9 @@ import type { Registry } from '@registrar/core';
 import { freePort, GiveUp, service, until } from '@registrar/core/testing';
 import { createEtcdRegistry } from '@registrar/etcd';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
 import { removeDir, startProcess, tempDir, type ServerProcess } from '@registrar/test-servers/process';
+import { runCli, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 
 const run = promisify(execFile);
 const example = (name: string) => new URL(`../../deploy/render/${name}`, import.meta.url).pathname;

@@ -7,8 +7,8 @@ import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
 import { freePort, startSyntheticEngine, until, type SyntheticEngine } from '@registrar/core/testing';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type BridgeProcess } from '../harness/bridge.js';
 import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { type BridgeProcess } from '../harness/bridge.js';
 import { faultScope, idsOf, sameIds } from './common.js';
 
 interface Readiness {
