@@ -11,9 +11,9 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { spawnBridge, type BridgeProcess } from '../test/harness/bridge.js';
 import { runContainer, TEST_LABEL, uniqueName } from '../test/harness/containers.js';
 import { docker, removeLabelled } from '../test/harness/docker.js';
-import { startEtcd, type EtcdServer } from '../test/harness/etcd.js';
-import { until } from '../test/harness/net.js';
-import { startZookeeper, type ZookeeperServer } from '../test/harness/zookeeper.js';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { until } from '@registrar/core/testing';
+import { startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import { connectZookeeper, consulRegistration, zk } from './backends.js';
 import { record, stats } from './report.js';
 

@@ -6,8 +6,8 @@ import { createEtcdFollower, createEtcdRegistry, etcdFollowerFromUri } from './i
 import { createReader, parseHostPort } from './layout.js';
 import { service } from '@registrar/core/testing';
 import { etcdForFile } from './test-support/helpers.js';
-import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
-import * as contract from '@registrar/test/harness/follower-contract';
+import { warningCapture, watchFollow } from '@registrar/test-servers/follow';
+import * as contract from '@registrar/test-servers/follower-contract';
 
 const shared = etcdForFile();
 const { registries, followers, subscriptions, proxies } = contract.closedAfterEachTest();

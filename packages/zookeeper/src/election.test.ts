@@ -2,9 +2,9 @@
 // SIGKILLed, SIGSTOPped or SIGTERMed), each an adapter with the same node id under core's Reconciler, wired
 // as the bridge's election (startBridge) wires it: standing by until elected, then listing and writing only what differs.
 import type { Service } from '@registrar/core';
-import { until } from '@registrar/test/harness/net';
-import { removeDir, tempDir } from '@registrar/test/harness/process';
-import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
+import { until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
+import { startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
