@@ -30,6 +30,7 @@ export {
   RegistryError,
   RegistryRejectedError,
   RegistrySessionLostError,
+  registryErrorKind,
 } from './errors.js';
 export type { RegistryErrorKind } from './errors.js';
 export { createBridge } from './public-bridge.js';

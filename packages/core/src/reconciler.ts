@@ -2,7 +2,7 @@ import { defer, Subject, Subscription, timer } from 'rxjs';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
 import { planChanges } from './diff.js';
 import { runPool } from './kit/pool.js';
-import { NodeIdConflictError, RegistryError } from './errors.js';
+import { NodeIdConflictError, registryErrorKind, type RegistryError } from './errors.js';
 import { coalesceWhileBusy } from './operators.js';
 import type { Logger } from './logger.js';
 import type { Registry, RegistryEntry } from './registry.js';
@@ -406,7 +406,7 @@ export class Reconciler {
         this.everything = true;
       }
     } catch (error) {
-      if (error instanceof NodeIdConflictError) return this.halt(error);
+      if (registryErrorKind(error) === 'node-id-conflict') return this.halt(error as NodeIdConflictError);
       this.failed(error, 'list', passStarted);
       return;
     }
@@ -521,14 +521,15 @@ export class Reconciler {
       return undefined;
     } catch (error) {
       this.options.observer?.onOp?.(registry, op, 'error', seconds());
-      if (error instanceof NodeIdConflictError) {
-        this.halt(error);
+      const kind = registryErrorKind(error);
+      if (kind === 'node-id-conflict') {
+        this.halt(error as NodeIdConflictError);
         return undefined;
       }
       const record = this.writes.get(id);
       this.writes.set(id, { ...record, failed: { error: errorText(error), at: Date.now() } });
-      if (error instanceof RegistryError && !error.retryable && op.type === 'register') {
-        this.refused(op.service, error);
+      if (kind === 'rejected' && op.type === 'register') {
+        this.refused(op.service, error as RegistryError);
         return undefined;
       }
       // The write may or may not have landed: issue it again on the next pass, whatever it is by then.

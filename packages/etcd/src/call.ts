@@ -1,5 +1,4 @@
 import type { Logger } from '@registrar/core';
-import { RegistryConnectionError } from '@registrar/core';
 import { GRPCResourceExhastedError } from 'etcd3';
 import { bounded, toRegistryError } from './errors.js';
 
@@ -39,7 +38,7 @@ export async function etcdCall<T>(
       const mapped = toRegistryError(error, what);
       // Too large to receive, or etcd out of space: every member answers the same.
       const everywhere = error instanceof GRPCResourceExhastedError;
-      if (last || !(mapped instanceof RegistryConnectionError) || everywhere) throw mapped;
+      if (last || mapped.kind !== 'connection' || everywhere) throw mapped;
       logger?.debug(
         { attempt, ms: Date.now() - started, err: mapped },
         `etcd ${what}: attempt failed; trying again`,
