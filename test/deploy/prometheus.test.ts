@@ -120,6 +120,12 @@ beforeAll(async () => {
     },
     60_000,
   );
+  // The tests run in any order: the dashboard's reads the bridge's /metrics straight away.
+  await until(
+    'the bridge serving its metrics',
+    async () => (await fetch(`http://127.0.0.1:${metricsPort}/healthz`).catch(() => undefined))?.ok === true,
+    30_000,
+  );
 }, 120_000);
 
 afterAll(async () => {
