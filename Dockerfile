@@ -22,6 +22,7 @@ RUN pnpm fetch
 COPY tsconfig.base.json tsconfig.json ./
 COPY packages ./packages
 COPY test/package.json ./test/package.json
+COPY test/servers/package.json ./test/servers/package.json
 COPY bench/package.json ./bench/package.json
 RUN pnpm install --offline --frozen-lockfile \
  && pnpm build \

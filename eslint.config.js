@@ -27,6 +27,21 @@ export default tseslint.config(
     rules: { 'no-console': 'error' },
   },
   {
+    // @registrar/core/testing serves benchmarks and plain scripts too: no test runner in it (its own tests aside).
+    files: ['packages/core/src/testing/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['vitest', 'vitest/*'], message: 'No test runner in @registrar/core/testing.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.test.ts', 'test/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',

@@ -7,8 +7,8 @@ import { createEtcdRegistry } from '@registrar/etcd';
 import { createZookeeperRegistry } from '@registrar/zookeeper';
 import { Etcd3 } from 'etcd3';
 import zookeeper, { type Client } from 'node-zookeeper-client';
-import { startEtcd, type EtcdServer } from '../test/harness/etcd.js';
-import { fourLetter, startZookeeper, type ZookeeperServer } from '../test/harness/zookeeper.js';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { fourLetter, startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 
 export type BackendName = 'etcd' | 'zookeeper' | 'consul';
 export const BACKENDS: readonly BackendName[] = ['etcd', 'zookeeper', 'consul'];

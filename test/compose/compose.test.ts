@@ -5,9 +5,9 @@
 import { Etcd3 } from 'etcd3';
 import zookeeper from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
 import { CLI_VERSION } from '../harness/bridge.js';
 import { docker } from '../harness/docker.js';
-import { until } from '../harness/net.js';
 import { buildImages, createStack, leftovers, type Stack } from './compose.js';
 
 const stack: Stack = createStack();

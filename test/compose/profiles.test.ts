@@ -6,8 +6,8 @@
 // COMPOSE_OFFICIAL_IMAGES=1.
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
 import { docker } from '../harness/docker.js';
-import { until } from '../harness/net.js';
 import { buildImages, createStack, leftovers, type Stack } from './compose.js';
 
 const everything = ['api', 'consul', 'etcd', 'haproxy', 'lb', 'registrar', 'web', 'zookeeper'];

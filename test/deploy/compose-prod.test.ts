@@ -11,9 +11,9 @@ import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
 import { runContainer, uniqueName } from '../harness/containers.js';
 import { docker } from '../harness/docker.js';
-import { until } from '../harness/net.js';
 import { buildImages, createStack, dockerGid, leftovers, type Stack } from '../compose/compose.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

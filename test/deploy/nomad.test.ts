@@ -10,10 +10,10 @@ import type Docker from 'dockerode';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, until } from '@registrar/core/testing';
 import { startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, runCli } from '../harness/bridge.js';
 import { runContainer, uniqueName } from '../harness/containers.js';
-import { freePort, until } from '../harness/net.js';
 
 const JOB_FILE = fileURLToPath(new URL('../../deploy/nomad/registrar.nomad.hcl', import.meta.url));
 

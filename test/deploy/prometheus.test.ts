@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { freePort, GiveUp, until } from '@registrar/core/testing';
+import { removeDir, startProcess, tempDir, type ServerProcess } from '@registrar/test-servers/process';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { removeLabelled } from '../harness/docker.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { freePort, GiveUp, until } from '../harness/net.js';
-import { removeDir, startProcess, tempDir, type ServerProcess } from '../harness/process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DIR = join(ROOT, 'deploy/prometheus');
@@ -119,6 +119,12 @@ beforeAll(async () => {
       return (await fetch(`${api}/-/ready`)).ok;
     },
     60_000,
+  );
+  // The tests run in any order: the dashboard's reads the bridge's /metrics straight away.
+  await until(
+    'the bridge serving its metrics',
+    async () => (await fetch(`http://127.0.0.1:${metricsPort}/healthz`).catch(() => undefined))?.ok === true,
+    30_000,
   );
 }, 120_000);
 

@@ -7,12 +7,12 @@ import { Etcd3 } from 'etcd3';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { freePort } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
+import { makeCertificates } from '@registrar/test-servers/tls';
+import { startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import { runCli } from '../harness/bridge.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { freePort } from '../harness/net.js';
-import { removeDir, tempDir } from '../harness/process.js';
-import { makeCertificates } from '../harness/tls.js';
-import { startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
 
 let etcd: EtcdServer;
 let zk: ZookeeperServer;

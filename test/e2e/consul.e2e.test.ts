@@ -2,10 +2,10 @@
 import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
 import { spawnBridge, type BridgeProcess, type LogLine } from '../harness/bridge.js';
 import { exec, hostPort, runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { removeLabelled } from '../harness/docker.js';
-import { until } from '../harness/net.js';
 
 let consul: ConsulDouble;
 const bridges: BridgeProcess[] = [];

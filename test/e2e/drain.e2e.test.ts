@@ -2,8 +2,8 @@
 // still runs; other signals change nothing; a container that survives its stop signal is served again;
 // --no-drain keeps it until the process exits.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
 import { startBackend, BACKENDS, type Backend } from '../harness/backends.js';
-import { until } from '../harness/net.js';
 import { faultScope, idsOf, sameIds } from '../faults/common.js';
 
 /** httpd that, on SIGTERM, goes on running for `seconds` before it exits (a graceful shutdown). */

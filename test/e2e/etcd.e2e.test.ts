@@ -2,11 +2,11 @@
 import { Etcd3 } from 'etcd3';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { until } from '@registrar/core/testing';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { exec, hostPort, runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { docker, removeLabelled } from '../harness/docker.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { until } from '../harness/net.js';
 
 let etcd: EtcdServer;
 let client: Etcd3;

@@ -5,11 +5,11 @@ import type { ExplainReport, ExplainSummary } from '@registrar/core/internal';
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, until } from '@registrar/core/testing';
 import { startBackend, type Backend } from '../harness/backends.js';
 import { runCli, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { runContainer, TEST_LABEL, uniqueName, type ContainerSpec } from '../harness/containers.js';
 import { removeLabelled } from '../harness/docker.js';
-import { freePort, until } from '../harness/net.js';
 
 const tag = randomBytes(3).toString('hex');
 const runLabel = `${TEST_LABEL}.explain=${tag}`;

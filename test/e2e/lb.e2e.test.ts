@@ -6,10 +6,10 @@
 // after HAProxy stopped sending it traffic.
 import type Docker from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { get, loadGenerator, startHaproxy, type HaproxyServer } from '@registrar/test-servers/haproxy';
+import { until } from '@registrar/core/testing';
 import { startBackend, BACKENDS, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
-import { get, loadGenerator, startHaproxy, type HaproxyServer } from '../harness/haproxy.js';
-import { until } from '../harness/net.js';
 import { faultScope } from '../faults/common.js';
 
 /** httpd answering with the container's host name, under a shell that ignores SIGTERM. */

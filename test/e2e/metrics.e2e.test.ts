@@ -4,11 +4,11 @@ import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
 import { Etcd3 } from 'etcd3';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { freePort, until } from '@registrar/core/testing';
 import { CLI_VERSION, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { removeLabelled } from '../harness/docker.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { freePort, until } from '../harness/net.js';
 
 let etcd: EtcdServer;
 let etcdClient: Etcd3;

@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, until } from '@registrar/core/testing';
 import { TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { docker, removeLabelled } from '../harness/docker.js';
-import { freePort, until } from '../harness/net.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const tag = randomBytes(3).toString('hex');

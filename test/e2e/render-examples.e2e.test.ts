@@ -9,13 +9,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Registry } from '@registrar/core';
-import { service } from '@registrar/core/testing';
+import { freePort, GiveUp, service, until } from '@registrar/core/testing';
 import { createEtcdRegistry } from '@registrar/etcd';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { removeDir, startProcess, tempDir, type ServerProcess } from '@registrar/test-servers/process';
 import { runCli, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { freePort, GiveUp, until } from '../harness/net.js';
-import { removeDir, startProcess, tempDir, type ServerProcess } from '../harness/process.js';
 
 const run = promisify(execFile);
 const example = (name: string) => new URL(`../../deploy/render/${name}`, import.meta.url).pathname;

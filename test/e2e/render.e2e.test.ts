@@ -10,11 +10,11 @@ import type Docker from 'dockerode';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { get, loadGenerator } from '@registrar/test-servers/haproxy';
+import { freePort, until } from '@registrar/core/testing';
+import { startNginx, type NginxServer } from '@registrar/test-servers/nginx';
 import { startBackend, BACKENDS, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess, type LogLine } from '../harness/bridge.js';
-import { get, loadGenerator } from '../harness/haproxy.js';
-import { freePort, until } from '../harness/net.js';
-import { startNginx, type NginxServer } from '../harness/nginx.js';
 import { faultScope } from '../faults/common.js';
 
 const EXAMPLE = new URL('../../deploy/render/nginx-upstreams.conf.liquid', import.meta.url);

@@ -4,10 +4,10 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
 import { runCli } from '../harness/bridge.js';
 import { startBackend, type Backend } from '../harness/backends.js';
-import { until } from '../harness/net.js';
-import { removeDir, tempDir } from '../harness/process.js';
 import { faultScope, idsOf } from '../faults/common.js';
 
 const CONFIG = fileURLToPath(new URL('../../deploy/docker-socket-proxy/haproxy.cfg', import.meta.url));

@@ -5,9 +5,9 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
-import { freePort, until } from '../harness/net.js';
-import { removeDir, tempDir } from '../harness/process.js';
 
 const servers: Server[] = [];
 const dirs: string[] = [];

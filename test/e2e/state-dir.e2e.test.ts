@@ -7,13 +7,13 @@ import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import type zookeeper from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { connectedClient, startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { removeLabelled } from '../harness/docker.js';
-import { until } from '../harness/net.js';
-import { removeDir, tempDir } from '../harness/process.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { connectedClient, startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
 
 let zk: ZookeeperServer;
 let client: zookeeper.Client;

@@ -2,11 +2,11 @@
 import { randomBytes } from 'node:crypto';
 import zookeeper from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
+import { connectedClient, startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { hostPort, runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { removeLabelled } from '../harness/docker.js';
-import { until } from '../harness/net.js';
-import { connectedClient, startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
 
 let zk: ZookeeperServer;
 let client: zookeeper.Client;

@@ -1,8 +1,8 @@
 // Bridge-side faults, for every backend: kill -9 and restart amid churn (adopt without flapping, remove what
 // died meanwhile), and two bridges of different nodes sharing one registry scope.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
 import { startBackend, BACKENDS, type Backend } from '../harness/backends.js';
-import { until } from '../harness/net.js';
 import { faultScope, idsOf } from './common.js';
 
 /** Cycles per churn loop: 4 loops × 32 × ~8 events (create, connect, start, kill, die, disconnect, stop,

@@ -22,9 +22,9 @@ import {
   type Cluster,
   type EtcdCluster,
   type Member,
-} from '../harness/clusters.js';
-import { until } from '../harness/net.js';
-import { connectedClient } from '../harness/zookeeper.js';
+} from '@registrar/test-servers/clusters';
+import { until } from '@registrar/core/testing';
+import { connectedClient } from '@registrar/test-servers/zookeeper';
 import { faultScope, idsOf, sameIds } from './common.js';
 
 /** A point in the registry's history, to count the writes after it. */

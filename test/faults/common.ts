@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { until } from '@registrar/core/testing';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { runContainer, TEST_LABEL, uniqueName, type ContainerSpec } from '../harness/containers.js';
 import type { Backend } from '../harness/backends.js';
 import { removeLabelled } from '../harness/docker.js';
-import { until } from '../harness/net.js';
 
 /** Every fault test: its own node id, scope (prefix / service-name prefix) and container label. */
 export function faultScope(backend: string) {

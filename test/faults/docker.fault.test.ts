@@ -5,9 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
+import { startDockerProxy, type DockerProxy } from '@registrar/test-servers/proxy';
 import { startBackend, BACKENDS, type Backend } from '../harness/backends.js';
-import { until } from '../harness/net.js';
-import { startDockerProxy, type DockerProxy } from '../harness/proxy.js';
 import { faultScope, idsOf, sameIds } from './common.js';
 
 describe.each(BACKENDS)('%s', (name) => {

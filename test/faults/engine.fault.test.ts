@@ -8,11 +8,11 @@
 //   the engine returns.
 import type Docker from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, until } from '@registrar/core/testing';
 import { startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { TEST_IMAGE } from '../harness/docker.js';
 import { startEngine, type Engine } from '../harness/engine.js';
-import { freePort, until } from '../harness/net.js';
 import { faultScope, sameIds } from './common.js';
 
 let engine: Engine;

@@ -2,14 +2,13 @@
 // with faults), writing to a real etcd: calls that hang, event lines that are malformed, endless or countless,
 // a stall check whose query never ends, an inspect that always fails, a host name that is no node id. Nothing
 // the engine sends may crash, hang or blind the bridge.
-import { startSyntheticEngine, type SyntheticEngine } from '@registrar/core/testing';
+import { freePort, startSyntheticEngine, until, type SyntheticEngine } from '@registrar/core/testing';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type Backend } from '../harness/backends.js';
 import { runCli, type BridgeProcess } from '../harness/bridge.js';
-import { freePort, until } from '../harness/net.js';
 import { faultScope, idsOf, sameIds } from './common.js';
 
 let backend: Backend;

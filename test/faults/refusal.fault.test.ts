@@ -4,12 +4,11 @@
 // ACLs (default deny). The containers are the synthetic engine's (@registrar/core/testing), so no other test's
 // container on the shared engine is refused beside them.
 import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
-import { startSyntheticEngine, type SyntheticEngine } from '@registrar/core/testing';
+import { freePort, startSyntheticEngine, until, type SyntheticEngine } from '@registrar/core/testing';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
 import { type BridgeProcess } from '../harness/bridge.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { freePort, until } from '../harness/net.js';
 import { faultScope, idsOf, sameIds } from './common.js';
 
 interface Readiness {

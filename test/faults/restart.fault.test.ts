@@ -5,10 +5,10 @@
 // are removed: the registry ends empty although this process never wrote the adopted entries. Without
 // --cleanup: after the inventory, this node's entries equal what Docker runs, whoever wrote them.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
 import { startBackend, BACKENDS, type Backend } from '../harness/backends.js';
 import { docker } from '../harness/docker.js';
-import { freePort, until } from '../harness/net.js';
-import { removeDir, tempDir } from '../harness/process.js';
 import { runContainer, uniqueName } from '../harness/containers.js';
 import { faultScope, idsOf, sameIds } from './common.js';
 

@@ -2,10 +2,10 @@ import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
 import { formatHostPort } from '@registrar/core/kit';
 import { Etcd3 } from 'etcd3';
 import zookeeper from 'node-zookeeper-client';
-import { startEtcd, type EtcdServer } from './etcd.js';
-import { until } from './net.js';
-import { startTcpProxy } from './proxy.js';
-import { startZookeeper, type ZookeeperServer } from './zookeeper.js';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { until } from '@registrar/core/testing';
+import { startTcpProxy } from '@registrar/test-servers/proxy';
+import { startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 
 /**
  * One real backend behind a fault-injection proxy, seen the way the fault tests need it: a URI for the

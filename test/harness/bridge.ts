@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { onTestFinished } from 'vitest';
-import { GiveUp, tripwire, until } from './net.js';
+import { GiveUp, tripwire, until } from '@registrar/core/testing';
 
 /** The built CLI, run exactly as users run it. */
 export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));

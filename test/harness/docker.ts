@@ -1,7 +1,7 @@
 import Docker from 'dockerode';
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { removeDir, tempDir } from './process.js';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
 
 /** The local test image: Debian's static busybox, imported (no registry is reachable). */
 export const TEST_IMAGE = 'registrar-test:busybox';

@@ -2,8 +2,8 @@ import type Docker from 'dockerode';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { GiveUp, until } from '@registrar/core/testing';
 import { docker as hostDocker, TEST_IMAGE } from './docker.js';
-import { GiveUp, until } from './net.js';
 
 /**
  * A `dockerd` of a test's own, in a network namespace (and UTS namespace, so its host name is its own), with

@@ -2,6 +2,7 @@ import Docker from 'dockerode';
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { tempDir } from '@registrar/test-servers/process';
 import {
   dockerSocket,
   killLeftovers,
@@ -10,7 +11,6 @@ import {
   mountsUnder,
   type DockerdProcess,
 } from './dockerd.js';
-import { tempDir } from './process.js';
 
 /**
  * A Docker engine of a test's own: a `dockerd` in a network namespace (and UTS namespace, so its host name is

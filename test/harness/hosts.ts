@@ -13,6 +13,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { until } from '@registrar/core/testing';
+import { tempDir } from '@registrar/test-servers/process';
 import {
   dockerSocket,
   killLeftovers,
@@ -21,8 +23,6 @@ import {
   mountsUnder,
   type DockerdProcess,
 } from './dockerd.js';
-import { until } from './net.js';
-import { tempDir } from './process.js';
 
 /**
  * Several Docker hosts on this machine: each a network namespace with a veth on a test bridge of this run's

@@ -3,9 +3,9 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { GiveUp, until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
 import { writeTestRootfs } from './docker.js';
-import { GiveUp, until } from './net.js';
-import { removeDir, tempDir } from './process.js';
 
 /**
  * Podman for a test file: its own `podman system service --time=0` on a socket in a temp dir (stopped by its

@@ -6,12 +6,12 @@ import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import type zookeeper from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
+import { connectedClient, startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { hostPort, runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { docker, removeLabelled } from '../harness/docker.js';
-import { until } from '../harness/net.js';
-import { removeDir, tempDir } from '../harness/process.js';
-import { connectedClient, startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
 import {
   checkCuratorTools,
   compileProbe,

@@ -6,11 +6,11 @@
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
 import { BACKENDS, startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { TEST_IMAGE } from '../harness/docker.js';
 import { startEngine, type Engine } from '../harness/engine.js';
-import { until } from '../harness/net.js';
 
 let engine: Engine;
 const tag = randomBytes(3).toString('hex');

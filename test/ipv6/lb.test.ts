@@ -3,12 +3,12 @@
 // over IPv6; `registrar explain` shows its endpoint bracketed.
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { get, startHaproxy, type HaproxyServer } from '@registrar/test-servers/haproxy';
+import { freePort, until } from '@registrar/core/testing';
 import { BACKENDS, startBackend, type Backend } from '../harness/backends.js';
 import { runCli, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { runContainer, TEST_LABEL, uniqueName } from '../harness/containers.js';
 import { removeLabelled } from '../harness/docker.js';
-import { get, startHaproxy, type HaproxyServer } from '../harness/haproxy.js';
-import { freePort, until } from '../harness/net.js';
 
 const tag = randomBytes(3).toString('hex');
 const label = `${TEST_LABEL}.ipv6=${tag}`;

@@ -6,11 +6,11 @@
 // no write), and the registry holds exactly the running tasks within TTL + 2 s of the kill.
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
 import { startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { TEST_IMAGE } from '../harness/docker.js';
 import { startHosts, type TestHosts } from '../harness/hosts.js';
-import { until } from '../harness/net.js';
 import { faultScope } from '../faults/common.js';
 import { addressOn, runningTasks, sorted } from './swarm-tasks.js';
 

@@ -4,11 +4,11 @@
 // containers; host 2's, with a container of the same name (the same service id), must find host 1's entries
 // written by another engine, exit 2 with one line saying to set --node-id, and leave them untouched.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
 import { startBackend, type Backend } from '../harness/backends.js';
 import { runCli, spawnBridge, type BridgeProcess, type SpawnOptions } from '../harness/bridge.js';
 import { TEST_IMAGE } from '../harness/docker.js';
 import { startHosts, type TestHost, type TestHosts } from '../harness/hosts.js';
-import { until } from '../harness/net.js';
 import { faultScope } from '../faults/common.js';
 
 /** What the test reads of `docker info`. */

@@ -9,11 +9,11 @@
 //   marks host 2 down.
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
 import { startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { TEST_IMAGE } from '../harness/docker.js';
 import { startHosts, type TestHost, type TestHosts } from '../harness/hosts.js';
-import { until } from '../harness/net.js';
 import { faultScope } from '../faults/common.js';
 
 /** Seconds: short, to keep the test fast. */

@@ -5,9 +5,9 @@
 import type Docker from 'dockerode';
 import { writeFileSync } from 'node:fs';
 import { afterAll, describe, it } from 'vitest';
+import { until } from '@registrar/core/testing';
 import { TEST_IMAGE } from '../harness/docker.js';
 import { startHosts, type TestHosts } from '../harness/hosts.js';
-import { until } from '../harness/net.js';
 
 const FIXTURES = new URL('../../packages/core/src/fixtures/', import.meta.url);
 const HTTPD = (port: number) => ['httpd', '-f', '-p', String(port), '-h', '/'];

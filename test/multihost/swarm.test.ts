@@ -17,11 +17,11 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@registrar/core/testing';
 import { startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
 import { TEST_IMAGE } from '../harness/docker.js';
 import { SWARM_HEARTBEAT_MS, startHosts, type TestHost, type TestHosts } from '../harness/hosts.js';
-import { until } from '../harness/net.js';
 import { faultScope } from '../faults/common.js';
 import { addressOn, runningTasks, sorted, type RawTask } from './swarm-tasks.js';
 

@@ -13,11 +13,11 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startConsulDouble, type ConsulDouble } from '@registrar/consul-double';
 import zk from 'node-zookeeper-client';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { until } from '../harness/net.js';
-import { removeDir, tempDir } from '../harness/process.js';
-import { startTcpProxy, type TcpProxy } from '../harness/proxy.js';
-import { connectedClient, startZookeeper, type ZookeeperServer } from '../harness/zookeeper.js';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
+import { startTcpProxy, type TcpProxy } from '@registrar/test-servers/proxy';
+import { connectedClient, startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const LIBRARIES = ['core', 'etcd', 'zookeeper', 'consul', 'consul-double', 'lb', 'render'] as const;

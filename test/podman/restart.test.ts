@@ -2,9 +2,9 @@
 // Podman: both must converge without help. (HEAVY in vitest.config.ts: it kills and restarts services.)
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { until } from '@registrar/core/testing';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { until } from '../harness/net.js';
 import { PODMAN_TEST_IMAGE, startPodman, type Podman } from '../harness/podman.js';
 import { Etcd3 } from 'etcd3';
 

@@ -4,10 +4,10 @@
 import type { ExplainReport } from '@registrar/core/internal';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { get } from '@registrar/test-servers/haproxy';
+import { freePort, until } from '@registrar/core/testing';
 import { BACKENDS, startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
-import { get } from '../harness/haproxy.js';
-import { freePort, until } from '../harness/net.js';
 import { PODMAN_TEST_IMAGE, startPodman, type Podman } from '../harness/podman.js';
 
 let podman: Podman;

@@ -4,10 +4,10 @@
 import { randomBytes } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { get } from '@registrar/test-servers/haproxy';
+import { until } from '@registrar/core/testing';
 import { runCli, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
-import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { get } from '../harness/haproxy.js';
-import { until } from '../harness/net.js';
 import { PODMAN_TEST_IMAGE, startPodman, type Podman } from '../harness/podman.js';
 
 /**

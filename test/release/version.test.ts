@@ -16,7 +16,7 @@ import {
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, tempDir } from '../harness/process.js';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const LIBRARIES = readdirSync(join(root, 'packages'));
@@ -43,7 +43,7 @@ beforeAll(() => {
   // The configuration only: changesets waiting for the next release would change what this one bumps.
   mkdirSync(join(work, '.changeset'));
   cpSync(join(root, '.changeset', 'config.json'), join(work, '.changeset', 'config.json'));
-  for (const dir of [...LIBRARIES.map((name) => `packages/${name}`), 'test', 'bench']) {
+  for (const dir of [...LIBRARIES.map((name) => `packages/${name}`), 'test', 'test/servers', 'bench']) {
     mkdirSync(join(work, dir), { recursive: true });
     for (const file of ['package.json', 'CHANGELOG.md']) {
       if (existsSync(join(root, dir, file))) cpSync(join(root, dir, file), join(work, dir, file));

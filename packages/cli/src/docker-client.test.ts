@@ -1,5 +1,5 @@
 import { startSyntheticEngine, type SyntheticEngine } from '@registrar/core/testing';
-import { makeCertificates } from '@registrar/test/harness/tls';
+import { makeCertificates } from '@registrar/test-servers/tls';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer, type Server } from 'node:https';

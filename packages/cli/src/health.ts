@@ -3,7 +3,7 @@ import { oneLine } from '@registrar/core/kit';
 import type { RegistryFailing } from '@registrar/core/internal';
 import type { DockerProblem } from './docker.js';
 
-/** What health reads of a bridge: the container bridge and the Swarm bridge both have it. */
+/** What health reads of a bridge. */
 export interface StatusSource {
   status(): BridgeStatus;
 }

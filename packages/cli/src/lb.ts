@@ -1,7 +1,7 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { collectDefaultMetrics, Counter, Gauge, Registry as PromRegistry } from 'prom-client';
 import { ConfigError, type Logger } from '@registrar/core';
-import { oneLine, quote } from '@registrar/core/kit';
+import { quote } from '@registrar/core/kit';
 import {
   describeAddress,
   followIntoHaproxy,
@@ -11,7 +11,7 @@ import {
   type RuntimeAddress,
 } from '@registrar/lb';
 import { createLogger } from './logging.js';
-import { serveMetrics } from './metrics.js';
+import { opt, runUntilStopped, serveFollowerMetrics, withServeOptions } from './follower-command.js';
 import { parseArgv, parseListenAddress, type LogFormat } from './options.js';
 import { checkRegistryScheme, createFollower } from './registries.js';
 import { VERSION } from './version.js';
@@ -26,13 +26,10 @@ export interface LbConfig {
   readonly logFormat: LogFormat;
 }
 
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
-const opt = (flags: string, description: string, env: string) => new Option(flags, description).env(env);
-
 export function buildLbProgram(): Command {
-  return new Command('registrar lb')
+  const program = new Command('registrar lb')
     .description(
       "Keep HAProxy backends' server-template slots equal to services' live instances in etcd, ZooKeeper or Consul, through HAProxy's runtime API (no reloads).",
     )
@@ -63,26 +60,8 @@ export function buildLbProgram(): Command {
         'compare HAProxy with the registry this often even without a change (refills a restarted HAProxy)',
         'REGISTRAR_LB_CHECK_INTERVAL',
       ).default(1),
-    )
-    .addOption(
-      opt(
-        '--metrics-addr <host:port>',
-        'serve Prometheus /metrics, /healthz and /readyz',
-        'REGISTRAR_METRICS_ADDR',
-      ),
-    )
-    .addOption(
-      opt('--log-level <level>', 'log lines from this level up', 'REGISTRAR_LOG_LEVEL')
-        .choices(LOG_LEVELS)
-        .default('info'),
-    )
-    .addOption(
-      opt(
-        '--log-format <format>',
-        'default: pretty on a terminal, else json',
-        'REGISTRAR_LOG_FORMAT',
-      ).choices(['json', 'pretty']),
-    )
+    );
+  return withServeOptions(program)
     .addHelpText(
       'after',
       `
@@ -260,15 +239,7 @@ export async function runLb(argv: readonly string[]): Promise<number> {
   const logger = (await createLogger(config.logLevel, config.logFormat)) as unknown as Logger;
   const follower = await createFollower(config.uri, { logger, env: process.env });
   const metrics = new LbMetrics(config.targets);
-  const server = config.metricsAddr
-    ? await serveMetrics(config.metricsAddr, metrics, () => metrics.ready(config.targets)).catch(
-        (error: unknown) => {
-          throw new ConfigError(
-            `cannot listen on --metrics-addr ${config.metricsAddr?.host}:${config.metricsAddr?.port}: ${(error as Error).message}`,
-          );
-        },
-      )
-    : undefined;
+  const server = await serveFollowerMetrics(config.metricsAddr, metrics, () => metrics.ready(config.targets));
   logger.info(
     {
       version: VERSION,
@@ -281,28 +252,17 @@ export async function runLb(argv: readonly string[]): Promise<number> {
     'registrar lb starting',
   );
 
-  let finish: (outcome: NodeJS.Signals | Error) => void = () => undefined;
-  const done = new Promise<NodeJS.Signals | Error>((resolve) => (finish = resolve));
-  process.once('SIGTERM', finish);
-  process.once('SIGINT', finish);
-  const subscription = followIntoHaproxy({
+  return runUntilStopped({
+    events$: followIntoHaproxy({
+      follower,
+      haproxy: config.haproxy,
+      targets: config.targets,
+      checkIntervalMs: config.checkInterval * 1000,
+      logger,
+    }),
+    observe: (event) => metrics.observe(event),
     follower,
-    haproxy: config.haproxy,
-    targets: config.targets,
-    checkIntervalMs: config.checkInterval * 1000,
+    server,
     logger,
-  }).subscribe({
-    next: (event) => metrics.observe(event),
-    error: (error: unknown) =>
-      finish(error instanceof Error ? error : new Error(oneLine(String(error), 400))),
   });
-  const outcome = await done;
-  subscription.unsubscribe();
-  server?.close();
-  await follower
-    .close()
-    .catch((error: unknown) => logger.warn({ err: error }, 'closing the registry failed'));
-  if (outcome instanceof Error) throw outcome;
-  logger.info({ signal: outcome }, 'stopped');
-  return 0;
 }

@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
 import type { Registry } from '@registrar/core';
-import type { ExplainLookup, ExplainSummary, SwarmBridgeObserver } from '@registrar/core/internal';
+import type { BridgeObserver } from '@registrar/core';
+import type { ExplainLookup, ExplainSummary } from '@registrar/core/internal';
 import type { Health } from './health.js';
 import { VERSION } from './version.js';
 
@@ -170,7 +171,7 @@ export class Metrics {
     }
   }
 
-  readonly observer: SwarmBridgeObserver = {
+  readonly observer: BridgeObserver = {
     onLeading: (r, leading) => this.leader.set(labels(r), leading ? 1 : 0),
     onPass: (r, drift) => {
       this.passes.inc(labels(r));

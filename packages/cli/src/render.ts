@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { Subject } from 'rxjs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
 import { ConfigError, type Logger } from '@registrar/core';
-import { oneLine, parseGoDuration, quote } from '@registrar/core/kit';
+import { parseGoDuration, quote } from '@registrar/core/kit';
 import {
   followIntoFiles,
   GOOD_OUTCOMES,
@@ -14,7 +14,7 @@ import {
   type WaitWindow,
 } from '@registrar/render';
 import { createLogger } from './logging.js';
-import { serveMetrics } from './metrics.js';
+import { opt, runUntilStopped, serveFollowerMetrics, withServeOptions } from './follower-command.js';
 import { parseArgv, parseListenAddress, type LogFormat } from './options.js';
 import { checkRegistryScheme, createFollower } from './registries.js';
 import { VERSION } from './version.js';
@@ -29,11 +29,8 @@ export interface RenderConfig {
   readonly logFormat: LogFormat;
 }
 
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 /** The options that make up one target, in the order they were given. */
 type TargetOption = 'template' | 'out' | 'check' | 'reload';
-
-const opt = (flags: string, description: string, env: string) => new Option(flags, description).env(env);
 
 /**
  * The `registrar render` program. `given` receives the target options in argv order (commander keeps no
@@ -45,7 +42,7 @@ export function buildRenderProgram(given: [TargetOption, string][] = []): Comman
       given.push([name, value]);
       return value;
     });
-  return new Command('registrar render')
+  const program = new Command('registrar render')
     .description(
       "Render configuration files (nginx, HAProxy, Prometheus file_sd, hosts...) from services' live instances in etcd, ZooKeeper or Consul; check each new file and reload its consumer.",
     )
@@ -90,26 +87,8 @@ export function buildRenderProgram(given: [TargetOption, string][] = []): Comman
         'kill a --check or --reload command running longer',
         'REGISTRAR_RENDER_COMMAND_TIMEOUT',
       ).default('30s'),
-    )
-    .addOption(
-      opt(
-        '--metrics-addr <host:port>',
-        'serve Prometheus /metrics, /healthz and /readyz',
-        'REGISTRAR_METRICS_ADDR',
-      ),
-    )
-    .addOption(
-      opt('--log-level <level>', 'log lines from this level up', 'REGISTRAR_LOG_LEVEL')
-        .choices(LOG_LEVELS)
-        .default('info'),
-    )
-    .addOption(
-      opt(
-        '--log-format <format>',
-        'default: pretty on a terminal, else json',
-        'REGISTRAR_LOG_FORMAT',
-      ).choices(['json', 'pretty']),
-    )
+    );
+  return withServeOptions(program)
     .addHelpText(
       'after',
       `
@@ -369,13 +348,7 @@ export async function runRender(argv: readonly string[]): Promise<number> {
     throw error;
   }
   const metrics = new RenderMetrics(config.targets);
-  const server = config.metricsAddr
-    ? await serveMetrics(config.metricsAddr, metrics, () => metrics.ready()).catch((error: unknown) => {
-        throw new ConfigError(
-          `cannot listen on --metrics-addr ${config.metricsAddr?.host}:${config.metricsAddr?.port}: ${(error as Error).message}`,
-        );
-      })
-    : undefined;
+  const server = await serveFollowerMetrics(config.metricsAddr, metrics, () => metrics.ready());
   logger.info(
     {
       version: VERSION,
@@ -386,28 +359,15 @@ export async function runRender(argv: readonly string[]): Promise<number> {
     'registrar render starting',
   );
 
-  let finish: (outcome: NodeJS.Signals | Error) => void = () => undefined;
-  const done = new Promise<NodeJS.Signals | Error>((resolve) => (finish = resolve));
-  process.once('SIGTERM', finish);
-  process.once('SIGINT', finish);
-  const onHup = () => {
-    logger.info('SIGHUP: reading the templates again');
-    reread$.next();
-  };
-  process.on('SIGHUP', onHup);
-  const subscription = events$.subscribe({
-    next: (event) => metrics.observe(event),
-    error: (error: unknown) =>
-      finish(error instanceof Error ? error : new Error(oneLine(String(error), 400))),
+  return runUntilStopped({
+    events$,
+    observe: (event) => metrics.observe(event),
+    follower,
+    server,
+    logger,
+    onHup: () => {
+      logger.info('SIGHUP: reading the templates again');
+      reread$.next();
+    },
   });
-  const outcome = await done;
-  process.off('SIGHUP', onHup);
-  subscription.unsubscribe();
-  server?.close();
-  await follower
-    .close()
-    .catch((error: unknown) => logger.warn({ err: error }, 'closing the registry failed'));
-  if (outcome instanceof Error) throw outcome;
-  logger.info({ signal: outcome }, 'stopped');
-  return 0;
 }

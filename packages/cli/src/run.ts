@@ -7,13 +7,7 @@ import {
   type RegistryOp,
 } from '@registrar/core';
 import { quote, formatHostPort, startQuietGc } from '@registrar/core/kit';
-import {
-  createBridge,
-  createSwarmBridge,
-  engineIdentity,
-  type Bridge,
-  type SwarmBridge,
-} from '@registrar/core/internal';
+import { createBridge, createSwarmBridge, engineIdentity, type Bridge } from '@registrar/core/internal';
 import { ChangeLog } from './changes.js';
 import { createDocker, dockerAddress, waitForDocker, type DockerClient, type EngineInfo } from './docker.js';
 import { printHelp } from './help.js';
@@ -90,7 +84,7 @@ async function runBridge(config: CliConfig, docker: DockerClient): Promise<numbe
   // Health and metrics from the first second, before Docker answers: a probe sees why the bridge waits.
   const health = new Health(config.uris);
   const metrics = new Metrics(health);
-  const current: { bridge?: Bridge | SwarmBridge } = {};
+  const current: { bridge?: Bridge } = {};
   const server = config.metricsAddr
     ? await serveMetrics(
         config.metricsAddr,
@@ -132,7 +126,7 @@ interface Running {
   readonly signalled: Promise<NodeJS.Signals>;
   readonly health: Health;
   readonly metrics: Metrics;
-  readonly current: { bridge?: Bridge | SwarmBridge };
+  readonly current: { bridge?: Bridge };
 }
 
 async function bridgeAfterDocker(config: CliConfig, docker: DockerClient, r: Running): Promise<number> {

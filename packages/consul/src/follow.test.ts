@@ -7,8 +7,8 @@ import type { Subscription } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ConsulFollowerOptions, ConsulRegistryOptions } from './index.js';
 import { consulFollowerFromUri, createConsulFollower, createConsulRegistry } from './index.js';
-import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
-import * as contract from '@registrar/test/harness/follower-contract';
+import { warningCapture, watchFollow } from '@registrar/test-servers/follow';
+import * as contract from '@registrar/test-servers/follower-contract';
 
 let double: ConsulDouble | undefined;
 const registries: Registry[] = [];

@@ -7,6 +7,7 @@ import {
   followLifetimes,
   formatGoDuration,
   instanceLabels,
+  isPort,
   quote,
   renamedOption,
 } from '@registrar/core/kit';
@@ -45,9 +46,6 @@ interface HealthEntry {
   Service?: { ID?: unknown; Address?: unknown; Port?: unknown; Tags?: unknown; Meta?: unknown } | null;
 }
 
-const validPort = (port: unknown): port is number =>
-  typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535;
-
 /** The adapter's own Meta keys (owner node, engine, container...), not the service's metadata. */
 const isBookkeeping = (key: string) => key.startsWith('registrar-');
 
@@ -58,7 +56,7 @@ export function instanceOf(entry: HealthEntry): Instance | string {
   const own = entry.Service?.Address;
   const address = typeof own === 'string' && own !== '' ? own : entry.Node?.Address;
   if (typeof address !== 'string' || address === '') return 'neither Service.Address nor Node.Address';
-  if (!validPort(entry.Service?.Port)) return 'no Service.Port from 1 to 65535';
+  if (!isPort(entry.Service?.Port)) return 'no Service.Port from 1 to 65535';
   const labels = instanceLabels(entry.Service.Tags, entry.Service.Meta, isBookkeeping);
   return { id, address, port: entry.Service.Port, ...labels };
 }

@@ -1,90 +1,56 @@
-import type { ContainerInspectInfo } from 'dockerode';
-import { merge, mergeMap, Subject, Subscription, timer } from 'rxjs';
-import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
 import {
-  containerStateOf,
-  deriveServices,
-  type ContainerState,
-  type DeriveOptions,
-  type Skip,
-} from './derive.js';
-import { DesiredServices } from './desired.js';
-import {
-  boundedDocker,
-  dockerCalls,
-  type DockerCall,
-  type DockerCallHealth,
-  type DockerCallOutcome,
-  type DockerCalls,
-} from './docker-calls.js';
-import { explainContainer, matchContainer, type ExplainReport, type ExplainSummary } from './explain.js';
-import {
-  dockerHints,
-  inventoryHint,
-  type DockerApi,
-  type DockerHint,
-  type EventAction,
-} from './docker-source.js';
+  asapScheduler,
+  filter,
+  map,
+  merge,
+  mergeMap,
+  NEVER,
+  observeOn,
+  Subject,
+  Subscription,
+  takeUntil,
+  timer,
+} from 'rxjs';
+import type { BackoffOptions } from './backoff.js';
+import { desiredSet, updateDesired } from './desired.js';
+import type { DockerCall, DockerCallHealth, DockerCallOutcome } from './docker-calls.js';
+import type { EventAction } from './engine-events.js';
+import type { ExplainRegistry, ExplainSummary } from './explain.js';
 import { silentLogger, type Logger } from './logger.js';
-import { inspectContainers, type Inspection, type Look } from './inspect.js';
 import {
   reconcilersFor,
   type Reconciler,
   type ReconcilerObserver,
   type RegistryStatus,
 } from './reconciler.js';
-import type { Registry } from './registry.js';
-import { oneLine } from './text.js';
-import type { LabelWarning, Service } from './service.js';
-import { SIGINT, SIGTERM, signalName, signalNumber } from './signals.js';
+import type { ElectionOptions, Leadership, Registry } from './registry.js';
+import type { Service } from './service.js';
+import type {
+  ExplainContext,
+  ExplainLookup,
+  Source,
+  SourceInput,
+  Step,
+  UnresolvedContainer,
+} from './source.js';
 
-export type DeregisterMode = 'always' | 'on-success';
+export type { ExplainLookup, UnresolvedContainer } from './source.js';
 
-export interface BridgeOptions extends DeriveOptions {
-  readonly docker: DockerApi;
-  readonly registries: readonly Registry[];
-  readonly logger?: Logger;
-  /** `--resync`: seconds between full reconciles against Docker and every registry; 0 = never. */
-  readonly resync?: number;
-  /**
-   * `--cleanup`, kept for compatibility: once the first inventory is complete, this node's entries whose
-   * container is gone are removed whoever wrote them (an earlier run included), with or without it.
-   */
-  readonly cleanup?: boolean;
-  /** `--deregister on-success`: keep the services of a container that exited with a non-zero code. */
-  readonly deregister?: DeregisterMode;
-  readonly dryRun?: boolean;
-  /** Docker event stream stall check interval (ms); 0 disables. */
-  readonly stallCheckMs?: number;
-  readonly backoff?: BackoffOptions;
-  readonly observer?: BridgeObserver;
-  /**
-   * Withdraw a container's services as soon as Docker sends it SIGTERM, SIGINT or its own StopSignal (the
-   * start of `docker stop`), instead of when its process has exited. Default true (`--no-drain`: false).
-   */
-  readonly drain?: boolean;
-  /** How long one Docker list or inspect may take (ms) before it is abandoned and retried. Default 10 s. */
-  readonly dockerTimeoutMs?: number;
-}
-
+/** Hooks for metrics and dry-run output; all optional. */
 export interface BridgeObserver extends ReconcilerObserver {
   onDockerConnection?(connected: boolean): void;
   /** Docker event received (its action from a fixed set), with its lag (now − event time) in seconds. */
   onDockerEvent?(action: EventAction, lagSeconds: number): void;
   /** A Docker list or inspect call ended. */
   onDockerCall?(call: DockerCall, outcome: DockerCallOutcome, seconds: number): void;
-}
-
-/** A running container whose inspect keeps failing: its services are unknown, its entries are kept. */
-export interface UnresolvedContainer {
-  readonly id: string;
-  readonly error: string;
-  readonly attempts: number;
+  /** This bridge became the writer for `registry` (true) or stopped being it (false). */
+  onLeading?(registry: Registry, leading: boolean): void;
 }
 
 export interface BridgeStatus {
   readonly dockerConnected: boolean;
   readonly inventoryComplete: boolean;
+  /** Containers (Swarm mode: tasks) served. */
   readonly containers: number;
   readonly services: number;
   /** Docker's list and inspect calls: the current streak of failures. */
@@ -94,496 +60,242 @@ export interface BridgeStatus {
   readonly registries: readonly RegistryStatus[];
 }
 
-/** Failed inspects in a row after which a container no longer holds back the inventory. */
-const UNRESOLVED_AFTER = 3;
-/** How long an empty first container list waits to be confirmed by a second one. */
-const EMPTY_INVENTORY_CONFIRM_MS = 1_000;
-
-interface Tracked {
-  readonly name: string;
-  /** As derived from the last inspect; `desired()` presents them critical while the container drains. */
-  readonly services: readonly Service[];
-  /** The rest of the last derivation and what Docker said, for `registrar explain` (bounded by derive). */
-  readonly skipped: readonly Skip[];
-  readonly warnings: readonly LabelWarning[];
-  readonly state: ContainerState;
-  readonly derivedAt: number;
-  /** Stopped with a non-zero exit code and kept by `--deregister on-success`. */
-  readonly keptAfterExit?: boolean;
-  /** Signature of the last warnings logged, so a re-inspect does not repeat them. */
-  readonly warned: string;
-  /** The signal `docker stop` sends this container first (its StopSignal, else SIGTERM). */
-  readonly stopSignal: number;
-  /** How long `docker stop` waits for it before SIGKILL (its StopTimeout, else Docker's 10 s; or no end). */
-  readonly stopTimeoutMs: number;
-  /** Set while the container is being stopped: its services are withdrawn until it exits or outlives this. */
-  readonly draining?: { readonly signal: number; readonly until: number };
+/** What the shared tail needs besides a source: the same for every source. */
+export interface TailOptions {
+  readonly registries: readonly Registry[];
+  readonly logger?: Logger;
+  /** `--resync`: seconds between full reconciles against the engine and every registry; 0 = never. */
+  readonly resync?: number;
+  /**
+   * `--cleanup`, kept for compatibility: once the first inventory is complete, this node's entries that
+   * nothing accounts for are removed whoever wrote them, with or without it.
+   */
+  readonly cleanup?: boolean;
+  readonly dryRun?: boolean;
+  readonly backoff?: BackoffOptions;
+  readonly observer?: BridgeObserver;
+  /**
+   * One writer per cluster (Swarm mode): every bridge sharing the node id joins each registry's election
+   * (`Registry.elect`) and writes only while elected; absent, this bridge writes unconditionally.
+   */
+  readonly elect?: ElectionOptions;
+  /** What the source's owners are, for the duplicate id warning: `container` or `Swarm service`. */
+  readonly ownerNoun?: string;
 }
 
-/** Docker's default for `docker stop` without `-t` and without a container StopTimeout. */
-const DEFAULT_STOP_TIMEOUT_S = 10;
-/** The longest delay a Node timer takes; a longer stop window is treated as having no end. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/**
- * How long `docker stop` waits before SIGKILL, from the container's `StopTimeout` (untrusted): Docker's
- * default when unset or malformed, Infinity when negative (Docker then waits indefinitely) or too long to time.
- */
-export function stopWindowMs(stopTimeout: unknown): number {
-  if (typeof stopTimeout !== 'number' || !Number.isFinite(stopTimeout)) return DEFAULT_STOP_TIMEOUT_S * 1000;
-  if (stopTimeout < 0) return Infinity;
-  const ms = stopTimeout * 1000;
-  return ms > MAX_TIMER_MS ? Infinity : ms;
-}
-
-/**
- * Podman (4.3) announces a health check's result before it records it: an inspect right after its bare
- * `health_status` event can read the previous state, and no other event follows. The container is looked at
- * again this much later.
- */
-const UNNAMED_HEALTH_RELOOK_MS = 1_000;
-
-/** What `/debug/containers/<ref>` answers. */
-export type ExplainLookup =
-  | { readonly kind: 'found'; readonly report: ExplainReport }
-  | { readonly kind: 'unknown' }
-  | { readonly kind: 'ambiguous'; readonly matches: readonly { id: string; name: string }[] };
-
-/**
- * The bridge: Docker hints → per-container inspect (coalesced) → derived services → one reconciler per
- * registry. State is level-triggered: events only say which container to look at.
- */
-export class Bridge {
-  private readonly containers = new Map<string, Tracked>();
-  private readonly reconcilers: Reconciler[];
-  /** Docker's list and inspect calls, bounded; the event stream bounds its own start. */
-  private readonly calls: DockerCalls;
-  private readonly docker: DockerApi;
-  /** Running containers whose inspect keeps failing, by id. */
-  private readonly unresolved = new Map<string, UnresolvedContainer>();
-  /** From the latest container list: the id segments each running container's services may use. */
-  private segments: ReadonlyMap<string, readonly string[]> = new Map();
-  private emptyInventoryConfirmed = false;
-  private readonly log: Logger;
-  private readonly subscription = new Subscription();
-  private readonly desiredServices: DesiredServices;
-  private dockerConnected = false;
-  private firstInventoryDone = false;
-  /** Ids of the inventory being confirmed; the first completed one unlocks removals. */
-  private inventoryPending: Set<string> | undefined;
-  private readonly retryAttempts = new Map<string, number>();
-  /**
-   * Looks the bridge asks for itself (inspect retries, the end of a stop window), merged with those Docker's
-   * hints ask for. Completed on `stop()`.
-   */
-  private readonly looks$ = new Subject<Look>();
-  /** Timers that will ask for a look. */
-  private readonly pendingLooks = new Subscription();
-
-  constructor(private readonly options: BridgeOptions) {
-    this.log = options.logger ?? silentLogger;
-    this.calls = dockerCalls({
-      timeoutMs: options.dockerTimeoutMs ?? 10_000,
-      logger: this.log,
-      ...(options.observer?.onDockerCall && { onCall: options.observer.onDockerCall.bind(options.observer) }),
-    });
-    this.docker = boundedDocker(options.docker, this.calls);
-    this.desiredServices = new DesiredServices((holder, other) =>
-      this.log.warn(
-        { serviceId: holder.id, container: other.container?.name, holder: holder.container?.name },
-        'duplicate service id: already registered for another container; check SERVICE_ID',
-      ),
-    );
-    this.reconcilers = reconcilersFor(options.registries, {
-      desired: () => this.desiredServices.services,
-      inventoryComplete: () => this.firstInventoryDone,
-      keep: (id) => this.isUnresolvedEntry(id),
-      dryRun: options.dryRun ?? false,
-      logger: this.log,
-      ...(options.backoff && { backoff: options.backoff }),
-      ...(options.observer && { observer: options.observer }),
-    });
-  }
-
-  start(): void {
-    const hints$ = dockerHints({
-      docker: this.docker,
-      logger: this.log,
-      ...(this.options.backoff && { backoff: this.options.backoff }),
-      ...(this.options.stallCheckMs !== undefined && { stallCheckMs: this.options.stallCheckMs }),
-    });
-    const hintedLooks$ = hints$.pipe(mergeMap((hint) => this.onHint(hint)));
-    this.subscription.add(this.pendingLooks);
-    this.subscription.add(() => this.looks$.complete());
-    this.subscription.add(
-      inspectContainers(merge(hintedLooks$, this.looks$), this.docker, {
-        tracked: (id) => this.containers.has(id),
-      }).subscribe((inspection) => this.onInspection(inspection)),
-    );
-    for (const reconciler of this.reconcilers) {
-      this.subscription.add(reconciler.registry.lost$.subscribe((loss) => reconciler.lost(loss.reason)));
-      this.subscription.add(
-        reconciler.registry.events$.subscribe((event) => {
-          if (event.type === 'recovered') reconciler.recovered();
-        }),
-      );
-      // Read what this node already owns, so adoption needs no writes when nothing changed.
-      reconciler.poke();
-    }
-    const resync = this.options.resync ?? 0;
-    if (resync > 0) {
-      this.subscription.add(timer(resync * 1000, resync * 1000).subscribe(() => this.resync()));
-    }
-  }
-
-  /** Re-read Docker and every registry and converge; writes only the drift. */
-  resync(): void {
-    void this.inventory();
-    for (const reconciler of this.reconcilers) reconciler.resync();
-  }
-
-  status(): BridgeStatus {
-    return {
-      dockerConnected: this.dockerConnected,
-      inventoryComplete: this.firstInventoryDone,
-      containers: this.containers.size,
-      services: this.desiredServices.services.size,
-      docker: this.calls.health(),
-      unresolved: [...this.unresolved.values()],
-      registries: this.reconcilers.map((reconciler) => reconciler.status()),
-    };
-  }
-
-  /**
-   * Why each port of a tracked container is (not) registered, from the last derivation and every registry's
-   * state; `ref` is a full id, a name or a unique id prefix (at least 4 hex digits). Read-only.
-   */
-  explain(ref: string): ExplainLookup {
-    const match = matchContainer(
-      ref,
-      [...this.containers].map(([id, tracked]) => ({ id, name: tracked.name })),
-    );
-    if (match.kind === 'found') return { kind: 'found', report: this.report(match.item.id) };
-    return match;
-  }
-
+/** A running bridge: one source, its desired set, one reconciler per registry. */
+export interface Bridge {
+  status(): BridgeStatus;
+  /** Re-read the engine and every registry and converge; writes only the drift. */
+  resync(): void;
+  /** Why each port of a tracked container is (not) registered (`registrar explain`). Read-only. */
+  explain(ref: string): ExplainLookup;
   /** Every tracked container with a one-line verdict. */
-  explainAll(): ExplainSummary[] {
-    return [...this.containers.keys()].map((id) => {
-      const { container, verdict, summary } = this.report(id);
-      return { id, name: container.name, verdict, summary };
-    });
-  }
-
-  private report(id: string): ExplainReport {
-    const tracked = this.containers.get(id);
-    if (tracked === undefined) throw new Error(`container ${id} is not tracked`);
-    const desired = this.desiredServices.services;
-    return explainContainer({
-      source: 'bridge',
-      container: { id, name: tracked.name },
-      state: tracked.state,
-      derivation: {
-        services: [...tracked.services],
-        warnings: [...tracked.warnings],
-        skipped: [...tracked.skipped],
-      },
-      services: servedAs(tracked),
-      options: this.options,
-      ...(tracked.draining && { draining: { signal: signalName(tracked.draining.signal) } }),
-      registries: this.reconcilers.map((reconciler) => ({
-        backend: reconciler.registry.backend,
-        target: reconciler.registry.target,
-        mirrorsHealth: reconciler.registry.mirrorsHealth,
-        dryRun: reconciler.dryRun,
-        ...(reconciler.failingState && { failing: reconciler.failingState }),
-        stateOf: (serviceId, wanted) => reconciler.stateOf(serviceId, wanted),
-      })),
-      holderOf: (serviceId) => {
-        const holder = desired.get(serviceId);
-        return holder?.container !== undefined && holder.container.id !== id
-          ? holder.container.name
-          : undefined;
-      },
-      derivedAt: tracked.derivedAt,
-      ...(tracked.keptAfterExit && { keptAfterExit: true }),
-    });
-  }
-
-  /** Stop watching Docker, let passes in flight finish, then close every registry. */
-  async stop(options: { deregister?: boolean } = {}): Promise<void> {
-    this.subscription.unsubscribe();
-    await Promise.all(this.reconcilers.map((r) => r.stop()));
-    await Promise.all(
-      this.options.registries.map((registry) =>
-        registry.close(options).catch((error: unknown) => {
-          this.log.warn({ target: registry.target, err: error }, 'closing registry failed');
-        }),
-      ),
-    );
-  }
-
-  /** Desired services of this node, all containers together. */
-  desired(): ReadonlyMap<string, Service> {
-    return this.desiredServices.services;
-  }
-
-  /** Act on one Docker hint; returns the containers it says to look at. */
-  private onHint(hint: DockerHint): Look[] {
-    switch (hint.kind) {
-      case 'connection':
-        this.dockerConnected = hint.connected;
-        this.options.observer?.onDockerConnection?.(hint.connected);
-        return [];
-      case 'event':
-        this.options.observer?.onDockerEvent?.(
-          hint.action,
-          Math.max(0, Date.now() / 1000 - hint.timeNano / 1e9),
-        );
-        if (hint.action === 'health_status' && hint.health === undefined) {
-          this.lookLater(hint.id, UNNAMED_HEALTH_RELOOK_MS);
-        }
-        // `kill` only announces a signal; a `die` follows if the process exits.
-        if (hint.action === 'kill') {
-          if (hint.signal !== undefined) this.drainOnSignal(hint.id, hint.signal);
-          return [];
-        }
-        if (hint.action === 'destroy') return [{ id: hint.id, exitCode: undefined, gone: true }];
-        return [{ id: hint.id, exitCode: hint.action === 'die' ? (hint.exitCode ?? 0) : undefined }];
-      case 'inventory':
-        if (hint.segments !== undefined) this.segments = hint.segments;
-        if (!this.firstInventoryDone && hint.ids.length === 0 && !this.emptyInventoryConfirmed) {
-          // Before anything may be removed, a list that says nothing runs is asked once more.
-          this.lookLater(undefined, EMPTY_INVENTORY_CONFIRM_MS);
-          return [];
-        }
-        return this.startInventory(hint.ids);
-    }
-  }
-
-  /** Re-list Docker's running containers (periodic resync, the confirmation of an empty first list). */
-  private async inventory() {
-    let hint: DockerHint;
-    try {
-      hint = inventoryHint(await this.docker.listContainers());
-    } catch {
-      // Logged by the bounded calls; the next resync or reconnect lists again.
-      return;
-    }
-    if (hint.kind !== 'inventory') return;
-    if (!this.firstInventoryDone) this.emptyInventoryConfirmed = true;
-    if (hint.segments !== undefined) this.segments = hint.segments;
-    for (const look of this.startInventory(hint.ids)) this.looks$.next(look);
-  }
-
+  explainAll(): ExplainSummary[];
+  /** Desired services of this node, all owners together. */
+  desired(): ReadonlyMap<string, Service>;
+  /** Per registry, whether this bridge writes it now (always true without an election). */
+  leading(): { readonly target: string; readonly leading: boolean }[];
   /**
-   * Inspect every listed container, and every tracked one the list left out: a container only stops being
-   * served when Docker itself says it is gone or stopped, so a list that comes back empty by mistake can
-   * never wipe the registry.
+   * Stop watching the engine, let passes in flight finish, then close every registry; with `deregister`
+   * remove this node's entries first (never in an election: the entries are the cluster's).
    */
-  private startInventory(ids: readonly string[]): Look[] {
-    const all = new Set([...ids, ...this.containers.keys()]);
-    if (!this.firstInventoryDone) {
-      this.inventoryPending = new Set(all);
-      if (all.size === 0) this.completeInventory();
+  stop(options?: { deregister?: boolean }): Promise<void>;
+}
+
+/**
+ * The shared tail, and the one runner: the source's hints and fetched answers are folded into its state by
+ * its reducer, one input at a time, and each step's effects made here — owners into the desired set, changed
+ * ids to every reconciler, looks to the fetch stage, later looks as timers that feed back as `due` inputs, log
+ * lines to the logger. This function owns the only feedback bus (looks, timers) of the pipeline.
+ */
+export function startBridge<State, Hint, Look, Fetched>(
+  source: Source<State, Hint, Look, Fetched>,
+  options: TailOptions,
+): Bridge {
+  const log = options.logger ?? silentLogger;
+  const state = source.initial();
+  const desired = desiredSet();
+  let inventoryComplete = false;
+  const reconcilers = reconcilersFor(options.registries, {
+    desired: () => desired.services,
+    inventoryComplete: () => inventoryComplete,
+    ...(source.keep && { keep: (id: string) => source.keep!(state, id) }),
+    dryRun: options.dryRun ?? false,
+    logger: log,
+    ...(options.backoff && { backoff: options.backoff }),
+    ...(options.observer && { observer: options.observer }),
+  });
+  const leaderships: Leadership[] = [];
+  const subscription = new Subscription();
+  const looks$ = new Subject<Look>();
+  const later$ = new Subject<{ readonly look: Look; readonly delayMs: number; readonly key?: string }>();
+  const cancel$ = new Subject<string>();
+  const noun = options.ownerNoun ?? 'container';
+
+  const onDuplicate = (holder: Service, other: Service) =>
+    log.warn(
+      {
+        serviceId: holder.id,
+        [noun === 'container' ? 'container' : 'task']: other.container?.name,
+        holder: holder.container?.name,
+      },
+      `duplicate service id: already registered for another ${noun}; check SERVICE_ID`,
+    );
+
+  const apply = (step: Step<Look>) => {
+    for (const line of step.logs ?? []) log[line.level](line.fields, line.msg);
+    if (step.owners !== undefined) {
+      const changed = new Set<string>();
+      for (const [owner, services] of step.owners) {
+        for (const id of updateDesired(desired, owner, services, onDuplicate)) changed.add(id);
+      }
+      if (changed.size > 0) for (const reconciler of reconcilers) reconciler.changed(changed);
     }
-    return [...all].map((id) => ({ id, exitCode: undefined }));
+    if (step.inventoryComplete) inventoryComplete = true;
+    if (step.inventoryComplete || step.rediff) for (const reconciler of reconcilers) reconciler.poke();
+    for (const key of step.cancel ?? []) cancel$.next(key);
+    for (const later of step.later ?? []) later$.next(later);
+    for (const look of step.looks ?? []) looks$.next(look);
+  };
+  const reduce = (input: SourceInput<Hint, Look, Fetched>) => apply(source.reduce(state, input, Date.now()));
+
+  // A later look with a key replaces the one pending under that key; `cancel` drops it.
+  const due$ = later$.pipe(
+    mergeMap(({ look, delayMs, key }) =>
+      timer(delayMs).pipe(
+        takeUntil(
+          key === undefined
+            ? NEVER
+            : merge(cancel$, later$.pipe(map((next) => next.key))).pipe(filter((k) => k === key)),
+        ),
+        map((): SourceInput<Hint, Look, Fetched> => ({
+          kind: 'due',
+          look,
+          ...(key !== undefined && { key }),
+        })),
+      ),
+    ),
+  );
+  subscription.add(() => {
+    looks$.complete();
+    later$.complete();
+  });
+  subscription.add(due$.subscribe(reduce));
+  // Looks reach the fetch stage on the next microtask: a step's effects never re-enter the reducer.
+  subscription.add(
+    source
+      .fetch(looks$.pipe(observeOn(asapScheduler)), () => state)
+      .subscribe((fetched) => reduce({ kind: 'fetched', fetched })),
+  );
+  subscription.add(source.hints().subscribe((hint) => reduce({ kind: 'hint', hint })));
+
+  for (const reconciler of reconcilers) {
+    subscription.add(reconciler.registry.lost$.subscribe((loss) => reconciler.lost(loss.reason)));
+    subscription.add(
+      reconciler.registry.events$.subscribe((event) => {
+        if (event.type === 'recovered') reconciler.recovered();
+      }),
+    );
+    if (options.elect && reconciler.registry.elect) follow(reconciler, options.elect);
+    // Read what this node already owns, so adoption needs no writes when nothing changed.
+    else reconciler.poke();
+  }
+  if (options.elect) {
+    for (const registry of options.registries.filter((r) => r.elect === undefined)) {
+      log.warn(
+        { backend: registry.backend, target: registry.target },
+        'this adapter cannot elect one writer per cluster: this manager writes it unconditionally; run registrar --swarm on one manager only',
+      );
+    }
   }
 
-  /** Look at a container again after `delayMs`; no id: list them all again. */
-  private lookLater(id: string | undefined, delayMs: number, retry = false) {
-    this.pendingLooks.add(
-      timer(delayMs).subscribe(() => {
-        if (id === undefined) void this.inventory();
-        else this.looks$.next({ id, exitCode: undefined, ...(retry && { retry }) });
+  /** Write `reconciler`'s registry only while this bridge is the one elected there. */
+  function follow(reconciler: Reconciler, election: ElectionOptions) {
+    const { registry } = reconciler;
+    reconciler.standBy();
+    const leadership = registry.elect!(election);
+    leaderships.push(leadership);
+    let leading = false;
+    subscription.add(
+      leadership.leading$.subscribe((now) => {
+        if (now === leading) return;
+        leading = now;
+        log.info(
+          { backend: registry.backend, target: registry.target, candidate: election.candidate },
+          now
+            ? 'elected the cluster writer: adopting the entries as they are'
+            : 'another manager writes now; standing by',
+        );
+        options.observer?.onLeading?.(registry, now);
+        if (now) reconciler.lead();
+        else reconciler.standBy();
       }),
     );
   }
 
-  /** Whether `entryId` may belong to a running container that could not be inspected: never removed. */
-  private isUnresolvedEntry(entryId: string): boolean {
-    for (const id of this.unresolved.keys()) {
-      for (const segment of this.segments.get(id) ?? []) {
-        if (entryId.startsWith(`${this.options.nodeId}:${segment}:`)) return true;
-      }
-    }
-    return false;
-  }
+  const resync = () => {
+    looks$.next(source.resyncLook);
+    for (const reconciler of reconcilers) reconciler.resync();
+  };
+  const every = (options.resync ?? 0) * 1000;
+  if (every > 0) subscription.add(timer(every, every).subscribe(resync));
 
-  private completeInventory() {
-    this.inventoryPending = undefined;
-    this.firstInventoryDone = true;
-    this.log.info(
-      { containers: this.containers.size, services: this.desiredServices.services.size },
-      'docker inventory complete',
-    );
-    for (const reconciler of this.reconcilers) reconciler.poke();
-  }
+  const explainContext = (): ExplainContext => ({
+    registries: reconcilers.map((reconciler): ExplainRegistry => ({
+      backend: reconciler.registry.backend,
+      target: reconciler.registry.target,
+      mirrorsHealth: reconciler.registry.mirrorsHealth,
+      dryRun: reconciler.dryRun,
+      ...(reconciler.failingState && { failing: reconciler.failingState }),
+      stateOf: (serviceId, wanted) => reconciler.stateOf(serviceId, wanted),
+    })),
+    holderOf: (serviceId, containerId) => {
+      const holder = desired.services.get(serviceId);
+      return holder?.container !== undefined && holder.container.id !== containerId
+        ? holder.container.name
+        : undefined;
+    },
+  });
 
-  private onInspection(inspection: Inspection) {
-    const { id } = inspection;
-    if (inspection.state === 'error') {
-      // Docker did not answer: keep what we know and look again later.
-      const attempt = (this.retryAttempts.get(id) ?? 0) + 1;
-      this.retryAttempts.set(id, attempt);
-      const delay = backoffDelay(attempt, this.options.backoff ?? defaultBackoff);
-      const error = oneLine(
-        inspection.error instanceof Error ? inspection.error.message : String(inspection.error),
-        300,
+  return {
+    status: () => {
+      const own = source.status(state);
+      return {
+        dockerConnected: own.connected,
+        inventoryComplete: own.inventoryComplete,
+        containers: own.containers,
+        services: desired.services.size,
+        docker: own.docker,
+        unresolved: own.unresolved,
+        registries: reconcilers.map((reconciler) => reconciler.status()),
+      };
+    },
+    resync,
+    explain: (ref) => source.explain?.(state, ref, explainContext()) ?? { kind: 'unknown' },
+    explainAll: () => source.explainAll?.(state, explainContext()) ?? [],
+    desired: () => desired.services,
+    leading: () =>
+      reconcilers.map((reconciler) => ({ target: reconciler.registry.target, leading: reconciler.writing })),
+    async stop(stopOptions = {}) {
+      const deregister = stopOptions.deregister === true && options.elect === undefined;
+      subscription.unsubscribe();
+      await Promise.all(reconcilers.map((reconciler) => reconciler.stop()));
+      // Resign before closing: a successor takes over at once, and the entries stay for it to adopt.
+      await Promise.all(
+        leaderships.map((leadership) =>
+          leadership.close().catch((error: unknown) => {
+            log.warn({ err: error }, 'leaving the election failed; a successor waits for the TTL');
+          }),
+        ),
       );
-      this.log.debug({ containerId: id, err: inspection.error, retryInMs: delay }, 'inspect failed');
-      if (attempt >= UNRESOLVED_AFTER) {
-        // It no longer holds back the inventory; its entries stay until an inspect says what it runs.
-        if (!this.unresolved.has(id)) {
-          this.log.warn(
-            { containerId: id, attempts: attempt, err: inspection.error },
-            'container cannot be inspected: its registry entries are kept as they are, and it is looked at again',
-          );
-        }
-        this.unresolved.set(id, { id, error, attempts: attempt });
-        if (this.inventoryPending?.delete(id) && this.inventoryPending.size === 0) this.completeInventory();
-      }
-      this.lookLater(id, delay, true);
-      return;
-    }
-    this.retryAttempts.delete(id);
-    if (this.unresolved.delete(id)) {
-      this.log.info({ containerId: id }, 'container inspected again');
-      // Its entries were kept aside from every diff: look at all of them again.
-      for (const reconciler of this.reconcilers) reconciler.poke();
-    }
-    if (inspection.state === 'gone') this.track(id, undefined);
-    else if (inspection.state === 'stopped') this.stopped(id, inspection.exitCode);
-    else this.update(id, inspection.info);
-    if (this.inventoryPending?.delete(id) && this.inventoryPending.size === 0) this.completeInventory();
-  }
-
-  /**
-   * The one place a container's tracked state changes: updates the desired services and tells every
-   * reconciler which service ids changed, so a pass costs O(this container), not O(all services).
-   */
-  private track(id: string, next: Tracked | undefined) {
-    const previous = this.containers.get(id);
-    if (next === undefined) this.containers.delete(id);
-    else this.containers.set(id, next);
-    const changed = this.desiredServices.update(
-      id,
-      previous ? servedAs(previous) : [],
-      next ? servedAs(next) : [],
-    );
-    if (changed.size === 0) return;
-    for (const reconciler of this.reconcilers) reconciler.changed(changed);
-  }
-
-  /**
-   * `docker stop` begins with the container's stop signal: withdraw its services now, while the process still
-   * serves what it has, rather than after it exits. Other signals (SIGHUP, SIGUSR1...) change nothing. If the
-   * container outlives its stop timeout it is looked at again and, still running, served again.
-   */
-  private drainOnSignal(id: string, signal: number) {
-    const tracked = this.containers.get(id);
-    if (tracked === undefined || tracked.draining) return;
-    if (
-      this.options.drain === false ||
-      (signal !== SIGTERM && signal !== SIGINT && signal !== tracked.stopSignal)
-    ) {
-      this.log.debug(
-        { container: tracked.name, signal: signalName(signal), drain: this.options.drain !== false },
-        'container signalled; still served',
+      await Promise.all(
+        options.registries.map((registry) =>
+          registry.close({ deregister }).catch((error: unknown) => {
+            log.warn({ target: registry.target, err: error }, 'closing registry failed');
+          }),
+        ),
       );
-      return;
-    }
-    const windowMs = tracked.stopTimeoutMs + 1_000;
-    if (tracked.services.length > 0) {
-      this.log.info(
-        { container: tracked.name, signal: signalName(signal), services: tracked.services.length },
-        'container stopping: withdrawing its services',
-      );
-    }
-    this.track(id, { ...tracked, draining: { signal, until: Date.now() + windowMs } });
-    // Docker waits indefinitely (StopTimeout -1): withdrawn until the container exits.
-    if (Number.isFinite(windowMs)) this.lookLater(id, windowMs);
-  }
-
-  /** The container is not running. `--deregister on-success` keeps a failed container's services. */
-  private stopped(id: string, exitCode: number) {
-    const tracked = this.containers.get(id);
-    if (this.options.deregister === 'on-success' && exitCode !== 0 && tracked !== undefined) {
-      const state = { ...tracked.state, status: 'exited', running: false, paused: false, exitCode };
-      this.track(id, { ...tracked, state, keptAfterExit: true });
-      return;
-    }
-    this.track(id, undefined);
-  }
-
-  /** Apply a fresh inspect. */
-  private update(id: string, info: ContainerInspectInfo) {
-    const previous = this.containers.get(id);
-    const state = info.State;
-    if (!state?.Running) {
-      this.stopped(id, state?.Dead ? 0 : (state?.ExitCode ?? 0));
-      return;
-    }
-    const { services, warnings, skipped = [] } = deriveServices(info, this.options);
-    const warned = warnings.map((w) => `${w.key}:${w.message}`).join('\n');
-    if (warned !== '' && warned !== previous?.warned) {
-      for (const w of warnings) this.log.warn({ container: w.container, label: w.key }, w.message);
-    }
-    const name = (info.Name ?? '').replace(/^\//, '');
-    // Both are in Docker's ContainerConfig; @types/dockerode lists neither.
-    const { StopSignal, StopTimeout } = (info.Config ?? {}) as {
-      StopSignal?: unknown;
-      StopTimeout?: unknown;
-    };
-    // Still within its stop window: keep it withdrawn. Past it and still running: it survived, serve it.
-    const draining =
-      previous?.draining && Date.now() < previous.draining.until ? previous.draining : undefined;
-    const next: Tracked = {
-      name,
-      services,
-      skipped,
-      warnings,
-      state: containerStateOf(info),
-      derivedAt: Date.now(),
-      warned,
-      stopSignal: signalNumber(typeof StopSignal === 'string' ? StopSignal : undefined) ?? SIGTERM,
-      stopTimeoutMs: stopWindowMs(StopTimeout),
-      ...(draining && { draining }),
-    };
-    // An unchanged derivation keeps the previous service objects, so nothing downstream sees a change.
-    const unchanged = previous !== undefined && sameServices(previous.services, services);
-    this.track(id, unchanged ? { ...next, services: previous.services } : next);
-    if (previous?.draining && !draining && services.length > 0) {
-      this.log.info({ container: name }, 'container survived its stop signal: serving it again');
-    }
-  }
-}
-
-function sameServices(a: readonly Service[], b: readonly Service[]): boolean {
-  return a.length === b.length && JSON.stringify(a) === JSON.stringify(b);
-}
-
-const drained = new WeakMap<Tracked, readonly Service[]>();
-
-/**
- * A container's services as the registries should see them: critical, with a note, while it drains. The
- * same `Tracked` always gives the same objects, so identity says whether a service changed.
- */
-function servedAs(tracked: Tracked): readonly Service[] {
-  const { draining } = tracked;
-  if (draining === undefined) return tracked.services;
-  let served = drained.get(tracked);
-  if (served === undefined) {
-    const healthOutput = `draining: Docker sent ${signalName(draining.signal)} to stop the container`;
-    served = tracked.services.map((service) => ({ ...service, health: 'critical', healthOutput }));
-    drained.set(tracked, served);
-  }
-  return served;
-}
-
-/** Start a bridge; `stop()` it to shut down. */
-export function createBridge(options: BridgeOptions): Bridge {
-  const bridge = new Bridge(options);
-  bridge.start();
-  return bridge;
+    },
+  };
 }

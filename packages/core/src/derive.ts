@@ -1,5 +1,5 @@
 /**
- * Service derivation: from one `docker inspect` to the services the container offers (DESIGN §2).
+ * Service derivation: from one `docker inspect` to the services the container offers (docs/layouts.md, the service model).
  *
  * Pure and total. The inspect is read as untrusted data (any field may be missing, null or of the wrong type),
  * and anything unexpected becomes a warning rather than an exception.
@@ -49,7 +49,7 @@ import { healthOf, podInfraName, sharedNetworkOwner } from './engine-inspect.js'
 import { oneLine, quote } from './text.js';
 import type { FamilyEndpoint, HealthStatus, LabelWarning, Protocol, Service } from './service.js';
 
-/** Bridge-wide options that shape derivation (the CLI flags of DESIGN §2). */
+/** Bridge-wide options that shape derivation (the CLI flags of docs/cli.md). */
 export interface DeriveOptions {
   readonly nodeId: string;
   /** `--ip`: address advertised for published ports instead of the binding's host IP. */

@@ -1,7 +1,18 @@
-import type { ContainerInfo, ContainerInspectInfo } from 'dockerode';
-import type { DockerApi } from './docker-source.js';
+import type { ContainerInfo, ContainerInspectInfo, GetEventsOptions } from 'dockerode';
 import { silentLogger, type Logger } from './logger.js';
 import { oneLine } from './text.js';
+
+/**
+ * The part of dockerode the bridge uses; a test can hand in anything shaped like it. dockerode passes
+ * `abortSignal` to the HTTP request of each call.
+ */
+export interface DockerApi {
+  getEvents(options?: GetEventsOptions & { abortSignal?: AbortSignal }): Promise<NodeJS.ReadableStream>;
+  listContainers(options?: { all?: boolean; abortSignal?: AbortSignal }): Promise<ContainerInfo[]>;
+  getContainer(id: string): {
+    inspect(options?: { abortSignal?: AbortSignal }): Promise<ContainerInspectInfo>;
+  };
+}
 
 /** The Docker calls the bridge makes besides `/events` (which bounds its own start). */
 export type DockerCall = 'list' | 'inspect' | 'swarm';

@@ -23,6 +23,13 @@ export class RegistryError extends Error {
   }
 }
 
+/**
+ * What kind of registry failure `error` is, for code that dispatches on it: an adapter's `RegistryError` says
+ * its kind; anything else (a bug, a client error no adapter mapped) counts as a connection failure, retried.
+ */
+export const registryErrorKind = (error: unknown): RegistryErrorKind =>
+  error instanceof RegistryError ? error.kind : 'connection';
+
 /** The registry could not be reached or did not answer in time. */
 export class RegistryConnectionError extends RegistryError {
   override readonly name = 'RegistryConnectionError';

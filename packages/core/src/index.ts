@@ -32,12 +32,14 @@ export {
   RegistryError,
   RegistryRejectedError,
   RegistrySessionLostError,
+  registryErrorKind,
 } from './errors.js';
 export type { RegistryErrorKind } from './errors.js';
 export { createBridge } from './public-bridge.js';
 export type { Bridge } from './public-bridge.js';
-export type { BridgeObserver, BridgeOptions, BridgeStatus, DeregisterMode } from './bridge.js';
-export type { DockerApi } from './docker-source.js';
+export type { BridgeObserver, BridgeStatus } from './bridge.js';
+export type { BridgeOptions, DeregisterMode } from './sources/container/index.js';
+export type { DockerApi } from './docker-calls.js';
 export type { DeriveOptions } from './derive.js';
 export type { BackoffOptions } from './backoff.js';
 export type { ReconcilerObserver, RegistryFailing, RegistryOp } from './reconciler.js';

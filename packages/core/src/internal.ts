@@ -27,16 +27,19 @@ export {
 export type { ReconcilePlan } from './diff.js';
 export { planChanges, planReconcile } from './diff.js';
 export { coalesceWhileBusy } from './operators.js';
-export type { DockerHint, DockerSourceOptions } from './docker-source.js';
-export { dockerHints } from './docker-source.js';
+export type { DockerHint, DockerSourceOptions } from './sources/container/events.js';
+export { dockerHints } from './sources/container/events.js';
 export type { EngineIdentity } from './engine.js';
 export { engineIdentity } from './engine.js';
 export type { EventAction, NormalisedEvent } from './engine-events.js';
 export { normaliseEvent } from './engine-events.js';
 export type { ReconcilerOptions, RegistrationState, RegistryFailing } from './reconciler.js';
 export { Reconciler, findNodeIdConflict } from './reconciler.js';
-export { Bridge, createBridge } from './bridge.js';
-export type { ExplainLookup } from './bridge.js';
+export type { Bridge, ExplainLookup, TailOptions, UnresolvedContainer } from './bridge.js';
+export { startBridge } from './bridge.js';
+export type { Source, SourceInput, SourceStatus, Step, StepLog } from './source.js';
+export type { ContainerSource, ContainerSourceOptions } from './sources/container/index.js';
+export { containerSource, createBridge } from './sources/container/index.js';
 export type {
   ContainerMatch,
   ExplainCode,
@@ -60,7 +63,7 @@ export type {
   SwarmSkip,
   SwarmSkipReason,
   SwarmSnapshot,
-} from './swarm/derive.js';
+} from './sources/swarm/derive.js';
 export {
   STACK_NAMESPACE_LABEL,
   SWARM_MODES,
@@ -68,8 +71,8 @@ export {
   deriveSwarmServices,
   isTaskServed,
   swarmContext,
-} from './swarm/derive.js';
-export type { SwarmDockerApi, SwarmFetch, SwarmHint, SwarmLook, SwarmSourceOptions } from './swarm/source.js';
-export { fetchSwarm, swarmEventLook, swarmHints } from './swarm/source.js';
-export type { SwarmBridgeObserver, SwarmBridgeOptions } from './swarm/bridge.js';
-export { SwarmBridge, createSwarmBridge } from './swarm/bridge.js';
+} from './sources/swarm/derive.js';
+export type { SwarmDockerApi, SwarmFetch, SwarmHint, SwarmLook } from './sources/swarm/events.js';
+export { fetchSwarm, swarmEventLook, swarmHints } from './sources/swarm/events.js';
+export type { SwarmBridgeOptions, SwarmSource, SwarmSourceOptions } from './sources/swarm/index.js';
+export { createSwarmBridge, swarmSource } from './sources/swarm/index.js';

@@ -1,5 +1,5 @@
 /**
- * Parsing of registrator-style `SERVICE_*` container labels and environment variables (DESIGN §2).
+ * Parsing of registrator-style `SERVICE_*` container labels and environment variables (docs/layouts.md, the service model).
  *
  * Key grammar, after the literal upper-case `SERVICE_` prefix (attributes are case-insensitive):
  * - `SERVICE_<attr>`                     generic, applies to every port of the container;

@@ -1,4 +1,5 @@
-import { createBridge as createFullBridge, type BridgeOptions, type BridgeStatus } from './bridge.js';
+import type { BridgeStatus } from './bridge.js';
+import { createBridge as createFullBridge, type BridgeOptions } from './sources/container/index.js';
 
 /** A running bridge, as an application embedding one uses it. */
 export interface Bridge {

@@ -178,7 +178,8 @@ describe('Reconciler', () => {
 });
 
 describe('Reconciler.stateOf (what registrar explain reports)', () => {
-  const records = (r: Reconciler) => (r as unknown as { writes: Map<string, unknown> }).writes.size;
+  const records = (r: Reconciler) =>
+    (r as unknown as { state: { writes: Map<string, unknown> } }).state.writes.size;
 
   it('registered: the service as written, or adopted unchanged from an earlier run', async () => {
     const registry = new MemoryRegistry();

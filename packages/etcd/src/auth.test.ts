@@ -1,6 +1,6 @@
 import type { Registry } from '@registrar/core';
 import { RegistryRejectedError } from '@registrar/core';
-import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
 import { Etcd3, Range } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdRegistry } from './index.js';

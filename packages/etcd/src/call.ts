@@ -1,5 +1,5 @@
 import type { Logger } from '@registrar/core';
-import { RegistryConnectionError } from '@registrar/core';
+import { isBrokenCircuitError } from 'cockatiel';
 import { GRPCResourceExhastedError } from 'etcd3';
 import { bounded, toRegistryError } from './errors.js';
 
@@ -28,6 +28,8 @@ export async function etcdCall<T>(
   logger?: Logger,
 ): Promise<T> {
   const end = Date.now() + timeoutMs;
+  // What an attempt said of the member it reached: etcd3's open circuit breaker, later, says nothing of it.
+  let telling: Error | undefined;
   for (let attempt = 1; ; attempt++) {
     const started = Date.now();
     const remaining = end - started;
@@ -37,9 +39,10 @@ export async function etcdCall<T>(
       return await bounded(fn({ deadline: started + budget }), budget + 200, what);
     } catch (error) {
       const mapped = toRegistryError(error, what);
+      if (!isBrokenCircuitError(error)) telling = mapped;
       // Too large to receive, or etcd out of space: every member answers the same.
       const everywhere = error instanceof GRPCResourceExhastedError;
-      if (last || !(mapped instanceof RegistryConnectionError) || everywhere) throw mapped;
+      if (last || mapped.kind !== 'connection' || everywhere) throw telling ?? mapped;
       logger?.debug(
         { attempt, ms: Date.now() - started, err: mapped },
         `etcd ${what}: attempt failed; trying again`,

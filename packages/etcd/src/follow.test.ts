@@ -3,11 +3,12 @@ import { firstValueFrom } from 'rxjs';
 import { describe, expect, it, vi } from 'vitest';
 import type { EtcdFollowerOptions, EtcdLayout, EtcdRegistryOptions } from './index.js';
 import { createEtcdFollower, createEtcdRegistry, etcdFollowerFromUri } from './index.js';
-import { createReader, parseHostPort } from './layout.js';
+import { parseHostPort } from '@registrar/core/kit';
+import { createReader } from './layout.js';
 import { service } from '@registrar/core/testing';
 import { etcdForFile } from './test-support/helpers.js';
-import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
-import * as contract from '@registrar/test/harness/follower-contract';
+import { warningCapture, watchFollow } from '@registrar/test-servers/follow';
+import * as contract from '@registrar/test-servers/follower-contract';
 
 const shared = etcdForFile();
 const { registries, followers, subscriptions, proxies } = contract.closedAfterEachTest();

@@ -9,7 +9,7 @@ import { compacted, toRegistryError } from './errors.js';
 import { jsonRecord } from './layout.js';
 import { keyAfter, readRange } from './range.js';
 import { etcdForFile } from './test-support/helpers.js';
-import { watchFollow } from '@registrar/test/harness/follow';
+import { watchFollow } from '@registrar/test-servers/follow';
 import type { Subscription } from 'rxjs';
 
 const shared = etcdForFile();

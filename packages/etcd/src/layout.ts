@@ -1,9 +1,9 @@
 import type { Instance, Service, ServiceProblem } from '@registrar/core';
-import { familyAddresses, formatHostPort, instanceLabels } from '@registrar/core/kit';
+import { familyAddresses, formatHostPort, instanceLabels, isPort, parseHostPort } from '@registrar/core/kit';
 
 /**
  * How services are laid out in etcd:
- * - `json` (default): `<prefix>/<name>/<id>` = the JSON record of DESIGN §2;
+ * - `json` (default): `<prefix>/<name>/<id>` = the JSON record (docs/layouts.md);
  * - `hostport`: `<prefix>/<name>/<id>` = `ip:port` (registrator's etcd layout);
  * - `skydns`: `<prefix>/<reversed domain>/<name>/<label(id)>` = `{"host","port","ttl"}`, read by CoreDNS.
  */
@@ -258,17 +258,6 @@ export interface LayoutReader {
 
 export type ReaderOptions = Pick<LayoutOptions, 'layout' | 'prefix' | 'domain'>;
 
-const validPort = (port: unknown): port is number =>
-  typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535;
-
-/** Inverse of `formatHostPort`: `10.0.0.5:80`, `[fd00::1]:53` or `host.example:8080`. */
-export function parseHostPort(value: string): { address: string; port: number } | undefined {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(value.trim());
-  const port = Number(match?.[3]);
-  const address = match?.[1] ?? match?.[2];
-  return address !== undefined && validPort(port) ? { address, port } : undefined;
-}
-
 function parseJson(value: string): Record<string, unknown> | undefined {
   try {
     const parsed: unknown = JSON.parse(value);
@@ -310,7 +299,7 @@ export function createReader(options: ReaderOptions): LayoutReader {
         const record = parseJson(value);
         if (!record) return 'not a JSON object';
         if (typeof record.host !== 'string' || record.host === '') return 'no "host"';
-        if (!validPort(record.port)) return 'no "port" from 1 to 65535';
+        if (!isPort(record.port)) return 'no "port" from 1 to 65535';
         return { id: decodeLabel(segment) ?? segment, address: record.host, port: record.port };
       },
     };
@@ -322,7 +311,7 @@ export function createReader(options: ReaderOptions): LayoutReader {
           const record = parseJson(value);
           if (!record) return 'not a JSON object';
           if (typeof record.address !== 'string' || record.address === '') return 'no "address"';
-          if (!validPort(record.port)) return 'no "port" from 1 to 65535';
+          if (!isPort(record.port)) return 'no "port" from 1 to 65535';
           return { address: record.address, port: record.port, ...instanceLabels(record.tags, record.meta) };
         };
   return {

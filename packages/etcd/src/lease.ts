@@ -1,5 +1,5 @@
 import type { LivenessLoss, Logger, RegistryEvent } from '@registrar/core';
-import { RegistryRejectedError, RegistrySessionLostError } from '@registrar/core';
+import { RegistryRejectedError, registryErrorKind } from '@registrar/core';
 import { readStateFile, removeStateFile, writeStateFile } from '@registrar/core/kit';
 import type { Etcd3, ILeaseKeepAliveResponse } from 'etcd3';
 import { castGrpcError } from 'etcd3';
@@ -140,7 +140,7 @@ export class LeaseKeeper {
       if (Number(response.TTL) !== this.options.ttl) return undefined;
       return { id, ttlMs: Number(response.TTL) * 1000 };
     } catch (error) {
-      if (error instanceof RegistrySessionLostError) return undefined;
+      if (registryErrorKind(error) === 'liveness-lost') return undefined;
       throw error;
     }
   }
@@ -205,7 +205,7 @@ export class LeaseKeeper {
       );
     } catch (error) {
       // Already gone, keys with it (perhaps by an attempt cut off by its deadline).
-      if (error instanceof RegistrySessionLostError) return;
+      if (registryErrorKind(error) === 'liveness-lost') return;
       throw error;
     }
   }
@@ -241,7 +241,7 @@ export class LeaseKeeper {
       }
     } catch (error) {
       if (this.held !== lease) return;
-      if (error instanceof RegistrySessionLostError)
+      if (registryErrorKind(error) === 'liveness-lost')
         return this.lose(lease.id, 'etcd no longer knows the lease');
       // Unreachable etcd: keep trying; the deadline timer decides when the lease must be considered gone.
       this.options.logger.debug({ lease: lease.id, err: error }, 'etcd keepalive failed');

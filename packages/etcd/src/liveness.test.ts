@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { LivenessLoss, Registry, RegistryEvent } from '@registrar/core';
 import { RegistryConnectionError } from '@registrar/core';
-import { tempDir } from '@registrar/test/harness/process';
+import { tempDir } from '@registrar/test-servers/process';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createEtcdRegistry } from './index.js';
 import { service } from '@registrar/core/testing';

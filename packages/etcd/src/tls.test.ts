@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { RegistryConnectionError, silentLogger } from '@registrar/core';
-import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
-import { removeDir, tempDir } from '@registrar/test/harness/process';
-import { makeCertificates } from '@registrar/test/harness/tls';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
+import { makeCertificates } from '@registrar/test-servers/tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdRegistryFromUri } from './index.js';
 import { service } from '@registrar/core/testing';

@@ -6,9 +6,8 @@ import { createServer as createNetServer } from 'node:net';
 import { BehaviorSubject, type Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FollowUpdate, Instance, ServiceFollower } from '@registrar/core';
-import { capturingLogger, type CapturedLine as Line } from '@registrar/test/harness/follow';
-import { get, startHaproxy, type HaproxyServer } from '@registrar/test/harness/haproxy';
-import { freePort, until } from '@registrar/test/harness/net';
+import { get, startHaproxy, type HaproxyServer } from '@registrar/test-servers/haproxy';
+import { capturingLogger, freePort, until, type CapturedLine as Line } from '@registrar/core/testing';
 import { followIntoHaproxy, type LbEvent } from './follow.js';
 import { parseServersState, runtimeCommand } from './haproxy.js';
 
@@ -95,6 +94,9 @@ async function servingSlots(backend: string): Promise<string[]> {
     .sort();
 }
 
+/** A logger that appends each line to `lines`. */
+const loggingInto = (lines: Line[]) => capturingLogger({ onLine: (line) => lines.push(line) }).logger;
+
 /** Run followIntoHaproxy on `memory` into the test's HAProxy (web and api by default), logging into `lines`. */
 function run(
   memory: ReturnType<typeof memoryFollower>,
@@ -110,7 +112,7 @@ function run(
     haproxy: { path: haproxy.socket },
     targets,
     checkIntervalMs: 200,
-    logger: capturingLogger(lines),
+    logger: loggingInto(lines),
   }).subscribe((event) => events.push(event));
 }
 
@@ -230,7 +232,7 @@ describe('followIntoHaproxy (real HAProxy)', { shuffle: false }, () => {
         haproxy: { host: '127.0.0.1', port },
         targets: [{ service: 'web', backend: 'web' }],
         checkIntervalMs: 50,
-        logger: capturingLogger(lines),
+        logger: loggingInto(lines),
       }).subscribe();
       await until('five failed attempts', () => attempts >= 5);
       expect(lines.filter((l) => l.msg.startsWith('HAProxy runtime API unreachable'))).toHaveLength(1);

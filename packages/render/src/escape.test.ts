@@ -8,10 +8,10 @@ import fc from 'fast-check';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { get } from '@registrar/test/harness/haproxy';
-import { freePort, GiveUp, until } from '@registrar/test/harness/net';
-import { startNginx, type NginxServer } from '@registrar/test/harness/nginx';
-import { removeDir, startProcess, tempDir, type ServerProcess } from '@registrar/test/harness/process';
+import { get } from '@registrar/test-servers/haproxy';
+import { freePort, GiveUp, until } from '@registrar/core/testing';
+import { startNginx, type NginxServer } from '@registrar/test-servers/nginx';
+import { removeDir, startProcess, tempDir, type ServerProcess } from '@registrar/test-servers/process';
 import { haproxy, hostname, integer, json, nginx, token } from './escape.js';
 
 const SEED = 20_260_526;

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { ReplaySubject, Subject, type Subscription } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { FollowUpdate, Instance, ServiceFollower } from '@registrar/core';
-import { capturingLogger } from '@registrar/test/harness/follow';
+import { capturingLogger } from '@registrar/core/testing';
 import { followIntoFiles, type RenderEvent, type RenderFollowOptions, type RenderOutcome } from './follow.js';
 
 /** A registry's read side held in memory: the test sets each service's instances or makes it unreachable. */
@@ -91,13 +91,13 @@ function setup(template = UPSTREAM) {
 
 function run(options: Omit<RenderFollowOptions, 'logger'>) {
   const events: RenderEvent[] = [];
-  const logger = capturingLogger();
+  const { logger, lines } = capturingLogger();
   running.push(followIntoFiles({ ...options, logger }).subscribe((event) => events.push(event)));
   const outcomes = () =>
     events.flatMap((event): RenderOutcome[] => (event.kind === 'render' ? [event.outcome] : []));
   return {
     events,
-    logs: logger.lines,
+    logs: lines,
     outcomes,
     /** Until more than `after` renders are done (default: any), the last with this outcome. */
     until: (outcome: RenderOutcome, after = 0) =>

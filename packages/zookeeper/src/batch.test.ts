@@ -1,6 +1,6 @@
 import type { Registry, RegistryWrite } from '@registrar/core';
 import { RegistryRejectedError } from '@registrar/core';
-import { fourLetter, startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
+import { fourLetter, startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createZookeeperRegistry, type ZookeeperRegistryOptions } from './index.js';
 import { connectRaw, service, type Raw } from './testing/helpers.js';

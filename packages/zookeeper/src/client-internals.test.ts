@@ -1,6 +1,6 @@
 // The node-zookeeper-client internals the adapter relies on, against a real ZooKeeper: if an update of the
 // library moves them, these fail (and so does the adapter, at start-up, with the error checked below).
-import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
+import { startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import { createRequire } from 'node:module';
 import zookeeper from 'node-zookeeper-client';
 import type { Client, Stat } from 'node-zookeeper-client';

@@ -1,10 +1,10 @@
 // The Swarm election against a real ZooKeeper: candidates are child processes (so a leader can really be
 // SIGKILLed, SIGSTOPped or SIGTERMed), each an adapter with the same node id under core's Reconciler, wired
-// as SwarmBridge.follow() wires it: standing by until elected, then listing and writing only what differs.
+// as the bridge's election (startBridge) wires it: standing by until elected, then listing and writing only what differs.
 import type { Service } from '@registrar/core';
-import { until } from '@registrar/test/harness/net';
-import { removeDir, tempDir } from '@registrar/test/harness/process';
-import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
+import { until } from '@registrar/core/testing';
+import { removeDir, tempDir } from '@registrar/test-servers/process';
+import { startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -47,8 +47,8 @@ const core = fileURLToPath(new URL('../../core/dist/index.js', import.meta.url))
 const coreInternal = fileURLToPath(new URL('../../core/dist/internal.js', import.meta.url));
 
 /**
- * One candidate, wired as SwarmBridge.follow() wires it: core's Reconciler stands by until elected, then
- * lists and diffs. Prints one JSON line per event; a graceful stop on SIGTERM, as SwarmBridge.stop() does.
+ * One candidate, wired as the bridge's election (startBridge) wires it: core's Reconciler stands by until elected, then
+ * lists and diffs. Prints one JSON line per event; a graceful stop on SIGTERM, as the bridge's stop() does.
  */
 const script = `
   import { createZookeeperRegistry } from ${JSON.stringify(dist)};

@@ -4,7 +4,7 @@ import {
   RegistryRejectedError,
   RegistrySessionLostError,
 } from '@registrar/core';
-import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
+import { startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import { createHash } from 'node:crypto';
 import zookeeper from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

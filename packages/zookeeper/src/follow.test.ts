@@ -1,5 +1,5 @@
 import type { Instance, Registry, ServiceFollower } from '@registrar/core';
-import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
+import { startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import zookeeper from 'node-zookeeper-client';
 import type { Client } from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -7,8 +7,8 @@ import { codecFor } from './layout.js';
 import type { ZookeeperFollowerOptions, ZookeeperLayout, ZookeeperRegistryOptions } from './index.js';
 import { createZookeeperFollower, createZookeeperRegistry, zookeeperFollowerFromUri } from './index.js';
 import { connectRaw, service, type Raw } from './testing/helpers.js';
-import { warningCapture, watchFollow } from '@registrar/test/harness/follow';
-import * as contract from '@registrar/test/harness/follower-contract';
+import { warningCapture, watchFollow } from '@registrar/test-servers/follow';
+import * as contract from '@registrar/test-servers/follower-contract';
 
 let server: ZookeeperServer;
 let raw: Raw;

@@ -4,8 +4,8 @@
 // node-zookeeper-client reads answers of any length. But a list must not read all of them, one getData
 // each, every resync: the adapter reads only the children its node can own.
 import type { Registry, ServiceFollower } from '@registrar/core';
-import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
-import { watchFollow } from '@registrar/test/harness/follow';
+import { startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
+import { watchFollow } from '@registrar/test-servers/follow';
 import zookeeper from 'node-zookeeper-client';
 import type { Client } from 'node-zookeeper-client';
 import type { Subscription } from 'rxjs';

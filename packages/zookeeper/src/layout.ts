@@ -1,5 +1,5 @@
 import type { Instance, Service } from '@registrar/core';
-import { familyAddresses, instanceLabels } from '@registrar/core/kit';
+import { familyAddresses, instanceLabels, isPort } from '@registrar/core/kit';
 
 /**
  * How services map onto nodes. `curator`: `<base>/<name>/<id>` holding Apache Curator's ServiceInstance JSON
@@ -69,9 +69,6 @@ export interface LayoutCodec {
    */
   instance(child: string, data: string): Instance | string;
 }
-
-const validPort = (port: unknown): port is number =>
-  typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535;
 
 function sortedRecord(record: Readonly<Record<string, string>>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -220,7 +217,7 @@ export function curatorCodec(payloadMode: ZookeeperPayload = 'none'): LayoutCode
       const doc = parseObject(data);
       if (!doc) return 'not a JSON object';
       if (typeof doc.address !== 'string' || doc.address === '') return 'no "address"';
-      if (!validPort(doc.port)) return 'no "port" from 1 to 65535';
+      if (!isPort(doc.port)) return 'no "port" from 1 to 65535';
       return {
         id: typeof doc.id === 'string' && doc.id !== '' ? doc.id : child,
         address: doc.address,
@@ -267,7 +264,7 @@ export const registratorCodec: LayoutCodec = {
     const doc = parseObject(data);
     if (!doc) return 'not a JSON object';
     if (typeof doc.IP !== 'string' || doc.IP === '') return 'no "IP"';
-    if (!validPort(doc.PublicPort)) return 'no "PublicPort" from 1 to 65535';
+    if (!isPort(doc.PublicPort)) return 'no "PublicPort" from 1 to 65535';
     return {
       id: typeof doc.ID === 'string' && doc.ID !== '' ? doc.ID : child,
       address: doc.IP,

@@ -1,6 +1,6 @@
 import type { Registry } from '@registrar/core';
 import { NodeIdConflictError, RegistryRejectedError } from '@registrar/core';
-import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
+import { startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import zookeeper from 'node-zookeeper-client';
 import type { Client } from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';

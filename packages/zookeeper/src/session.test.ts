@@ -1,6 +1,6 @@
 import type { LivenessLoss, Registry, RegistryEvent } from '@registrar/core';
 import { RegistryConnectionError } from '@registrar/core';
-import { startZookeeper, type ZookeeperServer } from '@registrar/test/harness/zookeeper';
+import { startZookeeper, type ZookeeperServer } from '@registrar/test-servers/zookeeper';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';

@@ -6,6 +6,7 @@
  */
 export type { HostPort, RegistryUri, RegistryUriProblem, RegistryUriSyntax } from '../uri.js';
 export { MAX_URI_LENGTH, formatHostPort, parseRegistryUri, registryUriError, showUri } from '../uri.js';
+export { isPort, parseHostPort } from './host-port.js';
 export type { EnvSecret, Environment } from './env-files.js';
 export { envValue, readEnvFile, readSecret } from './env-files.js';
 export { concurrencyLimit, runPool } from './pool.js';

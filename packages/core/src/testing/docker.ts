@@ -1,6 +1,6 @@
 import type { ContainerInfo, ContainerInspectInfo, GetEventsOptions } from 'dockerode';
 import { PassThrough } from 'node:stream';
-import type { DockerApi } from '../docker-source.js';
+import type { DockerApi } from '../docker-calls.js';
 // A recorded inspect document of a running container with one published port: every synthetic container is
 // a copy, so derivation sees what a real engine sends.
 import template from '../fixtures/published.json' with { type: 'json' };

@@ -15,4 +15,6 @@ export {
   type SyntheticEngineOptions,
 } from './engine.js';
 export type { SwarmServiceSpec, SyntheticSwarm, SyntheticSwarmOptions, TaskState } from './swarm.js';
-export { capturingLogger, type CapturedLine } from './logger.js';
+export { capturingLogger, type CapturedLine, type CapturingLoggerOptions } from './logger.js';
+export { freePort } from './ports.js';
+export { GiveUp, tripwire, until, type Tripwire, type UntilOptions } from './until.js';

@@ -8,19 +8,29 @@ export interface CapturedLine {
   readonly fields: Readonly<Record<string, unknown>>;
 }
 
+export interface CapturingLoggerOptions {
+  /** Called with each line as it is recorded (to keep a view of the lines up to date as they arrive). */
+  readonly onLine?: (line: CapturedLine) => void;
+}
+
 /** A logger that records every line (children included) for tests to read; prints nothing. */
-export function capturingLogger(): { logger: Logger; lines: CapturedLine[] } {
+export function capturingLogger(options: CapturingLoggerOptions = {}): {
+  logger: Logger;
+  lines: CapturedLine[];
+} {
   const lines: CapturedLine[] = [];
   const make = (bindings: Record<string, unknown>): Logger => {
     const at =
       (level: CapturedLine['level']) =>
       (first: object | string, msg?: string): void => {
         const fields = typeof first === 'string' ? {} : (first as Record<string, unknown>);
-        lines.push({
+        const line: CapturedLine = {
           level,
           msg: typeof first === 'string' ? first : (msg ?? ''),
           fields: { ...bindings, ...fields },
-        });
+        };
+        lines.push(line);
+        options.onLine?.(line);
       };
     return {
       trace: at('trace'),

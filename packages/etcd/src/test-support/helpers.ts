@@ -1,4 +1,4 @@
-import { startEtcd, type EtcdServer } from '@registrar/test/harness/etcd';
+import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll } from 'vitest';
 

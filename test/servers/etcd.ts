@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:tls';
-import { freePort, GiveUp, until } from './net.js';
+import { freePort, GiveUp, until } from '@registrar/core/testing';
 import { removeDir, startProcess, tempDir, type ServerProcess } from './process.js';
 
 /** A real single-member etcd (Debian's `etcd-server`) on loopback with a throw-away data dir. */

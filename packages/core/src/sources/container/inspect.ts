@@ -1,6 +1,6 @@
 import type { ContainerInspectInfo } from 'dockerode';
 import { Observable } from 'rxjs';
-import type { DockerApi } from './docker-source.js';
+import type { DockerApi } from '../../docker-calls.js';
 
 /** A request to look at one container. */
 export interface Look {

@@ -16,7 +16,7 @@ interface Fixture extends SwarmSnapshot {
   readonly swarm: { Cluster: { ID: string } };
 }
 const load = (name: string): Fixture =>
-  JSON.parse(readFileSync(new URL(`../fixtures/swarm-${name}.json`, import.meta.url), 'utf8')) as Fixture;
+  JSON.parse(readFileSync(new URL(`../../fixtures/swarm-${name}.json`, import.meta.url), 'utf8')) as Fixture;
 const snapshot = load('snapshot');
 const updated = load('updated');
 

@@ -6,7 +6,7 @@ import {
 } from 'node:http';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { existsSync, rmSync } from 'node:fs';
-import { freePort } from './net.js';
+import { freePort } from '@registrar/core/testing';
 
 /**
  * A TCP proxy on loopback in front of a server, for fault injection: `down()` refuses connections and cuts

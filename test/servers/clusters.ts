@@ -1,7 +1,7 @@
 import { readdirSync, readlinkSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { freePort, GiveUp, until } from '@registrar/core/testing';
 import { fourLetter } from './zookeeper.js';
-import { freePort, GiveUp, until } from './net.js';
 import { removeDir, startProcess, tempDir, type ServerProcess } from './process.js';
 
 /** One member of a registry cluster on loopback: its client port, and SIGKILL / start again with its data. */

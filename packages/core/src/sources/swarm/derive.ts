@@ -26,11 +26,17 @@
  *   Swarm's `ingress` network never counts: clients outside the mesh cannot use its addresses.
  */
 import { isIP } from 'node:net';
-import { serviceName } from '../derive.js';
-import { capWarnings, isValidServiceName, labelWarning, parseServiceLabels, settingsFor } from '../labels.js';
-import type { PortSettings, ServiceLabels } from '../labels.js';
-import type { LabelWarning, Protocol, Service } from '../service.js';
-import { quote } from '../text.js';
+import { serviceName } from '../../derive.js';
+import {
+  capWarnings,
+  isValidServiceName,
+  labelWarning,
+  parseServiceLabels,
+  settingsFor,
+} from '../../labels.js';
+import type { PortSettings, ServiceLabels } from '../../labels.js';
+import type { LabelWarning, Protocol, Service } from '../../service.js';
+import { quote } from '../../text.js';
 
 export type SwarmMode = 'tasks' | 'vip' | 'ingress';
 export const SWARM_MODES: readonly SwarmMode[] = ['tasks', 'vip', 'ingress'];

@@ -3,15 +3,16 @@ import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { BehaviorSubject, EMPTY, Subject } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { Leadership, LivenessLoss, Registry, RegistryEntry } from '../registry.js';
-import type { Service } from '../service.js';
-import { createSwarmBridge, type SwarmBridge } from './bridge.js';
+import type { Leadership, LivenessLoss, Registry, RegistryEntry } from '../../registry.js';
+import type { Service } from '../../service.js';
+import type { Bridge } from '../../bridge.js';
+import { createSwarmBridge } from './index.js';
 import { deriveSwarmServices, isTaskServed, type SwarmSnapshot } from './derive.js';
-import { swarmEventLook, type SwarmDockerApi } from './source.js';
+import { swarmEventLook, type SwarmDockerApi } from './events.js';
 
 type Raw = Record<string, any>;
 const fixture = JSON.parse(
-  readFileSync(new URL('../fixtures/swarm-snapshot.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../../fixtures/swarm-snapshot.json', import.meta.url), 'utf8'),
 ) as SwarmSnapshot;
 
 /** A registry in a Map, to see what the bridge leaves stored. */
@@ -110,7 +111,7 @@ const expected = (snapshot: SwarmSnapshot) =>
 const held = (registry: MapRegistry) =>
   new Map([...registry.stored.values()].map((s) => [s.id, `${s.address}:${s.port}`]));
 
-let bridge: SwarmBridge | undefined;
+let bridge: Bridge | undefined;
 afterEach(async () => {
   await bridge?.stop();
   bridge = undefined;
@@ -250,7 +251,7 @@ describe('SwarmBridge: ordering', () => {
 
 describe('swarmEventLook', () => {
   const events = JSON.parse(
-    readFileSync(new URL('../fixtures/swarm-events.json', import.meta.url), 'utf8'),
+    readFileSync(new URL('../../fixtures/swarm-events.json', import.meta.url), 'utf8'),
   ) as Raw[];
 
   it('maps the events a real manager sent: services by id, nodes, and its own task containers by service', () => {

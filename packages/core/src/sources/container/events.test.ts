@@ -3,16 +3,11 @@ import { PassThrough } from 'node:stream';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  dockerHints,
-  readEvent,
-  type DockerApi,
-  type DockerHint,
-  type DockerSourceOptions,
-} from './docker-source.js';
-import type { Logger } from './logger.js';
-import { SIGTERM } from './signals.js';
-import { SyntheticDocker } from './testing/index.js';
+import type { DockerApi } from '../../docker-calls.js';
+import { dockerHints, readEvent, type DockerHint, type DockerSourceOptions } from './events.js';
+import type { Logger } from '../../logger.js';
+import { SIGTERM } from '../../signals.js';
+import { SyntheticDocker } from '../../testing/index.js';
 
 /** A Docker API whose `/events` answers are scripted per call: 'hold' never answers until aborted. */
 function scriptedDocker(answers: ('hold' | PassThrough)[], containers: string[]) {

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { freePort, GiveUp, until } from './net.js';
+import { freePort, GiveUp, until } from '@registrar/core/testing';
 import { removeDir, startProcess, tempDir, type ServerProcess } from './process.js';
 
 /** A real HAProxy (Debian's package) on loopback: one frontend per backend, each backend a `server-template`. */

@@ -1,12 +1,10 @@
 import type { GetEventsOptions } from 'dockerode';
-import type { Readable } from 'node:stream';
 import { defer, groupBy, mergeMap, Observable, switchMap, timer } from 'rxjs';
-import { backoffDelay, defaultBackoff, type BackoffOptions } from '../backoff.js';
-import type { DockerCalls } from '../docker-calls.js';
-import { jsonLines } from '../kit/json-lines.js';
-import { limitedWarning } from '../kit/log-limit.js';
-import { silentLogger, type Logger } from '../logger.js';
-import { coalesceWhileBusy } from '../operators.js';
+import { defaultBackoff, type BackoffOptions } from '../../backoff.js';
+import type { DockerCalls } from '../../docker-calls.js';
+import { keepStreamOpen } from '../../kit/event-stream.js';
+import { silentLogger, type Logger } from '../../logger.js';
+import { coalesceWhileBusy } from '../../operators.js';
 import type { SwarmSnapshot } from './derive.js';
 
 interface ListOptions {
@@ -92,104 +90,43 @@ export function swarmEventLook(raw: unknown): SwarmLook | undefined {
   return undefined;
 }
 
-const destroy = (stream: NodeJS.ReadableStream) => (stream as Readable).destroy();
-
 /**
- * A manager's Swarm events as looks, kept open forever: subscribes first, then asks for an inventory;
- * reconnects with backoff (each reconnect asks for an inventory again, so nothing missed in between is
- * lost); asks for one every `pollMs`. Never completes or errors.
+ * A manager's Swarm events as looks, kept open forever (`keepStreamOpen`): subscribes first, then asks for an
+ * inventory; reconnects with backoff (each reconnect asks for an inventory again, so nothing missed in between
+ * is lost); asks for one every `pollMs`. Never completes or errors.
  */
 export function swarmHints(options: SwarmSourceOptions): Observable<SwarmHint> {
   const { docker } = options;
-  const logger = options.logger ?? silentLogger;
-  const backoff = options.backoff ?? defaultBackoff;
   const pollMs = options.pollMs ?? 15_000;
-  const streamStartMs = options.streamStartMs ?? 5_000;
-  const warnBadLine = limitedWarning(logger, 'docker event line skipped');
-
   return new Observable<SwarmHint>((subscriber) => {
-    let closed = false;
-    let attempt = 0;
-    let stream: NodeJS.ReadableStream | undefined;
-    let retryTimer: NodeJS.Timeout | undefined;
-    let outageLogged = false;
-    const pollTimer =
-      pollMs > 0 ? setInterval(() => subscriber.next({ kind: 'inventory' }), pollMs) : undefined;
-
-    const drop = () => {
-      const s = stream;
-      stream = undefined;
-      s?.removeAllListeners();
-      s?.on('error', () => undefined);
-      if (s) destroy(s);
-    };
-
-    const reconnectLater = (why: string, error?: unknown) => {
-      if (closed || retryTimer !== undefined) return;
-      const wasConnected = stream !== undefined;
-      drop();
-      if (wasConnected) subscriber.next({ kind: 'connection', connected: false });
-      attempt += 1;
-      const delay = backoffDelay(attempt, backoff);
-      const fields = { err: error, retryInMs: delay };
-      if (!outageLogged) logger.warn(fields, `docker swarm event stream ${why}; reconnecting`);
-      else logger.debug(fields, `docker swarm event stream ${why}; reconnecting`);
-      outageLogged = true;
-      retryTimer = setTimeout(() => {
-        retryTimer = undefined;
-        void connect();
-      }, delay);
-      // Listing does not need the stream: whatever runs keeps being served meanwhile.
-      subscriber.next({ kind: 'inventory' });
-    };
-
-    const connect = async () => {
-      if (closed) return;
-      const abort = new AbortController();
-      const timeout = setTimeout(() => abort.abort(), streamStartMs);
-      let s: NodeJS.ReadableStream;
-      try {
-        s = await docker.getEvents({ filters: eventFilters, abortSignal: abort.signal });
-      } catch (error) {
-        reconnectLater(
-          abort.signal.aborted ? `did not start within ${streamStartMs} ms` : 'unavailable',
-          error,
-        );
-        return;
-      } finally {
-        clearTimeout(timeout);
-      }
-      if (closed) {
-        destroy(s);
-        return;
-      }
-      stream = s;
-      s.on(
-        'data',
-        jsonLines(
-          (event) => {
-            const look = swarmEventLook(event);
-            if (look !== undefined) subscriber.next(look);
-          },
-          (why, line) => warnBadLine({ why, line }),
-        ),
-      );
-      s.on('end', () => reconnectLater('ended'));
-      s.on('close', () => reconnectLater('closed'));
-      s.on('error', (error) => reconnectLater('failed', error));
-      if (outageLogged) logger.info('docker swarm event stream connected again');
-      outageLogged = false;
-      attempt = 0;
-      subscriber.next({ kind: 'connection', connected: true });
-      subscriber.next({ kind: 'inventory' });
-    };
-
-    void connect();
+    const inventory = () => subscriber.next({ kind: 'inventory' });
+    const pollTimer = pollMs > 0 ? setInterval(inventory, pollMs) : undefined;
+    const stop = keepStreamOpen(
+      {
+        name: 'docker swarm event stream',
+        open: (signal) => docker.getEvents({ filters: eventFilters, abortSignal: signal }),
+        startMs: options.streamStartMs ?? 5_000,
+        backoff: options.backoff ?? defaultBackoff,
+        logger: options.logger ?? silentLogger,
+      },
+      {
+        value: (event) => {
+          const look = swarmEventLook(event);
+          if (look !== undefined) subscriber.next(look);
+        },
+        open: (session) => {
+          session.recovered();
+          subscriber.next({ kind: 'connection', connected: true });
+          inventory();
+        },
+        lost: () => subscriber.next({ kind: 'connection', connected: false }),
+        // Listing does not need the stream: whatever runs keeps being served meanwhile.
+        retrying: inventory,
+      },
+    );
     return () => {
-      closed = true;
-      clearTimeout(retryTimer);
       clearInterval(pollTimer);
-      drop();
+      stop();
     };
   });
 }

@@ -1,9 +1,10 @@
 // The Bridge through its public API only (createBridge, status, desired, explain, explainAll, resync, stop),
 // driven by the synthetic engine into the in-memory registry: what the registry holds is what is asserted.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createBridge, type Bridge, type BridgeOptions } from './bridge.js';
-import { SIGTERM, signalNumber } from './signals.js';
-import { MemoryRegistry, SyntheticDocker } from './testing/index.js';
+import type { Bridge } from '../../bridge.js';
+import { createBridge, type BridgeOptions } from './index.js';
+import { SIGTERM, signalNumber } from '../../signals.js';
+import { MemoryRegistry, SyntheticDocker } from '../../testing/index.js';
 
 const SIGHUP = signalNumber('SIGHUP')!;
 const running: Bridge[] = [];

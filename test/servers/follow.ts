@@ -1,46 +1,15 @@
 import type { FollowUpdate, Instance, Logger, ServiceFollower } from '@registrar/core';
+import { capturingLogger } from '@registrar/core/testing';
 import type { Subscription } from 'rxjs';
 import { expect, vi } from 'vitest';
-
-/** A log line a `capturingLogger` recorded. */
-export interface CapturedLine {
-  readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
-  readonly fields: object;
-  readonly msg: string;
-}
-
-/** A core `Logger` that keeps every line (child bindings merged into the fields), for assertions on logs. */
-export function capturingLogger(
-  lines: CapturedLine[] = [],
-  bindings: object = {},
-  onLine: (line: CapturedLine) => void = () => undefined,
-): Logger & { lines: CapturedLine[] } {
-  const at =
-    (level: CapturedLine['level']) =>
-    (fieldsOrMsg: object | string, msg?: string): void => {
-      const line =
-        typeof fieldsOrMsg === 'string'
-          ? { level, fields: bindings, msg: fieldsOrMsg }
-          : { level, fields: { ...bindings, ...fieldsOrMsg }, msg: msg ?? '' };
-      lines.push(line);
-      onLine(line);
-    };
-  return {
-    lines,
-    trace: at('trace'),
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: (more) => capturingLogger(lines, { ...bindings, ...more }, onLine),
-  };
-}
 
 /** A logger and the messages of the warnings it received, as they arrive. */
 export function warningCapture(): { logger: Logger; warnings: string[] } {
   const warnings: string[] = [];
-  const logger = capturingLogger([], {}, (line) => {
-    if (line.level === 'warn') warnings.push(line.msg);
+  const { logger } = capturingLogger({
+    onLine: (line) => {
+      if (line.level === 'warn') warnings.push(line.msg);
+    },
   });
   return { logger, warnings };
 }

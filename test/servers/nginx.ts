@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { freePort, GiveUp, until } from '@registrar/core/testing';
 import { status } from './haproxy.js';
-import { freePort, GiveUp, until } from './net.js';
 import { removeDir, startProcess, tempDir, type ServerProcess } from './process.js';
 
 /**

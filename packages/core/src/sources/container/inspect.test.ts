@@ -1,7 +1,7 @@
 import { Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { inspectContainers, type Inspection, type Look } from './inspect.js';
-import { SyntheticDocker } from './testing/index.js';
+import { SyntheticDocker } from '../../testing/index.js';
 
 const look = (id: string, exitCode?: number): Look => ({ id, exitCode });
 

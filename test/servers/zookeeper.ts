@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import zookeeper from 'node-zookeeper-client';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { freePort, GiveUp, until } from './net.js';
+import { freePort, GiveUp, until } from '@registrar/core/testing';
 import { removeDir, startProcess, tempDir, type ServerProcess } from './process.js';
 
 /**
