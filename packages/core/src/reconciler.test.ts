@@ -3,6 +3,7 @@ import { NodeIdConflictError, RegistryConnectionError } from './errors.js';
 import type { BackoffOptions } from './backoff.js';
 import { silentLogger, type Logger } from './logger.js';
 import { Reconciler } from './reconciler.js';
+import type { RegistryWrite, RegistryWriteResult } from './registry.js';
 import type { Service } from './service.js';
 import { capturingLogger, MemoryRegistry, service } from './testing/index.js';
 
@@ -496,5 +497,58 @@ describe('Reconciler standing by for another writer (Swarm mode election)', () =
     reconciler.changed(['n1:new:80']);
     await reconciler.settled();
     expect(registry.entries.has('n1:new:80')).toBe(true);
+  });
+});
+
+/** A registry with batches: each batch is recorded, then its writes go one by one with their own outcomes. */
+class BatchingRegistry extends MemoryRegistry {
+  readonly batches: number[] = [];
+  async applyBatch(writes: readonly RegistryWrite[]): Promise<RegistryWriteResult[]> {
+    this.batches.push(writes.length);
+    return Promise.all(
+      writes.map((write) =>
+        (write.type === 'register' ? this.register(write.service) : this.deregister(write.id)).then(
+          () => ({ ok: true as const }),
+          (error: Error) => ({ ok: false as const, error }),
+        ),
+      ),
+    );
+  }
+}
+
+describe('Reconciler with a registry that batches', () => {
+  it('sends a pass of many writes as one batch and a lone write as a call of its own', async () => {
+    const registry = new BatchingRegistry();
+    const { reconciler, set } = setup(registry);
+    const many = Array.from({ length: 50 }, (_, i) => service({ id: `n1:c${i}:80` }));
+    set(...many);
+    await settle(registry, () => registry.entries.size === 50);
+    expect(registry.batches).toEqual([50]);
+    set(...many, service({ id: 'n1:one:80' }));
+    await settle(registry, () => registry.entries.size === 51);
+    expect(registry.batches).toEqual([50]);
+    await reconciler.stop();
+    expect(registry.writes).toBe(51);
+  });
+
+  it('books each write of a batch on its own: a refused one waits for its backoff, a failed one is retried', async () => {
+    const registry = new BatchingRegistry();
+    const log = capturingLogger();
+    const { reconciler, set } = setup(registry, { logger: log.logger });
+    registry.rejected.add('n1:c1:80');
+    registry.failWrites(1);
+    set(...Array.from({ length: 4 }, (_, i) => service({ id: `n1:c${i}:80` })));
+    // The first write of the batch failed (retryable): the next pass writes it again; the refused one is not
+    // offered again before its backoff (60 s here), the two that went through are not written twice.
+    await settle(registry, () => registry.entries.size === 3);
+    await reconciler.settled();
+    expect(registry.batches[0]).toBe(4);
+    expect(registry.ids()).toEqual(['n1:c0:80', 'n1:c2:80', 'n1:c3:80']);
+    const registers = registry.calls.filter((c) => c.method === 'register').map((c) => c.id);
+    expect(registers.filter((id) => id === 'n1:c1:80')).toHaveLength(1);
+    expect(registers.filter((id) => id === 'n1:c0:80')).toHaveLength(2);
+    expect(registers.filter((id) => id === 'n1:c2:80')).toHaveLength(1);
+    expect(reconciler.stateOf('n1:c1:80', service({ id: 'n1:c1:80' })).state).toBe('rejected');
+    await reconciler.stop();
   });
 });

@@ -323,12 +323,9 @@ export class Reconciler {
       { drift: ops.length, looked: ids.size, owned: actual.size, desired: this.view.desired.size },
       'reconcile pass',
     );
-    let firstError: unknown;
-    if (ops.length > 0) {
-      // `apply` never rejects: each write's error is kept, and the first one fails the pass.
-      const errors = await runPool(ops, this.options.concurrency ?? 16, (op) => this.apply(op));
-      firstError = errors.find((error) => error !== undefined);
-    }
+    // Neither way rejects: each write's error is kept, and the first one fails the pass.
+    const errors = await this.write(ops);
+    const firstError = errors.find((error) => error !== undefined);
     if (state.halted) return;
     if (state.standingBy) {
       // What this pass skipped is looked at again, from a fresh list, when this bridge leads again.
@@ -352,25 +349,60 @@ export class Reconciler {
     );
   }
 
-  /** Make one write; returns the error to retry the pass for, if any. */
-  private async apply(op: RegistryOp): Promise<unknown> {
+  /**
+   * Make a pass's writes; returns, per write, the error to retry the pass for, if any. Several go as the
+   * registry's batches when it has them (etcd txns, ZooKeeper multis: one round trip and one fsync for many
+   * writes), each write with its own outcome; otherwise, and for a lone write, one call each, `concurrency`
+   * in flight.
+   */
+  private async write(ops: readonly RegistryOp[]): Promise<unknown[]> {
     const { registry, state } = this;
-    const started = performance.now();
-    const seconds = () => (performance.now() - started) / 1000;
     if (this.options.dryRun) {
-      this.options.observer?.onOp?.(registry, op, 'dry-run', 0);
-      this.applied(op);
-      return undefined;
+      for (const op of ops) {
+        this.options.observer?.onOp?.(registry, op, 'dry-run', 0);
+        this.applied(op);
+      }
+      return [];
     }
+    if (ops.length < 2 || !registry.applyBatch) {
+      return runPool(ops, this.options.concurrency ?? 16, async (op) => {
+        // A write of this pass met another engine's entry, or another bridge became the writer: the rest of
+        // the pass is not written either.
+        if (state.halted || state.standingBy) return undefined;
+        const started = performance.now();
+        const error = await (
+          op.type === 'register' ? registry.register(op.service) : registry.deregister(op.entry.id)
+        ).then(
+          () => undefined,
+          (error: unknown) => error ?? new Error('write failed'),
+        );
+        return this.outcome(op, error, (performance.now() - started) / 1000);
+      });
+    }
+    const started = performance.now();
+    const writes = ops.map((op) =>
+      op.type === 'register'
+        ? { type: 'register' as const, service: op.service }
+        : { type: 'deregister' as const, id: op.entry.id },
+    );
+    // The contract settles each write on its own; an adapter that rejects anyway fails them all.
+    const results = await registry
+      .applyBatch(writes)
+      .catch((error: unknown) => writes.map(() => ({ ok: false as const, error: error as Error })));
+    const seconds = (performance.now() - started) / 1000;
+    return ops.map((op, index) => {
+      const result = results[index];
+      return this.outcome(op, result?.ok === false ? result.error : undefined, seconds);
+    });
+  }
+
+  /** Book one write's outcome (`error` undefined: done); returns the error to retry the pass for, if any. */
+  private outcome(op: RegistryOp, error: unknown, seconds: number): unknown {
+    const { registry, state } = this;
     const id = op.type === 'register' ? op.service.id : op.entry.id;
-    // A write of this pass met another engine's entry, or another bridge became the writer: the rest of the
-    // pass is not written either.
-    if (state.halted || state.standingBy) return undefined;
-    try {
-      if (op.type === 'register') await registry.register(op.service);
-      else await registry.deregister(op.entry.id);
+    if (error === undefined) {
       this.applied(op);
-      this.options.observer?.onOp?.(registry, op, 'ok', seconds());
+      this.options.observer?.onOp?.(registry, op, 'ok', seconds);
       this.log.debug(
         op.type === 'register'
           ? { serviceId: id, container: op.service.container?.name, containerId: op.service.container?.id }
@@ -378,21 +410,20 @@ export class Reconciler {
         op.type === 'register' ? 'registered' : 'deregistered',
       );
       return undefined;
-    } catch (error) {
-      this.options.observer?.onOp?.(registry, op, 'error', seconds());
-      const kind = registryErrorKind(error);
-      if (kind === 'node-id-conflict') {
-        this.halt(error as NodeIdConflictError);
-        return undefined;
-      }
-      recordFailedWrite(state, id, error, Date.now());
-      if (kind === 'rejected' && op.type === 'register') {
-        this.refused(op.service, error);
-        return undefined;
-      }
-      markUncertain(state, op);
-      return error;
     }
+    this.options.observer?.onOp?.(registry, op, 'error', seconds);
+    const kind = registryErrorKind(error);
+    if (kind === 'node-id-conflict') {
+      this.halt(error as NodeIdConflictError);
+      return undefined;
+    }
+    recordFailedWrite(state, id, error, Date.now());
+    if (kind === 'rejected' && op.type === 'register') {
+      this.refused(op.service, error);
+      return undefined;
+    }
+    markUncertain(state, op);
+    return error;
   }
 
   /**
