@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { CLI } from '../test/harness/bridge.js';
+import { CLI as BUILT_CLI } from '../test/harness/bridge.js';
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ: 100 on every Linux build we run). */
 const USER_HZ = 100;
@@ -52,6 +52,9 @@ export interface Launch {
   /** Extra environment (MALLOC_ARENA_MAX…). */
   readonly env?: NodeJS.ProcessEnv;
 }
+
+/** `BENCH_CLI`: another build's `packages/cli/dist/main.js`, to compare two trees on one machine state. */
+const CLI = process.env.BENCH_CLI ?? BUILT_CLI;
 
 const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
 
