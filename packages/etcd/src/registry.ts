@@ -19,7 +19,7 @@ import { backend, compacted, toRegistryError } from './errors.js';
 import type { EtcdLayout, LayoutCodec } from './layout.js';
 import { createCodec, defaultPrefix, layouts, normalisePrefix, ownedId } from './layout.js';
 import { EtcdLeadership } from './election.js';
-import { LeaseKeeper } from './lease.js';
+import { LeaseKeeper } from './liveness.js';
 import { keyAfter, ownedRuns, readRange } from './range.js';
 
 /** Connection settings for a client the adapter creates, owns and closes. */
