@@ -6,7 +6,8 @@ import type { Client, Event, Stat } from 'node-zookeeper-client';
 import { Observable, Subject } from 'rxjs';
 import { codecFor } from './layout.js';
 import { normaliseBase, resolveNames, type ZookeeperRegistryOptions } from './registry.js';
-import { checkDigest, createClient, isCode, Session, toRegistryError } from './session.js';
+import { isCode, toRegistryError } from './errors.js';
+import { checkDigest, createClient, Session } from './session.js';
 
 const BACKEND = 'zookeeper';
 const E = zookeeper.Exception;
