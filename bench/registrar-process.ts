@@ -69,7 +69,14 @@ export async function spawnRegistrar(launch: Launch): Promise<RegistrarProcess> 
   const { NODE_OPTIONS: _runnerOptions, ...inherited } = process.env;
   const child = spawn(
     process.execPath,
-    [...(launch.nodeFlags ?? []), CLI, '--metrics-addr', `127.0.0.1:${metricsPort}`, ...launch.args],
+    [
+      ...(launch.nodeFlags ?? []),
+      ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []),
+      CLI,
+      '--metrics-addr',
+      `127.0.0.1:${metricsPort}`,
+      ...launch.args,
+    ],
     {
       env: { ...inherited, REGISTRAR_LOG_FORMAT: 'json', ...launch.env },
       stdio: ['ignore', 'ignore', 'pipe'],

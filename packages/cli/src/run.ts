@@ -212,7 +212,8 @@ async function bridgeAfterDocker(config: CliConfig, docker: DockerClient, r: Run
   const conflict = new Promise<NodeIdConflictError>((resolve) => (conflicted = resolve));
   const changes = new ChangeLog(log, {
     desired: () => current.bridge?.desired() ?? new Map(),
-    inventoryComplete: () => current.bridge?.status().inventoryComplete ?? false,
+    // Asked on every write: the O(1) flag, not status(), which counts every service of every registry.
+    inventoryComplete: () => current.bridge?.inventoryComplete() ?? false,
     cleanup: config.cleanup,
     swarm: config.swarm,
   });

@@ -85,7 +85,10 @@ export interface TailOptions {
 
 /** A running bridge: one source, its desired set, one reconciler per registry. */
 export interface Bridge {
+  /** O(registries × services): for a probe or a scrape, not for every write. */
   status(): BridgeStatus;
+  /** Whether the first complete inventory is in (what `status().inventoryComplete` says), in O(1). */
+  inventoryComplete(): boolean;
   /** Re-read the engine and every registry and converge; writes only the drift. */
   resync(): void;
   /** Why each port of a tracked container is (not) registered (`registrar explain`). Read-only. */
@@ -271,6 +274,7 @@ export function startBridge<State, Hint, Look, Fetched>(
         registries: reconcilers.map((reconciler) => reconciler.status()),
       };
     },
+    inventoryComplete: () => inventoryComplete,
     resync,
     explain: (ref) => source.explain?.(state, ref, explainContext()) ?? { kind: 'unknown' },
     explainAll: () => source.explainAll?.(state, explainContext()) ?? [],
