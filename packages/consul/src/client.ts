@@ -82,6 +82,9 @@ export function agentOf(
   return agentUrl(`${https ? 'https' : 'http'}://${withPort}`);
 }
 
+// IDs go into the path; `:` is legal there and keeps logs readable.
+export const pathId = (id: string): string => encodeURIComponent(id).replace(/%3A/gi, ':');
+
 /** Thin agent API client: one place for the token, ns/partition, timeouts and error mapping. */
 export class ConsulClient {
   private readonly fetcher: Fetcher;

@@ -1,7 +1,7 @@
 import { formatGoDuration } from '@registrar/core/kit';
 import type { Leadership, Logger } from '@registrar/core';
 import { BehaviorSubject } from 'rxjs';
-import type { ConsulClient } from './client.js';
+import { pathId, type ConsulClient } from './client.js';
 
 export interface ElectionSettings {
   client: ConsulClient;
@@ -61,8 +61,6 @@ interface KvEntry {
 }
 
 const pathKey = (key: string): string => key.split('/').map(encodeURIComponent).join('/');
-// IDs go into the path; `:` is legal there and keeps logs readable.
-const pathId = (id: string): string => encodeURIComponent(id).replace(/%3A/gi, ':');
 
 /**
  * Consul's leader-election recipe: a session with a TTL (renewed every `renewMs`) and `LockDelay: 0s`, so a

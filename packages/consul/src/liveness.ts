@@ -7,12 +7,9 @@
 import type { LivenessLoss, Logger, RegistryEvent } from '@registrar/core';
 import { formatGoDuration } from '@registrar/core/kit';
 import { Subject } from 'rxjs';
-import type { ConsulClient } from './client.js';
+import { pathId, type ConsulClient } from './client.js';
 import { META_ENGINE, META_NODE, META_ROLE } from './definition.js';
 import type { ConsulElection } from './election.js';
-
-// IDs go into the path; `:` is legal there and keeps logs readable.
-export const pathId = (id: string): string => encodeURIComponent(id).replace(/%3A/gi, ':');
 
 export interface BridgeCheckOptions {
   readonly client: ConsulClient;

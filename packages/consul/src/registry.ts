@@ -13,7 +13,7 @@ import type {
   ServiceProblem,
 } from '@registrar/core';
 import type { Observable } from 'rxjs';
-import { agentOf, ConsulClient } from './client.js';
+import { agentOf, ConsulClient, pathId } from './client.js';
 import type { ConsulTlsOptions } from './client.js';
 import { createConsulElection } from './election.js';
 import type { ConsulElection } from './election.js';
@@ -27,7 +27,7 @@ import {
   fingerprintOf,
 } from './definition.js';
 import type { BuiltDefinition } from './definition.js';
-import { createBridgeCheck, pathId, type BridgeCheck } from './liveness.js';
+import { createBridgeCheck, type BridgeCheck } from './liveness.js';
 
 export interface ConsulRegistryOptions {
   /** The node id whose services this adapter owns (recorded in each service's `registrar-node` meta). */
