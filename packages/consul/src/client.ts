@@ -1,8 +1,7 @@
-import { ConfigError, RegistryConnectionError, RegistryRejectedError } from '@registrar/core';
-import { connectionHint, oneLine, quote, renamedOption } from '@registrar/core/kit';
+import { ConfigError } from '@registrar/core';
+import { quote, renamedOption } from '@registrar/core/kit';
 import type { Agent, fetch as UndiciFetch } from 'undici';
-
-const BACKEND = 'consul';
+import { notJson, refusal, sendFailure } from './errors.js';
 
 export interface ConsulTlsOptions {
   /** PEM CA bundle that signed the agent's certificate. */
@@ -82,6 +81,9 @@ export function agentOf(
         : `${host}:${port}`;
   return agentUrl(`${https ? 'https' : 'http'}://${withPort}`);
 }
+
+// IDs go into the path; `:` is legal there and keeps logs readable.
+export const pathId = (id: string): string => encodeURIComponent(id).replace(/%3A/gi, ':');
 
 /** Thin agent API client: one place for the token, ns/partition, timeouts and error mapping. */
 export class ConsulClient {
@@ -164,35 +166,24 @@ export class ConsulClient {
       });
       text = await response.text();
     } catch (err) {
-      throw this.sendError(err, what, timeoutMs, options.signal);
+      throw sendFailure(err, {
+        what,
+        target: this.target,
+        timeoutMs,
+        ...(options.signal !== undefined && { signal: options.signal }),
+        ...(this.options.token !== undefined && { token: this.options.token }),
+      });
     }
     const { status } = response;
     const index = Number(response.headers?.get('X-Consul-Index') ?? NaN);
     if (status >= 200 && status < 300) return { status, text, ...(Number.isFinite(index) && { index }) };
     if (status === 404 && options.allow404) return { status, text };
-    const reason = text.trim().split('\n')[0]?.slice(0, 300) ?? '';
-    if (status === 403) {
-      const permission = options.permission ?? 'service:write (and agent:read)';
-      const hint = this.hasToken
-        ? `set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to a token with ${permission} on this agent`
-        : `no token is configured; set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to a token with ${permission}`;
-      throw new RegistryRejectedError(`Consul ACL token rejected (403: ${reason}): ${hint}`, BACKEND);
-    }
-    if (status === 400) {
-      throw new RegistryRejectedError(`Consul rejected ${what} (400): ${reason}`, BACKEND);
-    }
-    // The agent's configuration refuses script and Docker checks (a plain error, hence 500): retrying cannot help.
-    if (status === 500 && reason.startsWith('Scripts are disabled')) {
-      throw new RegistryRejectedError(
-        `Consul rejected ${what} (500: ${reason}): enable script checks on the agent, or drop the container's SERVICE_CHECK_SCRIPT/CMD/DOCKER labels`,
-        BACKEND,
-      );
-    }
-    const answered = `Consul agent at ${this.target} answered ${status} to ${what}: ${reason}`;
-    // A server error, a timeout or throttling passes; any other answer will be the same next time.
-    if (status >= 500 || status === 408 || status === 429)
-      throw new RegistryConnectionError(answered, BACKEND);
-    throw new RegistryRejectedError(answered, BACKEND);
+    throw refusal(status, text, {
+      what,
+      target: this.target,
+      hasToken: this.hasToken,
+      ...(options.permission !== undefined && { permission: options.permission }),
+    });
   }
 
   /** The JSON of an answer; one that is not JSON (a proxy's error page) is a connection error. */
@@ -200,62 +191,8 @@ export class ConsulClient {
     try {
       return JSON.parse(response.text);
     } catch (err) {
-      throw new RegistryConnectionError(
-        `Consul agent at ${this.target} answered ${what} with something other than JSON: ${quote(response.text, 60)}`,
-        BACKEND,
-        { cause: err },
-      );
+      throw notJson(this.target, what, response.text, err);
     }
-  }
-
-  /**
-   * What a failure to send a request or read its answer is. fetch's own network failures ("fetch failed",
-   * "terminated" with a socket error as cause) and timeouts pass; a request that cannot even be built (an
-   * invalid header or URL, a body JSON cannot encode) fails the same way every time, so it is rejected.
-   */
-  private sendError(err: unknown, what: string, timeoutMs: number, signal: AbortSignal | undefined): Error {
-    const e = err as Error & { cause?: { code?: unknown; message?: string } };
-    if (signal?.aborted || e.name === 'TimeoutError' || e.name === 'AbortError') {
-      const reason = signal?.aborted ? 'cancelled' : `no answer within ${timeoutMs} ms`;
-      return new RegistryConnectionError(
-        `Consul agent at ${this.target} unreachable (${what}): ${reason}`,
-        BACKEND,
-        {
-          cause: err,
-        },
-      );
-    }
-    const network =
-      e.message === 'fetch failed' || e.message === 'terminated' || typeof e.cause?.code === 'string';
-    const programming = e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError;
-    if (programming && !network) {
-      // The message may quote a header, and a header may be the token: never echo it.
-      const detail = oneLine(
-        this.options.token ? e.message.replaceAll(this.options.token, '***') : e.message,
-        200,
-      );
-      return new RegistryRejectedError(
-        `cannot send ${what} to Consul at ${this.target}: ${detail}`,
-        BACKEND,
-        {
-          cause: err,
-        },
-      );
-    }
-    const code = e.cause?.code as string | undefined;
-    const reason = code ?? e.cause?.message ?? e.message;
-    const hint =
-      connectionHint(code, 'the Consul agent') ??
-      (reason === 'bad port'
-        ? "fetch refuses this port (e.g. 1, 25, 6000): use the agent's HTTP port"
-        : undefined);
-    return new RegistryConnectionError(
-      `Consul agent at ${this.target} unreachable (${what}): ${reason}${hint ? `: ${hint}` : ''}`,
-      BACKEND,
-      {
-        cause: err,
-      },
-    );
   }
 
   async close(): Promise<void> {

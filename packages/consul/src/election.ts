@@ -1,7 +1,7 @@
 import { formatGoDuration } from '@registrar/core/kit';
 import type { Leadership, Logger } from '@registrar/core';
 import { BehaviorSubject } from 'rxjs';
-import type { ConsulClient } from './client.js';
+import { pathId, type ConsulClient } from './client.js';
 
 export interface ElectionSettings {
   client: ConsulClient;
@@ -61,8 +61,6 @@ interface KvEntry {
 }
 
 const pathKey = (key: string): string => key.split('/').map(encodeURIComponent).join('/');
-// IDs go into the path; `:` is legal there and keeps logs readable.
-const pathId = (id: string): string => encodeURIComponent(id).replace(/%3A/gi, ':');
 
 /**
  * Consul's leader-election recipe: a session with a TTL (renewed every `renewMs`) and `LockDelay: 0s`, so a
@@ -73,85 +71,112 @@ const pathId = (id: string): string => encodeURIComponent(id).replace(/%3A/gi, '
  * leadership at once, and the campaign starts over with a new session.
  */
 export function createConsulElection(settings: ElectionSettings): ConsulElection {
-  const { client, logger, key, candidate, sessionTtlMs, renewMs, retryMs, waitMs, check } = settings;
-  const kvPath = `/v1/kv/${pathKey(key)}`;
-  const checkId = `service:${check.serviceId}`;
-  const passPath = `/v1/agent/check/pass/${pathId(checkId)}`;
+  return new Campaign(settings);
+}
+
+class Campaign implements ConsulElection {
+  private readonly kvPath: string;
+  private readonly checkId: string;
+  private readonly passPath: string;
   // Whether the agent should know our check (registered, and no 404 since).
-  let checkRegistered = false;
-  let everRegistered = false;
-  let lastPassed = 0;
-  let passLogged = 0;
-  let passTimer: NodeJS.Timeout | undefined;
-  const leading$ = new BehaviorSubject(false);
-  let session: Session | undefined;
-  let lastRenewed = 0;
-  let renewLogged = 0;
-  let renewTimer: NodeJS.Timeout | undefined;
-  let closed = false;
+  private checkRegistered = false;
+  private everRegistered = false;
+  private lastPassed = 0;
+  private passLogged = 0;
+  private passTimer: NodeJS.Timeout | undefined;
+  private readonly leadingSubject = new BehaviorSubject(false);
+  readonly leading$ = this.leadingSubject.asObservable();
+  private session: Session | undefined;
+  private lastRenewed = 0;
+  private renewLogged = 0;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private closed = false;
   // Cancels what the campaign waits for (a blocking read, a retry pause) when the session is lost or on close.
-  let abort = new AbortController();
+  private abort = new AbortController();
   // The node of the last lock holder seen: kept while the lock is free between two leaders.
-  let leaderNode: string | undefined;
-  let holderSeen: { id: string; node: string | undefined } | undefined;
-  let failing = false;
+  private leaderNode: string | undefined;
+  private holderSeen: { id: string; node: string | undefined } | undefined;
+  private failing = false;
+  private readonly running: Promise<void>;
 
-  const setLeading = (now: boolean): void => {
-    if (leading$.value !== now) leading$.next(now);
-  };
+  constructor(private readonly settings: ElectionSettings) {
+    this.kvPath = `/v1/kv/${pathKey(settings.key)}`;
+    this.checkId = `service:${settings.check.serviceId}`;
+    this.passPath = `/v1/agent/check/pass/${pathId(this.checkId)}`;
+    this.running = this.campaign();
+  }
 
-  const interrupt = (): void => {
-    abort.abort();
-    abort = new AbortController();
-  };
+  get leading(): boolean {
+    return this.leadingSubject.value;
+  }
 
-  const dropSession = (reason: string): void => {
-    const lost = session;
+  get leaderOnOurAgent(): boolean {
+    return (
+      this.leadingSubject.value || (this.leaderNode !== undefined && this.leaderNode === this.session?.node)
+    );
+  }
+
+  private setLeading(now: boolean): void {
+    if (this.leadingSubject.value !== now) this.leadingSubject.next(now);
+  }
+
+  private interrupt(): void {
+    this.abort.abort();
+    this.abort = new AbortController();
+  }
+
+  private dropSession(reason: string): void {
+    const { client, logger, key, candidate } = this.settings;
+    const lost = this.session;
     if (!lost) return;
-    session = undefined;
-    clearTimeout(renewTimer);
-    renewTimer = undefined;
-    clearTimeout(passTimer);
-    passTimer = undefined;
-    if (leading$.value) logger.warn({ key, candidate, reason }, `lost the Consul election lock: ${reason}`);
-    setLeading(false);
-    interrupt();
+    this.session = undefined;
+    clearTimeout(this.renewTimer);
+    this.renewTimer = undefined;
+    clearTimeout(this.passTimer);
+    this.passTimer = undefined;
+    if (this.leadingSubject.value)
+      logger.warn({ key, candidate, reason }, `lost the Consul election lock: ${reason}`);
+    this.setLeading(false);
+    this.interrupt();
     // Best effort: a session we gave up on but Consul still holds would keep the lock until its TTL.
     void client
       .request('PUT', `/v1/session/destroy/${lost.id}`, { what: 'destroy lost session' })
       .catch(() => undefined);
-  };
+  }
 
-  const renew = async (): Promise<void> => {
-    const current = session;
-    if (!current || closed) return;
+  private async renew(): Promise<void> {
+    const { client, logger, key, sessionTtlMs, renewMs } = this.settings;
+    const current = this.session;
+    if (!current || this.closed) return;
     try {
       const res = await client.request('PUT', `/v1/session/renew/${current.id}`, {
         allow404: true,
         what: 'renew election session',
         permission: 'session:write',
       });
-      if (session !== current) return;
-      if (res.status === 404) return dropSession('the session expired (Consul invalidated it)');
-      lastRenewed = Date.now();
+      if (this.session !== current) return;
+      if (res.status === 404) return this.dropSession('the session expired (Consul invalidated it)');
+      this.lastRenewed = Date.now();
     } catch (err) {
-      if (session !== current) return;
+      if (this.session !== current) return;
       // Once per streak: the renewal after the last success tells.
-      if (lastRenewed >= renewLogged) {
-        renewLogged = Date.now();
+      if (this.lastRenewed >= this.renewLogged) {
+        this.renewLogged = Date.now();
         logger.warn({ err, key }, `renewing the Consul election session failed: ${(err as Error).message}`);
       }
       // Past the TTL Consul may have invalidated it and elected another: at most one leader, so step down.
-      if (Date.now() - lastRenewed >= sessionTtlMs)
-        return dropSession('no renewal got through within the TTL');
+      if (Date.now() - this.lastRenewed >= sessionTtlMs)
+        return this.dropSession('no renewal got through within the TTL');
     } finally {
       // Also called out of turn (after a failed campaign step): one timer, never two loops.
-      clearTimeout(renewTimer);
-      if (session === current && !closed) renewTimer = setTimeout(() => void renew(), renewMs);
+      clearTimeout(this.renewTimer);
+      if (this.session === current && !this.closed)
+        this.renewTimer = setTimeout(() => void this.renew(), renewMs);
     }
-  };
+  }
 
-  const registerCheck = async (): Promise<void> => {
+  private async registerCheck(): Promise<void> {
+    const { client, key, candidate, check } = this.settings;
     await client.request('PUT', '/v1/agent/service/register', {
       body: {
         ID: check.serviceId,
@@ -159,7 +184,7 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
         Tags: [],
         Meta: check.meta,
         Check: {
-          CheckID: checkId,
+          CheckID: this.checkId,
           Name: 'registrar election candidate',
           Notes: `Passed every ${formatGoDuration(check.passMs)} by candidate ${candidate} of ${key}; its election sessions end when this goes critical`,
           TTL: formatGoDuration(check.ttlMs),
@@ -167,56 +192,60 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
           DeregisterCriticalServiceAfter: formatGoDuration(check.deregisterAfterMs),
         },
       },
-      what: `register election check ${checkId}`,
+      what: `register election check ${this.checkId}`,
       permission: `service:write on ${check.serviceName}`,
     });
-    checkRegistered = true;
-    everRegistered = true;
-  };
+    this.checkRegistered = true;
+    this.everRegistered = true;
+  }
 
-  const passRequest = () =>
-    client.request('PUT', passPath, {
+  private passRequest() {
+    return this.settings.client.request('PUT', this.passPath, {
       allow404: true,
-      what: `pass election check ${checkId}`,
-      permission: `service:write on ${check.serviceName}`,
+      what: `pass election check ${this.checkId}`,
+      permission: `service:write on ${this.settings.check.serviceName}`,
     });
+  }
 
   /** Consul refuses a session whose check is missing or critical: register it, or pass it, first. */
-  const readyCheck = async (): Promise<void> => {
-    if (checkRegistered && (await passRequest()).status !== 404) return;
+  private async readyCheck(): Promise<void> {
+    if (this.checkRegistered && (await this.passRequest()).status !== 404) return;
     // Never registered, or the agent forgot it (restarted without its state): a new check, passing.
-    await registerCheck();
-  };
+    await this.registerCheck();
+  }
 
-  const passCheck = async (): Promise<void> => {
-    const current = session;
-    if (!current || closed) return;
+  private async passCheck(): Promise<void> {
+    const { logger, key, check } = this.settings;
+    const current = this.session;
+    if (!current || this.closed) return;
     try {
-      const res = await passRequest();
-      if (session !== current) return;
+      const res = await this.passRequest();
+      if (this.session !== current) return;
       if (res.status === 404) {
         // Consul invalidates a session whose check was deregistered; the campaign registers it again.
-        checkRegistered = false;
-        return dropSession('the agent no longer knows the election check');
+        this.checkRegistered = false;
+        return this.dropSession('the agent no longer knows the election check');
       }
-      lastPassed = Date.now();
+      this.lastPassed = Date.now();
     } catch (err) {
-      if (session !== current) return;
-      if (lastPassed >= passLogged) {
-        passLogged = Date.now();
+      if (this.session !== current) return;
+      if (this.lastPassed >= this.passLogged) {
+        this.passLogged = Date.now();
         logger.warn({ err, key }, `passing the Consul election check failed: ${(err as Error).message}`);
       }
       // Past its TTL the check is critical and Consul invalidated the session: step down.
-      if (Date.now() - lastPassed >= check.ttlMs)
-        return dropSession('no pass of the election check got through within its TTL');
+      if (Date.now() - this.lastPassed >= check.ttlMs)
+        return this.dropSession('no pass of the election check got through within its TTL');
     } finally {
-      clearTimeout(passTimer);
-      if (session === current && !closed) passTimer = setTimeout(() => void passCheck(), check.passMs);
+      clearTimeout(this.passTimer);
+      if (this.session === current && !this.closed)
+        this.passTimer = setTimeout(() => void this.passCheck(), check.passMs);
     }
-  };
+  }
 
-  const createSession = async (): Promise<Session> => {
-    await readyCheck();
+  private async createSession(): Promise<Session> {
+    const { client, key, candidate, sessionTtlMs } = this.settings;
+    await this.readyCheck();
     const res = await client.request('PUT', '/v1/session/create', {
       body: {
         Name: `registrar election ${key} (${candidate})`,
@@ -225,30 +254,31 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
         Behavior: 'release',
         // `Checks` (rather than the newer NodeChecks/ServiceChecks) works with every Consul version; listing it
         // replaces the default, so serfHealth is named too.
-        Checks: ['serfHealth', checkId],
+        Checks: ['serfHealth', this.checkId],
       },
       what: 'create election session',
       permission: 'session:write',
     });
     const id = (client.parse(res, 'create election session') as { ID?: string }).ID;
     if (!id) throw new Error(`Consul answered session create without an ID: ${res.text.slice(0, 80)}`);
-    const node = (await nodeOf(id)) ?? '';
+    const node = (await this.nodeOf(id)) ?? '';
     return { id, node };
-  };
+  }
 
-  const nodeOf = async (sessionId: string): Promise<string | undefined> => {
+  private async nodeOf(sessionId: string): Promise<string | undefined> {
+    const { client } = this.settings;
     const res = await client.request('GET', `/v1/session/info/${sessionId}`, {
       what: 'read election session',
       permission: 'session:read',
     });
     const [info] = client.parse(res, 'read election session') as { Node?: string }[];
     return info?.Node;
-  };
+  }
 
   /** Pause `ms`, or less when interrupted. */
-  const pause = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const { signal } = abort;
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const { signal } = this.abort;
       const done = (): void => {
         clearTimeout(timer);
         signal.removeEventListener('abort', done);
@@ -257,24 +287,34 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
       const timer = setTimeout(done, ms);
       signal.addEventListener('abort', done);
     });
+  }
 
-  const campaign = async (): Promise<void> => {
+  /** A session of our own, with its renewal and its check's passes armed. */
+  private async startSession(): Promise<Session> {
+    const { renewMs, check } = this.settings;
+    const session = await this.createSession();
+    this.session = session;
+    this.lastRenewed = Date.now();
+    this.lastPassed = this.lastRenewed;
+    this.renewTimer = setTimeout(() => void this.renew(), renewMs);
+    this.passTimer = setTimeout(() => void this.passCheck(), check.passMs);
+    return session;
+  }
+
+  private async campaign(): Promise<void> {
+    const { client, logger, key, candidate, retryMs, waitMs } = this.settings;
     let index = 0;
     let refused = false;
-    while (!closed) {
+    while (!this.closed) {
       // Aborted when the session is lost: that request's failure is no error, the loop starts over.
-      const { signal } = abort;
+      const { signal } = this.abort;
       try {
-        if (!session) {
-          session = await createSession();
-          lastRenewed = Date.now();
-          lastPassed = lastRenewed;
-          renewTimer = setTimeout(() => void renew(), renewMs);
-          passTimer = setTimeout(() => void passCheck(), check.passMs);
+        let mine = this.session;
+        if (!mine) {
+          mine = await this.startSession();
           index = 0;
         }
-        const mine = session;
-        const res = await client.request('GET', kvPath, {
+        const res = await client.request('GET', this.kvPath, {
           allow404: true,
           ...(index > 0 && { query: { index: String(index), wait: formatGoDuration(waitMs) } }),
           timeoutMs: waitMs + 15_000,
@@ -282,24 +322,24 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
           what: `read election key ${key}`,
           permission: 'key:read',
         });
-        if (closed || session !== mine) continue;
+        if (this.closed || this.session !== mine) continue;
         // Consul's rule: an index that went backwards starts over from 0.
         index = (res.index ?? 0) >= index ? (res.index ?? 0) : 0;
         const holder =
           res.status === 404 ? undefined : (client.parse(res, 'read election key') as KvEntry[])[0]?.Session;
-        if (failing) logger.info({ key }, 'Consul election answers again');
-        failing = false;
+        if (this.failing) logger.info({ key }, 'Consul election answers again');
+        this.failing = false;
         if (holder === mine.id) {
-          leaderNode = mine.node;
-          setLeading(true);
+          this.leaderNode = mine.node;
+          this.setLeading(true);
           continue;
         }
         // The key no longer names our session: we are not the leader, whatever comes next.
-        setLeading(false);
+        this.setLeading(false);
         if (holder === undefined) {
           // Refused last time although free: a lock-delay (not ours, ours is 0s); give it time.
-          if (refused) await pause(retryMs);
-          const acquired = await client.request('PUT', kvPath, {
+          if (refused) await this.pause(retryMs);
+          const acquired = await client.request('PUT', this.kvPath, {
             query: { acquire: mine.id },
             body: { candidate },
             what: `acquire election key ${key}`,
@@ -311,71 +351,61 @@ export function createConsulElection(settings: ElectionSettings): ConsulElection
           continue;
         }
         refused = false;
-        if (holderSeen?.id !== holder) holderSeen = { id: holder, node: await nodeOf(holder) };
-        if (holderSeen.node !== undefined) leaderNode = holderSeen.node;
+        if (this.holderSeen?.id !== holder) this.holderSeen = { id: holder, node: await this.nodeOf(holder) };
+        if (this.holderSeen.node !== undefined) this.leaderNode = this.holderSeen.node;
       } catch (err) {
-        if (closed) break;
+        if (this.closed) break;
         if (signal.aborted) continue;
-        if (!failing) logger.warn({ err, key }, `Consul election: ${(err as Error).message}; retrying`);
-        failing = true;
+        if (!this.failing) logger.warn({ err, key }, `Consul election: ${(err as Error).message}; retrying`);
+        this.failing = true;
         index = 0;
         // The failure may be our session's (an acquire with an invalidated session is a 500): check it now.
-        if (session) await renew();
-        await pause(retryMs);
+        if (this.session) await this.renew();
+        await this.pause(retryMs);
       }
     }
-  };
+  }
 
-  const running = campaign();
-
-  return {
-    leading$: leading$.asObservable(),
-    get leading() {
-      return leading$.value;
-    },
-    get leaderOnOurAgent() {
-      return leading$.value || (leaderNode !== undefined && leaderNode === session?.node);
-    },
-    async close(): Promise<void> {
-      if (closed) return running;
-      closed = true;
-      clearTimeout(renewTimer);
-      clearTimeout(passTimer);
-      interrupt();
-      await running;
-      // A session the campaign created while we were closing armed its renewal after the clear above.
-      clearTimeout(renewTimer);
-      clearTimeout(passTimer);
-      const mine = session;
-      session = undefined;
-      const wasLeading = leading$.value;
-      setLeading(false);
-      leading$.complete();
-      try {
-        if (!mine) return;
-        // Resign: release the lock, so a follower blocked on the key acquires it at once, then end the session.
-        if (wasLeading) {
-          await client.request('PUT', kvPath, {
-            query: { release: mine.id },
-            body: { candidate },
-            what: `release election key ${key}`,
-            permission: 'key:write',
-          });
-        }
-        await client.request('PUT', `/v1/session/destroy/${mine.id}`, {
-          what: 'destroy election session',
-          permission: 'session:write',
+  async close(): Promise<void> {
+    const { client, key, candidate, check } = this.settings;
+    if (this.closed) return this.running;
+    this.closed = true;
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.passTimer);
+    this.interrupt();
+    await this.running;
+    // A session the campaign created while we were closing armed its renewal after the clear above.
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.passTimer);
+    const mine = this.session;
+    this.session = undefined;
+    const wasLeading = this.leadingSubject.value;
+    this.setLeading(false);
+    this.leadingSubject.complete();
+    try {
+      if (!mine) return;
+      // Resign: release the lock, so a follower blocked on the key acquires it at once, then end the session.
+      if (wasLeading) {
+        await client.request('PUT', this.kvPath, {
+          query: { release: mine.id },
+          body: { candidate },
+          what: `release election key ${key}`,
+          permission: 'key:write',
         });
-      } finally {
-        // Last, the session being gone: the candidate's service and check (a killed candidate's are reaped).
-        if (everRegistered) {
-          await client.request('PUT', `/v1/agent/service/deregister/${pathId(check.serviceId)}`, {
-            allow404: true,
-            what: `deregister election check ${checkId}`,
-            permission: `service:write on ${check.serviceName}`,
-          });
-        }
       }
-    },
-  };
+      await client.request('PUT', `/v1/session/destroy/${mine.id}`, {
+        what: 'destroy election session',
+        permission: 'session:write',
+      });
+    } finally {
+      // Last, the session being gone: the candidate's service and check (a killed candidate's are reaped).
+      if (this.everRegistered) {
+        await client.request('PUT', `/v1/agent/service/deregister/${pathId(check.serviceId)}`, {
+          allow404: true,
+          what: `deregister election check ${this.checkId}`,
+          permission: `service:write on ${check.serviceName}`,
+        });
+      }
+    }
+  }
 }

@@ -3,7 +3,7 @@ import { backoffDelay, defaultBackoff } from '@registrar/core/kit';
 import type { Campaign, Election, Etcd3 } from 'etcd3';
 import { EventEmitter } from 'node:events';
 import { BehaviorSubject, distinctUntilChanged, type Observable } from 'rxjs';
-import type { LeaseKeeper } from './lease.js';
+import type { LeaseKeeper } from './liveness.js';
 
 /** What a candidate announces in its election key (etcd3's campaign value). */
 interface Proclamation {

@@ -9,17 +9,18 @@ import type {
   Service,
   ServiceProblem,
 } from '@registrar/core';
-import { endpointProblem, renamedOption, roundsById, runPool, splitBatches } from '@registrar/core/kit';
-import { ConfigError, consoleLogger, RegistryRejectedError, RegistrySessionLostError } from '@registrar/core';
-import type { Etcd3, ICompare, IRangeRequest, IRequestOp } from 'etcd3';
+import { endpointProblem, renamedOption, roundsById } from '@registrar/core/kit';
+import { ConfigError, consoleLogger, RegistryRejectedError } from '@registrar/core';
+import type { Etcd3, IRangeRequest } from 'etcd3';
 import { EtcdLeaseInvalidError } from 'etcd3';
+import { applyTxns, type TxnWrite } from './batch.js';
 import { createClient, prefixEnd, targetOf } from './client.js';
 import { etcdCall } from './call.js';
 import { backend, compacted, toRegistryError } from './errors.js';
 import type { EtcdLayout, LayoutCodec } from './layout.js';
 import { createCodec, defaultPrefix, layouts, normalisePrefix, ownedId } from './layout.js';
 import { EtcdLeadership } from './election.js';
-import { LeaseKeeper } from './lease.js';
+import { LeaseKeeper } from './liveness.js';
 import { keyAfter, ownedRuns, readRange } from './range.js';
 
 /** Connection settings for a client the adapter creates, owns and closes. */
@@ -152,26 +153,6 @@ interface StoredEntry {
 }
 
 const fingerprintOf = (key: string, value: string, lease: string) => `${key}\n${value}\nlease=${lease}`;
-
-/** etcd's defaults: `--max-txn-ops` 128 (ops per branch, and compares), `--max-request-bytes` 1.5 MiB. */
-const MAX_TXN_OPS = 128;
-const MAX_TXN_BYTES = 1.5 * 2 ** 20 - 16 * 2 ** 10;
-/** Transactions of one batch in flight at once. */
-const TXNS_IN_FLIGHT = 4;
-
-/** One write of a batch as part of a transaction: what it adds to each part, and its effect on the index. */
-interface TxnWrite {
-  readonly index: number;
-  /** What must hold if the transaction landed already (a register: its record, on its lease). */
-  readonly compare: ICompare[];
-  /** Sent whatever the compare says (removals). */
-  readonly always: IRequestOp[];
-  /** Sent unless the compare holds (the put). */
-  readonly unlessThere: IRequestOp[];
-  readonly bytes: number;
-  /** The write's effect on the id → keys index once the transaction succeeded. */
-  readonly done: () => void;
-}
 
 class EtcdRegistry implements Registry {
   readonly backend = backend;
@@ -364,56 +345,25 @@ class EtcdRegistry implements Registry {
       }
       if (leaseId !== undefined) for (const r of registers) ops.push(this.putOp(r.index, r.service, leaseId));
     }
-    const alone = async (w: TxnWrite) => {
-      const write = writes[w.index];
-      try {
-        if (write.type === 'register') await this.register(write.service);
-        else await this.deregister(write.id);
-        ok(w.index);
-      } catch (error) {
-        fail(w.index, error);
-      }
-    };
-    // A record too large for a transaction of its own (its value goes twice) is put as register puts it.
-    const txns = splitBatches(
-      ops.filter((op) => op.bytes <= MAX_TXN_BYTES),
-      MAX_TXN_OPS,
-      MAX_TXN_BYTES,
-      (op) => op.bytes,
-      (op) => Math.max(op.compare.length, op.always.length + op.unlessThere.length, 1),
-    );
-    // A record too large for a transaction of its own is put as register puts it.
-    await runPool([...ops.filter((op) => op.bytes > MAX_TXN_BYTES)], 4, alone);
-    await runPool(txns, TXNS_IN_FLIGHT, async (txn) => {
-      const always = txn.flatMap((w) => w.always);
-      try {
-        await this.call('batch', (options) =>
-          this.client.kv.txn(
-            {
-              compare: txn.flatMap((w) => w.compare),
-              success: always,
-              failure: [...txn.flatMap((w) => w.unlessThere), ...always],
-            },
-            options,
-          ),
-        );
-      } catch (error) {
-        if (error instanceof RegistryRejectedError && txn.length > 1) {
-          // One write the server refuses must not fail the others: each alone, with its own outcome.
-          await runPool(txn, 16, alone);
-          return;
+    await applyTxns(ops, {
+      txn: (request) => this.call('batch', (options) => this.client.kv.txn(request, options)),
+      alone: async (w) => {
+        const write = writes[w.index];
+        try {
+          if (write.type === 'register') await this.register(write.service);
+          else await this.deregister(write.id);
+          ok(w.index);
+        } catch (error) {
+          fail(w.index, error);
         }
-        if (error instanceof RegistrySessionLostError && leaseId !== undefined)
-          this.lease.lose(leaseId, 'etcd refused a batch: lease not found');
-        for (const w of txn) fail(w.index, error);
-        return;
-      }
-      for (const w of txn) {
-        w.done();
-        ok(w.index);
-      }
+      },
+      ok,
+      fail,
+      ...(leaseId !== undefined && {
+        leaseLost: () => this.lease.lose(leaseId, 'etcd refused a batch: lease not found'),
+      }),
+      logger: this.logger,
     });
-    if (txns.length > 0) this.logger.debug({ writes: ops.length, txns: txns.length }, 'batch applied');
   }
 
   /** Why `register(service)` would refuse it without asking etcd, if it would. */

@@ -16,7 +16,8 @@ import type { ElectionOptions, Leadership, Logger } from '@registrar/core';
 import zookeeper from 'node-zookeeper-client';
 import type { ACL, Event, Stat } from 'node-zookeeper-client';
 import { BehaviorSubject, distinctUntilChanged, type Observable } from 'rxjs';
-import { createClient, isCode, Session, type DigestAuth } from './session.js';
+import { isCode } from './errors.js';
+import { createClient, Session, type DigestAuth } from './session.js';
 
 const E = zookeeper.Exception;
 /** ZooKeeper's OPEN_ACL_UNSAFE (absent from the library's types). */

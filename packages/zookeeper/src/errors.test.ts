@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import zookeeper from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createZookeeperRegistry } from './index.js';
-import { toRegistryError, ZkCodeError } from './session.js';
+import { toRegistryError, ZkCodeError } from './errors.js';
 import { connectRaw, service, type Raw } from './testing/helpers.js';
 
 const E = zookeeper.Exception;

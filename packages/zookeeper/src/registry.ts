@@ -18,45 +18,22 @@ import {
   RegistryError,
   RegistryRejectedError,
 } from '@registrar/core';
-import {
-  endpointProblem,
-  removeStateFile,
-  renamedOption,
-  roundsById,
-  runPool,
-  splitBatches,
-  writeStateFile,
-} from '@registrar/core/kit';
+import { endpointProblem, removeStateFile, renamedOption, runPool } from '@registrar/core/kit';
 import { createHash } from 'node:crypto';
 import zookeeper from 'node-zookeeper-client';
-import type { ACL, Client, Stat, Transaction } from 'node-zookeeper-client';
-import { Subject, type Observable } from 'rxjs';
-import { codecFor, type LayoutCodec, type ZookeeperLayout, type ZookeeperPayload } from './layout.js';
-import { checkDigest, createClient, isCode, Session, toRegistryError, ZkCodeError } from './session.js';
-import type { DigestAuth } from './session.js';
-import { loadSession } from './session-state.js';
-import { electionPath, ZookeeperElection, type PublishedSession } from './election.js';
+import type { ACL, Client, Stat } from 'node-zookeeper-client';
+import type { Observable } from 'rxjs';
+import { applyBatch, type MultiOp } from './batch.js';
 import { removeVersioned } from './client-internals.js';
+import { electionPath, ZookeeperElection } from './election.js';
+import { isCode, toRegistryError } from './errors.js';
+import { codecFor, type LayoutCodec, type ZookeeperLayout, type ZookeeperPayload } from './layout.js';
+import { EntriesSession } from './liveness.js';
+import { parentOf, readNode, scanOwned, ServiceNodes } from './nodes.js';
+import { checkDigest, digestAcls, type DigestAuth, type Session } from './session.js';
 
 const BACKEND = 'zookeeper';
 const E = zookeeper.Exception;
-
-/** Ops per `multi`, and its bytes: well inside ZooKeeper's default `jute.maxbuffer` of 1 MiB. */
-const MULTI_OPS = 128;
-const MULTI_BYTES = 512 * 2 ** 10;
-/** `multi`s of one batch in flight at once (one session: ZooKeeper answers them in order). */
-const MULTIS_IN_FLIGHT = 4;
-
-/** One write of a batch as one op of a `multi`, and what it does to the bookkeeping once applied. */
-interface MultiOp {
-  /** The write's index in its round. */
-  readonly index: number;
-  readonly queue: (multi: Transaction) => void;
-  readonly bytes: number;
-  /** The service node a create needs (cached in `parents`). */
-  readonly parent?: string;
-  readonly done: () => void;
-}
 
 export interface ZookeeperRegistryOptions {
   /** The ensemble's servers, `host:port` each (port defaults to 2181). Needed unless `client` is given. */
@@ -148,17 +125,6 @@ export function resolveNames<
   };
 }
 
-/** Where a node of ours was found and what it holds. */
-interface OwnedNode {
-  readonly path: string;
-  readonly id: string;
-  readonly name: string;
-  /** The writing engine, if the node records one. */
-  readonly engine?: string;
-  readonly data: string;
-  readonly stat: Stat;
-}
-
 /** `/services` → `/services`, `/` → `` (so `${base}/${name}` never doubles the slash). */
 export function normaliseBase(path: string): string {
   const trimmed = path.replace(/\/+$/, '');
@@ -175,16 +141,6 @@ export function normaliseBase(path: string): string {
   return trimmed;
 }
 
-export function digestAcls(auth: ZookeeperRegistryOptions['auth'], worldReadable: boolean): ACL[] {
-  const { ACL, Id, Permission } = zookeeper;
-  if (!auth) return [new ACL(Permission.ALL, new Id('world', 'anyone'))];
-  const user = auth.credentials.slice(0, auth.credentials.indexOf(':'));
-  const hash = createHash('sha1').update(auth.credentials).digest('base64');
-  const acls = [new ACL(Permission.ALL, new Id('digest', `${user}:${hash}`))];
-  if (worldReadable) acls.push(new ACL(Permission.READ, new Id('world', 'anyone')));
-  return acls;
-}
-
 /** ZooKeeper path rules for one node name: no '/', not '.' or '..', no NUL or control characters. */
 function segmentProblem(field: string, value: string): ServiceProblem | undefined {
   // eslint-disable-next-line no-control-regex
@@ -192,10 +148,6 @@ function segmentProblem(field: string, value: string): ServiceProblem | undefine
     return { field, message: `${field} ${JSON.stringify(value)} cannot be a ZooKeeper node name` };
   }
   return undefined;
-}
-
-function parentOf(path: string): string {
-  return path.slice(0, path.lastIndexOf('/')) || '/';
 }
 
 class ZookeeperRegistry implements Registry {
@@ -207,8 +159,6 @@ class ZookeeperRegistry implements Registry {
   readonly lost$: Observable<LivenessLoss>;
   readonly events$: Observable<RegistryEvent>;
 
-  private readonly lost = new Subject<LivenessLoss>();
-  private readonly events = new Subject<RegistryEvent>();
   private readonly codec: LayoutCodec;
   private readonly base: string;
   private readonly acls: ACL[];
@@ -223,19 +173,8 @@ class ZookeeperRegistry implements Registry {
    * before its versioned delete: a version that still matches means nobody wrote the node since we did.
    */
   private readonly written = new Map<string, { session: string; id: string; version: number }>();
-  /**
-   * Service nodes (`<base>/<name>`) known to exist: kept when their last instance goes, so the next start in
-   * that service is one create, and removed by `reap()` once empty. Forgotten when a create says NO_NODE
-   * (another bridge reaped it).
-   */
-  private readonly parents = new Set<string>();
-  private session: Session;
-  /** The saved session id the current client tries to resume, until it is established, and whose it was. */
-  private resuming: { readonly sessionId: string; readonly from: 'state file' | 'leader' } | undefined;
-  /** The first session came from the state file (it may hold entries the election's leader owns now). */
-  private fromStateFile = false;
-  /** The current session's id and password, once the server gave them (the election publishes them). */
-  private established: { readonly client: Client; readonly credentials: PublishedSession } | undefined;
+  private readonly nodes: ServiceNodes;
+  private readonly liveness: EntriesSession;
   private election: ZookeeperElection | undefined;
   private closed = false;
 
@@ -268,114 +207,27 @@ class ZookeeperRegistry implements Registry {
     this.operationTimeoutMs = options.operationTimeoutMs ?? Math.min(this.requestedTimeoutMs, 5000);
     const hosts = options.connectString ?? 'client';
     this.target = `zookeeper://${hosts}${this.base || '/'}`;
-    this.lost$ = this.lost.asObservable();
-    this.events$ = this.events.asObservable();
-    this.session = this.openSession(true);
-  }
-
-  /** `takeOver`: resume this session (the previous election leader's) instead of opening a new one. */
-  private openSession(first: boolean, takeOver?: PublishedSession): Session {
-    const { client, connectString, auth } = this.options;
-    let instance: Client;
-    let owned: boolean;
-    if (typeof client === 'function') {
-      instance = client();
-      owned = true;
-      if (auth) instance.addAuthInfo(auth.scheme, Buffer.from(auth.credentials));
-    } else if (client && first) {
-      instance = client;
-      owned = false;
-      if (auth) instance.addAuthInfo(auth.scheme, Buffer.from(auth.credentials));
-    } else if (connectString) {
-      // Only the first session may resume a saved one: after a loss the saved one is gone too.
-      const saved =
-        takeOver ??
-        (first && this.options.stateFile ? loadSession(this.options.stateFile, connectString) : undefined);
-      this.resuming = saved && { sessionId: saved.sessionId, from: takeOver ? 'leader' : 'state file' };
-      if (first && saved) this.fromStateFile = true;
-      instance = createClient(
-        connectString,
-        this.requestedTimeoutMs,
-        auth,
-        saved && {
-          sessionId: Buffer.from(saved.sessionId, 'hex'),
-          sessionPassword: Buffer.from(saved.password, 'hex'),
-        },
-      );
-      owned = true;
-    } else {
-      // An injected client whose session is gone cannot be replaced by us.
-      const dead = new Session({
-        client: client!,
-        owned: false,
-        requestedTimeoutMs: this.requestedTimeoutMs,
-        operationTimeoutMs: this.operationTimeoutMs,
-        logger: this.logger,
-        onLost: () => undefined,
-      });
-      dead.markLost();
-      return dead;
-    }
-    return new Session({
-      client: instance,
-      owned,
+    this.nodes = new ServiceNodes(this.base, this.acls, this.logger);
+    this.liveness = new EntriesSession({
+      ...(options.client !== undefined && { client: options.client }),
+      ...(options.connectString !== undefined && { connectString: options.connectString }),
+      ...(options.auth !== undefined && { auth: options.auth }),
+      ...(options.stateFile !== undefined && { stateFile: options.stateFile }),
       requestedTimeoutMs: this.requestedTimeoutMs,
       operationTimeoutMs: this.operationTimeoutMs,
-      ...(connectString !== undefined && { servers: connectString }),
       logger: this.logger,
-      onLost: (reason) => this.onSessionLost(reason),
-      onHeartbeatFailed: (error) => {
-        if (!this.closed) this.events.next({ type: 'heartbeat-failed', error });
-      },
-      onRecovered: () => {
-        if (!this.closed) this.events.next({ type: 'recovered' });
-      },
-      onEstablished: (sessionId, password) => this.onSessionEstablished(instance, sessionId, password),
-      onDisconnected: () => {
-        if (instance === this.session.client) this.election?.entriesDisconnected();
+      forget: (lost) => {
+        this.written.clear();
+        // Its ephemeral nodes went with it: the re-registration that follows is a batch of creates.
+        if (lost) this.paths.clear();
       },
     });
+    this.lost$ = this.liveness.lost$.asObservable();
+    this.events$ = this.liveness.events$.asObservable();
   }
 
-  /** Remember the session (with `stateFile`), and say whether it is the one a previous process left. */
-  private onSessionEstablished(client: Client, sessionId: string, password: Buffer) {
-    const { stateFile, connectString } = this.options;
-    if (this.resuming !== undefined && client === this.session?.client) {
-      if (sessionId === this.resuming.sessionId) {
-        this.logger.info(
-          { sessionId },
-          this.resuming.from === 'leader'
-            ? 'zookeeper session taken over from the previous leader: nodes kept as they are'
-            : 'zookeeper session resumed from the state file: nodes kept as they are',
-        );
-      }
-      this.resuming = undefined;
-    }
-    if (client !== this.session?.client) return;
-    this.established = { client, credentials: { sessionId, password: password.toString('hex') } };
-    this.election?.entriesEstablished();
-    // In an election the leader's session is published in ZooKeeper itself; a state file would only let a
-    // restarted process take back a session its successor holds now.
-    if (!stateFile || !connectString || this.election) return;
-    try {
-      writeStateFile(stateFile, { connectString, sessionId, password: password.toString('hex') });
-    } catch (error) {
-      this.logger.warn(
-        { err: error, stateFile },
-        'cannot write the zookeeper state file; a restart will re-create every node',
-      );
-    }
-  }
-
-  private onSessionLost(reason: string) {
-    if (this.closed) return;
-    this.logger.warn({ reason }, 'zookeeper session lost; opening a new one, every entry must be re-created');
-    this.written.clear();
-    // Its ephemeral nodes went with it: the re-registration that follows is a batch of creates.
-    this.paths.clear();
-    this.session = this.openSession(false);
-    this.events.next({ type: 'liveness-lost', reason });
-    this.lost.next({ reason });
+  private get session(): Session {
+    return this.liveness.session;
   }
 
   /**
@@ -390,10 +242,11 @@ class ZookeeperRegistry implements Registry {
         'zookeeper registry: an election needs connectString (its session is a client of its own)',
       );
     }
-    if (this.fromStateFile) {
+    const liveness = this.liveness;
+    if (liveness.fromStateFile) {
       // The saved session may be the one the current leader took over: resuming it would take it back.
       this.logger.info('election: not resuming the state file session; the leader publishes its own');
-      this.abandonSession(true);
+      liveness.abandon(true);
     }
     // Nor may a later restart resume it (it may have been written before this call): the election node
     // is where a leader's session is found.
@@ -407,32 +260,19 @@ class ZookeeperRegistry implements Registry {
         requestedTimeoutMs: this.requestedTimeoutMs,
         operationTimeoutMs: this.operationTimeoutMs,
         logger: this.logger,
-        entriesTimeoutMs: () => this.session.timeoutMs,
-        credentials: () =>
-          this.established?.client === this.session.client ? this.established.credentials : undefined,
+        entriesTimeoutMs: () => liveness.session.timeoutMs,
+        credentials: () => liveness.credentials(),
         takeOver: (published) => {
-          if (!published || published.sessionId === this.session.sessionId) return;
+          if (!published || published.sessionId === liveness.session.sessionId) return;
           // Our own session owns nothing while we follow; it is abandoned rather than closed all the same.
-          this.abandonSession(false, published);
+          liveness.abandon(false, published);
         },
-        fence: (reopen) => this.abandonSession(reopen),
+        fence: (reopen) => liveness.abandon(reopen),
       },
       options,
     );
+    liveness.electing(this.election);
     return this.election;
-  }
-
-  /**
-   * Let go of the current session without closeSession and without a reconnect: its nodes stay for
-   * whoever resumes it. Then open a fresh one (`reopen`), resume `takeOver`, or keep none (closing).
-   */
-  private abandonSession(reopen: boolean, takeOver?: PublishedSession) {
-    const previous = this.session;
-    this.written.clear();
-    this.established = undefined;
-    void previous.close(false);
-    if (this.closed || (!reopen && !takeOver)) return;
-    this.session = this.openSession(false, takeOver);
   }
 
   describeLiveness(): string {
@@ -508,19 +348,19 @@ class ZookeeperRegistry implements Registry {
             c.create(path, Buffer.from(data), this.acls, zookeeper.CreateMode.EPHEMERAL, cb),
           );
           this.wrote(session, path, service.id, 0);
-          if (this.isServiceNode(parentOf(path))) this.parents.add(parentOf(path));
+          this.nodes.holds(path);
           return;
         } catch (error) {
           if (isCode(error, E.NO_NODE)) {
             // The parent is missing, or another bridge's reap removed it since: create it and try again.
-            this.parents.delete(parentOf(path));
-            await this.ensureParents(session, parentOf(path));
+            this.nodes.forget(parentOf(path));
+            await this.nodes.ensure(session, parentOf(path));
             continue;
           }
           if (!isCode(error, E.NODE_EXISTS)) throw error;
         }
       }
-      const existing = await this.read(session, path);
+      const existing = await readNode(session, path);
       create = true;
       if (!existing) continue;
       const decoded = this.codec.decode(existing.data);
@@ -568,42 +408,6 @@ class ZookeeperRegistry implements Registry {
     throw new RegistryError(`${path} kept changing under us; giving up for now`, BACKEND);
   }
 
-  private async read(session: Session, path: string): Promise<{ data: string; stat: Stat } | undefined> {
-    try {
-      const [data, stat] = await session.call<[Buffer | undefined, Stat]>('getData', (c, cb) =>
-        c.getData(path, cb),
-      );
-      return { data: data?.toString('utf8') ?? '', stat };
-    } catch (error) {
-      if (isCode(error, E.NO_NODE)) return undefined;
-      throw error;
-    }
-  }
-
-  private async ensureParents(session: Session, path: string): Promise<void> {
-    if (this.parents.has(path)) return;
-    let current = '';
-    for (const segment of path.split('/').slice(1)) {
-      current += `/${segment}`;
-      const node = current;
-      const stat = await session.call<Stat | null>('exists', (c, cb) => c.exists(node, cb));
-      if (stat) continue;
-      try {
-        await session.call('create', (c, cb) =>
-          c.create(node, this.acls, zookeeper.CreateMode.PERSISTENT, cb),
-        );
-      } catch (error) {
-        if (!isCode(error, E.NODE_EXISTS)) throw error;
-      }
-    }
-    if (this.isServiceNode(path)) this.parents.add(path);
-  }
-
-  /** `<base>/<name>`: a node this adapter creates for a service and may reap once it is empty. */
-  private isServiceNode(path: string): boolean {
-    return path.startsWith(`${this.base}/`) && !path.slice(this.base.length + 1).includes('/');
-  }
-
   async deregister(id: string): Promise<void> {
     const session = this.session;
     try {
@@ -618,7 +422,7 @@ class ZookeeperRegistry implements Registry {
     }
   }
 
-  /** Delete `path` if it is still ours and still `id`. Its service node stays (see `parents`, `reap`). */
+  /** Delete `path` if it is still ours and still `id`. Its service node stays (see `ServiceNodes`). */
   private async removeOwned(session: Session, path: string, id: string): Promise<void> {
     const own = this.ownWrite(session, path, id);
     this.written.delete(path);
@@ -637,7 +441,7 @@ class ZookeeperRegistry implements Registry {
       if (removed) return;
     }
     for (let attempt = 0; attempt < 8; attempt++) {
-      const existing = await this.read(session, path);
+      const existing = await readNode(session, path);
       if (!existing) break;
       const decoded = this.codec.decode(existing.data);
       if (decoded?.node !== this.nodeId || decoded.id !== id || this.foreignEngine(decoded.engine)) return;
@@ -651,120 +455,33 @@ class ZookeeperRegistry implements Registry {
     }
   }
 
-  /**
-   * Remove the service nodes this adapter knows (created, or holding entries it listed) that have no instance
-   * left. ZooKeeper refuses to delete a node with children (NOT_EMPTY) and the delete is versioned, so an
-   * instance another bridge creates at the same moment wins; that bridge creates the node again on NO_NODE.
-   * The node is forgotten before its delete is sent, so a create of ours racing with it does the same.
-   */
+  /** Every node under the base that this node id owns. */
+  private scan(session: Session) {
+    return scanOwned(session, this.base, this.codec, this.nodeId);
+  }
+
+  /** Remove the service nodes this adapter knows (created, or holding entries it listed) left empty. */
   async reap(): Promise<void> {
-    const session = this.session;
     try {
-      await runPool([...this.parents], 16, async (parent) => {
-        const stat = await session.call<Stat | null>('exists', (c, cb) => c.exists(parent, cb));
-        if (!stat) return void this.parents.delete(parent);
-        if (stat.numChildren > 0) return;
-        this.parents.delete(parent);
-        try {
-          await session.call('remove', (c, cb) => c.remove(parent, stat.version, cb));
-          this.logger.debug({ path: parent }, 'reaped empty service node');
-        } catch (error) {
-          if (isCode(error, E.NOT_EMPTY, E.BAD_VERSION)) this.parents.add(parent);
-          else if (!isCode(error, E.NO_NODE, E.NO_AUTH)) throw error;
-        }
-      });
+      await this.nodes.reap(this.session);
     } catch (error) {
       throw toRegistryError(error, 'reap');
     }
   }
 
-  /**
-   * Each round of distinct ids as `multi`s of up to 128 ops / 512 KiB: creates of new instances (their
-   * service nodes made first, once, and cached) and versioned deletes of nodes this session wrote. What a
-   * `multi` cannot say without a read (an update, a rename, a node written by someone else) goes the way
-   * `register` / `deregister` go, beside it. A `multi` is all or nothing: when one op fails on the data (a
-   * node that exists already, a service node reaped meanwhile, a version that moved, a permission) each of
-   * its writes is made again alone, so each gets its own outcome; a lost connection or session fails them all.
-   */
-  async applyBatch(writes: readonly RegistryWrite[]): Promise<RegistryWriteResult[]> {
-    const results = new Array<RegistryWriteResult>(writes.length);
-    for (const round of roundsById(writes)) {
-      await this.applyRound(
-        round.map((index) => writes[index]),
-        (i, result) => (results[round[i]] = result),
-      );
-    }
-    return results;
-  }
-
-  private async applyRound(
-    writes: readonly RegistryWrite[],
-    settle: (index: number, result: RegistryWriteResult) => void,
-  ): Promise<void> {
-    const session = this.session;
-    const single = async (index: number) => {
-      const write = writes[index];
-      try {
-        if (write.type === 'register') await this.register(write.service);
-        else await this.deregister(write.id);
-        settle(index, { ok: true });
-      } catch (error) {
-        settle(index, { ok: false, error: toRegistryError(error, 'batch') });
-      }
-    };
-    const ops: MultiOp[] = [];
-    const alone: number[] = [];
-    writes.forEach((write, index) => {
-      const op =
+  /** Creates of new instances and deletes of our own nodes as `multi`s; the rest as `register`/`deregister`. */
+  applyBatch(writes: readonly RegistryWrite[]): Promise<RegistryWriteResult[]> {
+    return applyBatch(writes, {
+      session: () => this.session,
+      nodes: this.nodes,
+      logger: this.logger,
+      opFor: (session, index, write) =>
         write.type === 'register'
           ? this.createOp(session, index, write.service)
-          : this.removeOp(session, index, write.id);
-      if (op) ops.push(op);
-      else alone.push(index);
+          : this.removeOp(session, index, write.id),
+      alone: (write) =>
+        write.type === 'register' ? this.register(write.service) : this.deregister(write.id),
     });
-    // Service nodes first, each once; a create under one that could not be made goes alone (and says why).
-    const missing = [
-      ...new Set(
-        ops.flatMap((op) => (op.parent !== undefined && !this.parents.has(op.parent) ? [op.parent] : [])),
-      ),
-    ];
-    const unmade = new Set<string>();
-    await runPool(missing, 16, (parent) =>
-      this.ensureParents(session, parent).catch(() => void unmade.add(parent)),
-    );
-    const batched = ops.filter((op) => op.parent === undefined || !unmade.has(op.parent));
-    for (const op of ops) if (op.parent !== undefined && unmade.has(op.parent)) alone.push(op.index);
-    const multis = splitBatches(batched, MULTI_OPS, MULTI_BYTES, (op) => op.bytes);
-    await Promise.all([
-      runPool(alone, 16, single),
-      runPool(multis, MULTIS_IN_FLIGHT, async (multi) => {
-        try {
-          await session.call('multi', (c, cb) => {
-            const transaction = c.transaction();
-            for (const op of multi) op.queue(transaction);
-            transaction.commit(cb);
-          });
-        } catch (error) {
-          if (
-            !(error instanceof ZkCodeError) ||
-            isCode(error, E.CONNECTION_LOSS, E.OPERATION_TIMEOUT, E.SESSION_EXPIRED)
-          ) {
-            for (const op of multi) settle(op.index, { ok: false, error: toRegistryError(error, 'batch') });
-            return;
-          }
-          // NODE_EXISTS, NO_NODE, BAD_VERSION, a permission: one op's data, not the session. Each alone.
-          if (isCode(error, E.NO_NODE))
-            for (const op of multi) if (op.parent !== undefined) this.parents.delete(op.parent);
-          this.logger.debug({ err: error, ops: multi.length }, 'multi refused; writing its ops one by one');
-          await runPool(multi, 16, (op) => single(op.index));
-          return;
-        }
-        for (const op of multi) {
-          op.done();
-          settle(op.index, { ok: true });
-        }
-      }),
-    ]);
   }
 
   /** A create of `service` in a `multi`, when that is all its register needs; undefined otherwise. */
@@ -780,11 +497,11 @@ class ZookeeperRegistry implements Registry {
       index,
       queue: (multi) => multi.create(path, data, this.acls, zookeeper.CreateMode.EPHEMERAL),
       bytes: data.length + path.length + 64,
-      ...(this.isServiceNode(parent) && { parent }),
+      ...(this.nodes.isServiceNode(parent) && { parent }),
       done: () => {
         this.wrote(session, path, service.id, 0);
         this.paths.set(service.id, path);
-        if (this.isServiceNode(parent)) this.parents.add(parent);
+        this.nodes.holds(path);
       },
     };
   }
@@ -811,8 +528,7 @@ class ZookeeperRegistry implements Registry {
       const nodes = await this.scan(session);
       for (const node of nodes) {
         if (!this.paths.has(node.id)) this.paths.set(node.id, node.path);
-        const parent = parentOf(node.path);
-        if (this.isServiceNode(parent)) this.parents.add(parent);
+        this.nodes.holds(node.path);
         if (node.stat.ephemeralOwner.toString('hex') === session.sessionId) {
           this.wrote(session, node.path, node.id, node.stat.version);
         }
@@ -828,55 +544,6 @@ class ZookeeperRegistry implements Registry {
     }
   }
 
-  private async children(session: Session, path: string): Promise<string[]> {
-    try {
-      const [children] = await session.call<[string[], Stat]>('getChildren', (c, cb) =>
-        c.getChildren(path, cb),
-      );
-      return children;
-    } catch (error) {
-      if (isCode(error, E.NO_NODE, E.NO_AUTH)) return [];
-      throw error;
-    }
-  }
-
-  /**
-   * Every node under the base whose record names this node as owner. Reads only, pipelined; the data of
-   * only those children whose name this node can own (the curator layout names them `<node-id>:...`), so a
-   * base shared with thousands of other nodes' instances costs one `getChildren` per service, not a read
-   * of each instance.
-   */
-  private async scan(session: Session): Promise<OwnedNode[]> {
-    const names = await this.children(session, this.base || '/');
-    const perName = await runPool(names, 16, async (name) => {
-      const dir = `${this.base}/${name}`;
-      const kids = (await this.children(session, dir)).filter((kid) => this.codec.mayOwn(kid, this.nodeId));
-      const found = await runPool(kids, 32, async (kid) => {
-        const path = `${dir}/${kid}`;
-        let existing: { data: string; stat: Stat } | undefined;
-        try {
-          existing = await this.read(session, path);
-        } catch (error) {
-          if (isCode(error, E.NO_AUTH)) return undefined;
-          throw error;
-        }
-        const decoded = existing && this.codec.decode(existing.data);
-        if (!existing || decoded?.node !== this.nodeId) return undefined;
-        const engine = decoded.engine !== undefined ? { engine: decoded.engine } : {};
-        return {
-          path,
-          id: decoded.id,
-          name: decoded.name,
-          ...engine,
-          data: existing.data,
-          stat: existing.stat,
-        };
-      });
-      return found.filter((node) => node !== undefined);
-    });
-    return perName.flat();
-  }
-
   async close(options: { deregister?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     if (this.election) {
@@ -888,6 +555,7 @@ class ZookeeperRegistry implements Registry {
       options = { deregister: false };
     }
     this.closed = true;
+    this.liveness.stop();
     const session = this.session;
     if (options.deregister && session.state === 'connected') {
       try {
@@ -905,11 +573,7 @@ class ZookeeperRegistry implements Registry {
     }
     // Without deregister the session is abandoned rather than closed, so the nodes outlive us by the
     // session timeout (the Registry contract: entries stay until their TTL runs out).
-    await session.close(options.deregister === true);
-    // Closed for good: nothing is left to resume.
-    if (options.deregister === true && this.options.stateFile) removeStateFile(this.options.stateFile);
-    this.lost.complete();
-    this.events.complete();
+    await this.liveness.close(options.deregister === true);
   }
 }
 

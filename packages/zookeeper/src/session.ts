@@ -1,74 +1,12 @@
 import type { Logger } from '@registrar/core';
-import {
-  ConfigError,
-  NodeIdConflictError,
-  RegistryConnectionError,
-  RegistryError,
-  RegistryRejectedError,
-  RegistrySessionLostError,
-} from '@registrar/core';
+import { ConfigError, RegistryConnectionError, RegistrySessionLostError } from '@registrar/core';
+import { createHash } from 'node:crypto';
 import zookeeper from 'node-zookeeper-client';
-import type { Client, Exception } from 'node-zookeeper-client';
+import type { ACL, Client, Exception } from 'node-zookeeper-client';
 import { assertResumes, clientInternals, resumeOptions, type ClientInternals } from './client-internals.js';
+import { ZkCodeError } from './errors.js';
 
 const BACKEND = 'zookeeper';
-
-/** A native error code the caller handles itself (NO_NODE, NODE_EXISTS, BAD_VERSION, NOT_EMPTY). */
-export class ZkCodeError extends Error {
-  override readonly name = 'ZkCodeError';
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export function isCode(error: unknown, ...codes: number[]): error is ZkCodeError {
-  return error instanceof ZkCodeError && codes.includes(error.code);
-}
-
-/**
- * Map anything an operation threw onto one of core's kind-tagged errors: refusals that a retry cannot fix
- * are `rejected`, an expired session is `liveness-lost`, everything else (connection trouble, and races such
- * as a node that changed under us) is a retryable `connection` error.
- */
-export function toRegistryError(
-  error: unknown,
-  what: string,
-): RegistryConnectionError | RegistrySessionLostError | RegistryRejectedError | NodeIdConflictError {
-  if (
-    error instanceof NodeIdConflictError ||
-    error instanceof RegistryConnectionError ||
-    error instanceof RegistryRejectedError ||
-    error instanceof RegistrySessionLostError
-  ) {
-    return error;
-  }
-  if (error instanceof RegistryError) {
-    return new RegistryConnectionError(`${what}: ${error.message}`, BACKEND, { cause: error });
-  }
-  if (error instanceof ZkCodeError) {
-    const E = zookeeper.Exception;
-    const message = `${what}: ${error.message}`;
-    switch (error.code) {
-      case E.CONNECTION_LOSS:
-      case E.OPERATION_TIMEOUT:
-        return new RegistryConnectionError(message, BACKEND, { cause: error });
-      case E.SESSION_EXPIRED:
-        return new RegistrySessionLostError(message, BACKEND, { cause: error });
-      case E.NO_AUTH:
-      case E.AUTH_FAILED:
-      case E.INVALID_ACL:
-      case E.BAD_ARGUMENTS:
-      case E.NO_CHILDREN_FOR_EPHEMERALS:
-      case E.UNIMPLEMENTED:
-        return new RegistryRejectedError(message, BACKEND, { cause: error });
-    }
-    return new RegistryConnectionError(message, BACKEND, { cause: error });
-  }
-  return new RegistryConnectionError(`${what}: ${String(error)}`, BACKEND, { cause: error });
-}
 
 /** ZooKeeper digest credentials, as the registry and the follower take them. */
 export interface DigestAuth {
@@ -81,6 +19,17 @@ export function checkDigest(auth: DigestAuth | undefined): void {
   if (auth && !/^[^:]+:.+$/s.test(auth.credentials)) {
     throw new ConfigError('zookeeper digest credentials must look like user:password');
   }
+}
+
+/** The ACLs of the nodes we create: all permissions for `auth`'s user (or anyone without), `worldReadable` adds read for anyone. */
+export function digestAcls(auth: DigestAuth | undefined, worldReadable: boolean): ACL[] {
+  const { ACL, Id, Permission } = zookeeper;
+  if (!auth) return [new ACL(Permission.ALL, new Id('world', 'anyone'))];
+  const user = auth.credentials.slice(0, auth.credentials.indexOf(':'));
+  const hash = createHash('sha1').update(auth.credentials).digest('base64');
+  const acls = [new ACL(Permission.ALL, new Id('digest', `${user}:${hash}`))];
+  if (worldReadable) acls.push(new ACL(Permission.READ, new Id('world', 'anyone')));
+  return acls;
 }
 
 /**
