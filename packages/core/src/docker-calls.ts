@@ -49,6 +49,26 @@ export interface DockerCallsOptions {
   onCall?(call: DockerCall, outcome: DockerCallOutcome, seconds: number): void;
 }
 
+/** What a source's options say of its Docker calls. */
+export interface SourceCallOptions {
+  readonly logger?: Logger;
+  /** Default 10 s. */
+  readonly dockerTimeoutMs?: number;
+  readonly observer?: { onDockerCall?(call: DockerCall, outcome: DockerCallOutcome, seconds: number): void };
+}
+
+/** A source's logger and bounded Docker calls, from its options (both sources build them the same way). */
+export function sourceCalls(options: SourceCallOptions): { logger: Logger; calls: DockerCalls } {
+  const logger = options.logger ?? silentLogger;
+  const { observer } = options;
+  const calls = dockerCalls({
+    timeoutMs: options.dockerTimeoutMs ?? 10_000,
+    logger,
+    ...(observer?.onDockerCall && { onCall: observer.onDockerCall.bind(observer) }),
+  });
+  return { logger, calls };
+}
+
 /** Runs Docker calls, each bounded, and keeps the streak of failures. */
 export interface DockerCalls {
   /**

@@ -2,8 +2,8 @@ import { catchError, defer, EMPTY, exhaustMap, filter, map, merge, tap } from 'r
 import type { BackoffOptions } from '../../backoff.js';
 import { startBridge, type Bridge, type BridgeObserver } from '../../bridge.js';
 import type { DeriveOptions } from '../../derive.js';
-import { boundedDocker, dockerCalls, type DockerApi } from '../../docker-calls.js';
-import { silentLogger, type Logger } from '../../logger.js';
+import { boundedDocker, sourceCalls, type DockerApi } from '../../docker-calls.js';
+import type { Logger } from '../../logger.js';
 import type { Registry } from '../../registry.js';
 import type { Source } from '../../source.js';
 import { dockerHints, inventoryHint, type DockerHint } from './events.js';
@@ -61,13 +61,8 @@ const isList = (look: ContainerLook): look is { readonly kind: 'list' } => 'kind
  * fetch stage, `trackContainers` as the reducer.
  */
 export function containerSource(options: ContainerSourceOptions): ContainerSource {
-  const logger = options.logger ?? silentLogger;
+  const { logger, calls } = sourceCalls(options);
   const { observer } = options;
-  const calls = dockerCalls({
-    timeoutMs: options.dockerTimeoutMs ?? 10_000,
-    logger,
-    ...(observer?.onDockerCall && { onCall: observer.onDockerCall.bind(observer) }),
-  });
   const docker = boundedDocker(options.docker, calls);
   return {
     initial: initialContainerState,

@@ -1,8 +1,8 @@
 import { tap } from 'rxjs';
 import type { BackoffOptions } from '../../backoff.js';
 import { startBridge, type Bridge, type BridgeObserver, type TailOptions } from '../../bridge.js';
-import { dockerCalls } from '../../docker-calls.js';
-import { silentLogger, type Logger } from '../../logger.js';
+import { sourceCalls } from '../../docker-calls.js';
+import type { Logger } from '../../logger.js';
 import type { Source } from '../../source.js';
 import {
   boundedSwarmDocker,
@@ -38,13 +38,8 @@ export type SwarmSource = Source<SwarmSourceState, SwarmHint, SwarmLook, SwarmFe
  * lists as the fetch stage, `trackSwarm` as the reducer.
  */
 export function swarmSource(options: SwarmSourceOptions): SwarmSource {
-  const logger = options.logger ?? silentLogger;
+  const { logger, calls } = sourceCalls(options);
   const { observer } = options;
-  const calls = dockerCalls({
-    timeoutMs: options.dockerTimeoutMs ?? 10_000,
-    logger,
-    ...(observer?.onDockerCall && { onCall: observer.onDockerCall.bind(observer) }),
-  });
   const docker = boundedSwarmDocker(options.docker, calls);
   return {
     initial: initialSwarmState,
