@@ -113,4 +113,21 @@ describe('inspectContainers', () => {
     expect(docker.inspects).toBeLessThan(10);
     subscription.unsubscribe();
   });
+
+  it('crowded by a burst of starts: a list or two, not one per inspect that finishes while the queue is long', async () => {
+    const docker = new SyntheticDocker();
+    const ids = Array.from({ length: 2_000 }, (_, i) => docker.add({ name: `burst${i}`, service: 'web' }));
+    const looks$ = new Subject<Look>();
+    let found = 0;
+    const subscription = inspectContainers(looks$, docker, {
+      tracked: () => false,
+      listAbove: 64,
+    }).subscribe((i) => (found += i.state === 'found' ? 1 : 0));
+    for (const id of ids) looks$.next(look(id));
+    await expect.poll(() => found, { timeout: 20_000 }).toBe(2_000);
+    // Every container runs: a list answers none of them, so listing again while they are inspected only costs
+    // the engine a list of everything (it was a list each time an inspect finished with more than 64 waiting).
+    expect(docker.lists).toBeLessThanOrEqual(2);
+    subscription.unsubscribe();
+  });
 });

@@ -76,6 +76,8 @@ export function inspectContainers(
     let queued = 0;
     /** The container list in flight, if any. */
     let listing: AbortController | undefined;
+    /** `queued` when the last list started: a list answers for the looks queued before it. */
+    let listedUpTo = 0;
     const listAbove = options.listAbove ?? 64;
 
     const finishIfDone = () => {
@@ -122,9 +124,13 @@ export function inspectContainers(
       const { tracked } = options;
       if (tracked === undefined || listing !== undefined) return;
       if (fresh.waiting.size + retries.waiting.size <= listAbove) return;
+      // Only for looks a list has not answered yet: a burst of starts (running containers, which a list
+      // cannot answer) costs one list or two, not one per inspect that finishes while the queue is long.
+      if (queued - listedUpTo <= listAbove) return;
       const abort = new AbortController();
       listing = abort;
       const before = queued;
+      listedUpTo = queued;
       void docker
         .listContainers({ abortSignal: abort.signal })
         .then(
