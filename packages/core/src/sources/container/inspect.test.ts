@@ -130,4 +130,19 @@ describe('inspectContainers', () => {
     expect(docker.lists).toBeLessThanOrEqual(2);
     subscription.unsubscribe();
   });
+
+  it('crowded by looks at tracked containers: no list, which could answer none of them', async () => {
+    const docker = new SyntheticDocker();
+    const ids = Array.from({ length: 500 }, (_, i) => docker.add({ name: `known${i}`, service: 'web' }));
+    const looks$ = new Subject<Look>();
+    let found = 0;
+    const subscription = inspectContainers(looks$, docker, {
+      tracked: () => true,
+      listAbove: 64,
+    }).subscribe((i) => (found += i.state === 'found' ? 1 : 0));
+    for (const id of ids) looks$.next(look(id));
+    await expect.poll(() => found, { timeout: 20_000 }).toBe(500);
+    expect(docker.lists).toBe(0);
+    subscription.unsubscribe();
+  });
 });

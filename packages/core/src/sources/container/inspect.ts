@@ -76,8 +76,12 @@ export function inspectContainers(
     let queued = 0;
     /** The container list in flight, if any. */
     let listing: AbortController | undefined;
-    /** `queued` when the last list started: a list answers for the looks queued before it. */
-    let listedUpTo = 0;
+    /**
+     * Looks queued for containers not tracked (the only ones a list can answer), and that count when the last
+     * list started: a list answers for the looks queued before it.
+     */
+    let untracked = 0;
+    let untrackedListed = 0;
     const listAbove = options.listAbove ?? 64;
 
     const finishIfDone = () => {
@@ -108,6 +112,7 @@ export function inspectContainers(
       }
       if (fresh.waiting.has(id)) return;
       queued += 1;
+      if (options.tracked?.(id) === false) untracked += 1;
       if (look.retry === true) {
         if (!retries.waiting.has(id)) retries.waiting.set(id, { look, seq: queued });
         return;
@@ -124,13 +129,14 @@ export function inspectContainers(
       const { tracked } = options;
       if (tracked === undefined || listing !== undefined) return;
       if (fresh.waiting.size + retries.waiting.size <= listAbove) return;
-      // Only for looks a list has not answered yet: a burst of starts (running containers, which a list
-      // cannot answer) costs one list or two, not one per inspect that finishes while the queue is long.
-      if (queued - listedUpTo <= listAbove) return;
+      // Only for looks of untracked containers that no list has answered yet: a burst of starts (running
+      // containers, which a list cannot answer) costs a list or two, not one per inspect that finishes while
+      // the queue is long, and looks at tracked containers (a list of 10,000 answers none of them) none.
+      if (untracked - untrackedListed <= listAbove) return;
       const abort = new AbortController();
       listing = abort;
       const before = queued;
-      listedUpTo = queued;
+      untrackedListed = untracked;
       void docker
         .listContainers({ abortSignal: abort.signal })
         .then(
