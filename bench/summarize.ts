@@ -57,6 +57,12 @@ interface S {
 const ms = (s: S) => `${s.median} / ${s.p95} / ${s.max} ms`;
 const yes = (v: unknown) => (v === true ? 'yes' : 'no');
 
+/** An unchanged resync writes nothing; a drift of n services writes at most n (fewer: batched). */
+const resyncMet = (r: Row) =>
+  r.idleResyncWrites === 0 &&
+  Number(r.driftResyncWrites) > 0 &&
+  Number(r.driftResyncWrites) <= Number(r.driftedContainers);
+
 /** One table per goal: the figure, the backend's own limit beside it, and whether the goal is met. */
 function headline(rows: readonly Row[]): string[] {
   const of = (suite: string) => rows.filter((r) => r.suite === suite);
@@ -107,19 +113,19 @@ function headline(rows: readonly Row[]): string[] {
     out.push(
       '### Resync at scale (goal: an unchanged resync writes 0, a 10 % drift writes only the drift)',
       '',
-      '| backend | containers | cold start: time / writes (limit: 1 write per service) | idle resync: time / writes | drift resync: drifted / time / writes | met |',
+      '| backend | containers | cold start: time / writes (limit: at most 1 write per service) | idle resync: time / writes | drift resync: drifted / time / writes | met |',
       '| --- | --- | --- | --- | --- | --- |',
     );
     for (const r of resync) {
       out.push(
         `| ${r.backend} | ${String(r.containers)} | ${String(r.coldStartSeconds)} s / ${String(r.coldStartWrites)} | ` +
           `${String(r.idleResyncSeconds)} s / ${String(r.idleResyncWrites)} | ${String(r.driftedContainers)} / ${String(r.driftResyncSeconds)} s / ` +
-          `${String(r.driftResyncWrites)} | ${yes(r.idleGoalMet === true && r.driftGoalMet === true)} |`,
+          `${String(r.driftResyncWrites)} | ${yes(resyncMet(r))} |`,
       );
     }
     out.push(
       '',
-      'Writes are counted by the server: etcd revision, ZooKeeper zxid (refused writes and session/parent creation included), Consul agent PUTs without heartbeats.',
+      'Writes are counted by the server: etcd revisions (one per transaction: the bridge sends a pass of many writes as transactions of up to 64 puts), ZooKeeper zxids (one per multi; refused writes and session/parent creation included), Consul agent PUTs without heartbeats.',
       '',
     );
   }

@@ -135,7 +135,10 @@ describe.each(BACKENDS)('%s', (name) => {
       driftedContainers: drifted,
       driftResyncSeconds: drift.seconds,
       driftResyncWrites: drift.writes,
-      driftGoalMet: drift.writes === drifted,
+      // At most one server write per drifted service: etcd counts one revision per transaction, and the bridge
+      // sends a pass's writes as transactions, so fewer is the batching at work, not writes left out (the
+      // wait above saw every drifted service registered).
+      driftGoalMet: drift.writes > 0 && drift.writes <= drifted,
       errors: run.counters.errors,
     });
   });
