@@ -40,15 +40,27 @@ for (let r = 0; r < Number(rounds); r++) {
   perInspect.push((used.user + used.system) / 1000 / list.length);
 }
 perInspect.sort((a, b) => a - b);
+/** What one probe prints: one client's load cost and its CPU per inspect, in a fresh process. */
+export interface DockerClientProbe {
+  client: string;
+  loadMs: number;
+  loadCpuMs: number;
+  anonLoadMiB: number;
+  cpuMsPerInspect: number;
+  anonAfterMiB: number;
+  rssAfterMiB: number;
+}
+const result: DockerClientProbe = {
+  client: which,
+  loadMs,
+  loadCpuMs: (load.user + load.system) / 1000,
+  anonLoadMiB: (anonLoaded - anon0) / 1024,
+  cpuMsPerInspect: perInspect[Math.floor(perInspect.length / 2)],
+  anonAfterMiB: kib('RssAnon') / 1024,
+  rssAfterMiB: kib('VmRSS') / 1024,
+};
 process.stdout.write(
-  `${JSON.stringify({
-    client: which,
-    loadMs,
-    loadCpuMs: (load.user + load.system) / 1000,
-    anonLoadMiB: (anonLoaded - anon0) / 1024,
-    cpuMsPerInspect: perInspect[Math.floor(perInspect.length / 2)],
-    anonAfterMiB: kib('RssAnon') / 1024,
-    rssAfterMiB: kib('VmRSS') / 1024,
-  })}\n`,
+  `${JSON.stringify(result)}
+`,
 );
 process.exit(0);

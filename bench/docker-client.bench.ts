@@ -12,19 +12,11 @@ import { shipped } from './shipped.js';
 
 const CONTAINERS = 1_000;
 const RUNS = 3;
+import type { DockerClientProbe } from './docker-client-probe.js';
+
 const PROBE = fileURLToPath(new URL('./docker-client-probe.ts', import.meta.url));
 const SHIPPED = shipped();
 const run = promisify(execFile);
-
-interface Probe {
-  client: string;
-  loadMs: number;
-  loadCpuMs: number;
-  anonLoadMiB: number;
-  cpuMsPerInspect: number;
-  anonAfterMiB: number;
-  rssAfterMiB: number;
-}
 
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -41,19 +33,19 @@ describe('Docker client', () => {
 
   it(`dockerode and the lean client, ${CONTAINERS} inspects each, ${RUNS} fresh processes`, async () => {
     const { NODE_OPTIONS: _runner, ...env } = process.env;
-    const samples: Probe[] = [];
+    const samples: DockerClientProbe[] = [];
     // Interleaved, so that the machine's load falls on both alike.
     for (let i = 0; i < RUNS; i++) {
       for (const client of ['dockerode', 'lean']) {
         const { stdout } = await run(process.execPath, [...(SHIPPED.nodeFlags ?? []), PROBE, client, '5'], {
           env: { ...env, ...SHIPPED.env, DOCKER_HOST: engine.host },
         });
-        samples.push(JSON.parse(stdout) as Probe);
+        samples.push(JSON.parse(stdout) as DockerClientProbe);
       }
     }
     const rows = ['dockerode', 'lean'].map((client) => {
       const of = samples.filter((s) => s.client === client);
-      const pick = (key: Exclude<keyof Probe, 'client'>, digits = 1) =>
+      const pick = (key: Exclude<keyof DockerClientProbe, 'client'>, digits = 1) =>
         round(median(of.map((s) => s[key])), digits);
       return {
         client,

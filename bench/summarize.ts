@@ -2,6 +2,7 @@
 import { cpus, totalmem } from 'node:os';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import type { DockerClientProbe } from './docker-client-probe.js';
 import { RESULTS_FILE } from './report.js';
 
 export function summarize() {
@@ -362,15 +363,7 @@ function processTables(rows: readonly Row[]): string[] {
     );
   }
   for (const r of of('docker-client')) {
-    const clients = r.clients as {
-      client: string;
-      loadMs: number;
-      loadCpuMs: number;
-      anonLoadMiB: number;
-      cpuMsPerInspect: number;
-      anonAfterMiB: number;
-      rssAfterMiB: number;
-    }[];
+    const clients = r.clients as DockerClientProbe[];
     out.push(
       `### Docker client: dockerode vs the lean node:http client (\`${String(r.node)}\`, ${String(r.containers)} containers listed and inspected 16 in flight; median of ${String(r.runs)} fresh processes)`,
       '',

@@ -1,18 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:tls';
 import { freePort, GiveUp, until } from '@registrar/core/testing';
-import { removeDir, startProcess, tempDir, type ServerProcess } from './process.js';
+import { restartable, startProcess, tempDir, type RestartableServer } from './process.js';
 
 /** A real single-member etcd (Debian's `etcd-server`) on loopback with a throw-away data dir. */
-export interface EtcdServer {
+export interface EtcdServer extends RestartableServer {
   readonly endpoint: string;
   readonly port: number;
-  process: ServerProcess;
-  /** Stop (SIGKILL) and start again on the same port with the same data. */
-  restart(): Promise<void>;
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  close(): Promise<void>;
 }
 
 /** Serve clients over TLS with these PEM files; `clientCertAuth` also demands client certificates signed by `ca`. */
@@ -66,26 +60,7 @@ export async function startEtcd(options: { tls?: EtcdTlsFiles } = {}): Promise<E
     });
     return proc;
   };
-  const server: EtcdServer = {
-    endpoint,
-    port,
-    process: await launch(),
-    async stop() {
-      await server.process.kill('SIGKILL');
-    },
-    async start() {
-      server.process = await launch();
-    },
-    async restart() {
-      await server.stop();
-      await server.start();
-    },
-    async close() {
-      await server.process.kill('SIGKILL');
-      removeDir(dir);
-    },
-  };
-  return server;
+  return Object.assign(await restartable(launch, dir), { endpoint, port });
 }
 
 /** Ready means a TLS handshake with the server's CA succeeds (fetch cannot trust a private CA). */

@@ -52,3 +52,49 @@ export function startProcess(
 export function removeDir(dir: string) {
   rmSync(dir, { recursive: true, force: true });
 }
+
+/** A single test server on a fixed port, whose data outlives a stop. */
+export interface RestartableServer {
+  process: ServerProcess;
+  /** SIGKILL, keeping the data dir. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Stop and start again on the same port with the same data. */
+  restart(): Promise<void>;
+  /** SIGSTOP: sockets stay open but nothing answers, so clients see neither data nor a disconnect. */
+  pause(): void;
+  resume(): void;
+  /** SIGKILL and remove the data dir. */
+  close(): Promise<void>;
+}
+
+/** The stop/start/restart/close life of a server that `launch` starts (and waits for) in `dir`. */
+export async function restartable(
+  launch: () => Promise<ServerProcess>,
+  dir: string,
+): Promise<RestartableServer> {
+  const server: RestartableServer = {
+    process: await launch(),
+    async stop() {
+      await server.process.kill('SIGKILL');
+    },
+    async start() {
+      server.process = await launch();
+    },
+    async restart() {
+      await server.stop();
+      await server.start();
+    },
+    pause() {
+      server.process.pause();
+    },
+    resume() {
+      server.process.resume();
+    },
+    async close() {
+      await server.process.kill('SIGKILL');
+      removeDir(dir);
+    },
+  };
+  return server;
+}

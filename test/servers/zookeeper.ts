@@ -3,7 +3,7 @@ import zookeeper from 'node-zookeeper-client';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort, GiveUp, until } from '@registrar/core/testing';
-import { removeDir, startProcess, tempDir, type ServerProcess } from './process.js';
+import { restartable, startProcess, tempDir, type RestartableServer } from './process.js';
 
 /**
  * Debian's zookeeper.jar names its dependencies (jute, netty, slf4j-api, ...) in its manifest Class-Path, so
@@ -13,22 +13,13 @@ const CLASSPATH =
   process.env.ZOOKEEPER_CLASSPATH ?? '/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar';
 
 /** A real standalone ZooKeeper (Debian's `zookeeper` package) on loopback with a throw-away data dir. */
-export interface ZookeeperServer {
+/** `restart()` on the same port and data: sessions survive if it is quick enough. */
+export interface ZookeeperServer extends RestartableServer {
   /** `127.0.0.1:<port>` */
   readonly connectString: string;
   readonly port: number;
   /** tickTime in ms: negotiated session timeouts are clamped to 2–20 × this. */
   readonly tickTime: number;
-  process: ServerProcess;
-  /** SIGKILL, keeping the data dir. */
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  /** Stop and start again on the same port with the same data (sessions survive if quick enough). */
-  restart(): Promise<void>;
-  /** SIGSTOP: sockets stay open but nothing answers, so clients see neither data nor a disconnect. */
-  pause(): void;
-  resume(): void;
-  close(): Promise<void>;
 }
 
 /** Send a four-letter command and return the whole answer. */
@@ -81,33 +72,11 @@ export async function startZookeeper(options: { tickTime?: number } = {}): Promi
     });
     return proc;
   };
-  const server: ZookeeperServer = {
+  return Object.assign(await restartable(launch, dir), {
     connectString: `127.0.0.1:${port}`,
     port,
     tickTime,
-    process: await launch(),
-    async stop() {
-      await server.process.kill('SIGKILL');
-    },
-    async start() {
-      server.process = await launch();
-    },
-    async restart() {
-      await server.stop();
-      await server.start();
-    },
-    pause() {
-      server.process.pause();
-    },
-    resume() {
-      server.process.resume();
-    },
-    async close() {
-      await server.process.kill('SIGKILL');
-      removeDir(dir);
-    },
-  };
-  return server;
+  });
 }
 
 /** A plain node-zookeeper-client connected to `connectString`, for a test to look at what the bridge wrote. */
