@@ -52,6 +52,8 @@ export class Health {
   };
   private readonly registries = new Map<string, RegistryHealth>();
   private source: StatusSource | undefined;
+  /** `status()` of the current turn of the event loop. */
+  private turn: { readonly status: BridgeStatus | undefined } | undefined;
 
   constructor(uris: readonly string[]) {
     this.pendingUris = uris;
@@ -110,12 +112,20 @@ export class Health {
 
   /** Whether Docker answers: its info while starting, then the event stream. */
   dockerUp(): boolean {
-    const status = this.source?.status();
+    const status = this.status();
     return status !== undefined ? status.dockerConnected : this.dockerProblem === undefined;
   }
 
+  /**
+   * The bridge's status, computed once per turn of the event loop: a scrape reads it from five gauges in one
+   * go, and each computation visits every service of every registry.
+   */
   status(): BridgeStatus | undefined {
-    return this.source?.status();
+    if (this.turn === undefined) {
+      this.turn = { status: this.source?.status() };
+      setImmediate(() => (this.turn = undefined));
+    }
+    return this.turn.status;
   }
 
   readiness(): Readiness {

@@ -86,3 +86,33 @@ describe('Metrics and the registries’ events$', () => {
     expect(await sample(metrics, 'registrar_registry_up', labels)).toBe(1);
   });
 });
+
+describe('Metrics and the bridge status', () => {
+  it('computes the bridge status once per scrape, not once per gauge that reads it', async () => {
+    let computed = 0;
+    const health = new Health([]);
+    health.attachBridge({
+      status: () => {
+        computed += 1;
+        return {
+          dockerConnected: true,
+          inventoryComplete: true,
+          containers: 3,
+          services: 4,
+          docker: { failing: 0, timeouts: 0 },
+          unresolved: [],
+          registries: [],
+        };
+      },
+    });
+    const metrics = new Metrics(health);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('registrar_services 4');
+    expect(text).toContain('registrar_containers 3');
+    expect(computed).toBe(1);
+    // The next scrape sees a fresh status.
+    await new Promise((resolve) => setImmediate(resolve));
+    await metrics.registry.metrics();
+    expect(computed).toBe(2);
+  });
+});
