@@ -110,6 +110,40 @@ describe('LeanDocker against the synthetic engine (the Engine API on a unix sock
   });
 });
 
+describe('LeanDocker and an answer that never ends', () => {
+  it('refuses an answer above its size bound at once, closing the connection, instead of holding it all', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'docker-endless-'));
+    const socketPath = join(dir, 'docker.sock');
+    let closed = false;
+    const server = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 'a');
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      res.once('close', () => (closed = true));
+      pump();
+    });
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    const client = new LeanDocker({ socketPath }, { maxAnswerBytes: 2 * 2 ** 20 });
+    try {
+      const error = await client
+        .getContainer('a'.repeat(64))
+        .inspect()
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(DockerApiError);
+      expect((error as Error).message).toMatch(/^Docker \/containers\/a+\/json: the answer exceeds 2 MiB/);
+      await expect.poll(() => closed).toBe(true);
+    } finally {
+      client.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('LeanDocker on a kept-alive connection the engine closes', () => {
   it('a request that meets the closed connection is sent once more on a fresh one', async () => {
     // Answers the first request of each connection; a second one on the same connection finds it closed,

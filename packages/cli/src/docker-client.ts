@@ -101,8 +101,11 @@ export class LeanDocker {
   private readonly agent: HttpAgent;
   private readonly base: RequestOptions;
   private readonly send: typeof httpRequest;
+  private readonly maxAnswerBytes: number;
 
-  constructor(endpoint: DockerEndpoint) {
+  /** `maxAnswerBytes`: the largest answer held (default `MAX_ANSWER_BYTES`). */
+  constructor(endpoint: DockerEndpoint, options: { readonly maxAnswerBytes?: number } = {}) {
+    this.maxAnswerBytes = options.maxAnswerBytes ?? MAX_ANSWER_BYTES;
     if ('socketPath' in endpoint) {
       this.agent = new HttpAgent({ keepAlive: true });
       this.base = { socketPath: endpoint.socketPath, agent: this.agent };
@@ -164,7 +167,7 @@ export class LeanDocker {
 
   private async json<T>(path: string, query: Query, signal: AbortSignal | undefined): Promise<T> {
     const res = await this.open(path, query, signal);
-    const body = await readAll(res, signal);
+    const body = await readAll(res, signal, path, this.maxAnswerBytes);
     try {
       return JSON.parse(body) as T;
     } catch {
@@ -202,7 +205,7 @@ export class LeanDocker {
         (res) => {
           const status = res.statusCode ?? 0;
           if (status >= 200 && status < 300) return resolve(res);
-          readAll(res, signal).then(
+          readAll(res, signal, path, this.maxAnswerBytes).then(
             (body) => reject(apiError(status, body)),
             (error: unknown) => reject(error instanceof Error ? error : new Error(String(error))),
           );
@@ -225,13 +228,42 @@ class StaleConnection extends Error {
   }
 }
 
-/** The whole body as text; rejects when the response is aborted (with the abort's reason) or cut. */
-function readAll(res: IncomingMessage, signal: AbortSignal | undefined): Promise<string> {
+/**
+ * The most of one answer held in memory. The engine is untrusted: an answer that never ends would otherwise
+ * fill memory before the call's time bound ends it. A list of 10,000 containers is ~20 MiB.
+ */
+export const MAX_ANSWER_BYTES = 128 * 2 ** 20;
+
+/**
+ * The whole body as text; rejects when the response is aborted (with the abort's reason), cut, or larger
+ * than `maxBytes` (the connection is then closed).
+ */
+function readAll(
+  res: IncomingMessage,
+  signal: AbortSignal | undefined,
+  path: string,
+  maxBytes: number,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    let bytes = 0;
     const cut = (error?: Error) =>
       reject(signal?.aborted ? abortError(signal) : (error ?? new Error('Docker answer cut off')));
-    res.on('data', (chunk: Buffer) => chunks.push(chunk));
+    res.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > maxBytes) {
+        chunks.length = 0;
+        reject(
+          new DockerApiError(
+            res.statusCode ?? 0,
+            `Docker ${path}: the answer exceeds ${maxBytes / 2 ** 20} MiB; refusing it (an engine or proxy in front of it misbehaves)`,
+          ),
+        );
+        res.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
     res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     res.on('error', cut);
     res.on('aborted', () => cut());
