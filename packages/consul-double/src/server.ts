@@ -40,6 +40,11 @@ export interface ConsulDoubleOptions {
   sessionTtlMultiplier?: number;
   /** Serve HTTPS; with `ca` and `requestCert` clients must present a certificate signed by it. */
   tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer; requestCert?: boolean };
+  /**
+   * Called with each request before the agent handles it: a test makes something happen at an exact point of a
+   * client's sequence (the reaper running between a client's read and its next write, say).
+   */
+  onRequest?: (request: RecordedRequest) => void;
 }
 
 export interface ConsulDouble {
@@ -159,7 +164,10 @@ export async function startConsulDouble(given: ConsulDoubleOptions = {}): Promis
   const host = options.host ?? '127.0.0.1';
   const ctx = createContext(options, nodeIdentity(options, host));
   const requests: RecordedRequest[] = [];
-  const handler = createHandler(ctx, (request) => requests.push(request));
+  const handler = createHandler(ctx, (request) => {
+    requests.push(request);
+    options.onRequest?.(request);
+  });
   let server: Server;
   let port = options.port ?? 0;
   const listen = async (): Promise<void> => {

@@ -547,6 +547,37 @@ describe('consul registry: the writing engine', () => {
     expect(await stampsOf()).toEqual(before);
   });
 
+  it('a restart after expiry lists what the agent holds once the bridge is revived, not what its reaper then removed', async () => {
+    // The reaper runs at the worst moment: after the restarted bridge read the agent, before it revived the check.
+    let reapBeforeRevival = false;
+    const d = await start({
+      onRequest: (q) => {
+        if (reapBeforeRevival && q.method === 'PUT') {
+          reapBeforeRevival = false;
+          d.reap();
+        }
+      },
+      reapIntervalMs: 3_600_000,
+      minDeregisterAfterMs: 0,
+    });
+    const web = service();
+    const killed = registry({ ttl: 0.3, ttlRefresh: 0.1, deregisterAfter: 0.001 });
+    await killed.register(web);
+    await killed.close();
+    await vi.waitFor(async () => expect(await passingIds('web')).toEqual([]), {
+      timeout: 3000,
+      interval: 20,
+    });
+
+    reapBeforeRevival = true;
+    const restarted = registry({ ttl: 0.3, ttlRefresh: 0.1, deregisterAfter: 0.001 });
+    expect(await restarted.list()).toEqual([]);
+    expect(reapBeforeRevival).toBe(false);
+    // What the reconciler then does with an entry it does not hold: register it.
+    await restarted.register(web);
+    expect(await passingIds('web')).toEqual([web.id]);
+  });
+
   it('adopts services that record no engine (registered by an older version)', async () => {
     await start();
     const web = service();

@@ -365,47 +365,64 @@ class ConsulRegistry implements Registry {
     this.known.delete(id);
   }
 
-  async list(): Promise<RegistryEntry[]> {
-    const { client, known, bridgeId, bridge, election } = this;
+  /** What the agent holds of ours: services and checks in one read. */
+  private async readAgent(): Promise<{
+    services: Record<string, AgentService>;
+    checks: Record<string, AgentCheck>;
+  }> {
+    const { client } = this;
     const [servicesRes, checksRes] = await Promise.all([
       client.request('GET', '/v1/agent/services', { what: 'list services' }),
       client.request('GET', '/v1/agent/checks', { what: 'list checks' }),
     ]);
-    const services = client.parse(servicesRes, 'list services') as Record<string, AgentService>;
-    const checks = client.parse(checksRes, 'list checks') as Record<string, AgentCheck>;
-    const now = Date.now();
-    const previous = new Map(known);
-    known.clear();
+    return {
+      services: client.parse(servicesRes, 'list services') as Record<string, AgentService>,
+      checks: client.parse(checksRes, 'list checks') as Record<string, AgentCheck>,
+    };
+  }
+
+  async list(): Promise<RegistryEntry[]> {
+    const { known, bridgeId, bridge, election } = this;
+    let { services, checks } = await this.readAgent();
     this.complete = false;
     // Another host with our node id on this agent: its bridge service, even with no services yet.
     const bridgeEngine = services[bridgeId]?.Meta?.[META_ENGINE];
     if (this.foreign(bridgeEngine))
       throw new NodeIdConflictError(this.target, this.nodeId, bridgeEngine, BACKEND, bridgeId);
-    const found = agentEntries(services, checks, this.nodeId, bridgeId);
-    for (const { id, defKey, engine, health } of found) {
-      known.set(id, { defKey, engine, ...health, healthWrittenAt: previous.get(id)?.healthWrittenAt ?? now });
-    }
-    const entries: RegistryEntry[] = found.map(({ id, name, defKey, health, engine }) => ({
-      id,
-      name,
-      fingerprint: fingerprintOf(defKey, health),
-      ...(engine !== undefined && { engine }),
-    }));
+    let found = agentEntries(services, checks, this.nodeId, bridgeId);
     // Listing is adopting: the services a previous run left alias our bridge check, which expired with that
     // run. Revive it, or an adoption with nothing to write leaves them critical until the agent reaps them,
     // behind the reconciler's back. Not when another engine's services are among them: reviving would keep
     // theirs alive.
     // A follower never writes, not even the bridge.
     const writer = !this.options.readOnly && (election === undefined || election.leading);
-    if (writer && !entries.some((entry) => this.foreign(entry.engine))) {
+    if (writer && !found.some((entry) => this.foreign(entry.engine))) {
       const adoptable =
         election !== undefined &&
         services[bridgeId] !== undefined &&
         checks[bridge.checkId]?.Notes === bridge.notes;
+      const expired = checks[bridge.checkId]?.Status !== 'passing';
       await bridge.ensure(adoptable);
+      // Until the revival the agent's reaper was free to remove services whose check had been critical long
+      // enough: what was read before it may be gone. Read again, or those count as adopted and stay missing.
+      if (expired && found.length > 0) {
+        ({ services, checks } = await this.readAgent());
+        found = agentEntries(services, checks, this.nodeId, bridgeId);
+      }
+    }
+    const now = Date.now();
+    const previous = new Map(known);
+    known.clear();
+    for (const { id, defKey, engine, health } of found) {
+      known.set(id, { defKey, engine, ...health, healthWrittenAt: previous.get(id)?.healthWrittenAt ?? now });
     }
     this.complete = true;
-    return entries;
+    return found.map(({ id, name, defKey, health, engine }) => ({
+      id,
+      name,
+      fingerprint: fingerprintOf(defKey, health),
+      ...(engine !== undefined && { engine }),
+    }));
   }
 
   elect({ candidate }: ElectionOptions): Leadership {
