@@ -214,7 +214,7 @@ describe('registrar --metrics-addr', () => {
     expect(await failures('etcd')).toBe(0);
     expect(await failures('consul')).toBe(0);
     // Both down at once: etcd keepalives and Consul TTL passes fail until they are back.
-    etcd.process.pause();
+    await etcd.process.pause();
     await consul.stop();
     try {
       await until('failed heartbeats counted', async () => (await failures('consul')) >= 1);

@@ -112,13 +112,13 @@ export async function stoppedThenRestarted(
 /** The server paused (SIGSTOP): noticed within `notice`; resumed, the full set again. */
 export async function pausedThenResumed(
   backend: FollowerBackend,
-  server: { pause(): void; resume(): void },
+  server: { pause(): Promise<void>; resume(): void },
   notice: { timeout: number; interval: number },
 ): Promise<void> {
   await backend.registry('a').register(backend.service({ node: 'a' }));
   const follow = backend.follow();
   await follow.until([backend.instance('a')]);
-  server.pause();
+  await server.pause();
   try {
     await vi.waitFor(() => expect(follow.unreachable()).toBe(1), notice);
   } finally {

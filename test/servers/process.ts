@@ -1,17 +1,32 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { until } from '@registrar/core/testing';
 
 /** A server process started for a test; its output goes to a log file kept for diagnosis. */
 export interface ServerProcess {
   readonly child: ChildProcess;
   readonly dir: string;
   readonly logFile: string;
-  /** SIGSTOP / SIGCONT: the process keeps its sockets open but answers nothing. */
-  pause(): void;
+  /**
+   * SIGSTOP / SIGCONT: the process keeps its sockets open but answers nothing. `pause` resolves once the kernel
+   * shows every thread stopped: a thread still in a system call stops only when it returns, and on a loaded
+   * machine it could answer one more request after `kill` returned.
+   */
+  pause(): Promise<void>;
   resume(): void;
   kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Whether every thread of `pid` is stopped (state T in /proc/<pid>/task/<tid>/stat). */
+function allThreadsStopped(pid: number): boolean {
+  const tasks = readdirSync(`/proc/${pid}/task`);
+  return tasks.every((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    // "tid (comm) S …": the command may hold spaces and parentheses, the state follows the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+  });
 }
 
 export function tempDir(prefix: string): string {
@@ -37,7 +52,12 @@ export function startProcess(
     child,
     dir: options.dir,
     logFile,
-    pause: () => child.kill('SIGSTOP'),
+    async pause() {
+      child.kill('SIGSTOP');
+      const { pid } = child;
+      if (pid !== undefined)
+        await until(`${options.name} (pid ${pid}) stopped`, () => allThreadsStopped(pid), 5_000);
+    },
     resume: () => child.kill('SIGCONT'),
     async kill(signal = 'SIGKILL') {
       if (child.exitCode === null && child.signalCode === null) {
@@ -62,7 +82,7 @@ export interface RestartableServer {
   /** Stop and start again on the same port with the same data. */
   restart(): Promise<void>;
   /** SIGSTOP: sockets stay open but nothing answers, so clients see neither data nor a disconnect. */
-  pause(): void;
+  pause(): Promise<void>;
   resume(): void;
   /** SIGKILL and remove the data dir. */
   close(): Promise<void>;
@@ -86,7 +106,7 @@ export async function restartable(
       await server.start();
     },
     pause() {
-      server.process.pause();
+      return server.process.pause();
     },
     resume() {
       server.process.resume();

@@ -116,7 +116,7 @@ describe('etcd election (real etcd)', () => {
     await until('it leads', () => leading(only));
     // etcd frozen: no keepalive of the campaign lease gets through. The leader must stop writing within 2/3
     // of the TTL, before etcd (were it alive elsewhere) could expire that lease and elect someone else.
-    shared.etcd.process.pause();
+    await shared.etcd.process.pause();
     try {
       await until('it stepped down', () => only.seen.at(-1) === false, 10_000);
     } finally {

@@ -47,7 +47,7 @@ describe('etcd liveness (real etcd)', () => {
     const web = service({ node: 'n1' });
     await registry.register(web);
     const lease = leaseOf(registry.fingerprint(web));
-    shared.etcd.process.pause();
+    await shared.etcd.process.pause();
     try {
       await vi.waitFor(() => expect(events.map((e) => e.type)).toContain('heartbeat-failed'), {
         timeout: 5000,
@@ -67,7 +67,7 @@ describe('etcd liveness (real etcd)', () => {
     // Keepalives well inside the TTL, so that at least one fails before the deadline even on a loaded machine.
     const { registry, losses, events } = adapter('/frozen-events', 3, 500, 0.5);
     await registry.register(service({ node: 'n1' }));
-    shared.etcd.process.pause();
+    await shared.etcd.process.pause();
     try {
       await vi.waitFor(() => expect(losses).toHaveLength(1), { timeout: 5000, interval: 20 });
     } finally {
@@ -182,7 +182,7 @@ setInterval(() => undefined, 1000);
     const web = service({ node: 'n1' });
     await registry.register(web);
     const lease = leaseOf(registry.fingerprint(web));
-    shared.etcd.process.pause();
+    await shared.etcd.process.pause();
     try {
       const pausedAt = Date.now();
       await expect(registry.register(web)).rejects.toBeInstanceOf(RegistryConnectionError);

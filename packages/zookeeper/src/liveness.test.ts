@@ -132,7 +132,7 @@ describe('zookeeper session liveness', () => {
     await b.registry.register(b.services[0]);
     const first = await ownerOf(b.path);
     const oldFingerprint = b.registry.fingerprint(b.services[0]);
-    server.pause();
+    await server.pause();
     const pausedAt = Date.now();
     try {
       // Bounded: at most the operation timeout (here min(ttl, 5 s) = 2 s), never a hang.
@@ -205,7 +205,7 @@ describe('zookeeper session liveness', () => {
     // A session timeout long enough that the watchdog's ticks cannot skip the "silent, reconnecting" window.
     const b = bridge('/s6', 6);
     await b.registry.register(b.services[0]);
-    server.pause();
+    await server.pause();
     try {
       await vi.waitFor(() => expect(b.losses).toHaveLength(1), { timeout: 12_000, interval: 50 });
     } finally {
@@ -220,7 +220,7 @@ describe('zookeeper session liveness', () => {
   it('close() never hangs on a silent server', async () => {
     const b = bridge('/s4', 10);
     await b.registry.register(b.services[0]);
-    server.pause();
+    await server.pause();
     try {
       const started = Date.now();
       await b.registry.close({ deregister: true });
