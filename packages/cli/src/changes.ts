@@ -1,5 +1,6 @@
 import type { Logger, Registry, RegistryOp, Service } from '@registrar/core';
 import { formatHostPort } from '@registrar/core/kit';
+import { thousands } from './logging.js';
 
 /** What the change log reads of the bridge to say why a service was removed. */
 export interface ChangeContext {
@@ -42,7 +43,6 @@ interface Window {
   overflow?: Tally;
 }
 
-const number = (n: number) => n.toLocaleString('en-US');
 const total = (t: Tally) => t.counts.registered + t.counts.updated + t.counts.deregistered;
 
 /**
@@ -158,7 +158,7 @@ export class ChangeLog {
     if (n === 0) return;
     const parts = (Object.entries(t.counts) as [Kind, number][])
       .filter(([, count]) => count > 0)
-      .map(([kind, count]) => `${kind} ${number(count)}`);
+      .map(([kind, count]) => `${kind} ${thousands(count)}`);
     const what =
       parts.length === 1
         ? `${parts[0]} ${n === 1 ? 'service' : 'services'}`

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { errorSerializer, rateLimitWarnings } from './logging.js';
+import { errorSerializer, rateLimitWarnings, thousands } from './logging.js';
 
 function failure(): Error {
   const error = new Error('connect ECONNREFUSED 127.0.0.1:2379', { cause: new Error('socket closed') });
@@ -10,6 +10,14 @@ function failure(): Error {
 /** What a log line holds: the serialized value as JSON. */
 const logged = (level: string, value: unknown): unknown =>
   JSON.parse(JSON.stringify(errorSerializer(level)(value)));
+
+describe('thousands', () => {
+  it('groups digits by three with commas, as en-US does', () => {
+    for (const n of [0, 7, 999, 1000, 12_345, 999_999, 1_000_000, 1_234_567_890]) {
+      expect(thousands(n)).toBe(n.toLocaleString('en-US'));
+    }
+  });
+});
 
 describe('errorSerializer', () => {
   it('logs type, message (with its causes) and code without the stack at info and above', () => {
