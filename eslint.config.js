@@ -3,7 +3,16 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   // deploy/ holds dependency-free scripts that run inside demo containers with plain node (not type-checked).
-  { ignores: ['**/dist/**', '**/node_modules/**', 'coverage/**', 'eslint.config.js', 'deploy/**'] },
+  {
+    ignores: [
+      '**/dist/**',
+      'packages/cli/bin/**',
+      '**/node_modules/**',
+      'coverage/**',
+      'eslint.config.js',
+      'deploy/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,4 +1,4 @@
-// The built `registrar` CLI as a child process, exactly as users start it (`node packages/cli/dist/main.js`),
+// The built `registrar` CLI as a child process, exactly as users start it (`node packages/cli/bin/registrar.js`),
 // with what the process bench reads of it from outside: RSS from /proc/<pid>/status, CPU time from
 // /proc/<pid>/stat, and the heap split from its own Prometheus endpoint.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -53,7 +53,7 @@ export interface Launch {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** `BENCH_CLI`: another build's `packages/cli/dist/main.js`, to compare two trees on one machine state. */
+/** `BENCH_CLI`: another build's `packages/cli/bin/registrar.js`, to compare two trees on one machine state. */
 const CLI = process.env.BENCH_CLI ?? BUILT_CLI;
 
 const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;

@@ -38,9 +38,9 @@ describe('deploy/systemd/registrar.service', () => {
     const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(stage)![1]) as string[];
     const imageFlags = entrypoint.slice(
       entrypoint.indexOf('node') + 1,
-      entrypoint.indexOf('/app/dist/main.js'),
+      entrypoint.indexOf('/app/bin/registrar.js'),
     );
-    const exec = /^ExecStart=(\S+) (.*?)\/opt\/registrar\/dist\/main\.js/m.exec(unit)!;
+    const exec = /^ExecStart=(\S+) (.*?)\/opt\/registrar\/bin\/registrar\.js/m.exec(unit)!;
     expect(exec[1]).toMatch(/\/node$/);
     expect(exec[2].split(' ').filter(Boolean)).toEqual(imageFlags);
     const settings = (text: string) =>

@@ -5,7 +5,7 @@ import { onTestFinished } from 'vitest';
 import { GiveUp, tripwire, until } from '@registrar/core/testing';
 
 /** The built CLI, run exactly as users run it. */
-export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../packages/cli/bin/registrar.js', import.meta.url));
 
 /** The version the CLI must report: its package manifest's. */
 export const CLI_VERSION = (
