@@ -42,9 +42,9 @@ export function shipped(): Shipped {
   if (!entry) throw new Error('Dockerfile: the registrar stage has no ENTRYPOINT [...]');
   const argv = JSON.parse(entry[1]) as string[];
   const node = argv.indexOf('node');
-  const script = argv.findIndex((a) => a.endsWith('/main.js'));
+  const script = argv.findIndex((a) => a.endsWith('/bin/registrar.js'));
   if (node < 0 || script < node)
-    throw new Error(`Dockerfile: ENTRYPOINT ${entry[1]} does not run node …/main.js`);
+    throw new Error(`Dockerfile: ENTRYPOINT ${entry[1]} does not run node …/bin/registrar.js`);
   const nodeFlags = argv.slice(node + 1, script);
   const env = Object.fromEntries(Object.entries(envOf(stage)).filter(([key]) => RUNTIME_ENV.test(key)));
   if (env.NODE_COMPILE_CACHE !== undefined)
