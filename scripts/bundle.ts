@@ -5,9 +5,9 @@
 //
 // Left outside, resolved from the package's node_modules at run time: pino (and pino-pretty, loaded only for
 // pretty output), and dockerode (loaded only for ssh:// engines).
-import { chmodSync, cpSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -24,8 +24,29 @@ const banner = [
   'const __dirname = __registrarDirname(__filename);',
 ].join(' ');
 
-rmSync(out, { recursive: true, force: true });
-await build({
+/**
+ * Replace `dir`'s files with `files` without a moment where a file is missing or half written: a registrar
+ * started meanwhile (the suite runs `bash scripts/quickstart`, which builds, while other tests start the CLI)
+ * reads either the old file or the new one. Unchanged files are not touched; files no longer produced go last.
+ */
+function writeAtomically(
+  dir: string,
+  files: readonly { path: string; contents: Uint8Array }[],
+  executable?: string,
+): void {
+  mkdirSync(dir, { recursive: true });
+  const produced = new Set<string>();
+  for (const { path, contents } of files) {
+    produced.add(basename(path));
+    if (existsSync(path) && Buffer.compare(readFileSync(path), contents) === 0) continue;
+    const temporary = `${path}.${process.pid}.tmp`;
+    writeFileSync(temporary, contents, { mode: basename(path) === executable ? 0o755 : 0o644 });
+    renameSync(temporary, path);
+  }
+  for (const name of readdirSync(dir)) if (!produced.has(name)) rmSync(join(dir, name), { recursive: true });
+}
+
+const bundled = await build({
   entryPoints: { registrar: join(cli, 'dist/main.js') },
   outdir: out,
   bundle: true,
@@ -36,13 +57,17 @@ await build({
   external: ['pino', 'pino-pretty', 'dockerode'],
   banner: { js: banner },
   logLevel: 'warning',
+  write: false,
 });
-chmodSync(join(out, 'registrar.js'), 0o755);
+writeAtomically(out, bundled.outputFiles, 'registrar.js');
 
 // etcd3 reads its gRPC definitions at load time from `${__dirname}/../proto`: beside `bin/`, in the package.
 const etcdRequire = createRequire(join(cli, '../etcd/package.json'));
-const etcd3 = dirname(etcdRequire.resolve('etcd3/package.json'));
-const proto = join(cli, 'proto');
-rmSync(proto, { recursive: true, force: true });
-mkdirSync(proto);
-cpSync(join(etcd3, 'proto'), proto, { recursive: true });
+const protoSource = join(dirname(etcdRequire.resolve('etcd3/package.json')), 'proto');
+writeAtomically(
+  join(cli, 'proto'),
+  readdirSync(protoSource).map((name) => ({
+    path: join(cli, 'proto', name),
+    contents: readFileSync(join(protoSource, name)),
+  })),
+);
