@@ -135,6 +135,46 @@ describe('node-zookeeper-client internals (real ZooKeeper)', () => {
   });
 });
 
+describe('replies the client cannot read', () => {
+  type Manager = { pendingBuffer: Buffer | null; onSocketData(buffer: Buffer): void };
+  const managerOf = (client: Client) =>
+    (client as unknown as { connectionManager: Manager }).connectionManager;
+  const exists = (client: Client) =>
+    new Promise<boolean>((resolve, reject) =>
+      client.exists('/', (error, stat) =>
+        error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(stat !== null),
+      ),
+    );
+
+  it('a reply cut by a dropped socket is not read as the start of the next socket: the client reconnects', async () => {
+    const client = fresh(10_000);
+    const internals = clientInternals(client);
+    const seen = record(client);
+    client.connect();
+    await connected(seen);
+    // Half a reply (its length says 100 bytes, 2 came) when the socket goes.
+    managerOf(client).pendingBuffer = Buffer.from([0, 0, 0, 100, 1, 2]);
+    internals.dropSocket();
+    await connected(seen, 2);
+    expect(await exists(client)).toBe(true);
+  });
+
+  it('a reply it cannot parse drops the connection instead of throwing out of the socket handler', async () => {
+    const client = fresh(10_000);
+    clientInternals(client);
+    const seen = record(client);
+    client.connect();
+    await connected(seen);
+    // A watch notification (xid -1) without its event: the client's parser reads past the end.
+    const frame = Buffer.alloc(20);
+    frame.writeInt32BE(16, 0);
+    frame.writeInt32BE(-1, 4);
+    expect(() => managerOf(client).onSocketData(frame)).not.toThrow();
+    await connected(seen, 2);
+    expect(await exists(client)).toBe(true);
+  });
+});
+
 describe('a client whose internals are not what the adapter expects', () => {
   const message = new RegExp(
     `^node-zookeeper-client ${installed.replaceAll('.', '\\.')} is not what @registrar/zookeeper was written against \\(.+\\); install the exact version`,

@@ -40,6 +40,10 @@ interface ConnectionManager {
   connect(): void;
   /** Sends the ConnectRequest (with our session id and password) once a socket is open. */
   onSocketConnected(): void;
+  /** Reads the replies out of a socket's bytes; a reply cut by the socket's end waits in `pendingBuffer`. */
+  onSocketData: (this: ConnectionManager, buffer: Buffer) => void;
+  onSocketClosed: (this: ConnectionManager, hadError: boolean) => void;
+  pendingBuffer: Buffer | null;
 }
 
 /** What the Session and `closeClient` may do to a client beyond its public API. */
@@ -76,6 +80,8 @@ export function clientInternals(client: Client): ClientInternals {
   if (typeof cm.setState !== 'function') fail('connectionManager.setState() is missing');
   if (typeof cm.connect !== 'function') fail('connectionManager.connect() is missing');
   if (typeof cm.onSocketConnected !== 'function') fail('connectionManager.onSocketConnected() is missing');
+  if (typeof cm.onSocketData !== 'function') fail('connectionManager.onSocketData() is missing');
+  if (typeof cm.onSocketClosed !== 'function') fail('connectionManager.onSocketClosed() is missing');
   if (cm.socket !== undefined && typeof cm.socket?.destroy !== 'function') {
     fail('connectionManager.socket is not a socket');
   }
@@ -90,6 +96,7 @@ export function clientInternals(client: Client): ClientInternals {
     fail(`ConnectionManager.STATES ${STATE_NAMES.join(', ')} are not distinct`);
   }
   const m = cm as ConnectionManager;
+  guardReplies(m);
   const internals: ClientInternals = {
     isIdle: () => m.state === states.DISCONNECTED,
     isConnecting: () => m.state === states.CONNECTING,
@@ -110,6 +117,30 @@ export function clientInternals(client: Client): ClientInternals {
   };
   checked.set(client, internals);
   return internals;
+}
+
+/**
+ * The client keeps a reply cut by a socket's end (`pendingBuffer`) across sockets: the next socket's bytes
+ * would be read as its tail, every reply after misframed, and the first error code it does not know thrown
+ * from its socket's data handler, where nothing catches it (the process dies). A server, or a proxy in front
+ * of it, may also send bytes the client cannot read. So the buffer goes with its socket, and a reply the
+ * client cannot read drops the connection (the client reconnects with the same session) instead.
+ */
+function guardReplies(m: ConnectionManager): void {
+  const onData = m.onSocketData;
+  const onClosed = m.onSocketClosed;
+  m.onSocketData = function (this: ConnectionManager, buffer: Buffer) {
+    try {
+      onData.call(this, buffer);
+    } catch {
+      this.pendingBuffer = null;
+      this.socket?.destroy();
+    }
+  };
+  m.onSocketClosed = function (this: ConnectionManager, hadError: boolean) {
+    this.pendingBuffer = null;
+    onClosed.call(this, hadError);
+  };
 }
 
 /** A saved session to take over, as the client's (untyped, undocumented) `sessionId` options. */
