@@ -31,9 +31,10 @@ export interface InspectOptions {
   /** Inspects in flight at once for retries of failed ones, beside `concurrency`. */
   readonly retryConcurrency?: number;
   /**
-   * Whether the bridge tracks this container. With more than `listAbove` looks waiting, one container list
-   * answers those of untracked containers that do not run (a burst of events for containers already gone, say)
-   * instead of one inspect each; tracked ones are always inspected. Absent: every look is inspected.
+   * Whether the bridge tracks this container. With more than `listAbove` looks waiting and an inspect answered
+   * "no such container" since the last list, one container list answers those of untracked containers that do
+   * not run (a burst of events for containers already gone, say) instead of one inspect each; tracked ones are
+   * always inspected. Absent: every look is inspected.
    */
   readonly tracked?: (id: string) => boolean;
   /** Default 64. */
@@ -82,6 +83,8 @@ export function inspectContainers(
      */
     let untracked = 0;
     let untrackedListed = 0;
+    /** Inspects answered "no such container" since the last list: the crowd has ghosts a list can answer. */
+    let goneSinceList = 0;
     const listAbove = options.listAbove ?? 64;
 
     const finishIfDone = () => {
@@ -129,14 +132,17 @@ export function inspectContainers(
       const { tracked } = options;
       if (tracked === undefined || listing !== undefined) return;
       if (fresh.waiting.size + retries.waiting.size <= listAbove) return;
-      // Only for looks of untracked containers that no list has answered yet: a burst of starts (running
-      // containers, which a list cannot answer) costs a list or two, not one per inspect that finishes while
-      // the queue is long, and looks at tracked containers (a list of 10,000 answers none of them) none.
+      // Only for looks of untracked containers that no list has answered yet: looks at tracked containers (a
+      // list of 10,000 answers none of them) cost none.
       if (untracked - untrackedListed <= listAbove) return;
+      // Nor while every inspect finds its container: a burst of starts would pay a list of everything (60 ms
+      // of CPU at 10,000 containers) for nothing. Ghosts show as inspects answered 404.
+      if (goneSinceList === 0) return;
       const abort = new AbortController();
       listing = abort;
       const before = queued;
       untrackedListed = untracked;
+      goneSinceList = 0;
       void docker
         .listContainers({ abortSignal: abort.signal })
         .then(
@@ -181,6 +187,7 @@ export function inspectContainers(
         if (running.get(look.id)?.abort !== abort) return;
         running.delete(look.id);
         lane.running -= 1;
+        if (inspection.state === 'gone') goneSinceList += 1;
         subscriber.next(inspection);
         const next = again.get(look.id);
         if (next !== undefined) {
