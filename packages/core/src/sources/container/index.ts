@@ -8,6 +8,7 @@ import type { Registry } from '../../registry.js';
 import type { Source } from '../../source.js';
 import { dockerHints, inventoryHint, type DockerHint } from './events.js';
 import { inspectContainers, type Look } from './inspect.js';
+import { warmUp } from './warm-up.js';
 import {
   explainAllTracked,
   explainTracked,
@@ -61,6 +62,7 @@ const isList = (look: ContainerLook): look is { readonly kind: 'list' } => 'kind
  * fetch stage, `trackContainers` as the reducer.
  */
 export function containerSource(options: ContainerSourceOptions): ContainerSource {
+  warmUp(options);
   const { logger, calls } = sourceCalls(options);
   const { observer } = options;
   const docker = boundedDocker(options.docker, calls);
