@@ -153,6 +153,28 @@ describe('etcd registry (real etcd)', () => {
     expect(registry.fingerprint({ ...services[0], port: 1 })).not.toBe(stored.get(services[0].id));
   });
 
+  it('the first list primes the write path with a transaction etcd does not apply: nothing written', async () => {
+    // etcd's own count of the transactions it answered, from its metrics endpoint.
+    const txns = async () => {
+      const metrics = await (await fetch(`${shared.etcd.endpoint}/metrics`)).text();
+      const line = /^grpc_server_handled_total\{grpc_code="OK",grpc_method="Txn",[^}]*\} (\d+)$/m.exec(
+        metrics,
+      );
+      return Number(line?.[1]);
+    };
+    const registry = adapter();
+    const [r0, t0] = [(await dump(shared.plain, '/')).revision, await txns()];
+    expect(await registry.list()).toEqual([]);
+    expect(await txns()).toBe(t0 + 1);
+    const after = await dump(shared.plain, '/');
+    // The lease grant moves no revision, and the transaction wrote nothing.
+    expect(after.revision).toBe(r0);
+    expect(after.keys.filter((k) => k.key.startsWith(`${prefixOf(registry)}/`))).toEqual([]);
+    // Once per adapter: a resync's list sends none.
+    await registry.list();
+    expect(await txns()).toBe(t0 + 1);
+  });
+
   it('a put sent again after it landed writes nothing more (an attempt cut off by its deadline may have)', async () => {
     const registry = adapter();
     const web = service({ node: 'n1' });

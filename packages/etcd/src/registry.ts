@@ -160,6 +160,8 @@ class EtcdRegistry implements Registry {
   readonly target: string;
   readonly engineId?: string;
   /** id → keys it is stored under (more than one only after a rename or a hand edit). */
+  /** Whether the write path was primed (`primeWrites`): once per adapter. */
+  private primed = false;
   private readonly index = new Map<string, string[]>();
   private readonly timeoutMs: number;
   private readonly logger: Logger;
@@ -384,6 +386,44 @@ class EtcdRegistry implements Registry {
     return unusable && new RegistryRejectedError(`service ${service.id}: ${unusable.message}`, backend);
   }
 
+  /**
+   * One transaction shaped like a batch of a register and a deregister whose compare never holds (no key has
+   * a version below 0), so etcd writes nothing and its revision stays: the client's encoders for the write
+   * path (protobufjs generates each message's at its first use) are built before the first container needs
+   * them, not during its start.
+   */
+  private async primeWrites(leaseId: string): Promise<void> {
+    const service: Service = {
+      id: `${this.nodeId}:registrar-prime:1`,
+      name: 'registrar-prime',
+      address: '127.0.0.1',
+      port: 1,
+      protocol: 'tcp',
+      containerPort: 1,
+      tags: [],
+      meta: {},
+      node: this.nodeId,
+      health: 'passing',
+      healthOutput: '',
+      checks: {},
+    };
+    const put = this.putOp(-1, service, leaseId);
+    // etcd refuses a branch that names one key twice: the delete is of another (never written) id's key.
+    const other = Buffer.from(
+      this.codec.key({ ...service, id: `${this.nodeId}:registrar-prime:2`, port: 2 }),
+    );
+    await this.call('prime', (options) =>
+      this.client.kv.txn(
+        {
+          compare: [{ key: other, target: 'Version', result: 'Less', version: '0' }, ...put.compare],
+          success: [...put.unlessThere, { request_delete_range: { key: other } }],
+          failure: [],
+        },
+        options,
+      ),
+    );
+  }
+
   /** The record put with the lease; the keys an earlier name of the id left deleted. */
   private putOp(index: number, service: Service, leaseId: string): TxnWrite {
     const key = Buffer.from(this.codec.key(service));
@@ -424,11 +464,15 @@ class EtcdRegistry implements Registry {
     // first container after start-up costs no grant. (Not beside the read: against an etcd that does not answer,
     // two failing calls would open the client's circuit breaker and hide why the read failed.)
     if (!this.readOnly) {
-      await this.lease
+      const leaseId = await this.lease
         .acquire()
         .catch((error: unknown) =>
           this.logger.debug({ err: error }, 'etcd lease grant failed; the first write asks again'),
         );
+      if (leaseId !== undefined && !this.primed) {
+        this.primed = true;
+        await this.primeWrites(leaseId).catch(() => undefined);
+      }
     }
     const byId = new Map<string, StoredEntry[]>();
     for (const entry of stored) byId.set(entry.id, [...(byId.get(entry.id) ?? []), entry]);
