@@ -6,6 +6,8 @@ import { createServer, type Server } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerApiError, dockerEndpoint, LeanDocker } from './docker-client.js';
 import { createDocker } from './docker.js';
@@ -235,5 +237,19 @@ describe('LeanDocker over TLS (DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH; the engine
     } finally {
       anonymous.close();
     }
+  });
+});
+
+describe('start-up cost', () => {
+  it('the daemon’s HTTP modules leave undici unloaded: no ES import of node:http, whose facade loads it', () => {
+    // Importing node:http as an ES module builds a facade that reads every export; the lazy WebSocket ones load
+    // undici, ~15 ms of every start.
+    const modules = ['docker-client.js', 'metrics.js'].map((name) =>
+      fileURLToPath(new URL(`../dist/${name}`, import.meta.url)),
+    );
+    const script = `${modules.map((m) => `await import(${JSON.stringify(m)});`).join(' ')}
+      console.log(JSON.stringify(process.moduleLoadList.filter((m) => m.includes('undici'))));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual([]);
   });
 });

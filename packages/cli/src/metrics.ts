@@ -1,10 +1,14 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
 import type { Registry } from '@registrar/core';
 import type { BridgeObserver } from '@registrar/core';
 import type { ExplainLookup, ExplainSummary } from '@registrar/core/internal';
 import type { Health } from './health.js';
 import { VERSION } from './version.js';
+
+// node:http as the built-in module, not an ES import: the ES facade of node:http reads every export, and the
+// lazy `WebSocket` ones load undici (docker-client.ts).
+const { createServer } = process.getBuiltinModule('node:http');
 
 /**
  * Prometheus metrics fed by the bridge's observer hooks and by every registry's `events$`. They exist from the
