@@ -36,7 +36,10 @@ describe('registrar explain options', () => {
 
   it("takes the bridge's derive options, validated the same way, from argv or REGISTRAR_*", () => {
     expect(
-      parse(['--ip', '192.0.2.1', '--internal', '--explicit', '--tags', 'a, b', '--node-id', 'n1', 'web']),
+      parse([
+        ...['--ip', '192.0.2.1', '--internal', '--explicit', '--labels-only'],
+        ...['--tags', 'a, b', '--node-id', 'n1', 'web'],
+      ]),
     ).toEqual({
       container: 'web',
       metricsAddr: { host: '127.0.0.1', port: 9105 },
@@ -44,12 +47,18 @@ describe('registrar explain options', () => {
       ip: '192.0.2.1',
       internal: true,
       explicit: true,
+      labelsOnly: true,
       tags: ['a', 'b'],
       nodeId: 'n1',
     });
     vi.stubEnv('REGISTRAR_EXPLICIT', 'false');
     vi.stubEnv('REGISTRAR_IP', '192.0.2.9');
-    expect(parse(['--json', 'web'])).toMatchObject({ json: true, explicit: false, ip: '192.0.2.9' });
+    expect(parse(['--json', 'web'])).toMatchObject({
+      json: true,
+      explicit: false,
+      labelsOnly: false,
+      ip: '192.0.2.9',
+    });
     expect(refusal(['--ip', '0.0.0.0', 'web'])).toMatch(/^invalid --ip "0\.0\.0\.0": an unspecified address/);
     expect(refusal(['--node-id', 'a b', 'web'])).toMatch(/^invalid --node-id/);
     expect(refusal(['--metrics-addr', 'nope', 'web'])).toMatch(/^invalid --metrics-addr "nope"/);

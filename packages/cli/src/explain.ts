@@ -39,6 +39,7 @@ export interface ExplainConfig {
   readonly internal: boolean;
   readonly network?: string;
   readonly explicit: boolean;
+  readonly labelsOnly: boolean;
   readonly tags: readonly string[];
   readonly nodeId?: string;
   readonly dockerHost?: string;
@@ -61,6 +62,7 @@ export function buildExplainProgram(): Command {
     .addOption(opt('--internal', "without a bridge: advertise the container's own IP and exposed port"))
     .addOption(opt('--network <name>', "without a bridge: which container network's IP to use"))
     .addOption(opt('--explicit', 'without a bridge: only containers that name a service'))
+    .addOption(opt('--labels-only', 'without a bridge: SERVICE_* settings from labels only'))
     .addOption(opt('--tags <list>', 'without a bridge: tags added to every service'))
     .addOption(opt('--node-id <id>', "without a bridge: the node id (default: Docker's host name)"))
     .addOption(opt('--docker-host <uri>', 'Docker engine (default: DOCKER_HOST, else the local socket)'))
@@ -98,6 +100,7 @@ export function parseExplainCli(argv: readonly string[], write: (text: string) =
     internal: flag('internal'),
     ...(network !== undefined && network !== '' && { network }),
     explicit: flag('explicit'),
+    labelsOnly: flag('labelsOnly'),
     tags: parseTagsOption(str('tags')),
     ...(nodeId !== undefined && { nodeId }),
     ...(dockerHost !== undefined && dockerHost !== '' && { dockerHost }),
@@ -328,6 +331,7 @@ export function renderReport(report: ExplainReport, optionsOf: string): string {
     ...(o.internal ? ['--internal'] : []),
     ...(o.network === undefined ? [] : [`--network ${o.network}`]),
     ...(o.explicit ? ['--explicit'] : []),
+    ...(o.labelsOnly === true ? ['--labels-only'] : []),
     ...(o.tags.length > 0 ? [`--tags ${o.tags.join(',')}`] : []),
     ...(report.registries.some((r) => r.dryRun) ? ['--dry-run (nothing is written)'] : []),
   ];

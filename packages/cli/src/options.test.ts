@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError } from '@registrar/core';
-import { buildProgram, parseCli } from './options.js';
+import { buildProgram, deriveOptionsOf, parseCli } from './options.js';
 
 const URI = 'etcd://127.0.0.1:2379/services';
 
@@ -60,6 +60,13 @@ describe('boolean flags from the environment', () => {
   it('lets the command line win over the environment', () => {
     vi.stubEnv('REGISTRAR_EXPLICIT', 'false');
     expect(parseCli(['--explicit', URI]).explicit).toBe(true);
+  });
+
+  it('--labels-only, or REGISTRAR_LABELS_ONLY, reaches the derive options', () => {
+    expect(deriveOptionsOf(parseCli([URI]), 'n1').labelsOnly).toBeUndefined();
+    expect(deriveOptionsOf(parseCli(['--labels-only', URI]), 'n1').labelsOnly).toBe(true);
+    vi.stubEnv('REGISTRAR_LABELS_ONLY', 'true');
+    expect(parseCli([URI]).labelsOnly).toBe(true);
   });
 
   it('reads REGISTRAR_NO_DRAIN as the value of --no-drain', () => {

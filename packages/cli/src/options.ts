@@ -11,7 +11,7 @@ export type LogFormat = 'json' | 'pretty';
 /** Everything the daemon was asked to do, validated. */
 /** The derivation settings of the bridge's and explain's options: both must derive services alike. */
 export function deriveOptionsOf(
-  config: Pick<CliConfig, 'ip' | 'ip6' | 'internal' | 'network' | 'tags' | 'explicit'>,
+  config: Pick<CliConfig, 'ip' | 'ip6' | 'internal' | 'network' | 'tags' | 'explicit' | 'labelsOnly'>,
   nodeId: string,
 ): DeriveOptions {
   return {
@@ -22,6 +22,7 @@ export function deriveOptionsOf(
     ...(config.network !== undefined && { network: config.network }),
     tags: config.tags,
     explicit: config.explicit,
+    ...(config.labelsOnly && { labelsOnly: true }),
   };
 }
 
@@ -43,6 +44,8 @@ export interface CliConfig {
   readonly dockerTimeout: number;
   readonly cleanup: boolean;
   readonly explicit: boolean;
+  /** `SERVICE_*` from labels only: a crowd of containers is read from one container list, not an inspect each. */
+  readonly labelsOnly: boolean;
   readonly deregister: DeregisterMode;
   readonly deregisterOnExit: boolean;
   /** Withdraw a container when Docker starts stopping it (`--no-drain`: only once its process exited). */
@@ -171,6 +174,12 @@ export function buildProgram(command: CliCommand = 'bridge'): Command {
       ),
     )
     .addOption(opt('--explicit', 'only register containers that name a service (SERVICE_NAME)'))
+    .addOption(
+      opt(
+        '--labels-only',
+        'read SERVICE_* settings from labels, never from environment variables: many containers at once are then read from one container list instead of an inspect each',
+      ),
+    )
     .addOption(
       opt('--deregister <mode>', 'on-success keeps the services of containers that failed')
         .choices(DEREGISTER_MODES)
@@ -301,6 +310,7 @@ export function parseCli(
     dockerTimeout: seconds('docker-timeout', str('dockerTimeout') ?? '10', 0.1),
     cleanup: flag('cleanup'),
     explicit: flag('explicit'),
+    labelsOnly: flag('labelsOnly'),
     deregister,
     deregisterOnExit: flag('deregisterOnExit'),
     // `--no-drain`, or REGISTRAR_NO_DRAIN=true.

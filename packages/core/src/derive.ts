@@ -67,6 +67,12 @@ export interface DeriveOptions {
   readonly tags: readonly string[];
   /** `--explicit`: only containers that name a service (`SERVICE_NAME` or `SERVICE_<port>_NAME`). */
   readonly explicit: boolean;
+  /**
+   * `--labels-only`: `SERVICE_*` settings are read from labels only, never from the environment, and a failing
+   * health check's probe output is not recorded: what the container list carries, so a crowd of containers is
+   * derived from one list instead of an inspect each (and alike from either).
+   */
+  readonly labelsOnly?: boolean;
 }
 
 /**
@@ -210,13 +216,13 @@ function cap(text: string, max: number): string {
 }
 
 /** How the container's state maps onto service health; undefined when it offers no services at all. */
-function containerLiveness(c: Obj): Liveness | undefined {
+function containerLiveness(c: Obj, withOutput: boolean): Liveness | undefined {
   const state = obj(c['State']);
   if (state['Paused'] === true) return { health: 'critical', output: 'container paused' };
   if (state['Running'] !== true || state['Restarting'] === true) return undefined;
   const health = healthOf(c);
   if (health === undefined) return { health: 'passing', output: '' };
-  const last = health.log.length > 0 ? obj(health.log[health.log.length - 1]) : {};
+  const last = withOutput && health.log.length > 0 ? obj(health.log[health.log.length - 1]) : {};
   const output = cap(str(last['Output']).trim(), MAX_HEALTH_OUTPUT);
   const { status } = health;
   switch (status) {
@@ -668,11 +674,11 @@ function capSkipped(skipped: Skip[]): Skip[] {
 
 function derive(container: ContainerInspectInfo, options: DeriveOptions, name: string): Derivation {
   const c = obj(container);
-  const liveness = containerLiveness(c);
+  const liveness = containerLiveness(c, options.labelsOnly !== true);
   if (liveness === undefined) return { services: [], warnings: [] };
 
   const config = obj(c['Config']);
-  const parsed = parseServiceLabels(config['Labels'], config['Env'], name);
+  const parsed = parseServiceLabels(config['Labels'], options.labelsOnly ? [] : config['Env'], name);
   const warnings = parsed.warnings;
   const warn = (key: string, message: string): void => {
     warnings.push(labelWarning(name, key, message));

@@ -64,6 +64,11 @@ const INFRA_IMAGE = /(^|\/)podman-pause(:[^/]*)?$/;
 /** Podman names a pod's infra container `<first 12 hex digits of the pod id>-infra`. */
 const INFRA_NAME = /^\/?[0-9a-f]{12}-infra$/;
 
+/** Whether a container of `image` named `name` is a Podman pod's infra container (its image or its naming). */
+export function isPodInfra(image: string, name: string): boolean {
+  return INFRA_IMAGE.test(image) || INFRA_NAME.test(name);
+}
+
 /**
  * A pod's infra container: Podman's infra image, or its infra naming. Its default service name is the pod's
  * name, which Podman gives every container of the pod as its host name, rather than the pause image's.
@@ -71,7 +76,7 @@ const INFRA_NAME = /^\/?[0-9a-f]{12}-infra$/;
 export function podInfraName(container: unknown): string | undefined {
   const c = obj(container);
   const config = obj(c['Config']);
-  if (!INFRA_IMAGE.test(str(config['Image'])) && !INFRA_NAME.test(str(c['Name']))) return undefined;
+  if (!isPodInfra(str(config['Image']), str(c['Name']))) return undefined;
   const hostname = str(config['Hostname']);
   return hostname === '' ? undefined : hostname;
 }

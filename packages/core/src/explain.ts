@@ -151,6 +151,8 @@ export interface ExplainReport {
     readonly internal: boolean;
     readonly network?: string;
     readonly explicit: boolean;
+    /** `--labels-only`; absent when off. */
+    readonly labelsOnly?: boolean;
     readonly tags: readonly string[];
   };
   readonly derivedAt?: string;
@@ -422,6 +424,7 @@ export function explainContainer(input: ExplainInput): ExplainReport {
       internal: o.internal,
       ...(o.network !== undefined && { network: o.network }),
       explicit: o.explicit,
+      ...(o.labelsOnly === true && { labelsOnly: true }),
       tags: o.tags,
     },
     ...(input.derivedAt !== undefined && { derivedAt: iso(input.derivedAt) }),

@@ -40,6 +40,7 @@ export { startBridge } from './bridge.js';
 export type { Source, SourceInput, SourceStatus, Step, StepLog } from './source.js';
 export type { ContainerSource, ContainerSourceOptions } from './sources/container/index.js';
 export { containerSource, createBridge } from './sources/container/index.js';
+export { listedAsInspect } from './sources/container/listed.js';
 export type {
   ContainerMatch,
   ExplainCode,

@@ -276,11 +276,25 @@ export class SyntheticDocker implements DockerApi {
       if (this.hidden.has(id)) continue;
       const info = JSON.parse(json) as ContainerInspectInfo;
       if (!info.State.Running && options.all !== true) continue;
+      // As dockerd summarises a container in its list: no environment, ports as a flat list.
+      const ports = Object.entries(info.NetworkSettings.Ports ?? {}).flatMap(([key, bindings]) => {
+        const [port, type] = key.split('/');
+        const base = { PrivatePort: Number(port), Type: type };
+        return bindings === null || bindings.length === 0
+          ? [base]
+          : bindings.map((b) => ({ ...base, IP: b.HostIp, PublicPort: Number(b.HostPort) }));
+      });
       listed.push({
         Id: id,
         Names: [info.Name],
+        Image: info.Config.Image,
+        ImageID: info.Image,
+        Ports: ports,
         State: info.State.Status,
+        Status: info.State.Running ? 'Up 1 second' : `Exited (${info.State.ExitCode}) 1 second ago`,
         Labels: info.Config.Labels,
+        HostConfig: { NetworkMode: info.HostConfig.NetworkMode },
+        NetworkSettings: { Networks: info.NetworkSettings.Networks },
       } as ContainerInfo);
     }
     return Promise.resolve(listed);

@@ -376,6 +376,27 @@ describe('Bridge on a fake clock', () => {
     vi.useRealTimers();
   });
 
+  it('labels only: a container answered from a list keeps the stop signal its inspect said', async () => {
+    const docker = new SyntheticDocker();
+    const { registry } = start(docker, { labelsOnly: true });
+    const quit = signalNumber('SIGQUIT')!;
+    const id = docker.start({ name: 'q', service: 'q', stopSignal: 'SIGQUIT' });
+    await eventually(() => expect(registry.ids()).toEqual(['n1:q:80']));
+    // From now on only a list can answer for it: an event of its own amid a crowd of starts.
+    docker.hangInspects.add(id);
+    docker.setTags(id, 'listed');
+    for (let i = 0; i < 100; i++) {
+      docker.start({ name: `crowd-${i}`, service: 'crowd' });
+      if (i === 40) docker.emit(id, 'start');
+    }
+    await eventually(() => expect(registry.services.get('n1:q:80')?.tags).toEqual(['listed']));
+    expect(docker.heldRequests).toBe(0);
+    // `docker stop` of a SIGQUIT container: withdrawn at the signal, though the list did not say it.
+    docker.kill(id, quit);
+    await eventually(() => expect(registry.ids()).not.toContain('n1:q:80'));
+    await eventually(() => expect(registry.ids()).toHaveLength(100));
+  });
+
   it('StopTimeout -1 (Docker waits indefinitely): a stopping container stays withdrawn until it exits', async () => {
     const docker = new SyntheticDocker();
     const id = docker.add({ name: 'web-1', service: 'web', stopTimeout: -1 });

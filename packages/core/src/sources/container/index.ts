@@ -8,6 +8,7 @@ import type { Registry } from '../../registry.js';
 import type { Source } from '../../source.js';
 import { dockerHints, inventoryHint, type DockerHint } from './events.js';
 import { inspectContainers, type Look } from './inspect.js';
+import { listedAsInspect } from './listed.js';
 import { warmUp } from './warm-up.js';
 import {
   explainAllTracked,
@@ -86,6 +87,7 @@ export function containerSource(options: ContainerSourceOptions): ContainerSourc
       merge(
         inspectContainers(looks$.pipe(filter((look): look is Look => !isList(look))), docker, {
           tracked: (id) => current().containers.has(id),
+          ...(options.labelsOnly === true && { fromList: listedAsInspect }),
         }),
         looks$.pipe(
           filter(isList),

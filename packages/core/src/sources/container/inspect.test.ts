@@ -1,6 +1,7 @@
 import { Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { inspectContainers, type Inspection, type Look } from './inspect.js';
+import { listedAsInspect } from './listed.js';
 import { SyntheticDocker } from '../../testing/index.js';
 
 const look = (id: string, exitCode?: number): Look => ({ id, exitCode });
@@ -138,5 +139,69 @@ describe('inspectContainers', () => {
 
   it('crowded by looks at tracked containers: no list, which could answer none of them', async () => {
     expect(await listsWhenCrowded(500, true)).toBe(0);
+  });
+
+  it('labels only: a crowd of running containers is answered by one list, each as listedAsInspect reads its entry', async () => {
+    const docker = new SyntheticDocker();
+    const ids = Array.from({ length: 500 }, (_, i) => docker.add({ name: `crowd${i}`, service: 'web' }));
+    const tracked = ids[400];
+    const looks$ = new Subject<Look>();
+    const seen = new Map<string, Inspection>();
+    const subscription = inspectContainers(looks$, docker, {
+      tracked: (id) => id === tracked,
+      listAbove: 64,
+      fromList: listedAsInspect,
+    }).subscribe((i) => seen.set(i.id, i));
+    for (const id of ids) looks$.next(look(id));
+    await expect.poll(() => seen.size, { timeout: 20_000 }).toBe(500);
+    // Inspects went on while a list was in flight (16 at a time); lists answered the rest, tracked or not (500
+    // inspects without them). A list answers the looks queued before it: the second, those queued meanwhile.
+    expect(docker.inspects).toBeLessThan(100);
+    expect(docker.lists).toBeLessThanOrEqual(2);
+    const entries = new Map((await docker.listContainers()).map((entry) => [entry.Id, entry]));
+    const fromList = ids.filter((id) => {
+      const answer = seen.get(id);
+      return answer?.state === 'found' && answer.listed === true;
+    });
+    expect(fromList.length).toBeGreaterThan(400);
+    expect(fromList).toContain(tracked);
+    for (const id of fromList) {
+      expect(seen.get(id)).toEqual({
+        id,
+        state: 'found',
+        info: listedAsInspect(entries.get(id)),
+        listed: true,
+      });
+    }
+    subscription.unsubscribe();
+  });
+
+  it('labels only: what the list cannot say is inspected, and a container it does not show is gone', async () => {
+    const docker = new SyntheticDocker();
+    const hostNetwork = Array.from({ length: 100 }, (_, i) => {
+      const id = docker.add({ name: `host${i}`, service: 'web' });
+      docker.change(id, (info) => (info.HostConfig.NetworkMode = 'host'));
+      return id;
+    });
+    const ghosts = Array.from(
+      { length: 100 },
+      (_, i) => `${i.toString(16).padStart(12, '0')}${'a'.repeat(52)}`,
+    );
+    const looks$ = new Subject<Look>();
+    const seen = new Map<string, Inspection>();
+    const subscription = inspectContainers(looks$, docker, {
+      concurrency: 1,
+      tracked: () => false,
+      listAbove: 10,
+      fromList: listedAsInspect,
+    }).subscribe((i) => seen.set(i.id, i));
+    for (const id of [...hostNetwork, ...ghosts]) looks$.next(look(id));
+    await expect.poll(() => seen.size, { timeout: 20_000 }).toBe(200);
+    expect(hostNetwork.every((id) => seen.get(id)?.state === 'found')).toBe(true);
+    expect(ghosts.every((id) => seen.get(id)?.state === 'gone')).toBe(true);
+    // Every host-network container was inspected (its exposed ports are not in the list); the ghosts were not.
+    expect(docker.inspects).toBeGreaterThanOrEqual(100);
+    expect(docker.inspects).toBeLessThan(110);
+    subscription.unsubscribe();
   });
 });

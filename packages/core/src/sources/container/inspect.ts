@@ -14,13 +14,15 @@ export interface Look {
 }
 
 /** What one look found. */
-export type Inspection = { readonly id: string } & (
-  | { readonly state: 'found'; readonly info: ContainerInspectInfo }
-  /** Known stopped from a `die` event, without an inspect. */
-  | { readonly state: 'stopped'; readonly exitCode: number }
-  | { readonly state: 'gone' }
-  | { readonly state: 'error'; readonly error: unknown }
-);
+export type Inspection = { readonly id: string } &
+  /** `listed`: read from a container list entry (`--labels-only`), not an inspect. */
+  (
+    | { readonly state: 'found'; readonly info: ContainerInspectInfo; readonly listed?: true }
+    /** Known stopped from a `die` event, without an inspect. */
+    | { readonly state: 'stopped'; readonly exitCode: number }
+    | { readonly state: 'gone' }
+    | { readonly state: 'error'; readonly error: unknown }
+  );
 
 export interface InspectOptions {
   /**
@@ -39,6 +41,12 @@ export interface InspectOptions {
   readonly tracked?: (id: string) => boolean;
   /** Default 64. */
   readonly listAbove?: number;
+  /**
+   * `--labels-only`: the inspect document a container list entry stands for, when it can (`listedAsInspect`).
+   * Then a crowd of more than `listAbove` looks is answered by one list, ghosts or not: every container it
+   * shows running and this reads is answered from its entry; the rest are inspected.
+   */
+  readonly fromList?: (entry: unknown) => ContainerInspectInfo | undefined;
 }
 
 const isNotFound = (error: unknown) => (error as { statusCode?: number } | undefined)?.statusCode === 404;
@@ -85,6 +93,9 @@ export function inspectContainers(
     let untrackedListed = 0;
     /** Inspects answered "no such container" since the last list: the crowd has ghosts a list can answer. */
     let goneSinceList = 0;
+    /** `queued` when the last list started: looks queued since are those no list has answered yet. */
+    let listedSeq = 0;
+    const { fromList } = options;
     const listAbove = options.listAbove ?? 64;
 
     const finishIfDone = () => {
@@ -132,34 +143,52 @@ export function inspectContainers(
       const { tracked } = options;
       if (tracked === undefined || listing !== undefined) return;
       if (fresh.waiting.size + retries.waiting.size <= listAbove) return;
-      // Only for looks of untracked containers that no list has answered yet: looks at tracked containers (a
-      // list of 10,000 answers none of them) cost none.
-      if (untracked - untrackedListed <= listAbove) return;
-      // Nor while every inspect finds its container: a burst of starts would pay a list of everything (60 ms
-      // of CPU at 10,000 containers) for nothing. Ghosts show as inspects answered 404.
-      if (goneSinceList === 0) return;
+      if (fromList !== undefined) {
+        // Labels only: the list answers running containers too. Only for looks no list has answered yet.
+        if (queued - listedSeq <= listAbove) return;
+      } else {
+        // Only for looks of untracked containers that no list has answered yet: looks at tracked containers
+        // (a list of 10,000 answers none of them) cost none.
+        if (untracked - untrackedListed <= listAbove) return;
+        // Nor while every inspect finds its container: a burst of starts would pay a list of everything (60
+        // ms of CPU at 10,000 containers) for nothing. Ghosts show as inspects answered 404.
+        if (goneSinceList === 0) return;
+      }
       const abort = new AbortController();
       listing = abort;
       const before = queued;
+      listedSeq = queued;
       untrackedListed = untracked;
       goneSinceList = 0;
       void docker
         .listContainers({ abortSignal: abort.signal })
         .then(
           (list: unknown) =>
-            new Set((Array.isArray(list) ? list : []).map((c) => (c as { Id?: unknown } | null)?.Id)),
+            new Map<unknown, unknown>(
+              (Array.isArray(list) ? (list as unknown[]) : []).map((entry) => [
+                (entry as { Id?: unknown } | null)?.Id,
+                entry,
+              ]),
+            ),
           () => undefined,
         )
-        .then((runningIds) => {
+        .then((running) => {
           if (listing !== abort) return;
           listing = undefined;
           // The list failed: every look is inspected as usual.
-          if (runningIds !== undefined) {
+          if (running !== undefined) {
             for (const lane of [fresh, retries]) {
               for (const [id, { seq }] of lane.waiting) {
-                if (seq > before || runningIds.has(id) || tracked(id)) continue;
-                lane.waiting.delete(id);
-                subscriber.next({ id, state: 'gone' });
+                if (seq > before) continue;
+                const entry = running.get(id);
+                const info = entry !== undefined ? fromList?.(entry) : undefined;
+                if (info !== undefined) {
+                  lane.waiting.delete(id);
+                  subscriber.next({ id, state: 'found', info, listed: true });
+                } else if (entry === undefined && !tracked(id)) {
+                  lane.waiting.delete(id);
+                  subscriber.next({ id, state: 'gone' });
+                }
               }
             }
           }

@@ -248,7 +248,7 @@ function onInspection(c: Context, inspection: Inspection) {
   }
   if (inspection.state === 'gone') track(c, id, undefined);
   else if (inspection.state === 'stopped') stopped(c, id, inspection.exitCode);
-  else update(c, id, inspection.info);
+  else update(c, id, inspection.info, inspection.listed === true);
   settleInventory(c, id);
 }
 
@@ -299,8 +299,8 @@ function stopped(c: Context, id: string, exitCode: number) {
   track(c, id, undefined);
 }
 
-/** Apply a fresh inspect. */
-function update(c: Context, id: string, info: ContainerInspectInfo) {
+/** Apply a fresh inspect, or a list entry read as one (`listed`: it says nothing of the stop settings). */
+function update(c: Context, id: string, info: ContainerInspectInfo, listed: boolean) {
   const { state, step, now, options } = c;
   const previous = state.containers.get(id);
   const docker = info.State;
@@ -326,8 +326,13 @@ function update(c: Context, id: string, info: ContainerInspectInfo) {
     state: containerStateOf(info),
     derivedAt: now,
     warned,
-    stopSignal: signalNumber(typeof StopSignal === 'string' ? StopSignal : undefined) ?? SIGTERM,
-    stopTimeoutMs: stopWindowMs(StopTimeout),
+    // A list entry keeps what an earlier inspect said; Docker's defaults until one has.
+    ...(listed && previous !== undefined
+      ? { stopSignal: previous.stopSignal, stopTimeoutMs: previous.stopTimeoutMs }
+      : {
+          stopSignal: signalNumber(typeof StopSignal === 'string' ? StopSignal : undefined) ?? SIGTERM,
+          stopTimeoutMs: stopWindowMs(StopTimeout),
+        }),
     ...(draining && { draining }),
   };
   // An unchanged derivation keeps the previous service objects, so nothing downstream sees a change.
