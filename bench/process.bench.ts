@@ -237,7 +237,7 @@ describe.each(BACKENDS)('process — %s', (name) => {
     await burstRun.p.stop();
     // What inspecting the burst's containers costs alone, the lean way: no bridge that inspects every new
     // container (as the contract's SERVICE_* environment variables require) can be faster than this.
-    const burstInspectFloor = (await leanColdStart(engine.socketPath, backend.raw, 60_000))
+    const burstInspectFloor = (await leanColdStart(engine.socketPath, backend.raw, 42_000))
       .listInspectSeconds;
     engine.clear();
     // The limit: the backend's own client, one write per entry, 16 in flight.
