@@ -230,6 +230,9 @@ export function inspectContainers(
 
     const pump = () => {
       listWhenCrowded();
+      // Labels only: the list in flight answers what waits (an inspect meanwhile would be work thrown away);
+      // what it cannot answer, or what came after it, is inspected once it is in.
+      if (fromList !== undefined && listing !== undefined) return;
       for (const lane of [fresh, retries]) {
         for (const [id, { look }] of lane.waiting) {
           if (lane.running >= lane.limit) break;
