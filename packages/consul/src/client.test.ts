@@ -1,5 +1,7 @@
 /** Every failure of the agent API reaches the reconciler as one of core's kind-tagged errors. */
+import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, RegistryConnectionError, RegistryRejectedError } from '@registrar/core';
 import { describe, expect, it } from 'vitest';
@@ -26,6 +28,30 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+describe('ConsulClient over plain http', () => {
+  it('goes through node:http, not fetch: undici is never loaded, and one connection is kept alive', () => {
+    const module = fileURLToPath(new URL('../dist/client.js', import.meta.url));
+    const script = `
+      const { ConsulClient } = await import(${JSON.stringify(module)});
+      const http = process.getBuiltinModule('node:http');
+      let connections = 0;
+      const server = http.createServer((req, res) => res.end('{}'));
+      server.on('connection', () => (connections += 1));
+      await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const client = new ConsulClient({
+        baseUrl: new URL('http://127.0.0.1:' + server.address().port),
+        timeoutMs: 2000,
+      });
+      for (let i = 0; i < 5; i++) await client.request('GET', '/v1/agent/services');
+      await client.close();
+      server.close();
+      const undici = process.moduleLoadList.filter((m) => m.includes('undici'));
+      console.log(JSON.stringify({ undici, connections }));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual({ undici: [], connections: 1 });
+  });
+});
 
 describe('ConsulClient error mapping', () => {
   it('a refused connection (fetch’s TypeError "fetch failed") is a connection error', async () => {
