@@ -201,6 +201,11 @@ async function bridgeAfterDocker(config: CliConfig, docker: DockerClient, r: Run
       'Podman sends no event when a stop begins: a stopping container is withdrawn when its process exits (die), not at its stop signal',
     );
   }
+  if (engine.kind === 'podman' && config.labelsOnly && !config.swarm) {
+    log.info(
+      "--labels-only on Podman: SERVICE_* settings come from labels only, but every container is still inspected (Podman's container list leaves out what its inspect says: unpublished exposed ports, health, a pod member's network)",
+    );
+  }
   if (config.ip === undefined && !config.internal && !config.swarm) {
     log.warn(
       'no --ip given: ports published on all interfaces (0.0.0.0/::) are skipped; pass --ip <host address>',
@@ -262,6 +267,7 @@ async function bridgeAfterDocker(config: CliConfig, docker: DockerClient, r: Run
         cleanup: config.cleanup,
         deregister: config.deregister,
         drain: config.drain,
+        listAnswers: engine.kind !== 'podman',
         dryRun: config.dryRun,
         observer,
       });

@@ -376,6 +376,18 @@ describe('Bridge on a fake clock', () => {
     vi.useRealTimers();
   });
 
+  it('labels only: a start-up crowd is answered by lists, unless the engine’s lists say too little (listAnswers: false)', async () => {
+    for (const listAnswers of [true, false]) {
+      const docker = new SyntheticDocker();
+      for (let i = 0; i < 200; i++) docker.add({ name: `crowd-${i}`, service: 'crowd' });
+      const { registry, bridge } = start(docker, { labelsOnly: true, listAnswers });
+      await eventually(() => expect(registry.ids()).toHaveLength(200));
+      if (listAnswers) expect(docker.inspects).toBeLessThanOrEqual(16);
+      else expect(docker.inspects).toBe(200);
+      await bridge.stop();
+    }
+  });
+
   it('labels only: a container answered from a list keeps the stop signal its inspect said', async () => {
     const docker = new SyntheticDocker();
     const { registry } = start(docker, { labelsOnly: true });

@@ -49,6 +49,12 @@ export interface BridgeOptions extends DeriveOptions {
   readonly drain?: boolean;
   /** How long one Docker list or inspect may take (ms) before it is abandoned and retried. Default 10 s. */
   readonly dockerTimeoutMs?: number;
+  /**
+   * With `labelsOnly`, whether a crowd of looks may be answered from container lists (default true). False for
+   * an engine whose list says less than its inspect: Podman 4.3's compatible list leaves out exposed ports
+   * that are not published and health, and shows a pod member's network mode as its own.
+   */
+  readonly listAnswers?: boolean;
 }
 
 /** What the container source needs: the bridge's options without the tail's. */
@@ -87,7 +93,7 @@ export function containerSource(options: ContainerSourceOptions): ContainerSourc
       merge(
         inspectContainers(looks$.pipe(filter((look): look is Look => !isList(look))), docker, {
           tracked: (id) => current().containers.has(id),
-          ...(options.labelsOnly === true && { fromList: listedAsInspect }),
+          ...(options.labelsOnly === true && options.listAnswers !== false && { fromList: listedAsInspect }),
         }),
         looks$.pipe(
           filter(isList),
