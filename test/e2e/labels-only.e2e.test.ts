@@ -5,7 +5,7 @@ import type { DeriveOptions } from '@registrar/core';
 import { deriveServices, listedAsInspect } from '@registrar/core/internal';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { until } from '@registrar/core/testing';
+import { startSyntheticEngine, until } from '@registrar/core/testing';
 import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
 import { Etcd3 } from 'etcd3';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
@@ -198,5 +198,24 @@ describe('registrar --labels-only → etcd, end to end (real Docker)', () => {
     await until('the killed half removed', async () => (await count(prefix, 'crowd')) === 35, 60_000);
     await bridge.kill();
     bridge = undefined;
+  });
+});
+
+describe('registrar --labels-only --swarm', () => {
+  it('says it does not apply', async () => {
+    const engine = await startSyntheticEngine({ swarm: { nodes: 2 } });
+    const etcd = await startEtcd();
+    const bridge = spawnBridge(['--swarm', '--labels-only', `etcd://127.0.0.1:${etcd.port}/${run}-swarm`], {
+      DOCKER_HOST: engine.host,
+    });
+    try {
+      await bridge.waitForLog('the warning', (l) =>
+        l.msg.startsWith('--labels-only does not apply with --swarm'),
+      );
+    } finally {
+      await bridge.kill();
+      await etcd.close();
+      await engine.close();
+    }
   });
 });

@@ -196,6 +196,11 @@ async function bridgeAfterDocker(config: CliConfig, docker: DockerClient, r: Run
       "--deregister-on-exit does not apply with --swarm: the entries are the cluster's, and the next elected manager adopts them; ignored",
     );
   }
+  if (config.swarm && config.labelsOnly) {
+    log.warn(
+      '--labels-only does not apply with --swarm (the manager lists services and tasks whole, environment included); ignored',
+    );
+  }
   if (engine.kind === 'podman' && config.drain && !config.swarm) {
     log.info(
       'Podman sends no event when a stop begins: a stopping container is withdrawn when its process exits (die), not at its stop signal',

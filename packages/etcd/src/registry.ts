@@ -160,9 +160,9 @@ class EtcdRegistry implements Registry {
   readonly target: string;
   readonly engineId?: string;
   /** id → keys it is stored under (more than one only after a rename or a hand edit). */
+  private readonly index = new Map<string, string[]>();
   /** Whether the write path was primed (`primeWrites`): once per adapter. */
   private primed = false;
-  private readonly index = new Map<string, string[]>();
   private readonly timeoutMs: number;
   private readonly logger: Logger;
   private closing: Promise<void> | undefined;
@@ -412,15 +412,14 @@ class EtcdRegistry implements Registry {
     const other = Buffer.from(
       this.codec.key({ ...service, id: `${this.nodeId}:registrar-prime:2`, port: 2 }),
     );
-    await this.call('prime', (options) =>
-      this.client.kv.txn(
-        {
-          compare: [{ key: other, target: 'Version', result: 'Less', version: '0' }, ...put.compare],
-          success: [...put.unlessThere, { request_delete_range: { key: other } }],
-          failure: [],
-        },
-        options,
-      ),
+    // One attempt, bounded short: a prime that fails costs the first container its few milliseconds, no more.
+    await this.client.kv.txn(
+      {
+        compare: [{ key: other, target: 'Version', result: 'Less', version: '0' }, ...put.compare],
+        success: [...put.unlessThere, { request_delete_range: { key: other } }],
+        failure: [],
+      },
+      { deadline: Date.now() + Math.min(1_000, this.timeoutMs) },
     );
   }
 

@@ -14,15 +14,18 @@ export interface Look {
 }
 
 /** What one look found. */
-export type Inspection = { readonly id: string } &
-  /** `listed`: read from a container list entry (`--labels-only`), not an inspect. */
-  (
-    | { readonly state: 'found'; readonly info: ContainerInspectInfo; readonly listed?: true }
-    /** Known stopped from a `die` event, without an inspect. */
-    | { readonly state: 'stopped'; readonly exitCode: number }
-    | { readonly state: 'gone' }
-    | { readonly state: 'error'; readonly error: unknown }
-  );
+export type Inspection = { readonly id: string } & (
+  | {
+      readonly state: 'found';
+      readonly info: ContainerInspectInfo;
+      /** Read from a container list entry (`--labels-only`), not an inspect. */
+      readonly listed?: true;
+    }
+  /** Known stopped from a `die` event, without an inspect. */
+  | { readonly state: 'stopped'; readonly exitCode: number }
+  | { readonly state: 'gone' }
+  | { readonly state: 'error'; readonly error: unknown }
+);
 
 export interface InspectOptions {
   /**
