@@ -48,6 +48,7 @@ import {
 import { healthOf, podInfraName, sharedNetworkOwner } from './engine-inspect.js';
 import { oneLine, quote } from './text.js';
 import type { FamilyEndpoint, HealthStatus, LabelWarning, Protocol, Service } from './service.js';
+import { obj, str, type Obj } from './untrusted.js';
 
 /** Bridge-wide options that shape derivation (the CLI flags of docs/cli.md). */
 export interface DeriveOptions {
@@ -136,16 +137,6 @@ export const COMPOSE_SERVICE_LABEL = 'com.docker.compose.service';
 
 /** Probe output kept for a failing health check; Docker keeps up to 4 KiB per probe. */
 const MAX_HEALTH_OUTPUT = 1024;
-
-type Obj = Record<string, unknown>;
-
-function obj(value: unknown): Obj {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Obj) : {};
-}
-
-function str(value: unknown): string {
-  return typeof value === 'string' ? value : '';
-}
 
 interface PortKey {
   readonly port: number;

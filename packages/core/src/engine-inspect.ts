@@ -14,11 +14,7 @@
  *   SERVICE_NAME=…`). The pod is registered once, through its infra container; its members are not (on Podman
  *   4.3 each member shows the pod's ports too, which would register every port once per member).
  */
-
-type Obj = Record<string, unknown>;
-const obj = (value: unknown): Obj =>
-  value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Obj) : {};
-const str = (value: unknown): string => (typeof value === 'string' ? value : '');
+import { obj, str, type Obj } from './untrusted.js';
 
 /** A container's health check state, as Docker would report it. */
 export interface HealthState {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { obj, str } from './untrusted.js';
 
 /**
  * Which container engine answers, read from its `/info` (Docker's, or Podman's Docker-compatible one). Pure.
@@ -17,11 +18,6 @@ export interface EngineIdentity {
   /** `Podman 4.3.1`, `Docker 20.10.24`. */
   readonly version: string;
 }
-
-type Obj = Record<string, unknown>;
-const obj = (value: unknown): Obj =>
-  value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Obj) : {};
-const str = (value: unknown): string => (typeof value === 'string' ? value : '');
 
 export function engineIdentity(info: unknown): EngineIdentity {
   const i = obj(info);

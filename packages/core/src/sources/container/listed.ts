@@ -1,11 +1,7 @@
 import type { ContainerInspectInfo } from 'dockerode';
 import { imageBaseName } from '../../derive.js';
 import { isPodInfra } from '../../engine-inspect.js';
-
-type Obj = Record<string, unknown>;
-const obj = (value: unknown): Obj =>
-  value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Obj) : {};
-const str = (value: unknown): string => (typeof value === 'string' ? value : '');
+import { arr, obj, str, type Obj } from '../../untrusted.js';
 
 /** The health check's state in a list entry's `Status`: `Up 3 minutes (healthy)`, `(health: starting)`. */
 const HEALTH = /\((healthy|unhealthy|health: starting)\)\s*$/;
@@ -32,7 +28,7 @@ export function listedAsInspect(entry: unknown): ContainerInspectInfo | undefine
   const networkMode = str(obj(e['HostConfig'])['NetworkMode']);
   if (networkMode === 'host') return undefined;
   const image = str(e['Image']);
-  const names = Array.isArray(e['Names']) ? (e['Names'] as unknown[]) : [];
+  const names = arr(e['Names']);
   if (imageBaseName(image, str(e['ImageID'])) === undefined || isPodInfra(image, str(names[0]))) {
     return undefined;
   }
@@ -40,7 +36,7 @@ export function listedAsInspect(entry: unknown): ContainerInspectInfo | undefine
 
   const exposed: Obj = {};
   const published: Record<string, { HostIp: string; HostPort: string }[] | null> = {};
-  for (const port of Array.isArray(e['Ports']) ? (e['Ports'] as unknown[]) : []) {
+  for (const port of arr(e['Ports'])) {
     const p = obj(port);
     const [inside, type, outside] = [p['PrivatePort'], str(p['Type']), p['PublicPort']];
     if (typeof inside !== 'number' || type === '') continue;

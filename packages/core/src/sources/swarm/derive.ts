@@ -37,6 +37,7 @@ import {
 import type { PortSettings, ServiceLabels } from '../../labels.js';
 import type { LabelWarning, Protocol, Service } from '../../service.js';
 import { quote } from '../../text.js';
+import { arr, obj, str, type Obj } from '../../untrusted.js';
 
 export type SwarmMode = 'tasks' | 'vip' | 'ingress';
 export const SWARM_MODES: readonly SwarmMode[] = ['tasks', 'vip', 'ingress'];
@@ -101,11 +102,6 @@ export interface SwarmContext {
   readonly ingressNetworks: ReadonlySet<string>;
 }
 
-type Obj = Record<string, unknown>;
-const obj = (value: unknown): Obj =>
-  value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Obj) : {};
-const str = (value: unknown): string => (typeof value === 'string' ? value : '');
-const arr = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
 const portNumber = (value: unknown): number | undefined =>
   typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65535 ? value : undefined;
 const protocolOf = (value: unknown): Protocol | undefined => {
