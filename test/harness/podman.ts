@@ -39,6 +39,33 @@ export interface Podman {
 /** The busybox test image, imported into each store. */
 export const PODMAN_TEST_IMAGE = 'localhost/registrar-test:busybox';
 
+/** What a test container runs by default: busybox's httpd on port 80. */
+const HTTPD = ['httpd', '-f', '-p', '80', '-h', '/www'];
+
+/**
+ * `podman run -d --name <name>` of the test image with the harness label and `args` (ports, env, pod), running
+ * `cmd` (default httpd on port 80); resolves with the container's id.
+ */
+export async function runTestContainer(
+  podman: Podman,
+  name: string,
+  args: readonly string[],
+  cmd: readonly string[] = HTTPD,
+): Promise<string> {
+  const out = await podman.cli([
+    'run',
+    '-d',
+    '--name',
+    name,
+    '--label',
+    podman.label,
+    ...args,
+    PODMAN_TEST_IMAGE,
+    ...cmd,
+  ]);
+  return out.trim();
+}
+
 /** The test user rootless Podman runs as. */
 export const ROOTLESS_USER = 'registrar-rootless';
 

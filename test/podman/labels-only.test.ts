@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '@registrar/core/testing';
 import { startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge } from '../harness/bridge.js';
-import { PODMAN_TEST_IMAGE, startPodman, type Podman } from '../harness/podman.js';
+import { runTestContainer, startPodman, type Podman } from '../harness/podman.js';
 
 let podman: Podman;
 const tag = randomBytes(3).toString('hex');
@@ -31,26 +31,7 @@ afterAll(async () => {
 });
 
 /** `podman run -d` of the test image with the harness label; resolves with the container's id. */
-async function run(args: readonly string[]): Promise<string> {
-  const name = `lo-${tag}-${++serial}`;
-  const id = await podman.cli([
-    'run',
-    '-d',
-    '--name',
-    name,
-    '--label',
-    podman.label,
-    ...args,
-    PODMAN_TEST_IMAGE,
-    'httpd',
-    '-f',
-    '-p',
-    '80',
-    '-h',
-    '/www',
-  ]);
-  return id.trim();
-}
+const run = (args: readonly string[]) => runTestContainer(podman, `lo-${tag}-${++serial}`, args);
 
 /** The container's list entry and inspect through the compatible API, read back to back. */
 async function both(id: string) {

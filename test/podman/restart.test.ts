@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
 import { until } from '@registrar/core/testing';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
-import { PODMAN_TEST_IMAGE, startPodman, type Podman } from '../harness/podman.js';
+import { runTestContainer, startPodman, type Podman } from '../harness/podman.js';
 import { Etcd3 } from 'etcd3';
 
 let podman: Podman;
@@ -29,26 +29,7 @@ const ids = async (scope: string, service: string) =>
   (await client.getAll().prefix(`/${scope}/${service}/`).keys()).map((k) => k.split('/').pop()!).sort();
 
 async function run(name: string, service: string) {
-  await podman.cli([
-    'run',
-    '-d',
-    '--init',
-    '--name',
-    name,
-    '--label',
-    podman.label,
-    '-p',
-    '127.0.0.1::80',
-    '-e',
-    `SERVICE_NAME=${service}`,
-    PODMAN_TEST_IMAGE,
-    'httpd',
-    '-f',
-    '-p',
-    '80',
-    '-h',
-    '/www',
-  ]);
+  await runTestContainer(podman, name, ['--init', '-p', '127.0.0.1::80', '-e', `SERVICE_NAME=${service}`]);
 }
 
 describe('podman system service killed and restarted', () => {

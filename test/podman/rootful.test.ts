@@ -8,7 +8,7 @@ import { get } from '@registrar/test-servers/haproxy';
 import { freePort, until } from '@registrar/core/testing';
 import { BACKENDS, startBackend, type Backend } from '../harness/backends.js';
 import { spawnBridge, type BridgeProcess } from '../harness/bridge.js';
-import { PODMAN_TEST_IMAGE, startPodman, type Podman } from '../harness/podman.js';
+import { runTestContainer, startPodman, type Podman } from '../harness/podman.js';
 
 let podman: Podman;
 const tag = randomBytes(3).toString('hex');
@@ -24,22 +24,8 @@ afterAll(async () => {
 });
 
 /** `podman run -d` of the test image with the harness label; resolves with the container name. */
-async function run(
-  name: string,
-  args: readonly string[],
-  cmd: readonly string[] = ['httpd', '-f', '-p', '80', '-h', '/www'],
-) {
-  await podman.cli([
-    'run',
-    '-d',
-    '--name',
-    name,
-    '--label',
-    podman.label,
-    ...args,
-    PODMAN_TEST_IMAGE,
-    ...cmd,
-  ]);
+async function run(name: string, args: readonly string[], cmd?: readonly string[]) {
+  await runTestContainer(podman, name, args, cmd);
   return name;
 }
 

@@ -8,7 +8,7 @@ import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
 import { get } from '@registrar/test-servers/haproxy';
 import { until } from '@registrar/core/testing';
 import { runCli, spawnBridge, type BridgeProcess } from '../harness/bridge.js';
-import { PODMAN_TEST_IMAGE, startPodman, type Podman } from '../harness/podman.js';
+import { PODMAN_TEST_IMAGE, runTestContainer, startPodman, type Podman } from '../harness/podman.js';
 
 /**
  * Whether this machine runs rootless Podman at all, and with published ports (slirp4netns, which needs
@@ -116,39 +116,9 @@ describe.skipIf(podman === undefined)(
         const service = `s${tag}`;
         const local = `local-${tag}`;
         const any = `any-${tag}`;
-        const common = ['--init', '--label', p.label, '-e', `SERVICE_NAME=${service}`];
-        await p.cli([
-          'run',
-          '-d',
-          '--name',
-          local,
-          '-p',
-          '127.0.0.1::80',
-          ...common,
-          PODMAN_TEST_IMAGE,
-          'httpd',
-          '-f',
-          '-p',
-          '80',
-          '-h',
-          '/www',
-        ]);
-        await p.cli([
-          'run',
-          '-d',
-          '--name',
-          any,
-          '-p',
-          '80',
-          ...common,
-          PODMAN_TEST_IMAGE,
-          'httpd',
-          '-f',
-          '-p',
-          '80',
-          '-h',
-          '/www',
-        ]);
+        const common = ['--init', '-e', `SERVICE_NAME=${service}`];
+        await runTestContainer(p, local, ['-p', '127.0.0.1::80', ...common]);
+        await runTestContainer(p, any, ['-p', '80', ...common]);
         const portOf = async (name: string) =>
           Number((await p.cli(['port', name, '80/tcp'])).trim().split(':').pop());
         const expected = {
