@@ -205,4 +205,24 @@ describe('inspectContainers', () => {
     expect(docker.inspects).toBeLessThan(110);
     subscription.unsubscribe();
   });
+
+  it('labels only: a list that hangs holds the inspects behind it for listHoldMs at most', async () => {
+    const docker = new SyntheticDocker();
+    const ids = Array.from({ length: 100 }, (_, i) => docker.add({ name: `held${i}`, service: 'web' }));
+    docker.holdLists = true;
+    const looks$ = new Subject<Look>();
+    const seen = new Map<string, Inspection>();
+    const subscription = inspectContainers(looks$, docker, {
+      tracked: () => false,
+      listAbove: 10,
+      fromList: listedAsInspect,
+      listHoldMs: 200,
+    }).subscribe((i) => seen.set(i.id, i));
+    for (const id of ids) looks$.next(look(id));
+    await expect.poll(() => seen.size, { timeout: 5_000 }).toBe(100);
+    expect([...seen.values()].every((i) => i.state === 'found' && i.listed === undefined)).toBe(true);
+    expect(docker.heldRequests).toBe(1);
+    subscription.unsubscribe();
+    expect(docker.heldRequests).toBe(0);
+  });
 });

@@ -50,6 +50,11 @@ export interface InspectOptions {
    * shows running and this reads is answered from its entry; the rest are inspected.
    */
   readonly fromList?: (entry: unknown) => ContainerInspectInfo | undefined;
+  /**
+   * With `fromList`, how long inspects wait for a list in flight to answer (default 1 s): a list that hangs
+   * (until its own bound ends it) never holds back the looks behind it for longer.
+   */
+  readonly listHoldMs?: number;
 }
 
 const isNotFound = (error: unknown) => (error as { statusCode?: number } | undefined)?.statusCode === 404;
@@ -88,6 +93,12 @@ export function inspectContainers(
     let queued = 0;
     /** The container list in flight, if any. */
     let listing: AbortController | undefined;
+    /** Labels only: inspects wait while this is set (a list in flight, for at most `listHoldMs`). */
+    let holding: NodeJS.Timeout | undefined;
+    const release = () => {
+      clearTimeout(holding);
+      holding = undefined;
+    };
     /**
      * Looks queued for containers not tracked (the only ones a list can answer), and that count when the last
      * list started: a list answers for the looks queued before it.
@@ -159,6 +170,12 @@ export function inspectContainers(
       }
       const abort = new AbortController();
       listing = abort;
+      if (fromList !== undefined) {
+        holding = setTimeout(() => {
+          holding = undefined;
+          pump();
+        }, options.listHoldMs ?? 1_000);
+      }
       const before = queued;
       listedSeq = queued;
       untrackedListed = untracked;
@@ -178,6 +195,7 @@ export function inspectContainers(
         .then((running) => {
           if (listing !== abort) return;
           listing = undefined;
+          release();
           // The list failed: every look is inspected as usual.
           if (running !== undefined) {
             for (const lane of [fresh, retries]) {
@@ -234,8 +252,8 @@ export function inspectContainers(
     const pump = () => {
       listWhenCrowded();
       // Labels only: the list in flight answers what waits (an inspect meanwhile would be work thrown away);
-      // what it cannot answer, or what came after it, is inspected once it is in.
-      if (fromList !== undefined && listing !== undefined) return;
+      // what it cannot answer, or what came after it, is inspected once it is in, or once it is late.
+      if (holding !== undefined) return;
       for (const lane of [fresh, retries]) {
         for (const [id, { look }] of lane.waiting) {
           if (lane.running >= lane.limit) break;
@@ -271,6 +289,7 @@ export function inspectContainers(
       for (const id of [...running.keys()]) stopRunning(id);
       listing?.abort();
       listing = undefined;
+      release();
       fresh.waiting.clear();
       retries.waiting.clear();
       again.clear();
