@@ -4,6 +4,9 @@
 import type { DeriveOptions } from '@registrar/core';
 import { deriveServices, listedAsInspect } from '@registrar/core/internal';
 import type Docker from 'dockerode';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSyntheticEngine, until } from '@registrar/core/testing';
 import { startEtcd, type EtcdServer } from '@registrar/test-servers/etcd';
@@ -167,21 +170,18 @@ describe('registrar --labels-only → etcd, end to end (real Docker)', () => {
   const count = async (prefix: string, service: string) =>
     (await keys(prefix)).filter((key) => key.startsWith(`${prefix}/${service}/`)).length;
 
-  it('a crowd at start-up and a burst later are registered, environment ignored, and removed when they die', async () => {
+  it('a crowd at start-up and a burst later are registered, environment ignored, removed when they die; restarted, adopted and followed', async () => {
     const prefix = `/${run}`;
+    // The lease is kept here, so a restarted bridge resumes it and adopts its entries without writing them.
+    const stateDir = mkdtempSync(join(tmpdir(), 'labels-only-state-'));
+    const args = [
+      ...['--ip', '127.0.0.1', '--node-id', 'lo1', '--labels-only', '--state-dir', stateDir],
+      ...['--log-level', 'debug', `etcd://127.0.0.1:${etcd.port}${prefix}`],
+    ];
     // 70 containers before the bridge starts: the inventory is a crowd.
     const before = await crowd(70, 'crowd');
     const fromEnv = await start({ publish: ['80/tcp'], env: { SERVICE_NAME: 'from-env' } });
-    bridge = spawnBridge([
-      '--ip',
-      '127.0.0.1',
-      '--node-id',
-      'lo1',
-      '--labels-only',
-      '--log-level',
-      'debug',
-      `etcd://127.0.0.1:${etcd.port}${prefix}`,
-    ]);
+    bridge = spawnBridge(args);
     await until('the crowd registered', async () => (await count(prefix, 'crowd')) === 70, 60_000);
     // SERVICE_NAME in its environment is not read: the service is named after the image (registrar-test).
     await until('the env-only container registered by its image', async () =>
@@ -191,13 +191,34 @@ describe('registrar --labels-only → etcd, end to end (real Docker)', () => {
     );
     expect(await count(prefix, 'from-env')).toBe(0);
     // A burst while running: 70 more at once.
-    await crowd(70, 'burst');
+    const burst = await crowd(70, 'burst');
     await until('the burst registered', async () => (await count(prefix, 'burst')) === 70, 60_000);
-    // Adopted and listed ones go when they die.
+    // Listed ones go when they die.
     await Promise.all(before.slice(0, 35).map((c) => c.kill()));
     await until('the killed half removed', async () => (await count(prefix, 'crowd')) === 35, 60_000);
+
+    // Restarted: its start-up crowd (106 containers) is answered by lists, and every entry is adopted.
+    await bridge.kill('SIGTERM');
+    const revision = async () => Number((await client.get('/').exec()).header.revision);
+    const r0 = await revision();
+    bridge = spawnBridge(args);
+    await bridge.waitForLog('the inventory', (l) => l.msg === 'docker inventory complete', 60_000);
+    expect(await count(prefix, 'crowd')).toBe(35);
+    expect(await count(prefix, 'burst')).toBe(70);
+    // Then followed: a rename moves its key, a death removes one; nothing else was written.
+    const [renamed, killed] = burst;
+    const newName = uniqueName('lo-renamed');
+    await renamed.rename({ name: newName });
+    await until('the renamed key moved', async () =>
+      (await keys(prefix)).includes(`${prefix}/burst/lo1:${newName}:80`),
+    );
+    await killed.kill();
+    await until('the killed one removed', async () => (await count(prefix, 'burst')) === 69);
+    // The rename (one txn) and the death (one txn); the adoption wrote nothing.
+    expect((await revision()) - r0).toBeLessThanOrEqual(2);
     await bridge.kill();
     bridge = undefined;
+    rmSync(stateDir, { recursive: true, force: true });
   });
 });
 
